@@ -1,0 +1,204 @@
+//! The agent's configuration: one file (YAML or TOML), overridable by
+//! `CONVOY_AGENT__<KEY>` environment variables (`__` between nesting levels), loaded
+//! once into typed structs and validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The environment-variable prefix for agent settings.
+pub const ENV_PREFIX: &str = "CONVOY_AGENT";
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: {message}")]
+    Load { source_name: String, message: String },
+    #[error("{source_name}: `{key}`: {reason}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Everything `convoy-agent` is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The coordinator's gRPC address (`https://convoyd.example:7443`).
+    pub coordinator: String,
+    /// The registry context this agent serves.
+    pub context: String,
+    /// A file holding this context's bearer token for the agent link.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// A PEM CA bundle to verify the coordinator's certificate (https only).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `kubernetes` (the real cluster) or `simulated` (in memory, for demos and benchmarks).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// A kubeconfig for the `kubernetes` backend; absent means in-cluster config.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace holding the agent's revision history and locks.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Revisions kept per release in the cluster.
+    #[serde(default = "default_history_limit")]
+    pub history_limit: u32,
+    /// HTTP listen address for `/healthz`, `/readyz` and `/metrics`; none to disable.
+    #[serde(default)]
+    pub health_listen: Option<String>,
+    /// `pretty` or `json`.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+fn default_backend() -> String {
+    "kubernetes".into()
+}
+fn default_namespace() -> String {
+    "convoy-system".into()
+}
+fn default_history_limit() -> u32 {
+    10
+}
+fn default_log_format() -> String {
+    "pretty".into()
+}
+
+impl AgentConfig {
+    /// Loads `path` (if given) under `CONVOY_AGENT__*` overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`AgentConfig::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let source_name = path.map_or_else(|| "<environment>".to_string(), |p| p.display().to_string());
+        let cfg: AgentConfig =
+            crate::layered_config::load(path, ENV_PREFIX, env).map_err(|message| ConfigError::Load {
+                source_name: source_name.clone(),
+                message,
+            })?;
+        cfg.validate().map_err(|(key, reason)| ConfigError::Invalid {
+            source_name,
+            key: key.to_string(),
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.coordinator.starts_with("http://") || self.coordinator.starts_with("https://")) {
+            return Err((
+                "coordinator",
+                format!("expected an http:// or https:// URL, got {:?}", self.coordinator),
+            ));
+        }
+        if self.context.trim().is_empty() {
+            return Err((
+                "context",
+                "must name the registry context this agent serves".into(),
+            ));
+        }
+        if !matches!(self.backend.as_str(), "kubernetes" | "simulated") {
+            return Err((
+                "backend",
+                format!("expected `kubernetes` or `simulated`, got {:?}", self.backend),
+            ));
+        }
+        if self.history_limit == 0 {
+            return Err((
+                "history_limit",
+                "must keep at least 1 revision (rollback needs history)".into(),
+            ));
+        }
+        if let Some(h) = &self.health_listen
+            && h.parse::<SocketAddr>().is_err()
+        {
+            return Err(("health_listen", format!("expected host:port, got {h:?}")));
+        }
+        if !matches!(self.log_format.as_str(), "pretty" | "json") {
+            return Err((
+                "log_format",
+                format!("expected `pretty` or `json`, got {:?}", self.log_format),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_alone_is_enough() {
+        let cfg = AgentConfig::load_with_env(
+            None,
+            env(&[
+                ("CONVOY_AGENT__COORDINATOR", "https://convoyd:7443"),
+                ("CONVOY_AGENT__CONTEXT", "dev-us-central1-0"),
+                ("CONVOY_AGENT__HISTORY_LIMIT", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.context, "dev-us-central1-0");
+        assert_eq!(cfg.history_limit, 5);
+        assert_eq!(cfg.backend, "kubernetes");
+    }
+
+    #[test]
+    fn missing_required_key_is_named() {
+        let err = AgentConfig::load_with_env(None, env(&[("CONVOY_AGENT__CONTEXT", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("coordinator"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_key_and_reason() {
+        let base = [
+            ("CONVOY_AGENT__COORDINATOR", "https://c:1"),
+            ("CONVOY_AGENT__CONTEXT", "x"),
+        ];
+        for (k, v, want) in [
+            ("CONVOY_AGENT__BACKEND", "docker", "`backend`"),
+            ("CONVOY_AGENT__HISTORY_LIMIT", "0", "`history_limit`"),
+            ("CONVOY_AGENT__HISTORY_LIMIT", "lots", "history_limit"),
+            ("CONVOY_AGENT__COORDINATOR", "convoyd:7443", "`coordinator`"),
+        ] {
+            let mut e = env(&base);
+            e.retain(|(key, _)| key != k);
+            e.push((k.into(), v.into()));
+            let err = AgentConfig::load_with_env(None, e).unwrap_err().to_string();
+            assert!(err.contains(want), "{k}={v}: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/agent.yaml");
+        let cfg = AgentConfig::load_with_env(Some(&path), Vec::new()).unwrap();
+        assert_eq!(cfg.context, "dev-us-central1-0");
+    }
+}

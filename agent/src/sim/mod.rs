@@ -1,0 +1,4 @@
+//! The simulated cluster: behaviour chosen per pod template by an annotation, shared by
+//! the in-memory backend and by the test pod simulator that stands in for kubelets.
+
+pub mod behavior;

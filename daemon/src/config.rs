@@ -1,0 +1,300 @@
+//! The coordinator's configuration: one file (YAML or TOML), overridable by
+//! `CONVOY_DAEMON__<KEY>` environment variables (`__` separates nesting levels:
+//! `CONVOY_DAEMON__STORE__PATH=/var/lib/convoy`), loaded once into typed structs and
+//! validated before anything starts. An invalid config is refused with the key and
+//! the reason.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a value has the wrong type. The
+    /// message from the `config` crate names the key.
+    #[error("{source_name}: {message}")]
+    Load { source_name: String, message: String },
+    /// A value parsed but makes no sense.
+    #[error("{source_name}: `{key}`: {reason}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The environment-variable prefix for daemon settings.
+pub const ENV_PREFIX: &str = "CONVOY_DAEMON";
+
+/// Everything `convoyd` is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// gRPC listen address (public API and agent link), `host:port`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// HTTP listen address for `/metrics`, `/healthz`; none to disable.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Where durable state lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The context registry: the clusters releases can target.
+    #[serde(default)]
+    pub contexts: Vec<ContextConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// Durable state backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `embedded` (a file on local disk; the default) or `etcd` (highly available).
+    #[serde(default = "default_store_backend")]
+    pub backend: String,
+    /// The embedded store's file.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// etcd endpoints (`http://10.0.0.1:2379`), for the `etcd` backend.
+    #[serde(default)]
+    pub etcd_endpoints: Vec<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: default_store_backend(),
+            path: default_store_path(),
+            etcd_endpoints: Vec::new(),
+        }
+    }
+}
+
+/// One registry entry: a cluster releases can target (the environment abstraction).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContextConfig {
+    pub name: String,
+    pub region: String,
+    pub env: String,
+    pub cloud: String,
+    pub cluster_name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// An `EnvFilter` directive (`info`, `convoy_daemon=debug`); `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7443".into()
+}
+fn default_store_backend() -> String {
+    "embedded".into()
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("convoy-state.redb")
+}
+fn default_log_format() -> String {
+    "pretty".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl DaemonConfig {
+    /// Loads `path` (if given), applies `CONVOY_DAEMON__*` overrides from the process
+    /// environment, and validates the result.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`DaemonConfig::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let source_name = path.map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
+        let cfg: DaemonConfig =
+            crate::layered_config::load(path, ENV_PREFIX, env).map_err(|message| ConfigError::Load {
+                source_name: source_name.clone(),
+                message,
+            })?;
+        cfg.validate().map_err(|(key, reason)| ConfigError::Invalid {
+            source_name,
+            key,
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// The parsed gRPC listen address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        // validate() checked it parses.
+        self.listen
+            .parse()
+            .unwrap_or_else(|_| default_listen().parse().expect("default"))
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, r: String| Err((k.to_string(), r));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "listen",
+                format!("expected host:port (an IP and a port), got {:?}", self.listen),
+            );
+        }
+        if let Some(m) = &self.metrics_listen
+            && m.parse::<SocketAddr>().is_err()
+        {
+            return bad("metrics_listen", format!("expected host:port, got {m:?}"));
+        }
+        match self.store.backend.as_str() {
+            "embedded" => {}
+            "etcd" if self.store.etcd_endpoints.is_empty() => {
+                return bad(
+                    "store.etcd_endpoints",
+                    "the etcd backend needs at least one endpoint".into(),
+                );
+            }
+            "etcd" => {}
+            other => {
+                return bad(
+                    "store.backend",
+                    format!("expected `embedded` or `etcd`, got {other:?}"),
+                );
+            }
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return bad(
+                "log.format",
+                format!("expected `pretty` or `json`, got {:?}", self.log.format),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in self.contexts.iter().enumerate() {
+            if c.name.is_empty() {
+                return bad(&format!("contexts[{i}].name"), "must not be empty".into());
+            }
+            if !seen.insert(&c.name) {
+                return bad(
+                    &format!("contexts[{i}].name"),
+                    format!("duplicate context {:?}", c.name),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    fn load(contents: &str, env: &[(&str, &str)]) -> Result<DaemonConfig, ConfigError> {
+        let f = file(contents);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        DaemonConfig::load_with_env(Some(f.path()), env)
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let cfg = DaemonConfig::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:7443");
+        assert_eq!(cfg.store.backend, "embedded");
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let cfg = load(
+            "listen: 127.0.0.1:9000\nstore: {path: /tmp/a.redb}\n",
+            &[
+                ("CONVOY_DAEMON__STORE__PATH", "/tmp/b.redb"),
+                ("CONVOY_SERVER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9000");
+        assert_eq!(cfg.store.path, PathBuf::from("/tmp/b.redb"));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let err = load("lisen: 127.0.0.1:9000\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_is_refused_with_key_and_reason() {
+        let err = load("listen: nowhere\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("`listen`") && err.contains("host:port"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = load("contexts: {a: 1}\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("contexts"), "{err}");
+    }
+
+    #[test]
+    fn env_override_is_validated_too() {
+        let err = load("", &[("CONVOY_DAEMON__STORE__BACKEND", "postgres")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.backend") && err.contains("postgres"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_context_is_refused() {
+        let ctx = "{name: a, region: r, env: dev, cloud: gcp, clusterName: c}";
+        let err = load(&format!("contexts: [{ctx}, {ctx}]\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("contexts[1].name") && err.contains("duplicate"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/convoyd.yaml");
+        let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
+        assert_eq!(cfg.contexts.len(), 3);
+    }
+}
