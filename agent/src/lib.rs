@@ -3,6 +3,7 @@
 //! revision history in the cluster, and rolls back. Also a simulated cluster backend.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod config;
 mod layered_config;
 pub mod sim;

@@ -1,0 +1,283 @@
+//! The cluster backend: what the agent runtime asks of a cluster, with two
+//! implementations behind it: the real Kubernetes backend (kube-rs, server-side apply)
+//! and the simulated in-memory backend (demo, benchmarks, fast tests).
+//!
+//! Domain types only: no kube or tonic types cross this boundary. The runtime
+//! (agent link, idempotence, reconnects) translates to and from `convoy.v1` wire types.
+//!
+//! One operation on a release runs like this (the runtime drives it):
+//!
+//! ```text
+//! lock(release) -> apply(req) -> watch_health(..) -> unlock      (deploy)
+//! lock(release) -> rollback(op, N) -> watch_health(..) -> unlock  (rollback)
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Identifies one command for idempotence: never run twice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpRef {
+    /// `app.namespace`.
+    pub release: String,
+    pub revision: u64,
+    pub operation_id: String,
+}
+
+/// One Kubernetes object, by identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    /// None for cluster-scoped objects.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{}/{}", self.kind.to_lowercase(), ns, self.name),
+            None => write!(f, "{}/{}", self.kind.to_lowercase(), self.name),
+        }
+    }
+}
+
+/// How a rollout is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// No progress for this long fails the rollout.
+    pub progress_deadline: Duration,
+    /// Healthy must hold this long with no restarts of new pods.
+    pub min_ready_window: Duration,
+}
+
+/// One rendered object as the coordinator sent it. `content` may hold secret values:
+/// never log it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// `app1/templates/deployment.yaml`, for error messages.
+    pub source: String,
+    /// One YAML or JSON document.
+    pub content: String,
+}
+
+impl std::fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifest")
+            .field("source", &self.source)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
+}
+
+/// Apply (or dry-run) a revision.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub op: OpRef,
+    /// Objects without a namespace (and namespaced kinds) land here.
+    pub namespace: String,
+    pub manifests: Vec<Manifest>,
+    pub health: HealthPolicy,
+    /// Take fields another field manager owns.
+    pub force_conflicts: bool,
+    /// Take over objects labelled as another release's.
+    pub adopt: bool,
+    /// Stamp pod templates with the revision so pods always roll.
+    pub force_roll: bool,
+    /// Chart name and version, kept in history.
+    pub chart: String,
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectAction {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+    Refused,
+}
+
+/// One object's apply (or dry-run) result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectResult {
+    pub object: ObjectRef,
+    pub action: ObjectAction,
+    /// Dry run, `Configured`: the field paths that would change.
+    pub changed_fields: Vec<String>,
+    /// `Refused`: why (a conflict names the field and the other manager).
+    pub message: String,
+}
+
+/// One workload's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectProgress {
+    pub object: ObjectRef,
+    pub ready: u32,
+    pub desired: u32,
+    /// `progressing`, `waiting for old replicas`, `holding ready window (12s of 30s)`.
+    pub reason: String,
+}
+
+/// A progress report: the workloads that changed, and sums over all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    pub changed: Vec<ObjectProgress>,
+    pub ready: u32,
+    pub desired: u32,
+}
+
+/// Why a rollout (or a command) failed: a stable, machine-readable cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    ProgressDeadlineExceeded,
+    CrashLoopBackOff,
+    ImagePullBackOff,
+    ErrImagePull,
+    CreateContainerConfigError,
+    /// Became healthy, then a new pod restarted or went unready inside the window.
+    RestartedInReadyWindow,
+    /// A Job failed.
+    JobFailed,
+    /// The API server refused an object (invalid, forbidden, immutable field).
+    ApplyRefused,
+    /// Another field manager owns a field (and `force_conflicts` was not set).
+    Conflict,
+    /// An object belongs to another release (and `adopt` was not set).
+    OwnedByAnotherRelease,
+    /// Rollback to a revision the cluster's history does not hold.
+    RevisionNotInHistory,
+    /// Another operation holds the release's lock in this cluster.
+    LockHeld,
+    /// Anything else (API unreachable, ...).
+    Internal,
+}
+
+impl FailureReason {
+    /// The wire spelling (`Failed.reason` in `agent.proto`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            FailureReason::CrashLoopBackOff => "CrashLoopBackOff",
+            FailureReason::ImagePullBackOff => "ImagePullBackOff",
+            FailureReason::ErrImagePull => "ErrImagePull",
+            FailureReason::CreateContainerConfigError => "CreateContainerConfigError",
+            FailureReason::RestartedInReadyWindow => "RestartedInReadyWindow",
+            FailureReason::JobFailed => "JobFailed",
+            FailureReason::ApplyRefused => "ApplyRefused",
+            FailureReason::Conflict => "Conflict",
+            FailureReason::OwnedByAnotherRelease => "OwnedByAnotherRelease",
+            FailureReason::RevisionNotInHistory => "RevisionNotInHistory",
+            FailureReason::LockHeld => "LockHeld",
+            FailureReason::Internal => "Internal",
+        }
+    }
+}
+
+/// A failed command: the cause, a sentence naming the object (and pod) and what it
+/// said, and the object when one is to blame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", reason.as_str())]
+pub struct Failure {
+    pub reason: FailureReason,
+    pub message: String,
+    pub object: Option<ObjectRef>,
+}
+
+impl Failure {
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+            object: None,
+        }
+    }
+
+    pub fn with_object(mut self, object: ObjectRef) -> Self {
+        self.object = Some(object);
+        self
+    }
+}
+
+/// How a health watch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthOutcome {
+    /// Healthy, and held so for the ready window.
+    Healthy {
+        elapsed: Duration,
+    },
+    Failed(Failure),
+    /// Cancelled (abort) before it settled.
+    Cancelled,
+}
+
+/// What the cluster's history says about one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedRevision {
+    pub release: String,
+    /// The revision applied now.
+    pub revision: u64,
+    /// Whether it last reached healthy.
+    pub healthy: bool,
+    /// Revisions kept for rollback, oldest first.
+    pub kept: Vec<u64>,
+}
+
+/// A held per-release lock; released by [`Backend::unlock`] (or, when the holder dies,
+/// recovered after it expires).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken {
+    pub release: String,
+    pub holder: String,
+}
+
+/// A cluster, as the agent runtime sees it. Implemented by the Kubernetes backend and
+/// by the simulated one.
+pub trait Backend: Send + Sync + 'static {
+    /// `kubernetes` or `simulated`.
+    fn kind(&self) -> &'static str;
+
+    /// Takes the release's lock in this cluster for `op` (one operation per release at
+    /// a time). Fails with `LockHeld` when a live holder has it; takes over a lock whose
+    /// holder stopped renewing it.
+    fn lock(&self, op: &OpRef) -> impl Future<Output = Result<LockToken, Failure>> + Send;
+
+    /// Releases a lock taken by [`Backend::lock`].
+    fn unlock(&self, token: LockToken) -> impl Future<Output = Result<(), Failure>> + Send;
+
+    /// Applies a revision: namespaces and CRDs first, then Helm's kind order; labels
+    /// what it applies as the release's; prunes (in reverse order) what the previous
+    /// revision had and this one does not; records the revision in the cluster's
+    /// history. An object refused by the cluster fails the apply with the object named.
+    fn apply(&self, req: &ApplyRequest) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+
+    /// The same as [`Backend::apply`] as a server-side dry run: nothing persists; per
+    /// object, whether it would be created, changed (which fields) or refused, and why.
+    fn dry_run(&self, req: &ApplyRequest) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+
+    /// Re-applies `target_revision` from the cluster's history (no chart, no Vault),
+    /// prunes what it did not have, and records the result as revision `op.revision`.
+    fn rollback(
+        &self,
+        op: &OpRef,
+        target_revision: u64,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+
+    /// Watches the release's workloads at `revision` until they are healthy and held so
+    /// for the ready window, or fail, or `cancel` fires. Reports progress as it changes.
+    /// Marks the revision healthy (or not) in the history.
+    fn watch_health(
+        &self,
+        op: &OpRef,
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = HealthOutcome> + Send;
+
+    /// Every release this cluster's history knows, for the agent's hello.
+    fn deployed(&self) -> impl Future<Output = Result<Vec<DeployedRevision>, Failure>> + Send;
+}

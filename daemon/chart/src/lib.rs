@@ -1,0 +1,2 @@
+//! convoy-chart: renders Helm charts natively (no `helm` binary).
+#![forbid(unsafe_code)]
