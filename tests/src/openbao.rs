@@ -109,3 +109,223 @@ impl OpenBao {
         self.service.kill();
     }
 }
+
+/// Policies, auth methods and tokens, set up as root: what a Vault admin does before
+/// convoy can read secrets.
+impl OpenBao {
+    /// Waits until the KV v2 engine at `mount` serves requests: right after it is
+    /// mounted it upgrades its storage in the background and refuses reads and writes
+    /// ("Upgrading from non-versioned to versioned data") for a moment.
+    pub async fn wait_kv2_ready(&self, mount: &str) -> Result<(), String> {
+        let url = format!("{}/v1/{mount}/data/convoy-readiness-probe", self.addr);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = http::request("GET", &url, &[("X-Vault-Token", &self.root_token)], None).await?;
+            if r.status == 404 || r.status == 200 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "KV v2 at {mount}/ not ready after 30s: HTTP {}: {}",
+                    r.status, r.body
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Writes a KV v1 secret (`mount`/`path`).
+    pub async fn kv1_put(&self, mount: &str, path: &str, data: serde_json::Value) -> Result<(), String> {
+        self.api("POST", &format!("{mount}/{path}"), Some(data))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates or replaces the ACL policy `name` (HCL text).
+    pub async fn put_policy(&self, name: &str, hcl: &str) -> Result<(), String> {
+        let body = serde_json::json!({ "policy": hcl });
+        self.api("POST", &format!("sys/policies/acl/{name}"), Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Enables the auth method `kind` (`approle`, `kubernetes`, ...) at `auth/<path>`.
+    pub async fn enable_auth(&self, path: &str, kind: &str) -> Result<(), String> {
+        let body = serde_json::json!({ "type": kind });
+        self.api("POST", &format!("sys/auth/{path}"), Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Mounts a secrets engine of `kind` (`transit`, ...) at `path`.
+    pub async fn mount_engine(&self, path: &str, kind: &str) -> Result<(), String> {
+        let body = serde_json::json!({ "type": kind });
+        self.api("POST", &format!("sys/mounts/{path}"), Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates AppRole `role` (approle enabled at `auth/approle`) with `policies` and
+    /// extra role settings (`{"token_ttl": "3s"}`); returns (role_id, secret_id).
+    pub async fn approle(
+        &self,
+        role: &str,
+        policies: &[&str],
+        settings: serde_json::Value,
+    ) -> Result<(String, String), String> {
+        let mut body = serde_json::json!({ "token_policies": policies });
+        if let (Some(b), Some(extra)) = (body.as_object_mut(), settings.as_object()) {
+            b.extend(extra.clone());
+        }
+        self.api("POST", &format!("auth/approle/role/{role}"), Some(body))
+            .await?;
+        let r = self
+            .api("GET", &format!("auth/approle/role/{role}/role-id"), None)
+            .await?;
+        let role_id = r.json()?["data"]["role_id"]
+            .as_str()
+            .ok_or_else(|| format!("no role_id in {}", r.body))?
+            .to_string();
+        let r = self
+            .api(
+                "POST",
+                &format!("auth/approle/role/{role}/secret-id"),
+                Some(serde_json::json!({})),
+            )
+            .await?;
+        let secret_id = r.json()?["data"]["secret_id"]
+            .as_str()
+            .ok_or_else(|| "no secret_id in the answer".to_string())?
+            .to_string();
+        Ok((role_id, secret_id))
+    }
+
+    /// Creates a token with `policies` (plus `default`, which allows lookup-self and
+    /// renew-self) and the given TTL (`"1h"`).
+    pub async fn create_token(&self, policies: &[&str], ttl: &str) -> Result<String, String> {
+        let body = serde_json::json!({ "policies": policies, "ttl": ttl });
+        let r = self.api("POST", "auth/token/create", Some(body)).await?;
+        r.json()?["auth"]["client_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "no client_token in the answer".to_string())
+    }
+
+    /// Revokes every token issued under `prefix` (e.g. `auth/approle/login`).
+    pub async fn revoke_prefix(&self, prefix: &str) -> Result<(), String> {
+        self.api(
+            "POST",
+            &format!("sys/leases/revoke-prefix/{prefix}"),
+            Some(serde_json::json!({})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Seals the server: every later request answers 503 "Vault is sealed".
+    pub async fn seal(&self) -> Result<(), String> {
+        self.api("POST", "sys/seal", Some(serde_json::json!({})))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A `bao server -dev -dev-tls`: HTTPS with a CA OpenBao generates, for tests of the
+/// TLS path (CA file, certificate verification). Its HTTP API is reached through the
+/// `bao` CLI ([`TlsOpenBao::cli`]), which verifies with the same CA. Stopped on drop.
+#[derive(Debug)]
+pub struct TlsOpenBao {
+    _service: Service,
+    addr: String,
+    root_token: String,
+    ca_file: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    /// How long it took to become ready.
+    pub startup: Duration,
+    _dir: WorkDir,
+}
+
+impl TlsOpenBao {
+    pub async fn start() -> Result<Self, ServiceError> {
+        let bin = crate::tools::bao()?;
+        let dir = WorkDir::new("openbao-tls")?;
+        let port = free_port();
+        let addr = format!("https://127.0.0.1:{port}");
+        let root_token = format!("root-{}", rand::random::<u64>());
+        let certs = dir.path().join("tls");
+        std::fs::create_dir_all(&certs).map_err(|e| ServiceError::setup("openbao-tls", e))?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["server", "-dev", "-dev-tls"])
+            .arg(format!("-dev-tls-cert-dir={}", certs.display()))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-root-token-id={root_token}"))
+            .env("HOME", dir.path())
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR");
+        let mut service = Service::spawn("openbao-tls", cmd, dir.path().join("openbao.log"))?;
+        let ca_file = certs.join("vault-ca.pem");
+        let startup = service
+            .wait_ready(Duration::from_secs(30), || async {
+                ca_file.exists()
+                    && bao_cli(&bin, &addr, &root_token, &ca_file, &["status"])
+                        .await
+                        .is_ok()
+            })
+            .await?;
+        Ok(TlsOpenBao {
+            _service: service,
+            addr,
+            root_token,
+            ca_file,
+            bin,
+            startup,
+            _dir: dir,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.ca_file
+    }
+
+    /// Runs the `bao` CLI as root against this server (`["kv", "put", ...]`);
+    /// returns its stdout.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        bao_cli(&self.bin, &self.addr, &self.root_token, &self.ca_file, args).await
+    }
+}
+
+async fn bao_cli(
+    bin: &std::path::Path,
+    addr: &str,
+    token: &str,
+    ca_file: &std::path::Path,
+    args: &[&str],
+) -> Result<String, String> {
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .env("BAO_ADDR", addr)
+        .env("BAO_TOKEN", token)
+        .env("BAO_CACERT", ca_file)
+        .env_remove("VAULT_ADDR")
+        .output()
+        .await
+        .map_err(|e| format!("running bao {args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "bao {args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
