@@ -1,0 +1,243 @@
+//! The release file as typed data. `README.md` in this crate is the reference for
+//! every field; positions are kept where semantic checks need to point back at the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::yaml::Pos;
+
+/// The API version and kind every release file declares.
+pub const API_VERSION: &str = "convoy.dev/v1";
+pub const KIND: &str = "Release";
+
+/// A value with the position it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+/// One release: one app in one namespace, deployed to many contexts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// The file name used in messages (`configs/releases/app1.yaml`).
+    pub source: String,
+    /// The directory relative paths (chart, values files) are resolved against; `None`
+    /// for a release that did not come from a file.
+    pub base_dir: Option<PathBuf>,
+    pub metadata: Metadata,
+    pub spec: Spec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    /// `app.namespace`, unique across the fleet.
+    pub name: String,
+    /// The part before the first dot: the Helm release name the chart sees as `.Release.Name`.
+    pub app: String,
+    /// The Kubernetes namespace; defaults to the part after the first dot of `name`.
+    pub namespace: String,
+    /// When set, every target context's `env` must equal it (a dev release cannot reach prod).
+    pub environment: Option<String>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub chart: ChartRef,
+    /// Inline values, over the chart's defaults.
+    pub values: Value,
+    /// Values files, applied in order after `values`.
+    pub values_files: Vec<ValuesFile>,
+    /// Values for single contexts, over the release-wide values.
+    pub context_values: Vec<ContextValues>,
+    /// The target contexts, in the order given.
+    pub contexts: Vec<Spanned<String>>,
+    pub scaling: Vec<Scaling>,
+    pub secrets: Vec<SecretSpec>,
+    pub strategy: Strategy,
+    pub health: Health,
+    pub options: Options,
+}
+
+/// Where the chart comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChartRef {
+    /// A chart directory or `.tgz`, relative to the release file's directory.
+    Path { path: String, pos: Pos },
+    /// A chart in an HTTP chart repository.
+    Repo {
+        repo: String,
+        name: String,
+        version: String,
+        pos: Pos,
+    },
+}
+
+/// A values file named in `spec.valuesFiles`, with its content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuesFile {
+    pub path: String,
+    pub pos: Pos,
+    pub values: Value,
+}
+
+/// `spec.contextValues.<context>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextValues {
+    pub context: String,
+    pub pos: Pos,
+    pub values: Value,
+}
+
+/// `spec.scaling[]`: replica counts for one context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scaling {
+    pub context: String,
+    pub pos: Pos,
+    pub replicas: Vec<Replicas>,
+}
+
+/// Sets `spec.replicas` of the Deployment or StatefulSet called `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replicas {
+    pub name: String,
+    pub count: u32,
+    pub pos: Pos,
+}
+
+/// `spec.secrets[]`: where one secret comes from, per context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretSpec {
+    /// The key the chart reads: `.Values.secrets.<secret_id>`.
+    pub secret_id: String,
+    pub pos: Pos,
+    pub sources: Vec<SecretSource>,
+}
+
+/// Where one context (or every context without its own entry: `default`) reads a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretSource {
+    /// A context name or [`DEFAULT_CONTEXT`].
+    pub context: String,
+    pub vault_path: String,
+    pub vault_key: String,
+    pub pos: Pos,
+}
+
+/// The secret source name that applies to every context without its own entry.
+pub const DEFAULT_CONTEXT: &str = "default";
+
+/// How contexts are rolled out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strategy {
+    pub order: Order,
+    /// Most contexts updating at once within a wave; `None` means all of the wave.
+    pub max_concurrency: Option<u32>,
+    pub max_failures: MaxFailures,
+    /// Where `maxFailures` was written, if it was (for the check against the target count).
+    pub max_failures_pos: Option<Pos>,
+    pub on_failure: OnFailure,
+    /// How long a finished wave must stay healthy before the next one starts.
+    pub soak: Duration,
+    /// How long an agent may stay disconnected during a rollout before its context counts as failed.
+    pub offline_agent_deadline: Duration,
+}
+
+/// The order of contexts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    /// One wave holding every target.
+    AllAtOnce,
+    /// Explicit waves, each covering targets; together they cover every target once.
+    Waves(Vec<Vec<Spanned<String>>>),
+    /// These contexts first, then, after the soak, all the others.
+    Canary(Vec<Spanned<String>>),
+}
+
+/// How many failed contexts the rollout tolerates before `onFailure` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxFailures {
+    Count(u32),
+    /// A percentage (0 to 100) of the target contexts, rounded down.
+    Percent(u32),
+}
+
+impl MaxFailures {
+    /// The failures tolerated out of `targets` contexts.
+    pub fn allowed(self, targets: usize) -> usize {
+        match self {
+            MaxFailures::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            MaxFailures::Percent(p) => targets.saturating_mul(p as usize) / 100,
+        }
+    }
+}
+
+/// What happens when failures exceed `maxFailures`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Roll every updated context back to its previous revision.
+    Rollback,
+    /// Stop where it is and wait for `convoy resume` or `convoy rollback`.
+    Pause,
+    /// Carry on with the remaining contexts; the release ends failed.
+    Continue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// How long a context may take to become healthy.
+    pub progress_deadline: Duration,
+    /// How long the healthy state must hold, without restarts, to count.
+    pub min_ready_window: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// Roll pods even when nothing in their template changed (a checksum annotation).
+    pub force_roll: bool,
+    /// Take over objects that exist in a cluster but were not created by convoy.
+    pub adopt: bool,
+    /// Server-side apply with `force`: take fields owned by other field managers.
+    pub force_conflicts: bool,
+}
+
+impl Release {
+    /// The target context names, in order.
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.spec.contexts.iter().map(|c| c.value.as_str())
+    }
+
+    /// The waves the rollout goes through, resolved from the strategy.
+    pub fn waves(&self) -> Vec<Vec<String>> {
+        match &self.spec.strategy.order {
+            Order::AllAtOnce => vec![self.targets().map(str::to_string).collect()],
+            Order::Waves(waves) => waves
+                .iter()
+                .map(|w| w.iter().map(|c| c.value.clone()).collect())
+                .collect(),
+            Order::Canary(canary) => {
+                let first: Vec<String> = canary.iter().map(|c| c.value.clone()).collect();
+                let rest: Vec<String> = self
+                    .targets()
+                    .filter(|t| !first.iter().any(|c| c == t))
+                    .map(str::to_string)
+                    .collect();
+                [first, rest].into_iter().filter(|w| !w.is_empty()).collect()
+            }
+        }
+    }
+
+    /// The chart directory or archive for a `path` chart, resolved against the release file.
+    pub fn chart_path(&self) -> Option<PathBuf> {
+        match &self.spec.chart {
+            ChartRef::Path { path, .. } => Some(match &self.base_dir {
+                Some(dir) => dir.join(path),
+                None => PathBuf::from(path),
+            }),
+            ChartRef::Repo { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Rendering the chart for one context: values merged per context, the chart engine,
+//! then scaling applied to the named Deployments and StatefulSets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use convoy_chart::{Chart, RenderOptions};
+use serde_json::Value;
+
+use crate::de::{index, join};
+use crate::error::{Diagnostic, Diagnostics, ReleaseError, Result};
+use crate::model::Release;
+use crate::registry::Context;
+use crate::values::{context_values, values_digest};
+use crate::yaml::{self, Node, NodeKind, Pos};
+
+/// Kinds a scaling entry may name.
+const SCALABLE: &[&str] = &["Deployment", "StatefulSet"];
+
+/// What one context receives.
+///
+/// Its manifests may hold resolved secrets, so `Debug` shows names and sizes only.
+#[derive(Clone)]
+pub struct RenderedContext {
+    pub context: String,
+    pub revision: u64,
+    /// `sha256:` of the merged values without secrets (for history).
+    pub values_digest: String,
+    /// Objects to apply, in Helm's install order.
+    pub manifests: Vec<Manifest>,
+    /// Helm hooks, kept apart: the agent runs them around the apply.
+    pub hooks: Vec<Manifest>,
+    /// The chart's `crds/`, applied before everything else.
+    pub crds: Vec<Manifest>,
+}
+
+/// One rendered object.
+#[derive(Clone, PartialEq)]
+pub struct Manifest {
+    /// The template it came from (`app1/templates/deployment.yaml`).
+    pub source: String,
+    pub kind: String,
+    pub name: String,
+    /// The object as YAML.
+    pub content: String,
+}
+
+impl fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manifest")
+            .field("source", &self.source)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for RenderedContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedContext")
+            .field("context", &self.context)
+            .field("revision", &self.revision)
+            .field("values_digest", &self.values_digest)
+            .field("manifests", &self.manifests)
+            .field("hooks", &self.hooks)
+            .field("crds", &self.crds)
+            .finish()
+    }
+}
+
+impl RenderedContext {
+    /// Every object, in apply order: CRDs, then manifests (hooks are separate).
+    pub fn objects(&self) -> impl Iterator<Item = &Manifest> {
+        self.crds.iter().chain(self.manifests.iter())
+    }
+}
+
+/// Renders `chart` for `context`: values in the documented order, `.Release.Name` = the
+/// app part of `metadata.name`, `.Release.Namespace` = `metadata.namespace`, then scaling.
+/// A scaling entry naming no Deployment/StatefulSet of the render is an error.
+pub fn render_context(
+    release: &Release,
+    chart: &Chart,
+    context: &Context,
+    secrets: &BTreeMap<String, Value>,
+    revision: u64,
+) -> Result<RenderedContext> {
+    let values = context_values(release, context, secrets);
+    let opts = RenderOptions {
+        release_name: release.metadata.app.clone(),
+        namespace: release.metadata.namespace.clone(),
+        revision,
+        is_upgrade: revision > 1,
+        // CRDs go to the cluster like everything else, first.
+        include_crds: true,
+        ..RenderOptions::default()
+    };
+    let rendered = convoy_chart::render(chart, &values, &opts).map_err(|source| ReleaseError::Render {
+        context: context.name.clone(),
+        source,
+    })?;
+    let convert = |m: convoy_chart::RenderedManifest| Manifest {
+        source: m.source,
+        kind: m.kind,
+        name: m.name,
+        content: m.content,
+    };
+    let mut out = RenderedContext {
+        context: context.name.clone(),
+        revision,
+        values_digest: values_digest(release, context),
+        // A comment-only document has no kind: nothing to apply.
+        manifests: rendered
+            .manifests
+            .into_iter()
+            .filter(|m| !m.kind.is_empty())
+            .map(convert)
+            .collect(),
+        hooks: rendered.hooks.into_iter().map(convert).collect(),
+        crds: rendered.crds.into_iter().map(convert).collect(),
+    };
+    apply_scaling(release, &context.name, &mut out.manifests)?;
+    Ok(out)
+}
+
+/// Sets `spec.replicas` on each object a scaling entry of `context` names.
+fn apply_scaling(release: &Release, context: &str, manifests: &mut [Manifest]) -> Result<()> {
+    let mut diags = Vec::new();
+    for (i, scaling) in release.spec.scaling.iter().enumerate() {
+        if scaling.context != context {
+            continue;
+        }
+        for (j, rep) in scaling.replicas.iter().enumerate() {
+            let targets: Vec<usize> = manifests
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.name == rep.name && SCALABLE.contains(&m.kind.as_str()))
+                .map(|(k, _)| k)
+                .collect();
+            if targets.is_empty() {
+                let found: Vec<String> = manifests
+                    .iter()
+                    .filter(|m| SCALABLE.contains(&m.kind.as_str()))
+                    .map(|m| format!("{}/{}", m.kind, m.name))
+                    .collect();
+                let found = if found.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has {}", found.join(", "))
+                };
+                diags.push(Diagnostic {
+                    file: release.source.clone(),
+                    pos: rep.pos,
+                    path: index(&join(&index("spec.scaling", i), "replicas"), j),
+                    message: format!(
+                        "no Deployment or StatefulSet named `{}` in the render for context {context}; {found}",
+                        rep.name
+                    ),
+                });
+                continue;
+            }
+            for k in targets {
+                let m = &mut manifests[k];
+                m.content =
+                    set_replicas(&m.content, rep.count).map_err(|message| ReleaseError::Manifest {
+                        context: context.to_string(),
+                        source_path: m.source.clone(),
+                        message,
+                    })?;
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(ReleaseError::Invalid(Diagnostics(diags)))
+    }
+}
+
+/// Rewrites one object with `spec.replicas: count`. The object is re-emitted as YAML (key
+/// order kept, comments dropped); others keep the chart's exact text.
+fn set_replicas(content: &str, count: u32) -> std::result::Result<String, String> {
+    let mut docs = yaml::parse_all(content).map_err(|e| format!("{}: {}", e.pos, e.message))?;
+    if docs.len() != 1 {
+        return Err(format!(
+            "expected one object, found {} YAML documents",
+            docs.len()
+        ));
+    }
+    let mut doc = docs.remove(0);
+    let NodeKind::Map(entries) = &mut doc.kind else {
+        return Err("expected a mapping".into());
+    };
+    let replicas = (scalar_node("replicas"), scalar_node(&count.to_string()));
+    match entries.iter_mut().find(|(k, _)| k.key_text() == Some("spec")) {
+        Some((_, spec)) => match &mut spec.kind {
+            NodeKind::Map(spec_entries) => {
+                match spec_entries
+                    .iter_mut()
+                    .find(|(k, _)| k.key_text() == Some("replicas"))
+                {
+                    Some((_, v)) => *v = replicas.1,
+                    None => spec_entries.insert(0, replicas),
+                }
+            }
+            _ => return Err("`spec` is not a mapping".into()),
+        },
+        None => entries.push((
+            scalar_node("spec"),
+            Node {
+                pos: Pos::default(),
+                kind: NodeKind::Map(vec![replicas]),
+            },
+        )),
+    }
+    emit(&doc)
+}
+
+fn scalar_node(text: &str) -> Node {
+    Node {
+        pos: Pos::default(),
+        kind: NodeKind::Scalar {
+            text: text.to_string(),
+            plain: true,
+            tag: None,
+        },
+    }
+}
+
+fn emit(node: &Node) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
+    emitter.multiline_strings(true);
+    emitter.dump(&to_yaml(node)).map_err(|e| e.to_string())?;
+    let body = out.strip_prefix("---\n").unwrap_or(&out);
+    Ok(format!("{body}\n"))
+}
+
+fn to_yaml(node: &Node) -> yaml_rust2::Yaml {
+    use yaml_rust2::Yaml;
+    use yaml_rust2::yaml::Hash;
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => match node.scalar() {
+            Some(yaml::Scalar::Null) | None => Yaml::Null,
+            Some(yaml::Scalar::Bool(b)) => Yaml::Boolean(b),
+            Some(yaml::Scalar::Int(i)) => Yaml::Integer(i),
+            Some(yaml::Scalar::UInt(_) | yaml::Scalar::Float(_)) => Yaml::Real(text.clone()),
+            Some(yaml::Scalar::Str(s)) => Yaml::String(s.to_string()),
+        },
+        NodeKind::Seq(items) => Yaml::Array(items.iter().map(to_yaml).collect()),
+        NodeKind::Map(entries) => {
+            let mut h = Hash::new();
+            for (k, v) in entries {
+                h.insert(
+                    Yaml::String(k.key_text().unwrap_or_default().to_string()),
+                    to_yaml(v),
+                );
+            }
+            Yaml::Hash(h)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_set_or_inserted_and_the_rest_survives() {
+        let doc = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hermes\n  labels: {a: \"1\", b: 'true'}\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n        - name: c\n          args: [\"--x\", \"on\"]\n          command: |\n            multi\n            line\n";
+        let out = set_replicas(doc, 3).unwrap();
+        let back = yaml::parse_single(&out).unwrap().unwrap().to_json();
+        let orig = yaml::parse_single(doc).unwrap().unwrap().to_json();
+        let mut expected = orig.clone();
+        expected["spec"]["replicas"] = serde_json::json!(3);
+        assert_eq!(back, expected, "{out}");
+
+        let no_replicas = "kind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n";
+        let out = set_replicas(no_replicas, 0).unwrap();
+        assert_eq!(
+            yaml::parse_single(&out).unwrap().unwrap().to_json()["spec"]["replicas"],
+            serde_json::json!(0)
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Readers for the sections of `spec` with a fixed shape: scaling, secrets, strategy,
+//! health and options.
+
+use std::time::Duration;
+
+use crate::de::{Reader, index};
+use crate::model::*;
+use crate::parse::read_names;
+use crate::yaml::{Node, Scalar};
+
+const SCALING: &[&str] = &["context", "replicas"];
+const REPLICAS: &[&str] = &["name", "count"];
+const SECRET: &[&str] = &["secret_id", "contexts"];
+const SECRET_SOURCE: &[&str] = &["name", "vaultPath", "vaultKey"];
+const STRATEGY: &[&str] = &[
+    "waves",
+    "canary",
+    "maxConcurrency",
+    "maxFailures",
+    "onFailure",
+    "soak",
+    "offlineAgent",
+];
+const OFFLINE_AGENT: &[&str] = &["deadline"];
+const HEALTH: &[&str] = &["progressDeadline", "minReadyWindow"];
+const OPTIONS: &[&str] = &["forceRoll", "adopt", "forceConflicts"];
+
+/// Defaults, also stated in README.md.
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+pub const DEFAULT_MIN_READY_WINDOW: Duration = Duration::from_secs(30);
+pub const DEFAULT_OFFLINE_AGENT_DEADLINE: Duration = Duration::from_secs(300);
+/// Upper bound on a replica count: a typo guard (`count: 20000` meant 20).
+pub const MAX_REPLICAS: u32 = 10_000;
+
+/// Reads each item of a list with `read`, keeping going after a bad item.
+pub(crate) fn read_list<T>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    what: &str,
+    read: fn(&mut Reader, &Node, &str) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = r.seq(node, path, what)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        match read(r, item, &index(path, i)) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+pub(crate) fn read_scaling(r: &mut Reader, node: &Node, path: &str) -> Option<Scaling> {
+    let f = r.fields(node, path, SCALING)?;
+    let context = f
+        .required(r, "context", "a target context name")
+        .and_then(|c| r.string(c, &f.at("context"), "a target context name"));
+    let replicas = f
+        .required(r, "replicas", "a list of `{name, count}`")
+        .and_then(|n| read_list(r, n, &f.at("replicas"), "`{name, count}` entries", read_replicas));
+    Some(Scaling {
+        context: context?,
+        pos: node.pos,
+        replicas: replicas?,
+    })
+}
+
+fn read_replicas(r: &mut Reader, node: &Node, path: &str) -> Option<Replicas> {
+    let f = r.fields(node, path, REPLICAS)?;
+    let name = f
+        .required(r, "name", "the name of a Deployment or StatefulSet in the chart")
+        .and_then(|n| r.string(n, &f.at("name"), "the name of a Deployment or StatefulSet"));
+    let count = f
+        .required(r, "count", "a replica count")
+        .and_then(|n| r.count(n, &f.at("count"), 0, MAX_REPLICAS));
+    Some(Replicas {
+        name: name?,
+        count: count?,
+        pos: node.pos,
+    })
+}
+
+pub(crate) fn read_secret(r: &mut Reader, node: &Node, path: &str) -> Option<SecretSpec> {
+    let f = r.fields(node, path, SECRET)?;
+    let id_node = f.required(
+        r,
+        "secret_id",
+        "the key the chart reads as `.Values.secrets.<secret_id>`",
+    );
+    let secret_id = id_node.and_then(|n| {
+        let id = r.string(n, &f.at("secret_id"), "a secret id")?;
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            r.error(
+                n.pos,
+                &f.at("secret_id"),
+                format!("`{}` must hold only letters, digits, `-` and `_` (it becomes a key under .Values.secrets)", crate::de::truncate(&id, 60)),
+            );
+            return None;
+        }
+        Some(id)
+    });
+    let sources = f
+        .required(r, "contexts", "a list of `{name, vaultPath, vaultKey}`")
+        .and_then(|n| {
+            read_list(
+                r,
+                n,
+                &f.at("contexts"),
+                "`{name, vaultPath, vaultKey}` entries",
+                read_secret_source,
+            )
+        });
+    if let (Some(s), Some(n)) = (&sources, f.get("contexts"))
+        && s.is_empty()
+    {
+        r.error(
+            n.pos,
+            &f.at("contexts"),
+            "expected at least one entry (a `default` one covers every context)",
+        );
+    }
+    Some(SecretSpec {
+        secret_id: secret_id?,
+        pos: node.pos,
+        sources: sources?,
+    })
+}
+
+fn read_secret_source(r: &mut Reader, node: &Node, path: &str) -> Option<SecretSource> {
+    let f = r.fields(node, path, SECRET_SOURCE)?;
+    let context = f
+        .required(r, "name", "a context name or `default`")
+        .and_then(|n| r.string(n, &f.at("name"), "a context name or `default`"));
+    let vault_path = f
+        .required(r, "vaultPath", "a Vault secret path such as `/kv/dev/ns1/app1`")
+        .and_then(|n| r.string(n, &f.at("vaultPath"), "a Vault secret path"));
+    let vault_key = f
+        .required(r, "vaultKey", "the key inside the Vault secret")
+        .and_then(|n| r.string(n, &f.at("vaultKey"), "a key inside the Vault secret"));
+    Some(SecretSource {
+        context: context?,
+        vault_path: vault_path?,
+        vault_key: vault_key?,
+        pos: node.pos,
+    })
+}
+
+pub(crate) fn default_health() -> Health {
+    Health {
+        progress_deadline: DEFAULT_PROGRESS_DEADLINE,
+        min_ready_window: DEFAULT_MIN_READY_WINDOW,
+    }
+}
+
+pub(crate) fn default_strategy() -> Strategy {
+    Strategy {
+        order: Order::AllAtOnce,
+        max_concurrency: None,
+        max_failures: MaxFailures::Count(0),
+        max_failures_pos: None,
+        on_failure: OnFailure::Rollback,
+        soak: Duration::ZERO,
+        offline_agent_deadline: DEFAULT_OFFLINE_AGENT_DEADLINE,
+    }
+}
+
+pub(crate) fn read_strategy(r: &mut Reader, node: &Node) -> Option<Strategy> {
+    let f = r.fields(node, "spec.strategy", STRATEGY)?;
+    let mut s = default_strategy();
+    let mut ok = true;
+    match (f.optional("waves"), f.optional("canary")) {
+        (Some(_), Some(c)) => {
+            r.error(
+                c.pos,
+                "spec.strategy.canary",
+                "give either `waves` or `canary`, not both",
+            );
+            ok = false;
+        }
+        (Some(w), None) => {
+            let waves = r.seq(w, "spec.strategy.waves", "waves (each a list of context names)");
+            let mut out = Vec::new();
+            for (i, wave) in waves.unwrap_or_default().iter().enumerate() {
+                match read_names(r, wave, &index("spec.strategy.waves", i), "context names") {
+                    Some(names) if names.is_empty() => {
+                        r.error(
+                            wave.pos,
+                            &index("spec.strategy.waves", i),
+                            "a wave needs at least one context",
+                        );
+                        ok = false;
+                    }
+                    Some(names) => out.push(names),
+                    None => ok = false,
+                }
+            }
+            ok &= waves.is_some();
+            s.order = Order::Waves(out);
+        }
+        (None, Some(c)) => {
+            // One context or a list of them.
+            let canary = if c.as_seq().is_some() {
+                read_names(r, c, "spec.strategy.canary", "context names")
+            } else {
+                r.string(c, "spec.strategy.canary", "a context name or a list of them")
+                    .map(|value| vec![Spanned { value, pos: c.pos }])
+            };
+            match canary {
+                Some(c2) if c2.is_empty() => {
+                    r.error(
+                        c.pos,
+                        "spec.strategy.canary",
+                        "expected at least one canary context",
+                    );
+                    ok = false;
+                }
+                Some(c2) => s.order = Order::Canary(c2),
+                None => ok = false,
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(n) = f.optional("maxConcurrency") {
+        s.max_concurrency = r.count(n, "spec.strategy.maxConcurrency", 1, 10_000);
+        ok &= s.max_concurrency.is_some();
+    }
+    if let Some(n) = f.optional("maxFailures") {
+        match read_max_failures(r, n) {
+            Some(m) => {
+                s.max_failures = m;
+                s.max_failures_pos = Some(n.pos);
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.optional("onFailure") {
+        match r
+            .choice(n, "spec.strategy.onFailure", &["rollback", "pause", "continue"])
+            .as_deref()
+        {
+            Some("rollback") => s.on_failure = OnFailure::Rollback,
+            Some("pause") => s.on_failure = OnFailure::Pause,
+            Some("continue") => s.on_failure = OnFailure::Continue,
+            _ => ok = false,
+        }
+    }
+    if let Some(n) = f.optional("soak") {
+        match r.duration(n, "spec.strategy.soak") {
+            Some(d) => s.soak = d,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.optional("offlineAgent") {
+        if let Some(o) = r.fields(n, "spec.strategy.offlineAgent", OFFLINE_AGENT) {
+            if let Some(d) = o.optional("deadline") {
+                match r.duration(d, "spec.strategy.offlineAgent.deadline") {
+                    Some(d) => s.offline_agent_deadline = d,
+                    None => ok = false,
+                }
+            }
+        } else {
+            ok = false;
+        }
+    }
+    ok.then_some(s)
+}
+
+fn read_max_failures(r: &mut Reader, node: &Node) -> Option<MaxFailures> {
+    const PATH: &str = "spec.strategy.maxFailures";
+    if let Some(Scalar::Str(s)) = node.scalar() {
+        if let Some(p) = s.strip_suffix('%')
+            && let Ok(p) = p.trim().parse::<u32>()
+            && p <= 100
+        {
+            return Some(MaxFailures::Percent(p));
+        }
+        r.error(
+            node.pos,
+            PATH,
+            format!(
+                "expected a count (`1`) or a percentage from 0% to 100% (`25%`), found `{}`",
+                crate::de::truncate(s, 40)
+            ),
+        );
+        return None;
+    }
+    r.count(node, PATH, 0, 10_000).map(MaxFailures::Count)
+}
+
+pub(crate) fn read_health(r: &mut Reader, node: &Node) -> Option<Health> {
+    let f = r.fields(node, "spec.health", HEALTH)?;
+    let progress_deadline = match f.optional("progressDeadline") {
+        Some(n) => r.duration(n, "spec.health.progressDeadline"),
+        None => Some(DEFAULT_PROGRESS_DEADLINE),
+    };
+    let min_ready_window = match f.optional("minReadyWindow") {
+        Some(n) => r.duration(n, "spec.health.minReadyWindow"),
+        None => Some(DEFAULT_MIN_READY_WINDOW),
+    };
+    if let (Some(p), Some(n)) = (progress_deadline, f.get("progressDeadline"))
+        && p.is_zero()
+    {
+        r.error(n.pos, "spec.health.progressDeadline", "must be more than zero");
+        return None;
+    }
+    Some(Health {
+        progress_deadline: progress_deadline?,
+        min_ready_window: min_ready_window?,
+    })
+}
+
+pub(crate) fn read_options(r: &mut Reader, node: &Node) -> Option<Options> {
+    let f = r.fields(node, "spec.options", OPTIONS)?;
+    let mut o = Options::default();
+    let mut ok = true;
+    for (name, slot) in [
+        ("forceRoll", &mut o.force_roll),
+        ("adopt", &mut o.adopt),
+        ("forceConflicts", &mut o.force_conflicts),
+    ] {
+        if let Some(n) = f.optional(name) {
+            match r.bool(n, &f.at(name)) {
+                Some(b) => *slot = b,
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(o)
+}

@@ -1,0 +1,443 @@
+//! Parsing, validation and per-context values of release files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use convoy_release::*;
+use serde_json::json;
+
+fn example() -> (Release, Registry) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let release = Release::load(&root.join("releases/app1.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let registry = Registry::load(&root.join("contexts.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    (release, registry)
+}
+
+#[test]
+fn the_example_release_parses_and_validates() {
+    let (rel, reg) = example();
+    rel.validate(&reg).unwrap();
+    assert_eq!(rel.metadata.app, "app1");
+    assert_eq!(rel.metadata.namespace, "ns1");
+    assert_eq!(rel.targets().count(), 3);
+    assert_eq!(
+        rel.waves(),
+        vec![
+            vec!["dev-us-central1-0".to_string()],
+            vec!["dev-europe-west1-0".to_string(), "dev-asia-east1-0".to_string()]
+        ]
+    );
+    assert_eq!(rel.spec.strategy.max_concurrency, Some(2));
+    assert_eq!(rel.spec.strategy.soak, Duration::from_secs(60));
+    assert_eq!(rel.spec.health.min_ready_window, Duration::from_secs(30));
+    assert!(rel.chart_path().unwrap().ends_with("releases/../charts/app1"));
+}
+
+#[test]
+fn defaults_apply_when_sections_are_absent() {
+    let rel = Release::parse_str(MINIMAL, "release.yaml").unwrap();
+    assert_eq!(rel.metadata.namespace, "ns1");
+    assert_eq!(rel.spec.strategy.order, Order::AllAtOnce);
+    assert_eq!(rel.spec.strategy.max_failures, MaxFailures::Count(0));
+    assert_eq!(rel.spec.strategy.on_failure, OnFailure::Rollback);
+    assert_eq!(rel.spec.health.progress_deadline, DEFAULT_PROGRESS_DEADLINE);
+    assert_eq!(
+        rel.spec.strategy.offline_agent_deadline,
+        DEFAULT_OFFLINE_AGENT_DEADLINE
+    );
+    assert_eq!(rel.spec.values, json!({}));
+    assert_eq!(rel.waves().len(), 1);
+}
+
+#[test]
+fn unknown_fields_name_position_path_and_suggestion() {
+    let text = MINIMAL.replace("  contexts:", "  contxts: []\n  contexts:");
+    let e = errors(&text);
+    assert_eq!(
+        e,
+        vec!["release.yaml:7:3: spec.contxts: unknown field `contxts`; did you mean `contexts`?"]
+    );
+
+    let text = format!(
+        "{MINIMAL}  secrets:\n    - secret_id: a\n      contexts:\n        - {{name: default, vault_path: /kv/a, vaultKey: k}}\n"
+    );
+    let e = errors(&text);
+    assert_has(
+        &e,
+        "release.yaml:11:27: spec.secrets[0].contexts[0].vault_path: unknown field `vault_path`; did you mean `vaultPath`?",
+    );
+    assert_has(
+        &e,
+        "release.yaml:11:11: spec.secrets[0].contexts[0]: missing field `vaultPath`: expected a Vault secret path such as `/kv/dev/ns1/app1`",
+    );
+
+    let e = errors(&MINIMAL.replace("kind: Release\n", "kind: Release\nzzzz: 1\n"));
+    assert_eq!(
+        e,
+        vec![
+            "release.yaml:3:1: zzzz: unknown field `zzzz`; expected one of `apiVersion`, `kind`, `metadata`, `spec`"
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let e = errors(&MINIMAL.replace("contexts: [dev-us-central1-0, dev-europe-west1-0]", "contexts: 5"));
+    assert_eq!(
+        e,
+        vec!["release.yaml:7:13: spec.contexts: expected a list of context names, found the number 5"]
+    );
+
+    let e = errors(&MINIMAL.replace("dev-europe-west1-0]", "{a: b}]"));
+    assert_eq!(
+        e,
+        vec!["release.yaml:7:33: spec.contexts[1]: expected a name, found a mapping"]
+    );
+
+    let text = format!(
+        "{MINIMAL}  strategy: {{maxConcurrency: many, onFailure: rolback, soak: 10x}}\n  health: {{minReadyWindow: true}}\n  options: {{adopt: yes}}\n"
+    );
+    let e = errors(&text);
+    assert_has(
+        &e,
+        "release.yaml:8:30: spec.strategy.maxConcurrency: expected a whole number from 1 to 10000, found `many`",
+    );
+    assert_has(
+        &e,
+        "release.yaml:8:47: spec.strategy.onFailure: expected one of `rollback`, `pause`, `continue`, found `rolback` (did you mean `rollback`?)",
+    );
+    assert_has(
+        &e,
+        "release.yaml:8:62: spec.strategy.soak: `10x`: unknown unit `x`; expected a duration such as `30s`, `10m`, `1h30m` or `500ms`",
+    );
+    assert_has(
+        &e,
+        "release.yaml:9:28: spec.health.minReadyWindow: expected a duration such as `30s`, `10m` or `1h30m`, found the boolean true",
+    );
+    assert_has(
+        &e,
+        "release.yaml:10:20: spec.options.adopt: expected true or false, found a string",
+    );
+    assert_eq!(e.len(), 5, "{e:#?}");
+}
+
+#[test]
+fn header_and_metadata_problems() {
+    let e = errors(
+        &MINIMAL
+            .replace("convoy.dev/v1", "convoy.dev/v2")
+            .replace("app1.ns1", "App1"),
+    );
+    assert_has(
+        &e,
+        "release.yaml:1:13: apiVersion: expected `convoy.dev/v1`, found `convoy.dev/v2`",
+    );
+    assert_has(
+        &e,
+        "release.yaml:4:9: metadata.name: expected `app.namespace`, such as `app1.ns1`, found `App1` (no dot)",
+    );
+
+    let e = errors(&MINIMAL.replace("name: app1.ns1", "name: app1.ns1\n  namespace: ns2"));
+    assert_has(
+        &e,
+        "release.yaml:5:14: metadata.namespace: `ns2` differs from the namespace in metadata.name `app1.ns1` (`ns1`); make them equal or drop this field",
+    );
+
+    let e = errors("");
+    assert_eq!(
+        e,
+        vec![
+            "release.yaml:1:1: the file is empty; expected a release (`apiVersion: convoy.dev/v1`, `kind: Release`)"
+        ]
+    );
+    let e = errors("spec: [unclosed\n");
+    assert!(e[0].starts_with("release.yaml:2:1: invalid YAML:"), "{e:?}");
+}
+
+#[test]
+fn chart_reference_forms() {
+    let repo = MINIMAL.replace(
+        "{path: ./chart}",
+        "{repo: https://charts.example.com, name: app1, version: 1.4}",
+    );
+    let rel = Release::parse_str(&repo, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart, ChartRef::Repo { version, .. } if version == "1.4"));
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{path: ./chart, repo: https://x}"));
+    assert_eq!(
+        e,
+        vec!["release.yaml:6:32: spec.chart.repo: give either `path` or `repo`, not both"]
+    );
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{repo: https://x}"));
+    assert_has(
+        &e,
+        "release.yaml:6:10: spec.chart: missing field `name`: expected the chart's name in the repository",
+    );
+}
+
+#[test]
+fn self_consistency_checks_are_reported_together() {
+    let text = "apiVersion: convoy.dev/v1
+kind: Release
+metadata: {name: app1.ns1}
+spec:
+  chart: {path: ./chart}
+  contexts: [a, b, a, c]
+  scaling:
+    - {context: d, replicas: [{name: hermes, count: 2}, {name: hermes, count: 3}]}
+  secrets:
+    - secret_id: s1
+      contexts: [{name: a, vaultPath: /p, vaultKey: k}]
+    - secret_id: s1
+      contexts: [{name: default, vaultPath: /p, vaultKey: k}]
+  strategy:
+    waves: [[a, b], [b, x]]
+    maxFailures: 1
+";
+    let e = errors(text);
+    assert_has(
+        &e,
+        "release.yaml:6:20: spec.contexts[2]: context `a` is listed twice (first at 6:14)",
+    );
+    assert_has(
+        &e,
+        "release.yaml:8:7: spec.scaling[0].context: `d` is not one of spec.contexts",
+    );
+    assert_has(
+        &e,
+        "release.yaml:8:57: spec.scaling[0].replicas[1]: `hermes` is scaled twice (first at 8:31)",
+    );
+    assert_has(
+        &e,
+        "release.yaml:10:7: spec.secrets[0]: secret `s1` has no source for b, c; add an entry for each, or a `default` entry",
+    );
+    assert_has(
+        &e,
+        "release.yaml:12:7: spec.secrets[1].secret_id: duplicate secret_id `s1` (first at 10:7)",
+    );
+    assert_has(
+        &e,
+        "release.yaml:15:22: spec.strategy.waves[1][0]: `b` is already in a wave (at 15:17); each target goes in exactly one wave",
+    );
+    assert_has(
+        &e,
+        "release.yaml:15:25: spec.strategy.waves[1][1]: `x` is not one of spec.contexts",
+    );
+    assert_has(
+        &e,
+        "release.yaml:15:14: spec.strategy.waves: targets in no wave: c; each target goes in exactly one wave",
+    );
+    assert_eq!(e.len(), 8, "{e:#?}");
+}
+
+#[test]
+fn max_failures_forms() {
+    let e = errors(&format!("{MINIMAL}  strategy: {{maxFailures: 150%}}\n"));
+    assert_eq!(
+        e,
+        vec![
+            "release.yaml:8:27: spec.strategy.maxFailures: expected a count (`1`) or a percentage from 0% to 100% (`25%`), found `150%`"
+        ]
+    );
+    let e = errors(&format!("{MINIMAL}  strategy: {{maxFailures: -1}}\n"));
+    assert_eq!(
+        e,
+        vec![
+            "release.yaml:8:27: spec.strategy.maxFailures: expected a whole number from 0 to 10000, found `-1`"
+        ]
+    );
+}
+
+#[test]
+fn max_failures_must_leave_room_to_fail() {
+    let text = format!("{MINIMAL}  strategy: {{maxFailures: 2}}\n");
+    assert_eq!(
+        errors(&text),
+        vec![
+            "release.yaml:8:27: spec.strategy.maxFailures: tolerates 2 failed contexts out of 2 targets, so the rollout could never fail; expected fewer than 2"
+        ]
+    );
+    let ok = format!("{MINIMAL}  strategy: {{maxFailures: 50%, canary: dev-us-central1-0}}\n");
+    let rel = Release::parse_str(&ok, "release.yaml").unwrap();
+    assert_eq!(rel.spec.strategy.max_failures.allowed(2), 1);
+    assert_eq!(
+        rel.waves(),
+        vec![
+            vec!["dev-us-central1-0".to_string()],
+            vec!["dev-europe-west1-0".to_string()]
+        ]
+    );
+}
+
+#[test]
+fn registry_checks_name_unknown_contexts_and_env_mismatch() {
+    let text = "apiVersion: convoy.dev/v1
+kind: Release
+metadata: {name: app1.ns1, environment: dev}
+spec:
+  chart: {path: ./chart}
+  contexts: [dev-us-central1-0, dev-europe-west-0, prod-us-central1-0]
+  contextValues:
+    dev-mars-0: {a: 1}
+  secrets:
+    - secret_id: s1
+      contexts: [{name: default, vaultPath: /p, vaultKey: k}, {name: dev-asia-east1-9, vaultPath: /p, vaultKey: k}]
+";
+    let e = validation_errors(text);
+    assert_has(
+        &e,
+        "release.yaml:6:33: spec.contexts[1]: unknown context `dev-europe-west-0`; did you mean `dev-europe-west1-0`?",
+    );
+    assert_has(
+        &e,
+        "release.yaml:6:52: spec.contexts[2]: context `prod-us-central1-0` is in env `prod`, but metadata.environment is `dev`",
+    );
+    assert_has(
+        &e,
+        "release.yaml:8:5: spec.contextValues.dev-mars-0: unknown context `dev-mars-0`; known contexts: dev-asia-east1-0, dev-europe-west1-0, dev-us-central1-0, prod-us-central1-0",
+    );
+    assert_has(
+        &e,
+        "release.yaml:11:63: spec.secrets[0].contexts[1].name: unknown context `dev-asia-east1-9` (expected a known context or `default`); did you mean `dev-asia-east1-0`?",
+    );
+    assert_eq!(e.len(), 4);
+}
+
+#[test]
+fn secrets_resolve_per_context_with_default() {
+    let (rel, _) = example();
+    let plan = plan_secrets(&rel);
+    let get = |ctx: &str| plan.iter().find(|r| r.context == ctx).unwrap().vault_path.clone();
+    assert_eq!(plan.len(), 3);
+    assert_eq!(get("dev-us-central1-0"), "/kv/dev/ns1/app1/test");
+    assert_eq!(get("dev-europe-west1-0"), "/kv/dev/ns1/app1/eu");
+    assert_eq!(get("dev-asia-east1-0"), "/kv/dev/ns1/app1/test");
+}
+
+#[test]
+fn values_merge_in_documented_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "layer: file-a\nfromA: 1\nglobal: {region: user-set, team: t1}\nsecrets: {s1: from-file}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.yaml"), "layer: file-b\nlist: [1]\n").unwrap();
+    let text = format!(
+        "{MINIMAL}  values: {{layer: values, onlyValues: true, list: [0, 0]}}\n  valuesFiles: [a.yaml, b.yaml]\n  contextValues:\n    dev-europe-west1-0: {{layer: context}}\n"
+    );
+    let rel = Release::parse_in(&text, "release.yaml", dir.path()).unwrap();
+    let reg = registry();
+    let eu = reg.get("dev-europe-west1-0").unwrap();
+    let us = reg.get("dev-us-central1-0").unwrap();
+    let secrets = BTreeMap::from([("s1".to_string(), json!("resolved"))]);
+    let v = context_values(&rel, eu, &secrets);
+    assert_eq!(v["layer"], json!("context"));
+    assert_eq!(v["onlyValues"], json!(true));
+    assert_eq!(v["fromA"], json!(1));
+    assert_eq!(v["list"], json!([1]));
+    assert_eq!(
+        v["global"],
+        json!({"region": "europe-west1", "team": "t1", "cloud": "gcp", "env": "dev", "clusterName": "dev-euw1-0"})
+    );
+    assert_eq!(v["secrets"], json!({"s1": "resolved"}));
+    assert_eq!(context_values(&rel, us, &secrets)["layer"], json!("file-b"));
+
+    // The digest ignores secrets, differs per context, and is stable.
+    let d = values_digest(&rel, eu);
+    assert!(d.starts_with("sha256:") && d.len() == 71, "{d}");
+    assert_eq!(d, values_digest(&rel, eu));
+    assert_ne!(d, values_digest(&rel, us));
+}
+
+#[test]
+fn values_file_errors_point_into_the_values_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "a: 1\nb: [\n").unwrap();
+    std::fs::write(dir.path().join("list.yaml"), "- 1\n").unwrap();
+    let text = format!("{MINIMAL}  valuesFiles: [bad.yaml, list.yaml, missing.yaml]\n");
+    let e = lines(&Release::parse_in(&text, "release.yaml", dir.path()).unwrap_err());
+    let bad = dir.path().join("bad.yaml").display().to_string();
+    let list = dir.path().join("list.yaml").display().to_string();
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with(&format!("{bad}:3:1: invalid YAML"))),
+        "{e:#?}"
+    );
+    assert_has(
+        &e,
+        &format!("{list}:1:1: expected a mapping of chart values, found a list"),
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("release.yaml:8:38: spec.valuesFiles[2]: cannot read values file")),
+        "{e:#?}"
+    );
+    // Without a directory, values files are refused rather than silently dropped.
+    let e = errors(&format!("{MINIMAL}  valuesFiles: [a.yaml]\n"));
+    assert!(
+        e[0].starts_with(
+            "release.yaml:8:17: spec.valuesFiles[0]: values files need the release file's directory"
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn registry_errors_are_positioned() {
+    let text = "contexts:\n  - {name: a, region: r, env: dev, cloud: gcp, clusterName: c}\n  - {name: a, region: r, env: dev, cloud: gcp, clustername: c, labels: {x: [1]}}\n";
+    let e = lines(&Registry::parse(text, "contexts.yaml").unwrap_err());
+    assert_has(
+        &e,
+        "contexts.yaml:3:48: contexts[1].clustername: unknown field `clustername`; did you mean `clusterName`?",
+    );
+    assert_has(
+        &e,
+        "contexts.yaml:3:5: contexts[1]: missing field `clusterName`: expected the cluster's name",
+    );
+    assert_has(
+        &e,
+        "contexts.yaml:3:76: contexts[1].labels.x: expected a label value (a string), found a list",
+    );
+    let reserved = "- {name: default, region: r, env: dev, cloud: gcp, clusterName: c}\n";
+    assert_eq!(
+        lines(&Registry::parse(reserved, "contexts.yaml").unwrap_err()),
+        vec![
+            "contexts.yaml:1:3: [0].name: `default` is reserved: in a release's secrets it means \"every other context\""
+        ]
+    );
+    let list_form = "- {name: a, region: r, env: dev, cloud: gcp, clusterName: c, labels: {tier: 1}}\n";
+    let reg = Registry::parse(list_form, "contexts.yaml").unwrap();
+    assert_eq!(reg.get("a").unwrap().labels["tier"], "1");
+    let dup = "- {name: a, region: r, env: dev, cloud: gcp, clusterName: c}\n- {name: a, region: r, env: dev, cloud: gcp, clusterName: c}\n";
+    assert_eq!(
+        lines(&Registry::parse(dup, "contexts.yaml").unwrap_err()),
+        vec!["contexts.yaml:2:3: [1]: context `a` is defined twice (first at 1:3)"]
+    );
+}
+
+#[test]
+fn registry_from_contexts_refuses_duplicates_and_the_reserved_name() {
+    let ctx = |name: &str| Context {
+        name: name.into(),
+        region: "r".into(),
+        env: "dev".into(),
+        cloud: "gcp".into(),
+        cluster_name: "c".into(),
+        labels: BTreeMap::new(),
+    };
+    let reg = Registry::from_contexts([ctx("a"), ctx("b")]).unwrap();
+    assert_eq!(reg.names().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        Registry::from_contexts([ctx("a"), ctx("a")]).unwrap_err(),
+        "context `a` is defined twice"
+    );
+    assert!(
+        Registry::from_contexts([ctx("default")])
+            .unwrap_err()
+            .contains("reserved")
+    );
+}
