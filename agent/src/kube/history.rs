@@ -1,0 +1,321 @@
+//! Revision history kept in the cluster, like Helm's release Secrets: one Secret per
+//! revision (`convoy.<release>.v<N>`, type `convoy.dev/release.v1`) in the history
+//! namespace, holding the gzip-compressed JSON of every object applied, so a rollback
+//! needs neither the chart nor Vault. Status and health live in labels, so listing the
+//! history never decompresses anything; only the last `limit` revisions are kept.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::backend::{DeployedRevision, Failure, FailureReason};
+
+pub const SECRET_TYPE: &str = "convoy.dev/release.v1";
+const OWNER_LABEL: &str = "owner";
+const OWNER: &str = "convoy";
+const RELEASE_LABEL: &str = "convoy.dev/release";
+const REVISION_LABEL: &str = "convoy.dev/revision";
+const STATUS_LABEL: &str = "convoy.dev/status";
+const HEALTHY_LABEL: &str = "convoy.dev/healthy";
+const DATA_KEY: &str = "release";
+
+/// Where a revision stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevisionStatus {
+    /// Applied now (the latest applied revision).
+    Deployed,
+    /// Replaced by a later revision.
+    Superseded,
+    /// Its apply or its rollout failed.
+    Failed,
+}
+
+impl RevisionStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RevisionStatus::Deployed => "deployed",
+            RevisionStatus::Superseded => "superseded",
+            RevisionStatus::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "deployed" => RevisionStatus::Deployed,
+            "failed" => RevisionStatus::Failed,
+            _ => RevisionStatus::Superseded,
+        }
+    }
+}
+
+/// The stored body of one revision. Holds rendered objects, secrets included: it only
+/// ever lives inside a Kubernetes Secret, and is never logged.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    pub release: String,
+    pub revision: u64,
+    pub namespace: String,
+    pub chart: String,
+    pub operation_id: String,
+    /// Every object as applied (labels and stamps included), in apply order.
+    pub objects: Vec<Value>,
+}
+
+/// One revision as listed (labels only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionInfo {
+    pub release: String,
+    pub revision: u64,
+    pub status: RevisionStatus,
+    pub healthy: bool,
+}
+
+pub struct History {
+    secrets: Api<Secret>,
+    namespaces: Api<Namespace>,
+    namespace: String,
+    limit: u32,
+    field_manager: String,
+}
+
+fn internal(what: String, e: impl std::fmt::Display) -> Failure {
+    Failure::new(FailureReason::Internal, format!("{what}: {e}"))
+}
+
+/// The Secret holding `release`'s revision `revision`.
+pub fn secret_name(release: &str, revision: u64) -> String {
+    format!("convoy.{release}.v{revision}")
+}
+
+fn info(s: &Secret) -> Option<RevisionInfo> {
+    let labels = s.metadata.labels.as_ref()?;
+    Some(RevisionInfo {
+        release: labels.get(RELEASE_LABEL)?.clone(),
+        revision: labels.get(REVISION_LABEL)?.parse().ok()?,
+        status: RevisionStatus::parse(labels.get(STATUS_LABEL).map_or("", String::as_str)),
+        healthy: labels.get(HEALTHY_LABEL).is_some_and(|h| h == "true"),
+    })
+}
+
+impl History {
+    pub fn new(client: Client, namespace: &str, limit: u32, field_manager: &str) -> Self {
+        History {
+            secrets: Api::namespaced(client.clone(), namespace),
+            namespaces: Api::all(client),
+            namespace: namespace.to_string(),
+            limit: limit.max(1),
+            field_manager: field_manager.to_string(),
+        }
+    }
+
+    async fn list_selected(&self, selector: &str) -> Result<Vec<RevisionInfo>, Failure> {
+        let list = self
+            .secrets
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| internal(format!("listing history in namespace {}", self.namespace), e))?;
+        let mut out: Vec<RevisionInfo> = list.items.iter().filter_map(info).collect();
+        out.sort_by_key(|i| (i.release.clone(), i.revision));
+        Ok(out)
+    }
+
+    /// `release`'s revisions, oldest first.
+    pub async fn list(&self, release: &str) -> Result<Vec<RevisionInfo>, Failure> {
+        self.list_selected(&format!("{OWNER_LABEL}={OWNER},{RELEASE_LABEL}={release}"))
+            .await
+    }
+
+    /// Every release's revisions.
+    pub async fn list_all(&self) -> Result<Vec<RevisionInfo>, Failure> {
+        self.list_selected(&format!("{OWNER_LABEL}={OWNER}")).await
+    }
+
+    /// One revision's body; `None` when the history does not hold it.
+    pub async fn load(&self, release: &str, revision: u64) -> Result<Option<RevisionRecord>, Failure> {
+        let name = secret_name(release, revision);
+        let Some(secret) = self
+            .secrets
+            .get_opt(&name)
+            .await
+            .map_err(|e| internal(format!("reading secret {}/{name}", self.namespace), e))?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |why: String| {
+            internal(
+                format!("history secret {}/{name} is unreadable", self.namespace),
+                why,
+            )
+        };
+        let data = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(DATA_KEY))
+            .ok_or_else(|| corrupt(format!("no `{DATA_KEY}` key")))?;
+        let mut json = Vec::new();
+        GzDecoder::new(data.0.as_slice())
+            .read_to_end(&mut json)
+            .map_err(|e| corrupt(format!("gunzip: {e}")))?;
+        let record: RevisionRecord =
+            serde_json::from_slice(&json).map_err(|e| corrupt(format!("decoding: {e}")))?;
+        Ok(Some(record))
+    }
+
+    /// The latest revision of `release` below `revision` (the one a new revision replaces).
+    pub async fn previous(&self, release: &str, revision: u64) -> Result<Option<RevisionRecord>, Failure> {
+        let list = self.list(release).await?;
+        match list.iter().rev().find(|i| i.revision < revision) {
+            Some(i) => self.load(release, i.revision).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `record` as the release's deployed revision (replacing a same-numbered
+    /// one: a retried command), supersedes the others, and trims to the limit.
+    pub async fn record(&self, record: &RevisionRecord, status: RevisionStatus) -> Result<(), Failure> {
+        let json = serde_json::to_vec(record)
+            .map_err(|e| internal(format!("encoding revision {}", record.revision), e))?;
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&json)
+            .map_err(|e| internal("compressing the revision".into(), e))?;
+        let compressed = gz
+            .finish()
+            .map_err(|e| internal("compressing the revision".into(), e))?;
+        let name = secret_name(&record.release, record.revision);
+        let labels: BTreeMap<String, String> = [
+            (OWNER_LABEL, OWNER.to_string()),
+            (RELEASE_LABEL, record.release.clone()),
+            (REVISION_LABEL, record.revision.to_string()),
+            (STATUS_LABEL, status.as_str().to_string()),
+            (HEALTHY_LABEL, "false".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            type_: Some(SECRET_TYPE.to_string()),
+            data: Some(BTreeMap::from([(DATA_KEY.to_string(), ByteString(compressed))])),
+            ..Secret::default()
+        };
+        let pp = PatchParams::apply(&self.field_manager).force();
+        let mut result = self.secrets.patch(&name, &pp, &Patch::Apply(&secret)).await;
+        if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
+            self.create_namespace().await?;
+            result = self.secrets.patch(&name, &pp, &Patch::Apply(&secret)).await;
+        }
+        result.map_err(|e| internal(format!("writing history secret {}/{name}", self.namespace), e))?;
+
+        let list = self.list(&record.release).await?;
+        for i in &list {
+            if i.revision != record.revision && i.status == RevisionStatus::Deployed {
+                self.set_labels(&record.release, i.revision, &[(STATUS_LABEL, "superseded")])
+                    .await?;
+            }
+        }
+        let excess = list.len().saturating_sub(self.limit as usize);
+        for i in list.iter().filter(|i| i.revision != record.revision).take(excess) {
+            let name = secret_name(&i.release, i.revision);
+            match self.secrets.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(internal(
+                        format!("trimming history secret {}/{name}", self.namespace),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records how the revision's rollout ended.
+    pub async fn set_outcome(&self, release: &str, revision: u64, healthy: bool) -> Result<(), Failure> {
+        if healthy {
+            self.set_labels(release, revision, &[(HEALTHY_LABEL, "true")])
+                .await
+        } else {
+            self.set_labels(
+                release,
+                revision,
+                &[(HEALTHY_LABEL, "false"), (STATUS_LABEL, "failed")],
+            )
+            .await
+        }
+    }
+
+    async fn set_labels(&self, release: &str, revision: u64, labels: &[(&str, &str)]) -> Result<(), Failure> {
+        let name = secret_name(release, revision);
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        self.secrets
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": labels}})),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| internal(format!("updating history secret {}/{name}", self.namespace), e))
+    }
+
+    async fn create_namespace(&self) -> Result<(), Failure> {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match self.namespaces.create(&PostParams::default(), &ns).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(internal(
+                format!("creating the history namespace {}", self.namespace),
+                e,
+            )),
+        }
+    }
+
+    /// Every release the history knows, with its current revision.
+    pub async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
+        let all = self.list_all().await?;
+        let mut by_release: BTreeMap<String, Vec<RevisionInfo>> = BTreeMap::new();
+        for i in all {
+            by_release.entry(i.release.clone()).or_default().push(i);
+        }
+        Ok(by_release
+            .into_iter()
+            .filter_map(|(release, revs)| {
+                let current = revs
+                    .iter()
+                    .rev()
+                    .find(|i| i.status == RevisionStatus::Deployed)
+                    .or(revs.last())?;
+                Some(DeployedRevision {
+                    release,
+                    revision: current.revision,
+                    healthy: current.healthy,
+                    kept: revs.iter().map(|i| i.revision).collect(),
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,407 @@
+//! The Kubernetes backend: [`KubeBackend`] implements [`Backend`] on a real cluster
+//! through kube-rs.
+//!
+//! ```text
+//! apply(req)    parse manifests -> discovery (GVK -> resource) -> per tier (namespaces,
+//!               CRDs, Helm kind order): server-side apply, field manager `convoy`,
+//!               concurrently inside a tier -> prune what the previous revision had
+//!               (reverse order) -> history Secret convoy.<release>.v<N>
+//! rollback(N)   history v<N> -> the same apply path -> recorded as op.revision
+//! watch_health  history v<op.revision> -> its workloads -> watch + 2s resync ->
+//!               health::verdict::Judge (pure) -> progress, outcome -> history label
+//! lock          Lease convoy-lock.<release>, renewed; taken over once expired
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`manifest`] | parsing, namespace placement, ownership labels, force-roll stamps |
+//! | [`order`] | apply tiers |
+//! | [`discovery`] | GVK -> resource, CRD establishment |
+//! | [`apply`] | server-side apply, dry run, conflicts, pruning |
+//! | [`diff`] | changed field paths for dry runs |
+//! | [`history`] | revision Secrets |
+//! | [`lock`] | per-release Lease |
+//! | [`health`] | verdict (pure) and watcher (adapter) |
+
+// `Failure` is the Backend trait's error type (and the lead's): the functions here
+// return it as is rather than boxing it only to unbox it at the trait boundary.
+#![allow(clippy::result_large_err)]
+
+pub mod apply;
+pub mod diff;
+pub mod discovery;
+pub mod health;
+pub mod history;
+pub mod lock;
+pub mod manifest;
+pub mod order;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use kube::Client;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::apply::{Applier, ApplyCtx};
+use self::discovery::Discovery;
+use self::health::verdict::WorkloadKind;
+use self::history::{History, RevisionRecord, RevisionStatus};
+use self::lock::Locks;
+use self::manifest::Object;
+use crate::backend::{
+    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, HealthOutcome, HealthPolicy, LockToken,
+    ObjectResult, OpRef, ProgressUpdate,
+};
+
+/// How the Kubernetes backend is set up.
+#[derive(Debug, Clone)]
+pub struct KubeBackendConfig {
+    /// Where revision history Secrets and release Leases live (created if missing).
+    pub history_namespace: String,
+    /// Revisions kept per release.
+    pub history_limit: u32,
+    /// The server-side apply field manager.
+    pub field_manager: String,
+    /// This agent instance, as written in the release Leases it holds.
+    pub holder_id: String,
+    /// A lease not renewed for this long is taken over.
+    pub lock_ttl: Duration,
+}
+
+impl Default for KubeBackendConfig {
+    fn default() -> Self {
+        KubeBackendConfig {
+            history_namespace: "convoy-system".into(),
+            history_limit: 10,
+            field_manager: "convoy".into(),
+            holder_id: format!("convoy-agent-{}", std::process::id()),
+            lock_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The cluster backend on a real Kubernetes API server.
+pub struct KubeBackend {
+    client: Client,
+    config: KubeBackendConfig,
+    discovery: Discovery,
+    history: History,
+    locks: Locks,
+}
+
+impl std::fmt::Debug for KubeBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeBackend")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl KubeBackend {
+    pub fn new(client: Client, config: KubeBackendConfig) -> Self {
+        KubeBackend {
+            discovery: Discovery::new(client.clone()),
+            history: History::new(
+                client.clone(),
+                &config.history_namespace,
+                config.history_limit,
+                &config.field_manager,
+            ),
+            locks: Locks::new(
+                client.clone(),
+                &config.history_namespace,
+                &config.holder_id,
+                config.lock_ttl,
+            ),
+            client,
+            config,
+        }
+    }
+
+    /// The revision history (for the agent's status and for tests).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    fn applier(&self) -> Applier<'_> {
+        Applier {
+            client: &self.client,
+            discovery: &self.discovery,
+        }
+    }
+
+    /// Applies `objects` as `op`'s revision and records it in history (failed when
+    /// the apply fails, so the next revision still prunes what it left behind).
+    async fn apply_and_record(
+        &self,
+        op: &OpRef,
+        namespace: &str,
+        chart: &str,
+        objects: Vec<Object>,
+        flags: (bool, bool, bool),
+    ) -> Result<Vec<ObjectResult>, Failure> {
+        let (force_conflicts, adopt, force_roll) = flags;
+        let previous = self.history.previous(&op.release, op.revision).await?;
+        let ctx = ApplyCtx {
+            release: &op.release,
+            revision: op.revision,
+            namespace,
+            force_conflicts,
+            adopt,
+            force_roll,
+            dry_run: false,
+            field_manager: &self.config.field_manager,
+        };
+        let prev_objects = previous.map(|p| p.objects).unwrap_or_default();
+        let (outcome, applied) = match self.applier().run(&ctx, objects, &prev_objects).await {
+            Ok(a) => (Ok(()), a),
+            Err((f, a)) => (Err(f), a),
+        };
+        let status = if outcome.is_ok() {
+            RevisionStatus::Deployed
+        } else {
+            RevisionStatus::Failed
+        };
+        let mut bodies = applied.bodies;
+        if outcome.is_err() {
+            // Keep what the failed revision left behind AND what the previous one
+            // still owns, so the next apply prunes both correctly.
+            let seen: HashSet<String> = bodies.iter().map(body_key).collect();
+            bodies.extend(prev_objects.into_iter().filter(|b| !seen.contains(&body_key(b))));
+        }
+        let record = RevisionRecord {
+            release: op.release.clone(),
+            revision: op.revision,
+            namespace: namespace.to_string(),
+            chart: chart.to_string(),
+            operation_id: op.operation_id.clone(),
+            objects: bodies,
+        };
+        self.history.record(&record, status).await?;
+        outcome.map(|()| applied.results)
+    }
+}
+
+fn body_key(b: &serde_json::Value) -> String {
+    let (group, _) = discovery::split_api_version(b["apiVersion"].as_str().unwrap_or_default());
+    format!(
+        "{group}/{}/{}/{}",
+        b["kind"].as_str().unwrap_or_default(),
+        b["metadata"]["namespace"].as_str().unwrap_or_default(),
+        b["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
+/// Refuses a revision that names one object twice (the second would silently win).
+fn check_duplicates(objects: &[Object], namespace: &str) -> Result<(), Failure> {
+    let mut seen = HashSet::new();
+    for o in objects {
+        let r = o.object_ref();
+        let key = (
+            discovery::split_api_version(&r.api_version).0.to_string(),
+            r.kind.clone(),
+            r.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+            r.name.clone(),
+        );
+        if !seen.insert(key) {
+            return Err(Failure::new(
+                FailureReason::ApplyRefused,
+                format!("{} ({}): defined more than once in this revision", r, o.source),
+            )
+            .with_object(r));
+        }
+    }
+    Ok(())
+}
+
+fn is_valid_release(release: &str) -> Result<(), Failure> {
+    let ok = !release.is_empty()
+        && release.len() <= 53
+        && release
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && release.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && release.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            FailureReason::ApplyRefused,
+            format!(
+                "release name {release:?} must be 1-53 lowercase letters, digits, '-' or '.', starting and ending alphanumeric (it names Secrets, Leases and labels)"
+            ),
+        ))
+    }
+}
+
+impl Backend for KubeBackend {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn lock(&self, op: &OpRef) -> Result<LockToken, Failure> {
+        is_valid_release(&op.release)?;
+        self.locks.lock(op).await
+    }
+
+    async fn unlock(&self, token: LockToken) -> Result<(), Failure> {
+        self.locks.unlock(token).await
+    }
+
+    async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+        is_valid_release(&req.op.release)?;
+        let objects = manifest::parse(&req.manifests)?;
+        check_duplicates(&objects, &req.namespace)?;
+        self.apply_and_record(
+            &req.op,
+            &req.namespace,
+            &req.chart,
+            objects,
+            (req.force_conflicts, req.adopt, req.force_roll),
+        )
+        .await
+    }
+
+    async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+        is_valid_release(&req.op.release)?;
+        let objects = manifest::parse(&req.manifests)?;
+        check_duplicates(&objects, &req.namespace)?;
+        let previous = self
+            .history
+            .previous(&req.op.release, req.op.revision)
+            .await?
+            .map(|p| p.objects)
+            .unwrap_or_default();
+        let ctx = ApplyCtx {
+            release: &req.op.release,
+            revision: req.op.revision,
+            namespace: &req.namespace,
+            force_conflicts: req.force_conflicts,
+            adopt: req.adopt,
+            force_roll: req.force_roll,
+            dry_run: true,
+            field_manager: &self.config.field_manager,
+        };
+        self.applier()
+            .run(&ctx, objects, &previous)
+            .await
+            .map(|a| a.results)
+            .map_err(|(f, _)| f)
+    }
+
+    async fn rollback(&self, op: &OpRef, target_revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+        is_valid_release(&op.release)?;
+        let target = self
+            .history
+            .load(&op.release, target_revision)
+            .await?
+            .ok_or_else(|| {
+                Failure::new(
+                    FailureReason::RevisionNotInHistory,
+                    format!(
+                        "release {} has no revision {target_revision} in this cluster's history (namespace {})",
+                        op.release, self.config.history_namespace
+                    ),
+                )
+            })?;
+        let objects: Vec<Object> = target
+            .objects
+            .into_iter()
+            .map(|body| Object {
+                source: format!("history of {} revision {target_revision}", op.release),
+                body,
+            })
+            .collect();
+        // The stored objects keep their pod-template stamps, so pods roll back to the
+        // very template they had. Conflicts are forced: these fields were ours.
+        self.apply_and_record(
+            op,
+            &target.namespace,
+            &target.chart,
+            objects,
+            (true, false, false),
+        )
+        .await
+    }
+
+    async fn watch_health(
+        &self,
+        op: &OpRef,
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> HealthOutcome {
+        let record = match self.history.load(&op.release, op.revision).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return HealthOutcome::Failed(Failure::new(
+                    FailureReason::RevisionNotInHistory,
+                    format!(
+                        "release {} revision {} is not in this cluster's history: apply it first",
+                        op.release, op.revision
+                    ),
+                ));
+            }
+            Err(f) => return HealthOutcome::Failed(f),
+        };
+        let workloads: Vec<_> = record
+            .objects
+            .iter()
+            .filter_map(|b| {
+                let obj = Object {
+                    source: String::new(),
+                    body: b.clone(),
+                };
+                WorkloadKind::from_kind(obj.kind()).map(|k| (obj.object_ref(), k))
+            })
+            .collect();
+        let outcome = health::watch::watch(&self.client, workloads, health, progress, cancel).await;
+        let healthy = match &outcome {
+            HealthOutcome::Healthy { .. } => Some(true),
+            HealthOutcome::Failed(_) => Some(false),
+            HealthOutcome::Cancelled => None,
+        };
+        if let Some(h) = healthy
+            && let Err(e) = self.history.set_outcome(&op.release, op.revision, h).await
+        {
+            tracing::warn!(release = %op.release, revision = op.revision, error = %e, "recording the rollout outcome in history failed");
+        }
+        outcome
+    }
+
+    async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
+        self.history.deployed().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Manifest;
+
+    #[test]
+    fn release_names_must_fit_secret_lease_and_label_names() {
+        for ok in ["web.ns1", "app-1.team-a", "a"] {
+            assert!(is_valid_release(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Web.ns1", "web_ns1", "-web", "web.", &"a".repeat(54)] {
+            let err = is_valid_release(bad).unwrap_err();
+            assert_eq!(err.reason, FailureReason::ApplyRefused, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_object_defined_twice_is_refused_across_api_versions_and_default_namespaces() {
+        let objs = manifest::parse(&[Manifest {
+            source: "app/templates/a.yaml".into(),
+            content: "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: c}\n---\n\
+                      apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c, namespace: ns1}\n"
+                .into(),
+        }])
+        .unwrap();
+        let err = check_duplicates(&objs, "ns1").unwrap_err();
+        assert!(err.message.contains("defined more than once"), "{}", err.message);
+        assert!(check_duplicates(&objs, "ns2").is_ok());
+    }
+}

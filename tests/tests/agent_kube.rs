@@ -1,0 +1,752 @@
+//! The agent's Kubernetes backend on a real control plane with the pod simulator:
+//! rollout verdicts (happy path, crash loop, flapping pod, progress deadlines, the
+//! one-replica trap), the release lifecycle (dry run, pruning, rollback from history,
+//! field conflicts, ownership, locks, history limit), and an agent restarted mid-rollout
+//! running under the least-privilege role from `agent/RBAC.md`.
+//!
+//! Each test starts one cluster and runs several scenarios on it, in their own
+//! namespaces, concurrently where they are independent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convoy_agent::backend::{
+    ApplyRequest, Backend, FailureReason, HealthOutcome, HealthPolicy, Manifest, ObjectAction, ObjectResult,
+    OpRef, ProgressUpdate,
+};
+use convoy_agent::kube::{KubeBackend, KubeBackendConfig};
+use convoy_tests::kube::{TestCluster, client_from_yaml};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn op(release: &str, revision: u64) -> OpRef {
+    OpRef {
+        release: release.into(),
+        revision,
+        operation_id: format!("op-{release}-{revision}"),
+    }
+}
+
+fn policy(deadline_s: u64, window_s: u64) -> HealthPolicy {
+    HealthPolicy {
+        progress_deadline: Duration::from_secs(deadline_s),
+        min_ready_window: Duration::from_secs(window_s),
+    }
+}
+
+fn request(release: &str, revision: u64, namespace: &str, objects: &[Value]) -> ApplyRequest {
+    ApplyRequest {
+        op: op(release, revision),
+        namespace: namespace.into(),
+        manifests: objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| Manifest {
+                source: format!("test/templates/{i}.yaml"),
+                content: o.to_string(),
+            })
+            .collect(),
+        health: policy(120, 2),
+        force_conflicts: false,
+        adopt: false,
+        force_roll: false,
+        chart: "test-0.1.0".into(),
+    }
+}
+
+fn deployment(name: &str, replicas: i32, behavior: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": {"sim.convoy.dev/behavior": behavior}},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            }
+        }
+    })
+}
+
+fn configmap(name: &str, color: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"color": color}})
+}
+
+fn service(name: &str, ty: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"type": ty, "selector": {"app": name}, "ports": [{"port": 80}]}
+    })
+}
+
+fn backend(client: Client, holder: &str, history_limit: u32, lock_ttl: Duration) -> KubeBackend {
+    KubeBackend::new(
+        client,
+        KubeBackendConfig {
+            history_namespace: "convoy-system".into(),
+            history_limit,
+            field_manager: "convoy".into(),
+            holder_id: holder.into(),
+            lock_ttl,
+        },
+    )
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &ns).await.unwrap();
+}
+
+/// Runs `watch_health`, collecting the progress updates with when they arrived.
+async fn watch(
+    b: &KubeBackend,
+    op: &OpRef,
+    p: HealthPolicy,
+) -> (HealthOutcome, Vec<(Duration, ProgressUpdate)>) {
+    let (tx, mut rx) = mpsc::channel(256);
+    let start = Instant::now();
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(u) = rx.recv().await {
+            all.push((start.elapsed(), u));
+        }
+        all
+    });
+    let outcome = b.watch_health(op, p, tx, CancellationToken::new()).await;
+    (outcome, collector.await.unwrap())
+}
+
+fn actions(results: &[ObjectResult]) -> Vec<(String, ObjectAction)> {
+    let mut v: Vec<(String, ObjectAction)> =
+        results.iter().map(|r| (r.object.to_string(), r.action)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn result_for<'a>(results: &'a [ObjectResult], object: &str) -> &'a ObjectResult {
+    results
+        .iter()
+        .find(|r| r.object.to_string() == object)
+        .unwrap_or_else(|| panic!("no result for {object} in {results:#?}"))
+}
+
+fn expect_failure(outcome: &HealthOutcome, reason: FailureReason) -> String {
+    match outcome {
+        HealthOutcome::Failed(f) if f.reason == reason => f.message.clone(),
+        other => panic!("expected {reason:?}, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- rollout verdicts
+
+async fn happy_path(b: &KubeBackend) {
+    let objs = [
+        configmap("cfg", "blue"),
+        deployment("web", 2, "healthy,after=500ms", "registry.example/web:1"),
+        service("web", "ClusterIP"),
+    ];
+    let req = request("web.happy", 1, "happy", &objs);
+    let results = b.apply(&req).await.unwrap();
+    assert_eq!(
+        actions(&results),
+        vec![
+            ("configmap/happy/cfg".into(), ObjectAction::Created),
+            ("deployment/happy/web".into(), ObjectAction::Created),
+            ("service/happy/web".into(), ObjectAction::Created),
+        ]
+    );
+    let (outcome, progress) = watch(b, &req.op, policy(60, 3)).await;
+    match outcome {
+        HealthOutcome::Healthy { elapsed } => assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}"),
+        other => panic!("happy path: {other:?}"),
+    }
+    let last = &progress.last().expect("progress reported").1;
+    assert_eq!((last.ready, last.desired), (2, 2));
+    let deployed = b.deployed().await.unwrap();
+    let d = deployed.iter().find(|d| d.release == "web.happy").unwrap();
+    assert_eq!((d.revision, d.healthy, d.kept.clone()), (1, true, vec![1]));
+
+    // Applying the same revision again changes nothing.
+    let again = b.apply(&req).await.unwrap();
+    assert!(
+        again.iter().all(|r| r.action == ObjectAction::Unchanged),
+        "{again:#?}"
+    );
+}
+
+async fn crash_loop_fails_fast(b: &KubeBackend) {
+    let req = request(
+        "crasher.crash",
+        1,
+        "crash",
+        &[deployment(
+            "crasher",
+            1,
+            "crashloop,after=500ms",
+            "registry.example/crash:1",
+        )],
+    );
+    b.apply(&req).await.unwrap();
+    let start = Instant::now();
+    let (outcome, _) = watch(b, &req.op, policy(300, 10)).await;
+    let msg = expect_failure(&outcome, FailureReason::CrashLoopBackOff);
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "not fast: {:?}",
+        start.elapsed()
+    );
+    assert!(msg.contains("pod crash/crasher-"), "{msg}");
+    assert!(msg.contains("back-off"), "the pod's message is missing: {msg}");
+    let deployed = b.deployed().await.unwrap();
+    let d = deployed.iter().find(|d| d.release == "crasher.crash").unwrap();
+    assert!(!d.healthy);
+}
+
+async fn flapping_pod_fails_the_ready_window(b: &KubeBackend) {
+    let req = request(
+        "flappy.flap",
+        1,
+        "flap",
+        &[deployment(
+            "flappy",
+            1,
+            "flapping,ready=1s,after=4s",
+            "registry.example/flap:1",
+        )],
+    );
+    b.apply(&req).await.unwrap();
+    let (outcome, progress) = watch(b, &req.op, policy(300, 20)).await;
+    let msg = expect_failure(&outcome, FailureReason::RestartedInReadyWindow);
+    assert!(msg.contains("restarted"), "{msg}");
+    // It was judged healthy first: exactly what `helm --wait` would have accepted.
+    assert!(
+        progress
+            .iter()
+            .flat_map(|(_, u)| &u.changed)
+            .any(|c| c.reason.starts_with("holding ready window")),
+        "{progress:#?}"
+    );
+}
+
+async fn progress_deadlines(b: &KubeBackend) {
+    // Our own deadline: nothing moves for 5s.
+    let own = request(
+        "stuck.deadline",
+        1,
+        "deadline",
+        &[deployment("stuck", 1, "never-ready", "registry.example/stuck:1")],
+    );
+    b.apply(&own).await.unwrap();
+    let start = Instant::now();
+    let (outcome, _) = watch(b, &own.op, policy(5, 2)).await;
+    let msg = expect_failure(&outcome, FailureReason::ProgressDeadlineExceeded);
+    assert!(msg.contains("no progress for"), "{msg}");
+    assert!(msg.contains("0 of 1 updated replicas available"), "{msg}");
+    assert!(start.elapsed() >= Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
+
+    // The deployment controller's: progressDeadlineSeconds 3, ours far away.
+    let mut d = deployment("stalled", 1, "never-ready", "registry.example/stalled:1");
+    d["spec"]["progressDeadlineSeconds"] = json!(3);
+    let kube = request("stalled.deadline", 1, "deadline", &[d]);
+    b.apply(&kube).await.unwrap();
+    let (outcome, _) = watch(b, &kube.op, policy(300, 2)).await;
+    let msg = expect_failure(&outcome, FailureReason::ProgressDeadlineExceeded);
+    assert!(msg.contains("deployment/deadline/stalled"), "{msg}");
+    assert!(
+        !msg.contains("no progress for"),
+        "expected the controller's verdict: {msg}"
+    );
+}
+
+async fn one_replica_trap(b: &KubeBackend, client: &Client) {
+    let with_strategy = |behavior: &str, image: &str| {
+        let mut d = deployment("single", 1, behavior, image);
+        d["spec"]["strategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}});
+        d
+    };
+    let v1 = request(
+        "single.trap",
+        1,
+        "trap",
+        &[with_strategy("healthy,after=500ms", "registry.example/single:1")],
+    );
+    b.apply(&v1).await.unwrap();
+    let (outcome, _) = watch(b, &v1.op, policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+
+    // v2: the old pod goes first (maxUnavailable 1), the new one takes 8s to be ready.
+    // `helm --wait` counts 0 of 1 as enough (1 - maxUnavailable); we must not.
+    let v2 = request(
+        "single.trap",
+        2,
+        "trap",
+        &[with_strategy("healthy,after=8s", "registry.example/single:2")],
+    );
+    b.apply(&v2).await.unwrap();
+    let start = Instant::now();
+    let (outcome, progress) = watch(b, &v2.op, policy(60, 1)).await;
+    let elapsed = start.elapsed();
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert!(
+        elapsed >= Duration::from_secs(7),
+        "healthy too early: {elapsed:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .flat_map(|(_, u)| &u.changed)
+            .any(|c| c.ready == 0 && c.desired == 1),
+        "the 0-of-1 state was never reported: {progress:#?}"
+    );
+    // When healthy was reported, the new pod was there and ready.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "trap");
+    let list = pods
+        .list(&ListParams::default().labels("app=single"))
+        .await
+        .unwrap();
+    let new: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|p| {
+            p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("registry.example/single:2")
+        })
+        .collect();
+    assert_eq!(new.len(), 1);
+    let ready = new[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    assert!(ready, "healthy reported before the new pod was ready");
+}
+
+async fn statefulset_daemonset_and_job(b: &KubeBackend) {
+    let behavior = json!({"sim.convoy.dev/behavior": "healthy,after=500ms"});
+    let pod_spec = |image: &str| json!({"containers": [{"name": "app", "image": image, "ports": [{"containerPort": 8080}]}]});
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}, "annotations": behavior}, "spec": pod_spec("registry.example/db:1")}}
+    });
+    let ds = json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}, "annotations": behavior}, "spec": pod_spec("registry.example/agent:1")}}
+    });
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"annotations": behavior},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": "registry.example/migrate:1"}]}}}
+    });
+    let req = request("data.kinds", 1, "kinds", &[sts, ds, job]);
+    b.apply(&req).await.unwrap();
+    let (outcome, progress) = watch(b, &req.op, policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    let last = &progress.last().expect("progress").1;
+    assert_eq!((last.ready, last.desired), (4, 4), "{progress:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_verdicts() {
+    let cluster = TestCluster::start("agent-health").await.unwrap();
+    let client = cluster.client().await;
+    for ns in ["happy", "crash", "flap", "deadline", "trap", "kinds"] {
+        create_namespace(&client, ns).await;
+    }
+    let b = backend(client.clone(), "agent-health", 10, Duration::from_secs(30));
+    tokio::join!(
+        happy_path(&b),
+        crash_loop_fails_fast(&b),
+        flapping_pod_fails_the_ready_window(&b),
+        progress_deadlines(&b),
+        one_replica_trap(&b, &client),
+        statefulset_daemonset_and_job(&b),
+    );
+    assert!(cluster.pods.errors().is_empty(), "{:?}", cluster.pods.errors());
+}
+
+// ---------------------------------------------------------------- release lifecycle
+
+async fn color_of(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    api.get_opt(name).await.unwrap()?.data?.get("color").cloned()
+}
+
+async fn web_image_and_replicas(client: &Client, ns: &str) -> (String, i32) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = api.get("web").await.unwrap();
+    let spec = d.spec.unwrap();
+    (
+        spec.template.spec.unwrap().containers[0].image.clone().unwrap(),
+        spec.replicas.unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_lifecycle() {
+    let cluster = TestCluster::start("agent-life").await.unwrap();
+    let client = cluster.client().await;
+    create_namespace(&client, "life").await;
+    let b = backend(client.clone(), "agent-life", 5, Duration::from_secs(30));
+    let rel = "web.life";
+    let immut = |app: &str| {
+        let mut d = deployment("immut", 1, "healthy,after=200ms", "registry.example/immut:1");
+        d["spec"]["selector"]["matchLabels"]["app"] = json!(app);
+        d["spec"]["template"]["metadata"]["labels"]["app"] = json!(app);
+        d
+    };
+    let v1 = [
+        configmap("cfg", "blue"),
+        configmap("extra", "grey"),
+        deployment("web", 2, "healthy,after=300ms", "registry.example/web:1"),
+        service("web", "ClusterIP"),
+        immut("immut"),
+    ];
+    b.apply(&request(rel, 1, "life", &v1)).await.unwrap();
+    let (outcome, _) = watch(&b, &op(rel, 1), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+
+    // Dry run of a revision with changes, an addition, a removal and three refusals.
+    let v2 = vec![
+        configmap("cfg", "green"),
+        configmap("added", "red"),
+        deployment("web", 3, "healthy,after=300ms", "registry.example/web:2"),
+        service("web", "ClusterIP"),
+        immut("immut"),
+    ];
+    let mut dry = v2.clone();
+    dry[4] = immut("changed-selector");
+    dry.push(service("bad", "Bogus"));
+    dry.push(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}));
+    let results = b.dry_run(&request(rel, 2, "life", &dry)).await.unwrap();
+    let cfg = result_for(&results, "configmap/life/cfg");
+    assert_eq!(
+        (cfg.action, cfg.changed_fields.clone()),
+        (ObjectAction::Configured, vec!["data.color".to_string()])
+    );
+    let web = result_for(&results, "deployment/life/web");
+    assert_eq!(web.action, ObjectAction::Configured);
+    assert_eq!(
+        web.changed_fields,
+        vec!["spec.replicas", "spec.template.spec.containers[0].image"]
+    );
+    assert_eq!(
+        result_for(&results, "configmap/life/added").action,
+        ObjectAction::Created
+    );
+    assert_eq!(
+        result_for(&results, "service/life/web").action,
+        ObjectAction::Unchanged
+    );
+    assert_eq!(
+        result_for(&results, "configmap/life/extra").action,
+        ObjectAction::Pruned
+    );
+    let bad = result_for(&results, "service/life/bad");
+    assert_eq!(bad.action, ObjectAction::Refused);
+    assert!(bad.message.contains("Unsupported value"), "{}", bad.message);
+    let immutable = result_for(&results, "deployment/life/immut");
+    assert_eq!(immutable.action, ObjectAction::Refused);
+    assert!(
+        immutable.message.contains("field is immutable"),
+        "{}",
+        immutable.message
+    );
+    let widget = result_for(&results, "widget/w");
+    assert_eq!(widget.action, ObjectAction::Refused);
+    assert!(
+        widget.message.contains("CustomResourceDefinition"),
+        "{}",
+        widget.message
+    );
+    // Nothing persisted.
+    assert_eq!(color_of(&client, "life", "cfg").await.as_deref(), Some("blue"));
+    assert_eq!(color_of(&client, "life", "added").await, None);
+    assert_eq!(color_of(&client, "life", "extra").await.as_deref(), Some("grey"));
+    assert_eq!(
+        web_image_and_replicas(&client, "life").await,
+        ("registry.example/web:1".into(), 2)
+    );
+    assert_eq!(b.deployed().await.unwrap()[0].kept, vec![1]);
+
+    // Apply v2: extra is pruned.
+    let results = b.apply(&request(rel, 2, "life", &v2)).await.unwrap();
+    assert_eq!(
+        result_for(&results, "configmap/life/extra").action,
+        ObjectAction::Pruned
+    );
+    assert_eq!(
+        result_for(&results, "configmap/life/cfg").action,
+        ObjectAction::Configured
+    );
+    assert_eq!(
+        result_for(&results, "configmap/life/added").action,
+        ObjectAction::Created
+    );
+    assert_eq!(color_of(&client, "life", "extra").await, None);
+    let (outcome, _) = watch(&b, &op(rel, 2), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(
+        web_image_and_replicas(&client, "life").await,
+        ("registry.example/web:2".into(), 3)
+    );
+
+    // Roll back to 1 from the cluster's history alone (no manifests given).
+    let results = b.rollback(&op(rel, 3), 1).await.unwrap();
+    assert_eq!(
+        result_for(&results, "configmap/life/added").action,
+        ObjectAction::Pruned
+    );
+    assert_eq!(
+        result_for(&results, "configmap/life/extra").action,
+        ObjectAction::Created
+    );
+    let (outcome, _) = watch(&b, &op(rel, 3), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(
+        web_image_and_replicas(&client, "life").await,
+        ("registry.example/web:1".into(), 2)
+    );
+    assert_eq!(color_of(&client, "life", "cfg").await.as_deref(), Some("blue"));
+    assert_eq!(color_of(&client, "life", "added").await, None);
+    let err = b.rollback(&op(rel, 4), 42).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::RevisionNotInHistory);
+
+    // Another field manager takes data.color; applying reports the field and the manager.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "life");
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("kubectl-edit").force(),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"color": "red"}})),
+    )
+    .await
+    .unwrap();
+    let err = b.apply(&request(rel, 4, "life", &v1)).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::Conflict, "{err}");
+    assert!(err.message.contains(".data.color"), "{}", err.message);
+    assert!(err.message.contains("kubectl-edit"), "{}", err.message);
+    assert_eq!(color_of(&client, "life", "cfg").await.as_deref(), Some("red"));
+    let mut forced = request(rel, 5, "life", &v1);
+    forced.force_conflicts = true;
+    let results = b.apply(&forced).await.unwrap();
+    assert_eq!(
+        result_for(&results, "configmap/life/cfg").action,
+        ObjectAction::Configured
+    );
+    assert_eq!(color_of(&client, "life", "cfg").await.as_deref(), Some("blue"));
+
+    // An object labelled as another release's is refused, unless adopted.
+    let mut foreign = configmap("foreign", "black");
+    foreign["metadata"]["labels"] = json!({"convoy.dev/release": "other.life"});
+    cms.create(&PostParams::default(), &serde_json::from_value(foreign).unwrap())
+        .await
+        .unwrap();
+    let mut with_foreign = v1.to_vec();
+    with_foreign.push(configmap("foreign", "white"));
+    let err = b
+        .apply(&request(rel, 6, "life", &with_foreign))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, FailureReason::OwnedByAnotherRelease, "{err}");
+    assert!(err.message.contains("other.life"), "{}", err.message);
+    assert_eq!(
+        color_of(&client, "life", "foreign").await.as_deref(),
+        Some("black")
+    );
+    let mut adopt = request(rel, 7, "life", &with_foreign);
+    adopt.adopt = true;
+    b.apply(&adopt).await.unwrap();
+    let cm = cms.get("foreign").await.unwrap();
+    assert_eq!(cm.metadata.labels.unwrap()["convoy.dev/release"], rel);
+
+    // History keeps the last 5 revisions; the failed ones are marked so.
+    let deployed = b.deployed().await.unwrap();
+    assert_eq!(
+        (deployed[0].revision, deployed[0].kept.clone()),
+        (7, vec![3, 4, 5, 6, 7])
+    );
+    let listed = b.history().list(rel).await.unwrap();
+    let failed: Vec<u64> = listed
+        .iter()
+        .filter(|i| i.status == convoy_agent::kube::history::RevisionStatus::Failed)
+        .map(|i| i.revision)
+        .collect();
+    assert_eq!(failed, vec![4, 6]);
+
+    // A CRD and a custom resource of it in one revision: the CRD goes first, the
+    // kind is discovered once it is Established.
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}});
+    let results = b
+        .apply(&request("widgets.life", 1, "life", &[widget, crd]))
+        .await
+        .unwrap();
+    assert_eq!(
+        actions(&results),
+        vec![
+            (
+                "customresourcedefinition/widgets.example.com".into(),
+                ObjectAction::Created
+            ),
+            ("widget/life/w".into(), ObjectAction::Created),
+        ]
+    );
+    assert_eq!(
+        results[0].object.kind, "CustomResourceDefinition",
+        "CRDs are applied first"
+    );
+
+    // One operation per release: a second holder is refused until the first unlocks.
+    let other = backend(client.clone(), "agent-other", 5, Duration::from_secs(30));
+    let token = b.lock(&op(rel, 8)).await.unwrap();
+    let err = other.lock(&op(rel, 8)).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::LockHeld);
+    assert!(err.message.contains("agent-life"), "{}", err.message);
+    b.unlock(token).await.unwrap();
+    let token = other.lock(&op(rel, 8)).await.unwrap();
+    other.unlock(token).await.unwrap();
+}
+
+// ------------------------------------------------- restart, under least privilege
+
+/// The YAML block of `agent/RBAC.md`, for `namespace`.
+fn rbac_manifests(namespace: &str) -> Vec<Manifest> {
+    let doc = include_str!("../../agent/RBAC.md");
+    let block = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("RBAC.md has a yaml block");
+    vec![Manifest {
+        source: "agent/RBAC.md".into(),
+        content: block.replace("APP_NAMESPACE", namespace),
+    }]
+}
+
+async fn service_account_token(client: &Client) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "convoy-system");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "convoy-system");
+    let start = Instant::now();
+    loop {
+        let sa = sas.get("convoy-agent").await.unwrap();
+        if let Some(name) = sa.secrets.iter().flatten().find_map(|s| s.name.clone()) {
+            let secret = secrets.get(&name).await.unwrap();
+            if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
+                return String::from_utf8(token.0).unwrap();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no token for the service account"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_rollout_and_least_privilege() {
+    let cluster = TestCluster::start("agent-rbac").await.unwrap();
+    let admin = cluster.client().await;
+    for ns in ["convoy-system", "app", "elsewhere"] {
+        create_namespace(&admin, ns).await;
+    }
+    // The role from RBAC.md, installed by an admin.
+    let installer = backend(admin.clone(), "installer", 10, Duration::from_secs(30));
+    let rbac = ApplyRequest {
+        manifests: rbac_manifests("app"),
+        ..request("convoy-rbac.convoy-system", 1, "convoy-system", &[])
+    };
+    installer.apply(&rbac).await.unwrap();
+    let token = service_account_token(&admin).await;
+    let sa_client = || async {
+        client_from_yaml(&cluster.control_plane.kubeconfig_for_token(&token))
+            .await
+            .unwrap()
+    };
+
+    // Agent A applies and starts watching a slow rollout, then dies mid-watch.
+    let a = Arc::new(backend(sa_client().await, "agent-a", 10, Duration::from_secs(3)));
+    let rel = "web.app";
+    let lock_a = a.lock(&op(rel, 1)).await.unwrap();
+    assert_eq!(lock_a.release, rel);
+    let objs = [
+        configmap("cfg", "blue"),
+        deployment("web", 2, "healthy,after=5s", "registry.example/web:1"),
+    ];
+    let results = a.apply(&request(rel, 1, "app", &objs)).await.unwrap();
+    assert!(
+        results.iter().all(|r| r.action == ObjectAction::Created),
+        "{results:#?}"
+    );
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.watch_health(&op(rel, 1), policy(120, 2), tx, CancellationToken::new())
+                .await
+        })
+    };
+    let first = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("progress within 30s")
+        .expect("a progress update");
+    assert_eq!(first.desired, 2);
+    assert!(first.ready < 2, "{first:?}");
+    watcher.abort();
+    assert!(watcher.await.unwrap_err().is_cancelled());
+    drop(a);
+
+    // Agent B starts: A's lock is live until its TTL passes, then B takes it over,
+    // re-reads the revision from history and finishes the report.
+    let b = backend(sa_client().await, "agent-b", 10, Duration::from_secs(3));
+    let err = b.lock(&op(rel, 1)).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::LockHeld);
+    assert!(err.message.contains("agent-a"), "{}", err.message);
+    let start = Instant::now();
+    let lock_b = loop {
+        match b.lock(&op(rel, 1)).await {
+            Ok(t) => break t,
+            Err(e) => assert_eq!(e.reason, FailureReason::LockHeld),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the dead holder's lock was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (outcome, _) = watch(&b, &op(rel, 1), policy(120, 2)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    let deployed = b.deployed().await.unwrap();
+    let d = deployed.iter().find(|d| d.release == rel).unwrap();
+    assert_eq!((d.revision, d.healthy), (1, true));
+    b.unlock(lock_b).await.unwrap();
+
+    // The role really is limited: a namespace without the binding is refused.
+    let err = b
+        .apply(&request(
+            "web.elsewhere",
+            1,
+            "elsewhere",
+            &[configmap("cfg", "blue")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, FailureReason::ApplyRefused, "{err}");
+    assert!(err.message.contains("forbidden"), "{}", err.message);
+}
