@@ -55,6 +55,10 @@ pub struct AgentConfig {
     /// `pretty` or `json`.
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// `simulated` backend only: milliseconds added to every apply, dry run and
+    /// rollback, to model a real cluster API's latency (demos, benchmarks).
+    #[serde(default)]
+    pub sim_latency_ms: u64,
 }
 
 fn default_backend() -> String {

@@ -5,5 +5,8 @@
 
 pub mod backend;
 pub mod config;
+pub mod kube;
 mod layered_config;
+pub mod runtime;
 pub mod sim;
+pub mod telemetry;

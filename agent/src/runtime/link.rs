@@ -1,0 +1,279 @@
+//! The session with the coordinator: dial, hello, welcome, then commands in and
+//! events and heartbeats out until the stream ends; then reconnect with backoff.
+//!
+//! A refused credential (`UNAUTHENTICATED`, `PERMISSION_DENIED`) is a configuration
+//! problem: it is logged as an error and retried slowly, never in a hot loop. Each
+//! attempt dials a fresh connection, so a coordinator restarted on the same address
+//! (or failed over behind it) is reached anew.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use convoy_proto::v1 as pb;
+use pb::agent_link_client::AgentLinkClient;
+use pb::agent_message::Message as Out;
+use pb::coordinator_message::Message as In;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+
+use crate::backend::Backend;
+use crate::runtime::backoff::Backoff;
+use crate::runtime::{Credentials, Shared, Token, locked, ops, read_token, wire};
+
+/// The heartbeat interval when the welcome leaves it at 0.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// How a session ended.
+enum End {
+    Stopping,
+    /// The link failed; `welcomed` says whether the session had been established.
+    Lost {
+        welcomed: bool,
+        why: String,
+    },
+    /// The coordinator refused our credentials or context.
+    Refused(String),
+    /// Our own settings are unusable right now (token file unreadable, ...).
+    Misconfigured(String),
+}
+
+/// Keeps a session up until `stopping` fires.
+pub(crate) async fn run<B: Backend>(shared: Arc<Shared<B>>, stopping: CancellationToken) {
+    let cfg = &shared.config;
+    let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
+    let mut first = true;
+    loop {
+        if !first {
+            shared.metrics.reconnect();
+        }
+        first = false;
+        let end = session(&shared, &stopping).await;
+        locked(&shared.outbox).disconnect();
+        shared.metrics.set_connected(false);
+        let delay = match end {
+            End::Stopping => return,
+            End::Lost { welcomed, why } => {
+                if welcomed {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(coordinator = %cfg.coordinator, reason = %why, retry_in_ms = delay.as_millis() as u64, "agent link down; reconnecting");
+                delay
+            }
+            End::Refused(why) => {
+                tracing::error!(
+                    coordinator = %cfg.coordinator,
+                    context = %cfg.context,
+                    reason = %why,
+                    retry_in_s = cfg.auth_retry.as_secs(),
+                    "the coordinator refused this agent's credentials: check the token (token_file) and that it was issued for this context"
+                );
+                cfg.auth_retry
+            }
+            End::Misconfigured(why) => {
+                tracing::error!(reason = %why, retry_in_s = cfg.auth_retry.as_secs(), "cannot dial the coordinator: fix the agent's configuration");
+                cfg.auth_retry
+            }
+        };
+        tokio::select! {
+            _ = stopping.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+fn classify(status: &Status, welcomed: bool) -> End {
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => {
+            End::Refused(format!("{:?}: {}", status.code(), status.message()))
+        }
+        code => End::Lost {
+            welcomed,
+            why: format!("{code:?}: {}", status.message()),
+        },
+    }
+}
+
+fn token<B>(shared: &Shared<B>) -> Result<Option<Token>, String> {
+    match &shared.config.credentials {
+        Credentials::None => Ok(None),
+        Credentials::Token(t) => Ok(Some(t.clone())),
+        Credentials::TokenFile(path) => read_token(path).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+fn endpoint<B>(shared: &Shared<B>) -> Result<Endpoint, String> {
+    let cfg = &shared.config;
+    let mut ep = Endpoint::from_shared(cfg.coordinator.clone())
+        .map_err(|e| format!("invalid coordinator URL: {e}"))?
+        .connect_timeout(cfg.connect_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    if let Some(ca) = &cfg.ca_pem {
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        ep = ep
+            .tls_config(tls)
+            .map_err(|e| format!("TLS settings refused: {e}"))?;
+    }
+    Ok(ep)
+}
+
+async fn hello<B: Backend>(shared: &Shared<B>, token: Option<&Token>) -> (pb::Hello, u64) {
+    let deployed = match shared.backend.deployed().await {
+        Ok(d) => d.iter().map(wire::deployed_to_wire).collect(),
+        Err(f) => {
+            tracing::warn!(error = %f, "could not read the cluster's release history; the hello lists none");
+            Vec::new()
+        }
+    };
+    let in_flight = locked(&shared.ledger)
+        .in_flight()
+        .iter()
+        .map(wire::op_to_wire)
+        .collect();
+    let snapshot = locked(&shared.outbox).snapshot();
+    let hello = pb::Hello {
+        context: shared.config.context.clone(),
+        token: token.map(|t| t.expose().to_string()).unwrap_or_default(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        instance: shared.config.instance.clone(),
+        backend: shared.backend.kind().to_string(),
+        in_flight,
+        deployed,
+        unacknowledged: snapshot.unacknowledged,
+    };
+    (hello, snapshot.seq)
+}
+
+async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationToken) -> End {
+    let token = match token(shared) {
+        Ok(t) => t,
+        Err(why) => return End::Misconfigured(why),
+    };
+    let ep = match endpoint(shared) {
+        Ok(ep) => ep,
+        Err(why) => return End::Misconfigured(why),
+    };
+    let channel = tokio::select! {
+        _ = stopping.cancelled() => return End::Stopping,
+        c = ep.connect() => match c {
+            Ok(c) => c,
+            Err(e) => return End::Lost { welcomed: false, why: format!("cannot connect: {}", error_chain(&e)) },
+        },
+    };
+    let mut client = AgentLinkClient::new(channel);
+    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(1024);
+    let (hello, since) = hello(shared, token.as_ref()).await;
+    let in_flight = hello.in_flight.len();
+    if tx
+        .send(pb::AgentMessage {
+            message: Some(Out::Hello(hello)),
+        })
+        .await
+        .is_err()
+    {
+        return End::Lost {
+            welcomed: false,
+            why: "session stream closed before the hello".into(),
+        };
+    }
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(t) = &token {
+        match format!("Bearer {}", t.expose()).parse::<tonic::metadata::AsciiMetadataValue>() {
+            Ok(mut v) => {
+                // Kept out of HTTP/2 header compression tables.
+                v.set_sensitive(true);
+                request.metadata_mut().insert("authorization", v);
+            }
+            Err(_) => return End::Misconfigured("the token is not valid in an HTTP header".into()),
+        }
+    }
+    let timeout = shared.config.connect_timeout;
+    let welcome = async {
+        let mut inbound = client.session(request).await?.into_inner();
+        match inbound.message().await? {
+            Some(pb::CoordinatorMessage {
+                message: Some(In::Welcome(w)),
+            }) => Ok((inbound, w)),
+            Some(_) => Err(Status::internal(
+                "the coordinator spoke before welcoming the agent",
+            )),
+            None => Err(Status::unavailable(
+                "the coordinator closed the stream without a welcome",
+            )),
+        }
+    };
+    let (mut inbound, welcome) = tokio::select! {
+        _ = stopping.cancelled() => return End::Stopping,
+        r = tokio::time::timeout(timeout, welcome) => match r {
+            Err(_) => return End::Lost { welcomed: false, why: format!("no welcome within {}s", timeout.as_secs()) },
+            Ok(Err(status)) => return classify(&status, false),
+            Ok(Ok(ok)) => ok,
+        },
+    };
+    locked(&shared.outbox).connect(tx.clone(), &welcome.acknowledged, since);
+    shared.metrics.set_connected(true);
+    tracing::info!(session = %welcome.session_id, in_flight, acknowledged = welcome.acknowledged.len(), "connected to the coordinator");
+
+    let every = match welcome.heartbeat_interval_seconds {
+        0 => DEFAULT_HEARTBEAT,
+        s => Duration::from_secs(u64::from(s)),
+    };
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopping.cancelled() => return End::Stopping,
+            _ = beat.tick() => {
+                let at = SystemTime::now();
+                let in_flight = locked(&shared.ledger).in_flight().iter().map(wire::op_to_wire).collect();
+                let msg = pb::AgentMessage {
+                    message: Some(Out::Heartbeat(pb::Heartbeat { at: Some(wire::timestamp(at)), in_flight })),
+                };
+                // Never wait here: a coordinator that stopped reading must not also
+                // stop us from reading its commands (or noticing the stream died).
+                match tx.try_send(msg) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        return End::Lost { welcomed: true, why: "the coordinator stopped reading the session".into() };
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return End::Lost { welcomed: true, why: "the session stream closed".into() };
+                    }
+                }
+                shared.metrics.heartbeat(at);
+            }
+            msg = inbound.message() => match msg {
+                Ok(Some(pb::CoordinatorMessage { message: Some(In::Command(c)) })) => ops::dispatch(shared, c),
+                Ok(Some(pb::CoordinatorMessage { message: Some(In::Welcome(_)) })) => {
+                    tracing::debug!("second welcome on one session ignored");
+                }
+                Ok(Some(pb::CoordinatorMessage { message: None })) => {
+                    tracing::debug!("empty coordinator message ignored");
+                }
+                Ok(None) => return End::Lost { welcomed: true, why: "the coordinator ended the session".into() },
+                Err(status) => return classify(&status, true),
+            },
+        }
+    }
+}
+
+/// An error with its sources (`transport error: tcp connect error: Connection refused`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let next = c.to_string();
+        // Some errors repeat their source in their own message.
+        if !s.contains(&next) {
+            s.push_str(": ");
+            s.push_str(&next);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,384 @@
+//! Commands: admission through the idempotence ledger, one task per operation, and
+//! the events each operation produces.
+//!
+//! A deploy or rollback runs `gate -> lock -> apply/rollback -> watch_health ->
+//! unlock`; the gate serializes operations on one release inside this agent (an
+//! abort followed at once by a rollback must not race it for the lock), the lock
+//! guards against other agents. Different releases run in parallel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use convoy_proto::v1 as pb;
+use pb::agent_event::Event;
+use pb::command::Command as Cmd;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{
+    ApplyRequest, Backend, Failure, FailureReason, HealthOutcome, HealthPolicy, LockToken, ObjectProgress,
+    ObjectRef, OpRef, ProgressUpdate,
+};
+use crate::runtime::ledger::{AbortFound, Admission};
+use crate::runtime::{Shared, locked, wire};
+
+/// The work of one command.
+enum Work {
+    Apply(ApplyRequest),
+    DryRun(ApplyRequest),
+    Rollback { target: u64, health: HealthPolicy },
+}
+
+/// How an operation ended, before it becomes a final event.
+enum End {
+    Event(Event),
+    /// Stopped by the agent's shutdown: no final event.
+    Shutdown,
+}
+
+/// Handles one command from the coordinator.
+pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command) {
+    let Some(op) = command.op.map(wire::op_from_wire) else {
+        tracing::warn!("command without an operation reference ignored (protocol error)");
+        return;
+    };
+    let work = match command.command {
+        Some(Cmd::Apply(a)) => Work::Apply(wire::apply_from_wire(op.clone(), a)),
+        Some(Cmd::DryRun(d)) => Work::DryRun(wire::apply_from_wire(op.clone(), d.apply.unwrap_or_default())),
+        Some(Cmd::Rollback(r)) => Work::Rollback {
+            target: r.target_revision,
+            health: wire::health_from_wire(r.health),
+        },
+        Some(Cmd::Abort(a)) => return abort(shared, &op, a.reason),
+        None => {
+            let f = Failure::new(
+                FailureReason::Internal,
+                "the command carries no apply, rollback, abort or dry_run (is the coordinator newer than this agent?)",
+            );
+            tracing::warn!(release = %op.release, revision = op.revision, operation = %op.operation_id, "empty command");
+            // Answered, not recorded: a well-formed command for this operation may follow.
+            shared.metrics.count("failed");
+            return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
+        }
+    };
+    let admission = locked(&shared.ledger).admit(&op, &shared.stopping);
+    match admission {
+        Admission::Finished(final_event) => {
+            tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, "command already finished: replaying its final event");
+            locked(&shared.outbox).send(final_event);
+        }
+        Admission::Running(latest) => {
+            tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, "command already running: not starting it twice");
+            let mut outbox = locked(&shared.outbox);
+            outbox.send(wire::event(&op, Event::Accepted(pb::Accepted { replay: true })));
+            for e in latest {
+                outbox.send(e);
+            }
+        }
+        Admission::New(cancel) => {
+            tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, kind = work.name(), "command accepted");
+            locked(&shared.outbox).emit(wire::event(&op, Event::Accepted(pb::Accepted { replay: false })));
+            shared.metrics.started();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let end = run(&shared, &op, work, &cancel, started).await;
+                match end {
+                    End::Event(event) => finish(&shared, &op, event, true),
+                    End::Shutdown => {
+                        locked(&shared.ledger).forget(&op);
+                        shared.metrics.finished(None);
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl Work {
+    fn name(&self) -> &'static str {
+        match self {
+            Work::Apply(_) => "apply",
+            Work::DryRun(_) => "dry_run",
+            Work::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// Records and sends an operation's final event.
+/// `running`: it ran as an operation (counted in flight).
+fn finish<B: Backend>(shared: &Shared<B>, op: &OpRef, event: Event, running: bool) {
+    let event = wire::event(op, event);
+    let label = wire::outcome_label(&event);
+    match &event.event {
+        Some(Event::Failed(f)) => {
+            tracing::warn!(release = %op.release, revision = op.revision, operation = %op.operation_id, reason = %f.reason, message = %f.message, "operation failed");
+        }
+        _ => {
+            tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, outcome = label, "operation finished")
+        }
+    }
+    locked(&shared.ledger).finish(op, event.clone());
+    locked(&shared.outbox).emit(event);
+    if running {
+        shared.metrics.finished(Some(label));
+    } else {
+        shared.metrics.count(label);
+    }
+}
+
+fn abort<B: Backend>(shared: &Arc<Shared<B>>, op: &OpRef, reason: String) {
+    let found = locked(&shared.ledger).abort(op, &reason);
+    match found {
+        AbortFound::Cancelling => {
+            tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, "aborting");
+        }
+        AbortFound::Finished(final_event) => locked(&shared.outbox).send(*final_event),
+        AbortFound::Unknown => {
+            // Record it: should the command itself arrive later, it must not run.
+            let reason = format!("{reason} (the operation had not started on this agent)");
+            finish(shared, op, Event::Aborted(pb::Aborted { reason }), false);
+        }
+    }
+}
+
+async fn run<B: Backend>(
+    shared: &Arc<Shared<B>>,
+    op: &OpRef,
+    work: Work,
+    cancel: &CancellationToken,
+    started: Instant,
+) -> End {
+    let result = match work {
+        Work::DryRun(req) => {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Stop),
+                r = shared.backend.dry_run(&req) => Ok(match r {
+                    Ok(objects) => Event::DryRun(pb::DryRunResult { objects: wire::results_to_wire(&objects) }),
+                    Err(f) => wire::failed(&f),
+                }),
+            }
+        }
+        Work::Apply(req) => locked_op(shared, op, cancel, started, req.health, Change::Apply(&req)).await,
+        Work::Rollback { target, health } => {
+            locked_op(shared, op, cancel, started, health, Change::Rollback(target)).await
+        }
+    };
+    match result {
+        Ok(event) => End::Event(event),
+        Err(Stop) => match locked(&shared.ledger).abort_reason(op) {
+            Some(reason) => End::Event(Event::Aborted(pb::Aborted { reason })),
+            None => End::Shutdown,
+        },
+    }
+}
+
+/// The operation was cancelled (abort or shutdown).
+struct Stop;
+
+/// What a locked operation changes in the cluster.
+enum Change<'a> {
+    Apply(&'a ApplyRequest),
+    Rollback(u64),
+}
+
+/// gate -> lock -> change -> watch -> unlock.
+async fn locked_op<B: Backend>(
+    shared: &Arc<Shared<B>>,
+    op: &OpRef,
+    cancel: &CancellationToken,
+    started: Instant,
+    health: HealthPolicy,
+    change: Change<'_>,
+) -> Result<Event, Stop> {
+    let gate = {
+        let mut gates = locked(&shared.gates);
+        gates.entry(op.release.clone()).or_default().clone()
+    };
+    let result = async {
+        let _turn = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Stop),
+            g = gate.clone().lock_owned() => g,
+        };
+        let token = match lock(shared, op, cancel).await? {
+            Ok(t) => t,
+            Err(f) => return Ok(wire::failed(&f)),
+        };
+        let outcome = change_and_watch(shared, op, cancel, started, health, change).await;
+        if let Err(f) = shared.backend.unlock(token).await {
+            tracing::warn!(release = %op.release, error = %f, "could not release the release lock (it expires on its own)");
+        }
+        outcome
+    }
+    .await;
+    let mut gates = locked(&shared.gates);
+    // The map's handle and ours: nobody else waits, drop the gate.
+    if Arc::strong_count(&gate) <= 2 {
+        gates.remove(&op.release);
+    }
+    result
+}
+
+/// Takes the backend lock, waiting up to `lock_wait` while another holder has it.
+async fn lock<B: Backend>(
+    shared: &Shared<B>,
+    op: &OpRef,
+    cancel: &CancellationToken,
+) -> Result<Result<LockToken, Failure>, Stop> {
+    let give_up = Instant::now() + shared.config.lock_wait;
+    loop {
+        // Not raced against the cancel token: a lock taken by a dropped call would
+        // stay held until it expires.
+        let attempt = shared.backend.lock(op).await;
+        if cancel.is_cancelled() {
+            if let Ok(token) = attempt
+                && let Err(f) = shared.backend.unlock(token).await
+            {
+                tracing::warn!(release = %op.release, error = %f, "could not release the release lock (it expires on its own)");
+            }
+            return Err(Stop);
+        }
+        match attempt {
+            Err(f) if f.reason == FailureReason::LockHeld && Instant::now() < give_up => {
+                tracing::info!(release = %op.release, holder = %f.message, "release locked: waiting");
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Err(Stop),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+async fn change_and_watch<B: Backend>(
+    shared: &Arc<Shared<B>>,
+    op: &OpRef,
+    cancel: &CancellationToken,
+    started: Instant,
+    health: HealthPolicy,
+    change: Change<'_>,
+) -> Result<Event, Stop> {
+    if cancel.is_cancelled() {
+        return Err(Stop);
+    }
+    // Not interrupted by an abort: a half-done apply would leave the history behind
+    // the cluster. The abort takes effect right after.
+    let changed = match change {
+        Change::Apply(req) => shared.backend.apply(req).await,
+        Change::Rollback(target) => shared.backend.rollback(op, target).await,
+    };
+    let objects = match changed {
+        Ok(objects) => objects,
+        Err(f) => return Ok(wire::failed(&f)),
+    };
+    let applied = wire::event(
+        op,
+        Event::Applied(pb::Applied {
+            objects: wire::results_to_wire(&objects),
+        }),
+    );
+    locked(&shared.ledger).record(op, &applied, true);
+    locked(&shared.outbox).emit(applied);
+    if cancel.is_cancelled() {
+        return Err(Stop);
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let watch = shared.backend.watch_health(op, health, tx, cancel.clone());
+    let (outcome, ()) = tokio::join!(watch, forward_progress(shared, op, rx));
+    match outcome {
+        HealthOutcome::Healthy { .. } => Ok(Event::Healthy(pb::Healthy {
+            seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
+        })),
+        HealthOutcome::Failed(f) => Ok(wire::failed(&f)),
+        HealthOutcome::Cancelled => Err(Stop),
+    }
+}
+
+/// Forwards progress, coalesced: at most one event per `progress_interval`, carrying
+/// the latest state of every workload that changed since the previous one. Flushes
+/// what is pending when the watch ends, so progress always precedes the final event.
+async fn forward_progress<B: Backend>(
+    shared: &Shared<B>,
+    op: &OpRef,
+    mut rx: mpsc::Receiver<ProgressUpdate>,
+) {
+    let interval = shared.config.progress_interval;
+    let mut pending: Option<Pending> = None;
+    let mut last_sent: Option<Instant> = None;
+    loop {
+        let due = last_sent.map_or_else(Instant::now, |t| t + interval);
+        tokio::select! {
+            update = rx.recv() => match update {
+                Some(u) => {
+                    pending.get_or_insert_with(Pending::default).merge(u);
+                    if Instant::now() >= due {
+                        send_progress(shared, op, pending.take());
+                        last_sent = Some(Instant::now());
+                    }
+                }
+                None => {
+                    send_progress(shared, op, pending.take());
+                    return;
+                }
+            },
+            _ = tokio::time::sleep_until(due), if pending.is_some() => {
+                send_progress(shared, op, pending.take());
+                last_sent = Some(Instant::now());
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    changed: BTreeMap<ObjectRef, ObjectProgress>,
+    ready: u32,
+    desired: u32,
+}
+
+impl Pending {
+    fn merge(&mut self, u: ProgressUpdate) {
+        for p in u.changed {
+            self.changed.insert(p.object.clone(), p);
+        }
+        self.ready = u.ready;
+        self.desired = u.desired;
+    }
+}
+
+fn send_progress<B: Backend>(shared: &Shared<B>, op: &OpRef, pending: Option<Pending>) {
+    let Some(p) = pending else { return };
+    let update = ProgressUpdate {
+        changed: p.changed.into_values().collect(),
+        ready: p.ready,
+        desired: p.desired,
+    };
+    let event = wire::event(op, wire::progress(&update));
+    locked(&shared.ledger).record(op, &event, false);
+    locked(&shared.outbox).emit(event);
+}
+
+/// After shutdown fired: waits (bounded) for running operations to release their locks.
+pub(crate) async fn drain<B: Backend>(shared: &Shared<B>) {
+    let give_up = Instant::now() + shared.config.shutdown_grace;
+    loop {
+        let running = locked(&shared.ledger).in_flight().len();
+        if running == 0 {
+            return;
+        }
+        if Instant::now() >= give_up {
+            tracing::warn!(
+                running,
+                "shutdown: operations still running after the grace period"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,219 @@
+//! Translation between `convoy.v1` wire types and the agent's domain types, in one
+//! place at the edge: nothing else in the agent sees a generated type's shape.
+
+use std::time::{Duration, SystemTime};
+
+use convoy_proto::v1 as pb;
+use pb::agent_event::Event;
+
+use crate::backend::{
+    ApplyRequest, DeployedRevision, Failure, HealthPolicy, Manifest, ObjectAction, ObjectRef, ObjectResult,
+    OpRef, ProgressUpdate,
+};
+
+/// Kubernetes' own default for `progressDeadlineSeconds`, used when a command leaves
+/// the deadline at 0 (proto3's "unset"): a rollout with no deadline could hang forever.
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+
+pub fn op_from_wire(op: pb::OperationRef) -> OpRef {
+    OpRef {
+        release: op.release,
+        revision: op.revision,
+        operation_id: op.operation_id,
+    }
+}
+
+pub fn op_to_wire(op: &OpRef) -> pb::OperationRef {
+    pb::OperationRef {
+        release: op.release.clone(),
+        revision: op.revision,
+        operation_id: op.operation_id.clone(),
+    }
+}
+
+pub fn object_to_wire(o: &ObjectRef) -> pb::ObjectRef {
+    pb::ObjectRef {
+        api_version: o.api_version.clone(),
+        kind: o.kind.clone(),
+        namespace: o.namespace.clone().unwrap_or_default(),
+        name: o.name.clone(),
+    }
+}
+
+fn action_to_wire(a: ObjectAction) -> pb::ObjectAction {
+    match a {
+        ObjectAction::Created => pb::ObjectAction::Created,
+        ObjectAction::Configured => pb::ObjectAction::Configured,
+        ObjectAction::Unchanged => pb::ObjectAction::Unchanged,
+        ObjectAction::Pruned => pb::ObjectAction::Pruned,
+        ObjectAction::Refused => pb::ObjectAction::Refused,
+    }
+}
+
+pub fn results_to_wire(results: &[ObjectResult]) -> Vec<pb::ObjectResult> {
+    results
+        .iter()
+        .map(|r| pb::ObjectResult {
+            object: Some(object_to_wire(&r.object)),
+            action: action_to_wire(r.action).into(),
+            changed_fields: r.changed_fields.clone(),
+            message: r.message.clone(),
+        })
+        .collect()
+}
+
+/// A command's health policy; zero (or absent) deadline means the default, a zero
+/// window means "healthy as soon as ready".
+pub fn health_from_wire(h: Option<pb::HealthPolicy>) -> HealthPolicy {
+    let h = h.unwrap_or_default();
+    let deadline = match h.progress_deadline_seconds {
+        0 => DEFAULT_PROGRESS_DEADLINE,
+        s => Duration::from_secs(u64::from(s)),
+    };
+    HealthPolicy {
+        progress_deadline: deadline,
+        min_ready_window: Duration::from_secs(u64::from(h.min_ready_window_seconds)),
+    }
+}
+
+pub fn apply_from_wire(op: OpRef, a: pb::ApplyRevision) -> ApplyRequest {
+    ApplyRequest {
+        op,
+        namespace: a.namespace,
+        manifests: a
+            .manifests
+            .into_iter()
+            .map(|m| Manifest {
+                source: m.source,
+                content: m.content,
+            })
+            .collect(),
+        health: health_from_wire(a.health),
+        force_conflicts: a.force_conflicts,
+        adopt: a.adopt,
+        force_roll: a.force_roll,
+        chart: a.chart,
+    }
+}
+
+pub fn deployed_to_wire(d: &DeployedRevision) -> pb::DeployedRevision {
+    pb::DeployedRevision {
+        release: d.release.clone(),
+        revision: d.revision,
+        healthy: d.healthy,
+        kept: d.kept.clone(),
+    }
+}
+
+pub fn failed(f: &Failure) -> Event {
+    Event::Failed(pb::Failed {
+        reason: f.reason.as_str().to_string(),
+        message: f.message.clone(),
+        object: f.object.as_ref().map(object_to_wire),
+    })
+}
+
+pub fn progress(u: &ProgressUpdate) -> Event {
+    Event::Progress(pb::Progress {
+        objects: u
+            .changed
+            .iter()
+            .map(|p| pb::ObjectProgress {
+                object: Some(object_to_wire(&p.object)),
+                ready: p.ready,
+                desired: p.desired,
+                reason: p.reason.clone(),
+            })
+            .collect(),
+        ready: u.ready,
+        desired: u.desired,
+    })
+}
+
+pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// An event about `op`, stamped now.
+pub fn event(op: &OpRef, event: Event) -> pb::AgentEvent {
+    pb::AgentEvent {
+        op: Some(op_to_wire(op)),
+        at: Some(timestamp(SystemTime::now())),
+        event: Some(event),
+    }
+}
+
+/// Healthy, Failed, DryRunResult and Aborted end an operation.
+pub fn is_final(e: &pb::AgentEvent) -> bool {
+    matches!(
+        e.event,
+        Some(Event::Healthy(_) | Event::Failed(_) | Event::DryRun(_) | Event::Aborted(_))
+    )
+}
+
+/// The outcome label of a final event, for metrics.
+pub fn outcome_label(e: &pb::AgentEvent) -> &'static str {
+    match e.event {
+        Some(Event::Healthy(_)) => "healthy",
+        Some(Event::Failed(_)) => "failed",
+        Some(Event::DryRun(_)) => "dry_run",
+        Some(Event::Aborted(_)) => "aborted",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_deadline_means_the_default_and_zero_window_means_none() {
+        let h = health_from_wire(Some(pb::HealthPolicy {
+            progress_deadline_seconds: 0,
+            min_ready_window_seconds: 0,
+        }));
+        assert_eq!(h.progress_deadline, DEFAULT_PROGRESS_DEADLINE);
+        assert_eq!(h.min_ready_window, Duration::ZERO);
+        let h = health_from_wire(Some(pb::HealthPolicy {
+            progress_deadline_seconds: 30,
+            min_ready_window_seconds: 10,
+        }));
+        assert_eq!(
+            (h.progress_deadline, h.min_ready_window),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_objects_have_an_empty_namespace_on_the_wire() {
+        let o = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: "ns1".into(),
+        };
+        assert_eq!(object_to_wire(&o).namespace, "");
+    }
+
+    #[test]
+    fn final_events_are_recognised() {
+        let op = op_from_wire(pb::OperationRef {
+            release: "a".into(),
+            revision: 1,
+            operation_id: "x".into(),
+        });
+        assert!(!is_final(&event(
+            &op,
+            Event::Accepted(pb::Accepted { replay: false })
+        )));
+        assert!(is_final(&event(
+            &op,
+            Event::Aborted(pb::Aborted { reason: "r".into() })
+        )));
+        assert_eq!(op_to_wire(&op).operation_id, "x");
+    }
+}

@@ -1,0 +1,512 @@
+//! The simulated cluster: an in-memory [`Backend`] for the demo, benchmarks and fast
+//! tests.
+//!
+//! It keeps objects (with the release that owns each), per-release history (the last
+//! `history_limit` revisions with their full objects, so rollback needs nothing
+//! else), per-release locks, and the rollouts of the current revision. Rollouts follow
+//! the `sim.convoy.dev/behavior` pod-template annotation (see [`crate::sim::behavior`])
+//! and are computed as timelines ([`crate::sim::rollout`]): a watch sleeps until the
+//! next change, so one process can hold a thousand clusters. All timing uses tokio's
+//! clock, so tests run under `tokio::time::pause()`.
+
+// `Failure` is the Backend trait's error (the runtime sends it as is); it is built
+// once per failed command, never on a hot path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{
+    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, HealthOutcome, HealthPolicy, LockToken,
+    ObjectAction, ObjectRef, ObjectResult, OpRef, ProgressUpdate,
+};
+use crate::sim::objects::{self, Parsed};
+use crate::sim::rollout::{Rollout, Watch};
+
+/// Settings of one simulated cluster.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Revisions kept per release (at least 1).
+    pub history_limit: usize,
+    /// Added to every apply, dry run and rollback, to model a cluster API's latency.
+    pub apply_latency: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            history_limit: 10,
+            apply_latency: Duration::ZERO,
+        }
+    }
+}
+
+/// An in-memory cluster behind the [`Backend`] trait.
+#[derive(Debug)]
+pub struct SimBackend {
+    config: SimConfig,
+    state: Mutex<Cluster>,
+}
+
+#[derive(Debug, Default)]
+struct Cluster {
+    objects: BTreeMap<ObjectRef, Live>,
+    releases: HashMap<String, Release>,
+}
+
+/// An object in the cluster and the release that owns it.
+#[derive(Debug, Clone)]
+struct Live {
+    release: String,
+    body: Arc<Value>,
+}
+
+#[derive(Debug, Default)]
+struct Release {
+    /// Oldest first.
+    history: VecDeque<Revision>,
+    current: Option<u64>,
+    lock: Option<String>,
+    /// The workloads of the current revision, by object.
+    rollouts: BTreeMap<ObjectRef, Rollout>,
+}
+
+#[derive(Debug, Clone)]
+struct Revision {
+    revision: u64,
+    chart: String,
+    objects: Arc<Vec<(ObjectRef, Arc<Value>)>>,
+    healthy: bool,
+}
+
+impl Default for SimBackend {
+    fn default() -> Self {
+        SimBackend::new(SimConfig::default())
+    }
+}
+
+impl SimBackend {
+    pub fn new(config: SimConfig) -> Self {
+        SimBackend {
+            config: SimConfig {
+                history_limit: config.history_limit.max(1),
+                ..config
+            },
+            state: Mutex::new(Cluster::default()),
+        }
+    }
+
+    fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        // A panic elsewhere while holding the lock leaves consistent data (every
+        // mutation below completes before returning): keep serving.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn latency(&self) {
+        if !self.config.apply_latency.is_zero() {
+            tokio::time::sleep(self.config.apply_latency).await;
+        }
+    }
+
+    /// The live object, if any (for tests and the demo's inspection).
+    pub fn object(&self, object: &ObjectRef) -> Option<Value> {
+        self.cluster().objects.get(object).map(|l| (*l.body).clone())
+    }
+
+    /// Every live object owned by `release`.
+    pub fn objects_of(&self, release: &str) -> Vec<ObjectRef> {
+        self.cluster()
+            .objects
+            .iter()
+            .filter(|(_, l)| l.release == release)
+            .map(|(o, _)| o.clone())
+            .collect()
+    }
+
+    /// Applies `objects` as `op.revision` of `op.release`: the shared core of apply
+    /// and rollback. Fails before changing anything when an object belongs to another
+    /// release and `adopt` is off.
+    fn commit(
+        &self,
+        op: &OpRef,
+        chart: &str,
+        objects: Vec<(ObjectRef, Arc<Value>)>,
+        adopt: bool,
+    ) -> Result<Vec<ObjectResult>, Failure> {
+        let now = Instant::now();
+        let mut guard = self.cluster();
+        let cluster = &mut *guard;
+        check_ownership(cluster, &op.release, objects.iter().map(|(o, _)| o), adopt)?;
+        let release = cluster.releases.entry(op.release.clone()).or_default();
+        let previous: Vec<ObjectRef> = current_revision(release)
+            .map(|r| r.objects.iter().map(|(o, _)| o.clone()).collect())
+            .unwrap_or_default();
+
+        // Decide everything before changing anything, so a refusal leaves no trace.
+        let mut planned = Vec::with_capacity(objects.len());
+        for (object, body) in sorted(objects.clone()) {
+            let action = match cluster.objects.get(&object) {
+                None => ObjectAction::Created,
+                Some(l) if l.body == body && l.release == op.release => ObjectAction::Unchanged,
+                Some(_) => ObjectAction::Configured,
+            };
+            let spec = objects::pod_spec(&object, &body, action == ObjectAction::Created)
+                .map_err(|m| Failure::new(FailureReason::ApplyRefused, m).with_object(object.clone()))?;
+            planned.push((object, body, action, spec));
+        }
+
+        let mut results = Vec::with_capacity(planned.len());
+        let mut rollouts = BTreeMap::new();
+        for (object, body, action, spec) in planned {
+            if let Some(spec) = spec {
+                // An unchanged workload keeps rolling (or stays rolled out) from when
+                // it last changed, as its controller would.
+                let kept = release
+                    .rollouts
+                    .get(&object)
+                    .filter(|_| action == ObjectAction::Unchanged);
+                let rollout = match kept {
+                    Some(r) => r.clone(),
+                    None => Rollout {
+                        object: object.clone(),
+                        pod_prefix: format!("{}-{}", object.name, objects::template_hash(&body)),
+                        spec,
+                        started: now,
+                    },
+                };
+                rollouts.insert(object.clone(), rollout);
+            }
+            let live = Live {
+                release: op.release.clone(),
+                body,
+            };
+            cluster.objects.insert(object.clone(), live);
+            results.push(result(object, action, Vec::new()));
+        }
+        let keep: std::collections::BTreeSet<&ObjectRef> = objects.iter().map(|(o, _)| o).collect();
+        let mut pruned: Vec<ObjectRef> = previous.into_iter().filter(|o| !keep.contains(o)).collect();
+        pruned.sort_by_key(|o| std::cmp::Reverse(objects::tier(&o.kind)));
+        for object in pruned {
+            if cluster
+                .objects
+                .get(&object)
+                .is_some_and(|l| l.release == op.release)
+            {
+                cluster.objects.remove(&object);
+            }
+            results.push(result(object, ObjectAction::Pruned, Vec::new()));
+        }
+
+        release.rollouts = rollouts;
+        release.current = Some(op.revision);
+        let record = Revision {
+            revision: op.revision,
+            chart: chart.to_string(),
+            objects: Arc::new(objects),
+            healthy: false,
+        };
+        match release.history.iter_mut().find(|r| r.revision == op.revision) {
+            Some(existing) => *existing = record,
+            None => release.history.push_back(record),
+        }
+        while release.history.len() > self.config.history_limit {
+            release.history.pop_front();
+        }
+        Ok(results)
+    }
+}
+
+fn current_revision(release: &Release) -> Option<&Revision> {
+    let current = release.current?;
+    release.history.iter().find(|r| r.revision == current)
+}
+
+fn result(object: ObjectRef, action: ObjectAction, changed_fields: Vec<String>) -> ObjectResult {
+    ObjectResult {
+        object,
+        action,
+        changed_fields,
+        message: String::new(),
+    }
+}
+
+/// Namespaces and CRDs first, then Helm's kind order; stable inside a tier.
+fn sorted(mut objects: Vec<(ObjectRef, Arc<Value>)>) -> Vec<(ObjectRef, Arc<Value>)> {
+    objects.sort_by_key(|(o, _)| objects::tier(&o.kind));
+    objects
+}
+
+fn owned_elsewhere_message(object: &ObjectRef, owner: &str) -> String {
+    format!("{object} belongs to release {owner}; set adopt to take it over")
+}
+
+fn check_ownership<'a>(
+    cluster: &Cluster,
+    release: &str,
+    objects: impl Iterator<Item = &'a ObjectRef>,
+    adopt: bool,
+) -> Result<(), Failure> {
+    if adopt {
+        return Ok(());
+    }
+    for object in objects {
+        if let Some(live) = cluster.objects.get(object)
+            && live.release != release
+        {
+            return Err(Failure::new(
+                FailureReason::OwnedByAnotherRelease,
+                owned_elsewhere_message(object, &live.release),
+            )
+            .with_object(object.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn into_stored(parsed: Vec<Parsed>) -> Vec<(ObjectRef, Arc<Value>)> {
+    parsed.into_iter().map(|p| (p.object, Arc::new(p.body))).collect()
+}
+
+impl Backend for SimBackend {
+    fn kind(&self) -> &'static str {
+        "simulated"
+    }
+
+    /// In memory there is no dead holder to recover from (the lock dies with the
+    /// process); the same operation taking it again succeeds, as a resumed one would.
+    async fn lock(&self, op: &OpRef) -> Result<LockToken, Failure> {
+        let mut cluster = self.cluster();
+        let release = cluster.releases.entry(op.release.clone()).or_default();
+        match &release.lock {
+            Some(holder) if *holder != op.operation_id => Err(Failure::new(
+                FailureReason::LockHeld,
+                format!("release {} is locked by operation {holder}", op.release),
+            )),
+            _ => {
+                release.lock = Some(op.operation_id.clone());
+                Ok(LockToken {
+                    release: op.release.clone(),
+                    holder: op.operation_id.clone(),
+                })
+            }
+        }
+    }
+
+    async fn unlock(&self, token: LockToken) -> Result<(), Failure> {
+        let mut cluster = self.cluster();
+        if let Some(release) = cluster.releases.get_mut(&token.release)
+            && release.lock.as_deref() == Some(token.holder.as_str())
+        {
+            release.lock = None;
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+        self.latency().await;
+        let parsed = objects::parse_request(req)?;
+        self.commit(&req.op, &req.chart, into_stored(parsed), req.adopt)
+    }
+
+    async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+        self.latency().await;
+        let parsed = objects::parse_request(req)?;
+        let cluster = self.cluster();
+        let previous: Vec<ObjectRef> = cluster
+            .releases
+            .get(&req.op.release)
+            .and_then(current_revision)
+            .map(|r| r.objects.iter().map(|(o, _)| o.clone()).collect())
+            .unwrap_or_default();
+        let mut results = Vec::with_capacity(parsed.len());
+        let stored = sorted(into_stored(parsed));
+        for (object, body) in &stored {
+            let r = match cluster.objects.get(object) {
+                Some(live) if live.release != req.op.release && !req.adopt => ObjectResult {
+                    message: owned_elsewhere_message(object, &live.release),
+                    ..result(object.clone(), ObjectAction::Refused, Vec::new())
+                },
+                None => result(object.clone(), ObjectAction::Created, Vec::new()),
+                Some(live) if live.body == *body => {
+                    result(object.clone(), ObjectAction::Unchanged, Vec::new())
+                }
+                Some(live) => result(
+                    object.clone(),
+                    ObjectAction::Configured,
+                    objects::changed_fields(&live.body, body),
+                ),
+            };
+            results.push(r);
+        }
+        let keep: std::collections::BTreeSet<&ObjectRef> = stored.iter().map(|(o, _)| o).collect();
+        let mut pruned: Vec<ObjectRef> = previous.into_iter().filter(|o| !keep.contains(o)).collect();
+        pruned.sort_by_key(|o| std::cmp::Reverse(objects::tier(&o.kind)));
+        results.extend(
+            pruned
+                .into_iter()
+                .map(|o| result(o, ObjectAction::Pruned, Vec::new())),
+        );
+        Ok(results)
+    }
+
+    async fn rollback(&self, op: &OpRef, target_revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+        self.latency().await;
+        let target = {
+            let cluster = self.cluster();
+            let release = cluster.releases.get(&op.release);
+            let found = release.and_then(|r| r.history.iter().find(|h| h.revision == target_revision));
+            match found {
+                Some(r) => r.clone(),
+                None => {
+                    let kept: Vec<String> = release
+                        .map(|r| r.history.iter().map(|h| h.revision.to_string()).collect())
+                        .unwrap_or_default();
+                    return Err(Failure::new(
+                        FailureReason::RevisionNotInHistory,
+                        format!(
+                            "release {} has no revision {target_revision} in this cluster's history (kept: [{}])",
+                            op.release,
+                            kept.join(", ")
+                        ),
+                    ));
+                }
+            }
+        };
+        self.commit(op, &target.chart, (*target.objects).clone(), false)
+    }
+
+    async fn watch_health(
+        &self,
+        op: &OpRef,
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> HealthOutcome {
+        let rollouts: Vec<Rollout> = {
+            let cluster = self.cluster();
+            let release = cluster.releases.get(&op.release);
+            match release.and_then(|r| r.current) {
+                Some(current) if current == op.revision => release
+                    .map(|r| r.rollouts.values().cloned().collect())
+                    .unwrap_or_default(),
+                other => {
+                    let at = other.map_or_else(|| "nothing".to_string(), |r| format!("revision {r}"));
+                    return HealthOutcome::Failed(Failure::new(
+                        FailureReason::Internal,
+                        format!(
+                            "cannot watch revision {} of release {}: the cluster has {at} applied",
+                            op.revision, op.release
+                        ),
+                    ));
+                }
+            }
+        };
+        let mut watch = Watch::new(rollouts, health, Instant::now());
+        loop {
+            if cancel.is_cancelled() {
+                return HealthOutcome::Cancelled;
+            }
+            let step = watch.step(Instant::now());
+            if let Some(update) = step.progress {
+                // A gone receiver only means nobody listens to progress any more.
+                let _ = progress.send(update).await;
+            }
+            if let Some(outcome) = step.outcome {
+                self.mark(op, matches!(outcome, HealthOutcome::Healthy { .. }));
+                return outcome;
+            }
+            match step.next {
+                Some(at) => {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => return HealthOutcome::Cancelled,
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => {
+                    cancel.cancelled().await;
+                    return HealthOutcome::Cancelled;
+                }
+            }
+        }
+    }
+
+    async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
+        let cluster = self.cluster();
+        let mut out: Vec<DeployedRevision> = cluster
+            .releases
+            .iter()
+            .filter_map(|(name, r)| {
+                let current = current_revision(r)?;
+                Some(DeployedRevision {
+                    release: name.clone(),
+                    revision: current.revision,
+                    healthy: current.healthy,
+                    kept: r.history.iter().map(|h| h.revision).collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.release.cmp(&b.release));
+        Ok(out)
+    }
+}
+
+impl SimBackend {
+    /// Records whether `op.revision` reached healthy (if it is still the current one).
+    fn mark(&self, op: &OpRef, healthy: bool) {
+        let mut cluster = self.cluster();
+        if let Some(release) = cluster.releases.get_mut(&op.release)
+            && let Some(r) = release.history.iter_mut().find(|h| h.revision == op.revision)
+        {
+            r.healthy = healthy;
+        }
+    }
+}
+
+/// A shared simulated cluster: the runtime drives it while a demo or a test inspects
+/// it ([`SimBackend::object`], [`SimBackend::objects_of`]).
+impl Backend for Arc<SimBackend> {
+    fn kind(&self) -> &'static str {
+        SimBackend::kind(self)
+    }
+
+    async fn lock(&self, op: &OpRef) -> Result<LockToken, Failure> {
+        SimBackend::lock(self, op).await
+    }
+
+    async fn unlock(&self, token: LockToken) -> Result<(), Failure> {
+        SimBackend::unlock(self, token).await
+    }
+
+    async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+        SimBackend::apply(self, req).await
+    }
+
+    async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+        SimBackend::dry_run(self, req).await
+    }
+
+    async fn rollback(&self, op: &OpRef, target_revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+        SimBackend::rollback(self, op, target_revision).await
+    }
+
+    async fn watch_health(
+        &self,
+        op: &OpRef,
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> HealthOutcome {
+        SimBackend::watch_health(self, op, health, progress, cancel).await
+    }
+
+    async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
+        SimBackend::deployed(self).await
+    }
+}

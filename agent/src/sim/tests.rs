@@ -1,0 +1,561 @@
+//! The simulated cluster's timelines under paused tokio time: every expectation is an
+//! exact instant, and a test that simulates minutes runs in milliseconds.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{
+    ApplyRequest, Backend, FailureReason, HealthOutcome, HealthPolicy, Manifest, ObjectAction, ObjectRef,
+    OpRef, ProgressUpdate,
+};
+use crate::sim::{SimBackend, SimConfig};
+
+const RELEASE: &str = "app1.ns1";
+
+fn op(revision: u64) -> OpRef {
+    OpRef {
+        release: RELEASE.into(),
+        revision,
+        operation_id: format!("op-{revision}"),
+    }
+}
+
+fn policy(deadline_s: u64, window_s: u64) -> HealthPolicy {
+    HealthPolicy {
+        progress_deadline: Duration::from_secs(deadline_s),
+        min_ready_window: Duration::from_secs(window_s),
+    }
+}
+
+fn deployment(name: &str, replicas: u32, behavior: &str, image: &str) -> Manifest {
+    Manifest {
+        source: format!("app1/templates/{name}.yaml"),
+        content: format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  template:\n    metadata:\n      annotations:\n        sim.convoy.dev/behavior: \"{behavior}\"\n    spec:\n      containers:\n        - name: app\n          image: {image}\n"
+        ),
+    }
+}
+
+fn config_map(name: &str, value: &str) -> Manifest {
+    Manifest {
+        source: format!("app1/templates/{name}.yaml"),
+        content: format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"{name}\"}},\"data\":{{\"k\":\"{value}\"}}}}"
+        ),
+    }
+}
+
+fn request(revision: u64, manifests: Vec<Manifest>) -> ApplyRequest {
+    ApplyRequest {
+        op: op(revision),
+        namespace: "ns1".into(),
+        manifests,
+        health: policy(600, 5),
+        force_conflicts: false,
+        adopt: false,
+        force_roll: false,
+        chart: "app1-1.0.0".into(),
+    }
+}
+
+fn obj(kind: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: if kind == "Deployment" { "apps/v1" } else { "v1" }.into(),
+        kind: kind.into(),
+        namespace: Some("ns1".into()),
+        name: name.into(),
+    }
+}
+
+/// Watches `revision` to the end; returns the outcome, when it settled (from the
+/// call), and every progress update.
+async fn watch(
+    sim: &SimBackend,
+    revision: u64,
+    health: HealthPolicy,
+) -> (HealthOutcome, Duration, Vec<ProgressUpdate>) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let start = Instant::now();
+    let outcome = sim
+        .watch_health(&op(revision), health, tx, CancellationToken::new())
+        .await;
+    let took = start.elapsed();
+    let mut updates = Vec::new();
+    while let Ok(u) = rx.try_recv() {
+        updates.push(u);
+    }
+    (outcome, took, updates)
+}
+
+fn failure(outcome: HealthOutcome) -> crate::backend::Failure {
+    match outcome {
+        HealthOutcome::Failed(f) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthy_rollout_reports_progress_and_holds_the_window() {
+    let sim = SimBackend::default();
+    let applied = sim
+        .apply(&request(
+            1,
+            vec![
+                deployment("web", 3, "healthy,after=2s", "web:1"),
+                config_map("cfg", "a"),
+            ],
+        ))
+        .await
+        .unwrap();
+    let actions: Vec<_> = applied
+        .iter()
+        .map(|r| (r.object.kind.as_str(), r.action))
+        .collect();
+    // Configuration before workloads.
+    assert_eq!(
+        actions,
+        [
+            ("ConfigMap", ObjectAction::Created),
+            ("Deployment", ObjectAction::Created)
+        ]
+    );
+
+    let (outcome, took, updates) = watch(&sim, 1, policy(600, 5)).await;
+    assert_eq!(
+        outcome,
+        HealthOutcome::Healthy {
+            elapsed: Duration::from_secs(7)
+        }
+    );
+    assert_eq!(took, Duration::from_secs(7), "ready at 2s, then a 5s window");
+    let totals: Vec<(u32, u32)> = updates.iter().map(|u| (u.ready, u.desired)).collect();
+    assert_eq!(totals, [(0, 3), (3, 3), (3, 3)]);
+    let reasons: Vec<&str> = updates.iter().map(|u| u.changed[0].reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "progressing",
+            "holding ready window (0s of 5s)",
+            "holding ready window (5s of 5s)"
+        ]
+    );
+    assert_eq!(
+        sim.deployed().await.unwrap()[0],
+        crate::backend::DeployedRevision {
+            release: RELEASE.into(),
+            revision: 1,
+            healthy: true,
+            kept: vec![1]
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rolling_update_progresses_batch_by_batch() {
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 4, "healthy,after=1s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    let applied = sim
+        .apply(&request(
+            2,
+            vec![deployment("web", 4, "healthy,after=1s", "web:2")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(applied[0].action, ObjectAction::Configured);
+    let (outcome, took, updates) = watch(&sim, 2, policy(600, 0)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    // maxSurge 25% of 4: one pod at a time, each ready 1s after it starts.
+    assert_eq!(took, Duration::from_secs(4));
+    let ready: Vec<u32> = updates.iter().map(|u| u.ready).collect();
+    assert_eq!(ready, [0, 1, 2, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_loop_fails_fast_with_the_pod_named() {
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 2, "crashloop,after=2s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    let (outcome, took, _) = watch(&sim, 1, policy(600, 30)).await;
+    assert_eq!(took, Duration::from_secs(2));
+    let f = failure(outcome);
+    assert_eq!(f.reason, FailureReason::CrashLoopBackOff);
+    assert_eq!(f.object, Some(obj("Deployment", "web")));
+    assert!(
+        f.message.contains("deployment/ns1/web: pod web-") && f.message.contains("container app"),
+        "{}",
+        f.message
+    );
+    assert!(!sim.deployed().await.unwrap()[0].healthy);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_fails_the_ready_window_but_passes_a_short_one() {
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 1, "flapping,ready=1s,after=3s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    let (outcome, took, _) = watch(&sim, 1, policy(600, 10)).await;
+    // Ready at 1s, crashes at 4s: 3s into the 10s window.
+    assert_eq!(took, Duration::from_secs(4));
+    let f = failure(outcome);
+    assert_eq!(f.reason, FailureReason::RestartedInReadyWindow);
+    assert!(
+        f.message.contains("3s into the 10s ready window"),
+        "{}",
+        f.message
+    );
+
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 1, "flapping,ready=1s,after=3s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    let (outcome, took, _) = watch(&sim, 1, policy(600, 2)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(took, Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_ready_hits_the_progress_deadline() {
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![deployment("web", 2, "never-ready", "web:1")]))
+        .await
+        .unwrap();
+    let (outcome, took, _) = watch(&sim, 1, policy(45, 5)).await;
+    assert_eq!(took, Duration::from_secs(45));
+    let f = failure(outcome);
+    assert_eq!(f.reason, FailureReason::ProgressDeadlineExceeded);
+    assert!(f.message.contains("0 of 2 pods ready"), "{}", f.message);
+
+    // Slower than the deadline is a failure too.
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![deployment("web", 1, "slow,after=2m", "web:1")]))
+        .await
+        .unwrap();
+    let (outcome, took, _) = watch(&sim, 1, policy(60, 5)).await;
+    assert_eq!(failure(outcome).reason, FailureReason::ProgressDeadlineExceeded);
+    assert_eq!(took, Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pull_and_config_errors_fail_fast() {
+    for (behavior, reason, at) in [
+        ("image-pull-error", FailureReason::ImagePullBackOff, 1),
+        ("config-error", FailureReason::CreateContainerConfigError, 0),
+    ] {
+        let sim = SimBackend::default();
+        sim.apply(&request(
+            1,
+            vec![deployment("web", 1, behavior, "registry.example/web:nope")],
+        ))
+        .await
+        .unwrap();
+        let (outcome, took, _) = watch(&sim, 1, policy(600, 5)).await;
+        let f = failure(outcome);
+        assert_eq!((f.reason, took), (reason, Duration::from_secs(at)), "{behavior}");
+        if reason == FailureReason::ImagePullBackOff {
+            assert!(f.message.contains("registry.example/web:nope"), "{}", f.message);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_complete_or_fail() {
+    let job = |behavior: &str| Manifest {
+        source: "job.yaml".into(),
+        content: format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: migrate}}\nspec:\n  completions: 2\n  template:\n    metadata:\n      annotations: {{sim.convoy.dev/behavior: \"{behavior}\"}}\n    spec:\n      restartPolicy: Never\n      containers: [{{name: m, image: m:1}}]\n"
+        ),
+    };
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![job("healthy,after=1s")]))
+        .await
+        .unwrap();
+    let (outcome, took, _) = watch(&sim, 1, policy(600, 0)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(
+        took,
+        Duration::from_secs(2),
+        "parallelism 1: one completion after the other"
+    );
+
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![job("crashloop,after=1s")]))
+        .await
+        .unwrap();
+    let (outcome, _, _) = watch(&sim, 1, policy(600, 0)).await;
+    assert_eq!(failure(outcome).reason, FailureReason::JobFailed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_reports_unchanged_configured_and_pruned() {
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![
+            deployment("web", 1, "healthy", "web:1"),
+            config_map("a", "1"),
+            config_map("b", "1"),
+        ],
+    ))
+    .await
+    .unwrap();
+    let r = sim
+        .apply(&request(
+            2,
+            vec![deployment("web", 1, "healthy", "web:1"), config_map("a", "2")],
+        ))
+        .await
+        .unwrap();
+    let got: Vec<_> = r.iter().map(|r| (r.object.name.as_str(), r.action)).collect();
+    assert_eq!(
+        got,
+        [
+            ("a", ObjectAction::Configured),
+            ("web", ObjectAction::Unchanged),
+            ("b", ObjectAction::Pruned)
+        ]
+    );
+    assert!(sim.object(&obj("ConfigMap", "b")).is_none());
+    let labels = &sim.object(&obj("ConfigMap", "a")).unwrap()["metadata"]["labels"];
+    assert_eq!(labels["convoy.dev/release"], RELEASE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_objects_from_history_and_refuses_unknown_revisions() {
+    let sim = SimBackend::new(SimConfig {
+        history_limit: 2,
+        ..SimConfig::default()
+    });
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 2, "healthy", "web:1"), config_map("cfg", "one")],
+    ))
+    .await
+    .unwrap();
+    sim.apply(&request(
+        2,
+        vec![deployment("web", 3, "healthy", "web:2"), config_map("extra", "x")],
+    ))
+    .await
+    .unwrap();
+
+    let r = sim.rollback(&op(3), 1).await.unwrap();
+    let got: Vec<_> = r.iter().map(|r| (r.object.name.as_str(), r.action)).collect();
+    assert_eq!(
+        got,
+        [
+            ("cfg", ObjectAction::Created),
+            ("web", ObjectAction::Configured),
+            ("extra", ObjectAction::Pruned)
+        ]
+    );
+    let web = sim.object(&obj("Deployment", "web")).unwrap();
+    assert_eq!(web["spec"]["replicas"], 2);
+    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["image"], "web:1");
+    assert_eq!(sim.object(&obj("ConfigMap", "cfg")).unwrap()["data"]["k"], "one");
+    let (outcome, _, _) = watch(&sim, 3, policy(600, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+
+    // History keeps 2: revision 1 is gone now (2 and 3 remain).
+    assert_eq!(sim.deployed().await.unwrap()[0].kept, [2, 3]);
+    let f = sim.rollback(&op(4), 1).await.unwrap_err();
+    assert_eq!(f.reason, FailureReason::RevisionNotInHistory);
+    assert!(f.message.contains("kept: [2, 3]"), "{}", f.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_changes_nothing_and_names_changed_fields() {
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![deployment("web", 1, "healthy", "web:1")]))
+        .await
+        .unwrap();
+    let r = sim
+        .dry_run(&request(
+            2,
+            vec![deployment("web", 1, "healthy", "web:2"), config_map("new", "x")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r[0].action, ObjectAction::Created);
+    assert_eq!(r[1].action, ObjectAction::Configured);
+    assert_eq!(r[1].changed_fields, ["spec.template.spec.containers[0].image"]);
+    assert!(sim.object(&obj("ConfigMap", "new")).is_none());
+    assert_eq!(sim.deployed().await.unwrap()[0].revision, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_releases_object_is_refused_unless_adopted() {
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![config_map("shared", "1")]))
+        .await
+        .unwrap();
+    let mut other = request(1, vec![config_map("shared", "2")]);
+    other.op.release = "app2.ns1".into();
+    let f = sim.apply(&other).await.unwrap_err();
+    assert_eq!(f.reason, FailureReason::OwnedByAnotherRelease);
+    assert!(f.message.contains("belongs to release app1.ns1"), "{}", f.message);
+    let dry = sim.dry_run(&other).await.unwrap();
+    assert_eq!(dry[0].action, ObjectAction::Refused);
+    other.adopt = true;
+    assert_eq!(
+        sim.apply(&other).await.unwrap()[0].action,
+        ObjectAction::Configured
+    );
+    assert_eq!(sim.objects_of("app2.ns1"), [obj("ConfigMap", "shared")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_manifests_are_refused_without_echoing_content() {
+    let sim = SimBackend::default();
+    for (content, want) in [
+        (
+            "kind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n",
+            "missing or empty `apiVersion`",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2\n",
+            "not a valid YAML",
+        ),
+        ("- hunter2\n", "expected one object"),
+    ] {
+        let req = request(
+            1,
+            vec![Manifest {
+                source: "app1/templates/secret.yaml".into(),
+                content: content.into(),
+            }],
+        );
+        let f = sim.apply(&req).await.unwrap_err();
+        assert_eq!(f.reason, FailureReason::ApplyRefused);
+        assert!(
+            f.message.starts_with("app1/templates/secret.yaml: ") && f.message.contains(want),
+            "{}",
+            f.message
+        );
+        assert!(!f.message.contains("hunter2"), "{}", f.message);
+    }
+    let f = sim
+        .apply(&request(1, vec![deployment("web", 1, "sleepy", "web:1")]))
+        .await
+        .unwrap_err();
+    assert!(
+        f.message.contains("unknown mode") && f.object.is_some(),
+        "{}",
+        f.message
+    );
+    let twice = request(1, vec![config_map("a", "1"), config_map("a", "2")]);
+    assert!(
+        sim.apply(&twice)
+            .await
+            .unwrap_err()
+            .message
+            .contains("also defined in")
+    );
+    assert!(
+        sim.deployed().await.unwrap().is_empty(),
+        "a refused apply leaves nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn lock_is_exclusive_per_release_and_abort_cancels_a_watch() {
+    let sim = SimBackend::default();
+    let token = sim.lock(&op(1)).await.unwrap();
+    assert_eq!(
+        sim.lock(&op(2)).await.unwrap_err().reason,
+        FailureReason::LockHeld
+    );
+    let mut other = op(2);
+    other.release = "other".into();
+    sim.lock(&other).await.unwrap();
+    sim.unlock(token).await.unwrap();
+    sim.lock(&op(2)).await.unwrap();
+
+    sim.apply(&request(1, vec![deployment("web", 1, "never-ready", "web:1")]))
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let (tx, _rx) = mpsc::channel(16);
+    let canceller = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            cancel.cancel();
+        })
+    };
+    let start = Instant::now();
+    assert_eq!(
+        sim.watch_health(&op(1), policy(600, 5), tx, cancel).await,
+        HealthOutcome::Cancelled
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    canceller.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_roll_restarts_an_unchanged_workload_and_latency_applies() {
+    let sim = SimBackend::new(SimConfig {
+        apply_latency: Duration::from_millis(250),
+        ..SimConfig::default()
+    });
+    let start = Instant::now();
+    sim.apply(&request(1, vec![deployment("web", 1, "healthy", "web:1")]))
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+    let mut again = request(2, vec![deployment("web", 1, "healthy", "web:1")]);
+    assert_eq!(
+        sim.apply(&again).await.unwrap()[0].action,
+        ObjectAction::Unchanged
+    );
+    again.op = op(3);
+    again.force_roll = true;
+    assert_eq!(
+        sim.apply(&again).await.unwrap()[0].action,
+        ObjectAction::Configured
+    );
+}
+
+/// A thousand clusters in one process: each rollout is a few timers, no thread and
+/// no polling loop, so they all settle together at the simulated instant.
+#[tokio::test(start_paused = true)]
+async fn a_thousand_clusters_roll_out_concurrently() {
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for _ in 0..1000 {
+        tasks.spawn(async move {
+            let sim = SimBackend::default();
+            sim.apply(&request(
+                1,
+                vec![deployment("web", 3, "healthy,after=2s", "web:1")],
+            ))
+            .await
+            .unwrap();
+            watch(&sim, 1, policy(600, 5)).await.0
+        });
+    }
+    let mut healthy = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        healthy += usize::from(matches!(outcome.unwrap(), HealthOutcome::Healthy { .. }));
+    }
+    assert_eq!(healthy, 1000);
+    assert_eq!(start.elapsed(), Duration::from_secs(7));
+}

@@ -1,0 +1,971 @@
+//! The agent runtime on the agent link, against a fake coordinator: a tonic
+//! `AgentLink` server on 127.0.0.1 that hands each session to the test, which plays
+//! the coordinator (reads the hello and events, sends commands). The cluster is the
+//! simulated backend, so rollouts take a second or two of real time.
+//!
+//! The fake runs on its own tokio runtime so "the coordinator died" is real: shutting
+//! that runtime down drops the listener and every connection at once.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use convoy_agent::backend::ObjectRef;
+use convoy_agent::runtime::{AgentRuntime, Credentials, RuntimeConfig, Token};
+use convoy_agent::sim::SimBackend;
+use convoy_proto::v1 as pb;
+use pb::agent_event::Event;
+use pb::agent_link_server::{AgentLink, AgentLinkServer};
+use pb::agent_message::Message as Out;
+use pb::coordinator_message::Message as In;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+const CONTEXT: &str = "dev-us-central1-0";
+const TOKEN: &str = "s3cret-agent-token";
+const WAIT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------- fake coordinator
+
+/// One agent session as the fake coordinator sees it.
+struct Session {
+    hello: pb::Hello,
+    from_agent: mpsc::UnboundedReceiver<pb::AgentMessage>,
+    to_agent: mpsc::UnboundedSender<Result<pb::CoordinatorMessage, Status>>,
+    /// Events read while looking for another operation's.
+    backlog: Vec<pb::AgentEvent>,
+}
+
+#[derive(Clone)]
+struct Service {
+    token: String,
+    sessions: mpsc::UnboundedSender<Session>,
+    refusals: mpsc::UnboundedSender<()>,
+}
+
+type CoordinatorStream = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentLink for Service {
+    type SessionStream = CoordinatorStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<CoordinatorStream>, Status> {
+        let expected = format!("Bearer {}", self.token);
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if header.as_deref() != Some(expected.as_str()) {
+            let _ = self.refusals.send(());
+            return Err(Status::unauthenticated("unknown agent token"));
+        }
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(pb::AgentMessage {
+                message: Some(Out::Hello(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("the first message must be a hello")),
+        };
+        if format!("Bearer {}", hello.token) != expected {
+            return Err(Status::unauthenticated("hello token differs from the metadata"));
+        }
+        let (to_agent, rx) = mpsc::unbounded_channel();
+        // Like a coordinator: record the buffered final events, acknowledge them.
+        let acknowledged = hello
+            .unacknowledged
+            .iter()
+            .filter_map(|e| e.op.as_ref())
+            .map(|o| o.operation_id.clone())
+            .collect();
+        let welcome = pb::Welcome {
+            session_id: "s1".into(),
+            heartbeat_interval_seconds: 1,
+            acknowledged,
+        };
+        to_agent
+            .send(Ok(pb::CoordinatorMessage {
+                message: Some(In::Welcome(welcome)),
+            }))
+            .unwrap();
+        let (tx, from_agent) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = inbound.message().await {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        let _ = self.sessions.send(Session {
+            hello,
+            from_agent,
+            to_agent,
+            backlog: Vec::new(),
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+}
+
+/// A coordinator on its own runtime; dropping it kills it (listener and connections).
+struct Fake {
+    port: u16,
+    tls: bool,
+    runtime: Option<tokio::runtime::Runtime>,
+    sessions: mpsc::UnboundedReceiver<Session>,
+    refusals: mpsc::UnboundedReceiver<()>,
+}
+
+impl Fake {
+    /// Starts on `port` (0: any). A just-killed fake may hold its port a moment longer.
+    async fn start(port: u16) -> Fake {
+        Fake::start_with(port, None).await
+    }
+
+    /// As [`Fake::start`], serving TLS with this PEM certificate and key.
+    async fn start_with(port: u16, tls: Option<(String, String)>) -> Fake {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match Fake::try_start(port, tls.clone()) {
+                Ok(f) => return f,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on port {port}: {e}"),
+            }
+        }
+    }
+
+    fn try_start(port: u16, tls: Option<(String, String)>) -> std::io::Result<Fake> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let (sessions_tx, sessions) = mpsc::unbounded_channel();
+        let (refusals_tx, refusals) = mpsc::unbounded_channel();
+        let service = Service {
+            token: TOKEN.into(),
+            sessions: sessions_tx,
+            refusals: refusals_tx,
+        };
+        let bound = {
+            let _in_runtime = runtime.enter();
+            tokio::net::TcpSocket::new_v4().and_then(|socket| {
+                // The same port again right after a kill: old connections are in TIME_WAIT.
+                socket.set_reuseaddr(true)?;
+                socket.bind(([127, 0, 0, 1], port).into())?;
+                socket.listen(64)
+            })
+        };
+        let (listener, port) = match bound.and_then(|l| Ok((l.local_addr()?.port(), l))) {
+            Ok((port, l)) => (l, port),
+            Err(e) => {
+                // Dropping a runtime inside the test's async context is not allowed.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
+        let mut server = tonic::transport::Server::builder();
+        if let Some((cert, key)) = &tls {
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            server = server
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .expect("a valid TLS identity");
+        }
+        runtime.spawn(
+            server
+                .add_service(AgentLinkServer::new(service))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        Ok(Fake {
+            port,
+            tls: tls.is_some(),
+            runtime: Some(runtime),
+            sessions,
+            refusals,
+        })
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    async fn session(&mut self) -> Session {
+        tokio::time::timeout(WAIT, self.sessions.recv())
+            .await
+            .expect("no agent session in time")
+            .unwrap()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Session {
+    fn send(&self, op: &pb::OperationRef, command: pb::command::Command) {
+        let c = pb::Command {
+            op: Some(op.clone()),
+            command: Some(command),
+        };
+        self.to_agent
+            .send(Ok(pb::CoordinatorMessage {
+                message: Some(In::Command(c)),
+            }))
+            .unwrap();
+    }
+
+    /// The next event about `op` (heartbeats and other operations' events skipped).
+    async fn event(&mut self, op: &pb::OperationRef) -> Event {
+        if let Some(i) = self.backlog.iter().position(|e| e.op.as_ref() == Some(op)) {
+            return self.backlog.remove(i).event.expect("an event without a body");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.from_agent.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no event for {} in time", op.operation_id))
+                .expect("session ended");
+            if let Some(Out::Event(e)) = m.message {
+                if e.op.as_ref() == Some(op) {
+                    return e.event.expect("an event without a body");
+                }
+                self.backlog.push(e);
+            }
+        }
+    }
+
+    /// Events about `op` up to and including its final one.
+    async fn until_final(&mut self, op: &pb::OperationRef) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            let e = self.event(op).await;
+            let last = matches!(
+                e,
+                Event::Healthy(_) | Event::Failed(_) | Event::Aborted(_) | Event::DryRun(_)
+            );
+            events.push(e);
+            if last {
+                return events;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the agent
+
+struct Agent {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    health: std::net::SocketAddr,
+    /// The simulated cluster the agent drives, to look inside.
+    sim: Arc<SimBackend>,
+}
+
+fn config(url: &str, credentials: Credentials) -> RuntimeConfig {
+    let mut c = RuntimeConfig::new(url, CONTEXT);
+    c.credentials = credentials;
+    c.instance = "test-agent-0".into();
+    c.health_listen = Some(([127, 0, 0, 1], 0).into());
+    c.backoff_initial = Duration::from_millis(50);
+    c.backoff_max = Duration::from_millis(400);
+    c.auth_retry = Duration::from_millis(500);
+    c.progress_interval = Duration::from_millis(100);
+    c
+}
+
+async fn start_agent(config: RuntimeConfig) -> Agent {
+    let sim = Arc::new(SimBackend::default());
+    let mut runtime = AgentRuntime::new(config, sim.clone());
+    let health = runtime.bind_health().await.unwrap().unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let task = tokio::spawn(async move { runtime.run(s).await.unwrap() });
+    Agent {
+        stop,
+        task,
+        health,
+        sim,
+    }
+}
+
+impl Agent {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(self.health).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, out)
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("agent did not stop")
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- commands
+
+fn op(release: &str, revision: u64, id: &str) -> pb::OperationRef {
+    pb::OperationRef {
+        release: release.into(),
+        revision,
+        operation_id: id.into(),
+    }
+}
+
+fn deployment(name: &str, replicas: u32, behavior: &str, image: &str) -> pb::Manifest {
+    pb::Manifest {
+        source: format!("app1/templates/{name}.yaml"),
+        content: format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: {replicas}\n  template:\n    metadata:\n      annotations: {{sim.convoy.dev/behavior: \"{behavior}\"}}\n    spec:\n      containers: [{{name: app, image: \"{image}\"}}]\n"
+        ),
+    }
+}
+
+fn config_map(name: &str, value: &str) -> pb::Manifest {
+    pb::Manifest {
+        source: format!("app1/templates/{name}.yaml"),
+        content: format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: \"{value}\"}}\n"
+        ),
+    }
+}
+
+fn apply(manifests: Vec<pb::Manifest>, deadline_s: u32, window_s: u32) -> pb::command::Command {
+    pb::command::Command::Apply(pb::ApplyRevision {
+        namespace: "ns1".into(),
+        manifests,
+        health: Some(pb::HealthPolicy {
+            progress_deadline_seconds: deadline_s,
+            min_ready_window_seconds: window_s,
+        }),
+        chart: "app1-1.0.0".into(),
+        ..Default::default()
+    })
+}
+
+fn failed(events: &[Event]) -> &pb::Failed {
+    match events.last() {
+        Some(Event::Failed(f)) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+fn actions(e: &Event) -> Vec<(String, pb::ObjectAction)> {
+    let objects = match e {
+        Event::Applied(a) => &a.objects,
+        Event::DryRun(d) => &d.objects,
+        other => panic!("expected objects, got {other:?}"),
+    };
+    objects
+        .iter()
+        .map(|o| (o.object.as_ref().unwrap().name.clone(), o.action()))
+        .collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn hello_then_apply_reports_accepted_applied_progress_and_healthy() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    assert_eq!(s.hello.context, CONTEXT);
+    assert_eq!(s.hello.token, TOKEN);
+    assert_eq!(s.hello.agent_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(s.hello.instance, "test-agent-0");
+    assert_eq!(s.hello.backend, "simulated");
+    assert!(s.hello.in_flight.is_empty() && s.hello.deployed.is_empty() && s.hello.unacknowledged.is_empty());
+
+    let o = op("app1.ns1", 1, "op-1");
+    s.send(
+        &o,
+        apply(
+            vec![
+                deployment("web", 3, "healthy,after=300ms", "web:1"),
+                config_map("cfg", "a"),
+            ],
+            60,
+            1,
+        ),
+    );
+    let events = s.until_final(&o).await;
+    assert_eq!(events[0], Event::Accepted(pb::Accepted { replay: false }));
+    assert_eq!(
+        actions(&events[1]),
+        [
+            ("cfg".to_string(), pb::ObjectAction::Created),
+            ("web".to_string(), pb::ObjectAction::Created)
+        ]
+    );
+    let progress: Vec<(u32, u32)> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Progress(p) = e {
+                Some((p.ready, p.desired))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(progress.first(), Some(&(0, 3)), "{events:?}");
+    assert_eq!(progress.last(), Some(&(3, 3)), "{events:?}");
+    assert!(matches!(events.last(), Some(Event::Healthy(_))), "{events:?}");
+
+    // Heartbeats at the welcome's interval (1s).
+    let beat = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Out::Heartbeat(h)) = s.from_agent.recv().await.unwrap().message {
+                return h;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(beat.at.is_some() && beat.in_flight.is_empty());
+
+    let (status, _) = agent.get("/readyz").await;
+    assert_eq!(status, 200);
+    let (_, metrics) = agent.get("/metrics").await;
+    assert!(
+        metrics.contains("convoy_agent_operations_total{outcome=\"healthy\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("convoy_agent_connected 1"), "{metrics}");
+    assert!(
+        !metrics.contains("convoy_agent_last_heartbeat_timestamp_seconds 0\n"),
+        "{metrics}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn crash_loop_flapping_and_never_ready_fail_with_their_reasons_in_parallel() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    let crash = op("crash.ns1", 1, "c");
+    let flap = op("flap.ns1", 1, "f");
+    let never = op("never.ns1", 1, "n");
+    // Each takes about 2s: one after the other would take 5.5s.
+    let started = tokio::time::Instant::now();
+    let crash_loop = deployment("crash", 2, "crashloop,after=1500ms", "web:1");
+    s.send(&crash, apply(vec![crash_loop], 60, 5));
+    let flapping = deployment("flap", 1, "flapping,ready=500ms,after=1500ms", "web:1");
+    s.send(&flap, apply(vec![flapping], 60, 5));
+    s.send(
+        &never,
+        apply(vec![deployment("never", 1, "never-ready", "web:1")], 2, 5),
+    );
+
+    let f = failed(&s.until_final(&crash).await).clone();
+    assert_eq!(f.reason, "CrashLoopBackOff");
+    assert!(
+        f.message.contains("pod crash-") && f.message.contains("container app"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.object.unwrap().name, "crash");
+    // Fast: at the first crash, not at the 60s deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let f = failed(&s.until_final(&flap).await).clone();
+    assert_eq!(f.reason, "RestartedInReadyWindow", "{}", f.message);
+
+    let f = failed(&s.until_final(&never).await).clone();
+    assert_eq!(f.reason, "ProgressDeadlineExceeded", "{}", f.message);
+    // All three ran side by side.
+    assert!(
+        started.elapsed() < Duration::from_millis(4500),
+        "{:?}",
+        started.elapsed()
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn rollback_restores_the_previous_revision_from_history() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    let r1 = vec![
+        deployment("web", 2, "healthy,after=100ms", "web:1"),
+        config_map("cfg", "one"),
+    ];
+    let r2 = vec![
+        deployment("web", 3, "healthy,after=100ms", "web:2"),
+        config_map("extra", "x"),
+    ];
+    for (rev, manifests) in [(1, r1.clone()), (2, r2)] {
+        let o = op("app1.ns1", rev, &format!("deploy-{rev}"));
+        s.send(&o, apply(manifests, 60, 1));
+        assert!(matches!(s.until_final(&o).await.last(), Some(Event::Healthy(_))));
+    }
+
+    let back = op("app1.ns1", 3, "rollback-3");
+    let health = Some(pb::HealthPolicy {
+        progress_deadline_seconds: 60,
+        min_ready_window_seconds: 1,
+    });
+    s.send(
+        &back,
+        pb::command::Command::Rollback(pb::RollbackToRevision {
+            target_revision: 1,
+            health,
+        }),
+    );
+    let events = s.until_final(&back).await;
+    let applied = events.iter().find(|e| matches!(e, Event::Applied(_))).unwrap();
+    assert_eq!(
+        actions(applied),
+        [
+            ("cfg".to_string(), pb::ObjectAction::Created),
+            ("web".to_string(), pb::ObjectAction::Configured),
+            ("extra".to_string(), pb::ObjectAction::Pruned),
+        ]
+    );
+    assert!(matches!(events.last(), Some(Event::Healthy(_))), "{events:?}");
+
+    // Revision 1's image, replica count and ConfigMap are back.
+    let object = |kind: &str, api: &str, name: &str| ObjectRef {
+        api_version: api.into(),
+        kind: kind.into(),
+        namespace: Some("ns1".into()),
+        name: name.into(),
+    };
+    let web = agent.sim.object(&object("Deployment", "apps/v1", "web")).unwrap();
+    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["image"], "web:1");
+    assert_eq!(web["spec"]["replicas"], 2);
+    let cfg = agent.sim.object(&object("ConfigMap", "v1", "cfg")).unwrap();
+    assert_eq!(cfg["data"]["k"], "one");
+    assert!(agent.sim.object(&object("ConfigMap", "v1", "extra")).is_none());
+
+    // The cluster now holds exactly revision 1: a dry run of it changes nothing.
+    let check = op("app1.ns1", 4, "dry-4");
+    let dry = pb::command::Command::DryRun(pb::DryRun {
+        apply: Some(pb::ApplyRevision {
+            namespace: "ns1".into(),
+            manifests: r1,
+            ..Default::default()
+        }),
+    });
+    s.send(&check, dry);
+    let result = s.until_final(&check).await;
+    assert!(
+        actions(result.last().unwrap())
+            .iter()
+            .all(|(_, a)| *a == pb::ObjectAction::Unchanged),
+        "{result:?}"
+    );
+
+    let missing = op("app1.ns1", 5, "rollback-5");
+    s.send(
+        &missing,
+        pb::command::Command::Rollback(pb::RollbackToRevision {
+            target_revision: 42,
+            health: None,
+        }),
+    );
+    assert_eq!(
+        failed(&s.until_final(&missing).await).reason,
+        "RevisionNotInHistory"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_command_twice_runs_once_and_a_finished_one_replays_its_result() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    let o = op("app1.ns1", 1, "op-1");
+    let command = apply(vec![deployment("web", 1, "healthy,after=500ms", "web:1")], 60, 1);
+    s.send(&o, command.clone());
+    s.send(&o, command.clone());
+    let events = s.until_final(&o).await;
+    let accepted: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Accepted(_)))
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            &Event::Accepted(pb::Accepted { replay: false }),
+            &Event::Accepted(pb::Accepted { replay: true })
+        ]
+    );
+    assert_eq!(
+        events.iter().filter(|e| matches!(e, Event::Applied(_))).count(),
+        1,
+        "{events:?}"
+    );
+    let healthy = events.last().unwrap().clone();
+    assert!(matches!(healthy, Event::Healthy(_)));
+
+    // Finished: the same command again gets the same final event, and nothing runs.
+    s.send(&o, command);
+    assert_eq!(s.event(&o).await, healthy);
+    let (_, metrics) = agent.get("/metrics").await;
+    assert!(
+        metrics.contains("convoy_agent_operations_total{outcome=\"healthy\"} 1"),
+        "{metrics}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn abort_stops_a_running_rollout() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    let o = op("app1.ns1", 1, "op-1");
+    let command = apply(vec![deployment("web", 1, "never-ready", "web:1")], 600, 1);
+    s.send(&o, command.clone());
+    loop {
+        if matches!(s.event(&o).await, Event::Applied(_)) {
+            break;
+        }
+    }
+    s.send(
+        &o,
+        pb::command::Command::Abort(pb::Abort {
+            reason: "operator abort".into(),
+        }),
+    );
+    let events = s.until_final(&o).await;
+    assert_eq!(
+        events.last(),
+        Some(&Event::Aborted(pb::Aborted {
+            reason: "operator abort".into()
+        }))
+    );
+    // The lock was released: the next revision runs.
+    let next = op("app1.ns1", 2, "op-2");
+    s.send(
+        &next,
+        apply(vec![deployment("web", 1, "healthy,after=100ms", "web:2")], 60, 1),
+    );
+    assert!(matches!(
+        s.until_final(&next).await.last(),
+        Some(Event::Healthy(_))
+    ));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_coordinator_gets_the_in_flight_operation_and_its_result() {
+    let mut fake = Fake::start(0).await;
+    let port = fake.port;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+
+    // 1. Restarted mid-rollout: the op keeps running, the new session's hello lists it,
+    //    and the final event arrives on the new stream.
+    let o = op("app1.ns1", 1, "op-1");
+    s.send(
+        &o,
+        apply(vec![deployment("web", 2, "healthy,after=1500ms", "web:1")], 60, 1),
+    );
+    while !matches!(s.event(&o).await, Event::Applied(_)) {}
+    drop(s);
+    drop(fake);
+    let mut fake = Fake::start(port).await;
+    let mut s = fake.session().await;
+    assert_eq!(s.hello.in_flight, std::slice::from_ref(&o));
+    assert!(matches!(s.until_final(&o).await.last(), Some(Event::Healthy(_))));
+
+    // 2. Down while an op finishes: its final event is in the next hello's
+    //    unacknowledged list, with the deployed revision; acknowledged, it is dropped.
+    let o2 = op("app1.ns1", 2, "op-2");
+    s.send(
+        &o2,
+        apply(vec![deployment("web", 2, "healthy,after=200ms", "web:2")], 60, 1),
+    );
+    while !matches!(s.event(&o2).await, Event::Applied(_)) {}
+    drop(s);
+    drop(fake);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut fake = Fake::start(port).await;
+    let s = fake.session().await;
+    assert!(s.hello.in_flight.is_empty());
+    let finals: Vec<(&str, bool)> = s
+        .hello
+        .unacknowledged
+        .iter()
+        .map(|e| {
+            (
+                e.op.as_ref().unwrap().operation_id.as_str(),
+                matches!(e.event, Some(Event::Healthy(_))),
+            )
+        })
+        .collect();
+    assert!(finals.contains(&("op-2", true)), "{finals:?}");
+    assert_eq!(s.hello.deployed.len(), 1);
+    assert_eq!(
+        (s.hello.deployed[0].revision, s.hello.deployed[0].healthy),
+        (2, true)
+    );
+    assert_eq!(s.hello.deployed[0].kept, [1, 2]);
+
+    // The welcome acknowledged them: a third session's hello carries none.
+    drop(s);
+    drop(fake);
+    let mut fake = Fake::start(port).await;
+    let s = fake.session().await;
+    assert!(s.hello.unacknowledged.is_empty(), "{:?}", s.hello.unacknowledged);
+    let (_, metrics) = agent.get("/metrics").await;
+    assert!(!metrics.contains("convoy_agent_reconnects_total 0"), "{metrics}");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_is_retried_slowly_and_a_fixed_one_connects() {
+    let mut fake = Fake::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "wrong-token\n").unwrap();
+    let agent = start_agent(config(&fake.url(), Credentials::TokenFile(token_file.clone()))).await;
+
+    // Refused for 1.2s at a 500ms retry: about three attempts, not a hot loop.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut refusals = 0;
+    while fake.refusals.try_recv().is_ok() {
+        refusals += 1;
+    }
+    assert!((1..=4).contains(&refusals), "{refusals} attempts");
+    assert!(!agent.task.is_finished(), "the agent must keep running");
+    assert_eq!(agent.get("/readyz").await.0, 503);
+    assert_eq!(agent.get("/healthz").await.0, 200);
+
+    // The token is re-read at every attempt: fixing the file is enough.
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let s = fake.session().await;
+    assert_eq!(s.hello.token, TOKEN);
+    agent.stop().await;
+}
+
+/// A CA and a loopback server certificate it signed (PEM), and another, unrelated CA.
+fn certificates() -> (String, (String, String), String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    let ca = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    };
+    let issuer = ca("convoy test CA");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (
+        issuer.pem(),
+        (cert.pem(), key.serialize_pem()),
+        ca("someone else's CA").pem(),
+    )
+}
+
+#[tokio::test]
+async fn tls_with_the_given_ca_connects_and_another_ca_is_refused() {
+    let (ca, identity, other_ca) = certificates();
+    let mut fake = Fake::start_with(0, Some(identity)).await;
+    let mut cfg = config(&fake.url(), Credentials::Token(Token::new(TOKEN)));
+    cfg.ca_pem = Some(ca.into_bytes());
+    let agent = start_agent(cfg).await;
+    let mut s = fake.session().await;
+    assert_eq!(s.hello.context, CONTEXT);
+    let o = op("app1.ns1", 1, "op-1");
+    s.send(&o, apply(vec![config_map("cfg", "a")], 60, 0));
+    assert!(matches!(s.until_final(&o).await.last(), Some(Event::Healthy(_))));
+    agent.stop().await;
+
+    let mut cfg = config(&fake.url(), Credentials::Token(Token::new(TOKEN)));
+    cfg.ca_pem = Some(other_ca.into_bytes());
+    let agent = start_agent(cfg).await;
+    let refused = tokio::time::timeout(Duration::from_millis(1500), fake.sessions.recv()).await;
+    assert!(
+        refused.is_err(),
+        "an untrusted coordinator certificate must not be accepted"
+    );
+    assert!(!agent.task.is_finished());
+    assert_eq!(agent.get("/readyz").await.0, 503);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn progress_is_coalesced_to_a_few_events_per_second() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    let o = op("app1.ns1", 1, "op-1");
+    // A StatefulSet starts pods one at a time: 30 changes within 600ms.
+    let sts = pb::Manifest {
+        source: "sts.yaml".into(),
+        content: "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 30\n  template:\n    metadata:\n      annotations: {sim.convoy.dev/behavior: \"healthy,after=20ms\"}\n    spec:\n      containers: [{name: db, image: db:1}]\n".into(),
+    };
+    let started = tokio::time::Instant::now();
+    s.send(&o, apply(vec![sts], 60, 0));
+    let events = s.until_final(&o).await;
+    let progress: Vec<u32> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Progress(p) = e {
+                Some(p.ready)
+            } else {
+                None
+            }
+        })
+        .collect();
+    // At most one event per 100ms (this test's interval), plus the final flush: not
+    // one per pod (31).
+    let bound = started.elapsed().as_millis() as usize / 100 + 2;
+    assert!(
+        (2..=bound).contains(&progress.len()) && progress.len() < 31,
+        "{progress:?}"
+    );
+    assert_eq!(progress.last(), Some(&30), "the last progress is the final state");
+    assert!(matches!(events.last(), Some(Event::Healthy(_))));
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_simulated_cluster_and_stops_on_sigterm() {
+    let mut fake = Fake::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_convoy-agent"))
+        .env("CONVOY_AGENT__COORDINATOR", fake.url())
+        .env("CONVOY_AGENT__CONTEXT", CONTEXT)
+        .env("CONVOY_AGENT__BACKEND", "simulated")
+        .env("CONVOY_AGENT__TOKEN_FILE", &token_file)
+        .env("CONVOY_AGENT__LOG_FORMAT", "json")
+        .env("POD_NAME", "agent-pod-0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut s = fake.session().await;
+    assert_eq!(
+        (s.hello.backend.as_str(), s.hello.instance.as_str()),
+        ("simulated", "agent-pod-0")
+    );
+    let o = op("app1.ns1", 1, "op-1");
+    let secret = pb::Manifest {
+        source: "app1/templates/secret.yaml".into(),
+        content: "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2}\n"
+            .into(),
+    };
+    s.send(
+        &o,
+        apply(
+            vec![secret, deployment("web", 1, "healthy,after=100ms", "web:1")],
+            60,
+            0,
+        ),
+    );
+    assert!(matches!(s.until_final(&o).await.last(), Some(Event::Healthy(_))));
+
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("no exit after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    assert!(logs.contains("\"message\":\"SIGTERM received\""), "{logs}");
+    // Neither the token nor a manifest's secret value is ever logged.
+    assert!(!logs.contains(TOKEN) && !logs.contains("hunter2"), "{logs}");
+}
+
+/// Many agents (each its own runtime, connection and simulated cluster) on one
+/// coordinator, all rolling out at once. `CONVOY_FLEET_SIZE` raises the count (the
+/// report's figure used 1000); the default keeps the suite quick on two cores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_agents_rolls_out_together() {
+    let size: usize = std::env::var("CONVOY_FLEET_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let mut fake = Fake::start(0).await;
+    let started = tokio::time::Instant::now();
+    let mut agents = Vec::with_capacity(size);
+    for i in 0..size {
+        let mut cfg = config(&fake.url(), Credentials::Token(Token::new(TOKEN)));
+        cfg.health_listen = None;
+        cfg.instance = format!("agent-{i}");
+        let runtime = AgentRuntime::new(cfg, SimBackend::default());
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        agents.push((stop, tokio::spawn(async move { runtime.run(s).await.unwrap() })));
+    }
+    let mut sessions = Vec::with_capacity(size);
+    for _ in 0..size {
+        sessions.push(fake.session().await);
+    }
+    let connected = started.elapsed();
+    let o = op("app1.ns1", 1, "op-1");
+    let manifests = vec![
+        deployment("web", 3, "healthy,after=1s", "web:1"),
+        config_map("cfg", "a"),
+    ];
+    for s in &sessions {
+        s.send(&o, apply(manifests.clone(), 60, 1));
+    }
+    let mut waits = tokio::task::JoinSet::new();
+    for mut s in sessions {
+        let o = o.clone();
+        waits.spawn(async move { matches!(s.until_final(&o).await.last(), Some(Event::Healthy(_))) });
+    }
+    let mut healthy = 0;
+    while let Some(ok) = waits.join_next().await {
+        healthy += usize::from(ok.unwrap());
+    }
+    let total = started.elapsed();
+    println!("{size} agents: connected in {connected:?}, all healthy after {total:?} (rollout itself: 2s)");
+    assert_eq!(healthy, size);
+    for (stop, task) in agents {
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
