@@ -45,9 +45,41 @@ pub struct DaemonConfig {
     /// The context registry: the clusters releases can target.
     #[serde(default)]
     pub contexts: Vec<ContextConfig>,
+    /// A context-registry file (YAML list of contexts), instead of or in addition to
+    /// the inline `contexts`.
+    #[serde(default)]
+    pub registry_file: Option<PathBuf>,
+    /// API tokens, agent credentials.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// Vault (or OpenBao) for release secrets.
+    #[serde(default)]
+    pub vault: Option<convoy_secrets::VaultConfig>,
+    /// DEVELOPMENT ONLY: secrets from a local YAML file (`"path#key": value`) instead of
+    /// Vault. Refused together with `vault`.
+    #[serde(default)]
+    pub dev_secrets_file: Option<PathBuf>,
+    /// TLS for the gRPC listener (API and agent link); plaintext when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// How often agents send heartbeats, in seconds.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_seconds: u32,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// Server TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain and key of the coordinator.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// A PEM CA bundle: when set, clients must present a certificate it signed (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Durable state backend.
@@ -109,6 +141,9 @@ impl Default for LogConfig {
     }
 }
 
+fn default_heartbeat() -> u32 {
+    10
+}
 fn default_listen() -> String {
     "127.0.0.1:7443".into()
 }
@@ -193,6 +228,21 @@ impl DaemonConfig {
                 "log.format",
                 format!("expected `pretty` or `json`, got {:?}", self.log.format),
             );
+        }
+        if self.vault.is_some() && self.dev_secrets_file.is_some() {
+            return bad("dev_secrets_file", "set either `vault` or `dev_secrets_file`, not both".into());
+        }
+        if self.heartbeat_seconds == 0 {
+            return bad("heartbeat_seconds", "must be at least 1".into());
+        }
+        if let Some(t) = &self.tls {
+            for (k, p) in [("tls.cert_file", Some(&t.cert_file)), ("tls.key_file", Some(&t.key_file)), ("tls.client_ca_file", t.client_ca_file.as_ref())] {
+                if let Some(p) = p
+                    && !p.is_file()
+                {
+                    return bad(k, format!("{} does not exist or is not a file", p.display()));
+                }
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, c) in self.contexts.iter().enumerate() {

@@ -3,7 +3,17 @@
 //! of every target cluster.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
 pub mod config;
+pub mod core;
+pub mod http;
+pub mod model;
+pub mod orchestrator;
+pub mod pipeline;
+pub mod prepare;
 mod layered_config;
+pub mod link;
 pub mod server;
+pub mod store;
 pub mod telemetry;

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod convoy;
 pub mod etcd;
 pub mod http;
 pub mod kube;

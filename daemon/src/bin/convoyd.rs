@@ -1,6 +1,7 @@
 //! `convoyd`: parse arguments, load the config, start telemetry, serve.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -8,14 +9,19 @@ use convoy_daemon::config::DaemonConfig;
 
 /// The convoy coordinator: accepts releases over gRPC and rolls them out to every
 /// target cluster through the agents, rolling the whole fleet back on failure.
+///
+/// Examples:
+///   convoyd --config /etc/convoy/convoyd.yaml
+///   CONVOY_DAEMON__LOG__FORMAT=json convoyd -c convoyd.yaml
+///   convoyd --check-config -c convoyd.yaml
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Args {
     /// Configuration file (YAML or TOML). Every key can be overridden with a
     /// `CONVOY_DAEMON__<KEY>` environment variable (`__` between nested keys).
     #[arg(short, long, env = "CONVOY_DAEMON_CONFIG")]
     config: Option<PathBuf>,
-    /// Check the configuration and exit.
+    /// Check the configuration (and the registry, auth and secret settings) and exit.
     #[arg(long)]
     check_config: bool,
 }
@@ -23,18 +29,30 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg =
-        DaemonConfig::load(args.config.as_deref()).context("refusing to start: invalid configuration")?;
+    let cfg = DaemonConfig::load(args.config.as_deref()).context("refusing to start: invalid configuration")?;
+    convoy_daemon::telemetry::init(&cfg.log.format, &cfg.log.level);
+    let pipeline = convoy_daemon::server::pipeline(&cfg).context("refusing to start")?;
     if args.check_config {
+        convoy_daemon::auth::Authenticator::from_config(&cfg.auth).map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
         println!("configuration ok");
         return Ok(());
     }
-    convoy_daemon::telemetry::init(&cfg.log.format, &cfg.log.level);
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr())
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
-    convoy_daemon::server::serve(listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    let mut running = convoy_daemon::server::start(&cfg, listener, Arc::new(pipeline)).await?;
+    let exited = tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("waiting for ctrl-c")?;
+            None
+        }
+        r = running.wait_for_exit() => Some(r),
+    };
+    match exited {
+        Some(r) => r,
+        None => {
+            tracing::info!("shutting down");
+            running.stop().await
+        }
+    }
 }

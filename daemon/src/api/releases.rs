@@ -1,0 +1,211 @@
+//! `convoy.v1.ReleaseService`.
+
+use std::pin::Pin;
+
+use convoy_proto::v1 as pb;
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use super::{auth_status, convert, principal, status};
+use crate::auth::{Authenticator, Role};
+use crate::core::{Control, Coordinator, WatchKind};
+use crate::model::OperationPhase;
+use crate::store::SubmitInputs;
+
+pub struct ReleaseApi {
+    pub core: Coordinator,
+    pub auth: Authenticator,
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RolloutEvent, Status>> + Send>>;
+
+impl ReleaseApi {
+    async fn control(&self, req: Request<pb::ControlRequest>, control: Control) -> Result<Response<pb::ControlResponse>, Status> {
+        let who = principal(&self.auth, &req)?;
+        let r = req.into_inner();
+        let op = self.core.control(who, r.release, control, r.reason).await.map_err(status)?;
+        Ok(Response::new(pb::ControlResponse {
+            operation: Some(convert::operation(&op)),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::release_service_server::ReleaseService for ReleaseApi {
+    async fn submit_release(&self, req: Request<pb::SubmitReleaseRequest>) -> Result<Response<pb::SubmitReleaseResponse>, Status> {
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Deployer, "submit").map_err(auth_status)?;
+        let r = req.into_inner();
+        if r.release_yaml.trim().is_empty() {
+            return Err(Status::invalid_argument("release_yaml is empty: send the release file's contents"));
+        }
+        let inputs = SubmitInputs {
+            release_yaml: r.release_yaml,
+            source_name: if r.source_name.is_empty() { "<release>".into() } else { r.source_name },
+            values_files: r.values_files.into_iter().map(|v| (v.name, v.content)).collect(),
+            chart_archive: r.chart_archive,
+        };
+        let (accepted, rendered) = self.core.submit(who, inputs, r.reason, r.dry_run).await.map_err(status)?;
+        Ok(Response::new(pb::SubmitReleaseResponse {
+            release: accepted.release,
+            revision: accepted.revision,
+            operation_id: accepted.operation_id,
+            phase: convert::phase(accepted.phase) as i32,
+            queue_position: accepted.queue_position,
+            rendered: rendered
+                .into_iter()
+                .map(|(context, objects, manifest_digest)| pb::RenderSummary {
+                    context,
+                    objects: objects as u32,
+                    manifest_digest,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_release(&self, req: Request<pb::GetReleaseRequest>) -> Result<Response<pb::Release>, Status> {
+        principal(&self.auth, &req)?.require(Role::Viewer, "get a release").map_err(auth_status)?;
+        let v = self.core.release(req.into_inner().release).await.map_err(status)?;
+        Ok(Response::new(convert::release(&v)))
+    }
+
+    async fn list_releases(&self, req: Request<pb::ListReleasesRequest>) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        principal(&self.auth, &req)?.require(Role::Viewer, "list releases").map_err(auth_status)?;
+        let f = req.into_inner();
+        let releases = self
+            .core
+            .releases()
+            .await
+            .map_err(status)?
+            .iter()
+            .filter(|v| f.environment.is_empty() || v.record.environment == f.environment)
+            .filter(|v| f.context.is_empty() || v.record.contexts.contains(&f.context))
+            .map(convert::release)
+            .collect();
+        Ok(Response::new(pb::ListReleasesResponse { releases }))
+    }
+
+    async fn get_history(&self, req: Request<pb::GetHistoryRequest>) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        principal(&self.auth, &req)?.require(Role::Viewer, "read history").map_err(auth_status)?;
+        let r = req.into_inner();
+        let mut revs = self.core.history(r.release).await.map_err(status)?;
+        if r.limit > 0 {
+            revs.truncate(r.limit as usize);
+        }
+        Ok(Response::new(pb::GetHistoryResponse {
+            revisions: revs.iter().map(convert::revision).collect(),
+        }))
+    }
+
+    type WatchReleaseStream = WatchStream;
+
+    async fn watch_release(&self, req: Request<pb::WatchReleaseRequest>) -> Result<Response<WatchStream>, Status> {
+        principal(&self.auth, &req)?.require(Role::Viewer, "watch").map_err(auth_status)?;
+        let r = req.into_inner();
+        let (snapshot, mut rx) = self.core.watch(r.release).await.map_err(status)?;
+        // Which operation to follow: the named one, else the running or next one,
+        // else the last one that ran.
+        let target = if r.operation_id.is_empty() {
+            let ops: Vec<(String, OperationPhase)> = snapshot
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    WatchKind::Operation(op) => Some((op.id.clone(), op.phase)),
+                    _ => None,
+                })
+                .collect();
+            ops.iter()
+                .find(|(_, p)| !p.is_final())
+                .or(ops.first())
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default()
+        } else {
+            r.operation_id.clone()
+        };
+        let follow = r.follow;
+        let relevant = move |e: &crate::core::WatchEvent| follow || target.is_empty() || e.operation_id == target;
+        let (tx, out) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            for e in snapshot.iter().filter(|e| relevant(e)) {
+                if tx.send(Ok(convert::event(e))).await.is_err() {
+                    return;
+                }
+            }
+            // A watch of a finished operation ends after its snapshot.
+            if !follow && snapshot.iter().any(|e| relevant(e) && is_final_op(e)) {
+                return;
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(e) if relevant(&e) => {
+                        let last = !follow && is_final_op(&e);
+                        if tx.send(Ok(convert::event(&e))).await.is_err() || last {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        let msg = format!("watcher fell {n} events behind; watch again for a fresh snapshot");
+                        let _ = tx.send(Err(Status::resource_exhausted(msg))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))))
+    }
+
+    async fn rollback_release(&self, req: Request<pb::RollbackReleaseRequest>) -> Result<Response<pb::RollbackReleaseResponse>, Status> {
+        let who = principal(&self.auth, &req)?;
+        let r = req.into_inner();
+        if !r.contexts.is_empty() {
+            return Err(Status::unimplemented(
+                "rolling back a subset of contexts is not supported yet: omit `contexts` to roll every context back",
+            ));
+        }
+        let a = self.core.rollback(who, r.release, r.to_revision, r.reason, r.preempt).await.map_err(status)?;
+        Ok(Response::new(pb::RollbackReleaseResponse {
+            release: a.release,
+            revision: a.revision,
+            rollback_to: a.rollback_to.unwrap_or_default(),
+            operation_id: a.operation_id,
+            phase: convert::phase(a.phase) as i32,
+            queue_position: a.queue_position,
+        }))
+    }
+
+    async fn pause_release(&self, req: Request<pb::ControlRequest>) -> Result<Response<pb::ControlResponse>, Status> {
+        self.control(req, Control::Pause).await
+    }
+
+    async fn resume_release(&self, req: Request<pb::ControlRequest>) -> Result<Response<pb::ControlResponse>, Status> {
+        self.control(req, Control::Resume).await
+    }
+
+    async fn abort_release(&self, req: Request<pb::ControlRequest>) -> Result<Response<pb::ControlResponse>, Status> {
+        self.control(req, Control::Abort).await
+    }
+
+    async fn list_queue(&self, req: Request<pb::ListQueueRequest>) -> Result<Response<pb::ListQueueResponse>, Status> {
+        principal(&self.auth, &req)?.require(Role::Viewer, "list the queue").map_err(auth_status)?;
+        let ops = self.core.queue(req.into_inner().release).await.map_err(status)?;
+        Ok(Response::new(pb::ListQueueResponse {
+            operations: ops.iter().map(convert::operation).collect(),
+        }))
+    }
+
+    async fn cancel_queued(&self, req: Request<pb::CancelQueuedRequest>) -> Result<Response<pb::CancelQueuedResponse>, Status> {
+        let who = principal(&self.auth, &req)?;
+        let r = req.into_inner();
+        let op = self.core.cancel(who, r.release, r.operation_id, r.reason).await.map_err(status)?;
+        Ok(Response::new(pb::CancelQueuedResponse {
+            operation: Some(convert::operation(&op)),
+        }))
+    }
+}
+
+/// An operation event whose operation has finished.
+fn is_final_op(e: &crate::core::WatchEvent) -> bool {
+    matches!(&e.kind, WatchKind::Operation(op) if op.phase.is_final())
+}

@@ -1,0 +1,408 @@
+//! The coordinator's core: one thread that owns every release's state, applies
+//! commands and agent reports to it through the orchestrator, writes each change to the
+//! store, and only then sends commands to agents and events to watchers.
+//!
+//! ```text
+//! gRPC API ──Msg──▶ ┌──────── core thread ────────┐ ──commands──▶ agent sessions
+//! agent link ─Msg─▶ │ releases, queues, operations │ ──events────▶ watch streams
+//!        ticks ───▶ │ orchestrator steps → store   │
+//!                   └──────────────────────────────┘
+//! ```
+//!
+//! One thread keeps every transition ordered without locks; submits are prepared
+//! (secrets, rendering) before they reach it, so it never waits on Vault or a chart.
+//! Agent reports are drained in batches and committed together (group commit).
+
+mod state;
+mod views;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::auth::Principal;
+use crate::model::{ContextState, Millis, Operation, RevisionRecord};
+use crate::orchestrator::Report;
+use crate::prepare::{ApplyOptions, Prepared, Preparer, RenderedManifest};
+use crate::store::{AuditEntry, StateStore, SubmitInputs};
+
+pub use views::{ClusterView, ReleaseView};
+
+/// One registry context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextInfo {
+    pub name: String,
+    pub region: String,
+    pub env: String,
+    pub cloud: String,
+    pub cluster_name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why the core refused a request. The API maps each kind to a gRPC status once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    #[error("release {0:?} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("state store: {0}")]
+    Store(String),
+    #[error("the coordinator is shutting down")]
+    Unavailable,
+}
+
+/// A command for an agent, in domain terms; the link turns it into `convoy.v1`.
+#[derive(Debug, Clone)]
+pub struct OutCommand {
+    pub release: String,
+    pub revision: u64,
+    pub operation_id: String,
+    pub body: OutBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum OutBody {
+    Apply(ApplyBody),
+    DryRun(ApplyBody),
+    Rollback { target: u64, health: (Duration, Duration) },
+    Abort { reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyBody {
+    pub namespace: String,
+    pub manifests: Arc<Vec<RenderedManifest>>,
+    /// (progress deadline, min ready window).
+    pub health: (Duration, Duration),
+    pub options: ApplyOptions,
+    pub chart: String,
+}
+
+/// A change for watchers of one release.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    pub release: String,
+    pub operation_id: String,
+    pub revision: u64,
+    pub at: Millis,
+    pub kind: WatchKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum WatchKind {
+    Context { state: ContextState, region: String, agent_connected: bool },
+    Operation(Box<Operation>),
+}
+
+/// What a connecting agent said about itself.
+#[derive(Debug, Clone)]
+pub struct AgentHello {
+    pub context: String,
+    pub session_id: String,
+    pub version: String,
+    pub instance: String,
+    pub backend: String,
+    pub in_flight: u32,
+    /// Final events buffered while disconnected.
+    pub unacknowledged: Vec<AgentReport>,
+}
+
+/// One report from an agent, in domain terms.
+#[derive(Debug, Clone)]
+pub struct AgentReport {
+    pub release: String,
+    pub revision: u64,
+    pub operation_id: String,
+    pub report: Report,
+}
+
+/// The result of a submit or rollback request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub release: String,
+    pub revision: u64,
+    pub rollback_to: Option<u64>,
+    pub operation_id: String,
+    pub phase: crate::model::OperationPhase,
+    pub queue_position: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    Resume,
+    Abort,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
+
+/// Messages into the core thread.
+pub(crate) enum Msg {
+    Submit {
+        who: Principal,
+        prepared: Box<Prepared>,
+        inputs: SubmitInputs,
+        reason: String,
+        reply: Reply<Accepted>,
+    },
+    Rollback {
+        who: Principal,
+        release: String,
+        to_revision: u64,
+        reason: String,
+        preempt: bool,
+        reply: Reply<Accepted>,
+    },
+    Control {
+        who: Principal,
+        release: String,
+        control: Control,
+        reason: String,
+        reply: Reply<Operation>,
+    },
+    Cancel {
+        who: Principal,
+        release: String,
+        operation_id: String,
+        reason: String,
+        reply: Reply<Operation>,
+    },
+    GetRelease(String, Reply<ReleaseView>),
+    ListReleases(Reply<Vec<ReleaseView>>),
+    History(String, Reply<Vec<RevisionRecord>>),
+    Queue(String, Reply<Vec<Operation>>),
+    Watch {
+        release: String,
+        reply: Reply<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>)>,
+    },
+    Clusters(Reply<Vec<ClusterView>>),
+    Audit(Reply<Vec<AuditEntry>>),
+    Metrics(Reply<String>),
+    AgentConnected {
+        hello: AgentHello,
+        tx: mpsc::UnboundedSender<OutCommand>,
+    },
+    AgentDisconnected {
+        context: String,
+        session_id: String,
+    },
+    AgentReport {
+        context: String,
+        report: AgentReport,
+    },
+    AgentHeartbeat {
+        context: String,
+        in_flight: u32,
+    },
+    Shutdown,
+}
+
+/// A handle on the core thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Coordinator {
+    tx: std_mpsc::Sender<Msg>,
+    preparer: Arc<dyn Preparer>,
+    heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Coordinator")
+    }
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub registry: Vec<ContextInfo>,
+    /// How often agents send heartbeats.
+    pub heartbeat: Duration,
+    /// How often deadlines and soak times are checked.
+    pub tick: Duration,
+}
+
+impl Coordinator {
+    /// Loads the state from `store`, re-prepares the operations that were running or
+    /// queued (their rendered objects are never stored), and starts the core thread.
+    pub async fn start(
+        store: StateStore,
+        preparer: Arc<dyn Preparer>,
+        settings: CoreSettings,
+    ) -> Result<Self, CoreError> {
+        let (mut core, to_prepare) = state::Core::restore(store, &settings)?;
+        for t in to_prepare {
+            match preparer.prepare(&t.inputs, Some(&t.pinned)).await {
+                Ok(p) => core.attach_prepared(&t.op_id, p),
+                Err(e) => core.fail_unpreparable(&t.op_id, &e.to_string()),
+            }
+        }
+        let (tx, rx) = std_mpsc::channel();
+        let tick = settings.tick;
+        std::thread::Builder::new()
+            .name("convoy-core".into())
+            .spawn(move || core.run(rx, tick))
+            .map_err(|e| CoreError::Store(format!("starting the core thread: {e}")))?;
+        Ok(Coordinator {
+            tx,
+            preparer,
+            heartbeat: settings.heartbeat,
+        })
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, CoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| CoreError::Unavailable)?;
+        rx.await.map_err(|_| CoreError::Unavailable)?
+    }
+
+    pub(crate) fn tell(&self, msg: Msg) {
+        // The core only goes away at shutdown; a message lost then is harmless.
+        let _ = self.tx.send(msg);
+    }
+
+    /// Validates, resolves and renders a submit (before any cluster is touched), then
+    /// records revision N and queues its rollout. `dry_run` stops after preparing.
+    pub async fn submit(
+        &self,
+        who: Principal,
+        inputs: SubmitInputs,
+        reason: String,
+        dry_run: bool,
+    ) -> Result<(Accepted, Vec<(String, usize, String)>), CoreError> {
+        let prepared = self.preparer.prepare(&inputs, None).await.map_err(|e| match e {
+            crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
+            other => CoreError::FailedPrecondition(other.to_string()),
+        })?;
+        let summary: Vec<(String, usize, String)> = prepared
+            .manifests
+            .iter()
+            .map(|(ctx, ms)| (ctx.clone(), ms.len(), digest(ms)))
+            .collect();
+        if dry_run {
+            let accepted = Accepted {
+                release: prepared.meta.name.clone(),
+                revision: 0,
+                rollback_to: None,
+                operation_id: String::new(),
+                phase: crate::model::OperationPhase::Queued,
+                queue_position: 0,
+            };
+            return Ok((accepted, summary));
+        }
+        let accepted = self
+            .ask(|reply| Msg::Submit {
+                who,
+                prepared: Box::new(prepared),
+                inputs,
+                reason,
+                reply,
+            })
+            .await?;
+        Ok((accepted, summary))
+    }
+
+    pub async fn rollback(
+        &self,
+        who: Principal,
+        release: String,
+        to_revision: u64,
+        reason: String,
+        preempt: bool,
+    ) -> Result<Accepted, CoreError> {
+        self.ask(|reply| Msg::Rollback {
+            who,
+            release,
+            to_revision,
+            reason,
+            preempt,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn control(&self, who: Principal, release: String, control: Control, reason: String) -> Result<Operation, CoreError> {
+        self.ask(|reply| Msg::Control {
+            who,
+            release,
+            control,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn cancel(&self, who: Principal, release: String, operation_id: String, reason: String) -> Result<Operation, CoreError> {
+        self.ask(|reply| Msg::Cancel {
+            who,
+            release,
+            operation_id,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn release(&self, name: String) -> Result<ReleaseView, CoreError> {
+        self.ask(|r| Msg::GetRelease(name, r)).await
+    }
+
+    pub async fn releases(&self) -> Result<Vec<ReleaseView>, CoreError> {
+        self.ask(Msg::ListReleases).await
+    }
+
+    pub async fn history(&self, name: String) -> Result<Vec<RevisionRecord>, CoreError> {
+        self.ask(|r| Msg::History(name, r)).await
+    }
+
+    pub async fn queue(&self, name: String) -> Result<Vec<Operation>, CoreError> {
+        self.ask(|r| Msg::Queue(name, r)).await
+    }
+
+    /// A snapshot of the release's current operation, and its live events.
+    pub async fn watch(&self, release: String) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
+        self.ask(|reply| Msg::Watch { release, reply }).await
+    }
+
+    pub async fn clusters(&self) -> Result<Vec<ClusterView>, CoreError> {
+        self.ask(Msg::Clusters).await
+    }
+
+    pub async fn audit(&self) -> Result<Vec<AuditEntry>, CoreError> {
+        self.ask(Msg::Audit).await
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub async fn metrics(&self) -> Result<String, CoreError> {
+        self.ask(Msg::Metrics).await
+    }
+
+    /// Stops the core thread (after it finishes the message at hand).
+    pub fn shutdown(&self) {
+        self.tell(Msg::Shutdown);
+    }
+}
+
+/// sha256 over a context's manifests, to compare renders without content.
+pub fn digest(manifests: &[RenderedManifest]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for m in manifests {
+        h.update(m.source.as_bytes());
+        h.update([0]);
+        h.update(m.content.as_bytes());
+        h.update([0]);
+    }
+    format!("sha256:{:x}", h.finalize())
+}

@@ -1,0 +1,1119 @@
+//! The core thread's state and its handlers. Each handler changes memory, writes the
+//! change to the store, and only then lets commands and events out (see `flush`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::{
+    Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg, OutBody,
+    OutCommand, WatchEvent, WatchKind,
+};
+use crate::auth::{Principal, Role};
+use crate::model::{
+    ContextOutcome, ContextPhase, FailureBudget, Millis, OnFailure, Operation, OperationKind, OperationPhase, Plan,
+    RevisionRecord, SecretVersion, now_millis,
+};
+use crate::orchestrator::{self, Action, Command, Env, Stage, Step};
+use crate::prepare::Prepared;
+use crate::store::{
+    AuditEntry, Batch, ReleaseRecord, StateStore, SubmitInputs, Table, operation_key, revision_key,
+};
+
+/// A connected agent, or what is remembered of one.
+pub(super) struct AgentState {
+    pub session_id: Option<String>,
+    pub tx: Option<mpsc::UnboundedSender<OutCommand>>,
+    pub version: String,
+    pub instance: String,
+    pub backend: String,
+    pub connected_at: Millis,
+    pub last_seen: Millis,
+    pub in_flight: u32,
+}
+
+pub(super) struct ReleaseState {
+    pub record: ReleaseRecord,
+    /// Operation ids: the head runs, the rest wait in order.
+    pub queue: VecDeque<String>,
+    /// The last operation that ran (for status when nothing runs).
+    pub last_op: Option<String>,
+    /// Storage keys of queued/running operations.
+    pub op_keys: HashMap<String, String>,
+}
+
+pub(super) struct Core {
+    pub store: StateStore,
+    pub registry: BTreeMap<String, ContextInfo>,
+    seq: u64,
+    pub releases: BTreeMap<String, ReleaseState>,
+    pub ops: HashMap<String, Operation>,
+    prepared: HashMap<String, Arc<Prepared>>,
+    pub revisions: BTreeMap<String, Vec<RevisionRecord>>,
+    pub agents: BTreeMap<String, AgentState>,
+    watchers: HashMap<String, broadcast::Sender<WatchEvent>>,
+    metrics: Metrics,
+    // Pending effects, released by `flush` after the store write.
+    batch: Batch,
+    dirty_ops: Vec<String>,
+    sends: Vec<(String, OutCommand)>,
+    events: Vec<WatchEvent>,
+    stop: bool,
+}
+
+/// The orchestrator's view of the world during one step.
+struct StepEnv<'a> {
+    agents: &'a BTreeMap<String, AgentState>,
+    record: &'a mut ReleaseRecord,
+    batch: &'a mut Batch,
+}
+
+impl Env for StepEnv<'_> {
+    fn is_online(&self, context: &str) -> bool {
+        self.agents.get(context).is_some_and(|a| a.tx.is_some())
+    }
+
+    fn allocate_revision(&mut self) -> u64 {
+        self.record.latest_revision += 1;
+        self.batch.put(Table::Releases, self.record.name.clone(), &*self.record);
+        self.record.latest_revision
+    }
+}
+
+const PREFLIGHT_SUFFIX: &str = "-preflight";
+
+/// What an audit entry is about.
+struct Audit<'a> {
+    action: &'a str,
+    release: &'a str,
+    revision: Option<u64>,
+    op: Option<&'a str>,
+}
+
+/// An operation to prepare again after a restart: its submit inputs and the secret
+/// versions its revision recorded.
+pub(super) struct ToPrepare {
+    pub op_id: String,
+    pub inputs: SubmitInputs,
+    pub pinned: Vec<SecretVersion>,
+}
+
+impl Core {
+    /// Loads every release, revision and unfinished operation. Returns the operations
+    /// whose rendered objects must be prepared again (never stored: they hold secrets).
+    pub fn restore(
+        store: StateStore,
+        settings: &CoreSettings,
+    ) -> Result<(Self, Vec<ToPrepare>), CoreError> {
+        let st = |e: crate::store::StoreError| CoreError::Store(e.to_string());
+        let seq = store.load_seq().map_err(st)?;
+        let mut core = Core {
+            registry: settings.registry.iter().map(|c| (c.name.clone(), c.clone())).collect(),
+            seq,
+            releases: BTreeMap::new(),
+            ops: HashMap::new(),
+            prepared: HashMap::new(),
+            revisions: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            watchers: HashMap::new(),
+            metrics: Metrics::default(),
+            batch: Batch::default(),
+            dirty_ops: Vec::new(),
+            sends: Vec::new(),
+            events: Vec::new(),
+            stop: false,
+            store,
+        };
+        for record in core.store.releases().map_err(st)? {
+            let revisions = core.store.revisions(&record.name).map_err(st)?;
+            core.revisions.insert(record.name.clone(), revisions);
+            core.releases.insert(
+                record.name.clone(),
+                ReleaseState {
+                    record,
+                    queue: VecDeque::new(),
+                    last_op: None,
+                    op_keys: HashMap::new(),
+                },
+            );
+        }
+        let mut to_prepare = Vec::new();
+        for (key, op) in core.store.operations().map_err(st)? {
+            let Some(rel) = core.releases.get_mut(&op.release) else { continue };
+            if op.phase.is_final() {
+                rel.last_op = Some(op.id.clone());
+                // Keep the newest finished operation of each release for status.
+                core.ops.insert(op.id.clone(), op);
+                continue;
+            }
+            rel.queue.push_back(op.id.clone());
+            rel.op_keys.insert(op.id.clone(), key);
+            if op.kind == OperationKind::Deploy {
+                let inputs = core.store.inputs(&op.release, op.revision).map_err(st)?;
+                let pinned = core
+                    .revisions
+                    .get(&op.release)
+                    .and_then(|rs| rs.iter().find(|r| r.number == op.revision))
+                    .map(|r| r.secret_versions.clone())
+                    .unwrap_or_default();
+                if let Some(inputs) = inputs {
+                    to_prepare.push(ToPrepare {
+                        op_id: op.id.clone(),
+                        inputs,
+                        pinned,
+                    });
+                }
+            }
+            core.ops.insert(op.id.clone(), op);
+        }
+        Ok((core, to_prepare))
+    }
+
+    pub fn attach_prepared(&mut self, op_id: &str, prepared: Prepared) {
+        self.prepared.insert(op_id.to_string(), Arc::new(prepared));
+    }
+
+    /// A recorded operation that cannot be rendered again after a restart (its chart or
+    /// its secrets are gone) fails, with the reason, rather than half-running.
+    pub fn fail_unpreparable(&mut self, op_id: &str, why: &str) {
+        if let Some(op) = self.ops.get_mut(op_id) {
+            let now = now_millis();
+            op.phase = OperationPhase::Failed;
+            op.finished_at = Some(now);
+            op.message = format!("could not resume after a coordinator restart: re-rendering failed: {why}");
+            self.dirty_ops.push(op_id.to_string());
+        }
+    }
+
+    /// The core loop: handle a message, drain what else is waiting, commit once, then
+    /// let the effects out. Ticks drive deadlines and soak times.
+    pub fn run(mut self, rx: std_mpsc::Receiver<Msg>, tick: Duration) {
+        // Finish what a restart left: failed resumes, and queue heads to start.
+        self.finish_restored();
+        // A failed write is logged in flush and its effects held back.
+        let _ = self.flush();
+        let mut next_tick = Instant::now() + tick;
+        while !self.stop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    self.handle(msg);
+                    for msg in rx.try_iter().take(4096) {
+                        self.handle(msg);
+                        if self.stop {
+                            break;
+                        }
+                    }
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + tick;
+            }
+            let _ = self.flush();
+        }
+    }
+
+    fn finish_restored(&mut self) {
+        let finished: Vec<String> = self
+            .releases
+            .values()
+            .flat_map(|r| r.queue.iter())
+            .filter(|id| self.ops.get(*id).is_some_and(|o| o.phase.is_final()))
+            .cloned()
+            .collect();
+        for id in finished {
+            self.finish_op(&id);
+        }
+        let names: Vec<String> = self.releases.keys().cloned().collect();
+        for n in names {
+            self.start_next(&n);
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Submit {
+                who,
+                prepared,
+                inputs,
+                reason,
+                reply,
+            } => {
+                let r = self.submit(&who, *prepared, inputs, &reason);
+                self.reply(reply, r);
+            }
+            Msg::Rollback {
+                who,
+                release,
+                to_revision,
+                reason,
+                preempt,
+                reply,
+            } => {
+                let r = self.rollback(&who, &release, to_revision, &reason, preempt);
+                self.reply(reply, r);
+            }
+            Msg::Control {
+                who,
+                release,
+                control,
+                reason,
+                reply,
+            } => {
+                let r = self.control(&who, &release, control, &reason);
+                self.reply(reply, r);
+            }
+            Msg::Cancel {
+                who,
+                release,
+                operation_id,
+                reason,
+                reply,
+            } => {
+                let r = self.cancel(&who, &release, &operation_id, &reason);
+                self.reply(reply, r);
+            }
+            Msg::GetRelease(name, reply) => {
+                let _ = reply.send(self.release_view(&name));
+            }
+            Msg::ListReleases(reply) => {
+                let names: Vec<String> = self.releases.keys().cloned().collect();
+                let _ = reply.send(names.iter().map(|n| self.release_view(n)).collect());
+            }
+            Msg::History(name, reply) => {
+                let r = match self.revisions.get(&name) {
+                    Some(revs) => Ok(revs.iter().rev().cloned().collect()),
+                    None => Err(CoreError::NotFound(name)),
+                };
+                let _ = reply.send(r);
+            }
+            Msg::Queue(name, reply) => {
+                let r = match self.releases.get(&name) {
+                    Some(rel) => Ok(rel.queue.iter().filter_map(|id| self.ops.get(id).cloned()).collect()),
+                    None => Err(CoreError::NotFound(name)),
+                };
+                let _ = reply.send(r);
+            }
+            Msg::Watch { release, reply } => {
+                let _ = reply.send(self.watch(&release));
+            }
+            Msg::Clusters(reply) => {
+                let _ = reply.send(Ok(self.cluster_views()));
+            }
+            Msg::Audit(reply) => {
+                let _ = reply.send(self.store.audit().map_err(|e| CoreError::Store(e.to_string())));
+            }
+            Msg::AgentConnected { hello, tx } => self.agent_connected(hello, tx),
+            Msg::AgentDisconnected { context, session_id } => self.agent_disconnected(&context, &session_id),
+            Msg::AgentReport { context, report } => self.agent_report(&context, report),
+            Msg::AgentHeartbeat { context, in_flight } => {
+                if let Some(a) = self.agents.get_mut(&context) {
+                    a.last_seen = now_millis();
+                    a.in_flight = in_flight;
+                }
+            }
+            Msg::Metrics(reply) => {
+                let connected = self.agents.values().filter(|a| a.tx.is_some()).count();
+                let running = self
+                    .releases
+                    .values()
+                    .filter_map(|r| r.queue.front())
+                    .filter(|id| self.ops.get(*id).is_some_and(|o| o.phase != OperationPhase::Queued))
+                    .count();
+                let queued: usize = self.releases.values().map(|r| r.queue.len()).sum::<usize>() - running;
+                let _ = reply.send(Ok(self.metrics.render(connected, self.registry.len(), running, queued)));
+            }
+            Msg::Shutdown => self.stop = true,
+        }
+    }
+
+    /// Replies after the change is durable: commit first, and turn a failed commit
+    /// into an error for the caller instead of a false "accepted".
+    fn reply<T>(&mut self, reply: tokio::sync::oneshot::Sender<Result<T, CoreError>>, r: Result<T, CoreError>) {
+        let committed = self.flush();
+        let r = match (r, committed) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+        };
+        let _ = reply.send(r);
+    }
+
+    /// Writes pending changes, then sends commands and events. Nothing leaves before
+    /// the store has it.
+    fn flush(&mut self) -> Result<(), CoreError> {
+        for id in std::mem::take(&mut self.dirty_ops) {
+            let Some(op) = self.ops.get(&id) else { continue };
+            let Some(rel) = self.releases.get(&op.release) else { continue };
+            let key = rel
+                .op_keys
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| operation_key(&op.release, 0, &id));
+            self.batch.put(Table::Operations, key, op);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if let Err(e) = self.store.commit(batch) {
+            tracing::error!(error = %e, "state store write failed; holding commands back");
+            self.sends.clear();
+            self.events.clear();
+            return Err(CoreError::Store(e.to_string()));
+        }
+        for (ctx, cmd) in std::mem::take(&mut self.sends) {
+            if let Some(tx) = self.agents.get(&ctx).and_then(|a| a.tx.as_ref()) {
+                // A closed session is noticed by the link; the command is re-sent when
+                // the agent reconnects (commands are idempotent).
+                let _ = tx.send(cmd);
+            }
+        }
+        for ev in std::mem::take(&mut self.events) {
+            if let Some(w) = self.watchers.get(&ev.release) {
+                let _ = w.send(ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        let mut seq = self.seq;
+        let s = self.store.next_seq(&mut self.batch, &mut seq);
+        self.seq = seq;
+        s
+    }
+
+    fn audit(&mut self, who: &Principal, what: Audit<'_>, reason: &str, outcome: &str) {
+        let seq = self.next_seq();
+        let Audit { action, release, revision, op } = what;
+        let entry = AuditEntry {
+            seq,
+            at: now_millis(),
+            who: who.name.clone(),
+            action: action.to_string(),
+            release: release.to_string(),
+            revision,
+            operation_id: op.map(str::to_string),
+            reason: reason.to_string(),
+            outcome: outcome.to_string(),
+        };
+        tracing::info!(who = %who.name, action, release, ?revision, reason, outcome, "audit");
+        self.batch.put(Table::Audit, format!("{seq:020}"), &entry);
+    }
+
+    // ---- submit, rollback, control ----------------------------------------------
+
+    fn submit(&mut self, who: &Principal, prepared: Prepared, inputs: SubmitInputs, reason: &str) -> Result<Accepted, CoreError> {
+        let name = prepared.meta.name.clone();
+        if let Err(e) = who.require(Role::Deployer, "submit") {
+            self.audit(who, Audit { action: "submit", release: &name, revision: None, op: None }, reason, &format!("refused: {e}"));
+            return Err(CoreError::PermissionDenied(e.to_string()));
+        }
+        let unknown: Vec<&String> = prepared.plan.contexts().filter(|c| !self.registry.contains_key(*c)).collect();
+        if !unknown.is_empty() {
+            return Err(CoreError::Invalid(format!(
+                "{}: unknown context(s) {:?}; the coordinator's registry has {:?}",
+                inputs.source_name,
+                unknown,
+                self.registry.keys().collect::<Vec<_>>()
+            )));
+        }
+        let now = now_millis();
+        let rel = self.releases.entry(name.clone()).or_insert_with(|| ReleaseState {
+            record: ReleaseRecord {
+                name: name.clone(),
+                namespace: prepared.meta.namespace.clone(),
+                environment: prepared.meta.environment.clone(),
+                latest_revision: 0,
+                deployed: BTreeMap::new(),
+                contexts: Vec::new(),
+            },
+            queue: VecDeque::new(),
+            last_op: None,
+            op_keys: HashMap::new(),
+        });
+        rel.record.latest_revision += 1;
+        let revision = rel.record.latest_revision;
+        rel.record.contexts = prepared.plan.contexts().cloned().collect();
+        rel.record.namespace = prepared.meta.namespace.clone();
+        rel.record.environment = prepared.meta.environment.clone();
+        let deployed = rel.record.deployed.clone();
+        let record = rel.record.clone();
+        let seq = self.next_seq();
+        let id = format!("op-{seq:06}");
+        let op = Operation {
+            id: id.clone(),
+            release: name.clone(),
+            kind: OperationKind::Deploy,
+            phase: OperationPhase::Queued,
+            revision,
+            rollback_to: None,
+            rollback_revision: None,
+            contexts: orchestrator::initial_contexts(&prepared.plan, &|c| deployed.get(c).copied(), now),
+            plan: prepared.plan.clone(),
+            current_wave: 0,
+            wave_settled_at: None,
+            requested_by: who.name.clone(),
+            reason: reason.to_string(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            message: String::new(),
+            paused: false,
+            accepted_failures: 0,
+        };
+        let rev = RevisionRecord {
+            release: name.clone(),
+            number: revision,
+            kind: OperationKind::Deploy,
+            rollback_to: None,
+            operation_id: id.clone(),
+            submitted_by: who.name.clone(),
+            reason: reason.to_string(),
+            submitted_at: now,
+            chart_name: prepared.chart_name.clone(),
+            chart_version: prepared.chart_version.clone(),
+            values_digest: prepared.values_digest.clone(),
+            secret_versions: prepared.secret_versions.clone(),
+            outcomes: Vec::new(),
+            phase: OperationPhase::Queued,
+            contexts: record.contexts.clone(),
+        };
+        self.batch.put(Table::Releases, name.clone(), &record);
+        self.batch.put(Table::Revisions, revision_key(&name, revision), &rev);
+        self.batch.put(Table::Inputs, revision_key(&name, revision), &inputs);
+        self.revisions.entry(name.clone()).or_default().push(rev);
+        self.prepared.insert(id.clone(), Arc::new(prepared));
+        self.audit(who, Audit { action: "submit", release: &name, revision: Some(revision), op: Some(&id) }, reason, "accepted");
+        let position = self.enqueue(op, seq, false);
+        self.start_next(&name);
+        let phase = self.ops[&id].phase;
+        Ok(Accepted {
+            release: name,
+            revision,
+            rollback_to: None,
+            operation_id: id,
+            phase,
+            queue_position: position,
+        })
+    }
+
+    /// Adds an operation to its release's queue (at the front, behind the running one,
+    /// when `next`); returns how many wait ahead of it.
+    fn enqueue(&mut self, op: Operation, seq: u64, next: bool) -> u32 {
+        let rel = self.releases.get_mut(&op.release).expect("release exists");
+        let key = operation_key(&op.release, seq, &op.id);
+        rel.op_keys.insert(op.id.clone(), key.clone());
+        let pos = if next && !rel.queue.is_empty() {
+            rel.queue.insert(1, op.id.clone());
+            1
+        } else {
+            rel.queue.push_back(op.id.clone());
+            rel.queue.len() - 1
+        };
+        self.batch.put(Table::Operations, key, &op);
+        self.ops.insert(op.id.clone(), op);
+        pos as u32
+    }
+
+    /// Which revision "the previous one" is: the newest succeeded revision before the
+    /// current one whose objects differ from what runs now.
+    fn previous_revision(&self, release: &str) -> Option<u64> {
+        let revs = self.revisions.get(release)?;
+        let mut ok = revs.iter().rev().filter(|r| r.phase == OperationPhase::Succeeded);
+        let current = ok.next()?;
+        let content = current.content_revision();
+        ok.find(|r| r.content_revision() != content).map(|r| r.number)
+    }
+
+    fn rollback(&mut self, who: &Principal, release: &str, to_revision: u64, reason: &str, preempt: bool) -> Result<Accepted, CoreError> {
+        if let Err(e) = who.require(Role::Operator, "rollback") {
+            self.audit(who, Audit { action: "rollback", release, revision: None, op: None }, reason, &format!("refused: {e}"));
+            return Err(CoreError::PermissionDenied(e.to_string()));
+        }
+        if reason.trim().is_empty() {
+            return Err(CoreError::Invalid("rollback needs a reason (recorded in history and the audit log)".into()));
+        }
+        if !self.releases.contains_key(release) {
+            return Err(CoreError::NotFound(release.to_string()));
+        }
+        let target = if to_revision == 0 {
+            self.previous_revision(release).ok_or_else(|| {
+                CoreError::FailedPrecondition(format!(
+                    "{release} has no earlier successful revision to roll back to; name one with --to-revision"
+                ))
+            })?
+        } else {
+            let exists = self.revisions.get(release).is_some_and(|rs| rs.iter().any(|r| r.number == to_revision));
+            if !exists {
+                return Err(CoreError::Invalid(format!("{release} has no revision {to_revision}")));
+            }
+            to_revision
+        };
+        let now = now_millis();
+        // The health policy of the revision being restored.
+        let plan_template = self
+            .ops
+            .values()
+            .filter(|o| o.release == release)
+            .max_by_key(|o| o.created_at)
+            .map(|o| o.plan.clone());
+        let rel = self.releases.get_mut(release).expect("checked");
+        let mut contexts: Vec<String> = rel.record.contexts.clone();
+        for c in rel.record.deployed.keys() {
+            if !contexts.contains(c) {
+                contexts.push(c.clone());
+            }
+        }
+        rel.record.latest_revision += 1;
+        let revision = rel.record.latest_revision;
+        let record = rel.record.clone();
+        let plan = Plan {
+            waves: vec![contexts.clone()],
+            max_concurrency: 0,
+            max_failures: FailureBudget::Count(0),
+            on_failure: OnFailure::Continue,
+            soak: Duration::ZERO,
+            offline_deadline: plan_template.as_ref().map_or(Duration::from_secs(300), |p| p.offline_deadline),
+            progress_deadline: plan_template.as_ref().map_or(Duration::from_secs(600), |p| p.progress_deadline),
+            min_ready_window: plan_template.as_ref().map_or(Duration::from_secs(30), |p| p.min_ready_window),
+            preflight: false,
+        };
+        let seq = self.next_seq();
+        let id = format!("op-{seq:06}");
+        let deployed = record.deployed.clone();
+        let op = Operation {
+            id: id.clone(),
+            release: release.to_string(),
+            kind: OperationKind::Rollback,
+            phase: OperationPhase::Queued,
+            revision,
+            rollback_to: Some(target),
+            rollback_revision: None,
+            contexts: orchestrator::initial_contexts(&plan, &|c| deployed.get(c).copied(), now),
+            plan,
+            current_wave: 0,
+            wave_settled_at: None,
+            requested_by: who.name.clone(),
+            reason: reason.to_string(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            message: String::new(),
+            paused: false,
+            accepted_failures: 0,
+        };
+        let base = self.revisions.get(release).and_then(|rs| rs.iter().find(|r| r.number == target)).cloned();
+        let rev = RevisionRecord {
+            release: release.to_string(),
+            number: revision,
+            kind: OperationKind::Rollback,
+            rollback_to: Some(target),
+            operation_id: id.clone(),
+            submitted_by: who.name.clone(),
+            reason: reason.to_string(),
+            submitted_at: now,
+            chart_name: base.as_ref().map(|b| b.chart_name.clone()).unwrap_or_default(),
+            chart_version: base.as_ref().map(|b| b.chart_version.clone()).unwrap_or_default(),
+            values_digest: base.as_ref().map(|b| b.values_digest.clone()).unwrap_or_default(),
+            secret_versions: base.map(|b| b.secret_versions).unwrap_or_default(),
+            outcomes: Vec::new(),
+            phase: OperationPhase::Queued,
+            contexts,
+        };
+        self.batch.put(Table::Releases, release.to_string(), &record);
+        self.batch.put(Table::Revisions, revision_key(release, revision), &rev);
+        self.revisions.entry(release.to_string()).or_default().push(rev);
+        self.audit(who, Audit { action: "rollback", release, revision: Some(revision), op: Some(&id) }, reason, &format!("accepted: to revision {target}"));
+        if preempt {
+            let running = self.releases[release].queue.front().cloned();
+            if let Some(run) = running {
+                let step = self.ops.get_mut(&run).map(|o| o.abort(&format!("preempted by rollback {id}"), now_millis()));
+                if let Some(step) = step {
+                    self.apply_step(&run, step);
+                }
+            }
+        }
+        let position = self.enqueue(op, seq, preempt);
+        self.start_next(release);
+        let op = &self.ops[&id];
+        Ok(Accepted {
+            release: release.to_string(),
+            revision,
+            rollback_to: Some(target),
+            operation_id: id,
+            phase: op.phase,
+            queue_position: if op.phase == OperationPhase::Queued { position } else { 0 },
+        })
+    }
+
+    fn control(&mut self, who: &Principal, release: &str, control: Control, reason: &str) -> Result<Operation, CoreError> {
+        let action = match control {
+            Control::Pause => "pause",
+            Control::Resume => "resume",
+            Control::Abort => "abort",
+        };
+        if let Err(e) = who.require(Role::Operator, action) {
+            self.audit(who, Audit { action, release, revision: None, op: None }, reason, &format!("refused: {e}"));
+            return Err(CoreError::PermissionDenied(e.to_string()));
+        }
+        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        let Some(id) = rel.queue.front().cloned() else {
+            return Err(CoreError::FailedPrecondition(format!("{release} has no running operation to {action}")));
+        };
+        let now = now_millis();
+        let step = {
+            let op = self.ops.get_mut(&id).expect("queued ops are known");
+            let rel = self.releases.get_mut(release).expect("checked");
+            let mut env = StepEnv {
+                agents: &self.agents,
+                record: &mut rel.record,
+                batch: &mut self.batch,
+            };
+            match control {
+                Control::Pause if op.phase == OperationPhase::Queued => {
+                    return Err(CoreError::FailedPrecondition(format!("{id} has not started; cancel it instead")));
+                }
+                Control::Pause => op.pause(now),
+                Control::Resume => op.resume(&mut env, now),
+                Control::Abort => op.abort(reason, now),
+            }
+        };
+        if step.actions.is_empty() && !step.persist {
+            let phase = self.ops[&id].phase;
+            return Err(CoreError::FailedPrecondition(format!("{id} is {phase:?}; cannot {action} it")));
+        }
+        self.audit(who, Audit { action, release, revision: Some(self.ops[&id].revision), op: Some(&id) }, reason, "accepted");
+        self.apply_step(&id, step);
+        Ok(self.ops[&id].clone())
+    }
+
+    fn cancel(&mut self, who: &Principal, release: &str, op_id: &str, reason: &str) -> Result<Operation, CoreError> {
+        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        let Some(pos) = rel.queue.iter().position(|id| id == op_id) else {
+            return Err(CoreError::FailedPrecondition(format!("{op_id} is not queued for {release}")));
+        };
+        let op = &self.ops[op_id];
+        let own = op.requested_by == who.name && who.role >= Role::Deployer;
+        if !own && let Err(e) = who.require(Role::Operator, "cancel another user's operation") {
+            self.audit(who, Audit { action: "cancel", release, revision: Some(op.revision), op: Some(op_id) }, reason, &format!("refused: {e}"));
+            return Err(CoreError::PermissionDenied(e.to_string()));
+        }
+        if pos == 0 && op.phase != OperationPhase::Queued {
+            return Err(CoreError::FailedPrecondition(format!("{op_id} is already running; abort it instead")));
+        }
+        let now = now_millis();
+        let op = self.ops.get_mut(op_id).expect("known");
+        op.phase = OperationPhase::Cancelled;
+        op.finished_at = Some(now);
+        op.message = format!("cancelled by {} before it started", who.name);
+        let revision = op.revision;
+        self.audit(who, Audit { action: "cancel", release, revision: Some(revision), op: Some(op_id) }, reason, "accepted");
+        self.dirty_ops.push(op_id.to_string());
+        self.push_op_event(op_id);
+        self.finish_op(op_id);
+        Ok(self.ops[op_id].clone())
+    }
+
+    // ---- operations ------------------------------------------------------------------
+
+    fn start_next(&mut self, release: &str) {
+        loop {
+            let Some(id) = self.releases.get(release).and_then(|r| r.queue.front().cloned()) else {
+                return;
+            };
+            if self.ops[&id].phase != OperationPhase::Queued {
+                return;
+            }
+            if self.ops[&id].kind == OperationKind::Deploy && !self.prepared.contains_key(&id) {
+                self.fail_unpreparable(&id, "its rendered objects are gone");
+                self.finish_op(&id);
+                continue;
+            }
+            let step = self.step(&id, |op, env, now| op.start(env, now));
+            self.apply_step(&id, step);
+            if !self.ops[&id].phase.is_final() {
+                return;
+            }
+        }
+    }
+
+    /// Runs one orchestrator step on an operation.
+    fn step(&mut self, id: &str, f: impl FnOnce(&mut Operation, &mut dyn Env, Millis) -> Step) -> Step {
+        let now = now_millis();
+        let Some(op) = self.ops.get_mut(id) else { return Step::default() };
+        let Some(rel) = self.releases.get_mut(&op.release) else { return Step::default() };
+        let mut env = StepEnv {
+            agents: &self.agents,
+            record: &mut rel.record,
+            batch: &mut self.batch,
+        };
+        f(op, &mut env, now)
+    }
+
+    /// Turns a step's actions into pending effects.
+    fn apply_step(&mut self, id: &str, step: Step) {
+        if step.persist {
+            self.dirty_ops.push(id.to_string());
+        }
+        for action in step.actions {
+            match action {
+                Action::Send { context, command } => {
+                    if let Some(cmd) = self.out_command(id, &context, command) {
+                        self.sends.push((context, cmd));
+                    }
+                }
+                Action::ContextChanged(state) => self.push_context_state(id, *state),
+                Action::OperationChanged => self.push_op_event(id),
+            }
+        }
+        if self.ops.get(id).is_some_and(|o| o.phase.is_final()) {
+            self.finish_op(id);
+        }
+    }
+
+    fn out_command(&self, id: &str, context: &str, command: Command) -> Option<OutCommand> {
+        let op = self.ops.get(id)?;
+        let health = (op.plan.progress_deadline, op.plan.min_ready_window);
+        let apply_body = || -> Option<ApplyBody> {
+            let p = self.prepared.get(id)?;
+            Some(ApplyBody {
+                namespace: p.meta.namespace.clone(),
+                manifests: Arc::new(p.manifests.get(context).cloned().unwrap_or_default()),
+                health,
+                options: p.options,
+                chart: format!("{}-{}", p.chart_name, p.chart_version),
+            })
+        };
+        let (revision, operation_id, body) = match command {
+            Command::Apply { revision } => (revision, op.id.clone(), OutBody::Apply(apply_body()?)),
+            Command::DryRun { revision } => (revision, format!("{}{PREFLIGHT_SUFFIX}", op.id), OutBody::DryRun(apply_body()?)),
+            Command::Rollback { revision, target } => (revision, op.id.clone(), OutBody::Rollback { target, health }),
+            Command::Abort { revision, stage } => {
+                let oid = if stage == Stage::Preflight { format!("{}{PREFLIGHT_SUFFIX}", op.id) } else { op.id.clone() };
+                (revision, oid, OutBody::Abort { reason: op.message.clone() })
+            }
+        };
+        Some(OutCommand {
+            release: op.release.clone(),
+            revision,
+            operation_id,
+            body,
+        })
+    }
+
+    /// Completes a finished operation: outcome in its revision, deployed revisions per
+    /// context, off the queue, next one started.
+    fn finish_op(&mut self, id: &str) {
+        let Some(op) = self.ops.get(id).cloned() else { return };
+        let now = now_millis();
+        let outcomes: Vec<ContextOutcome> = op
+            .contexts
+            .values()
+            .map(|c| ContextOutcome {
+                context: c.context.clone(),
+                phase: c.phase,
+                message: c.message.clone(),
+                duration_ms: match (c.dispatched_at, c.finished_at) {
+                    (Some(a), Some(b)) => b.saturating_sub(a),
+                    _ => 0,
+                },
+            })
+            .collect();
+        self.metrics.record(&op);
+        let release = op.release.clone();
+        let Some(rel) = self.releases.get_mut(&release) else { return };
+        for c in op.contexts.values() {
+            match c.phase {
+                ContextPhase::Healthy if op.kind == OperationKind::Deploy => {
+                    rel.record.deployed.insert(c.context.clone(), op.revision);
+                }
+                ContextPhase::RolledBack => {
+                    let r = if op.kind == OperationKind::Rollback { op.revision } else { op.rollback_revision.unwrap_or(op.revision) };
+                    rel.record.deployed.insert(c.context.clone(), r);
+                }
+                _ => {}
+            }
+        }
+        rel.queue.retain(|q| q != id);
+        rel.last_op = Some(id.to_string());
+        let key = rel.op_keys.remove(id);
+        let record = rel.record.clone();
+        self.batch.put(Table::Releases, release.clone(), &record);
+        if let Some(key) = key {
+            self.batch.put(Table::Operations, key, &op);
+        }
+        let revs = self.revisions.entry(release.clone()).or_default();
+        if let Some(r) = revs.iter_mut().find(|r| r.number == op.revision) {
+            r.phase = op.phase;
+            r.outcomes = outcomes.clone();
+            let r = r.clone();
+            self.batch.put(Table::Revisions, revision_key(&release, r.number), &r);
+        }
+        // An automatic rollback is a revision of its own, like Helm's.
+        if let Some(rb) = op.rollback_revision {
+            let base = revs.iter().find(|r| r.number == op.revision).cloned();
+            let target = op.contexts.values().filter_map(|c| c.previous_revision).max();
+            let rolled_back_ok = op.contexts.values().filter(|c| c.received).all(|c| c.phase == ContextPhase::RolledBack);
+            let rec = RevisionRecord {
+                release: release.clone(),
+                number: rb,
+                kind: OperationKind::Rollback,
+                rollback_to: target,
+                operation_id: op.id.clone(),
+                submitted_by: "convoy (automatic rollback)".into(),
+                reason: format!("revision {} failed: {}", op.revision, op.message),
+                submitted_at: now,
+                chart_name: String::new(),
+                chart_version: String::new(),
+                values_digest: String::new(),
+                secret_versions: Vec::new(),
+                outcomes,
+                phase: if rolled_back_ok { OperationPhase::Succeeded } else { OperationPhase::Failed },
+                contexts: base.map(|b| b.contexts).unwrap_or_default(),
+            };
+            self.batch.put(Table::Revisions, revision_key(&release, rb), &rec);
+            revs.push(rec);
+            revs.sort_by_key(|r| r.number);
+        }
+        self.prepared.remove(id);
+        // Keep only the newest finished operation of a release in memory.
+        let stale: Vec<String> = self
+            .ops
+            .values()
+            .filter(|o| o.release == release && o.phase.is_final() && o.id != id)
+            .map(|o| o.id.clone())
+            .collect();
+        for s in stale {
+            self.ops.remove(&s);
+        }
+        self.start_next(&release);
+    }
+
+    fn tick(&mut self) {
+        let running: Vec<String> = self
+            .releases
+            .values()
+            .filter_map(|r| r.queue.front().cloned())
+            .filter(|id| self.ops.get(id).is_some_and(|o| !o.phase.is_final() && o.phase != OperationPhase::Queued))
+            .collect();
+        for id in running {
+            let step = self.step(&id, |op, env, now| op.on_tick(env, now));
+            self.apply_step(&id, step);
+        }
+    }
+
+    // ---- agents ------------------------------------------------------------------------
+
+    fn agent_connected(&mut self, hello: AgentHello, tx: mpsc::UnboundedSender<OutCommand>) {
+        let now = now_millis();
+        let ctx = hello.context.clone();
+        tracing::info!(context = %ctx, instance = %hello.instance, version = %hello.version, "agent connected");
+        self.agents.insert(
+            ctx.clone(),
+            AgentState {
+                session_id: Some(hello.session_id.clone()),
+                tx: Some(tx),
+                version: hello.version.clone(),
+                instance: hello.instance.clone(),
+                backend: hello.backend.clone(),
+                connected_at: now,
+                last_seen: now,
+                in_flight: hello.in_flight,
+            },
+        );
+        for report in hello.unacknowledged {
+            self.agent_report(&ctx, report);
+        }
+        let ops: Vec<String> = self
+            .releases
+            .values()
+            .filter_map(|r| r.queue.front().cloned())
+            .filter(|id| self.ops.get(id).is_some_and(|o| o.contexts.contains_key(&ctx) && o.phase != OperationPhase::Queued))
+            .collect();
+        for id in ops {
+            let step = self.step(&id, |op, env, now| op.on_agent_online(env, &ctx, now));
+            self.apply_step(&id, step);
+            self.push_context_event(&id, &ctx);
+        }
+    }
+
+    fn agent_disconnected(&mut self, context: &str, session_id: &str) {
+        if let Some(a) = self.agents.get_mut(context)
+            && a.session_id.as_deref() == Some(session_id)
+        {
+            tracing::warn!(context, "agent disconnected");
+            a.tx = None;
+            a.session_id = None;
+            a.last_seen = now_millis();
+        }
+    }
+
+    fn agent_report(&mut self, context: &str, report: AgentReport) {
+        if let Some(a) = self.agents.get_mut(context) {
+            a.last_seen = now_millis();
+        }
+        let (op_id, preflight) = match report.operation_id.strip_suffix(PREFLIGHT_SUFFIX) {
+            Some(base) => (base.to_string(), true),
+            None => (report.operation_id.clone(), false),
+        };
+        let Some(op) = self.ops.get(&op_id) else {
+            tracing::debug!(context, operation = %report.operation_id, "report for an unknown or finished operation");
+            return;
+        };
+        if op.release != report.release {
+            tracing::warn!(context, operation = %op_id, "report names the wrong release; ignored");
+            return;
+        }
+        let stage = if preflight {
+            Stage::Preflight
+        } else if op.kind == OperationKind::Deploy && op.rollback_revision == Some(report.revision) {
+            Stage::Rollback
+        } else if report.revision == op.revision {
+            Stage::Main
+        } else {
+            return;
+        };
+        let ctx = context.to_string();
+        let r = report.report;
+        let step = self.step(&op_id, |op, env, now| op.on_report(env, &ctx, stage, r, now));
+        self.apply_step(&op_id, step);
+    }
+
+    // ---- watchers ----------------------------------------------------------------------
+
+    fn watcher(&mut self, release: &str) -> &broadcast::Sender<WatchEvent> {
+        self.watchers.entry(release.to_string()).or_insert_with(|| broadcast::channel(4096).0)
+    }
+
+    pub(super) fn context_event(&self, op: &Operation, ctx: &str) -> Option<WatchEvent> {
+        op.contexts.get(ctx).map(|state| self.state_event(op, state.clone()))
+    }
+
+    fn state_event(&self, op: &Operation, state: crate::model::ContextState) -> WatchEvent {
+        let ctx = state.context.clone();
+        WatchEvent {
+            release: op.release.clone(),
+            operation_id: op.id.clone(),
+            revision: op.revision,
+            at: state.updated_at,
+            kind: WatchKind::Context {
+                region: self.registry.get(&ctx).map(|c| c.region.clone()).unwrap_or_default(),
+                agent_connected: self.agents.get(&ctx).is_some_and(|a| a.tx.is_some()),
+                state,
+            },
+        }
+    }
+
+    pub(super) fn op_event(op: &Operation) -> WatchEvent {
+        WatchEvent {
+            release: op.release.clone(),
+            operation_id: op.id.clone(),
+            revision: op.revision,
+            at: op.finished_at.or(op.started_at).unwrap_or(op.created_at),
+            kind: WatchKind::Operation(Box::new(op.clone())),
+        }
+    }
+
+    fn push_context_event(&mut self, id: &str, ctx: &str) {
+        if let Some(ev) = self.ops.get(id).and_then(|op| self.context_event(op, ctx)) {
+            self.events.push(ev);
+        }
+    }
+
+    fn push_context_state(&mut self, id: &str, state: crate::model::ContextState) {
+        if let Some(op) = self.ops.get(id) {
+            let ev = self.state_event(op, state);
+            self.events.push(ev);
+        }
+    }
+
+    fn push_op_event(&mut self, id: &str) {
+        if let Some(op) = self.ops.get(id) {
+            self.events.push(Self::op_event(op));
+        }
+    }
+
+    fn watch(&mut self, release: &str) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
+        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        let mut snapshot = Vec::new();
+        let ids: Vec<String> = rel.last_op.iter().chain(rel.queue.iter()).cloned().collect();
+        for id in ids {
+            if let Some(op) = self.ops.get(&id) {
+                snapshot.push(Self::op_event(op));
+                for ctx in op.contexts.keys() {
+                    snapshot.extend(self.context_event(op, ctx));
+                }
+            }
+        }
+        let rx = self.watcher(release).subscribe();
+        Ok((snapshot, rx))
+    }
+}
+
+/// Counters for `/metrics`, kept by the core thread.
+#[derive(Default)]
+struct Metrics {
+    /// (kind, phase) -> operations finished.
+    finished: BTreeMap<(&'static str, &'static str), u64>,
+    /// context -> (rollouts settled, total milliseconds from dispatch to settled).
+    durations: BTreeMap<String, (u64, u64)>,
+}
+
+impl Metrics {
+    fn record(&mut self, op: &Operation) {
+        let kind = match op.kind {
+            OperationKind::Deploy => "deploy",
+            OperationKind::Rollback => "rollback",
+        };
+        let phase = match op.phase {
+            OperationPhase::Succeeded => "succeeded",
+            OperationPhase::Failed => "failed",
+            OperationPhase::Aborted => "aborted",
+            OperationPhase::Cancelled => "cancelled",
+            _ => "other",
+        };
+        *self.finished.entry((kind, phase)).or_default() += 1;
+        for c in op.contexts.values() {
+            if let (Some(a), Some(b)) = (c.dispatched_at, c.finished_at) {
+                let d = self.durations.entry(c.context.clone()).or_default();
+                d.0 += 1;
+                d.1 += b.saturating_sub(a);
+            }
+        }
+    }
+
+    /// Prometheus text exposition.
+    fn render(&self, connected: usize, contexts: usize, running: usize, queued: usize) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP convoy_operations_total Operations finished, by kind and outcome.");
+        let _ = writeln!(out, "# TYPE convoy_operations_total counter");
+        for ((kind, phase), n) in &self.finished {
+            let _ = writeln!(out, "convoy_operations_total{{kind=\"{kind}\",outcome=\"{phase}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP convoy_context_rollout_seconds Time from dispatch to settled, per context.");
+        let _ = writeln!(out, "# TYPE convoy_context_rollout_seconds summary");
+        for (ctx, (count, ms)) in &self.durations {
+            let _ = writeln!(out, "convoy_context_rollout_seconds_sum{{context=\"{ctx}\"}} {:.3}", *ms as f64 / 1000.0);
+            let _ = writeln!(out, "convoy_context_rollout_seconds_count{{context=\"{ctx}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP convoy_agents_connected Agents connected now.");
+        let _ = writeln!(out, "# TYPE convoy_agents_connected gauge");
+        let _ = writeln!(out, "convoy_agents_connected {connected}");
+        let _ = writeln!(out, "# HELP convoy_contexts Contexts in the registry.");
+        let _ = writeln!(out, "# TYPE convoy_contexts gauge");
+        let _ = writeln!(out, "convoy_contexts {contexts}");
+        let _ = writeln!(out, "# HELP convoy_operations_running Operations running now.");
+        let _ = writeln!(out, "# TYPE convoy_operations_running gauge");
+        let _ = writeln!(out, "convoy_operations_running {running}");
+        let _ = writeln!(out, "# HELP convoy_operations_queued Operations waiting behind a running one.");
+        let _ = writeln!(out, "# TYPE convoy_operations_queued gauge");
+        let _ = writeln!(out, "convoy_operations_queued {queued}");
+        out
+    }
+}

@@ -1,0 +1,38 @@
+//! `/healthz`, `/readyz` and `/metrics` over plain HTTP, for probes and Prometheus.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::core::Coordinator;
+
+async fn metrics(State(core): State<Coordinator>) -> (StatusCode, String) {
+    match core.metrics().await {
+        Ok(text) => (StatusCode::OK, text),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
+}
+
+async fn ready(State(core): State<Coordinator>) -> (StatusCode, &'static str) {
+    // Ready when the core answers: state restored and the loop running.
+    match core.metrics().await {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "core not running\n"),
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    core: Coordinator,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(core);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,154 @@
+//! The agent link: the `AgentLink.Session` stream each agent opens. Authenticates the
+//! hello (an agent may only speak for its own context), registers the session with the
+//! core, forwards the agent's events as domain reports, and writes the core's commands
+//! to the stream. Wire types stop here.
+
+mod convert;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use convoy_proto::v1 as pb;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::Authenticator;
+use crate::core::{AgentHello, Coordinator, Msg};
+
+pub use convert::command_to_wire;
+
+/// The `AgentLink` service.
+pub struct AgentLinkService {
+    core: Coordinator,
+    auth: Authenticator,
+    /// Contexts in the registry: an agent for another context is refused.
+    known: std::collections::BTreeSet<String>,
+}
+
+impl AgentLinkService {
+    pub fn new(core: Coordinator, auth: Authenticator, known: impl IntoIterator<Item = String>) -> Self {
+        AgentLinkService {
+            core,
+            auth,
+            known: known.into_iter().collect(),
+        }
+    }
+}
+
+type Out = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::agent_link_server::AgentLink for AgentLinkService {
+    type SessionStream = Out;
+
+    async fn session(&self, request: Request<Streaming<pb::AgentMessage>>) -> Result<Response<Out>, Status> {
+        let header_token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(30), inbound.next())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no hello within 30s"))?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before the hello"))??;
+        let Some(pb::agent_message::Message::Hello(hello)) = first.message else {
+            return Err(Status::invalid_argument("the first message on an agent session must be a hello"));
+        };
+        if !self.known.contains(&hello.context) {
+            return Err(Status::permission_denied(format!(
+                "context {:?} is not in the coordinator's registry",
+                hello.context
+            )));
+        }
+        let token = if hello.token.is_empty() { header_token.unwrap_or_default() } else { hello.token.clone() };
+        self.auth
+            .authenticate_agent(&hello.context, &token)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+
+        let session_id = format!("{}-{:016x}", hello.context, rand_u64());
+        let context = hello.context.clone();
+        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::CoordinatorMessage, Status>>(256);
+        let acknowledged: Vec<String> = hello
+            .unacknowledged
+            .iter()
+            .filter_map(|e| e.op.as_ref().map(|o| o.operation_id.clone()))
+            .collect();
+        let welcome = pb::CoordinatorMessage {
+            message: Some(pb::coordinator_message::Message::Welcome(pb::Welcome {
+                session_id: session_id.clone(),
+                heartbeat_interval_seconds: self.core.heartbeat_interval().as_secs().max(1) as u32,
+                acknowledged,
+            })),
+        };
+        out_tx.send(Ok(welcome)).await.map_err(|_| Status::cancelled("agent went away"))?;
+        let unacknowledged = hello.unacknowledged.iter().filter_map(convert::report_from_wire).collect();
+        self.core.tell(Msg::AgentConnected {
+            hello: AgentHello {
+                context: context.clone(),
+                session_id: session_id.clone(),
+                version: hello.agent_version.clone(),
+                instance: hello.instance.clone(),
+                backend: hello.backend.clone(),
+                in_flight: hello.in_flight.len() as u32,
+                unacknowledged,
+            },
+            tx: cmd_tx,
+        });
+
+        // Commands from the core to the stream.
+        let writer_tx = out_tx.clone();
+        tokio::spawn(async move {
+            while let Some(cmd) = cmd_rx.recv().await {
+                let msg = pb::CoordinatorMessage {
+                    message: Some(pb::coordinator_message::Message::Command(command_to_wire(&cmd))),
+                };
+                if writer_tx.send(Ok(msg)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // Events from the stream to the core.
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = inbound.next().await {
+                match msg.map(|m| m.message) {
+                    Ok(Some(pb::agent_message::Message::Event(ev))) => {
+                        if let Some(report) = convert::report_from_wire(&ev) {
+                            core.tell(Msg::AgentReport {
+                                context: context.clone(),
+                                report,
+                            });
+                        }
+                    }
+                    Ok(Some(pb::agent_message::Message::Heartbeat(hb))) => core.tell(Msg::AgentHeartbeat {
+                        context: context.clone(),
+                        in_flight: hb.in_flight.len() as u32,
+                    }),
+                    Ok(Some(pb::agent_message::Message::Hello(_))) => {
+                        tracing::warn!(%context, "second hello on one session ignored");
+                    }
+                    Ok(None) => {}
+                    Err(status) => {
+                        tracing::info!(%context, %status, "agent stream ended");
+                        break;
+                    }
+                }
+            }
+            core.tell(Msg::AgentDisconnected { context, session_id });
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(out_rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}

@@ -1,0 +1,282 @@
+//! The coordinator's domain types: operations, per-context states, rollout plans and
+//! revision records. No gRPC or kube types here; `api` translates to `convoy.v1`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch. Plain numbers keep the state machine free of
+/// clocks: callers pass `now` in, tests pick it.
+pub type Millis = u64;
+
+/// The current wall-clock time in [`Millis`].
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperationKind {
+    /// Roll out a newly submitted revision.
+    Deploy,
+    /// Re-apply an earlier revision from the clusters' own history.
+    Rollback,
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperationPhase {
+    Queued,
+    /// Server-side dry run in every target context before anything changes.
+    Preflight,
+    Running,
+    Paused,
+    /// A deploy failed beyond maxFailures; every context that received it goes back.
+    RollingBack,
+    Succeeded,
+    Failed,
+    Aborted,
+    Cancelled,
+}
+
+impl OperationPhase {
+    /// No further transitions.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OperationPhase::Succeeded | OperationPhase::Failed | OperationPhase::Aborted | OperationPhase::Cancelled
+        )
+    }
+}
+
+/// Where one context stands within an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContextPhase {
+    Pending,
+    WaitingForAgent,
+    Dispatched,
+    Applying,
+    Progressing,
+    Healthy,
+    Failed,
+    RollingBack,
+    RolledBack,
+    Skipped,
+}
+
+impl ContextPhase {
+    /// The context's part of the rollout (or its rollback) is over.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            ContextPhase::Healthy | ContextPhase::Failed | ContextPhase::RolledBack | ContextPhase::Skipped
+        )
+    }
+
+    /// The agent is working on it now.
+    pub fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            ContextPhase::Dispatched | ContextPhase::Applying | ContextPhase::Progressing | ContextPhase::RollingBack
+        )
+    }
+}
+
+/// A failure budget: how many contexts may fail before the operation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureBudget {
+    Count(u32),
+    /// Percent of the target contexts, rounded down.
+    Percent(u32),
+}
+
+impl FailureBudget {
+    /// How many failures are tolerated out of `targets`.
+    pub fn allowed(self, targets: usize) -> usize {
+        match self {
+            FailureBudget::Count(n) => n as usize,
+            FailureBudget::Percent(p) => targets * p.min(100) as usize / 100,
+        }
+    }
+}
+
+/// What to do when failures exceed the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnFailure {
+    /// Roll every context that received the revision back to its previous revision.
+    Rollback,
+    /// Stop dispatching and wait for an operator.
+    Pause,
+    /// Keep going; the operation ends Failed.
+    Continue,
+}
+
+/// How a revision is rolled out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Contexts in waves; a wave starts when the previous one is settled and soaked.
+    /// A canary strategy is a first wave of the canary contexts; all-at-once is one wave.
+    pub waves: Vec<Vec<String>>,
+    /// At most this many contexts in flight at once (0 = unlimited).
+    pub max_concurrency: usize,
+    pub max_failures: FailureBudget,
+    pub on_failure: OnFailure,
+    /// Wait between a settled wave and the next.
+    #[serde(with = "duration_ms")]
+    pub soak: Duration,
+    /// A context whose agent is not connected waits this long, then counts as failed.
+    #[serde(with = "duration_ms")]
+    pub offline_deadline: Duration,
+    /// Passed to agents.
+    #[serde(with = "duration_ms")]
+    pub progress_deadline: Duration,
+    #[serde(with = "duration_ms")]
+    pub min_ready_window: Duration,
+    /// Server-side dry run in every target context before anything is applied.
+    pub preflight: bool,
+}
+
+impl Plan {
+    /// Every target context, wave order.
+    pub fn contexts(&self) -> impl Iterator<Item = &String> {
+        self.waves.iter().flatten()
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// One context's state within an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextState {
+    pub context: String,
+    pub wave: usize,
+    pub phase: ContextPhase,
+    pub ready: u32,
+    pub desired: u32,
+    pub message: String,
+    /// The revision this context was at before the operation (what a rollback
+    /// restores); None when the release was new there.
+    pub previous_revision: Option<u64>,
+    /// Whether the operation's revision reached this context (applied, even partly):
+    /// such a context is rolled back when the operation fails.
+    pub received: bool,
+    pub dispatched_at: Option<Millis>,
+    pub waiting_since: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub updated_at: Millis,
+    /// The dry run passed here.
+    pub preflight_ok: bool,
+}
+
+impl ContextState {
+    pub fn new(context: &str, wave: usize, previous_revision: Option<u64>, now: Millis) -> Self {
+        ContextState {
+            context: context.to_string(),
+            wave,
+            phase: ContextPhase::Pending,
+            ready: 0,
+            desired: 0,
+            message: String::new(),
+            previous_revision,
+            received: false,
+            dispatched_at: None,
+            waiting_since: None,
+            finished_at: None,
+            updated_at: now,
+            preflight_ok: false,
+        }
+    }
+}
+
+/// One operation on a release, as stored and as the orchestrator drives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub release: String,
+    pub kind: OperationKind,
+    pub phase: OperationPhase,
+    /// The revision this operation records (a rollback records a new revision too).
+    pub revision: u64,
+    /// For a rollback: the revision whose objects are re-applied.
+    pub rollback_to: Option<u64>,
+    /// For a failed deploy rolling back: the revision number the rollback records.
+    pub rollback_revision: Option<u64>,
+    pub plan: Plan,
+    pub contexts: BTreeMap<String, ContextState>,
+    pub current_wave: usize,
+    /// When the current wave settled (soak runs from here).
+    pub wave_settled_at: Option<Millis>,
+    pub requested_by: String,
+    pub reason: String,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub message: String,
+    /// Set by pause while a step is pending; resume clears it.
+    pub paused: bool,
+    /// Failures an operator accepted by resuming a paused rollout: not counted again.
+    #[serde(default)]
+    pub accepted_failures: usize,
+}
+
+/// Which secret version a revision shipped in one context (never the value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    pub secret_id: String,
+    pub context: String,
+    pub vault_path: String,
+    pub vault_key: String,
+    pub version: u64,
+}
+
+/// A context's final outcome in a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextOutcome {
+    pub context: String,
+    pub phase: ContextPhase,
+    pub message: String,
+    pub duration_ms: u64,
+}
+
+/// A recorded revision of a release (metadata only: never manifests or secret values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    pub release: String,
+    pub number: u64,
+    pub kind: OperationKind,
+    pub rollback_to: Option<u64>,
+    pub operation_id: String,
+    pub submitted_by: String,
+    pub reason: String,
+    pub submitted_at: Millis,
+    pub chart_name: String,
+    pub chart_version: String,
+    pub values_digest: String,
+    pub secret_versions: Vec<SecretVersion>,
+    pub outcomes: Vec<ContextOutcome>,
+    pub phase: OperationPhase,
+    /// Every target context.
+    pub contexts: Vec<String>,
+}
+
+impl RevisionRecord {
+    /// The revision whose objects this revision put in the clusters.
+    pub fn content_revision(&self) -> u64 {
+        self.rollback_to.unwrap_or(self.number)
+    }
+}

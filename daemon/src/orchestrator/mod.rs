@@ -1,0 +1,689 @@
+//! The rollout state machine: one [`Operation`] driven by events, returning the
+//! commands to send. Pure: no I/O, no clocks, no gRPC; the release actor feeds it agent
+//! reports, operator commands and ticks, persists the operation after every step, and
+//! only then sends what the step asked for.
+//!
+//! ```text
+//!             preflight (dry run everywhere)        any refusal: Failed, nothing applied
+//! Queued ──▶ Preflight ──▶ Running: wave 0 ─▶ soak ─▶ wave 1 ─▶ ... ─▶ Succeeded
+//!                              │ failures > maxFailures
+//!                              ├─ onFailure rollback ─▶ RollingBack (every context that
+//!                              │     received the revision goes back, concurrently) ─▶ Failed
+//!                              ├─ onFailure pause ─▶ Paused ─(resume)─▶ Running
+//!                              └─ onFailure continue ─▶ ... ─▶ Failed
+//! operator: pause / resume / abort (Aborted: in-flight contexts are told to stop)
+//! ```
+
+#[cfg(test)]
+mod tests;
+
+use crate::model::{ContextPhase, ContextState, Millis, OnFailure, Operation, OperationKind, OperationPhase};
+
+/// Which command a report answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The preflight dry run.
+    Preflight,
+    /// The operation's own command: apply (deploy) or rollback (manual rollback).
+    Main,
+    /// The automatic rollback of a failed deploy.
+    Rollback,
+}
+
+/// A command for one context's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Server-side dry run of the operation's revision.
+    DryRun { revision: u64 },
+    /// Apply the operation's revision.
+    Apply { revision: u64 },
+    /// Re-apply `target` from the cluster's history, recorded as `revision`.
+    Rollback { revision: u64, target: u64 },
+    /// Stop the command running for `revision`.
+    Abort { revision: u64, stage: Stage },
+}
+
+/// What an agent reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Accepted,
+    Applied,
+    Progress { ready: u32, desired: u32, message: String },
+    Healthy,
+    Failed { reason: String, message: String },
+    DryRunPassed,
+    Aborted,
+}
+
+/// What a step asks the caller to do, after persisting the operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send { context: String, command: Command },
+    /// A context's state changed (for watchers): its state at that moment, so that a
+    /// brief state (failed, then rolling back in the same step) is seen too.
+    ContextChanged(Box<ContextState>),
+    /// The operation's phase, wave or message changed (for watchers).
+    OperationChanged,
+}
+
+/// What the state machine needs from outside.
+pub trait Env {
+    /// Whether an agent serving `context` is connected.
+    fn is_online(&self, context: &str) -> bool;
+    /// A fresh revision number for this release (for an automatic rollback).
+    fn allocate_revision(&mut self) -> u64;
+}
+
+/// The result of one step: the actions, and whether the operation changed in a way
+/// that must be persisted (progress-only updates need not be).
+#[derive(Debug, Default)]
+pub struct Step {
+    pub actions: Vec<Action>,
+    pub persist: bool,
+}
+
+impl Step {
+    fn send(&mut self, context: &str, command: Command) {
+        self.actions.push(Action::Send {
+            context: context.to_string(),
+            command,
+        });
+    }
+
+    fn changed(&mut self, state: &ContextState) {
+        self.persist = true;
+        let a = Action::ContextChanged(Box::new(state.clone()));
+        if !self.actions.contains(&a) {
+            self.actions.push(a);
+        }
+    }
+
+    fn op_changed(&mut self) {
+        self.persist = true;
+        if !self.actions.contains(&Action::OperationChanged) {
+            self.actions.push(Action::OperationChanged);
+        }
+    }
+}
+
+impl Operation {
+    /// Starts a queued operation.
+    pub fn start(&mut self, env: &mut dyn Env, now: Millis) -> Step {
+        let mut step = Step::default();
+        if self.phase != OperationPhase::Queued {
+            return step;
+        }
+        self.started_at = Some(now);
+        self.phase = if self.plan.preflight && self.kind == OperationKind::Deploy {
+            OperationPhase::Preflight
+        } else {
+            OperationPhase::Running
+        };
+        step.op_changed();
+        self.pump(env, now, &mut step);
+        step
+    }
+
+    /// Feeds an agent's report for `context`.
+    pub fn on_report(&mut self, env: &mut dyn Env, context: &str, stage: Stage, report: Report, now: Millis) -> Step {
+        let mut step = Step::default();
+        let kind = self.kind;
+        let Some(c) = self.contexts.get_mut(context) else {
+            return step;
+        };
+        c.updated_at = now;
+        match (stage, report) {
+            (Stage::Preflight, Report::DryRunPassed) => {
+                if c.phase == ContextPhase::Dispatched {
+                    c.phase = ContextPhase::Pending;
+                    c.preflight_ok = true;
+                    c.message = "preflight dry run passed".into();
+                    step.changed(c);
+                }
+            }
+            (Stage::Preflight, Report::Failed { reason, message }) => {
+                c.phase = ContextPhase::Failed;
+                c.message = format!("preflight: {reason}: {message}");
+                c.finished_at = Some(now);
+                step.changed(c);
+                if self.phase == OperationPhase::Preflight {
+                    let msg = format!("preflight dry run refused in {context}: {reason}: {message}; nothing was applied");
+                    self.finish(OperationPhase::Failed, msg, now, &mut step);
+                }
+                return step;
+            }
+            (Stage::Preflight, _) => {}
+            (_, Report::Accepted) => {
+                if matches!(c.phase, ContextPhase::Dispatched) {
+                    c.phase = if stage == Stage::Rollback || kind == OperationKind::Rollback {
+                        ContextPhase::RollingBack
+                    } else {
+                        ContextPhase::Applying
+                    };
+                    step.changed(c);
+                }
+            }
+            (_, Report::Applied) => {
+                if matches!(c.phase, ContextPhase::Dispatched | ContextPhase::Applying) {
+                    c.phase = ContextPhase::Progressing;
+                    c.message = "applied; waiting for healthy".into();
+                    step.changed(c);
+                } else if c.phase == ContextPhase::RollingBack {
+                    c.message = "rollback applied; waiting for healthy".into();
+                    step.changed(c);
+                }
+            }
+            (_, Report::Progress { ready, desired, message }) => {
+                if !c.phase.is_settled() {
+                    c.ready = ready;
+                    c.desired = desired;
+                    c.message = message;
+                    // Progress alone is not worth a durable write.
+                    step.actions.push(Action::ContextChanged(Box::new(c.clone())));
+                }
+            }
+            (stage, Report::Healthy) => {
+                if c.phase.is_settled() {
+                    return step;
+                }
+                c.phase = if stage == Stage::Rollback || kind == OperationKind::Rollback {
+                    ContextPhase::RolledBack
+                } else {
+                    ContextPhase::Healthy
+                };
+                c.ready = c.desired.max(c.ready);
+                c.message = match c.phase {
+                    ContextPhase::RolledBack => "rolled back; healthy".into(),
+                    _ => "healthy".into(),
+                };
+                c.finished_at = Some(now);
+                step.changed(c);
+            }
+            (stage, Report::Failed { reason, message }) => {
+                if c.phase.is_settled() && !(stage == Stage::Main && c.phase == ContextPhase::Skipped) {
+                    return step;
+                }
+                c.phase = ContextPhase::Failed;
+                c.message = if stage == Stage::Rollback {
+                    format!("rollback failed: {reason}: {message}")
+                } else {
+                    format!("{reason}: {message}")
+                };
+                c.finished_at = Some(now);
+                step.changed(c);
+            }
+            (stage, Report::Aborted) => {
+                // An apply stopped so that the context can be rolled back.
+                if self.phase == OperationPhase::RollingBack && stage == Stage::Main {
+                    c.phase = ContextPhase::Failed;
+                    c.message = "stopped for the fleet-wide rollback".into();
+                    c.finished_at = Some(now);
+                    step.changed(c);
+                    self.roll_back_context(env, context, now, &mut step);
+                    self.check_rollback_done(now, &mut step);
+                    return step;
+                }
+                if !c.phase.is_settled() {
+                    c.phase = ContextPhase::Failed;
+                    c.message = "aborted".into();
+                    c.finished_at = Some(now);
+                    step.changed(c);
+                }
+            }
+            (_, Report::DryRunPassed) => {}
+        }
+        self.pump(env, now, &mut step);
+        step
+    }
+
+    /// An agent for `context` connected (or reconnected): dispatch what waited for it
+    /// and re-send what it may have missed (commands are idempotent on the agent).
+    pub fn on_agent_online(&mut self, env: &mut dyn Env, context: &str, now: Millis) -> Step {
+        let mut step = Step::default();
+        if self.phase.is_final() {
+            return step;
+        }
+        if let Some(c) = self.contexts.get(context)
+            && c.phase.is_in_flight()
+        {
+            let cmd = self.command_for(context);
+            step.send(context, cmd);
+        }
+        self.pump(env, now, &mut step);
+        step
+    }
+
+    /// Time passed: offline deadlines and soak times.
+    pub fn on_tick(&mut self, env: &mut dyn Env, now: Millis) -> Step {
+        let mut step = Step::default();
+        if self.phase.is_final() {
+            return step;
+        }
+        let deadline = self.plan.offline_deadline.as_millis() as u64;
+        let expired: Vec<String> = self
+            .contexts
+            .values()
+            .filter(|c| c.phase == ContextPhase::WaitingForAgent)
+            .filter(|c| c.waiting_since.is_some_and(|t| now.saturating_sub(t) >= deadline))
+            .map(|c| c.context.clone())
+            .collect();
+        for ctx in expired {
+            let rolling_back = self.phase == OperationPhase::RollingBack;
+            let c = self.contexts.get_mut(&ctx).expect("listed above");
+            c.phase = ContextPhase::Failed;
+            c.message = format!(
+                "no agent connected for {ctx} within {}s{}",
+                deadline / 1000,
+                if rolling_back { "; rollback not delivered" } else { "" }
+            );
+            c.finished_at = Some(now);
+            step.changed(c);
+            if self.phase == OperationPhase::Preflight {
+                let msg = format!("preflight could not run in {ctx}: no agent connected; nothing was applied");
+                self.finish(OperationPhase::Failed, msg, now, &mut step);
+                return step;
+            }
+        }
+        self.pump(env, now, &mut step);
+        step
+    }
+
+    /// Operator pause: no new context or wave starts until resumed.
+    pub fn pause(&mut self, now: Millis) -> Step {
+        let mut step = Step::default();
+        if matches!(self.phase, OperationPhase::Running | OperationPhase::Preflight) {
+            self.phase = OperationPhase::Paused;
+            self.paused = true;
+            self.message = "paused by an operator".into();
+            let _ = now;
+            step.op_changed();
+        }
+        step
+    }
+
+    /// Operator resume. Failures that caused an automatic pause are accepted.
+    pub fn resume(&mut self, env: &mut dyn Env, now: Millis) -> Step {
+        let mut step = Step::default();
+        if self.phase == OperationPhase::Paused {
+            self.paused = false;
+            self.phase = if self.contexts.values().all(|c| c.preflight_ok) || !self.plan.preflight {
+                OperationPhase::Running
+            } else {
+                OperationPhase::Preflight
+            };
+            self.accepted_failures = self.failed_count();
+            self.message = "resumed".into();
+            step.op_changed();
+            self.pump(env, now, &mut step);
+        }
+        step
+    }
+
+    /// Operator abort: in-flight contexts are told to stop; nothing else starts; what
+    /// was applied stays (roll back to undo it).
+    pub fn abort(&mut self, reason: &str, now: Millis) -> Step {
+        let mut step = Step::default();
+        if self.phase.is_final() {
+            return step;
+        }
+        let in_flight: Vec<(String, Stage)> = self
+            .contexts
+            .values()
+            .filter(|c| c.phase.is_in_flight())
+            .map(|c| {
+                let stage = if c.phase == ContextPhase::RollingBack && self.kind == OperationKind::Deploy {
+                    Stage::Rollback
+                } else if self.phase == OperationPhase::Preflight {
+                    Stage::Preflight
+                } else {
+                    Stage::Main
+                };
+                (c.context.clone(), stage)
+            })
+            .collect();
+        for (ctx, stage) in in_flight {
+            let revision = match stage {
+                Stage::Rollback => self.rollback_revision.unwrap_or(self.revision),
+                _ => self.revision,
+            };
+            step.send(&ctx, Command::Abort { revision, stage });
+        }
+        for c in self.contexts.values_mut().filter(|c| !c.phase.is_settled() && !c.phase.is_in_flight()) {
+            c.phase = ContextPhase::Skipped;
+            c.message = "not started: operation aborted".into();
+            c.updated_at = now;
+        }
+        let names: Vec<String> = self.contexts.keys().cloned().collect();
+        for n in names {
+            step.changed(&self.contexts[&n]);
+        }
+        let msg = if reason.is_empty() {
+            "aborted by an operator".to_string()
+        } else {
+            format!("aborted by an operator: {reason}")
+        };
+        self.finish(OperationPhase::Aborted, msg, now, &mut step);
+        step
+    }
+
+    /// Contexts that failed.
+    pub fn failed_count(&self) -> usize {
+        self.contexts.values().filter(|c| c.phase == ContextPhase::Failed).count()
+    }
+
+    fn budget_exceeded(&self) -> bool {
+        let allowed = self.plan.max_failures.allowed(self.contexts.len()) + self.accepted_failures;
+        self.failed_count() > allowed
+    }
+
+    /// The command for a context in flight, for a re-send after a reconnect.
+    fn command_for(&self, context: &str) -> Command {
+        let c = &self.contexts[context];
+        match self.phase {
+            OperationPhase::Preflight => Command::DryRun { revision: self.revision },
+            OperationPhase::RollingBack if c.phase == ContextPhase::RollingBack => Command::Rollback {
+                revision: self.rollback_revision.unwrap_or(self.revision),
+                target: c.previous_revision.unwrap_or_default(),
+            },
+            _ => match self.kind {
+                OperationKind::Deploy => Command::Apply { revision: self.revision },
+                OperationKind::Rollback => Command::Rollback {
+                    revision: self.revision,
+                    target: self.rollback_to.unwrap_or_default(),
+                },
+            },
+        }
+    }
+
+    /// Advances whatever can advance now.
+    fn pump(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
+        match self.phase {
+            OperationPhase::Preflight => self.pump_preflight(env, now, step),
+            OperationPhase::Running => self.pump_running(env, now, step),
+            OperationPhase::RollingBack => {
+                self.dispatch_waiting_rollbacks(env, now, step);
+                self.check_rollback_done(now, step);
+            }
+            _ => {}
+        }
+    }
+
+    fn pump_preflight(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
+        let revision = self.revision;
+        for c in self.contexts.values_mut() {
+            if matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) && !c.preflight_ok {
+                if env.is_online(&c.context) {
+                    c.phase = ContextPhase::Dispatched;
+                    c.message = "preflight dry run".into();
+                    c.waiting_since = None;
+                    c.updated_at = now;
+                    step.send(&c.context, Command::DryRun { revision });
+                    step.changed(c);
+                } else if c.phase == ContextPhase::Pending {
+                    c.phase = ContextPhase::WaitingForAgent;
+                    c.waiting_since = Some(now);
+                    c.message = "waiting for the agent to connect".into();
+                    step.changed(c);
+                }
+            }
+        }
+        if self.contexts.values().all(|c| c.preflight_ok) {
+            self.phase = OperationPhase::Running;
+            self.message = "preflight passed in every context".into();
+            step.op_changed();
+            self.pump_running(env, now, step);
+        }
+    }
+
+    fn pump_running(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
+        loop {
+            if self.stops_on_budget() && self.budget_exceeded() {
+                self.on_budget_exceeded(env, now, step);
+                return;
+            }
+            let wave = self.current_wave;
+            let Some(members) = self.plan.waves.get(wave).cloned() else {
+                self.finish_rollout(now, step);
+                return;
+            };
+            self.dispatch_wave(env, &members, now, step);
+            let settled = members.iter().all(|m| self.contexts[m].phase.is_settled());
+            if !settled {
+                return;
+            }
+            if wave + 1 >= self.plan.waves.len() {
+                self.finish_rollout(now, step);
+                return;
+            }
+            let soak = self.plan.soak.as_millis() as u64;
+            let settled_at = *self.wave_settled_at.get_or_insert(now);
+            if soak > 0 && now < settled_at + soak {
+                if settled_at == now {
+                    self.message = format!("wave {} settled; soaking {}s before wave {}", wave + 1, soak / 1000, wave + 2);
+                    step.op_changed();
+                }
+                return;
+            }
+            self.current_wave += 1;
+            self.wave_settled_at = None;
+            self.message = format!("wave {} of {}", self.current_wave + 1, self.plan.waves.len());
+            step.op_changed();
+        }
+    }
+
+    fn dispatch_wave(&mut self, env: &mut dyn Env, members: &[String], now: Millis, step: &mut Step) {
+        let limit = if self.plan.max_concurrency == 0 { usize::MAX } else { self.plan.max_concurrency };
+        let mut in_flight = self.contexts.values().filter(|c| c.phase.is_in_flight()).count();
+        for m in members {
+            if in_flight >= limit {
+                break;
+            }
+            let cmd = match self.kind {
+                OperationKind::Deploy => Command::Apply { revision: self.revision },
+                OperationKind::Rollback => Command::Rollback {
+                    revision: self.revision,
+                    target: self.rollback_to.unwrap_or_default(),
+                },
+            };
+            let c = self.contexts.get_mut(m).expect("plan contexts are operation contexts");
+            if !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) {
+                continue;
+            }
+            if env.is_online(m) {
+                c.phase = ContextPhase::Dispatched;
+                c.received = true;
+                c.dispatched_at = Some(now);
+                c.waiting_since = None;
+                c.message = "dispatched".into();
+                c.updated_at = now;
+                in_flight += 1;
+                step.send(m, cmd);
+                step.changed(c);
+            } else if c.phase == ContextPhase::Pending {
+                c.phase = ContextPhase::WaitingForAgent;
+                c.waiting_since = Some(now);
+                c.message = "waiting for the agent to connect".into();
+                c.updated_at = now;
+                step.changed(c);
+            }
+        }
+    }
+
+    fn finish_rollout(&mut self, now: Millis, step: &mut Step) {
+        let failed = self.failed_count();
+        let total = self.contexts.len();
+        if failed == 0 {
+            let verb = if self.kind == OperationKind::Rollback { "rolled back" } else { "healthy" };
+            self.finish(OperationPhase::Succeeded, format!("{total} of {total} contexts {verb}"), now, step);
+        } else if self.budget_exceeded() {
+            self.finish(
+                OperationPhase::Failed,
+                format!("{failed} of {total} contexts failed, beyond maxFailures"),
+                now,
+                step,
+            );
+        } else {
+            self.finish(
+                OperationPhase::Succeeded,
+                format!("{} of {total} contexts healthy; {failed} failed within maxFailures", total - failed),
+                now,
+                step,
+            );
+        }
+    }
+
+    /// Whether exceeding the failure budget interrupts the rollout (a rollback, and a
+    /// deploy with `onFailure: continue`, go on to the end and report Failed there).
+    fn stops_on_budget(&self) -> bool {
+        self.kind == OperationKind::Deploy && self.plan.on_failure != OnFailure::Continue
+    }
+
+    fn on_budget_exceeded(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
+        let failed = self.failed_count();
+        let total = self.contexts.len();
+        if self.plan.on_failure == OnFailure::Pause {
+            self.phase = OperationPhase::Paused;
+            self.paused = true;
+            self.message = format!("{failed} of {total} contexts failed, beyond maxFailures; paused for an operator");
+            step.op_changed();
+        } else {
+            self.begin_rollback(env, now, step);
+        }
+    }
+
+    /// Every context that received the revision goes back to its previous revision,
+    /// concurrently; contexts still applying are stopped first.
+    fn begin_rollback(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
+        let failed = self.failed_count();
+        let total = self.contexts.len();
+        self.phase = OperationPhase::RollingBack;
+        let rollback_revision = env.allocate_revision();
+        self.rollback_revision = Some(rollback_revision);
+        self.message = format!("{failed} of {total} contexts failed; rolling every updated context back");
+        step.op_changed();
+        let names: Vec<String> = self.contexts.keys().cloned().collect();
+        for name in names {
+            let c = self.contexts.get_mut(&name).expect("listed");
+            if !c.received {
+                if !c.phase.is_settled() {
+                    c.phase = ContextPhase::Skipped;
+                    c.message = "not started: the rollout failed elsewhere".into();
+                    c.updated_at = now;
+                    step.changed(c);
+                }
+                continue;
+            }
+            if c.phase.is_in_flight() {
+                // Stop the apply first; its Aborted report triggers the rollback.
+                step.send(&name, Command::Abort { revision: self.revision, stage: Stage::Main });
+                continue;
+            }
+            self.roll_back_context(env, &name, now, step);
+        }
+        self.check_rollback_done(now, step);
+    }
+
+    fn roll_back_context(&mut self, env: &mut dyn Env, name: &str, now: Millis, step: &mut Step) {
+        let revision = self.rollback_revision.unwrap_or(self.revision);
+        let c = self.contexts.get_mut(name).expect("known context");
+        c.finished_at = None;
+        c.updated_at = now;
+        match c.previous_revision {
+            None => {
+                c.phase = ContextPhase::Failed;
+                c.message = format!("{}; no previous revision here to roll back to", c.message);
+                c.finished_at = Some(now);
+            }
+            Some(target) if env.is_online(name) => {
+                c.phase = ContextPhase::RollingBack;
+                c.message = format!("rolling back to revision {target}");
+                c.dispatched_at = Some(now);
+                step.send(name, Command::Rollback { revision, target });
+            }
+            Some(target) => {
+                c.phase = ContextPhase::WaitingForAgent;
+                c.waiting_since = Some(now);
+                c.message = format!("waiting for the agent to roll back to revision {target}");
+            }
+        }
+        step.changed(c);
+    }
+
+    fn dispatch_waiting_rollbacks(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
+        let waiting: Vec<String> = self
+            .contexts
+            .values()
+            .filter(|c| c.phase == ContextPhase::WaitingForAgent && c.received && env.is_online(&c.context))
+            .map(|c| c.context.clone())
+            .collect();
+        for name in waiting {
+            self.roll_back_context(env, &name, now, step);
+        }
+    }
+
+    fn check_rollback_done(&mut self, now: Millis, step: &mut Step) {
+        if self.phase != OperationPhase::RollingBack {
+            return;
+        }
+        // Contexts still applying (abort sent) are not settled either.
+        if !self.contexts.values().all(|c| c.phase.is_settled()) {
+            return;
+        }
+        let rolled_back = self.contexts.values().filter(|c| c.phase == ContextPhase::RolledBack).count();
+        let target = self
+            .contexts
+            .values()
+            .filter_map(|c| c.previous_revision)
+            .max()
+            .map_or_else(|| "their previous revisions".to_string(), |r| format!("revision {r}"));
+        let failed_rollbacks: Vec<&str> = self
+            .contexts
+            .values()
+            .filter(|c| c.phase == ContextPhase::Failed && c.message.starts_with("rollback failed"))
+            .map(|c| c.context.as_str())
+            .collect();
+        let msg = if failed_rollbacks.is_empty() {
+            format!(
+                "revision {} failed; rolled {rolled_back} context(s) back to {target}",
+                self.revision
+            )
+        } else {
+            format!(
+                "revision {} failed; rolled {rolled_back} context(s) back to {target}; rollback FAILED in {}",
+                self.revision,
+                failed_rollbacks.join(", ")
+            )
+        };
+        self.finish(OperationPhase::Failed, msg, now, step);
+    }
+
+    fn finish(&mut self, phase: OperationPhase, message: String, now: Millis, step: &mut Step) {
+        self.phase = phase;
+        self.message = message;
+        self.finished_at = Some(now);
+        for c in self.contexts.values_mut() {
+            if matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) {
+                c.phase = ContextPhase::Skipped;
+                c.updated_at = now;
+                if c.message.is_empty() || c.message.starts_with("waiting") {
+                    c.message = "not started".into();
+                }
+            }
+        }
+        step.op_changed();
+    }
+}
+
+/// Builds a fresh operation's per-context states from its plan.
+pub fn initial_contexts(
+    plan: &crate::model::Plan,
+    previous: &dyn Fn(&str) -> Option<u64>,
+    now: Millis,
+) -> std::collections::BTreeMap<String, ContextState> {
+    plan.waves
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ctxs)| ctxs.iter().map(move |c| (w, c)))
+        .map(|(w, c)| (c.clone(), ContextState::new(c, w, previous(c), now)))
+        .collect()
+}

@@ -1,0 +1,411 @@
+//! The state machine fed events in memory: no agents, no clocks.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::*;
+use crate::model::{FailureBudget, Plan};
+
+struct FakeEnv {
+    online: BTreeSet<String>,
+    next_revision: u64,
+}
+
+impl Env for FakeEnv {
+    fn is_online(&self, context: &str) -> bool {
+        self.online.contains(context)
+    }
+    fn allocate_revision(&mut self) -> u64 {
+        self.next_revision += 1;
+        self.next_revision
+    }
+}
+
+fn env(online: &[&str]) -> FakeEnv {
+    FakeEnv {
+        online: online.iter().map(|s| s.to_string()).collect(),
+        next_revision: 5,
+    }
+}
+
+fn plan(waves: &[&[&str]]) -> Plan {
+    Plan {
+        waves: waves.iter().map(|w| w.iter().map(|s| s.to_string()).collect()).collect(),
+        max_concurrency: 0,
+        max_failures: FailureBudget::Count(0),
+        on_failure: OnFailure::Rollback,
+        soak: Duration::ZERO,
+        offline_deadline: Duration::from_secs(60),
+        progress_deadline: Duration::from_secs(600),
+        min_ready_window: Duration::from_secs(30),
+        preflight: false,
+    }
+}
+
+fn op(plan: Plan) -> Operation {
+    let contexts = initial_contexts(&plan, &|_| Some(4), 0);
+    Operation {
+        id: "op-1".into(),
+        release: "app1.ns1".into(),
+        kind: OperationKind::Deploy,
+        phase: OperationPhase::Queued,
+        revision: 5,
+        rollback_to: None,
+        rollback_revision: None,
+        plan,
+        contexts,
+        current_wave: 0,
+        wave_settled_at: None,
+        requested_by: "alice".into(),
+        reason: "test".into(),
+        created_at: 0,
+        started_at: None,
+        finished_at: None,
+        message: String::new(),
+        paused: false,
+        accepted_failures: 0,
+    }
+}
+
+fn sends(step: &Step) -> Vec<(String, Command)> {
+    step.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { context, command } => Some((context.clone(), command.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn healthy(o: &mut Operation, e: &mut FakeEnv, ctx: &str, now: u64) -> Step {
+    o.on_report(e, ctx, Stage::Main, Report::Accepted, now);
+    o.on_report(e, ctx, Stage::Main, Report::Applied, now);
+    o.on_report(e, ctx, Stage::Main, Report::Healthy, now)
+}
+
+fn failed(o: &mut Operation, e: &mut FakeEnv, ctx: &str, now: u64) -> Step {
+    o.on_report(e, ctx, Stage::Main, Report::Accepted, now);
+    o.on_report(
+        e,
+        ctx,
+        Stage::Main,
+        Report::Failed {
+            reason: "CrashLoopBackOff".into(),
+            message: "pod web-1 back-off".into(),
+        },
+        now,
+    )
+}
+
+#[test]
+fn all_at_once_dispatches_every_context_and_succeeds() {
+    let mut e = env(&["a", "b", "c"]);
+    let mut o = op(plan(&[&["a", "b", "c"]]));
+    let step = o.start(&mut e, 1);
+    assert!(step.persist);
+    assert_eq!(sends(&step).len(), 3);
+    assert!(sends(&step).iter().all(|(_, c)| *c == Command::Apply { revision: 5 }));
+    healthy(&mut o, &mut e, "a", 2);
+    healthy(&mut o, &mut e, "b", 3);
+    assert_eq!(o.phase, OperationPhase::Running);
+    healthy(&mut o, &mut e, "c", 4);
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+    assert_eq!(o.message, "3 of 3 contexts healthy");
+    assert_eq!(o.finished_at, Some(4));
+}
+
+#[test]
+fn waves_run_in_order_and_soak_between() {
+    let mut e = env(&["a", "b", "c"]);
+    let mut p = plan(&[&["a"], &["b", "c"]]);
+    p.soak = Duration::from_secs(10);
+    let mut o = op(p);
+    let step = o.start(&mut e, 0);
+    assert_eq!(sends(&step), vec![("a".into(), Command::Apply { revision: 5 })]);
+    let step = healthy(&mut o, &mut e, "a", 1_000);
+    assert!(sends(&step).is_empty(), "wave 2 must wait for the soak");
+    assert!(o.message.contains("soaking 10s"), "{}", o.message);
+    assert!(sends(&o.on_tick(&mut e, 10_999)).is_empty());
+    let step = o.on_tick(&mut e, 11_000);
+    let mut got: Vec<String> = sends(&step).into_iter().map(|(c, _)| c).collect();
+    got.sort();
+    assert_eq!(got, vec!["b", "c"]);
+    assert_eq!(o.current_wave, 1);
+}
+
+#[test]
+fn max_concurrency_bounds_contexts_in_flight() {
+    let mut e = env(&["a", "b", "c", "d"]);
+    let mut p = plan(&[&["a", "b", "c", "d"]]);
+    p.max_concurrency = 2;
+    let mut o = op(p);
+    assert_eq!(sends(&o.start(&mut e, 0)).len(), 2);
+    let step = healthy(&mut o, &mut e, "a", 1);
+    assert_eq!(sends(&step), vec![("c".into(), Command::Apply { revision: 5 })]);
+}
+
+#[test]
+fn one_failure_rolls_every_received_context_back() {
+    let mut e = env(&["a", "b", "c"]);
+    let mut o = op(plan(&[&["a", "b", "c"]]));
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1);
+    o.on_report(&mut e, "b", Stage::Main, Report::Accepted, 1);
+    let step = failed(&mut o, &mut e, "c", 2);
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert_eq!(o.rollback_revision, Some(6));
+    let mut got = sends(&step);
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        got,
+        vec![
+            ("a".into(), Command::Rollback { revision: 6, target: 4 }),
+            // b is still applying: it is stopped first.
+            ("b".into(), Command::Abort { revision: 5, stage: Stage::Main }),
+            ("c".into(), Command::Rollback { revision: 6, target: 4 }),
+        ]
+    );
+    // b's apply stops; then it is rolled back too.
+    let step = o.on_report(&mut e, "b", Stage::Main, Report::Aborted, 3);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Rollback { revision: 6, target: 4 })]);
+    for c in ["a", "b", "c"] {
+        o.on_report(&mut e, c, Stage::Rollback, Report::Accepted, 4);
+        assert_eq!(o.contexts[c].phase, ContextPhase::RollingBack);
+        o.on_report(&mut e, c, Stage::Rollback, Report::Healthy, 5);
+    }
+    assert_eq!(o.phase, OperationPhase::Failed);
+    assert_eq!(o.message, "revision 5 failed; rolled 3 context(s) back to revision 4");
+    assert!(o.contexts.values().all(|c| c.phase == ContextPhase::RolledBack));
+}
+
+#[test]
+fn watchers_see_a_failure_even_when_the_rollback_starts_in_the_same_step() {
+    let mut e = env(&["a"]);
+    let mut o = op(plan(&[&["a"]]));
+    o.start(&mut e, 0);
+    let step = failed(&mut o, &mut e, "a", 1);
+    let phases: Vec<ContextPhase> = step
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ContextChanged(c) => Some(c.phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases, vec![ContextPhase::Failed, ContextPhase::RollingBack]);
+}
+
+#[test]
+fn later_waves_are_never_touched_after_a_failure() {
+    let mut e = env(&["a", "b"]);
+    let mut o = op(plan(&[&["a"], &["b"]]));
+    o.start(&mut e, 0);
+    let step = failed(&mut o, &mut e, "a", 1);
+    assert!(sends(&step).iter().all(|(c, _)| c == "a"));
+    assert_eq!(o.contexts["b"].phase, ContextPhase::Skipped);
+    o.on_report(&mut e, "a", Stage::Rollback, Report::Healthy, 2);
+    assert_eq!(o.phase, OperationPhase::Failed);
+}
+
+#[test]
+fn failures_within_the_budget_do_not_stop_the_rollout() {
+    let mut e = env(&["a", "b", "c", "d"]);
+    let mut p = plan(&[&["a", "b", "c", "d"]]);
+    p.max_failures = FailureBudget::Percent(25);
+    let mut o = op(p);
+    o.start(&mut e, 0);
+    failed(&mut o, &mut e, "a", 1);
+    assert_eq!(o.phase, OperationPhase::Running);
+    for c in ["b", "c", "d"] {
+        healthy(&mut o, &mut e, c, 2);
+    }
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+    assert!(o.message.contains("1 failed within maxFailures"), "{}", o.message);
+}
+
+#[test]
+fn on_failure_pause_waits_for_an_operator_and_resume_accepts_the_failure() {
+    let mut e = env(&["a", "b"]);
+    let mut p = plan(&[&["a"], &["b"]]);
+    p.on_failure = OnFailure::Pause;
+    let mut o = op(p);
+    o.start(&mut e, 0);
+    let step = failed(&mut o, &mut e, "a", 1);
+    assert_eq!(o.phase, OperationPhase::Paused);
+    assert!(sends(&step).is_empty());
+    let step = o.resume(&mut e, 2);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+    healthy(&mut o, &mut e, "b", 3);
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn on_failure_continue_finishes_every_wave_then_fails() {
+    let mut e = env(&["a", "b"]);
+    let mut p = plan(&[&["a"], &["b"]]);
+    p.on_failure = OnFailure::Continue;
+    let mut o = op(p);
+    o.start(&mut e, 0);
+    let step = failed(&mut o, &mut e, "a", 1);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+    healthy(&mut o, &mut e, "b", 2);
+    assert_eq!(o.phase, OperationPhase::Failed);
+    assert!(o.message.contains("1 of 2 contexts failed"), "{}", o.message);
+}
+
+#[test]
+fn offline_agents_wait_then_count_as_failed() {
+    let mut e = env(&["a"]);
+    let mut p = plan(&[&["a", "b"]]);
+    p.offline_deadline = Duration::from_secs(30);
+    p.max_failures = FailureBudget::Count(1);
+    let mut o = op(p);
+    let step = o.start(&mut e, 0);
+    assert_eq!(sends(&step).len(), 1);
+    assert_eq!(o.contexts["b"].phase, ContextPhase::WaitingForAgent);
+    healthy(&mut o, &mut e, "a", 1);
+    o.on_tick(&mut e, 29_999);
+    assert_eq!(o.contexts["b"].phase, ContextPhase::WaitingForAgent);
+    o.on_tick(&mut e, 30_000);
+    assert_eq!(o.contexts["b"].phase, ContextPhase::Failed);
+    assert!(o.contexts["b"].message.contains("no agent connected"));
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn an_agent_connecting_in_time_gets_its_command() {
+    let mut e = env(&[]);
+    let mut o = op(plan(&[&["a"]]));
+    assert!(sends(&o.start(&mut e, 0)).is_empty());
+    e.online.insert("a".into());
+    let step = o.on_agent_online(&mut e, "a", 5);
+    assert_eq!(sends(&step), vec![("a".into(), Command::Apply { revision: 5 })]);
+    // A reconnect while in flight re-sends the (idempotent) command.
+    let step = o.on_agent_online(&mut e, "a", 6);
+    assert_eq!(sends(&step), vec![("a".into(), Command::Apply { revision: 5 })]);
+}
+
+#[test]
+fn preflight_refusal_fails_before_anything_is_applied() {
+    let mut e = env(&["a", "b"]);
+    let mut p = plan(&[&["a"], &["b"]]);
+    p.preflight = true;
+    let mut o = op(p);
+    let step = o.start(&mut e, 0);
+    assert_eq!(o.phase, OperationPhase::Preflight);
+    assert!(sends(&step).iter().all(|(_, c)| *c == Command::DryRun { revision: 5 }));
+    assert_eq!(sends(&step).len(), 2);
+    let step = o.on_report(&mut e, "a", Stage::Preflight, Report::DryRunPassed, 1);
+    assert!(sends(&step).is_empty(), "no apply before every context passed");
+    let refusal = Report::Failed {
+        reason: "ApplyRefused".into(),
+        message: "Deployment.apps \"web\" is invalid: spec.selector: field is immutable".into(),
+    };
+    let step = o.on_report(&mut e, "b", Stage::Preflight, refusal, 2);
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.phase, OperationPhase::Failed);
+    assert!(o.message.contains("preflight dry run refused in b"), "{}", o.message);
+    assert!(o.message.contains("field is immutable"));
+    assert!(o.contexts.values().all(|c| !c.received));
+}
+
+#[test]
+fn preflight_pass_starts_the_first_wave() {
+    let mut e = env(&["a", "b"]);
+    let mut p = plan(&[&["a"], &["b"]]);
+    p.preflight = true;
+    let mut o = op(p);
+    o.start(&mut e, 0);
+    o.on_report(&mut e, "a", Stage::Preflight, Report::DryRunPassed, 1);
+    let step = o.on_report(&mut e, "b", Stage::Preflight, Report::DryRunPassed, 1);
+    assert_eq!(o.phase, OperationPhase::Running);
+    assert_eq!(sends(&step), vec![("a".into(), Command::Apply { revision: 5 })]);
+}
+
+#[test]
+fn abort_stops_in_flight_contexts_and_skips_the_rest() {
+    let mut e = env(&["a", "b"]);
+    let mut o = op(plan(&[&["a"], &["b"]]));
+    o.start(&mut e, 0);
+    let step = o.abort("bad config", 1);
+    assert_eq!(sends(&step), vec![("a".into(), Command::Abort { revision: 5, stage: Stage::Main })]);
+    assert_eq!(o.phase, OperationPhase::Aborted);
+    assert_eq!(o.contexts["b"].phase, ContextPhase::Skipped);
+    assert!(o.message.contains("bad config"));
+    // Late reports do not revive it.
+    let step = healthy(&mut o, &mut e, "a", 2);
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.phase, OperationPhase::Aborted);
+}
+
+#[test]
+fn pause_holds_the_next_wave_until_resume() {
+    let mut e = env(&["a", "b"]);
+    let mut o = op(plan(&[&["a"], &["b"]]));
+    o.start(&mut e, 0);
+    o.pause(1);
+    let step = healthy(&mut o, &mut e, "a", 2);
+    assert!(sends(&step).is_empty());
+    let step = o.resume(&mut e, 3);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+}
+
+#[test]
+fn manual_rollback_goes_everywhere_at_once() {
+    let mut e = env(&["a", "b"]);
+    let mut o = op(plan(&[&["a", "b"]]));
+    o.kind = OperationKind::Rollback;
+    o.rollback_to = Some(3);
+    let step = o.start(&mut e, 0);
+    assert_eq!(sends(&step).len(), 2);
+    assert!(sends(&step).iter().all(|(_, c)| *c == Command::Rollback { revision: 5, target: 3 }));
+    o.on_report(&mut e, "a", Stage::Main, Report::Accepted, 1);
+    assert_eq!(o.contexts["a"].phase, ContextPhase::RollingBack);
+    o.on_report(&mut e, "a", Stage::Main, Report::Healthy, 2);
+    o.on_report(&mut e, "b", Stage::Main, Report::Healthy, 2);
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+    assert_eq!(o.contexts["a"].phase, ContextPhase::RolledBack);
+}
+
+#[test]
+fn a_context_without_a_previous_revision_is_reported_not_rolled_back() {
+    let mut e = env(&["a"]);
+    let mut o = op(plan(&[&["a"]]));
+    o.contexts.get_mut("a").unwrap().previous_revision = None;
+    o.start(&mut e, 0);
+    let step = failed(&mut o, &mut e, "a", 1);
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.phase, OperationPhase::Failed);
+    assert!(o.contexts["a"].message.contains("no previous revision"));
+}
+
+#[test]
+fn progress_updates_are_not_persisted_but_phase_changes_are() {
+    let mut e = env(&["a"]);
+    let mut o = op(plan(&[&["a"]]));
+    o.start(&mut e, 0);
+    let step = o.on_report(
+        &mut e,
+        "a",
+        Stage::Main,
+        Report::Progress { ready: 1, desired: 3, message: "1/3 ready".into() },
+        1,
+    );
+    assert!(!step.persist);
+    assert!(matches!(&step.actions[..], [Action::ContextChanged(c)] if c.context == "a" && c.ready == 1));
+    assert_eq!((o.contexts["a"].ready, o.contexts["a"].desired), (1, 3));
+    assert!(o.on_report(&mut e, "a", Stage::Main, Report::Accepted, 2).persist);
+}
+
+#[test]
+fn a_thousand_contexts_settle_in_linear_time() {
+    let names: Vec<String> = (0..1000).map(|i| format!("ctx-{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut e = env(&refs);
+    let mut o = op(plan(&[&refs]));
+    assert_eq!(sends(&o.start(&mut e, 0)).len(), 1000);
+    for n in &refs {
+        healthy(&mut o, &mut e, n, 1);
+    }
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+}

@@ -1,0 +1,276 @@
+//! The production [`Preparer`]: parse and validate the release against the registry,
+//! resolve every target context's secrets (Vault, or a development secrets file), and
+//! render the chart for every context, before any cluster is touched.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use convoy_release::{Registry, Release, ReleaseError};
+use serde_json::Value;
+
+use crate::model::{FailureBudget, OnFailure, Plan, SecretVersion};
+use crate::prepare::{ApplyOptions, PrepareError, PrepareFuture, Prepared, Preparer, ReleaseMeta, RenderedManifest};
+use crate::store::SubmitInputs;
+
+/// Rendered objects of some contexts.
+type ContextManifests = Vec<(String, Vec<RenderedManifest>)>;
+
+/// Where secret values come from.
+pub enum SecretSource {
+    Vault(Arc<convoy_secrets::Vault>),
+    /// A development-only file: `"<vaultPath>#<vaultKey>": value`. Never for production:
+    /// it puts secrets on the coordinator's disk.
+    DevFile(BTreeMap<String, String>),
+    /// No secret backend: a release that declares secrets is refused.
+    None,
+}
+
+/// Parse, resolve, render.
+pub struct Pipeline {
+    registry: Registry,
+    secrets: SecretSource,
+    /// Parallel rendering of contexts (bounded by the machine's cores).
+    render_threads: usize,
+}
+
+impl Pipeline {
+    pub fn new(registry: Registry, secrets: SecretSource) -> Self {
+        let render_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Pipeline {
+            registry,
+            secrets,
+            render_threads,
+        }
+    }
+
+    /// Reads a development secrets file (YAML map of `path#key` to value).
+    pub fn dev_secrets(path: &Path) -> Result<BTreeMap<String, String>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("dev_secrets_file {}: {e}", path.display()))?;
+        serde_yaml::from_str(&text).map_err(|e| format!("dev_secrets_file {}: expected a map of \"path#key\": value ({e})", path.display()))
+    }
+
+    async fn run(&self, inputs: &SubmitInputs) -> Result<Prepared, PrepareError> {
+        let (release, chart) = self.load(inputs)?;
+        release.validate(&self.registry).map_err(invalid)?;
+        let requests = convoy_release::plan_secrets(&release);
+        let (values, versions) = self.resolve(&release, &requests).await?;
+        let manifests = self.render_all(&release, &chart, &values)?;
+        let first = release.targets().next().and_then(|c| self.registry.get(c));
+        let values_digest = first.map(|c| convoy_release::values_digest(&release, c)).unwrap_or_default();
+        let s = &release.spec.strategy;
+        let plan = Plan {
+            waves: release.waves(),
+            max_concurrency: s.max_concurrency.map_or(0, |n| n as usize),
+            max_failures: match s.max_failures {
+                convoy_release::MaxFailures::Count(n) => FailureBudget::Count(n),
+                convoy_release::MaxFailures::Percent(p) => FailureBudget::Percent(p),
+            },
+            on_failure: match s.on_failure {
+                convoy_release::OnFailure::Rollback => OnFailure::Rollback,
+                convoy_release::OnFailure::Pause => OnFailure::Pause,
+                convoy_release::OnFailure::Continue => OnFailure::Continue,
+            },
+            soak: s.soak,
+            offline_deadline: s.offline_agent_deadline,
+            progress_deadline: release.spec.health.progress_deadline,
+            min_ready_window: release.spec.health.min_ready_window,
+            preflight: true,
+        };
+        let o = &release.spec.options;
+        Ok(Prepared {
+            meta: ReleaseMeta {
+                name: release.metadata.name.clone(),
+                namespace: release.metadata.namespace.clone(),
+                environment: release.metadata.environment.clone().unwrap_or_default(),
+            },
+            plan,
+            manifests,
+            chart_name: chart.name().to_string(),
+            chart_version: chart.version().to_string(),
+            values_digest,
+            secret_versions: versions,
+            options: ApplyOptions {
+                force_roll: o.force_roll,
+                adopt: o.adopt,
+                force_conflicts: o.force_conflicts,
+            },
+        })
+    }
+
+    /// Parses the release with its values files laid out in a scratch directory (they
+    /// came over the wire), and loads the chart from the submitted archive.
+    fn load(&self, inputs: &SubmitInputs) -> Result<(Release, convoy_chart::Chart), PrepareError> {
+        let scratch = tempfile::tempdir().map_err(|e| PrepareError::Render(format!("scratch directory: {e}")))?;
+        for (name, content) in &inputs.values_files {
+            let rel = safe_relative(name)
+                .ok_or_else(|| PrepareError::Invalid(format!("{}: values file name {name:?} must be a relative path inside the release's directory", inputs.source_name)))?;
+            let path = scratch.path().join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| PrepareError::Render(e.to_string()))?;
+            }
+            std::fs::write(&path, content).map_err(|e| PrepareError::Render(e.to_string()))?;
+        }
+        let release = Release::parse_in(&inputs.release_yaml, &inputs.source_name, scratch.path()).map_err(invalid)?;
+        if inputs.chart_archive.is_empty() {
+            let what = match &release.spec.chart {
+                convoy_release::ChartRef::Path { path, .. } => format!("spec.chart.path {path:?} is on the submitter's disk"),
+                convoy_release::ChartRef::Repo { repo, name, .. } => format!("spec.chart {name} from {repo}"),
+            };
+            return Err(PrepareError::Invalid(format!(
+                "{}: {what}: send the chart with the submit (the convoy CLI packages it: `convoy submit -f FILE`)",
+                inputs.source_name
+            )));
+        }
+        let chart = convoy_chart::Chart::load_archive(&inputs.chart_archive)
+            .map_err(|e| PrepareError::Render(format!("{}: the submitted chart archive: {e}", inputs.source_name)))?;
+        Ok((release, chart))
+    }
+
+    /// Per context, `secret_id -> value` for `.Values.secrets`, and the versions read.
+    async fn resolve(
+        &self,
+        release: &Release,
+        requests: &[convoy_release::SecretRequest],
+    ) -> Result<(BTreeMap<String, BTreeMap<String, Value>>, Vec<SecretVersion>), PrepareError> {
+        let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        if requests.is_empty() {
+            return Ok((values, Vec::new()));
+        }
+        let name = &release.metadata.name;
+        match &self.secrets {
+            SecretSource::None => Err(PrepareError::Secrets(format!(
+                "{name}: the release declares {} secret(s) but this coordinator has no `vault` configured",
+                requests.len()
+            ))),
+            SecretSource::DevFile(map) => {
+                let mut versions = Vec::new();
+                for r in requests {
+                    let key = format!("{}#{}", r.vault_path, r.vault_key);
+                    let v = map.get(&key).ok_or_else(|| {
+                        PrepareError::Secrets(format!(
+                            "{name}: secret {} for context {}: {key} is not in the development secrets file",
+                            r.secret_id, r.context
+                        ))
+                    })?;
+                    values.entry(r.context.clone()).or_default().insert(r.secret_id.clone(), Value::String(v.clone()));
+                    versions.push(version_of(r, 0));
+                }
+                Ok((values, versions))
+            }
+            SecretSource::Vault(vault) => {
+                let reqs: Vec<convoy_secrets::SecretRequest> = requests
+                    .iter()
+                    .map(|r| convoy_secrets::SecretRequest {
+                        context: r.context.clone(),
+                        secret_id: r.secret_id.clone(),
+                        vault_path: r.vault_path.clone(),
+                        vault_key: r.vault_key.clone(),
+                    })
+                    .collect();
+                let resolved = vault
+                    .resolve(name, release.metadata.environment.as_deref(), &reqs)
+                    .await
+                    .map_err(|e| PrepareError::Secrets(e.to_string()))?;
+                for r in requests {
+                    let v = resolved.get(&r.context, &r.secret_id).ok_or_else(|| {
+                        PrepareError::Secrets(format!("{name}: secret {} for context {} was not resolved", r.secret_id, r.context))
+                    })?;
+                    values.entry(r.context.clone()).or_default().insert(r.secret_id.clone(), Value::String(v.expose().to_string()));
+                }
+                let versions = resolved
+                    .versions
+                    .iter()
+                    .map(|v| SecretVersion {
+                        secret_id: v.secret_id.clone(),
+                        context: v.context.clone(),
+                        vault_path: v.vault_path.clone(),
+                        vault_key: v.vault_key.clone(),
+                        version: v.version,
+                    })
+                    .collect();
+                Ok((values, versions))
+            }
+        }
+    }
+
+    /// Renders every target context, spread over a few threads.
+    fn render_all(
+        &self,
+        release: &Release,
+        chart: &convoy_chart::Chart,
+        values: &BTreeMap<String, BTreeMap<String, Value>>,
+    ) -> Result<BTreeMap<String, Vec<RenderedManifest>>, PrepareError> {
+        let targets: Vec<&str> = release.targets().collect();
+        let empty = BTreeMap::new();
+        let chunk = targets.len().div_ceil(self.render_threads.max(1)).max(1);
+        let results: Vec<Result<ContextManifests, PrepareError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = targets
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(|| {
+                        part.iter()
+                            .map(|ctx| {
+                                let context = self.registry.get(ctx).ok_or_else(|| {
+                                    PrepareError::Invalid(format!("{}: unknown context {ctx}", release.source))
+                                })?;
+                                let secrets = values.get(*ctx).unwrap_or(&empty);
+                                let r = convoy_release::render_context(release, chart, context, secrets, 0).map_err(render_error)?;
+                                let ms = r
+                                    .objects()
+                                    .map(|m| RenderedManifest {
+                                        source: m.source.clone(),
+                                        content: m.content.clone(),
+                                    })
+                                    .collect();
+                                Ok((ctx.to_string(), ms))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(PrepareError::Render("a render thread panicked".into()))))
+                .collect()
+        });
+        let mut out = BTreeMap::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}
+
+impl Preparer for Pipeline {
+    fn prepare<'a>(&'a self, inputs: &'a SubmitInputs, _pinned: Option<&'a [SecretVersion]>) -> PrepareFuture<'a> {
+        Box::pin(self.run(inputs))
+    }
+}
+
+fn version_of(r: &convoy_release::SecretRequest, version: u64) -> SecretVersion {
+    SecretVersion {
+        secret_id: r.secret_id.clone(),
+        context: r.context.clone(),
+        vault_path: r.vault_path.clone(),
+        vault_key: r.vault_key.clone(),
+        version,
+    }
+}
+
+fn invalid(e: ReleaseError) -> PrepareError {
+    PrepareError::Invalid(e.to_string())
+}
+
+fn render_error(e: ReleaseError) -> PrepareError {
+    match e {
+        ReleaseError::Render { .. } => PrepareError::Render(e.to_string()),
+        other => PrepareError::Invalid(other.to_string()),
+    }
+}
+
+/// A relative path that stays inside its directory.
+fn safe_relative(name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)).then(|| p.to_path_buf())
+}

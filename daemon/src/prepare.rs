@@ -1,0 +1,82 @@
+//! Turning a submit into something the orchestrator can roll out: parse and validate
+//! the release, resolve every context's secrets, render every context. All of it
+//! happens before any cluster is touched; any failure fails the submit whole.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::model::{Plan, SecretVersion};
+use crate::store::SubmitInputs;
+
+/// A rendered object for one context. May hold secret values: Debug prints only the
+/// source and size, and nothing here is ever stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedManifest {
+    pub source: String,
+    pub content: String,
+}
+
+impl std::fmt::Debug for RenderedManifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RenderedManifest({}, {} bytes)", self.source, self.content.len())
+    }
+}
+
+/// The release's identity from its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseMeta {
+    /// `app.namespace`.
+    pub name: String,
+    pub namespace: String,
+    pub environment: String,
+}
+
+/// Apply options from the release file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub force_roll: bool,
+    pub adopt: bool,
+    pub force_conflicts: bool,
+}
+
+/// A submit, validated, resolved and rendered for every target context.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub meta: ReleaseMeta,
+    pub plan: Plan,
+    /// Per target context, its objects.
+    pub manifests: BTreeMap<String, Vec<RenderedManifest>>,
+    pub chart_name: String,
+    pub chart_version: String,
+    /// sha256 of the merged values without secrets.
+    pub values_digest: String,
+    pub secret_versions: Vec<SecretVersion>,
+    pub options: ApplyOptions,
+}
+
+/// Why a submit could not be prepared. Messages name the file, field, context, secret
+/// path and key as relevant; never a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    /// The release file (or a values file) is invalid: one line per problem.
+    #[error("{0}")]
+    Invalid(String),
+    /// A secret could not be resolved.
+    #[error("{0}")]
+    Secrets(String),
+    /// The chart could not be loaded or rendered for a context.
+    #[error("{0}")]
+    Render(String),
+}
+
+pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<Prepared, PrepareError>> + Send + 'a>>;
+
+/// Prepares submits. The production implementation parses with `convoy-release`,
+/// resolves with `convoy-secrets` and renders with `convoy-chart`; tests and the
+/// simulated demo may supply their own.
+pub trait Preparer: Send + Sync + 'static {
+    /// `pinned`: secret versions to read (when re-rendering a recorded revision after
+    /// a restart), so the re-render ships exactly what the revision recorded.
+    fn prepare<'a>(&'a self, inputs: &'a SubmitInputs, pinned: Option<&'a [SecretVersion]>) -> PrepareFuture<'a>;
+}

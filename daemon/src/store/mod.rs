@@ -1,0 +1,317 @@
+//! Durable state. Every transition is written here before it is acted on, so a
+//! coordinator killed at any point resumes from what it last wrote.
+//!
+//! The store is a small key-value interface (tables of string keys and JSON values)
+//! with atomic batches; the typed layer ([`StateStore`]) sits on top. Backends: the
+//! embedded file store (redb, the default) and an in-memory one for tests. Nothing here
+//! ever holds a secret value or a rendered manifest: revisions keep metadata, and the
+//! submit inputs kept for resuming (release file, values files, chart archive) hold
+//! Vault paths, not values.
+
+mod memory;
+mod redb_store;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+
+use crate::model::{Operation, RevisionRecord};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: {message}")]
+    Backend { path: String, message: String },
+    #[error("state store: record {table}/{key} is unreadable: {message}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        message: String,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Table {
+    /// `release` -> [`ReleaseRecord`].
+    Releases,
+    /// `release/000000000N` -> [`RevisionRecord`].
+    Revisions,
+    /// `release/000000000N` -> [`SubmitInputs`].
+    Inputs,
+    /// `release/<seq>/<op id>` -> [`Operation`]: the queue is the key order.
+    Operations,
+    /// `<seq>` -> [`AuditEntry`].
+    Audit,
+    /// Counters (`seq`).
+    Meta,
+}
+
+impl Table {
+    pub const ALL: [Table; 6] = [
+        Table::Releases,
+        Table::Revisions,
+        Table::Inputs,
+        Table::Operations,
+        Table::Audit,
+        Table::Meta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Releases => "releases",
+            Table::Revisions => "revisions",
+            Table::Inputs => "inputs",
+            Table::Operations => "operations",
+            Table::Audit => "audit",
+            Table::Meta => "meta",
+        }
+    }
+}
+
+/// Writes applied atomically together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub(crate) puts: Vec<(Table, String, Vec<u8>)>,
+    pub(crate) deletes: Vec<(Table, String)>,
+}
+
+impl Batch {
+    pub fn put<T: Serialize>(&mut self, table: Table, key: impl Into<String>, value: &T) {
+        let bytes = serde_json::to_vec(value).expect("state records serialize");
+        self.puts.push((table, key.into(), bytes));
+    }
+
+    pub fn delete(&mut self, table: Table, key: impl Into<String>) {
+        self.deletes.push((table, key.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// A key-value backend.
+pub trait Kv: Send + Sync + 'static {
+    /// Applies a batch atomically and durably.
+    fn commit(&self, batch: Batch) -> Result<()>;
+    /// Every (key, value) of a table whose key starts with `prefix`, in key order.
+    fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>>;
+}
+
+/// The release-level record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseRecord {
+    pub name: String,
+    pub namespace: String,
+    pub environment: String,
+    pub latest_revision: u64,
+    /// Per context: the revision it is at and last reached healthy (what a rollback
+    /// restores).
+    pub deployed: std::collections::BTreeMap<String, u64>,
+    /// The target contexts of the latest revision.
+    pub contexts: Vec<String>,
+}
+
+/// What a submit brought, kept so that a restarted coordinator can render the
+/// contexts it had not dispatched yet. No secret values: the release file names Vault
+/// paths; the versions read are pinned in the revision record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubmitInputs {
+    pub release_yaml: String,
+    pub source_name: String,
+    pub values_files: Vec<(String, String)>,
+    /// The chart archive (base64 in JSON).
+    #[serde(with = "b64")]
+    pub chart_archive: Vec<u8>,
+}
+
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One audited action: who, what, when, why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: crate::model::Millis,
+    pub who: String,
+    /// `submit`, `rollback`, `pause`, `resume`, `abort`, `cancel`.
+    pub action: String,
+    pub release: String,
+    pub revision: Option<u64>,
+    pub operation_id: Option<String>,
+    pub reason: String,
+    /// `accepted`, or why it was refused.
+    pub outcome: String,
+}
+
+/// The typed layer over a [`Kv`].
+pub struct StateStore {
+    kv: Box<dyn Kv>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateStore")
+    }
+}
+
+/// `release/000000000N`: revisions sort numerically.
+pub fn revision_key(release: &str, n: u64) -> String {
+    format!("{release}/{n:020}")
+}
+
+/// `release/<seq>/<op id>`: operations sort in submission order within a release.
+pub fn operation_key(release: &str, seq: u64, id: &str) -> String {
+    format!("{release}/{seq:020}/{id}")
+}
+
+impl StateStore {
+    pub fn new(kv: Box<dyn Kv>) -> Self {
+        StateStore { kv }
+    }
+
+    pub fn commit(&self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.kv.commit(batch)
+    }
+
+    fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            table: table.name(),
+            key: key.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn all<T: DeserializeOwned>(&self, table: Table, prefix: &str) -> Result<Vec<(String, T)>> {
+        self.kv
+            .scan(table, prefix)?
+            .into_iter()
+            .map(|(k, v)| Self::decode(table, &k, &v).map(|t| (k, t)))
+            .collect()
+    }
+
+    pub fn releases(&self) -> Result<Vec<ReleaseRecord>> {
+        Ok(self.all(Table::Releases, "")?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn release(&self, name: &str) -> Result<Option<ReleaseRecord>> {
+        self.kv
+            .get(Table::Releases, name)?
+            .map(|b| Self::decode(Table::Releases, name, &b))
+            .transpose()
+    }
+
+    /// A release's revisions, oldest first.
+    pub fn revisions(&self, release: &str) -> Result<Vec<RevisionRecord>> {
+        Ok(self
+            .all(Table::Revisions, &format!("{release}/"))?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    pub fn inputs(&self, release: &str, revision: u64) -> Result<Option<SubmitInputs>> {
+        let key = revision_key(release, revision);
+        self.kv.get(Table::Inputs, &key)?.map(|b| Self::decode(Table::Inputs, &key, &b)).transpose()
+    }
+
+    /// Every stored operation with its key, in key order.
+    pub fn operations(&self) -> Result<Vec<(String, Operation)>> {
+        self.all(Table::Operations, "")
+    }
+
+    pub fn audit(&self) -> Result<Vec<AuditEntry>> {
+        Ok(self.all(Table::Audit, "")?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// The next value of the global sequence (operations and audit entries), durably.
+    pub fn next_seq(&self, batch: &mut Batch, current: &mut u64) -> u64 {
+        *current += 1;
+        batch.put(Table::Meta, "seq", current);
+        *current
+    }
+
+    pub fn load_seq(&self) -> Result<u64> {
+        Ok(self
+            .kv
+            .get(Table::Meta, "seq")?
+            .map(|b| Self::decode(Table::Meta, "seq", &b))
+            .transpose()?
+            .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(kv: Box<dyn Kv>) {
+        let s = StateStore::new(kv);
+        let mut b = Batch::default();
+        let rec = ReleaseRecord {
+            name: "app1.ns1".into(),
+            namespace: "ns1".into(),
+            environment: "dev".into(),
+            latest_revision: 2,
+            deployed: [("a".to_string(), 1)].into(),
+            contexts: vec!["a".into()],
+        };
+        b.put(Table::Releases, "app1.ns1", &rec);
+        for n in [10u64, 2, 1] {
+            b.put(Table::Meta, revision_key("app1.ns1", n), &n);
+        }
+        s.commit(b).unwrap();
+        assert_eq!(s.release("app1.ns1").unwrap(), Some(rec));
+        assert_eq!(s.release("nope").unwrap(), None);
+        let keys: Vec<String> = s.kv.scan(Table::Meta, "app1.ns1/").unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![revision_key("app1.ns1", 1), revision_key("app1.ns1", 2), revision_key("app1.ns1", 10)]);
+        let mut b = Batch::default();
+        b.delete(Table::Meta, revision_key("app1.ns1", 2));
+        s.commit(b).unwrap();
+        assert_eq!(s.kv.scan(Table::Meta, "app1.ns1/").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn memory_store_basics() {
+        exercise(Box::new(MemoryStore::default()));
+    }
+
+    #[test]
+    fn redb_store_basics_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        exercise(Box::new(RedbStore::open(&path).unwrap()));
+        let s = StateStore::new(Box::new(RedbStore::open(&path).unwrap()));
+        assert_eq!(s.release("app1.ns1").unwrap().unwrap().latest_revision, 2);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_named() {
+        let kv = MemoryStore::default();
+        let mut b = Batch::default();
+        b.puts.push((Table::Releases, "x".into(), b"{not json".to_vec()));
+        kv.commit(b).unwrap();
+        let err = StateStore::new(Box::new(kv)).releases().unwrap_err().to_string();
+        assert!(err.contains("releases/x"), "{err}");
+    }
+}

@@ -1,0 +1,333 @@
+//! convoy end to end: `convoyd` and three `convoy-agent` processes against three real
+//! control planes (with the pod simulator) and OpenBao. One test walks the scenarios in
+//! order so the clusters start once:
+//! an agent claiming another context is refused; a viewer cannot roll back; a release
+//! reaches all three in waves with the soak honoured; a crash-looping image in one region
+//! rolls all three back; two racing submits run one after the other; convoyd killed with
+//! SIGKILL mid-rollout and restarted finishes the rollout; a canary secret reaches the
+//! clusters and nothing else.
+
+use std::time::{Duration, Instant};
+
+use convoy_proto::v1 as pb;
+use convoy_tests::convoy::{AgentProcess, Convoyd};
+use convoy_tests::kube::TestCluster;
+use convoy_tests::openbao::OpenBao;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use pb::release_service_client::ReleaseServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+const CONTEXTS: [&str; 3] = ["east", "west", "south"];
+const CANARY: &str = "CANARY-e2e-5b1f0c-do-not-log";
+
+#[derive(Clone)]
+struct Bearer(String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let v = format!("Bearer {}", self.0).parse().map_err(|_| tonic::Status::internal("token"))?;
+        req.metadata_mut().insert("authorization", v);
+        Ok(req)
+    }
+}
+
+type Client = ReleaseServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn client(addr: &str, token: &str) -> Client {
+    let ch = Channel::from_shared(addr.to_string()).unwrap().connect().await.unwrap();
+    ReleaseServiceClient::with_interceptor(ch, Bearer(token.into())).max_decoding_message_size(64 << 20)
+}
+
+/// A release of the test chart: `image` everywhere, `crash_in` crash-looping.
+fn release(image: &str, behavior: &str, crash_in: Option<&str>, soak: &str) -> String {
+    let crash = crash_in
+        .map(|c| format!("  contextValues:\n    {c}: {{behavior: \"crashloop,after=300ms\"}}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"apiVersion: convoy.dev/v1
+kind: Release
+metadata: {{name: web.shop, namespace: shop, environment: dev}}
+spec:
+  chart: {{path: ./web}}
+  values: {{image: "{image}", behavior: "{behavior}", message: "{image}"}}
+{crash}  contexts: [east, west, south]
+  secrets:
+    - secret_id: db
+      contexts:
+        - {{name: default, vaultPath: /kv/dev/shop/db, vaultKey: password}}
+  strategy: {{waves: [[east], [west, south]], maxFailures: 0, onFailure: rollback, soak: {soak}}}
+  health: {{progressDeadline: 2m, minReadyWindow: 2s}}
+"#
+    )
+}
+
+fn chart_archive() -> Vec<u8> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/web");
+    convoy_chart::package_dir(&dir).expect("packaging the test chart")
+}
+
+async fn submit(c: &mut Client, yaml: String, reason: &str) -> pb::SubmitReleaseResponse {
+    c.submit_release(pb::SubmitReleaseRequest {
+        release_yaml: yaml,
+        source_name: "web.yaml".into(),
+        chart_archive: chart_archive(),
+        values_files: vec![],
+        reason: reason.into(),
+        dry_run: false,
+    })
+    .await
+    .unwrap_or_else(|s| panic!("submit refused: {s}"))
+    .into_inner()
+}
+
+/// Watches one operation to its end; returns every event.
+async fn watch(c: &mut Client, operation_id: &str, limit: Duration) -> Vec<pb::RolloutEvent> {
+    let mut stream = c
+        .watch_release(pb::WatchReleaseRequest {
+            release: "web.shop".into(),
+            operation_id: operation_id.into(),
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.message()).await;
+        match next {
+            Ok(Ok(Some(e))) => events.push(e),
+            Ok(Ok(None)) => return events,
+            Ok(Err(s)) => panic!("watch failed: {s}"),
+            Err(_) => panic!("operation {operation_id} did not finish within {limit:?}; events: {events:#?}"),
+        }
+    }
+}
+
+fn final_operation(events: &[pb::RolloutEvent]) -> pb::Operation {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.event {
+            Some(pb::rollout_event::Event::Operation(op)) => Some(op.clone()),
+            _ => None,
+        })
+        .expect("an operation event")
+}
+
+async fn images(clusters: &[TestCluster]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in clusters {
+        let api: Api<Deployment> = Api::namespaced(c.client().await, "shop");
+        let d = api.get("web").await.unwrap();
+        out.push(d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap());
+    }
+    out
+}
+
+fn phase(p: i32) -> pb::OperationPhase {
+    pb::OperationPhase::try_from(p).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn convoy_end_to_end_on_three_clusters() {
+    let started = Instant::now();
+    let (bao, east, west, south) = tokio::join!(
+        OpenBao::start(),
+        TestCluster::start("east"),
+        TestCluster::start("west"),
+        TestCluster::start("south")
+    );
+    let bao = bao.unwrap();
+    let clusters = [east.unwrap(), west.unwrap(), south.unwrap()];
+    eprintln!("services up in {:?}", started.elapsed());
+    bao.mount_kv("kv", 2).await.unwrap();
+    bao.kv2_put("kv", "dev/shop/db", serde_json::json!({"password": CANARY})).await.unwrap();
+
+    let mut cfg = String::from("contexts:\n");
+    for c in CONTEXTS {
+        cfg.push_str(&format!("  - {{name: {c}, region: {c}-1, env: dev, cloud: sim, clusterName: {c}-cluster}}\n"));
+    }
+    cfg.push_str(
+        "auth:\n  tokens:\n    - {name: alice, role: admin, token: t-admin}\n    - {name: jenkins, role: deployer, token: t-deploy}\n    - {name: bob, role: viewer, token: t-view}\n  agents:\n",
+    );
+    for c in CONTEXTS {
+        cfg.push_str(&format!("    - {{context: {c}, token: agent-{c}}}\n"));
+    }
+    cfg.push_str(&format!(
+        "vault:\n  address: {}\n  auth: {{method: token, token: {}}}\nheartbeat_seconds: 2\n",
+        bao.addr(),
+        bao.root_token()
+    ));
+    let mut convoyd = Convoyd::start(&cfg).await.unwrap();
+    eprintln!("convoyd ready in {:?}", convoyd.startup);
+    let mut agents = Vec::new();
+    for (c, cluster) in CONTEXTS.iter().zip(&clusters) {
+        let kc = cluster.control_plane.kubeconfig_yaml();
+        agents.push(AgentProcess::start(&convoyd.addr, c, &format!("agent-{c}"), Some(&kc), "").await.unwrap());
+    }
+
+    // An agent may only speak for its own context.
+    {
+        let ch = Channel::from_shared(convoyd.addr.clone()).unwrap().connect().await.unwrap();
+        let mut link = pb::agent_link_client::AgentLinkClient::new(ch);
+        let hello = pb::AgentMessage {
+            message: Some(pb::agent_message::Message::Hello(pb::Hello {
+                context: "west".into(),
+                token: "agent-east".into(),
+                agent_version: "test".into(),
+                ..Default::default()
+            })),
+        };
+        let err = link.session(tokio_stream::iter(vec![hello])).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+        assert!(err.message().contains("only speak for its own context"), "{}", err.message());
+    }
+
+    let mut admin = client(&convoyd.addr, "t-admin").await;
+    let mut jenkins = client(&convoyd.addr, "t-deploy").await;
+
+    // Revision 1 in waves: east first, then (after the soak) west and south.
+    let r1 = submit(&mut jenkins, release("registry.example/web:1.0", "healthy,after=500ms", None, "4s"), "first").await;
+    assert_eq!(r1.revision, 1);
+    let events = watch(&mut admin, &r1.operation_id, Duration::from_secs(180)).await;
+    let op = final_operation(&events);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Succeeded, "{}", op.message);
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:1.0"; 3]);
+    // The last time a context entered a phase (a preflight dry run shows as dispatched
+    // too, before the real dispatch).
+    let when = |ctx: &str, p: pb::ContextPhase| -> Option<prost_types::Timestamp> {
+        events.iter().rev().find_map(|e| match &e.event {
+            Some(pb::rollout_event::Event::Context(c)) if c.context == ctx && c.phase == p as i32 => c.updated_at,
+            _ => None,
+        })
+    };
+    let ms = |t: prost_types::Timestamp| t.seconds * 1000 + i64::from(t.nanos / 1_000_000);
+    let east_healthy = ms(when("east", pb::ContextPhase::Healthy).expect("east healthy"));
+    for later in ["west", "south"] {
+        let dispatched = ms(when(later, pb::ContextPhase::Dispatched).expect("dispatched"));
+        assert!(
+            dispatched - east_healthy >= 4000,
+            "{later} dispatched {}ms after east was healthy; the soak is 4s",
+            dispatched - east_healthy
+        );
+    }
+    // The secret reached the clusters.
+    let s: Api<Secret> = Api::namespaced(clusters[1].client().await, "shop");
+    let data = s.get("web-db").await.unwrap().data.unwrap();
+    assert_eq!(data["password"].0, CANARY.as_bytes());
+
+    // A viewer cannot roll back.
+    let mut viewer = client(&convoyd.addr, "t-view").await;
+    let err = viewer
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "web.shop".into(),
+            reason: "bob tries".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert!(err.message().contains("needs role operator"), "{}", err.message());
+
+    // Revision 2 crash-loops in west: every region goes back to 1.0.
+    let r2 = submit(&mut jenkins, release("registry.example/web:2.0", "healthy,after=500ms", Some("west"), "0s"), "bad").await;
+    let events = watch(&mut admin, &r2.operation_id, Duration::from_secs(240)).await;
+    let op = final_operation(&events);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Failed, "{}", op.message);
+    assert!(op.message.contains("rolled 3 context(s) back to revision 1"), "{}", op.message);
+    let west_failure = events.iter().find_map(|e| match &e.event {
+        Some(pb::rollout_event::Event::Context(c)) if c.context == "west" && c.phase == pb::ContextPhase::Failed as i32 => {
+            Some(c.message.clone())
+        }
+        _ => None,
+    });
+    let west_failure = west_failure.unwrap_or_default();
+    assert!(west_failure.contains("CrashLoopBackOff"), "west failed with: {west_failure}");
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:1.0"; 3]);
+    for c in &clusters {
+        let cm: Api<ConfigMap> = Api::namespaced(c.client().await, "shop");
+        assert_eq!(cm.get("web-config").await.unwrap().data.unwrap()["message"], "registry.example/web:1.0");
+    }
+
+    // Two racing submits: the second queues and runs after the first.
+    let fast = "healthy,after=300ms";
+    let (a, b) = tokio::join!(
+        async {
+            let mut c = client(&convoyd.addr, "t-deploy").await;
+            submit(&mut c, release("registry.example/web:3.0", fast, None, "0s"), "race a").await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut c = client(&convoyd.addr, "t-deploy").await;
+            submit(&mut c, release("registry.example/web:3.1", fast, None, "0s"), "race b").await
+        }
+    );
+    assert_eq!(b.queue_position, 1, "the second submit waits behind the first");
+    assert_eq!(phase(b.phase), pb::OperationPhase::Queued);
+    let ea = watch(&mut admin, &a.operation_id, Duration::from_secs(180)).await;
+    let eb = watch(&mut admin, &b.operation_id, Duration::from_secs(180)).await;
+    let (oa, ob) = (final_operation(&ea), final_operation(&eb));
+    assert_eq!(phase(oa.phase), pb::OperationPhase::Succeeded, "{}", oa.message);
+    assert_eq!(phase(ob.phase), pb::OperationPhase::Succeeded, "{}", ob.message);
+    assert!(ms(oa.finished_at.unwrap()) <= ms(ob.started_at.unwrap()), "the two rollouts interleaved");
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:3.1"; 3]);
+
+    // convoyd killed mid-rollout and restarted: the rollout finishes.
+    let slow = "healthy,after=6s";
+    let r = submit(&mut jenkins, release("registry.example/web:4.0", slow, None, "0s"), "survive a crash").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rel = admin
+            .get_release(pb::GetReleaseRequest { release: "web.shop".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if rel.contexts.iter().any(|c| c.phase == pb::ContextPhase::Progressing as i32) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never saw a context progressing: {rel:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    convoyd.kill();
+    convoyd.restart().await.unwrap();
+    for a in &mut agents {
+        a.wait_connected().await.unwrap();
+    }
+    let mut admin = client(&convoyd.addr, "t-admin").await;
+    let events = watch(&mut admin, &r.operation_id, Duration::from_secs(180)).await;
+    let op = final_operation(&events);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Succeeded, "{}", op.message);
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:4.0"; 3]);
+
+    // History records who, what and the secret version, never the value.
+    let history = admin
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, vec![6, 5, 4, 3, 2, 1], "2 failed, 3 is its automatic rollback");
+    assert_eq!(history.revisions[3].kind, pb::OperationKind::Rollback as i32);
+    assert_eq!(history.revisions[5].submitted_by, "jenkins");
+    assert_eq!(history.revisions[5].secret_versions[0].version, 1);
+
+    // The canary secret is in the clusters and nowhere else.
+    let store = std::fs::read(convoyd.dir().join("state.redb")).unwrap();
+    assert!(!contains(&store, CANARY.as_bytes()), "the canary reached the coordinator's store");
+    assert!(!convoyd.logs().contains(CANARY), "the canary reached convoyd's log");
+    for a in &agents {
+        assert!(!a.logs().contains(CANARY), "the canary reached {}'s log", a.context);
+    }
+    assert!(!format!("{history:?}").contains(CANARY));
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
