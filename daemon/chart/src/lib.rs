@@ -1,2 +1,40 @@
 //! convoy-chart: renders Helm charts natively (no `helm` binary).
+//!
+//! ```text
+//! Chart::load(dir | .tgz) ──┐
+//! repo::fetch(url, range) ──┴─> Chart ──render(values, RenderOptions)──> Rendered
+//!                                                                        └─ to_helm_output()
+//! ```
+//!
+//! What `helm template` does, in the same order and with the same observable results:
+//! dependency processing (conditions, tags, aliases, import-values), values coalescing
+//! (`null` deletes, globals flow down), `values.schema.json`, Go templates with sprig and
+//! Helm's functions (see [`funcs`] and the engine module), document splitting, hooks, kind
+//! ordering, CRDs, `--show-only`. `strvals` parses `--set`; `repo` fetches charts from
+//! HTTP chart repositories.
 #![forbid(unsafe_code)]
+
+mod chart;
+mod coalesce;
+pub mod constraint;
+mod deps;
+mod engine;
+mod error;
+pub mod funcs;
+mod glob;
+mod ignore;
+mod manifest;
+pub mod metadata;
+mod render;
+pub mod repo;
+mod schema;
+pub mod strvals;
+pub mod template_cmd;
+pub mod values;
+
+pub use chart::{Chart, ChartFile, package_dir};
+pub use engine::objects::DEFAULT_API_VERSIONS;
+pub use error::{ChartError, Result};
+pub use manifest::{INSTALL_ORDER, Rendered, RenderedManifest, split_manifests};
+pub use render::{DEFAULT_KUBE_VERSION, RenderOptions, render, render_str};
+pub use template_cmd::TemplateRequest;

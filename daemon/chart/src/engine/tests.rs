@@ -1,0 +1,191 @@
+//! Engine behaviour through small templates.
+
+use super::*;
+use crate::engine::convert::{map_of, s};
+
+fn render_one(files: &[(&str, &str)], main: &str, data: Value) -> Result<String, String> {
+    let sources: Vec<Source> = files
+        .iter()
+        .map(|(n, src)| Source {
+            name: n.to_string(),
+            src: src.to_string(),
+        })
+        .collect();
+    let engine = Engine::new(&sources)?;
+    engine.execute(main, &data)
+}
+
+fn data() -> Value {
+    map_of([
+        (
+            "Values",
+            map_of([
+                ("n", Value::Float(1_000_000.0)),
+                ("name", s("web")),
+                ("list", Value::List(vec![s("a")].into())),
+            ]),
+        ),
+        (
+            "Template",
+            map_of([("Name", s("c/templates/a.yaml")), ("BasePath", s("c/templates"))]),
+        ),
+    ])
+}
+
+#[test]
+fn floats_print_like_go_and_missing_values_print_nothing() {
+    let out = render_one(
+        &[(
+            "c/templates/a.yaml",
+            "n={{ .Values.n }} missing={{ .Values.nope }} l={{ .Values.list }}",
+        )],
+        "c/templates/a.yaml",
+        data(),
+    );
+    assert_eq!(out.unwrap(), "n=1e+06 missing= l=[a]");
+}
+
+#[test]
+fn include_and_define_from_helpers() {
+    let out = render_one(
+        &[
+            (
+                "c/templates/_helpers.tpl",
+                r#"{{- define "c.name" -}}{{ .Values.name }}-x{{- end -}}"#,
+            ),
+            ("c/templates/a.yaml", r#"name: {{ include "c.name" . | upper }}"#),
+        ],
+        "c/templates/a.yaml",
+        data(),
+    );
+    assert_eq!(out.unwrap(), "name: WEB-X");
+}
+
+#[test]
+fn tpl_renders_strings_with_the_callers_context() {
+    let out = render_one(
+        &[("c/templates/a.yaml", r#"{{ tpl "{{ .Values.name }}!" . }}"#)],
+        "c/templates/a.yaml",
+        data(),
+    );
+    assert_eq!(out.unwrap(), "web!");
+}
+
+#[test]
+fn required_and_fail_use_helms_execution_error_format() {
+    let e = render_one(
+        &[(
+            "c/templates/a.yaml",
+            "a\n  {{ required \"name is required\" .Values.missing }}",
+        )],
+        "c/templates/a.yaml",
+        data(),
+    )
+    .unwrap_err();
+    assert_eq!(e, "execution error at (c/templates/a.yaml:2:5): name is required");
+    let e = render_one(
+        &[("c/templates/a.yaml", r#"{{ fail "boom" }}"#)],
+        "c/templates/a.yaml",
+        data(),
+    )
+    .unwrap_err();
+    assert_eq!(e, "execution error at (c/templates/a.yaml:1:3): boom");
+}
+
+#[test]
+fn nil_pointer_errors_carry_go_positions() {
+    let e = render_one(
+        &[("c/templates/a.yaml", "x: {{ .Values.nope.deeper }}")],
+        "c/templates/a.yaml",
+        data(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "template: c/templates/a.yaml:1:6: executing \"c/templates/a.yaml\" at <.Values.nope.deeper>: nil pointer evaluating interface {}.deeper"
+    );
+}
+
+#[test]
+fn errors_inside_includes_name_the_define() {
+    let e = render_one(
+        &[
+            (
+                "c/templates/_h.tpl",
+                "{{ define \"boom\" }}{{ .Values.nope.x }}{{ end }}",
+            ),
+            ("c/templates/a.yaml", "{{ include \"boom\" . }}"),
+        ],
+        "c/templates/a.yaml",
+        data(),
+    )
+    .unwrap_err();
+    assert!(e.starts_with("template: c/templates/a.yaml:1:3: executing \"c/templates/a.yaml\" at <include \"boom\" .>: error calling include: template: c/templates/_h.tpl:1:22: executing \"boom\" at <.Values.nope.x>"), "{e}");
+}
+
+#[test]
+fn undefined_function_is_a_parse_error() {
+    let e = render_one(
+        &[("c/templates/a.yaml", "\n{{ nosuchfunc 1 }}")],
+        "c/templates/a.yaml",
+        data(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "parse error at (c/templates/a.yaml:2): function \"nosuchfunc\" not defined"
+    );
+}
+
+#[test]
+fn lookup_is_empty_and_methods_work_in_pipelines() {
+    let d = map_of([
+        ("Files", map_of([("a.txt", s("hi\n"))])),
+        (
+            "Capabilities",
+            map_of([("APIVersions", Value::List(vec![s("apps/v1")].into()))]),
+        ),
+    ]);
+    let out = render_one(
+        &[(
+            "t",
+            r#"{{ len (lookup "v1" "Pod" "ns" "x") }} {{ .Files.Get "a.txt" | trim }} {{ .Capabilities.APIVersions.Has "apps/v1" }} {{ if .Capabilities.APIVersions.Has "x/v9" }}yes{{ else }}no{{ end }}"#,
+        )],
+        "t",
+        d,
+    );
+    assert_eq!(out.unwrap(), "0 hi true no");
+}
+
+#[test]
+fn runaway_recursion_is_an_error_not_a_crash() {
+    let sources = [Source {
+        name: "t".into(),
+        src: r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#.into(),
+    }];
+    let result = std::thread::Builder::new()
+        .stack_size(256 * 1024 * 1024)
+        .spawn(move || Engine::new(&sources).and_then(|e| e.execute("t", &Value::Nil)))
+        .unwrap()
+        .join()
+        .unwrap();
+    let e = result.unwrap_err();
+    assert!(
+        e.contains("nested reference name: loop"),
+        "{}",
+        &e[e.len().saturating_sub(300)..]
+    );
+}
+
+#[test]
+fn pipeline_function_errors_point_at_the_function() {
+    let e = render_one(
+        &[("c/templates/a.yaml", "a:\n  - name: {{ .Values.nope | b64enc }}")],
+        "c/templates/a.yaml",
+        data(),
+    )
+    .unwrap_err();
+    let want = "template: c/templates/a.yaml:2:28: executing \"c/templates/a.yaml\" at <b64enc>: error calling b64enc: ";
+    assert!(e.starts_with(want), "{e}");
+    assert_eq!(e.matches("error calling b64enc").count(), 1, "{e}");
+}

@@ -1,0 +1,340 @@
+//! YAML reading with Helm's semantics: `sigs.k8s.io/yaml.Unmarshal`, i.e. go-yaml v2
+//! (YAML 1.1 scalars) followed by a JSON round trip.
+//!
+//! Consequences reproduced here: `yes`/`on`/`off` are booleans; every number becomes a
+//! float64 ([`Value::Float`]); timestamps stay their text; map keys become strings (a null
+//! key is an error); only the first document counts.
+//! Quoted scalars are always strings, which is why this reads parser events (with their
+//! scalar style) rather than an already-resolved tree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use gotmpl::Value;
+use yaml_rust2::parser::{Event, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::conv::{format_float_g, parse_go_int_strict};
+
+/// Deepest nesting accepted; go-yaml has a similar guard against stack exhaustion.
+const MAX_DEPTH: usize = 512;
+/// Node budget including alias expansions ("billion laughs" protection).
+const MAX_NODES: usize = 2_000_000;
+
+/// Parses the first YAML document of `src` as Helm does; an empty document is nil.
+pub fn parse_yaml(src: &str) -> Result<Value, String> {
+    let mut r = Reader {
+        parser: Parser::new_from_str(src),
+        anchors: HashMap::new(),
+        nodes: 0,
+    };
+    loop {
+        match r.next()? {
+            (Event::StreamStart, _) | (Event::DocumentStart, _) => continue,
+            (Event::StreamEnd, _) | (Event::DocumentEnd, _) => return Ok(Value::Nil),
+            (ev, mark) => return r.node(ev, mark, 0).map(|(v, _)| v),
+        }
+    }
+}
+
+struct Reader<'a> {
+    parser: Parser<std::str::Chars<'a>>,
+    anchors: HashMap<usize, (Value, usize)>,
+    nodes: usize,
+}
+
+/// A scalar resolved the way go-yaml v2 resolves an untagged plain scalar.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Timestamp,
+    Str,
+}
+
+fn yaml_err(mark: Marker, msg: &str) -> String {
+    format!("error converting YAML to JSON: yaml: line {}: {msg}", mark.line())
+}
+
+impl Reader<'_> {
+    fn next(&mut self) -> Result<(Event, Marker), String> {
+        self.parser.next_token().map_err(|e| {
+            format!(
+                "error converting YAML to JSON: yaml: line {}: {}",
+                e.marker().line(),
+                e.info()
+            )
+        })
+    }
+
+    fn count(&mut self, n: usize, mark: Marker) -> Result<(), String> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            return Err(yaml_err(mark, "document contains excessive aliasing"));
+        }
+        Ok(())
+    }
+
+    /// Reads one node starting with `ev`; returns it and its size in nodes.
+    fn node(&mut self, ev: Event, mark: Marker, depth: usize) -> Result<(Value, usize), String> {
+        if depth > MAX_DEPTH {
+            return Err(yaml_err(mark, "exceeded max depth"));
+        }
+        match ev {
+            Event::Alias(id) => {
+                let (v, size) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| yaml_err(mark, "unknown anchor referenced"))?;
+                self.count(size, mark)?;
+                Ok((v, size))
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                self.count(1, mark)?;
+                let v = scalar_value(&text, style, tag.as_ref()).map_err(|e| yaml_err(mark, &e))?;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, (v.clone(), 1));
+                }
+                Ok((v, 1))
+            }
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                let mut size = 1;
+                loop {
+                    let (ev, mark) = self.next()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    let (v, s) = self.node(ev, mark, depth + 1)?;
+                    size += s;
+                    items.push(v);
+                }
+                self.count(1, mark)?;
+                let v = Value::List(items.into());
+                if anchor > 0 {
+                    self.anchors.insert(anchor, (v.clone(), size));
+                }
+                Ok((v, size))
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut map: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+                let mut merged: Vec<BTreeMap<Arc<str>, Value>> = Vec::new();
+                let mut size = 1;
+                loop {
+                    let (kev, kmark) = self.next()?;
+                    if matches!(kev, Event::MappingEnd) {
+                        break;
+                    }
+                    let is_merge =
+                        matches!(&kev, Event::Scalar(t, TScalarStyle::Plain, _, None) if t == "<<");
+                    let key = match &kev {
+                        Event::Scalar(t, style, _, tag) => {
+                            key_string(t, *style, tag.as_ref()).ok_or_else(|| {
+                                "error converting YAML to JSON: unsupported map key of type: <nil>"
+                                    .to_string()
+                            })?
+                        }
+                        _ => {
+                            let (k, s) = self.node(kev, kmark, depth + 1)?;
+                            size += s;
+                            super::conv::go_string(&k)
+                        }
+                    };
+                    let (vev, vmark) = self.next()?;
+                    let (v, s) = self.node(vev, vmark, depth + 1)?;
+                    size += s;
+                    if is_merge {
+                        match v {
+                            Value::Map(m) => merged.push((*m).clone()),
+                            Value::List(items) => {
+                                for item in items.iter() {
+                                    match item {
+                                        Value::Map(m) => merged.push((**m).clone()),
+                                        _ => {
+                                            return Err(yaml_err(
+                                                vmark,
+                                                "map merge requires map or sequence of maps as the value",
+                                            ));
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {
+                                return Err(yaml_err(
+                                    vmark,
+                                    "map merge requires map or sequence of maps as the value",
+                                ));
+                            }
+                        }
+                        continue;
+                    }
+                    map.insert(Arc::from(key), v);
+                }
+                // Explicit keys win over merged ones; earlier merge sources win over later.
+                for source in merged {
+                    for (k, v) in source {
+                        map.entry(k).or_insert(v);
+                    }
+                }
+                self.count(1, mark)?;
+                let v = Value::Map(Arc::new(map));
+                if anchor > 0 {
+                    self.anchors.insert(anchor, (v.clone(), size));
+                }
+                Ok((v, size))
+            }
+            other => Err(yaml_err(mark, &format!("unexpected event {other:?}"))),
+        }
+    }
+}
+
+fn tag_suffix(tag: Option<&Tag>) -> Option<&str> {
+    tag.filter(|t| t.handle == "!!" || t.handle == "tag:yaml.org,2002:")
+        .map(|t| t.suffix.as_str())
+}
+
+/// The JSON-side value of a scalar: numbers are float64, timestamps RFC 3339 strings.
+fn scalar_value(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+    let resolved = match (tag_suffix(tag), style) {
+        (Some("str"), _) | (Some("binary"), _) => Scalar::Str,
+        (Some(_), _) | (None, TScalarStyle::Plain) => resolve_plain(text),
+        _ => Scalar::Str,
+    };
+    Ok(match resolved {
+        Scalar::Null => Value::Nil,
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => Value::Float(i as f64),
+        Scalar::Uint(u) => Value::Float(u as f64),
+        Scalar::Float(f) if !f.is_finite() => {
+            return Err(format!("json: unsupported value: {}", format_float_g(f)));
+        }
+        Scalar::Float(f) => Value::Float(f),
+        // go-yaml v2 keeps timestamps as their text when decoding into interface{}.
+        Scalar::Timestamp => Value::String(text.into()),
+        Scalar::Str => Value::String(text.into()),
+    })
+}
+
+/// Map keys are strings after the JSON step; non-string keys are formatted as Go does, and a
+/// null key has no JSON form (`None`).
+fn key_string(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Option<String> {
+    if style != TScalarStyle::Plain || tag_suffix(tag) == Some("str") {
+        return Some(text.to_string());
+    }
+    Some(match resolve_plain(text) {
+        Scalar::Null => return None,
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Uint(u) => u.to_string(),
+        Scalar::Float(f) => format_float_g(f),
+        Scalar::Timestamp | Scalar::Str => text.to_string(),
+    })
+}
+
+/// go-yaml v2's `resolve` for an untagged plain scalar.
+pub(crate) fn resolve_plain(s: &str) -> Scalar {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Scalar::Bool(true);
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Scalar::Bool(false);
+        }
+        ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Scalar::Float(f64::INFINITY);
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Scalar::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    match first {
+        b'.' => match s.parse::<f64>() {
+            Ok(f) if f.is_finite() && !s.contains(['i', 'I', 'n', 'N']) => Scalar::Float(f),
+            _ => Scalar::Str,
+        },
+        b'+' | b'-' | b'0'..=b'9' => {
+            if super::dates::is_yaml_timestamp(s) {
+                return Scalar::Timestamp;
+            }
+            let plain = s.replace('_', "");
+            if let Some(i) = parse_go_int_strict(&plain) {
+                return Scalar::Int(i);
+            }
+            if let Ok(u) = plain.strip_prefix('+').unwrap_or(&plain).parse::<u64>() {
+                return Scalar::Uint(u);
+            }
+            if super::yaml::is_yaml_float_syntax(&plain)
+                && let Ok(f) = plain.parse::<f64>()
+                && f.is_finite()
+            {
+                return Scalar::Float(f);
+            }
+            Scalar::Str
+        }
+        _ => Scalar::Str,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(v: &'a Value, k: &str) -> &'a Value {
+        v.field(k).unwrap_or(&Value::Nil)
+    }
+
+    #[test]
+    fn scalars_resolve_like_yaml_1_1_through_json() {
+        let v = parse_yaml(
+            "a: yes\nb: 'yes'\nc: 8080\nd: 0x1F\ne: 1.5\nf: ~\ng: 2020-01-01\nh: \"12\"\ni: 1_000\nj: 0777\n",
+        )
+        .unwrap();
+        assert_eq!(get(&v, "a"), &Value::Bool(true));
+        assert_eq!(get(&v, "b"), &Value::String("yes".into()));
+        assert_eq!(get(&v, "c"), &Value::Float(8080.0));
+        assert_eq!(get(&v, "d"), &Value::Float(31.0));
+        assert_eq!(get(&v, "e"), &Value::Float(1.5));
+        assert_eq!(get(&v, "f"), &Value::Nil);
+        assert_eq!(
+            get(&v, "g"),
+            &Value::String("2020-01-01".into()),
+            "timestamps stay text"
+        );
+        assert_eq!(get(&v, "h"), &Value::String("12".into()));
+        assert_eq!(get(&v, "i"), &Value::Float(1000.0));
+        assert_eq!(get(&v, "j"), &Value::Float(511.0));
+    }
+
+    #[test]
+    fn anchors_merges_and_keys() {
+        let v =
+            parse_yaml("base: &b {x: 1, z: 2}\nd:\n  <<: *b\n  z: 3\n1: one\ntrue: t\ny: yes-key\n").unwrap();
+        let d = get(&v, "d");
+        assert_eq!(get(d, "x"), &Value::Float(1.0));
+        assert_eq!(get(d, "z"), &Value::Float(3.0));
+        assert_eq!(
+            get(&v, "true"),
+            &Value::String("yes-key".into()),
+            "YAML 1.1: key `y` is true"
+        );
+        assert_eq!(get(&v, "1"), &Value::String("one".into()));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(parse_yaml("a: [1, 2").is_err());
+        assert!(parse_yaml("a: *nope").is_err());
+        assert!(parse_yaml(&"[".repeat(2000)).is_err());
+        assert_eq!(parse_yaml("").unwrap(), Value::Nil);
+        assert_eq!(
+            parse_yaml("- a\n---\n- b\n").unwrap(),
+            Value::List(vec![Value::String("a".into())].into())
+        );
+    }
+}
