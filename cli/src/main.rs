@@ -1,11 +1,21 @@
 //! `convoy`: the command line for engineers, Jenkins and on-call.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+mod client;
+mod commands;
+mod completions;
+mod demo;
+mod exit;
+mod offline;
+mod output;
+mod progress;
+mod template;
 
 /// Deploy one release to many Kubernetes clusters, watch every rollout, and roll the
 /// whole fleet back when any region goes bad.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, after_help = exit::EXIT_CODES_HELP)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -14,17 +24,27 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the self-contained demo: a coordinator with simulated clusters in three regions.
-    Demo,
+    #[command(after_help = demo::EXAMPLES)]
+    Demo(demo::DemoArgs),
+    /// Render a Helm chart locally, as `helm template` does (same arguments and flags).
+    Template(template::TemplateArgs),
+    /// Validate a release file and render every target context offline (no daemon).
+    Lint(offline::LintArgs),
+    /// Print what one context of a release would receive, secret values masked (no daemon).
+    Render(offline::RenderArgs),
+    #[command(flatten)]
+    Online(commands::Online),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::CompletionsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
-        Command::Demo => {
-            println!(
-                "convoy demo: not built yet. It arrives with the CLI (issue 7), once the coordinator \
-                 (issue 6) and the agent (issue 5) exist. Today: `.ci/test` runs the test suite."
-            );
-            Ok(())
-        }
+        Command::Demo(args) => demo::run(args),
+        Command::Template(args) => template::run(args),
+        Command::Lint(args) => offline::lint(args),
+        Command::Render(args) => offline::render(args),
+        Command::Online(cmd) => commands::run(cmd),
+        Command::Completions(args) => completions::run(args, Args::command()),
     }
 }

@@ -1,0 +1,162 @@
+//! `--output json`: the wire types as stable JSON for scripts.
+//!
+//! Field names are the proto's in camelCase; enums are their short names (`HEALTHY`),
+//! times RFC 3339. Written by hand because the generated types carry no serde derives
+//! (the proto crate stays wire-only).
+
+use convoy_proto::v1 as pb;
+use serde_json::{Value, json};
+
+use super::{ctx_phase, op_kind, op_phase, time};
+
+fn ts(t: Option<&prost_types::Timestamp>) -> Value {
+    let s = time(t);
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::String(s)
+    }
+}
+
+/// One operation.
+pub fn operation(o: &pb::Operation) -> Value {
+    json!({
+        "id": o.id,
+        "kind": op_kind(o.kind),
+        "phase": op_phase(o.phase),
+        "revision": o.revision,
+        "fromRevision": o.from_revision,
+        "requestedBy": o.requested_by,
+        "reason": o.reason,
+        "createdAt": ts(o.created_at.as_ref()),
+        "startedAt": ts(o.started_at.as_ref()),
+        "finishedAt": ts(o.finished_at.as_ref()),
+        "message": o.message,
+        "currentWave": o.current_wave,
+        "waves": o.waves,
+    })
+}
+
+/// One context's state.
+pub fn context(c: &pb::ContextState) -> Value {
+    json!({
+        "context": c.context,
+        "region": c.region,
+        "wave": c.wave,
+        "phase": ctx_phase(c.phase),
+        "revision": c.revision,
+        "ready": c.ready,
+        "desired": c.desired,
+        "message": c.message,
+        "updatedAt": ts(c.updated_at.as_ref()),
+        "agentConnected": c.agent_connected,
+    })
+}
+
+/// A release and its contexts.
+pub fn release(r: &pb::Release) -> Value {
+    json!({
+        "name": r.name,
+        "namespace": r.namespace,
+        "environment": r.environment,
+        "latestRevision": r.latest_revision,
+        "deployedRevision": r.deployed_revision,
+        "currentOperation": r.current_operation.as_ref().map(operation),
+        "queuedOperations": r.queued_operations,
+        "contexts": r.contexts.iter().map(context).collect::<Vec<_>>(),
+    })
+}
+
+/// One revision in history.
+pub fn revision(r: &pb::Revision) -> Value {
+    json!({
+        "number": r.number,
+        "kind": op_kind(r.kind),
+        "rollbackTo": r.rollback_to,
+        "submittedBy": r.submitted_by,
+        "reason": r.reason,
+        "submittedAt": ts(r.submitted_at.as_ref()),
+        "chartName": r.chart_name,
+        "chartVersion": r.chart_version,
+        "valuesDigest": r.values_digest,
+        "secretVersions": r.secret_versions.iter().map(|s| json!({
+            "secretId": s.secret_id,
+            "context": s.context,
+            "vaultPath": s.vault_path,
+            "vaultKey": s.vault_key,
+            "version": s.version,
+        })).collect::<Vec<_>>(),
+        "outcomes": r.outcomes.iter().map(|o| json!({
+            "context": o.context,
+            "phase": ctx_phase(o.phase),
+            "message": o.message,
+            "durationMs": o.duration_ms,
+        })).collect::<Vec<_>>(),
+        "phase": op_phase(r.phase),
+    })
+}
+
+/// The answer to a submit.
+pub fn submitted(s: &pb::SubmitReleaseResponse) -> Value {
+    json!({
+        "release": s.release,
+        "revision": s.revision,
+        "operationId": s.operation_id,
+        "phase": op_phase(s.phase),
+        "queuePosition": s.queue_position,
+        "rendered": s.rendered.iter().map(|r| json!({
+            "context": r.context,
+            "objects": r.objects,
+            "manifestDigest": r.manifest_digest,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The answer to a rollback request.
+pub fn rollback(r: &pb::RollbackReleaseResponse) -> Value {
+    json!({
+        "release": r.release,
+        "revision": r.revision,
+        "rollbackTo": r.rollback_to,
+        "operationId": r.operation_id,
+        "phase": op_phase(r.phase),
+        "queuePosition": r.queue_position,
+    })
+}
+
+/// One watch event (a JSON line).
+pub fn event(e: &pb::RolloutEvent) -> Value {
+    let (kind, body) = match &e.event {
+        Some(pb::rollout_event::Event::Context(c)) => ("context", context(c)),
+        Some(pb::rollout_event::Event::Operation(o)) => ("operation", operation(o)),
+        None => ("unknown", Value::Null),
+    };
+    json!({
+        "release": e.release,
+        "operationId": e.operation_id,
+        "revision": e.revision,
+        "at": ts(e.at.as_ref()),
+        kind: body,
+    })
+}
+
+/// One cluster of the registry.
+pub fn cluster(c: &pb::Cluster) -> Value {
+    json!({
+        "context": c.context,
+        "region": c.region,
+        "environment": c.environment,
+        "cloud": c.cloud,
+        "clusterName": c.cluster_name,
+        "labels": c.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "agent": c.agent.as_ref().map(|a| json!({
+            "connected": a.connected,
+            "version": a.version,
+            "instance": a.instance,
+            "connectedAt": ts(a.connected_at.as_ref()),
+            "lastSeen": ts(a.last_seen.as_ref()),
+            "inFlight": a.in_flight,
+            "backend": a.backend,
+        })),
+    })
+}

@@ -1,0 +1,461 @@
+//! The online commands run as Jenkins runs them: the built `convoy` binary with stdout a
+//! pipe, against a real `convoyd` and three `convoy-agent`s on the simulated backend.
+//! Outputs are compared with golden files in `tests/golden/` after redacting what changes
+//! between runs (times, ports, durations, operation ids). `CONVOY_UPDATE_GOLDEN=1`
+//! rewrites the golden files from the current output (review the diff before committing).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use convoy_tests::convoy::{AgentProcess, Convoyd};
+
+const CONTEXTS: [(&str, &str); 3] = [("east", "us-east1"), ("west", "us-west1"), ("south", "sa-east1")];
+
+/// A coordinator with one simulated agent per context, and a directory for release files.
+struct Fleet {
+    convoyd: Convoyd,
+    agents: Vec<AgentProcess>,
+    dir: tempfile::TempDir,
+}
+
+async fn fleet() -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("dev-secrets.yaml");
+    std::fs::write(&secrets, "\"/kv/dev/shop/db#password\": dev-only-password\n").unwrap();
+    let mut cfg = String::from("contexts:\n");
+    for (c, region) in CONTEXTS {
+        cfg.push_str(&format!(
+            "  - {{name: {c}, region: {region}, env: dev, cloud: sim, clusterName: {c}-1}}\n"
+        ));
+    }
+    cfg.push_str(
+        "auth:\n  tokens:\n    - {name: alice, role: admin, token: t-admin}\n    - {name: bob, role: viewer, token: t-view}\n  agents:\n",
+    );
+    for (c, _) in CONTEXTS {
+        cfg.push_str(&format!("    - {{context: {c}, token: a-{c}}}\n"));
+    }
+    cfg.push_str(&format!(
+        "dev_secrets_file: {}\nheartbeat_seconds: 2\n",
+        secrets.display()
+    ));
+    let convoyd = Convoyd::start(&cfg).await.expect("convoyd starts");
+    let mut agents = Vec::new();
+    for (c, _) in CONTEXTS {
+        agents.push(
+            AgentProcess::start(&convoyd.addr, c, &format!("a-{c}"), None, "")
+                .await
+                .expect("agent starts"),
+        );
+    }
+    Fleet { convoyd, agents, dir }
+}
+
+impl Fleet {
+    /// Writes `web.yaml`-style release `name` into the fleet's directory: `image`
+    /// everywhere, crash-looping in `crash_in`.
+    fn release(&self, name: &str, image: &str, behavior: &str, crash_in: Option<&str>) {
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/charts/web");
+        let crash = crash_in
+            .map(|c| format!("  contextValues:\n    {c}: {{behavior: \"crashloop,after=300ms\"}}\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: web.shop, namespace: shop, environment: dev}}\n\
+             spec:\n  chart: {{path: {}}}\n  values: {{image: \"{image}\", behavior: \"{behavior}\", message: hi}}\n{crash}\
+             \x20 contexts: [east, west, south]\n\
+             \x20 secrets:\n    - secret_id: db\n      contexts:\n        - {{name: default, vaultPath: /kv/dev/shop/db, vaultKey: password}}\n\
+             \x20 strategy: {{waves: [[east], [west], [south]], maxFailures: 0, onFailure: rollback, soak: 0s}}\n\
+             \x20 health: {{progressDeadline: 1m, minReadyWindow: 500ms}}\n",
+            chart.display()
+        );
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+    }
+
+    /// Runs `convoy ARGS` in the fleet's directory with `token`, stdout a pipe.
+    fn convoy(&self, token: &str, args: &[&str]) -> Output {
+        convoy_at(&self.convoyd.addr, token, self.dir.path(), args)
+    }
+
+    fn logs(&self) -> String {
+        let agents: String = self
+            .agents
+            .iter()
+            .map(|a| format!("--- agent {}\n{}", a.context, a.logs()))
+            .collect();
+        format!("--- convoyd\n{}\n{agents}", self.convoyd.logs())
+    }
+}
+
+fn convoy_at(server: &str, token: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convoy"))
+        .args(args)
+        .current_dir(dir)
+        .env("CONVOY_SERVER", server)
+        .env("CONVOY_TOKEN", token)
+        .env("COLUMNS", "200")
+        .output()
+        .expect("convoy runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Replaces what differs between runs with stable placeholders.
+fn redact(text: &str) -> String {
+    let rules = [
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<TIME>"),
+        (r"op-\d+", "op-<ID>"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>"),
+        (r"\(\d+(\.\d+)?(ms|s)\)|\(\d+m\d\ds\)", "(<DURATION>)"),
+        (r#""durationMs": \d+"#, r#""durationMs": "<DURATION>""#),
+    ];
+    rules.iter().fold(text.to_string(), |t, (re, with)| {
+        regex::Regex::new(re).unwrap().replace_all(&t, *with).into_owned()
+    })
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Compares redacted `actual` with `tests/golden/NAME`.
+#[track_caller]
+fn assert_golden(name: &str, actual: &str) {
+    let actual = redact(actual);
+    let path = golden_path(name);
+    if std::env::var_os("CONVOY_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with CONVOY_UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(actual, want, "output differs from {}", path.display());
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32, fleet: Option<&Fleet>) {
+    if o.status.code() != Some(code) {
+        let logs = fleet.map(Fleet::logs).unwrap_or_default();
+        panic!(
+            "expected exit {code}, got {:?}\nstdout:\n{}\nstderr:\n{}\n{logs}",
+            o.status.code(),
+            stdout(o),
+            stderr(o)
+        );
+    }
+}
+
+/// A plain rollout log's context lines as (context, phase), checking that every line
+/// has the documented shape (`TIME CONTEXT wave=N PHASE READY/DESIRED MESSAGE`, or an
+/// operation line `TIME RELEASE KIND revision=N PHASE ...`).
+fn context_lines(plain: &str) -> Vec<(String, String)> {
+    let context =
+        regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (\S+) wave=\d+ ([A-Z_]+) \d+/\d+( .*)?$")
+            .unwrap();
+    let operation = regex::Regex::new(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ web\.shop (deploy|rollback) revision=\d+ [A-Z_]+( .*)?$",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    // The first line says what was submitted; the last is the summary.
+    let lines: Vec<&str> = plain.lines().collect();
+    for line in lines.iter().skip(1).take(lines.len().saturating_sub(2)) {
+        if let Some(c) = context.captures(line) {
+            out.push((c[1].to_string(), c[2].to_string()));
+        } else {
+            assert!(
+                operation.is_match(line),
+                "not a plain progress line: {line:?}\n{plain}"
+            );
+        }
+    }
+    out
+}
+
+/// Per context, the settled phases it went through, in order. Transitional phases
+/// (PENDING, DISPATCHED, APPLYING, PROGRESSING) are left out: whether the watch sees
+/// them depends on when it started and how fast the agent reports.
+fn settled_phases(plain: &str) -> String {
+    let mut per: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (ctx, phase) in context_lines(plain) {
+        if ["PENDING", "DISPATCHED", "APPLYING", "PROGRESSING"].contains(&phase.as_str()) {
+            continue;
+        }
+        let seen = per.entry(ctx).or_default();
+        if seen.last() != Some(&phase) {
+            seen.push(phase);
+        }
+    }
+    per.iter()
+        .map(|(c, p)| format!("{c}: {}\n", p.join(" ")))
+        .collect()
+}
+
+/// Each wave starts only after the previous one is healthy.
+#[track_caller]
+fn assert_waves_in_order(plain: &str, order: &[&str]) {
+    let lines = context_lines(plain);
+    let pos = |pred: &dyn Fn(&(String, String)) -> bool| lines.iter().position(pred);
+    for pair in order.windows(2) {
+        let healthy = pos(&|(c, p)| c == pair[0] && p == "HEALTHY")
+            .unwrap_or_else(|| panic!("{} never healthy:\n{plain}", pair[0]));
+        let started = pos(&|(c, p)| c == pair[1] && p != "PENDING").unwrap_or(usize::MAX);
+        assert!(
+            healthy < started,
+            "{} started before {} was healthy:\n{plain}",
+            pair[1],
+            pair[0]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_watch_status_history_and_rollback_against_a_real_coordinator() {
+    let mut fleet = fleet().await;
+
+    // A success: submit --wait as Jenkins sees it (plain timestamped lines), then status
+    // and history, as tables and as JSON.
+    fleet.release(
+        "web.yaml",
+        "registry.example/web:1.0",
+        "healthy,after=200ms",
+        None,
+    );
+    let out = fleet.convoy(
+        "t-admin",
+        &["submit", "-f", "web.yaml", "--wait", "--reason", "first deploy"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let log = stdout(&out);
+    eprintln!("successful rollout, as Jenkins logs it:\n{log}");
+    let first = log.lines().next().unwrap_or_default();
+    assert_golden("submit_wait_first_line.txt", &format!("{first}\n"));
+    assert_golden("submit_wait_phases.txt", &settled_phases(&log));
+    assert_waves_in_order(&log, &["east", "west", "south"]);
+    let last = log.lines().last().unwrap_or_default();
+    assert_golden("submit_wait_summary.txt", &format!("{last}\n"));
+
+    let out = fleet.convoy("t-view", &["status", "web.shop"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("status.txt", &stdout(&out));
+    let out = fleet.convoy("t-view", &["status", "web.shop", "-o", "json"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("status.json", &stdout(&out));
+    let out = fleet.convoy("t-view", &["history", "web.shop"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("history.txt", &stdout(&out));
+
+    // A failure with automatic rollback: west crash-loops, east (already updated) and
+    // west go back to revision 1, south is never touched. Exit 3, naming the rollback.
+    fleet.release(
+        "bad.yaml",
+        "registry.example/web:2.0",
+        "healthy,after=200ms",
+        Some("west"),
+    );
+    let out = fleet.convoy(
+        "t-admin",
+        &[
+            "submit",
+            "-f",
+            "bad.yaml",
+            "--wait",
+            "--reason",
+            "crashes in west",
+        ],
+    );
+    assert_exit(&out, 3, Some(&fleet));
+    assert_golden("submit_rollback.stderr", &stderr(&out));
+    assert_golden("submit_rollback_phases.txt", &settled_phases(&stdout(&out)));
+    eprintln!("failed rollout, as Jenkins logs it:\n{}", stdout(&out));
+    let out = fleet.convoy("t-view", &["history", "web.shop", "-o", "json"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("history.json", &stdout(&out));
+
+    // JSON for scripts: submit without waiting, then watch the operation as JSON lines.
+    fleet.release("v3.yaml", "registry.example/web:3.0", "healthy,after=200ms", None);
+    let out = fleet.convoy(
+        "t-admin",
+        &["submit", "-f", "v3.yaml", "-o", "json", "--reason", "json"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("submit.json", &stdout(&out));
+    let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("submit -o json is JSON");
+    let op = submitted["operationId"].as_str().expect("operationId");
+    let out = fleet.convoy("t-view", &["watch", "web.shop", "--operation", op, "-o", "json"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each watch line is JSON"))
+        .collect();
+    let last_op = events
+        .iter()
+        .rev()
+        .find_map(|e| e.get("operation"))
+        .expect("an operation event");
+    assert_eq!(last_op["phase"], "SUCCEEDED", "{events:#?}");
+    assert!(events.iter().all(|e| e["operationId"] == op), "{events:#?}");
+
+    // A viewer may not roll back: exit 4, whatever --yes says.
+    let out = fleet.convoy("t-view", &["rollback", "web.shop", "--reason", "INC-1", "--yes"]);
+    assert_exit(&out, 4, Some(&fleet));
+    assert_golden("rollback_viewer.stderr", &stderr(&out));
+
+    // An operator's rollback to revision 1, waited on.
+    let out = fleet.convoy(
+        "t-admin",
+        &[
+            "rollback",
+            "web.shop",
+            "--to-revision",
+            "1",
+            "--reason",
+            "INC-1",
+            "--yes",
+            "--wait",
+        ],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    assert!(stdout(&out).contains("SUCCEEDED"), "{}", stdout(&out));
+
+    // A release file the coordinator refuses: exit 2, the position in the file shown.
+    let bad = std::fs::read_to_string(fleet.dir.path().join("web.yaml"))
+        .unwrap()
+        .replace("[east, west, south]", "[east, nowhere]");
+    std::fs::write(fleet.dir.path().join("typo.yaml"), bad).unwrap();
+    let out = fleet.convoy("t-admin", &["submit", "-f", "typo.yaml"]);
+    assert_exit(&out, 2, Some(&fleet));
+    assert_golden("submit_invalid.stderr", &stderr(&out));
+
+    // The registry with every agent connected, and an empty queue once all is done.
+    let out = fleet.convoy("t-view", &["clusters", "-o", "json"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let clusters: serde_json::Value = serde_json::from_slice(&out.stdout).expect("clusters -o json is JSON");
+    let connected: Vec<&str> = clusters["clusters"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|c| c["agent"]["connected"] == true)
+        .filter_map(|c| c["context"].as_str())
+        .collect();
+    assert_eq!(connected, ["east", "south", "west"], "{clusters:#}");
+    let out = fleet.convoy("t-view", &["queue", "web.shop"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_eq!(stdout(&out), "web.shop: nothing running or queued\n");
+
+    // No such release: exit 6.
+    let out = fleet.convoy("t-view", &["status", "nope.shop"]);
+    assert_exit(&out, 6, Some(&fleet));
+
+    // The coordinator restarting under a waiting Jenkins job: the watch is reopened and
+    // the job still gets the rollout's outcome instead of failing while it carries on.
+    fleet.release("slow.yaml", "registry.example/web:5.0", "healthy,after=3s", None);
+    let waiting = Command::new(env!("CARGO_BIN_EXE_convoy"))
+        .args(["submit", "-f", "slow.yaml", "--wait", "--reason", "restart"])
+        .current_dir(fleet.dir.path())
+        .env("CONVOY_SERVER", &fleet.convoyd.addr)
+        .env("CONVOY_TOKEN", "t-admin")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("convoy runs");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    fleet.convoyd.restart().await.expect("convoyd restarts");
+    let out = tokio::task::spawn_blocking(move || waiting.wait_with_output().expect("convoy ends"))
+        .await
+        .unwrap();
+    assert_exit(&out, 0, Some(&fleet));
+    assert!(stderr(&out).contains("watching again"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("SUCCEEDED: 3 of 3 contexts healthy"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_unreachable_coordinator_exits_5() {
+    let port = convoy_tests::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = convoy_at(
+        &format!("http://127.0.0.1:{port}"),
+        "t",
+        dir.path(),
+        &["status", "web.shop"],
+    );
+    assert_exit(&out, 5, None);
+    assert_golden("unreachable.stderr", &stderr(&out));
+}
+
+#[test]
+fn a_release_file_that_is_not_yaml_exits_2_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        "kind: Release\nspec:\n  chart: [unclosed\n",
+    )
+    .unwrap();
+    // The file is read before connecting, so no coordinator is needed.
+    let out = convoy_at(
+        "http://127.0.0.1:1",
+        "t",
+        dir.path(),
+        &["submit", "-f", "web.yaml"],
+    );
+    assert_exit(&out, 2, None);
+    assert!(stderr(&out).starts_with("error: web.yaml:"), "{}", stderr(&out));
+}
+
+#[test]
+fn rollback_without_a_reason_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = convoy_at(
+        "http://127.0.0.1:1",
+        "t",
+        dir.path(),
+        &["rollback", "web.shop", "--reason", " ", "--yes"],
+    );
+    assert_exit(&out, 2, None);
+    assert!(stderr(&out).contains("needs a --reason"), "{}", stderr(&out));
+    let out = convoy_at(
+        "http://127.0.0.1:1",
+        "t",
+        dir.path(),
+        &["rollback", "web.shop", "--yes"],
+    );
+    assert_exit(&out, 2, None);
+}
+
+#[test]
+fn completions_cover_the_online_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = convoy_at("http://127.0.0.1:1", "t", Path::new("."), &["completions", shell]);
+        assert_exit(&out, 0, None);
+        let script = stdout(&out);
+        assert!(
+            script.contains("rollback") && script.contains("to-revision"),
+            "{shell}: {script}"
+        );
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = convoy_at("http://127.0.0.1:1", "t", Path::new("."), &["--help"]);
+    assert_exit(&out, 0, None);
+    assert!(
+        stdout(&out).contains("5  coordinator unreachable"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -1,0 +1,58 @@
+"""What a Jenkins job sees: a non-Rust gRPC client that knows nothing of convoy's
+.proto files. It discovers the API through server reflection, checks health, and calls
+convoy.v1.ClusterService/ListClusters and ReleaseService/GetRelease with dynamically
+built messages. Prints one JSON object with what it found.
+
+Usage: python reflection_client.py HOST:PORT TOKEN
+"""
+import json
+import sys
+
+import grpc
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor_pool import DescriptorPool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+
+def call(channel, pool, method, request_json, token):
+    service, name = method.rsplit("/", 1)
+    m = pool.FindServiceByName(service).FindMethodByName(name)
+    req_cls = message_factory.GetMessageClass(m.input_type)
+    resp_cls = message_factory.GetMessageClass(m.output_type)
+    stub = channel.unary_unary(
+        "/" + method,
+        request_serializer=lambda r: r.SerializeToString(),
+        response_deserializer=resp_cls.FromString,
+    )
+    req = json_format.Parse(json.dumps(request_json), req_cls())
+    try:
+        resp = stub(req, metadata=[("authorization", "Bearer " + token)], timeout=10)
+        return {"ok": json_format.MessageToDict(resp)}
+    except grpc.RpcError as e:
+        return {"code": e.code().name, "details": e.details()}
+
+
+def main():
+    target, token = sys.argv[1], sys.argv[2]
+    channel = grpc.insecure_channel(target)
+    out = {}
+    health = health_pb2_grpc.HealthStub(channel)
+    out["health"] = health_pb2.HealthCheckResponse.ServingStatus.Name(
+        health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status
+    )
+    db = ProtoReflectionDescriptorDatabase(channel)
+    out["services"] = sorted(db.get_services())
+    pool = DescriptorPool(db)
+    out["clusters"] = call(channel, pool, "convoy.v1.ClusterService/ListClusters", {}, token)
+    out["missing_release"] = call(
+        channel, pool, "convoy.v1.ReleaseService/GetRelease", {"release": "nope.ns"}, token
+    )
+    out["bad_token"] = call(channel, pool, "convoy.v1.ClusterService/ListClusters", {}, "wrong")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
