@@ -120,7 +120,13 @@ fn read_secret(inline: &Option<String>, file: &Option<PathBuf>, what: &str) -> R
         (None, Some(f)) => std::fs::read_to_string(f)
             .map(|s| s.trim().to_string())
             .map_err(|e| format!("{what}: reading token_file {}: {e}", f.display()))
-            .and_then(|s| if s.is_empty() { Err(format!("{what}: token_file {} is empty", f.display())) } else { Ok(s) }),
+            .and_then(|s| {
+                if s.is_empty() {
+                    Err(format!("{what}: token_file {} is empty", f.display()))
+                } else {
+                    Ok(s)
+                }
+            }),
         _ => Err(format!("{what}: set exactly one of `token` or `token_file`")),
     }
 }
@@ -132,17 +138,33 @@ impl Authenticator {
         for (i, t) in cfg.tokens.iter().enumerate() {
             let tok = read_secret(&t.token, &t.token_file, &format!("auth.tokens[{i}] ({})", t.name))?;
             if users
-                .insert(tok, Principal { name: t.name.clone(), role: t.role })
+                .insert(
+                    tok,
+                    Principal {
+                        name: t.name.clone(),
+                        role: t.role,
+                    },
+                )
                 .is_some()
             {
-                return Err(format!("auth.tokens[{i}] ({}): the same token is configured twice", t.name));
+                return Err(format!(
+                    "auth.tokens[{i}] ({}): the same token is configured twice",
+                    t.name
+                ));
             }
         }
         let mut agents = BTreeMap::new();
         for (i, a) in cfg.agents.iter().enumerate() {
-            let tok = read_secret(&a.token, &a.token_file, &format!("auth.agents[{i}] ({})", a.context))?;
+            let tok = read_secret(
+                &a.token,
+                &a.token_file,
+                &format!("auth.agents[{i}] ({})", a.context),
+            )?;
             if agents.insert(a.context.clone(), tok).is_some() {
-                return Err(format!("auth.agents[{i}]: context {} has two credentials", a.context));
+                return Err(format!(
+                    "auth.agents[{i}]: context {} has two credentials",
+                    a.context
+                ));
             }
         }
         if users.is_empty() && !cfg.allow_anonymous {
@@ -189,7 +211,9 @@ impl Authenticator {
         };
         match self.agents.get(context) {
             Some(expected) if constant_time_eq(expected.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err(refuse("the token is not this context's (an agent may only speak for its own context)")),
+            Some(_) => Err(refuse(
+                "the token is not this context's (an agent may only speak for its own context)",
+            )),
             None if self.allow_anonymous => Ok(()),
             None => Err(refuse("no agent credential is configured for this context")),
         }
@@ -235,7 +259,12 @@ mod tests {
         assert_eq!(bob.role, Role::Viewer);
         let err = bob.require(Role::Operator, "rollback").unwrap_err().to_string();
         assert_eq!(err, "viewer-bob has role viewer; rollback needs role operator");
-        assert!(a.authenticate(Some("Bearer t-op")).unwrap().require(Role::Operator, "rollback").is_ok());
+        assert!(
+            a.authenticate(Some("Bearer t-op"))
+                .unwrap()
+                .require(Role::Operator, "rollback")
+                .is_ok()
+        );
         assert_eq!(a.authenticate(Some("Bearer nope")), Err(AuthError::Unknown));
         assert_eq!(a.authenticate(None), Err(AuthError::Missing));
     }
@@ -245,7 +274,10 @@ mod tests {
         let a = Authenticator::from_config(&cfg()).unwrap();
         assert!(a.authenticate_agent("east", "a-east").is_ok());
         let err = a.authenticate_agent("west", "a-east").unwrap_err().to_string();
-        assert!(err.contains("\"west\"") && err.contains("only speak for its own context"), "{err}");
+        assert!(
+            err.contains("\"west\"") && err.contains("only speak for its own context"),
+            "{err}"
+        );
         assert!(a.authenticate_agent("north", "a-east").is_err());
     }
 
@@ -266,9 +298,10 @@ mod tests {
         let c: AuthConfig = serde_yaml::from_str("tokens:\n- {name: ci, role: deployer}\n").unwrap();
         let err = Authenticator::from_config(&c).unwrap_err();
         assert!(err.contains("auth.tokens[0] (ci)"), "{err}");
-        let c: AuthConfig =
-            serde_yaml::from_str("tokens:\n- {name: a, role: admin, token: s3cret}\n- {name: b, role: viewer, token: s3cret}\n")
-                .unwrap();
+        let c: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: s3cret}\n- {name: b, role: viewer, token: s3cret}\n",
+        )
+        .unwrap();
         let err = Authenticator::from_config(&c).unwrap_err();
         assert!(err.contains("twice") && !err.contains("s3cret"), "{err}");
     }

@@ -230,13 +230,20 @@ impl DaemonConfig {
             );
         }
         if self.vault.is_some() && self.dev_secrets_file.is_some() {
-            return bad("dev_secrets_file", "set either `vault` or `dev_secrets_file`, not both".into());
+            return bad(
+                "dev_secrets_file",
+                "set either `vault` or `dev_secrets_file`, not both".into(),
+            );
         }
         if self.heartbeat_seconds == 0 {
             return bad("heartbeat_seconds", "must be at least 1".into());
         }
         if let Some(t) = &self.tls {
-            for (k, p) in [("tls.cert_file", Some(&t.cert_file)), ("tls.key_file", Some(&t.key_file)), ("tls.client_ca_file", t.client_ca_file.as_ref())] {
+            for (k, p) in [
+                ("tls.cert_file", Some(&t.cert_file)),
+                ("tls.key_file", Some(&t.key_file)),
+                ("tls.client_ca_file", t.client_ca_file.as_ref()),
+            ] {
                 if let Some(p) = p
                     && !p.is_file()
                 {

@@ -47,7 +47,10 @@ impl OperationPhase {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            OperationPhase::Succeeded | OperationPhase::Failed | OperationPhase::Aborted | OperationPhase::Cancelled
+            OperationPhase::Succeeded
+                | OperationPhase::Failed
+                | OperationPhase::Aborted
+                | OperationPhase::Cancelled
         )
     }
 }
@@ -80,7 +83,10 @@ impl ContextPhase {
     pub fn is_in_flight(self) -> bool {
         matches!(
             self,
-            ContextPhase::Dispatched | ContextPhase::Applying | ContextPhase::Progressing | ContextPhase::RollingBack
+            ContextPhase::Dispatched
+                | ContextPhase::Applying
+                | ContextPhase::Progressing
+                | ContextPhase::RollingBack
         )
     }
 }

@@ -10,7 +10,9 @@ use convoy_release::{Registry, Release, ReleaseError};
 use serde_json::Value;
 
 use crate::model::{FailureBudget, OnFailure, Plan, SecretVersion};
-use crate::prepare::{ApplyOptions, PrepareError, PrepareFuture, Prepared, Preparer, ReleaseMeta, RenderedManifest};
+use crate::prepare::{
+    ApplyOptions, PrepareError, PrepareFuture, Prepared, Preparer, ReleaseMeta, RenderedManifest,
+};
 use crate::store::SubmitInputs;
 
 /// Rendered objects of some contexts.
@@ -46,8 +48,14 @@ impl Pipeline {
 
     /// Reads a development secrets file (YAML map of `path#key` to value).
     pub fn dev_secrets(path: &Path) -> Result<BTreeMap<String, String>, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("dev_secrets_file {}: {e}", path.display()))?;
-        serde_yaml::from_str(&text).map_err(|e| format!("dev_secrets_file {}: expected a map of \"path#key\": value ({e})", path.display()))
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("dev_secrets_file {}: {e}", path.display()))?;
+        serde_yaml::from_str(&text).map_err(|e| {
+            format!(
+                "dev_secrets_file {}: expected a map of \"path#key\": value ({e})",
+                path.display()
+            )
+        })
     }
 
     async fn run(&self, inputs: &SubmitInputs) -> Result<Prepared, PrepareError> {
@@ -57,7 +65,9 @@ impl Pipeline {
         let (values, versions) = self.resolve(&release, &requests).await?;
         let manifests = self.render_all(&release, &chart, &values)?;
         let first = release.targets().next().and_then(|c| self.registry.get(c));
-        let values_digest = first.map(|c| convoy_release::values_digest(&release, c)).unwrap_or_default();
+        let values_digest = first
+            .map(|c| convoy_release::values_digest(&release, c))
+            .unwrap_or_default();
         let s = &release.spec.strategy;
         let plan = Plan {
             waves: release.waves(),
@@ -101,20 +111,28 @@ impl Pipeline {
     /// Parses the release with its values files laid out in a scratch directory (they
     /// came over the wire), and loads the chart from the submitted archive.
     fn load(&self, inputs: &SubmitInputs) -> Result<(Release, convoy_chart::Chart), PrepareError> {
-        let scratch = tempfile::tempdir().map_err(|e| PrepareError::Render(format!("scratch directory: {e}")))?;
+        let scratch =
+            tempfile::tempdir().map_err(|e| PrepareError::Render(format!("scratch directory: {e}")))?;
         for (name, content) in &inputs.values_files {
-            let rel = safe_relative(name)
-                .ok_or_else(|| PrepareError::Invalid(format!("{}: values file name {name:?} must be a relative path inside the release's directory", inputs.source_name)))?;
+            let rel = safe_relative(name).ok_or_else(|| {
+                PrepareError::Invalid(format!(
+                    "{}: values file name {name:?} must be a relative path inside the release's directory",
+                    inputs.source_name
+                ))
+            })?;
             let path = scratch.path().join(rel);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| PrepareError::Render(e.to_string()))?;
             }
             std::fs::write(&path, content).map_err(|e| PrepareError::Render(e.to_string()))?;
         }
-        let release = Release::parse_in(&inputs.release_yaml, &inputs.source_name, scratch.path()).map_err(invalid)?;
+        let release =
+            Release::parse_in(&inputs.release_yaml, &inputs.source_name, scratch.path()).map_err(invalid)?;
         if inputs.chart_archive.is_empty() {
             let what = match &release.spec.chart {
-                convoy_release::ChartRef::Path { path, .. } => format!("spec.chart.path {path:?} is on the submitter's disk"),
+                convoy_release::ChartRef::Path { path, .. } => {
+                    format!("spec.chart.path {path:?} is on the submitter's disk")
+                }
                 convoy_release::ChartRef::Repo { repo, name, .. } => format!("spec.chart {name} from {repo}"),
             };
             return Err(PrepareError::Invalid(format!(
@@ -122,8 +140,12 @@ impl Pipeline {
                 inputs.source_name
             )));
         }
-        let chart = convoy_chart::Chart::load_archive(&inputs.chart_archive)
-            .map_err(|e| PrepareError::Render(format!("{}: the submitted chart archive: {e}", inputs.source_name)))?;
+        let chart = convoy_chart::Chart::load_archive(&inputs.chart_archive).map_err(|e| {
+            PrepareError::Render(format!(
+                "{}: the submitted chart archive: {e}",
+                inputs.source_name
+            ))
+        })?;
         Ok((release, chart))
     }
 
@@ -153,7 +175,10 @@ impl Pipeline {
                             r.secret_id, r.context
                         ))
                     })?;
-                    values.entry(r.context.clone()).or_default().insert(r.secret_id.clone(), Value::String(v.clone()));
+                    values
+                        .entry(r.context.clone())
+                        .or_default()
+                        .insert(r.secret_id.clone(), Value::String(v.clone()));
                     versions.push(version_of(r, 0));
                 }
                 Ok((values, versions))
@@ -174,9 +199,15 @@ impl Pipeline {
                     .map_err(|e| PrepareError::Secrets(e.to_string()))?;
                 for r in requests {
                     let v = resolved.get(&r.context, &r.secret_id).ok_or_else(|| {
-                        PrepareError::Secrets(format!("{name}: secret {} for context {} was not resolved", r.secret_id, r.context))
+                        PrepareError::Secrets(format!(
+                            "{name}: secret {} for context {} was not resolved",
+                            r.secret_id, r.context
+                        ))
                     })?;
-                    values.entry(r.context.clone()).or_default().insert(r.secret_id.clone(), Value::String(v.expose().to_string()));
+                    values
+                        .entry(r.context.clone())
+                        .or_default()
+                        .insert(r.secret_id.clone(), Value::String(v.expose().to_string()));
                 }
                 let versions = resolved
                     .versions
@@ -212,10 +243,14 @@ impl Pipeline {
                         part.iter()
                             .map(|ctx| {
                                 let context = self.registry.get(ctx).ok_or_else(|| {
-                                    PrepareError::Invalid(format!("{}: unknown context {ctx}", release.source))
+                                    PrepareError::Invalid(format!(
+                                        "{}: unknown context {ctx}",
+                                        release.source
+                                    ))
                                 })?;
                                 let secrets = values.get(*ctx).unwrap_or(&empty);
-                                let r = convoy_release::render_context(release, chart, context, secrets, 0).map_err(render_error)?;
+                                let r = convoy_release::render_context(release, chart, context, secrets, 0)
+                                    .map_err(render_error)?;
                                 let ms = r
                                     .objects()
                                     .map(|m| RenderedManifest {
@@ -231,7 +266,10 @@ impl Pipeline {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(PrepareError::Render("a render thread panicked".into()))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(PrepareError::Render("a render thread panicked".into())))
+                })
                 .collect()
         });
         let mut out = BTreeMap::new();
@@ -243,7 +281,11 @@ impl Pipeline {
 }
 
 impl Preparer for Pipeline {
-    fn prepare<'a>(&'a self, inputs: &'a SubmitInputs, _pinned: Option<&'a [SecretVersion]>) -> PrepareFuture<'a> {
+    fn prepare<'a>(
+        &'a self,
+        inputs: &'a SubmitInputs,
+        _pinned: Option<&'a [SecretVersion]>,
+    ) -> PrepareFuture<'a> {
         Box::pin(self.run(inputs))
     }
 }
@@ -272,5 +314,7 @@ fn render_error(e: ReleaseError) -> PrepareError {
 /// A relative path that stays inside its directory.
 fn safe_relative(name: &str) -> Option<PathBuf> {
     let p = Path::new(name);
-    p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)).then(|| p.to_path_buf())
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        .then(|| p.to_path_buf())
 }

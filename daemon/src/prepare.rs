@@ -19,7 +19,12 @@ pub struct RenderedManifest {
 
 impl std::fmt::Debug for RenderedManifest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RenderedManifest({}, {} bytes)", self.source, self.content.len())
+        write!(
+            f,
+            "RenderedManifest({}, {} bytes)",
+            self.source,
+            self.content.len()
+        )
     }
 }
 
@@ -78,5 +83,9 @@ pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<Prepared, Prepar
 pub trait Preparer: Send + Sync + 'static {
     /// `pinned`: secret versions to read (when re-rendering a recorded revision after
     /// a restart), so the re-render ships exactly what the revision recorded.
-    fn prepare<'a>(&'a self, inputs: &'a SubmitInputs, pinned: Option<&'a [SecretVersion]>) -> PrepareFuture<'a>;
+    fn prepare<'a>(
+        &'a self,
+        inputs: &'a SubmitInputs,
+        pinned: Option<&'a [SecretVersion]>,
+    ) -> PrepareFuture<'a>;
 }

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::api::{ClusterApi, ReleaseApi};
 use crate::auth::Authenticator;
 use crate::config::DaemonConfig;
-use crate::core::{ContextInfo, CoreSettings, Coordinator};
+use crate::core::{ContextInfo, Coordinator, CoreSettings};
 use crate::link::AgentLinkService;
 use crate::prepare::Preparer;
 use crate::store::{MemoryStore, RedbStore, StateStore};
@@ -66,7 +66,11 @@ pub fn registry(cfg: &DaemonConfig) -> anyhow::Result<Vec<ContextInfo>> {
         let file = convoy_release::Registry::load(path)?;
         for c in file.contexts() {
             if out.iter().any(|o| o.name == c.name) {
-                anyhow::bail!("registry_file {}: context {:?} is also defined inline in `contexts`", path.display(), c.name);
+                anyhow::bail!(
+                    "registry_file {}: context {:?} is also defined inline in `contexts`",
+                    path.display(),
+                    c.name
+                );
             }
             out.push(ContextInfo {
                 name: c.name.clone(),
@@ -92,7 +96,8 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
         cluster_name: c.cluster_name,
         labels: c.labels,
     });
-    let reg = convoy_release::Registry::from_contexts(contexts).map_err(|e| anyhow::anyhow!("registry: {e}"))?;
+    let reg =
+        convoy_release::Registry::from_contexts(contexts).map_err(|e| anyhow::anyhow!("registry: {e}"))?;
     let secrets = match (&cfg.vault, &cfg.dev_secrets_file) {
         (Some(v), _) => {
             let vault = std::sync::Arc::new(convoy_secrets::Vault::new(v)?);
@@ -118,10 +123,17 @@ pub fn open_store(cfg: &DaemonConfig) -> anyhow::Result<StateStore> {
 }
 
 /// Starts the core (restoring state) and serves on `listener`.
-pub async fn start(cfg: &DaemonConfig, listener: TcpListener, preparer: Arc<dyn Preparer>) -> anyhow::Result<Running> {
-    let auth = Authenticator::from_config(&cfg.auth).map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+pub async fn start(
+    cfg: &DaemonConfig,
+    listener: TcpListener,
+    preparer: Arc<dyn Preparer>,
+) -> anyhow::Result<Running> {
+    let auth =
+        Authenticator::from_config(&cfg.auth).map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
     if auth.allows_anonymous() {
-        tracing::warn!("auth.allow_anonymous is on: every caller is an admin and agents need no credentials (development only)");
+        tracing::warn!(
+            "auth.allow_anonymous is on: every caller is an admin and agents need no credentials (development only)"
+        );
     }
     let registry = registry(cfg)?;
     let store = open_store(cfg)?;
@@ -137,14 +149,21 @@ pub async fn start(cfg: &DaemonConfig, listener: TcpListener, preparer: Arc<dyn 
     .await?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     health_reporter
         .set_serving::<pb::release_service_server::ReleaseServiceServer<ReleaseApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(convoy_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl asks v1 first, older clients (and grpcio's
+    // reflection helper) only speak v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(convoy_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_alpha = reflection_builder().build_v1alpha()?;
     let releases = pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
         core: core.clone(),
         auth: auth.clone(),
@@ -166,9 +185,12 @@ pub async fn start(cfg: &DaemonConfig, listener: TcpListener, preparer: Arc<dyn 
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true);
     if let Some(tls) = &cfg.tls {
-        let cert = std::fs::read(&tls.cert_file).with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
-        let key = std::fs::read(&tls.key_file).with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
-        let mut t = tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key));
+        let cert = std::fs::read(&tls.cert_file)
+            .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
+        let key = std::fs::read(&tls.key_file)
+            .with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
+        let mut t = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
         if let Some(ca) = &tls.client_ca_file {
             let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca_file {}", ca.display()))?;
             t = t.client_ca_root(tonic::transport::Certificate::from_pem(ca));
@@ -180,6 +202,7 @@ pub async fn start(cfg: &DaemonConfig, listener: TcpListener, preparer: Arc<dyn 
     let router = builder
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(releases)
         .add_service(clusters)
         .add_service(link);
@@ -192,7 +215,9 @@ pub async fn start(cfg: &DaemonConfig, listener: TcpListener, preparer: Arc<dyn 
             .context("gRPC server")
     });
     if let Some(m) = &cfg.metrics_listen {
-        let l = TcpListener::bind(m).await.with_context(|| format!("binding metrics_listen {m}"))?;
+        let l = TcpListener::bind(m)
+            .await
+            .with_context(|| format!("binding metrics_listen {m}"))?;
         tracing::info!(addr = %l.local_addr()?, "metrics and health endpoints listening");
         let c = core.clone();
         tokio::spawn(async move {

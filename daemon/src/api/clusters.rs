@@ -14,8 +14,13 @@ pub struct ClusterApi {
 
 #[tonic::async_trait]
 impl pb::cluster_service_server::ClusterService for ClusterApi {
-    async fn list_clusters(&self, req: Request<pb::ListClustersRequest>) -> Result<Response<pb::ListClustersResponse>, Status> {
-        principal(&self.auth, &req)?.require(Role::Viewer, "list clusters").map_err(super::auth_status)?;
+    async fn list_clusters(
+        &self,
+        req: Request<pb::ListClustersRequest>,
+    ) -> Result<Response<pb::ListClustersResponse>, Status> {
+        principal(&self.auth, &req)?
+            .require(Role::Viewer, "list clusters")
+            .map_err(super::auth_status)?;
         let filter = req.into_inner();
         let clusters = self
             .core

@@ -3,7 +3,9 @@
 use convoy_proto::v1 as pb;
 
 use crate::core::{ClusterView, ReleaseView, WatchEvent, WatchKind};
-use crate::model::{ContextPhase, ContextState, Millis, Operation, OperationKind, OperationPhase, RevisionRecord};
+use crate::model::{
+    ContextPhase, ContextState, Millis, Operation, OperationKind, OperationPhase, RevisionRecord,
+};
 
 pub fn ts(ms: Millis) -> Option<prost_types::Timestamp> {
     (ms > 0).then(|| prost_types::Timestamp {
@@ -91,7 +93,11 @@ pub fn release(v: &ReleaseView) -> pb::Release {
         deployed_revision: v.deployed_revision,
         current_operation: v.operation.as_ref().map(operation),
         queued_operations: v.queued,
-        contexts: v.contexts.iter().map(|(c, region, online)| context(c, revision, region, *online)).collect(),
+        contexts: v
+            .contexts
+            .iter()
+            .map(|(c, region, online)| context(c, revision, region, *online))
+            .collect(),
     }
 }
 

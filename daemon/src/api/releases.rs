@@ -21,10 +21,18 @@ pub struct ReleaseApi {
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RolloutEvent, Status>> + Send>>;
 
 impl ReleaseApi {
-    async fn control(&self, req: Request<pb::ControlRequest>, control: Control) -> Result<Response<pb::ControlResponse>, Status> {
+    async fn control(
+        &self,
+        req: Request<pb::ControlRequest>,
+        control: Control,
+    ) -> Result<Response<pb::ControlResponse>, Status> {
         let who = principal(&self.auth, &req)?;
         let r = req.into_inner();
-        let op = self.core.control(who, r.release, control, r.reason).await.map_err(status)?;
+        let op = self
+            .core
+            .control(who, r.release, control, r.reason)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::ControlResponse {
             operation: Some(convert::operation(&op)),
         }))
@@ -33,20 +41,33 @@ impl ReleaseApi {
 
 #[tonic::async_trait]
 impl pb::release_service_server::ReleaseService for ReleaseApi {
-    async fn submit_release(&self, req: Request<pb::SubmitReleaseRequest>) -> Result<Response<pb::SubmitReleaseResponse>, Status> {
+    async fn submit_release(
+        &self,
+        req: Request<pb::SubmitReleaseRequest>,
+    ) -> Result<Response<pb::SubmitReleaseResponse>, Status> {
         let who = principal(&self.auth, &req)?;
         who.require(Role::Deployer, "submit").map_err(auth_status)?;
         let r = req.into_inner();
         if r.release_yaml.trim().is_empty() {
-            return Err(Status::invalid_argument("release_yaml is empty: send the release file's contents"));
+            return Err(Status::invalid_argument(
+                "release_yaml is empty: send the release file's contents",
+            ));
         }
         let inputs = SubmitInputs {
             release_yaml: r.release_yaml,
-            source_name: if r.source_name.is_empty() { "<release>".into() } else { r.source_name },
+            source_name: if r.source_name.is_empty() {
+                "<release>".into()
+            } else {
+                r.source_name
+            },
             values_files: r.values_files.into_iter().map(|v| (v.name, v.content)).collect(),
             chart_archive: r.chart_archive,
         };
-        let (accepted, rendered) = self.core.submit(who, inputs, r.reason, r.dry_run).await.map_err(status)?;
+        let (accepted, rendered) = self
+            .core
+            .submit(who, inputs, r.reason, r.dry_run)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::SubmitReleaseResponse {
             release: accepted.release,
             revision: accepted.revision,
@@ -64,14 +85,28 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         }))
     }
 
-    async fn get_release(&self, req: Request<pb::GetReleaseRequest>) -> Result<Response<pb::Release>, Status> {
-        principal(&self.auth, &req)?.require(Role::Viewer, "get a release").map_err(auth_status)?;
-        let v = self.core.release(req.into_inner().release).await.map_err(status)?;
+    async fn get_release(
+        &self,
+        req: Request<pb::GetReleaseRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
+        principal(&self.auth, &req)?
+            .require(Role::Viewer, "get a release")
+            .map_err(auth_status)?;
+        let v = self
+            .core
+            .release(req.into_inner().release)
+            .await
+            .map_err(status)?;
         Ok(Response::new(convert::release(&v)))
     }
 
-    async fn list_releases(&self, req: Request<pb::ListReleasesRequest>) -> Result<Response<pb::ListReleasesResponse>, Status> {
-        principal(&self.auth, &req)?.require(Role::Viewer, "list releases").map_err(auth_status)?;
+    async fn list_releases(
+        &self,
+        req: Request<pb::ListReleasesRequest>,
+    ) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        principal(&self.auth, &req)?
+            .require(Role::Viewer, "list releases")
+            .map_err(auth_status)?;
         let f = req.into_inner();
         let releases = self
             .core
@@ -86,8 +121,13 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         Ok(Response::new(pb::ListReleasesResponse { releases }))
     }
 
-    async fn get_history(&self, req: Request<pb::GetHistoryRequest>) -> Result<Response<pb::GetHistoryResponse>, Status> {
-        principal(&self.auth, &req)?.require(Role::Viewer, "read history").map_err(auth_status)?;
+    async fn get_history(
+        &self,
+        req: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        principal(&self.auth, &req)?
+            .require(Role::Viewer, "read history")
+            .map_err(auth_status)?;
         let r = req.into_inner();
         let mut revs = self.core.history(r.release).await.map_err(status)?;
         if r.limit > 0 {
@@ -100,8 +140,13 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
 
     type WatchReleaseStream = WatchStream;
 
-    async fn watch_release(&self, req: Request<pb::WatchReleaseRequest>) -> Result<Response<WatchStream>, Status> {
-        principal(&self.auth, &req)?.require(Role::Viewer, "watch").map_err(auth_status)?;
+    async fn watch_release(
+        &self,
+        req: Request<pb::WatchReleaseRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        principal(&self.auth, &req)?
+            .require(Role::Viewer, "watch")
+            .map_err(auth_status)?;
         let r = req.into_inner();
         let (snapshot, mut rx) = self.core.watch(r.release).await.map_err(status)?;
         // Which operation to follow: the named one, else the running or next one,
@@ -123,7 +168,8 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             r.operation_id.clone()
         };
         let follow = r.follow;
-        let relevant = move |e: &crate::core::WatchEvent| follow || target.is_empty() || e.operation_id == target;
+        let relevant =
+            move |e: &crate::core::WatchEvent| follow || target.is_empty() || e.operation_id == target;
         let (tx, out) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
             for e in snapshot.iter().filter(|e| relevant(e)) {
@@ -153,10 +199,15 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
     }
 
-    async fn rollback_release(&self, req: Request<pb::RollbackReleaseRequest>) -> Result<Response<pb::RollbackReleaseResponse>, Status> {
+    async fn rollback_release(
+        &self,
+        req: Request<pb::RollbackReleaseRequest>,
+    ) -> Result<Response<pb::RollbackReleaseResponse>, Status> {
         let who = principal(&self.auth, &req)?;
         let r = req.into_inner();
         if !r.contexts.is_empty() {
@@ -164,7 +215,11 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
                 "rolling back a subset of contexts is not supported yet: omit `contexts` to roll every context back",
             ));
         }
-        let a = self.core.rollback(who, r.release, r.to_revision, r.reason, r.preempt).await.map_err(status)?;
+        let a = self
+            .core
+            .rollback(who, r.release, r.to_revision, r.reason, r.preempt)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::RollbackReleaseResponse {
             release: a.release,
             revision: a.revision,
@@ -175,30 +230,51 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         }))
     }
 
-    async fn pause_release(&self, req: Request<pb::ControlRequest>) -> Result<Response<pb::ControlResponse>, Status> {
+    async fn pause_release(
+        &self,
+        req: Request<pb::ControlRequest>,
+    ) -> Result<Response<pb::ControlResponse>, Status> {
         self.control(req, Control::Pause).await
     }
 
-    async fn resume_release(&self, req: Request<pb::ControlRequest>) -> Result<Response<pb::ControlResponse>, Status> {
+    async fn resume_release(
+        &self,
+        req: Request<pb::ControlRequest>,
+    ) -> Result<Response<pb::ControlResponse>, Status> {
         self.control(req, Control::Resume).await
     }
 
-    async fn abort_release(&self, req: Request<pb::ControlRequest>) -> Result<Response<pb::ControlResponse>, Status> {
+    async fn abort_release(
+        &self,
+        req: Request<pb::ControlRequest>,
+    ) -> Result<Response<pb::ControlResponse>, Status> {
         self.control(req, Control::Abort).await
     }
 
-    async fn list_queue(&self, req: Request<pb::ListQueueRequest>) -> Result<Response<pb::ListQueueResponse>, Status> {
-        principal(&self.auth, &req)?.require(Role::Viewer, "list the queue").map_err(auth_status)?;
+    async fn list_queue(
+        &self,
+        req: Request<pb::ListQueueRequest>,
+    ) -> Result<Response<pb::ListQueueResponse>, Status> {
+        principal(&self.auth, &req)?
+            .require(Role::Viewer, "list the queue")
+            .map_err(auth_status)?;
         let ops = self.core.queue(req.into_inner().release).await.map_err(status)?;
         Ok(Response::new(pb::ListQueueResponse {
             operations: ops.iter().map(convert::operation).collect(),
         }))
     }
 
-    async fn cancel_queued(&self, req: Request<pb::CancelQueuedRequest>) -> Result<Response<pb::CancelQueuedResponse>, Status> {
+    async fn cancel_queued(
+        &self,
+        req: Request<pb::CancelQueuedRequest>,
+    ) -> Result<Response<pb::CancelQueuedResponse>, Status> {
         let who = principal(&self.auth, &req)?;
         let r = req.into_inner();
-        let op = self.core.cancel(who, r.release, r.operation_id, r.reason).await.map_err(status)?;
+        let op = self
+            .core
+            .cancel(who, r.release, r.operation_id, r.reason)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::CancelQueuedResponse {
             operation: Some(convert::operation(&op)),
         }))

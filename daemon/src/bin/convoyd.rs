@@ -29,11 +29,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = DaemonConfig::load(args.config.as_deref()).context("refusing to start: invalid configuration")?;
+    let cfg =
+        DaemonConfig::load(args.config.as_deref()).context("refusing to start: invalid configuration")?;
     convoy_daemon::telemetry::init(&cfg.log.format, &cfg.log.level);
     let pipeline = convoy_daemon::server::pipeline(&cfg).context("refusing to start")?;
     if args.check_config {
-        convoy_daemon::auth::Authenticator::from_config(&cfg.auth).map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+        convoy_daemon::auth::Authenticator::from_config(&cfg.auth)
+            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
         println!("configuration ok");
         return Ok(());
     }

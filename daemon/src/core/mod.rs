@@ -72,8 +72,13 @@ pub struct OutCommand {
 pub enum OutBody {
     Apply(ApplyBody),
     DryRun(ApplyBody),
-    Rollback { target: u64, health: (Duration, Duration) },
-    Abort { reason: String },
+    Rollback {
+        target: u64,
+        health: (Duration, Duration),
+    },
+    Abort {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +103,11 @@ pub struct WatchEvent {
 
 #[derive(Debug, Clone)]
 pub enum WatchKind {
-    Context { state: ContextState, region: String, agent_connected: bool },
+    Context {
+        state: ContextState,
+        region: String,
+        agent_connected: bool,
+    },
     Operation(Box<Operation>),
 }
 
@@ -332,7 +341,13 @@ impl Coordinator {
         .await
     }
 
-    pub async fn control(&self, who: Principal, release: String, control: Control, reason: String) -> Result<Operation, CoreError> {
+    pub async fn control(
+        &self,
+        who: Principal,
+        release: String,
+        control: Control,
+        reason: String,
+    ) -> Result<Operation, CoreError> {
         self.ask(|reply| Msg::Control {
             who,
             release,
@@ -343,7 +358,13 @@ impl Coordinator {
         .await
     }
 
-    pub async fn cancel(&self, who: Principal, release: String, operation_id: String, reason: String) -> Result<Operation, CoreError> {
+    pub async fn cancel(
+        &self,
+        who: Principal,
+        release: String,
+        operation_id: String,
+        reason: String,
+    ) -> Result<Operation, CoreError> {
         self.ask(|reply| Msg::Cancel {
             who,
             release,
@@ -371,7 +392,10 @@ impl Coordinator {
     }
 
     /// A snapshot of the release's current operation, and its live events.
-    pub async fn watch(&self, release: String) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
+    pub async fn watch(
+        &self,
+        release: String,
+    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
         self.ask(|reply| Msg::Watch { release, reply }).await
     }
 

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
-    Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg, OutBody,
-    OutCommand, WatchEvent, WatchKind,
+    Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg,
+    OutBody, OutCommand, WatchEvent, WatchKind,
 };
 use crate::auth::{Principal, Role};
 use crate::model::{
-    ContextOutcome, ContextPhase, FailureBudget, Millis, OnFailure, Operation, OperationKind, OperationPhase, Plan,
-    RevisionRecord, SecretVersion, now_millis,
+    ContextOutcome, ContextPhase, FailureBudget, Millis, OnFailure, Operation, OperationKind, OperationPhase,
+    Plan, RevisionRecord, SecretVersion, now_millis,
 };
 use crate::orchestrator::{self, Action, Command, Env, Stage, Step};
 use crate::prepare::Prepared;
@@ -78,7 +78,8 @@ impl Env for StepEnv<'_> {
 
     fn allocate_revision(&mut self) -> u64 {
         self.record.latest_revision += 1;
-        self.batch.put(Table::Releases, self.record.name.clone(), &*self.record);
+        self.batch
+            .put(Table::Releases, self.record.name.clone(), &*self.record);
         self.record.latest_revision
     }
 }
@@ -104,14 +105,15 @@ pub(super) struct ToPrepare {
 impl Core {
     /// Loads every release, revision and unfinished operation. Returns the operations
     /// whose rendered objects must be prepared again (never stored: they hold secrets).
-    pub fn restore(
-        store: StateStore,
-        settings: &CoreSettings,
-    ) -> Result<(Self, Vec<ToPrepare>), CoreError> {
+    pub fn restore(store: StateStore, settings: &CoreSettings) -> Result<(Self, Vec<ToPrepare>), CoreError> {
         let st = |e: crate::store::StoreError| CoreError::Store(e.to_string());
         let seq = store.load_seq().map_err(st)?;
         let mut core = Core {
-            registry: settings.registry.iter().map(|c| (c.name.clone(), c.clone())).collect(),
+            registry: settings
+                .registry
+                .iter()
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect(),
             seq,
             releases: BTreeMap::new(),
             ops: HashMap::new(),
@@ -142,7 +144,9 @@ impl Core {
         }
         let mut to_prepare = Vec::new();
         for (key, op) in core.store.operations().map_err(st)? {
-            let Some(rel) = core.releases.get_mut(&op.release) else { continue };
+            let Some(rel) = core.releases.get_mut(&op.release) else {
+                continue;
+            };
             if op.phase.is_final() {
                 rel.last_op = Some(op.id.clone());
                 // Keep the newest finished operation of each release for status.
@@ -295,7 +299,11 @@ impl Core {
             }
             Msg::Queue(name, reply) => {
                 let r = match self.releases.get(&name) {
-                    Some(rel) => Ok(rel.queue.iter().filter_map(|id| self.ops.get(id).cloned()).collect()),
+                    Some(rel) => Ok(rel
+                        .queue
+                        .iter()
+                        .filter_map(|id| self.ops.get(id).cloned())
+                        .collect()),
                     None => Err(CoreError::NotFound(name)),
                 };
                 let _ = reply.send(r);
@@ -324,10 +332,19 @@ impl Core {
                     .releases
                     .values()
                     .filter_map(|r| r.queue.front())
-                    .filter(|id| self.ops.get(*id).is_some_and(|o| o.phase != OperationPhase::Queued))
+                    .filter(|id| {
+                        self.ops
+                            .get(*id)
+                            .is_some_and(|o| o.phase != OperationPhase::Queued)
+                    })
                     .count();
                 let queued: usize = self.releases.values().map(|r| r.queue.len()).sum::<usize>() - running;
-                let _ = reply.send(Ok(self.metrics.render(connected, self.registry.len(), running, queued)));
+                let _ = reply.send(Ok(self.metrics.render(
+                    connected,
+                    self.registry.len(),
+                    running,
+                    queued,
+                )));
             }
             Msg::Shutdown => self.stop = true,
         }
@@ -335,7 +352,11 @@ impl Core {
 
     /// Replies after the change is durable: commit first, and turn a failed commit
     /// into an error for the caller instead of a false "accepted".
-    fn reply<T>(&mut self, reply: tokio::sync::oneshot::Sender<Result<T, CoreError>>, r: Result<T, CoreError>) {
+    fn reply<T>(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<Result<T, CoreError>>,
+        r: Result<T, CoreError>,
+    ) {
         let committed = self.flush();
         let r = match (r, committed) {
             (Ok(v), Ok(())) => Ok(v),
@@ -350,7 +371,9 @@ impl Core {
     fn flush(&mut self) -> Result<(), CoreError> {
         for id in std::mem::take(&mut self.dirty_ops) {
             let Some(op) = self.ops.get(&id) else { continue };
-            let Some(rel) = self.releases.get(&op.release) else { continue };
+            let Some(rel) = self.releases.get(&op.release) else {
+                continue;
+            };
             let key = rel
                 .op_keys
                 .get(&id)
@@ -389,7 +412,12 @@ impl Core {
 
     fn audit(&mut self, who: &Principal, what: Audit<'_>, reason: &str, outcome: &str) {
         let seq = self.next_seq();
-        let Audit { action, release, revision, op } = what;
+        let Audit {
+            action,
+            release,
+            revision,
+            op,
+        } = what;
         let entry = AuditEntry {
             seq,
             at: now_millis(),
@@ -407,13 +435,33 @@ impl Core {
 
     // ---- submit, rollback, control ----------------------------------------------
 
-    fn submit(&mut self, who: &Principal, prepared: Prepared, inputs: SubmitInputs, reason: &str) -> Result<Accepted, CoreError> {
+    fn submit(
+        &mut self,
+        who: &Principal,
+        prepared: Prepared,
+        inputs: SubmitInputs,
+        reason: &str,
+    ) -> Result<Accepted, CoreError> {
         let name = prepared.meta.name.clone();
         if let Err(e) = who.require(Role::Deployer, "submit") {
-            self.audit(who, Audit { action: "submit", release: &name, revision: None, op: None }, reason, &format!("refused: {e}"));
+            self.audit(
+                who,
+                Audit {
+                    action: "submit",
+                    release: &name,
+                    revision: None,
+                    op: None,
+                },
+                reason,
+                &format!("refused: {e}"),
+            );
             return Err(CoreError::PermissionDenied(e.to_string()));
         }
-        let unknown: Vec<&String> = prepared.plan.contexts().filter(|c| !self.registry.contains_key(*c)).collect();
+        let unknown: Vec<&String> = prepared
+            .plan
+            .contexts()
+            .filter(|c| !self.registry.contains_key(*c))
+            .collect();
         if !unknown.is_empty() {
             return Err(CoreError::Invalid(format!(
                 "{}: unknown context(s) {:?}; the coordinator's registry has {:?}",
@@ -484,11 +532,23 @@ impl Core {
             contexts: record.contexts.clone(),
         };
         self.batch.put(Table::Releases, name.clone(), &record);
-        self.batch.put(Table::Revisions, revision_key(&name, revision), &rev);
-        self.batch.put(Table::Inputs, revision_key(&name, revision), &inputs);
+        self.batch
+            .put(Table::Revisions, revision_key(&name, revision), &rev);
+        self.batch
+            .put(Table::Inputs, revision_key(&name, revision), &inputs);
         self.revisions.entry(name.clone()).or_default().push(rev);
         self.prepared.insert(id.clone(), Arc::new(prepared));
-        self.audit(who, Audit { action: "submit", release: &name, revision: Some(revision), op: Some(&id) }, reason, "accepted");
+        self.audit(
+            who,
+            Audit {
+                action: "submit",
+                release: &name,
+                revision: Some(revision),
+                op: Some(&id),
+            },
+            reason,
+            "accepted",
+        );
         let position = self.enqueue(op, seq, false);
         self.start_next(&name);
         let phase = self.ops[&id].phase;
@@ -530,13 +590,32 @@ impl Core {
         ok.find(|r| r.content_revision() != content).map(|r| r.number)
     }
 
-    fn rollback(&mut self, who: &Principal, release: &str, to_revision: u64, reason: &str, preempt: bool) -> Result<Accepted, CoreError> {
+    fn rollback(
+        &mut self,
+        who: &Principal,
+        release: &str,
+        to_revision: u64,
+        reason: &str,
+        preempt: bool,
+    ) -> Result<Accepted, CoreError> {
         if let Err(e) = who.require(Role::Operator, "rollback") {
-            self.audit(who, Audit { action: "rollback", release, revision: None, op: None }, reason, &format!("refused: {e}"));
+            self.audit(
+                who,
+                Audit {
+                    action: "rollback",
+                    release,
+                    revision: None,
+                    op: None,
+                },
+                reason,
+                &format!("refused: {e}"),
+            );
             return Err(CoreError::PermissionDenied(e.to_string()));
         }
         if reason.trim().is_empty() {
-            return Err(CoreError::Invalid("rollback needs a reason (recorded in history and the audit log)".into()));
+            return Err(CoreError::Invalid(
+                "rollback needs a reason (recorded in history and the audit log)".into(),
+            ));
         }
         if !self.releases.contains_key(release) {
             return Err(CoreError::NotFound(release.to_string()));
@@ -548,9 +627,14 @@ impl Core {
                 ))
             })?
         } else {
-            let exists = self.revisions.get(release).is_some_and(|rs| rs.iter().any(|r| r.number == to_revision));
+            let exists = self
+                .revisions
+                .get(release)
+                .is_some_and(|rs| rs.iter().any(|r| r.number == to_revision));
             if !exists {
-                return Err(CoreError::Invalid(format!("{release} has no revision {to_revision}")));
+                return Err(CoreError::Invalid(format!(
+                    "{release} has no revision {to_revision}"
+                )));
             }
             to_revision
         };
@@ -578,9 +662,15 @@ impl Core {
             max_failures: FailureBudget::Count(0),
             on_failure: OnFailure::Continue,
             soak: Duration::ZERO,
-            offline_deadline: plan_template.as_ref().map_or(Duration::from_secs(300), |p| p.offline_deadline),
-            progress_deadline: plan_template.as_ref().map_or(Duration::from_secs(600), |p| p.progress_deadline),
-            min_ready_window: plan_template.as_ref().map_or(Duration::from_secs(30), |p| p.min_ready_window),
+            offline_deadline: plan_template
+                .as_ref()
+                .map_or(Duration::from_secs(300), |p| p.offline_deadline),
+            progress_deadline: plan_template
+                .as_ref()
+                .map_or(Duration::from_secs(600), |p| p.progress_deadline),
+            min_ready_window: plan_template
+                .as_ref()
+                .map_or(Duration::from_secs(30), |p| p.min_ready_window),
             preflight: false,
         };
         let seq = self.next_seq();
@@ -607,7 +697,11 @@ impl Core {
             paused: false,
             accepted_failures: 0,
         };
-        let base = self.revisions.get(release).and_then(|rs| rs.iter().find(|r| r.number == target)).cloned();
+        let base = self
+            .revisions
+            .get(release)
+            .and_then(|rs| rs.iter().find(|r| r.number == target))
+            .cloned();
         let rev = RevisionRecord {
             release: release.to_string(),
             number: revision,
@@ -626,13 +720,27 @@ impl Core {
             contexts,
         };
         self.batch.put(Table::Releases, release.to_string(), &record);
-        self.batch.put(Table::Revisions, revision_key(release, revision), &rev);
+        self.batch
+            .put(Table::Revisions, revision_key(release, revision), &rev);
         self.revisions.entry(release.to_string()).or_default().push(rev);
-        self.audit(who, Audit { action: "rollback", release, revision: Some(revision), op: Some(&id) }, reason, &format!("accepted: to revision {target}"));
+        self.audit(
+            who,
+            Audit {
+                action: "rollback",
+                release,
+                revision: Some(revision),
+                op: Some(&id),
+            },
+            reason,
+            &format!("accepted: to revision {target}"),
+        );
         if preempt {
             let running = self.releases[release].queue.front().cloned();
             if let Some(run) = running {
-                let step = self.ops.get_mut(&run).map(|o| o.abort(&format!("preempted by rollback {id}"), now_millis()));
+                let step = self
+                    .ops
+                    .get_mut(&run)
+                    .map(|o| o.abort(&format!("preempted by rollback {id}"), now_millis()));
                 if let Some(step) = step {
                     self.apply_step(&run, step);
                 }
@@ -647,23 +755,48 @@ impl Core {
             rollback_to: Some(target),
             operation_id: id,
             phase: op.phase,
-            queue_position: if op.phase == OperationPhase::Queued { position } else { 0 },
+            queue_position: if op.phase == OperationPhase::Queued {
+                position
+            } else {
+                0
+            },
         })
     }
 
-    fn control(&mut self, who: &Principal, release: &str, control: Control, reason: &str) -> Result<Operation, CoreError> {
+    fn control(
+        &mut self,
+        who: &Principal,
+        release: &str,
+        control: Control,
+        reason: &str,
+    ) -> Result<Operation, CoreError> {
         let action = match control {
             Control::Pause => "pause",
             Control::Resume => "resume",
             Control::Abort => "abort",
         };
         if let Err(e) = who.require(Role::Operator, action) {
-            self.audit(who, Audit { action, release, revision: None, op: None }, reason, &format!("refused: {e}"));
+            self.audit(
+                who,
+                Audit {
+                    action,
+                    release,
+                    revision: None,
+                    op: None,
+                },
+                reason,
+                &format!("refused: {e}"),
+            );
             return Err(CoreError::PermissionDenied(e.to_string()));
         }
-        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        let rel = self
+            .releases
+            .get(release)
+            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
         let Some(id) = rel.queue.front().cloned() else {
-            return Err(CoreError::FailedPrecondition(format!("{release} has no running operation to {action}")));
+            return Err(CoreError::FailedPrecondition(format!(
+                "{release} has no running operation to {action}"
+            )));
         };
         let now = now_millis();
         let step = {
@@ -676,7 +809,9 @@ impl Core {
             };
             match control {
                 Control::Pause if op.phase == OperationPhase::Queued => {
-                    return Err(CoreError::FailedPrecondition(format!("{id} has not started; cancel it instead")));
+                    return Err(CoreError::FailedPrecondition(format!(
+                        "{id} has not started; cancel it instead"
+                    )));
                 }
                 Control::Pause => op.pause(now),
                 Control::Resume => op.resume(&mut env, now),
@@ -685,26 +820,61 @@ impl Core {
         };
         if step.actions.is_empty() && !step.persist {
             let phase = self.ops[&id].phase;
-            return Err(CoreError::FailedPrecondition(format!("{id} is {phase:?}; cannot {action} it")));
+            return Err(CoreError::FailedPrecondition(format!(
+                "{id} is {phase:?}; cannot {action} it"
+            )));
         }
-        self.audit(who, Audit { action, release, revision: Some(self.ops[&id].revision), op: Some(&id) }, reason, "accepted");
+        self.audit(
+            who,
+            Audit {
+                action,
+                release,
+                revision: Some(self.ops[&id].revision),
+                op: Some(&id),
+            },
+            reason,
+            "accepted",
+        );
         self.apply_step(&id, step);
         Ok(self.ops[&id].clone())
     }
 
-    fn cancel(&mut self, who: &Principal, release: &str, op_id: &str, reason: &str) -> Result<Operation, CoreError> {
-        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+    fn cancel(
+        &mut self,
+        who: &Principal,
+        release: &str,
+        op_id: &str,
+        reason: &str,
+    ) -> Result<Operation, CoreError> {
+        let rel = self
+            .releases
+            .get(release)
+            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
         let Some(pos) = rel.queue.iter().position(|id| id == op_id) else {
-            return Err(CoreError::FailedPrecondition(format!("{op_id} is not queued for {release}")));
+            return Err(CoreError::FailedPrecondition(format!(
+                "{op_id} is not queued for {release}"
+            )));
         };
         let op = &self.ops[op_id];
         let own = op.requested_by == who.name && who.role >= Role::Deployer;
         if !own && let Err(e) = who.require(Role::Operator, "cancel another user's operation") {
-            self.audit(who, Audit { action: "cancel", release, revision: Some(op.revision), op: Some(op_id) }, reason, &format!("refused: {e}"));
+            self.audit(
+                who,
+                Audit {
+                    action: "cancel",
+                    release,
+                    revision: Some(op.revision),
+                    op: Some(op_id),
+                },
+                reason,
+                &format!("refused: {e}"),
+            );
             return Err(CoreError::PermissionDenied(e.to_string()));
         }
         if pos == 0 && op.phase != OperationPhase::Queued {
-            return Err(CoreError::FailedPrecondition(format!("{op_id} is already running; abort it instead")));
+            return Err(CoreError::FailedPrecondition(format!(
+                "{op_id} is already running; abort it instead"
+            )));
         }
         let now = now_millis();
         let op = self.ops.get_mut(op_id).expect("known");
@@ -712,7 +882,17 @@ impl Core {
         op.finished_at = Some(now);
         op.message = format!("cancelled by {} before it started", who.name);
         let revision = op.revision;
-        self.audit(who, Audit { action: "cancel", release, revision: Some(revision), op: Some(op_id) }, reason, "accepted");
+        self.audit(
+            who,
+            Audit {
+                action: "cancel",
+                release,
+                revision: Some(revision),
+                op: Some(op_id),
+            },
+            reason,
+            "accepted",
+        );
         self.dirty_ops.push(op_id.to_string());
         self.push_op_event(op_id);
         self.finish_op(op_id);
@@ -745,8 +925,12 @@ impl Core {
     /// Runs one orchestrator step on an operation.
     fn step(&mut self, id: &str, f: impl FnOnce(&mut Operation, &mut dyn Env, Millis) -> Step) -> Step {
         let now = now_millis();
-        let Some(op) = self.ops.get_mut(id) else { return Step::default() };
-        let Some(rel) = self.releases.get_mut(&op.release) else { return Step::default() };
+        let Some(op) = self.ops.get_mut(id) else {
+            return Step::default();
+        };
+        let Some(rel) = self.releases.get_mut(&op.release) else {
+            return Step::default();
+        };
         let mut env = StepEnv {
             agents: &self.agents,
             record: &mut rel.record,
@@ -791,11 +975,27 @@ impl Core {
         };
         let (revision, operation_id, body) = match command {
             Command::Apply { revision } => (revision, op.id.clone(), OutBody::Apply(apply_body()?)),
-            Command::DryRun { revision } => (revision, format!("{}{PREFLIGHT_SUFFIX}", op.id), OutBody::DryRun(apply_body()?)),
-            Command::Rollback { revision, target } => (revision, op.id.clone(), OutBody::Rollback { target, health }),
+            Command::DryRun { revision } => (
+                revision,
+                format!("{}{PREFLIGHT_SUFFIX}", op.id),
+                OutBody::DryRun(apply_body()?),
+            ),
+            Command::Rollback { revision, target } => {
+                (revision, op.id.clone(), OutBody::Rollback { target, health })
+            }
             Command::Abort { revision, stage } => {
-                let oid = if stage == Stage::Preflight { format!("{}{PREFLIGHT_SUFFIX}", op.id) } else { op.id.clone() };
-                (revision, oid, OutBody::Abort { reason: op.message.clone() })
+                let oid = if stage == Stage::Preflight {
+                    format!("{}{PREFLIGHT_SUFFIX}", op.id)
+                } else {
+                    op.id.clone()
+                };
+                (
+                    revision,
+                    oid,
+                    OutBody::Abort {
+                        reason: op.message.clone(),
+                    },
+                )
             }
         };
         Some(OutCommand {
@@ -809,7 +1009,9 @@ impl Core {
     /// Completes a finished operation: outcome in its revision, deployed revisions per
     /// context, off the queue, next one started.
     fn finish_op(&mut self, id: &str) {
-        let Some(op) = self.ops.get(id).cloned() else { return };
+        let Some(op) = self.ops.get(id).cloned() else {
+            return;
+        };
         let now = now_millis();
         let outcomes: Vec<ContextOutcome> = op
             .contexts
@@ -826,14 +1028,20 @@ impl Core {
             .collect();
         self.metrics.record(&op);
         let release = op.release.clone();
-        let Some(rel) = self.releases.get_mut(&release) else { return };
+        let Some(rel) = self.releases.get_mut(&release) else {
+            return;
+        };
         for c in op.contexts.values() {
             match c.phase {
                 ContextPhase::Healthy if op.kind == OperationKind::Deploy => {
                     rel.record.deployed.insert(c.context.clone(), op.revision);
                 }
                 ContextPhase::RolledBack => {
-                    let r = if op.kind == OperationKind::Rollback { op.revision } else { op.rollback_revision.unwrap_or(op.revision) };
+                    let r = if op.kind == OperationKind::Rollback {
+                        op.revision
+                    } else {
+                        op.rollback_revision.unwrap_or(op.revision)
+                    };
                     rel.record.deployed.insert(c.context.clone(), r);
                 }
                 _ => {}
@@ -852,13 +1060,20 @@ impl Core {
             r.phase = op.phase;
             r.outcomes = outcomes.clone();
             let r = r.clone();
-            self.batch.put(Table::Revisions, revision_key(&release, r.number), &r);
+            self.batch
+                .put(Table::Revisions, revision_key(&release, r.number), &r);
         }
         // An automatic rollback is a revision of its own, like Helm's.
         if let Some(rb) = op.rollback_revision {
-            let base = revs.iter().find(|r| r.number == op.revision).cloned();
+            let failed = revs.iter().find(|r| r.number == op.revision).cloned();
             let target = op.contexts.values().filter_map(|c| c.previous_revision).max();
-            let rolled_back_ok = op.contexts.values().filter(|c| c.received).all(|c| c.phase == ContextPhase::RolledBack);
+            // The rollback ships what the target revision shipped.
+            let restored = target.and_then(|t| revs.iter().find(|r| r.number == t)).cloned();
+            let rolled_back_ok = op
+                .contexts
+                .values()
+                .filter(|c| c.received)
+                .all(|c| c.phase == ContextPhase::RolledBack);
             let rec = RevisionRecord {
                 release: release.clone(),
                 number: rb,
@@ -866,15 +1081,28 @@ impl Core {
                 rollback_to: target,
                 operation_id: op.id.clone(),
                 submitted_by: "convoy (automatic rollback)".into(),
-                reason: format!("revision {} failed: {}", op.revision, op.message),
+                reason: op.message.clone(),
                 submitted_at: now,
-                chart_name: String::new(),
-                chart_version: String::new(),
-                values_digest: String::new(),
-                secret_versions: Vec::new(),
+                chart_name: restored
+                    .as_ref()
+                    .map(|r| r.chart_name.clone())
+                    .unwrap_or_default(),
+                chart_version: restored
+                    .as_ref()
+                    .map(|r| r.chart_version.clone())
+                    .unwrap_or_default(),
+                values_digest: restored
+                    .as_ref()
+                    .map(|r| r.values_digest.clone())
+                    .unwrap_or_default(),
+                secret_versions: restored.map(|r| r.secret_versions).unwrap_or_default(),
                 outcomes,
-                phase: if rolled_back_ok { OperationPhase::Succeeded } else { OperationPhase::Failed },
-                contexts: base.map(|b| b.contexts).unwrap_or_default(),
+                phase: if rolled_back_ok {
+                    OperationPhase::Succeeded
+                } else {
+                    OperationPhase::Failed
+                },
+                contexts: failed.map(|b| b.contexts).unwrap_or_default(),
             };
             self.batch.put(Table::Revisions, revision_key(&release, rb), &rec);
             revs.push(rec);
@@ -899,7 +1127,11 @@ impl Core {
             .releases
             .values()
             .filter_map(|r| r.queue.front().cloned())
-            .filter(|id| self.ops.get(id).is_some_and(|o| !o.phase.is_final() && o.phase != OperationPhase::Queued))
+            .filter(|id| {
+                self.ops
+                    .get(id)
+                    .is_some_and(|o| !o.phase.is_final() && o.phase != OperationPhase::Queued)
+            })
             .collect();
         for id in running {
             let step = self.step(&id, |op, env, now| op.on_tick(env, now));
@@ -933,7 +1165,11 @@ impl Core {
             .releases
             .values()
             .filter_map(|r| r.queue.front().cloned())
-            .filter(|id| self.ops.get(id).is_some_and(|o| o.contexts.contains_key(&ctx) && o.phase != OperationPhase::Queued))
+            .filter(|id| {
+                self.ops
+                    .get(id)
+                    .is_some_and(|o| o.contexts.contains_key(&ctx) && o.phase != OperationPhase::Queued)
+            })
             .collect();
         for id in ops {
             let step = self.step(&id, |op, env, now| op.on_agent_online(env, &ctx, now));
@@ -987,11 +1223,15 @@ impl Core {
     // ---- watchers ----------------------------------------------------------------------
 
     fn watcher(&mut self, release: &str) -> &broadcast::Sender<WatchEvent> {
-        self.watchers.entry(release.to_string()).or_insert_with(|| broadcast::channel(4096).0)
+        self.watchers
+            .entry(release.to_string())
+            .or_insert_with(|| broadcast::channel(4096).0)
     }
 
     pub(super) fn context_event(&self, op: &Operation, ctx: &str) -> Option<WatchEvent> {
-        op.contexts.get(ctx).map(|state| self.state_event(op, state.clone()))
+        op.contexts
+            .get(ctx)
+            .map(|state| self.state_event(op, state.clone()))
     }
 
     fn state_event(&self, op: &Operation, state: crate::model::ContextState) -> WatchEvent {
@@ -1002,7 +1242,11 @@ impl Core {
             revision: op.revision,
             at: state.updated_at,
             kind: WatchKind::Context {
-                region: self.registry.get(&ctx).map(|c| c.region.clone()).unwrap_or_default(),
+                region: self
+                    .registry
+                    .get(&ctx)
+                    .map(|c| c.region.clone())
+                    .unwrap_or_default(),
                 agent_connected: self.agents.get(&ctx).is_some_and(|a| a.tx.is_some()),
                 state,
             },
@@ -1014,7 +1258,8 @@ impl Core {
             release: op.release.clone(),
             operation_id: op.id.clone(),
             revision: op.revision,
-            at: op.finished_at.or(op.started_at).unwrap_or(op.created_at),
+            // When the change happened: now (an operation event is pushed as it changes).
+            at: now_millis(),
             kind: WatchKind::Operation(Box::new(op.clone())),
         }
     }
@@ -1038,8 +1283,14 @@ impl Core {
         }
     }
 
-    fn watch(&mut self, release: &str) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
-        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+    fn watch(
+        &mut self,
+        release: &str,
+    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
+        let rel = self
+            .releases
+            .get(release)
+            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
         let mut snapshot = Vec::new();
         let ids: Vec<String> = rel.last_op.iter().chain(rel.queue.iter()).cloned().collect();
         for id in ids {
@@ -1091,16 +1342,32 @@ impl Metrics {
     fn render(&self, connected: usize, contexts: usize, running: usize, queued: usize) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP convoy_operations_total Operations finished, by kind and outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP convoy_operations_total Operations finished, by kind and outcome."
+        );
         let _ = writeln!(out, "# TYPE convoy_operations_total counter");
         for ((kind, phase), n) in &self.finished {
-            let _ = writeln!(out, "convoy_operations_total{{kind=\"{kind}\",outcome=\"{phase}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "convoy_operations_total{{kind=\"{kind}\",outcome=\"{phase}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP convoy_context_rollout_seconds Time from dispatch to settled, per context.");
+        let _ = writeln!(
+            out,
+            "# HELP convoy_context_rollout_seconds Time from dispatch to settled, per context."
+        );
         let _ = writeln!(out, "# TYPE convoy_context_rollout_seconds summary");
         for (ctx, (count, ms)) in &self.durations {
-            let _ = writeln!(out, "convoy_context_rollout_seconds_sum{{context=\"{ctx}\"}} {:.3}", *ms as f64 / 1000.0);
-            let _ = writeln!(out, "convoy_context_rollout_seconds_count{{context=\"{ctx}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "convoy_context_rollout_seconds_sum{{context=\"{ctx}\"}} {:.3}",
+                *ms as f64 / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "convoy_context_rollout_seconds_count{{context=\"{ctx}\"}} {count}"
+            );
         }
         let _ = writeln!(out, "# HELP convoy_agents_connected Agents connected now.");
         let _ = writeln!(out, "# TYPE convoy_agents_connected gauge");
@@ -1111,7 +1378,10 @@ impl Metrics {
         let _ = writeln!(out, "# HELP convoy_operations_running Operations running now.");
         let _ = writeln!(out, "# TYPE convoy_operations_running gauge");
         let _ = writeln!(out, "convoy_operations_running {running}");
-        let _ = writeln!(out, "# HELP convoy_operations_queued Operations waiting behind a running one.");
+        let _ = writeln!(
+            out,
+            "# HELP convoy_operations_queued Operations waiting behind a running one."
+        );
         let _ = writeln!(out, "# TYPE convoy_operations_queued gauge");
         let _ = writeln!(out, "convoy_operations_queued {queued}");
         out

@@ -34,25 +34,46 @@ pub struct ClusterView {
 
 impl Core {
     pub(super) fn release_view(&self, name: &str) -> Result<ReleaseView, CoreError> {
-        let rel = self.releases.get(name).ok_or_else(|| CoreError::NotFound(name.to_string()))?;
+        let rel = self
+            .releases
+            .get(name)
+            .ok_or_else(|| CoreError::NotFound(name.to_string()))?;
         let head = rel.queue.front().and_then(|id| self.ops.get(id));
         let running = head.is_some_and(|o| o.phase != crate::model::OperationPhase::Queued);
-        let operation = if running { head } else { rel.last_op.as_ref().and_then(|id| self.ops.get(id)).or(head) }.cloned();
+        let operation = if running {
+            head
+        } else {
+            rel.last_op.as_ref().and_then(|id| self.ops.get(id)).or(head)
+        }
+        .cloned();
         let contexts = operation
             .as_ref()
             .map(|op| {
                 op.contexts
                     .values()
                     .map(|c| {
-                        let region = self.registry.get(&c.context).map(|i| i.region.clone()).unwrap_or_default();
+                        let region = self
+                            .registry
+                            .get(&c.context)
+                            .map(|i| i.region.clone())
+                            .unwrap_or_default();
                         let online = self.agents.get(&c.context).is_some_and(|a| a.tx.is_some());
                         (c.clone(), region, online)
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let deployed: Vec<u64> = rel.record.contexts.iter().map(|c| rel.record.deployed.get(c).copied().unwrap_or(0)).collect();
-        let deployed_revision = if !deployed.is_empty() && deployed.iter().all(|d| *d == deployed[0]) { deployed[0] } else { 0 };
+        let deployed: Vec<u64> = rel
+            .record
+            .contexts
+            .iter()
+            .map(|c| rel.record.deployed.get(c).copied().unwrap_or(0))
+            .collect();
+        let deployed_revision = if !deployed.is_empty() && deployed.iter().all(|d| *d == deployed[0]) {
+            deployed[0]
+        } else {
+            0
+        };
         Ok(ReleaseView {
             record: rel.record.clone(),
             operation,

@@ -32,12 +32,16 @@ pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
     };
     let command = match &cmd.body {
         OutBody::Apply(b) => pb::command::Command::Apply(apply(b)),
-        OutBody::DryRun(b) => pb::command::Command::DryRun(pb::DryRun { apply: Some(apply(b)) }),
+        OutBody::DryRun(b) => pb::command::Command::DryRun(pb::DryRun {
+            apply: Some(apply(b)),
+        }),
         OutBody::Rollback { target, health: h } => pb::command::Command::Rollback(pb::RollbackToRevision {
             target_revision: *target,
             health: Some(health(*h)),
         }),
-        OutBody::Abort { reason } => pb::command::Command::Abort(pb::Abort { reason: reason.clone() }),
+        OutBody::Abort { reason } => pb::command::Command::Abort(pb::Abort {
+            reason: reason.clone(),
+        }),
     };
     pb::Command {
         op: Some(pb::OperationRef {
@@ -73,7 +77,11 @@ pub fn report_from_wire(ev: &pb::AgentEvent) -> Option<AgentReport> {
                 .filter(|o| o.ready < o.desired || !o.reason.is_empty())
                 .take(3)
                 .map(|o| {
-                    let r = if o.reason.is_empty() { String::new() } else { format!(": {}", o.reason) };
+                    let r = if o.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", o.reason)
+                    };
                     format!("{} {}/{}{r}", object_name(&o.object), o.ready, o.desired)
                 })
                 .collect();
@@ -91,7 +99,11 @@ pub fn report_from_wire(ev: &pb::AgentEvent) -> Option<AgentReport> {
             let obj = object_name(&f.object);
             Report::Failed {
                 reason: f.reason.clone(),
-                message: if obj.is_empty() || f.message.contains(&obj) { f.message.clone() } else { format!("{obj}: {}", f.message) },
+                message: if obj.is_empty() || f.message.contains(&obj) {
+                    f.message.clone()
+                } else {
+                    format!("{obj}: {}", f.message)
+                },
             }
         }
         Event::DryRun(d) => {

@@ -56,7 +56,9 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
             .map_err(|_| Status::deadline_exceeded("no hello within 30s"))?
             .ok_or_else(|| Status::invalid_argument("the stream ended before the hello"))??;
         let Some(pb::agent_message::Message::Hello(hello)) = first.message else {
-            return Err(Status::invalid_argument("the first message on an agent session must be a hello"));
+            return Err(Status::invalid_argument(
+                "the first message on an agent session must be a hello",
+            ));
         };
         if !self.known.contains(&hello.context) {
             return Err(Status::permission_denied(format!(
@@ -64,7 +66,11 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
                 hello.context
             )));
         }
-        let token = if hello.token.is_empty() { header_token.unwrap_or_default() } else { hello.token.clone() };
+        let token = if hello.token.is_empty() {
+            header_token.unwrap_or_default()
+        } else {
+            hello.token.clone()
+        };
         self.auth
             .authenticate_agent(&hello.context, &token)
             .map_err(|e| Status::permission_denied(e.to_string()))?;
@@ -85,8 +91,15 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
                 acknowledged,
             })),
         };
-        out_tx.send(Ok(welcome)).await.map_err(|_| Status::cancelled("agent went away"))?;
-        let unacknowledged = hello.unacknowledged.iter().filter_map(convert::report_from_wire).collect();
+        out_tx
+            .send(Ok(welcome))
+            .await
+            .map_err(|_| Status::cancelled("agent went away"))?;
+        let unacknowledged = hello
+            .unacknowledged
+            .iter()
+            .filter_map(convert::report_from_wire)
+            .collect();
         self.core.tell(Msg::AgentConnected {
             hello: AgentHello {
                 context: context.clone(),
@@ -149,6 +162,10 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }

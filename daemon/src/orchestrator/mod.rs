@@ -48,9 +48,16 @@ pub enum Command {
 pub enum Report {
     Accepted,
     Applied,
-    Progress { ready: u32, desired: u32, message: String },
+    Progress {
+        ready: u32,
+        desired: u32,
+        message: String,
+    },
     Healthy,
-    Failed { reason: String, message: String },
+    Failed {
+        reason: String,
+        message: String,
+    },
     DryRunPassed,
     Aborted,
 }
@@ -58,7 +65,10 @@ pub enum Report {
 /// What a step asks the caller to do, after persisting the operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Send { context: String, command: Command },
+    Send {
+        context: String,
+        command: Command,
+    },
     /// A context's state changed (for watchers): its state at that moment, so that a
     /// brief state (failed, then rolling back in the same step) is seen too.
     ContextChanged(Box<ContextState>),
@@ -125,7 +135,14 @@ impl Operation {
     }
 
     /// Feeds an agent's report for `context`.
-    pub fn on_report(&mut self, env: &mut dyn Env, context: &str, stage: Stage, report: Report, now: Millis) -> Step {
+    pub fn on_report(
+        &mut self,
+        env: &mut dyn Env,
+        context: &str,
+        stage: Stage,
+        report: Report,
+        now: Millis,
+    ) -> Step {
         let mut step = Step::default();
         let kind = self.kind;
         let Some(c) = self.contexts.get_mut(context) else {
@@ -147,7 +164,9 @@ impl Operation {
                 c.finished_at = Some(now);
                 step.changed(c);
                 if self.phase == OperationPhase::Preflight {
-                    let msg = format!("preflight dry run refused in {context}: {reason}: {message}; nothing was applied");
+                    let msg = format!(
+                        "preflight dry run refused in {context}: {reason}: {message}; nothing was applied"
+                    );
                     self.finish(OperationPhase::Failed, msg, now, &mut step);
                 }
                 return step;
@@ -173,7 +192,14 @@ impl Operation {
                     step.changed(c);
                 }
             }
-            (_, Report::Progress { ready, desired, message }) => {
+            (
+                _,
+                Report::Progress {
+                    ready,
+                    desired,
+                    message,
+                },
+            ) => {
                 if !c.phase.is_settled() {
                     c.ready = ready;
                     c.desired = desired;
@@ -274,12 +300,17 @@ impl Operation {
             c.message = format!(
                 "no agent connected for {ctx} within {}s{}",
                 deadline / 1000,
-                if rolling_back { "; rollback not delivered" } else { "" }
+                if rolling_back {
+                    "; rollback not delivered"
+                } else {
+                    ""
+                }
             );
             c.finished_at = Some(now);
             step.changed(c);
             if self.phase == OperationPhase::Preflight {
-                let msg = format!("preflight could not run in {ctx}: no agent connected; nothing was applied");
+                let msg =
+                    format!("preflight could not run in {ctx}: no agent connected; nothing was applied");
                 self.finish(OperationPhase::Failed, msg, now, &mut step);
                 return step;
             }
@@ -348,7 +379,11 @@ impl Operation {
             };
             step.send(&ctx, Command::Abort { revision, stage });
         }
-        for c in self.contexts.values_mut().filter(|c| !c.phase.is_settled() && !c.phase.is_in_flight()) {
+        for c in self
+            .contexts
+            .values_mut()
+            .filter(|c| !c.phase.is_settled() && !c.phase.is_in_flight())
+        {
             c.phase = ContextPhase::Skipped;
             c.message = "not started: operation aborted".into();
             c.updated_at = now;
@@ -368,7 +403,10 @@ impl Operation {
 
     /// Contexts that failed.
     pub fn failed_count(&self) -> usize {
-        self.contexts.values().filter(|c| c.phase == ContextPhase::Failed).count()
+        self.contexts
+            .values()
+            .filter(|c| c.phase == ContextPhase::Failed)
+            .count()
     }
 
     fn budget_exceeded(&self) -> bool {
@@ -380,13 +418,17 @@ impl Operation {
     fn command_for(&self, context: &str) -> Command {
         let c = &self.contexts[context];
         match self.phase {
-            OperationPhase::Preflight => Command::DryRun { revision: self.revision },
+            OperationPhase::Preflight => Command::DryRun {
+                revision: self.revision,
+            },
             OperationPhase::RollingBack if c.phase == ContextPhase::RollingBack => Command::Rollback {
                 revision: self.rollback_revision.unwrap_or(self.revision),
                 target: c.previous_revision.unwrap_or_default(),
             },
             _ => match self.kind {
-                OperationKind::Deploy => Command::Apply { revision: self.revision },
+                OperationKind::Deploy => Command::Apply {
+                    revision: self.revision,
+                },
                 OperationKind::Rollback => Command::Rollback {
                     revision: self.revision,
                     target: self.rollback_to.unwrap_or_default(),
@@ -459,7 +501,12 @@ impl Operation {
             let settled_at = *self.wave_settled_at.get_or_insert(now);
             if soak > 0 && now < settled_at + soak {
                 if settled_at == now {
-                    self.message = format!("wave {} settled; soaking {}s before wave {}", wave + 1, soak / 1000, wave + 2);
+                    self.message = format!(
+                        "wave {} settled; soaking {}s before wave {}",
+                        wave + 1,
+                        soak / 1000,
+                        wave + 2
+                    );
                     step.op_changed();
                 }
                 return;
@@ -472,20 +519,29 @@ impl Operation {
     }
 
     fn dispatch_wave(&mut self, env: &mut dyn Env, members: &[String], now: Millis, step: &mut Step) {
-        let limit = if self.plan.max_concurrency == 0 { usize::MAX } else { self.plan.max_concurrency };
+        let limit = if self.plan.max_concurrency == 0 {
+            usize::MAX
+        } else {
+            self.plan.max_concurrency
+        };
         let mut in_flight = self.contexts.values().filter(|c| c.phase.is_in_flight()).count();
         for m in members {
             if in_flight >= limit {
                 break;
             }
             let cmd = match self.kind {
-                OperationKind::Deploy => Command::Apply { revision: self.revision },
+                OperationKind::Deploy => Command::Apply {
+                    revision: self.revision,
+                },
                 OperationKind::Rollback => Command::Rollback {
                     revision: self.revision,
                     target: self.rollback_to.unwrap_or_default(),
                 },
             };
-            let c = self.contexts.get_mut(m).expect("plan contexts are operation contexts");
+            let c = self
+                .contexts
+                .get_mut(m)
+                .expect("plan contexts are operation contexts");
             if !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) {
                 continue;
             }
@@ -513,8 +569,17 @@ impl Operation {
         let failed = self.failed_count();
         let total = self.contexts.len();
         if failed == 0 {
-            let verb = if self.kind == OperationKind::Rollback { "rolled back" } else { "healthy" };
-            self.finish(OperationPhase::Succeeded, format!("{total} of {total} contexts {verb}"), now, step);
+            let verb = if self.kind == OperationKind::Rollback {
+                "rolled back"
+            } else {
+                "healthy"
+            };
+            self.finish(
+                OperationPhase::Succeeded,
+                format!("{total} of {total} contexts {verb}"),
+                now,
+                step,
+            );
         } else if self.budget_exceeded() {
             self.finish(
                 OperationPhase::Failed,
@@ -525,7 +590,10 @@ impl Operation {
         } else {
             self.finish(
                 OperationPhase::Succeeded,
-                format!("{} of {total} contexts healthy; {failed} failed within maxFailures", total - failed),
+                format!(
+                    "{} of {total} contexts healthy; {failed} failed within maxFailures",
+                    total - failed
+                ),
                 now,
                 step,
             );
@@ -544,7 +612,8 @@ impl Operation {
         if self.plan.on_failure == OnFailure::Pause {
             self.phase = OperationPhase::Paused;
             self.paused = true;
-            self.message = format!("{failed} of {total} contexts failed, beyond maxFailures; paused for an operator");
+            self.message =
+                format!("{failed} of {total} contexts failed, beyond maxFailures; paused for an operator");
             step.op_changed();
         } else {
             self.begin_rollback(env, now, step);
@@ -575,7 +644,13 @@ impl Operation {
             }
             if c.phase.is_in_flight() {
                 // Stop the apply first; its Aborted report triggers the rollback.
-                step.send(&name, Command::Abort { revision: self.revision, stage: Stage::Main });
+                step.send(
+                    &name,
+                    Command::Abort {
+                        revision: self.revision,
+                        stage: Stage::Main,
+                    },
+                );
                 continue;
             }
             self.roll_back_context(env, &name, now, step);
@@ -629,13 +704,20 @@ impl Operation {
         if !self.contexts.values().all(|c| c.phase.is_settled()) {
             return;
         }
-        let rolled_back = self.contexts.values().filter(|c| c.phase == ContextPhase::RolledBack).count();
+        let rolled_back = self
+            .contexts
+            .values()
+            .filter(|c| c.phase == ContextPhase::RolledBack)
+            .count();
         let target = self
             .contexts
             .values()
             .filter_map(|c| c.previous_revision)
             .max()
-            .map_or_else(|| "their previous revisions".to_string(), |r| format!("revision {r}"));
+            .map_or_else(
+                || "their previous revisions".to_string(),
+                |r| format!("revision {r}"),
+            );
         let failed_rollbacks: Vec<&str> = self
             .contexts
             .values()

@@ -30,7 +30,10 @@ fn env(online: &[&str]) -> FakeEnv {
 
 fn plan(waves: &[&[&str]]) -> Plan {
     Plan {
-        waves: waves.iter().map(|w| w.iter().map(|s| s.to_string()).collect()).collect(),
+        waves: waves
+            .iter()
+            .map(|w| w.iter().map(|s| s.to_string()).collect())
+            .collect(),
         max_concurrency: 0,
         max_failures: FailureBudget::Count(0),
         on_failure: OnFailure::Rollback,
@@ -104,7 +107,11 @@ fn all_at_once_dispatches_every_context_and_succeeds() {
     let step = o.start(&mut e, 1);
     assert!(step.persist);
     assert_eq!(sends(&step).len(), 3);
-    assert!(sends(&step).iter().all(|(_, c)| *c == Command::Apply { revision: 5 }));
+    assert!(
+        sends(&step)
+            .iter()
+            .all(|(_, c)| *c == Command::Apply { revision: 5 })
+    );
     healthy(&mut o, &mut e, "a", 2);
     healthy(&mut o, &mut e, "b", 3);
     assert_eq!(o.phase, OperationPhase::Running);
@@ -159,22 +166,52 @@ fn one_failure_rolls_every_received_context_back() {
     assert_eq!(
         got,
         vec![
-            ("a".into(), Command::Rollback { revision: 6, target: 4 }),
+            (
+                "a".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
             // b is still applying: it is stopped first.
-            ("b".into(), Command::Abort { revision: 5, stage: Stage::Main }),
-            ("c".into(), Command::Rollback { revision: 6, target: 4 }),
+            (
+                "b".into(),
+                Command::Abort {
+                    revision: 5,
+                    stage: Stage::Main
+                }
+            ),
+            (
+                "c".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
         ]
     );
     // b's apply stops; then it is rolled back too.
     let step = o.on_report(&mut e, "b", Stage::Main, Report::Aborted, 3);
-    assert_eq!(sends(&step), vec![("b".into(), Command::Rollback { revision: 6, target: 4 })]);
+    assert_eq!(
+        sends(&step),
+        vec![(
+            "b".into(),
+            Command::Rollback {
+                revision: 6,
+                target: 4
+            }
+        )]
+    );
     for c in ["a", "b", "c"] {
         o.on_report(&mut e, c, Stage::Rollback, Report::Accepted, 4);
         assert_eq!(o.contexts[c].phase, ContextPhase::RollingBack);
         o.on_report(&mut e, c, Stage::Rollback, Report::Healthy, 5);
     }
     assert_eq!(o.phase, OperationPhase::Failed);
-    assert_eq!(o.message, "revision 5 failed; rolled 3 context(s) back to revision 4");
+    assert_eq!(
+        o.message,
+        "revision 5 failed; rolled 3 context(s) back to revision 4"
+    );
     assert!(o.contexts.values().all(|c| c.phase == ContextPhase::RolledBack));
 }
 
@@ -293,7 +330,11 @@ fn preflight_refusal_fails_before_anything_is_applied() {
     let mut o = op(p);
     let step = o.start(&mut e, 0);
     assert_eq!(o.phase, OperationPhase::Preflight);
-    assert!(sends(&step).iter().all(|(_, c)| *c == Command::DryRun { revision: 5 }));
+    assert!(
+        sends(&step)
+            .iter()
+            .all(|(_, c)| *c == Command::DryRun { revision: 5 })
+    );
     assert_eq!(sends(&step).len(), 2);
     let step = o.on_report(&mut e, "a", Stage::Preflight, Report::DryRunPassed, 1);
     assert!(sends(&step).is_empty(), "no apply before every context passed");
@@ -304,7 +345,11 @@ fn preflight_refusal_fails_before_anything_is_applied() {
     let step = o.on_report(&mut e, "b", Stage::Preflight, refusal, 2);
     assert!(sends(&step).is_empty());
     assert_eq!(o.phase, OperationPhase::Failed);
-    assert!(o.message.contains("preflight dry run refused in b"), "{}", o.message);
+    assert!(
+        o.message.contains("preflight dry run refused in b"),
+        "{}",
+        o.message
+    );
     assert!(o.message.contains("field is immutable"));
     assert!(o.contexts.values().all(|c| !c.received));
 }
@@ -328,7 +373,16 @@ fn abort_stops_in_flight_contexts_and_skips_the_rest() {
     let mut o = op(plan(&[&["a"], &["b"]]));
     o.start(&mut e, 0);
     let step = o.abort("bad config", 1);
-    assert_eq!(sends(&step), vec![("a".into(), Command::Abort { revision: 5, stage: Stage::Main })]);
+    assert_eq!(
+        sends(&step),
+        vec![(
+            "a".into(),
+            Command::Abort {
+                revision: 5,
+                stage: Stage::Main
+            }
+        )]
+    );
     assert_eq!(o.phase, OperationPhase::Aborted);
     assert_eq!(o.contexts["b"].phase, ContextPhase::Skipped);
     assert!(o.message.contains("bad config"));
@@ -358,7 +412,11 @@ fn manual_rollback_goes_everywhere_at_once() {
     o.rollback_to = Some(3);
     let step = o.start(&mut e, 0);
     assert_eq!(sends(&step).len(), 2);
-    assert!(sends(&step).iter().all(|(_, c)| *c == Command::Rollback { revision: 5, target: 3 }));
+    assert!(sends(&step).iter().all(|(_, c)| *c
+        == Command::Rollback {
+            revision: 5,
+            target: 3
+        }));
     o.on_report(&mut e, "a", Stage::Main, Report::Accepted, 1);
     assert_eq!(o.contexts["a"].phase, ContextPhase::RollingBack);
     o.on_report(&mut e, "a", Stage::Main, Report::Healthy, 2);
@@ -388,7 +446,11 @@ fn progress_updates_are_not_persisted_but_phase_changes_are() {
         &mut e,
         "a",
         Stage::Main,
-        Report::Progress { ready: 1, desired: 3, message: "1/3 ready".into() },
+        Report::Progress {
+            ready: 1,
+            desired: 3,
+            message: "1/3 ready".into(),
+        },
         1,
     );
     assert!(!step.persist);

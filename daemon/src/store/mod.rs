@@ -141,7 +141,9 @@ mod b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -211,7 +213,11 @@ impl StateStore {
     }
 
     pub fn releases(&self) -> Result<Vec<ReleaseRecord>> {
-        Ok(self.all(Table::Releases, "")?.into_iter().map(|(_, v)| v).collect())
+        Ok(self
+            .all(Table::Releases, "")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
     }
 
     pub fn release(&self, name: &str) -> Result<Option<ReleaseRecord>> {
@@ -232,7 +238,10 @@ impl StateStore {
 
     pub fn inputs(&self, release: &str, revision: u64) -> Result<Option<SubmitInputs>> {
         let key = revision_key(release, revision);
-        self.kv.get(Table::Inputs, &key)?.map(|b| Self::decode(Table::Inputs, &key, &b)).transpose()
+        self.kv
+            .get(Table::Inputs, &key)?
+            .map(|b| Self::decode(Table::Inputs, &key, &b))
+            .transpose()
     }
 
     /// Every stored operation with its key, in key order.
@@ -283,8 +292,20 @@ mod tests {
         s.commit(b).unwrap();
         assert_eq!(s.release("app1.ns1").unwrap(), Some(rec));
         assert_eq!(s.release("nope").unwrap(), None);
-        let keys: Vec<String> = s.kv.scan(Table::Meta, "app1.ns1/").unwrap().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, vec![revision_key("app1.ns1", 1), revision_key("app1.ns1", 2), revision_key("app1.ns1", 10)]);
+        let keys: Vec<String> =
+            s.kv.scan(Table::Meta, "app1.ns1/")
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+        assert_eq!(
+            keys,
+            vec![
+                revision_key("app1.ns1", 1),
+                revision_key("app1.ns1", 2),
+                revision_key("app1.ns1", 10)
+            ]
+        );
         let mut b = Batch::default();
         b.delete(Table::Meta, revision_key("app1.ns1", 2));
         s.commit(b).unwrap();

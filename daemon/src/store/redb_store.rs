@@ -59,7 +59,8 @@ impl Kv for RedbStore {
             }
             for (table, key, value) in &batch.puts {
                 let mut t = txn.open_table(def(*table)).map_err(|e| self.err(e))?;
-                t.insert(key.as_str(), value.as_slice()).map_err(|e| self.err(e))?;
+                t.insert(key.as_str(), value.as_slice())
+                    .map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))
