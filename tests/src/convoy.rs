@@ -18,11 +18,24 @@ pub fn binary(name: &str) -> Result<PathBuf, ServiceError> {
         .get_or_init(|| {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
             // target/<profile>/deps/<test binary>
-            let profile_dir = exe.parent().and_then(Path::parent).ok_or("unexpected test binary location")?;
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .ok_or("unexpected test binary location")?;
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let release = profile_dir.file_name().is_some_and(|n| n == "release");
             let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "-p", "convoy-daemon", "-p", "convoy-agent", "-p", "convoy-cli", "--bins"]);
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "convoy-daemon",
+                "-p",
+                "convoy-agent",
+                "-p",
+                "convoy-cli",
+                "--bins",
+            ]);
             if release {
                 cmd.arg("--release");
             }
@@ -31,7 +44,10 @@ pub fn binary(name: &str) -> Result<PathBuf, ServiceError> {
                 .output()
                 .map_err(|e| format!("running cargo build: {e}"))?;
             if !out.status.success() {
-                return Err(format!("cargo build of convoy's binaries failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+                return Err(format!(
+                    "cargo build of convoy's binaries failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
             Ok(profile_dir.to_path_buf())
         })
@@ -41,7 +57,10 @@ pub fn binary(name: &str) -> Result<PathBuf, ServiceError> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(ServiceError::setup(name, format!("{} was not built", path.display())))
+        Err(ServiceError::setup(
+            name,
+            format!("{} was not built", path.display()),
+        ))
     }
 }
 
@@ -66,7 +85,10 @@ impl Convoyd {
         let (port, mport) = (free_port(), free_port());
         let mut cfg = format!("listen: 127.0.0.1:{port}\nmetrics_listen: 127.0.0.1:{mport}\n");
         if !config.contains("store:") {
-            cfg.push_str(&format!("store: {{backend: embedded, path: {}}}\n", dir.path().join("state.redb").display()));
+            cfg.push_str(&format!(
+                "store: {{backend: embedded, path: {}}}\n",
+                dir.path().join("state.redb").display()
+            ));
         }
         cfg.push_str(config);
         let path = dir.path().join("convoyd.yaml");
@@ -85,14 +107,21 @@ impl Convoyd {
 
     fn spawn(config: &Path, dir: &Path, generation: u32) -> Result<Service, ServiceError> {
         let mut cmd = Command::new(binary("convoyd")?);
-        cmd.arg("--config").arg(config).env("RUST_LOG", "info,convoy_daemon=debug").env("NO_COLOR", "1");
+        cmd.arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info,convoy_daemon=debug")
+            .env("NO_COLOR", "1");
         Service::spawn("convoyd", cmd, dir.join(format!("convoyd.{generation}.log")))
     }
 
     async fn wait_ready(&mut self) -> Result<Duration, ServiceError> {
         let url = format!("{}/readyz", self.metrics);
         self.service
-            .wait_ready(Duration::from_secs(60), || async { http::request("GET", &url, &[], None).await.is_ok_and(|r| r.status == 200) })
+            .wait_ready(Duration::from_secs(60), || async {
+                http::request("GET", &url, &[], None)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+            })
             .await
     }
 
@@ -120,7 +149,11 @@ impl Convoyd {
     }
 
     pub async fn metrics_text(&self) -> Result<String, String> {
-        Ok(http::request("GET", &format!("{}/metrics", self.metrics), &[], None).await?.body)
+        Ok(
+            http::request("GET", &format!("{}/metrics", self.metrics), &[], None)
+                .await?
+                .body,
+        )
     }
 }
 
@@ -176,15 +209,26 @@ impl AgentProcess {
 
     fn spawn(config: &Path, dir: &Path, context: &str, generation: u32) -> Result<Service, ServiceError> {
         let mut cmd = Command::new(binary("convoy-agent")?);
-        cmd.arg("--config").arg(config).env("RUST_LOG", "info,convoy_agent=debug").env("NO_COLOR", "1");
-        Service::spawn(&format!("convoy-agent[{context}]"), cmd, dir.join(format!("agent.{generation}.log")))
+        cmd.arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info,convoy_agent=debug")
+            .env("NO_COLOR", "1");
+        Service::spawn(
+            &format!("convoy-agent[{context}]"),
+            cmd,
+            dir.join(format!("agent.{generation}.log")),
+        )
     }
 
     /// Waits until the agent reports a live session with the coordinator.
     pub async fn wait_connected(&mut self) -> Result<Duration, ServiceError> {
         let url = format!("{}/readyz", self.health);
         self.service
-            .wait_ready(Duration::from_secs(60), || async { http::request("GET", &url, &[], None).await.is_ok_and(|r| r.status == 200) })
+            .wait_ready(Duration::from_secs(60), || async {
+                http::request("GET", &url, &[], None)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+            })
             .await
     }
 
@@ -208,10 +252,18 @@ impl AgentProcess {
 /// The concatenated `*.log` files of a service directory.
 fn logs_in(dir: &Path) -> String {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log")).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
-    files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect()
 }
 
 /// A fresh log-file number for a restarted process.

@@ -28,7 +28,9 @@ struct Bearer(String);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let v = format!("Bearer {}", self.0).parse().map_err(|_| tonic::Status::internal("token"))?;
+        let v = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| tonic::Status::internal("token"))?;
         req.metadata_mut().insert("authorization", v);
         Ok(req)
     }
@@ -37,7 +39,11 @@ impl tonic::service::Interceptor for Bearer {
 type Client = ReleaseServiceClient<InterceptedService<Channel, Bearer>>;
 
 async fn client(addr: &str, token: &str) -> Client {
-    let ch = Channel::from_shared(addr.to_string()).unwrap().connect().await.unwrap();
+    let ch = Channel::from_shared(addr.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     ReleaseServiceClient::with_interceptor(ch, Bearer(token.into())).max_decoding_message_size(64 << 20)
 }
 
@@ -123,7 +129,12 @@ async fn images(clusters: &[TestCluster]) -> Vec<String> {
     for c in clusters {
         let api: Api<Deployment> = Api::namespaced(c.client().await, "shop");
         let d = api.get("web").await.unwrap();
-        out.push(d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap());
+        out.push(
+            d.spec.unwrap().template.spec.unwrap().containers[0]
+                .image
+                .clone()
+                .unwrap(),
+        );
     }
     out
 }
@@ -145,11 +156,15 @@ async fn convoy_end_to_end_on_three_clusters() {
     let clusters = [east.unwrap(), west.unwrap(), south.unwrap()];
     eprintln!("services up in {:?}", started.elapsed());
     bao.mount_kv("kv", 2).await.unwrap();
-    bao.kv2_put("kv", "dev/shop/db", serde_json::json!({"password": CANARY})).await.unwrap();
+    bao.kv2_put("kv", "dev/shop/db", serde_json::json!({"password": CANARY}))
+        .await
+        .unwrap();
 
     let mut cfg = String::from("contexts:\n");
     for c in CONTEXTS {
-        cfg.push_str(&format!("  - {{name: {c}, region: {c}-1, env: dev, cloud: sim, clusterName: {c}-cluster}}\n"));
+        cfg.push_str(&format!(
+            "  - {{name: {c}, region: {c}-1, env: dev, cloud: sim, clusterName: {c}-cluster}}\n"
+        ));
     }
     cfg.push_str(
         "auth:\n  tokens:\n    - {name: alice, role: admin, token: t-admin}\n    - {name: jenkins, role: deployer, token: t-deploy}\n    - {name: bob, role: viewer, token: t-view}\n  agents:\n",
@@ -167,12 +182,20 @@ async fn convoy_end_to_end_on_three_clusters() {
     let mut agents = Vec::new();
     for (c, cluster) in CONTEXTS.iter().zip(&clusters) {
         let kc = cluster.control_plane.kubeconfig_yaml();
-        agents.push(AgentProcess::start(&convoyd.addr, c, &format!("agent-{c}"), Some(&kc), "").await.unwrap());
+        agents.push(
+            AgentProcess::start(&convoyd.addr, c, &format!("agent-{c}"), Some(&kc), "")
+                .await
+                .unwrap(),
+        );
     }
 
     // An agent may only speak for its own context.
     {
-        let ch = Channel::from_shared(convoyd.addr.clone()).unwrap().connect().await.unwrap();
+        let ch = Channel::from_shared(convoyd.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let mut link = pb::agent_link_client::AgentLinkClient::new(ch);
         let hello = pb::AgentMessage {
             message: Some(pb::agent_message::Message::Hello(pb::Hello {
@@ -184,14 +207,23 @@ async fn convoy_end_to_end_on_three_clusters() {
         };
         let err = link.session(tokio_stream::iter(vec![hello])).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
-        assert!(err.message().contains("only speak for its own context"), "{}", err.message());
+        assert!(
+            err.message().contains("only speak for its own context"),
+            "{}",
+            err.message()
+        );
     }
 
     let mut admin = client(&convoyd.addr, "t-admin").await;
     let mut jenkins = client(&convoyd.addr, "t-deploy").await;
 
     // Revision 1 in waves: east first, then (after the soak) west and south.
-    let r1 = submit(&mut jenkins, release("registry.example/web:1.0", "healthy,after=500ms", None, "4s"), "first").await;
+    let r1 = submit(
+        &mut jenkins,
+        release("registry.example/web:1.0", "healthy,after=500ms", None, "4s"),
+        "first",
+    )
+    .await;
     assert_eq!(r1.revision, 1);
     let events = watch(&mut admin, &r1.operation_id, Duration::from_secs(180)).await;
     let op = final_operation(&events);
@@ -201,7 +233,9 @@ async fn convoy_end_to_end_on_three_clusters() {
     // too, before the real dispatch).
     let when = |ctx: &str, p: pb::ContextPhase| -> Option<prost_types::Timestamp> {
         events.iter().rev().find_map(|e| match &e.event {
-            Some(pb::rollout_event::Event::Context(c)) if c.context == ctx && c.phase == p as i32 => c.updated_at,
+            Some(pb::rollout_event::Event::Context(c)) if c.context == ctx && c.phase == p as i32 => {
+                c.updated_at
+            }
             _ => None,
         })
     };
@@ -234,23 +268,45 @@ async fn convoy_end_to_end_on_three_clusters() {
     assert!(err.message().contains("needs role operator"), "{}", err.message());
 
     // Revision 2 crash-loops in west: every region goes back to 1.0.
-    let r2 = submit(&mut jenkins, release("registry.example/web:2.0", "healthy,after=500ms", Some("west"), "0s"), "bad").await;
+    let r2 = submit(
+        &mut jenkins,
+        release(
+            "registry.example/web:2.0",
+            "healthy,after=500ms",
+            Some("west"),
+            "0s",
+        ),
+        "bad",
+    )
+    .await;
     let events = watch(&mut admin, &r2.operation_id, Duration::from_secs(240)).await;
     let op = final_operation(&events);
     assert_eq!(phase(op.phase), pb::OperationPhase::Failed, "{}", op.message);
-    assert!(op.message.contains("rolled 3 context(s) back to revision 1"), "{}", op.message);
+    assert!(
+        op.message.contains("rolled 3 context(s) back to revision 1"),
+        "{}",
+        op.message
+    );
     let west_failure = events.iter().find_map(|e| match &e.event {
-        Some(pb::rollout_event::Event::Context(c)) if c.context == "west" && c.phase == pb::ContextPhase::Failed as i32 => {
+        Some(pb::rollout_event::Event::Context(c))
+            if c.context == "west" && c.phase == pb::ContextPhase::Failed as i32 =>
+        {
             Some(c.message.clone())
         }
         _ => None,
     });
     let west_failure = west_failure.unwrap_or_default();
-    assert!(west_failure.contains("CrashLoopBackOff"), "west failed with: {west_failure}");
+    assert!(
+        west_failure.contains("CrashLoopBackOff"),
+        "west failed with: {west_failure}"
+    );
     assert_eq!(images(&clusters).await, vec!["registry.example/web:1.0"; 3]);
     for c in &clusters {
         let cm: Api<ConfigMap> = Api::namespaced(c.client().await, "shop");
-        assert_eq!(cm.get("web-config").await.unwrap().data.unwrap()["message"], "registry.example/web:1.0");
+        assert_eq!(
+            cm.get("web-config").await.unwrap().data.unwrap()["message"],
+            "registry.example/web:1.0"
+        );
     }
 
     // Two racing submits: the second queues and runs after the first.
@@ -258,12 +314,22 @@ async fn convoy_end_to_end_on_three_clusters() {
     let (a, b) = tokio::join!(
         async {
             let mut c = client(&convoyd.addr, "t-deploy").await;
-            submit(&mut c, release("registry.example/web:3.0", fast, None, "0s"), "race a").await
+            submit(
+                &mut c,
+                release("registry.example/web:3.0", fast, None, "0s"),
+                "race a",
+            )
+            .await
         },
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut c = client(&convoyd.addr, "t-deploy").await;
-            submit(&mut c, release("registry.example/web:3.1", fast, None, "0s"), "race b").await
+            submit(
+                &mut c,
+                release("registry.example/web:3.1", fast, None, "0s"),
+                "race b",
+            )
+            .await
         }
     );
     assert_eq!(b.queue_position, 1, "the second submit waits behind the first");
@@ -273,23 +339,40 @@ async fn convoy_end_to_end_on_three_clusters() {
     let (oa, ob) = (final_operation(&ea), final_operation(&eb));
     assert_eq!(phase(oa.phase), pb::OperationPhase::Succeeded, "{}", oa.message);
     assert_eq!(phase(ob.phase), pb::OperationPhase::Succeeded, "{}", ob.message);
-    assert!(ms(oa.finished_at.unwrap()) <= ms(ob.started_at.unwrap()), "the two rollouts interleaved");
+    assert!(
+        ms(oa.finished_at.unwrap()) <= ms(ob.started_at.unwrap()),
+        "the two rollouts interleaved"
+    );
     assert_eq!(images(&clusters).await, vec!["registry.example/web:3.1"; 3]);
 
     // convoyd killed mid-rollout and restarted: the rollout finishes.
     let slow = "healthy,after=6s";
-    let r = submit(&mut jenkins, release("registry.example/web:4.0", slow, None, "0s"), "survive a crash").await;
+    let r = submit(
+        &mut jenkins,
+        release("registry.example/web:4.0", slow, None, "0s"),
+        "survive a crash",
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rel = admin
-            .get_release(pb::GetReleaseRequest { release: "web.shop".into() })
+            .get_release(pb::GetReleaseRequest {
+                release: "web.shop".into(),
+            })
             .await
             .unwrap()
             .into_inner();
-        if rel.contexts.iter().any(|c| c.phase == pb::ContextPhase::Progressing as i32) {
+        if rel
+            .contexts
+            .iter()
+            .any(|c| c.phase == pb::ContextPhase::Progressing as i32)
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "never saw a context progressing: {rel:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "never saw a context progressing: {rel:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     convoyd.kill();
@@ -313,17 +396,31 @@ async fn convoy_end_to_end_on_three_clusters() {
         .unwrap()
         .into_inner();
     let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
-    assert_eq!(numbers, vec![6, 5, 4, 3, 2, 1], "2 failed, 3 is its automatic rollback");
+    assert_eq!(
+        numbers,
+        vec![6, 5, 4, 3, 2, 1],
+        "2 failed, 3 is its automatic rollback"
+    );
     assert_eq!(history.revisions[3].kind, pb::OperationKind::Rollback as i32);
     assert_eq!(history.revisions[5].submitted_by, "jenkins");
     assert_eq!(history.revisions[5].secret_versions[0].version, 1);
 
     // The canary secret is in the clusters and nowhere else.
     let store = std::fs::read(convoyd.dir().join("state.redb")).unwrap();
-    assert!(!contains(&store, CANARY.as_bytes()), "the canary reached the coordinator's store");
-    assert!(!convoyd.logs().contains(CANARY), "the canary reached convoyd's log");
+    assert!(
+        !contains(&store, CANARY.as_bytes()),
+        "the canary reached the coordinator's store"
+    );
+    assert!(
+        !convoyd.logs().contains(CANARY),
+        "the canary reached convoyd's log"
+    );
     for a in &agents {
-        assert!(!a.logs().contains(CANARY), "the canary reached {}'s log", a.context);
+        assert!(
+            !a.logs().contains(CANARY),
+            "the canary reached {}'s log",
+            a.context
+        );
     }
     assert!(!format!("{history:?}").contains(CANARY));
 }

@@ -470,7 +470,9 @@ async fn vault_killed_mid_resolution_fails_the_whole_resolution() {
         seen: AtomicUsize::new(0),
         bao: bao.clone(),
     };
+    let _serial = tracing_serial();
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(kill));
+    tracing::callsite::rebuild_interest_cache();
     let started = std::time::Instant::now();
     let result = vault.resolve("app1.ns1", None, &requests).await;
     let elapsed = started.elapsed();
@@ -587,7 +589,9 @@ async fn canary_value_never_reaches_logs_errors_or_debug_output() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
+    let _serial = tracing_serial();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let vault = Vault::new(&config(&bao, auth, json!({}))).unwrap();
     let requests = [request("ctx", "app1", "/kv/dev/ns1/canary", "password")];
@@ -848,8 +852,10 @@ async fn reads_are_deduplicated_and_concurrent_up_to_the_bound() {
     }
 
     let counter = Arc::new(InFlight::default());
+    let _serial = tracing_serial();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(InFlightLayer(counter.clone())));
+    tracing::callsite::rebuild_interest_cache();
     let resolved = vault.resolve("app1.ns1", None, &requests).await.unwrap();
     assert_eq!(resolved.values.len(), 180);
     assert_eq!(resolved.versions.len(), 180);
@@ -864,4 +870,12 @@ async fn reads_are_deduplicated_and_concurrent_up_to_the_bound() {
         "{max} reads in flight at most; the bound is 8"
     );
     eprintln!("at most {max} reads in flight");
+}
+
+/// Tests that install their own thread-local tracing subscriber run one at a time:
+/// tracing caches each callsite's interest process-wide, and two such tests racing can
+/// leave an event disabled for the other (a flaky capture, not a leak).
+fn tracing_serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
