@@ -240,6 +240,50 @@ pub struct Operation {
     pub accepted_failures: usize,
 }
 
+/// Who asked for an operation, why, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Requested<'a> {
+    pub by: &'a str,
+    pub reason: &'a str,
+    pub at: Millis,
+}
+
+impl Operation {
+    /// A queued operation whose contexts are all pending; `deployed` gives each
+    /// context's current revision (what a rollback of this operation restores).
+    pub fn queued(
+        id: String,
+        release: String,
+        kind: OperationKind,
+        revision: u64,
+        plan: Plan,
+        deployed: &BTreeMap<String, u64>,
+        req: Requested<'_>,
+    ) -> Self {
+        Operation {
+            id,
+            release,
+            kind,
+            phase: OperationPhase::Queued,
+            revision,
+            rollback_to: None,
+            rollback_revision: None,
+            contexts: crate::orchestrator::initial_contexts(&plan, &|c| deployed.get(c).copied(), req.at),
+            plan,
+            current_wave: 0,
+            wave_settled_at: None,
+            requested_by: req.by.to_string(),
+            reason: req.reason.to_string(),
+            created_at: req.at,
+            started_at: None,
+            finished_at: None,
+            message: String::new(),
+            paused: false,
+            accepted_failures: 0,
+        }
+    }
+}
+
 /// Which secret version a revision shipped in one context (never the value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretVersion {

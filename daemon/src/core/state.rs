@@ -15,9 +15,9 @@ use super::{
 use crate::auth::{Principal, Role};
 use crate::model::{
     ContextOutcome, ContextPhase, FailureBudget, Millis, OnFailure, Operation, OperationKind, OperationPhase,
-    Plan, RevisionRecord, SecretVersion, now_millis,
+    Plan, Requested, RevisionRecord, SecretVersion, now_millis,
 };
-use crate::orchestrator::{self, Action, Command, Env, Stage, Step};
+use crate::orchestrator::{Action, Command, Env, Stage, Step};
 use crate::prepare::Prepared;
 use crate::store::{
     AuditEntry, Batch, ReleaseRecord, StateStore, SubmitInputs, Table, operation_key, revision_key,
@@ -369,7 +369,13 @@ impl Core {
     /// Writes pending changes, then sends commands and events. Nothing leaves before
     /// the store has it.
     fn flush(&mut self) -> Result<(), CoreError> {
-        for id in std::mem::take(&mut self.dirty_ops) {
+        // One write per operation per commit: a drained batch of reports marks the same
+        // operation dirty once per report, and serialising a 1,000-context operation
+        // once per report made commits (and memory) grow with the square of the fleet.
+        let mut dirty = std::mem::take(&mut self.dirty_ops);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for id in dirty {
             let Some(op) = self.ops.get(&id) else { continue };
             let Some(rel) = self.releases.get(&op.release) else {
                 continue;
@@ -493,27 +499,20 @@ impl Core {
         let record = rel.record.clone();
         let seq = self.next_seq();
         let id = format!("op-{seq:06}");
-        let op = Operation {
-            id: id.clone(),
-            release: name.clone(),
-            kind: OperationKind::Deploy,
-            phase: OperationPhase::Queued,
-            revision,
-            rollback_to: None,
-            rollback_revision: None,
-            contexts: orchestrator::initial_contexts(&prepared.plan, &|c| deployed.get(c).copied(), now),
-            plan: prepared.plan.clone(),
-            current_wave: 0,
-            wave_settled_at: None,
-            requested_by: who.name.clone(),
-            reason: reason.to_string(),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            message: String::new(),
-            paused: false,
-            accepted_failures: 0,
+        let req = Requested {
+            by: &who.name,
+            reason,
+            at: now,
         };
+        let op = Operation::queued(
+            id.clone(),
+            name.clone(),
+            OperationKind::Deploy,
+            revision,
+            prepared.plan.clone(),
+            &deployed,
+            req,
+        );
         let rev = RevisionRecord {
             release: name.clone(),
             number: revision,
@@ -676,26 +675,22 @@ impl Core {
         let seq = self.next_seq();
         let id = format!("op-{seq:06}");
         let deployed = record.deployed.clone();
+        let req = Requested {
+            by: &who.name,
+            reason,
+            at: now,
+        };
         let op = Operation {
-            id: id.clone(),
-            release: release.to_string(),
-            kind: OperationKind::Rollback,
-            phase: OperationPhase::Queued,
-            revision,
             rollback_to: Some(target),
-            rollback_revision: None,
-            contexts: orchestrator::initial_contexts(&plan, &|c| deployed.get(c).copied(), now),
-            plan,
-            current_wave: 0,
-            wave_settled_at: None,
-            requested_by: who.name.clone(),
-            reason: reason.to_string(),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            message: String::new(),
-            paused: false,
-            accepted_failures: 0,
+            ..Operation::queued(
+                id.clone(),
+                release.to_string(),
+                OperationKind::Rollback,
+                revision,
+                plan,
+                &deployed,
+                req,
+            )
         };
         let base = self
             .revisions
