@@ -28,7 +28,7 @@ fn renders_the_least_privilege_install() {
         .iter()
         .map(|m| serde_yaml::from_str(&m.content).unwrap())
         .collect();
-    let of = |kind: &str| docs.iter().filter(move |d| d["kind"] == kind);
+    let of = |kind: &'static str| docs.iter().filter(move |d| d["kind"] == kind);
     // The deploy role is bound only where releases go, never cluster-wide.
     let bindings: Vec<&str> = of("RoleBinding")
         .filter(|b| b["roleRef"]["name"] == "convoy-agent-deploy")
