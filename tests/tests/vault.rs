@@ -470,7 +470,7 @@ async fn vault_killed_mid_resolution_fails_the_whole_resolution() {
         seen: AtomicUsize::new(0),
         bao: bao.clone(),
     };
-    let _serial = tracing_serial();
+    let _serial = tracing_serial().await;
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(kill));
     tracing::callsite::rebuild_interest_cache();
     let started = std::time::Instant::now();
@@ -589,7 +589,7 @@ async fn canary_value_never_reaches_logs_errors_or_debug_output() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _serial = tracing_serial();
+    let _serial = tracing_serial().await;
     let _guard = tracing::subscriber::set_default(subscriber);
     tracing::callsite::rebuild_interest_cache();
 
@@ -852,7 +852,7 @@ async fn reads_are_deduplicated_and_concurrent_up_to_the_bound() {
     }
 
     let counter = Arc::new(InFlight::default());
-    let _serial = tracing_serial();
+    let _serial = tracing_serial().await;
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(InFlightLayer(counter.clone())));
     tracing::callsite::rebuild_interest_cache();
@@ -875,7 +875,7 @@ async fn reads_are_deduplicated_and_concurrent_up_to_the_bound() {
 /// Tests that install their own thread-local tracing subscriber run one at a time:
 /// tracing caches each callsite's interest process-wide, and two such tests racing can
 /// leave an event disabled for the other (a flaky capture, not a leak).
-fn tracing_serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+async fn tracing_serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
