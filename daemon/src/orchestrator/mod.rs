@@ -145,9 +145,35 @@ impl Operation {
     ) -> Step {
         let mut step = Step::default();
         let kind = self.kind;
+        let rolling_back = self.phase == OperationPhase::RollingBack;
         let Some(c) = self.contexts.get_mut(context) else {
             return step;
         };
+        // A context still applying when the fleet-wide rollback began was told to stop;
+        // whichever final report arrives (stopped, or finished before the abort landed,
+        // healthy or not), it now holds some of the failed revision: roll it back.
+        let main_final = matches!(report, Report::Healthy | Report::Failed { .. } | Report::Aborted);
+        let applying = matches!(
+            c.phase,
+            ContextPhase::Dispatched | ContextPhase::Applying | ContextPhase::Progressing
+        );
+        if rolling_back && stage == Stage::Main && main_final && c.received && applying {
+            c.phase = ContextPhase::Failed;
+            c.message = match &report {
+                Report::Healthy => "finished just as the fleet-wide rollback began".into(),
+                Report::Failed { reason, message } => format!("{reason}: {message}"),
+                _ => "stopped for the fleet-wide rollback".into(),
+            };
+            c.finished_at = Some(now);
+            step.changed(c);
+            self.roll_back_context(env, context, now, &mut step);
+            self.check_rollback_done(now, &mut step);
+            return step;
+        }
+        // Late reports of a deploy's apply for a context already rolling back are stale.
+        if stage == Stage::Main && kind == OperationKind::Deploy && c.phase == ContextPhase::RollingBack {
+            return step;
+        }
         c.updated_at = now;
         match (stage, report) {
             (Stage::Preflight, Report::DryRunPassed) => {
@@ -238,17 +264,7 @@ impl Operation {
                 c.finished_at = Some(now);
                 step.changed(c);
             }
-            (stage, Report::Aborted) => {
-                // An apply stopped so that the context can be rolled back.
-                if self.phase == OperationPhase::RollingBack && stage == Stage::Main {
-                    c.phase = ContextPhase::Failed;
-                    c.message = "stopped for the fleet-wide rollback".into();
-                    c.finished_at = Some(now);
-                    step.changed(c);
-                    self.roll_back_context(env, context, now, &mut step);
-                    self.check_rollback_done(now, &mut step);
-                    return step;
-                }
+            (_, Report::Aborted) => {
                 if !c.phase.is_settled() {
                     c.phase = ContextPhase::Failed;
                     c.message = "aborted".into();
@@ -484,12 +500,16 @@ impl Operation {
                 return;
             }
             let wave = self.current_wave;
-            let Some(members) = self.plan.waves.get(wave).cloned() else {
+            if wave >= self.plan.waves.len() {
                 self.finish_rollout(now, step);
                 return;
-            };
+            }
+            // Borrowed out of the plan rather than cloned: this runs on every report, and
+            // cloning a 1,000-name wave each time was a large share of the core's work.
+            let members = std::mem::take(&mut self.plan.waves[wave]);
             self.dispatch_wave(env, &members, now, step);
             let settled = members.iter().all(|m| self.contexts[m].phase.is_settled());
+            self.plan.waves[wave] = members;
             if !settled {
                 return;
             }

@@ -233,6 +233,42 @@ fn watchers_see_a_failure_even_when_the_rollback_starts_in_the_same_step() {
 }
 
 #[test]
+fn a_context_that_finishes_before_its_abort_lands_is_rolled_back_too() {
+    let mut e = env(&["a", "b"]);
+    let mut o = op(plan(&[&["a", "b"]]));
+    o.start(&mut e, 0);
+    o.on_report(&mut e, "b", Stage::Main, Report::Accepted, 1);
+    let step = failed(&mut o, &mut e, "a", 2);
+    assert!(sends(&step).contains(&(
+        "b".into(),
+        Command::Abort {
+            revision: 5,
+            stage: Stage::Main
+        }
+    )));
+    // b's apply completes before the abort reaches it.
+    let step = o.on_report(&mut e, "b", Stage::Main, Report::Healthy, 3);
+    assert_eq!(
+        sends(&step),
+        vec![(
+            "b".into(),
+            Command::Rollback {
+                revision: 6,
+                target: 4
+            }
+        )]
+    );
+    assert_eq!(o.contexts["b"].phase, ContextPhase::RollingBack);
+    // The late Aborted for the finished apply changes nothing.
+    let step = o.on_report(&mut e, "b", Stage::Main, Report::Aborted, 4);
+    assert!(sends(&step).is_empty());
+    o.on_report(&mut e, "a", Stage::Rollback, Report::Healthy, 5);
+    o.on_report(&mut e, "b", Stage::Rollback, Report::Healthy, 5);
+    assert_eq!(o.phase, OperationPhase::Failed);
+    assert!(o.contexts.values().all(|c| c.phase == ContextPhase::RolledBack));
+}
+
+#[test]
 fn later_waves_are_never_touched_after_a_failure() {
     let mut e = env(&["a", "b"]);
     let mut o = op(plan(&[&["a"], &["b"]]));
