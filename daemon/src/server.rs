@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use convoy_proto::v1 as pb;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::{ClusterApi, ReleaseApi};
 use crate::auth::Authenticator;
@@ -208,9 +207,14 @@ pub async fn start(
         .add_service(link);
     let server = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = rx.await;
-            })
+            // The listener is ours (bound by the caller), so the builder's socket options
+            // do not reach it: set TCP_NODELAY here, or small responses wait on delayed ACKs.
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await
             .context("gRPC server")
     });
