@@ -332,18 +332,30 @@ async fn convoy_end_to_end_on_three_clusters() {
             .await
         }
     );
-    assert_eq!(b.queue_position, 1, "the second submit waits behind the first");
-    assert_eq!(phase(b.phase), pb::OperationPhase::Queued);
-    let ea = watch(&mut admin, &a.operation_id, Duration::from_secs(180)).await;
-    let eb = watch(&mut admin, &b.operation_id, Duration::from_secs(180)).await;
-    let (oa, ob) = (final_operation(&ea), final_operation(&eb));
-    assert_eq!(phase(oa.phase), pb::OperationPhase::Succeeded, "{}", oa.message);
-    assert_eq!(phase(ob.phase), pb::OperationPhase::Succeeded, "{}", ob.message);
+    // Whichever reached the coordinator second (prepare times vary under load) waits
+    // behind the other, and they run one after the other in that order.
+    let (first, second, last_image) = if b.queue_position == 1 {
+        (a, b, "registry.example/web:3.1")
+    } else {
+        (b, a, "registry.example/web:3.0")
+    };
+    assert_eq!(
+        (first.queue_position, second.queue_position),
+        (0, 1),
+        "one submit runs, the other queues behind it"
+    );
+    assert_eq!(phase(second.phase), pb::OperationPhase::Queued);
+    assert_eq!(second.revision, first.revision + 1);
+    let e1 = watch(&mut admin, &first.operation_id, Duration::from_secs(180)).await;
+    let e2 = watch(&mut admin, &second.operation_id, Duration::from_secs(180)).await;
+    let (o1, o2) = (final_operation(&e1), final_operation(&e2));
+    assert_eq!(phase(o1.phase), pb::OperationPhase::Succeeded, "{}", o1.message);
+    assert_eq!(phase(o2.phase), pb::OperationPhase::Succeeded, "{}", o2.message);
     assert!(
-        ms(oa.finished_at.unwrap()) <= ms(ob.started_at.unwrap()),
+        ms(o1.finished_at.unwrap()) <= ms(o2.started_at.unwrap()),
         "the two rollouts interleaved"
     );
-    assert_eq!(images(&clusters).await, vec!["registry.example/web:3.1"; 3]);
+    assert_eq!(images(&clusters).await, vec![last_image; 3]);
 
     // convoyd killed mid-rollout and restarted: the rollout finishes.
     let slow = "healthy,after=6s";
