@@ -10,6 +10,22 @@ use crate::error::Diagnostic;
 use crate::yaml::{Node, Pos, Scalar};
 
 /// Collects diagnostics for one file.
+/// Parses `text` as a single YAML document. An empty file (reported with `empty`, what
+/// was expected instead) or a syntax error is recorded on `r`, and `None` returned.
+pub(crate) fn single_root(r: &mut Reader, text: &str, empty: &str) -> Option<Node> {
+    match crate::yaml::parse_single(text) {
+        Ok(Some(root)) => Some(root),
+        Ok(None) => {
+            r.error(Pos { line: 1, col: 1 }, "", empty);
+            None
+        }
+        Err(e) => {
+            r.error(e.pos, "", e.message);
+            None
+        }
+    }
+}
+
 pub(crate) struct Reader {
     pub file: String,
     pub diags: Vec<Diagnostic>,

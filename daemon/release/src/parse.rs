@@ -8,14 +8,14 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::consistency::check_self_consistency;
-use crate::de::{Reader, index, join};
+use crate::de::{Reader, index, join, single_root};
 use crate::error::{Diagnostic, Diagnostics, ReleaseError, Result};
 use crate::model::*;
 use crate::sections::{
     default_health, default_strategy, read_health, read_list, read_options, read_scaling, read_secret,
     read_strategy,
 };
-use crate::yaml::{self, Node, Pos, Scalar};
+use crate::yaml::{self, Node, Scalar};
 
 const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const METADATA: &[&str] = &["name", "namespace", "environment"];
@@ -57,20 +57,9 @@ impl Release {
 
 fn parse_release(text: &str, source: &str, base_dir: Option<&Path>) -> Result<Release> {
     let mut r = Reader::new(source);
-    let root = match yaml::parse_single(text) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            r.error(
-                Pos { line: 1, col: 1 },
-                "",
-                "the file is empty; expected a release (`apiVersion: convoy.dev/v1`, `kind: Release`)",
-            );
-            return Err(invalid(r));
-        }
-        Err(e) => {
-            r.error(e.pos, "", e.message);
-            return Err(invalid(r));
-        }
+    let empty = "the file is empty; expected a release (`apiVersion: convoy.dev/v1`, `kind: Release`)";
+    let Some(root) = single_root(&mut r, text, empty) else {
+        return Err(invalid(r));
     };
     let release = read_release(&mut r, &root, base_dir);
     match release {

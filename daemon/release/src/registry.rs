@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::de::{Reader, index};
+use crate::de::{Reader, index, single_root};
 use crate::error::{ReleaseError, Result};
 use crate::model::DEFAULT_CONTEXT;
 use crate::parse::invalid;
-use crate::yaml::{self, Node, Pos};
+use crate::yaml::{Node, Pos};
 
 const CONTEXT: &[&str] = &["name", "region", "env", "cloud", "clusterName", "labels"];
 
@@ -64,20 +64,8 @@ impl Registry {
     /// Parses registry text; `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Result<Registry> {
         let mut r = Reader::new(source);
-        let root = match yaml::parse_single(text) {
-            Ok(Some(root)) => root,
-            Ok(None) => {
-                r.error(
-                    Pos { line: 1, col: 1 },
-                    "",
-                    "the file is empty; expected a list of contexts",
-                );
-                return Err(invalid(r));
-            }
-            Err(e) => {
-                r.error(e.pos, "", e.message);
-                return Err(invalid(r));
-            }
+        let Some(root) = single_root(&mut r, text, "the file is empty; expected a list of contexts") else {
+            return Err(invalid(r));
         };
         let (list, path) = if root.as_map().is_some() {
             let Some(f) = r.fields(&root, "", &["contexts"]) else {
