@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/convoy/v1/releases.proto",
         "proto/convoy/v1/clusters.proto",
         "proto/convoy/v1/agent.proto",
+        "proto/convoy/v1/diff.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -107,10 +107,47 @@ pub enum ObjectAction {
 pub struct ObjectResult {
     pub object: ObjectRef,
     pub action: ObjectAction,
-    /// Dry run, `Configured`: the field paths that would change.
-    pub changed_fields: Vec<String>,
+    /// Dry run, `Configured`: each field that would change, with its values.
+    pub changes: Vec<FieldChange>,
     /// `Refused`: why (a conflict names the field and the other manager).
     pub message: String,
+}
+
+/// One field of one object that a dry run found would change.
+///
+/// Values are the JSON the cluster holds (`before`) and would hold (`after`); `None`
+/// where the field does not exist (yet, or any more). Values can hold what a chart
+/// rendered from secrets, so `Debug` shows their sizes only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    /// `spec.replicas`, `spec.template.spec.containers[0].image`, `data["app.conf"]`;
+    /// `.` for the whole object.
+    pub path: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    /// The values are withheld (`before` and `after` are None): the field is, or
+    /// contains, a Secret's data.
+    pub masked: bool,
+}
+
+impl std::fmt::Debug for FieldChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Size<'a>(&'a Option<serde_json::Value>);
+        impl std::fmt::Debug for Size<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self.0 {
+                    None => f.write_str("None"),
+                    Some(v) => write!(f, "<{} bytes of JSON>", v.to_string().len()),
+                }
+            }
+        }
+        f.debug_struct("FieldChange")
+            .field("path", &self.path)
+            .field("before", &Size(&self.before))
+            .field("after", &Size(&self.after))
+            .field("masked", &self.masked)
+            .finish()
+    }
 }
 
 /// One workload's progress.

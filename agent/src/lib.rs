@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod diff;
 pub mod kube;
 mod layered_config;
 pub mod runtime;

@@ -428,16 +428,35 @@ async fn release_lifecycle() {
     dry.push(service("bad", "Bogus"));
     dry.push(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}));
     let results = b.dry_run(&request(rel, 2, "life", &dry)).await.unwrap();
+    // Each change carries the live value and the one the server's dry run returned.
+    let values = |r: &ObjectResult| -> Vec<(String, Option<Value>, Option<Value>)> {
+        r.changes
+            .iter()
+            .map(|c| (c.path.clone(), c.before.clone(), c.after.clone()))
+            .collect()
+    };
     let cfg = result_for(&results, "configmap/life/cfg");
+    assert_eq!(cfg.action, ObjectAction::Configured);
     assert_eq!(
-        (cfg.action, cfg.changed_fields.clone()),
-        (ObjectAction::Configured, vec!["data.color".to_string()])
+        values(cfg),
+        [(
+            "data.color".to_string(),
+            Some(json!("blue")),
+            Some(json!("green"))
+        )]
     );
     let web = result_for(&results, "deployment/life/web");
     assert_eq!(web.action, ObjectAction::Configured);
     assert_eq!(
-        web.changed_fields,
-        vec!["spec.replicas", "spec.template.spec.containers[0].image"]
+        values(web),
+        [
+            ("spec.replicas".to_string(), Some(json!(2)), Some(json!(3))),
+            (
+                "spec.template.spec.containers[0].image".to_string(),
+                Some(json!("registry.example/web:1")),
+                Some(json!("registry.example/web:2"))
+            ),
+        ]
     );
     assert_eq!(
         result_for(&results, "configmap/life/added").action,

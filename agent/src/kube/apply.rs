@@ -10,11 +10,11 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Propagatio
 use kube::{Client, core::Status};
 use serde_json::Value;
 
-use super::diff::changed_fields;
 use super::discovery::{Discovery, Resolved, split_api_version, wait_established};
 use super::manifest::{self, Object, RELEASE_LABEL, REVISION_ANNOTATION};
 use super::order;
 use crate::backend::{Failure, FailureReason, ObjectAction, ObjectRef, ObjectResult};
+use crate::diff;
 
 /// Requests in flight at once inside a tier.
 const CONCURRENCY: usize = 16;
@@ -316,7 +316,7 @@ impl Applier<'_> {
                 return Ok(ObjectResult {
                     object: oref,
                     action: ObjectAction::Created,
-                    changed_fields: Vec::new(),
+                    changes: Vec::new(),
                     message: "its namespace is created by this revision; not validated by the server".into(),
                 });
             }
@@ -325,15 +325,15 @@ impl Applier<'_> {
         let mut result = ObjectResult {
             object: oref,
             action: ObjectAction::Created,
-            changed_fields: Vec::new(),
+            changes: Vec::new(),
             message: String::new(),
         };
         let Some(live) = live else { return Ok(result) };
         if ctx.dry_run {
             let before = serde_json::to_value(&live).unwrap_or_default();
             let after = serde_json::to_value(&patched).unwrap_or_default();
-            result.changed_fields = changed_fields(&before, &after, REVISION_ANNOTATION);
-            result.action = if result.changed_fields.is_empty() {
+            result.changes = diff::changes(&before, &after, REVISION_ANNOTATION);
+            result.action = if result.changes.is_empty() {
                 ObjectAction::Unchanged
             } else {
                 ObjectAction::Configured
@@ -415,7 +415,7 @@ impl Applier<'_> {
         Ok(Some(ObjectResult {
             object: oref,
             action: ObjectAction::Pruned,
-            changed_fields: Vec::new(),
+            changes: Vec::new(),
             message: String::new(),
         }))
     }
@@ -425,7 +425,7 @@ fn refused(object: ObjectRef, f: &Failure) -> ObjectResult {
     ObjectResult {
         object,
         action: ObjectAction::Refused,
-        changed_fields: Vec::new(),
+        changes: Vec::new(),
         message: format!("{}: {}", f.reason.as_str(), f.message),
     }
 }

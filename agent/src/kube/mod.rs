@@ -17,8 +17,7 @@
 //! | [`manifest`] | parsing, namespace placement, ownership labels, force-roll stamps |
 //! | [`order`] | apply tiers |
 //! | [`discovery`] | GVK -> resource, CRD establishment |
-//! | [`apply`] | server-side apply, dry run, conflicts, pruning |
-//! | [`diff`] | changed field paths for dry runs |
+//! | [`apply`] | server-side apply, dry run (diffed by [`crate::diff`]), conflicts, pruning |
 //! | [`history`] | revision Secrets |
 //! | [`lock`] | per-release Lease |
 //! | [`health`] | verdict (pure) and watcher (adapter) |
@@ -28,7 +27,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
-pub mod diff;
 pub mod discovery;
 pub mod health;
 pub mod history;

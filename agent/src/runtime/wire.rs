@@ -7,8 +7,8 @@ use convoy_proto::v1 as pb;
 use pb::agent_event::Event;
 
 use crate::backend::{
-    ApplyRequest, DeployedRevision, Failure, HealthPolicy, Manifest, ObjectAction, ObjectRef, ObjectResult,
-    OpRef, ProgressUpdate,
+    ApplyRequest, DeployedRevision, Failure, FieldChange, HealthPolicy, Manifest, ObjectAction, ObjectRef,
+    ObjectResult, OpRef, ProgressUpdate,
 };
 
 /// Kubernetes' own default for `progressDeadlineSeconds`, used when a command leaves
@@ -56,10 +56,54 @@ pub fn results_to_wire(results: &[ObjectResult]) -> Vec<pb::ObjectResult> {
         .map(|r| pb::ObjectResult {
             object: Some(object_to_wire(&r.object)),
             action: action_to_wire(r.action).into(),
-            changed_fields: r.changed_fields.clone(),
+            changed_fields: r.changes.iter().map(|c| c.path.clone()).collect(),
             message: r.message.clone(),
+            changes: r.changes.iter().map(change_to_wire).collect(),
         })
         .collect()
+}
+
+/// The most bytes of one value's JSON sent in a [`pb::FieldChange`]: a dry run of a
+/// big ConfigMap must not grow the event past what the link carries comfortably.
+pub const MAX_VALUE_BYTES: usize = 8192;
+
+fn change_to_wire(c: &FieldChange) -> pb::FieldChange {
+    if c.masked {
+        return pb::FieldChange {
+            path: c.path.clone(),
+            masked: true,
+            ..pb::FieldChange::default()
+        };
+    }
+    let (before, before_cut) = value_to_wire(c.before.as_ref());
+    let (after, after_cut) = value_to_wire(c.after.as_ref());
+    pb::FieldChange {
+        path: c.path.clone(),
+        before,
+        after,
+        masked: false,
+        truncated: before_cut || after_cut,
+    }
+}
+
+/// A value as compact JSON (empty for an absent field), cut at a char boundary to at
+/// most [`MAX_VALUE_BYTES`]; true when it was cut.
+fn value_to_wire(value: Option<&serde_json::Value>) -> (String, bool) {
+    let Some(value) = value else {
+        return (String::new(), false);
+    };
+    // `Value`'s Display is compact JSON (what `serde_json::to_string` writes) and
+    // cannot fail.
+    let mut text = value.to_string();
+    if text.len() <= MAX_VALUE_BYTES {
+        return (text, false);
+    }
+    let mut end = MAX_VALUE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    (text, true)
 }
 
 /// A command's health policy; zero (or absent) deadline means the default, a zero
@@ -197,6 +241,75 @@ mod tests {
             name: "ns1".into(),
         };
         assert_eq!(object_to_wire(&o).namespace, "");
+    }
+
+    fn change(
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+        masked: bool,
+    ) -> FieldChange {
+        FieldChange {
+            path: "data[\"app.conf\"]".into(),
+            before,
+            after,
+            masked,
+        }
+    }
+
+    #[test]
+    fn results_carry_paths_and_compact_json_values() {
+        let results = [ObjectResult {
+            object: ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("ns1".into()),
+                name: "cfg".into(),
+            },
+            action: ObjectAction::Configured,
+            changes: vec![
+                change(Some(serde_json::json!("a b")), None, false),
+                change(None, Some(serde_json::json!({"k": [1, 2]})), false),
+            ],
+            message: String::new(),
+        }];
+        let wire = results_to_wire(&results);
+        assert_eq!(
+            wire[0].changed_fields,
+            ["data[\"app.conf\"]", "data[\"app.conf\"]"]
+        );
+        let c = &wire[0].changes;
+        assert_eq!((c[0].before.as_str(), c[0].after.as_str()), ("\"a b\"", ""));
+        assert_eq!(
+            (c[1].before.as_str(), c[1].after.as_str()),
+            ("", r#"{"k":[1,2]}"#)
+        );
+        assert!(!c[0].masked && !c[0].truncated && !c[1].truncated);
+    }
+
+    #[test]
+    fn a_masked_change_sends_no_values() {
+        let c = change_to_wire(&change(None, None, true));
+        assert!(c.masked);
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.truncated),
+            ("", "", false)
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_at_a_char_boundary() {
+        // The quote opens the JSON string, so "é" (2 bytes) starts at odd offsets and
+        // the 8192nd byte falls inside one.
+        let long = serde_json::Value::String("é".repeat(MAX_VALUE_BYTES));
+        let c = change_to_wire(&change(Some(serde_json::json!(1)), Some(long), false));
+        assert!(c.truncated);
+        assert_eq!(c.before, "1");
+        assert_eq!(c.after.len(), MAX_VALUE_BYTES - 1);
+        assert!(c.after.starts_with("\"éé"));
+
+        let exact = serde_json::Value::String("x".repeat(MAX_VALUE_BYTES - 2));
+        let c = change_to_wire(&change(Some(exact), None, false));
+        assert_eq!((c.before.len(), c.truncated), (MAX_VALUE_BYTES, false));
     }
 
     #[test]

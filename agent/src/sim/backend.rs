@@ -23,9 +23,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, HealthOutcome, HealthPolicy, LockToken,
-    ObjectAction, ObjectRef, ObjectResult, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, FieldChange, HealthOutcome,
+    HealthPolicy, LockToken, ObjectAction, ObjectRef, ObjectResult, OpRef, ProgressUpdate,
 };
+use crate::diff;
 use crate::sim::objects::{self, Parsed};
 use crate::sim::rollout::{Rollout, Watch};
 
@@ -227,11 +228,11 @@ fn current_revision(release: &Release) -> Option<&Revision> {
     release.history.iter().find(|r| r.revision == current)
 }
 
-fn result(object: ObjectRef, action: ObjectAction, changed_fields: Vec<String>) -> ObjectResult {
+fn result(object: ObjectRef, action: ObjectAction, changes: Vec<FieldChange>) -> ObjectResult {
     ObjectResult {
         object,
         action,
-        changed_fields,
+        changes,
         message: String::new(),
     }
 }
@@ -333,14 +334,15 @@ impl Backend for SimBackend {
                     ..result(object.clone(), ObjectAction::Refused, Vec::new())
                 },
                 None => result(object.clone(), ObjectAction::Created, Vec::new()),
-                Some(live) if live.body == *body => {
-                    result(object.clone(), ObjectAction::Unchanged, Vec::new())
+                Some(live) => {
+                    let changes = diff::changes(&live.body, body, objects::REVISION_ANNOTATION);
+                    let action = if changes.is_empty() {
+                        ObjectAction::Unchanged
+                    } else {
+                        ObjectAction::Configured
+                    };
+                    result(object.clone(), action, changes)
                 }
-                Some(live) => result(
-                    object.clone(),
-                    ObjectAction::Configured,
-                    objects::changed_fields(&live.body, body),
-                ),
             };
             results.push(r);
         }

@@ -1,6 +1,6 @@
 //! Manifests to objects for the simulated cluster: parsing (without ever echoing a
 //! manifest's content, which may hold secrets), identity, ownership labels, apply
-//! order, workload pod specs, and the field paths a change touches.
+//! order and workload pod specs.
 
 // `Failure` is the Backend trait's error (the runtime sends it as is); it is built
 // once per failed command, never on a hot path, so its size does not matter.
@@ -248,38 +248,4 @@ pub(crate) fn template_hash(body: &Value) -> String {
         .unwrap_or_default()
         .hash(&mut h);
     format!("{:08x}", h.finish() as u32)
-}
-
-/// The field paths that differ between `live` and `planned` (`spec.replicas`,
-/// `spec.template.spec.containers[0].image`); values are never included.
-pub(crate) fn changed_fields(live: &Value, planned: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    diff(live, planned, String::new(), &mut out);
-    out
-}
-
-fn diff(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(l), Some(r)) => diff(l, r, p, out),
-                    _ => out.push(p),
-                }
-            }
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (l, r)) in x.iter().zip(y).enumerate() {
-                diff(l, r, format!("{path}[{i}]"), out);
-            }
-        }
-        _ if a == b => {}
-        _ => out.push(if path.is_empty() { ".".into() } else { path }),
-    }
 }

@@ -382,23 +382,82 @@ async fn rollback_restores_objects_from_history_and_refuses_unknown_revisions() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn dry_run_changes_nothing_and_names_changed_fields() {
+async fn dry_run_changes_nothing_and_reports_changed_values() {
     let sim = SimBackend::default();
-    sim.apply(&request(1, vec![deployment("web", 1, "healthy", "web:1")]))
-        .await
-        .unwrap();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 1, "healthy", "web:1"), config_map("cfg", "one")],
+    ))
+    .await
+    .unwrap();
     let r = sim
         .dry_run(&request(
             2,
-            vec![deployment("web", 1, "healthy", "web:2"), config_map("new", "x")],
+            vec![
+                deployment("web", 1, "healthy", "web:2"),
+                config_map("new", "x"),
+                config_map("cfg", "one"),
+            ],
         ))
         .await
         .unwrap();
-    assert_eq!(r[0].action, ObjectAction::Created);
-    assert_eq!(r[1].action, ObjectAction::Configured);
-    assert_eq!(r[1].changed_fields, ["spec.template.spec.containers[0].image"]);
+    let summary = |i: usize| -> Vec<_> {
+        r[i].changes
+            .iter()
+            .map(|c| (c.path.as_str(), c.before.clone(), c.after.clone(), c.masked))
+            .collect()
+    };
+    // ConfigMaps come before Deployments in apply order.
+    assert_eq!(
+        (r[0].action, r[1].action),
+        (ObjectAction::Created, ObjectAction::Unchanged)
+    );
+    assert!(summary(0).is_empty() && summary(1).is_empty());
+    assert_eq!(r[2].action, ObjectAction::Configured);
+    assert_eq!(
+        summary(2),
+        [(
+            "spec.template.spec.containers[0].image",
+            Some(serde_json::json!("web:1")),
+            Some(serde_json::json!("web:2")),
+            false
+        )]
+    );
     assert!(sim.object(&obj("ConfigMap", "new")).is_none());
     assert_eq!(sim.deployed().await.unwrap()[0].revision, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_masks_a_secrets_values() {
+    let secret = |tier: &str, password: &str| Manifest {
+        source: "app1/templates/secret.yaml".into(),
+        content: format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels: {{tier: \"{tier}\"}}\nstringData:\n  password: \"{password}\"\n"
+        ),
+    };
+    let sim = SimBackend::default();
+    sim.apply(&request(1, vec![secret("1", "old-pass")]))
+        .await
+        .unwrap();
+    let r = sim
+        .dry_run(&request(2, vec![secret("2", "new-pass")]))
+        .await
+        .unwrap();
+    assert_eq!(r[0].action, ObjectAction::Configured);
+    let changes = &r[0].changes;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[0].path, "metadata.labels.tier");
+    assert_eq!(
+        (&changes[0].before, &changes[0].after, changes[0].masked),
+        (
+            &Some(serde_json::json!("1")),
+            &Some(serde_json::json!("2")),
+            false
+        )
+    );
+    assert_eq!(changes[1].path, "stringData.password");
+    assert!(changes[1].masked);
+    assert_eq!((&changes[1].before, &changes[1].after), (&None, &None));
 }
 
 #[tokio::test(start_paused = true)]
