@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod core;
+pub mod diff;
 pub mod http;
 mod layered_config;
 pub mod link;

@@ -64,6 +64,7 @@ impl Pipeline {
         let requests = convoy_release::plan_secrets(&release);
         let (values, versions) = self.resolve(&release, &requests).await?;
         let manifests = self.render_all(&release, &chart, &values)?;
+        let masker = convoy_release::mask::Masker::new(values.values().flat_map(|v| v.values()));
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
             .map(|c| convoy_release::values_digest(&release, c))
@@ -105,6 +106,7 @@ impl Pipeline {
                 adopt: o.adopt,
                 force_conflicts: o.force_conflicts,
             },
+            masker,
         })
     }
 

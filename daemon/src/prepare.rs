@@ -58,6 +58,9 @@ pub struct Prepared {
     pub values_digest: String,
     pub secret_versions: Vec<SecretVersion>,
     pub options: ApplyOptions,
+    /// The resolved secret values, only to hide them where they would otherwise show
+    /// (a diff's field values). Never stored.
+    pub masker: convoy_release::mask::Masker,
 }
 
 /// Why a submit could not be prepared. Messages name the file, field, context, secret

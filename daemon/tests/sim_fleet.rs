@@ -2,6 +2,8 @@
 //! on loopback) and 150 agents, each with its own connection and simulated cluster.
 //! A release reaches every context in waves; a build that crash-loops in one context
 //! rolls all of them back; a manual rollback returns the fleet to revision 1.
+//! A second, small fleet shows `DiffRelease`: what a submit would change per context,
+//! with a secret masked, an offline agent and a slow one reported, nothing recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +37,17 @@ async fn wait_op(
     c: &mut pb::release_service_client::ReleaseServiceClient<tonic::transport::Channel>,
     op: &str,
 ) -> pb::Operation {
+    wait_op_of(c, "web.fleet", op).await
+}
+
+async fn wait_op_of(
+    c: &mut pb::release_service_client::ReleaseServiceClient<tonic::transport::Channel>,
+    release: &str,
+    op: &str,
+) -> pb::Operation {
     let mut s = c
         .watch_release(pb::WatchReleaseRequest {
-            release: "web.fleet".into(),
+            release: release.into(),
             operation_id: op.into(),
             follow: false,
         })
@@ -197,6 +207,64 @@ async fn a_150_context_fleet_rolls_out_and_back() {
         pb::OperationPhase::Succeeded as i32
     );
     assert!(image_everywhere("web:4"));
+
+    // On-call rolls back two contexts only; the rest of the fleet stays on 4.
+    let only = vec![ctx(3), ctx(140)];
+    let err = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "web.fleet".into(),
+            to_revision: 1,
+            reason: "fleet test".into(),
+            contexts: vec![ctx(3), "sim-nowhere".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("\"sim-nowhere\""), "{}", err.message());
+    let part = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "web.fleet".into(),
+            to_revision: 1,
+            reason: "fleet test: two regions".into(),
+            contexts: only.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, &part.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(op.message, "2 of 2 contexts rolled back");
+    let images: Vec<(String, bool)> = (0..N)
+        .map(|i| {
+            let b = &backends[i];
+            let on_one = b
+                .objects_of("web.fleet")
+                .iter()
+                .filter(|o| o.kind == "Deployment")
+                .all(|o| {
+                    b.object(o)
+                        .is_some_and(|v| v["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1")
+                });
+            (ctx(i), on_one)
+        })
+        .collect();
+    for (name, on_one) in &images {
+        assert_eq!(*on_one, only.contains(name), "{name} on revision 1: {on_one}");
+    }
+    let rel = c
+        .get_release(pb::GetReleaseRequest {
+            release: "web.fleet".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rel.deployed_revision, 0,
+        "a mixed fleet has no single deployed revision"
+    );
+
     let rb = c
         .rollback_release(pb::RollbackReleaseRequest {
             release: "web.fleet".into(),
@@ -210,6 +278,264 @@ async fn a_150_context_fleet_rolls_out_and_back() {
     let op = wait_op(&mut c, &rb.operation_id).await;
     assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
     assert!(image_everywhere("web:1"));
+
+    stop.cancel();
+    running.stop().await.unwrap();
+}
+
+/// A chart whose ConfigMap carries a secret inside a URL, and an optional extra object.
+fn diff_chart(dir: &std::path::Path) -> Vec<u8> {
+    let chart = dir.join("shop");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: shop\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/all.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata:
+      labels: {app: shop}
+      annotations: {sim.convoy.dev/behavior: "healthy,after=50ms"}
+    spec:
+      containers: [{name: shop, image: {{ .Values.image | quote }}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shop-config}
+data:
+  url: "postgres://{{ .Values.user }}:{{ .Values.secrets.db }}@db:5432/shop"
+  motd: {{ .Values.motd | quote }}
+{{- if .Values.extra }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shop-extra}
+data: {a: b}
+{{- end }}
+"#,
+    )
+    .unwrap();
+    convoy_chart::package_dir(&chart).unwrap()
+}
+
+fn diff_release(contexts: &str, image: &str, user: &str, motd: &str, extra: bool) -> String {
+    format!(
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: shop.diff, namespace: diff}}\nspec:\n  chart: {{path: ./shop}}\n  values: {{image: \"{image}\", replicas: 2, user: {user}, motd: {motd:?}, extra: {extra}}}\n  contexts: [{contexts}]\n  secrets:\n    - secret_id: db\n      contexts:\n        - {{name: default, vaultPath: /kv/shop/db, vaultKey: password}}\n  strategy: {{maxFailures: 0, onFailure: rollback}}\n  health: {{progressDeadline: 1m, minReadyWindow: 0s}}\n"
+    )
+}
+
+const DIFF_CANARY: &str = "diff-canary-4e1b77";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_reports_each_context_without_secrets_or_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("dev-secrets.yaml");
+    std::fs::write(&secrets, format!("\"/kv/shop/db#password\": {DIFF_CANARY}\n")).unwrap();
+    let mut cfg = format!(
+        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\ndev_secrets_file: {}\ncontexts:\n",
+        dir.path().join("state.redb").display(),
+        secrets.display()
+    );
+    for (c, region) in [("a", "r1"), ("b", "r2"), ("slow", "r3"), ("gone", "r4")] {
+        cfg.push_str(&format!(
+            "  - {{name: {c}, region: {region}, env: dev, cloud: sim, clusterName: {c}}}\n"
+        ));
+    }
+    let path = dir.path().join("convoyd.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pipeline = convoy_daemon::server::pipeline(&cfg).unwrap();
+    let running = convoy_daemon::server::start(&cfg, listener, Arc::new(pipeline))
+        .await
+        .unwrap();
+    let server = format!("http://{}", running.addr);
+    let stop = CancellationToken::new();
+    // `slow` answers after 3s: longer than the diff's timeout, shorter than a rollout's.
+    for (c, latency) in [("a", 0), ("b", 0), ("slow", 3000)] {
+        let backend = Arc::new(SimBackend::new(SimConfig {
+            history_limit: 10,
+            apply_latency: Duration::from_millis(latency),
+        }));
+        let mut rc = RuntimeConfig::new(server.clone(), c.to_string());
+        rc.credentials = Credentials::Token(Token::new("unused"));
+        tokio::spawn(AgentRuntime::new(rc, backend).run(stop.clone()));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while running
+        .core
+        .clusters()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.connected)
+        .count()
+        < 3
+    {
+        assert!(tokio::time::Instant::now() < deadline, "agents did not connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let chart = diff_chart(dir.path());
+    let submit = |yaml: String| pb::SubmitReleaseRequest {
+        release_yaml: yaml,
+        source_name: "shop.yaml".into(),
+        chart_archive: chart.clone(),
+        reason: "diff test".into(),
+        ..Default::default()
+    };
+    let mut c = pb::release_service_client::ReleaseServiceClient::connect(server.clone())
+        .await
+        .unwrap();
+    let r1 = c
+        .submit_release(submit(diff_release(
+            "a, b, slow",
+            "shop:1",
+            "app",
+            "hello\nworld",
+            true,
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op_of(&mut c, "shop.diff", &r1.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+
+    let started = std::time::Instant::now();
+    let diff = c
+        .diff_release(pb::DiffReleaseRequest {
+            submit: Some(submit(diff_release(
+                "a, b, slow, gone",
+                "shop:2",
+                "admin",
+                "hello\nthere",
+                false,
+            ))),
+            timeout_seconds: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the diff waited past its timeout"
+    );
+    let shown = format!("{diff:?}");
+    assert!(!shown.contains(DIFF_CANARY), "the secret is in the diff: {shown}");
+    let by = |name: &str| diff.contexts.iter().find(|c| c.context == name).unwrap();
+    assert_eq!(by("gone").status, pb::DiffStatus::AgentOffline as i32);
+    assert!(
+        by("gone").message.contains("no agent has connected"),
+        "{}",
+        by("gone").message
+    );
+    assert_eq!(
+        by("slow").status,
+        pb::DiffStatus::TimedOut as i32,
+        "{:?}",
+        by("slow")
+    );
+    assert!(by("slow").message.contains("within 1s"), "{}", by("slow").message);
+    for ctx in ["a", "b"] {
+        let d = by(ctx);
+        assert_eq!(d.status, pb::DiffStatus::Done as i32, "{ctx}: {}", d.message);
+        let summary: Vec<(String, i32)> = d
+            .objects
+            .iter()
+            .map(|o| (format!("{}/{}", o.kind, o.name), o.action))
+            .collect();
+        assert!(
+            summary.contains(&("ConfigMap/shop-extra".into(), pb::DiffAction::Delete as i32)),
+            "{summary:?}"
+        );
+        let deploy = d.objects.iter().find(|o| o.kind == "Deployment").unwrap();
+        assert_eq!(deploy.action, pb::DiffAction::Update as i32);
+        let fields: Vec<(&str, &str, &str, bool)> = deploy
+            .changes
+            .iter()
+            .map(|c| (c.path.as_str(), c.before.as_str(), c.after.as_str(), c.masked))
+            .collect();
+        assert_eq!(
+            fields,
+            [(
+                "spec.template.spec.containers[0].image",
+                "\"shop:1\"",
+                "\"shop:2\"",
+                false
+            )]
+        );
+        let config = d.objects.iter().find(|o| o.name == "shop-config").unwrap();
+        let url = config
+            .changes
+            .iter()
+            .find(|c| c.path == "data.url")
+            .expect("url changed");
+        assert!(
+            url.masked && url.before.is_empty() && url.after.is_empty(),
+            "{url:?}"
+        );
+        let motd = config
+            .changes
+            .iter()
+            .find(|c| c.path == "data.motd")
+            .expect("motd changed");
+        assert_eq!(
+            (motd.before.as_str(), motd.after.as_str()),
+            ("\"hello\\nworld\"", "\"hello\\nthere\"")
+        );
+    }
+    // Nothing was recorded and nothing changed.
+    let rel = c
+        .get_release(pb::GetReleaseRequest {
+            release: "shop.diff".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rel.latest_revision, 1);
+    assert!(rel.current_operation.is_none_or(|o| o.id == r1.operation_id));
+    // A diff of what runs is empty.
+    let same = c
+        .diff_release(pb::DiffReleaseRequest {
+            submit: Some(submit(diff_release(
+                "a, b",
+                "shop:1",
+                "app",
+                "hello\nworld",
+                true,
+            ))),
+            timeout_seconds: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for d in &same.contexts {
+        assert_eq!(d.status, pb::DiffStatus::Done as i32, "{}", d.message);
+        let changed: Vec<&pb::ObjectDiff> = d
+            .objects
+            .iter()
+            .filter(|o| o.action != pb::DiffAction::Unchanged as i32)
+            .collect();
+        assert!(changed.is_empty(), "{}: {changed:?}", d.context);
+        assert_eq!(d.objects.len(), 3);
+    }
+    // An invalid file is refused as a submit would be.
+    let err = c
+        .diff_release(pb::DiffReleaseRequest {
+            submit: Some(submit(diff_release("a, nowhere", "shop:1", "app", "x", true))),
+            timeout_seconds: 10,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("nowhere"), "{}", err.message());
 
     stop.cancel();
     running.stop().await.unwrap();

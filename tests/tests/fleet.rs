@@ -5,7 +5,8 @@
 //! reaches all three in waves with the soak honoured; a crash-looping image in one region
 //! rolls all three back; two racing submits run one after the other; convoyd killed with
 //! SIGKILL mid-rollout and restarted finishes the rollout; a canary secret reaches the
-//! clusters and nothing else.
+//! clusters and nothing else; a diff shows what a submit would change, from the agents'
+//! dry runs against the real API servers, without a secret value.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ use tonic::transport::Channel;
 
 const CONTEXTS: [&str; 3] = ["east", "west", "south"];
 const CANARY: &str = "CANARY-e2e-5b1f0c-do-not-log";
+/// The secret's value while the diff runs (a rotation the diff must not reveal either).
+const ROTATED: &str = "ROTATED-e2e-93ac1d-do-not-log";
 
 #[derive(Clone)]
 struct Bearer(String);
@@ -267,6 +270,8 @@ async fn convoy_end_to_end_on_three_clusters() {
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     assert!(err.message().contains("needs role operator"), "{}", err.message());
 
+    diff_shows_changes_without_secrets(&bao, &mut jenkins, &mut viewer, &clusters).await;
+
     // Revision 2 crash-loops in west: every region goes back to 1.0.
     let r2 = submit(
         &mut jenkins,
@@ -417,24 +422,110 @@ async fn convoy_end_to_end_on_three_clusters() {
     assert_eq!(history.revisions[5].submitted_by, "jenkins");
     assert_eq!(history.revisions[5].secret_versions[0].version, 1);
 
-    // The canary secret is in the clusters and nowhere else.
+    // The canary secret (and the value it was rotated to for the diff) is in the
+    // clusters and nowhere else.
     let store = std::fs::read(convoyd.dir().join("state.redb")).unwrap();
-    assert!(
-        !contains(&store, CANARY.as_bytes()),
-        "the canary reached the coordinator's store"
-    );
-    assert!(
-        !convoyd.logs().contains(CANARY),
-        "the canary reached convoyd's log"
-    );
-    for a in &agents {
+    for secret in [CANARY, ROTATED] {
         assert!(
-            !a.logs().contains(CANARY),
-            "the canary reached {}'s log",
-            a.context
+            !contains(&store, secret.as_bytes()),
+            "a secret value reached the coordinator's store"
         );
+        assert!(
+            !convoyd.logs().contains(secret),
+            "a secret value reached convoyd's log"
+        );
+        for a in &agents {
+            assert!(
+                !a.logs().contains(secret),
+                "a secret value reached {}'s log",
+                a.context
+            );
+        }
     }
     assert!(!format!("{history:?}").contains(CANARY));
+}
+
+/// With revision 1 running everywhere and the secret rotated in Vault, a diff of image
+/// 2.0 names, per context, the Deployment's image and the ConfigMap's message with their
+/// old and new values, and the Secret's password as changed but hidden; nothing is
+/// applied. A viewer may not diff (it reads secrets).
+async fn diff_shows_changes_without_secrets(
+    bao: &OpenBao,
+    jenkins: &mut Client,
+    viewer: &mut Client,
+    clusters: &[TestCluster],
+) {
+    bao.kv2_put("kv", "dev/shop/db", serde_json::json!({"password": ROTATED}))
+        .await
+        .unwrap();
+    let request = pb::DiffReleaseRequest {
+        submit: Some(pb::SubmitReleaseRequest {
+            release_yaml: release("registry.example/web:2.0", "healthy,after=500ms", None, "0s"),
+            source_name: "web.yaml".into(),
+            chart_archive: chart_archive(),
+            ..Default::default()
+        }),
+        timeout_seconds: 60,
+    };
+    let err = viewer.diff_release(request.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    let diff = jenkins
+        .diff_release(request)
+        .await
+        .unwrap_or_else(|s| panic!("diff refused: {s}"))
+        .into_inner();
+    assert_eq!(diff.release, "web.shop");
+    let order: Vec<&str> = diff.contexts.iter().map(|c| c.context.as_str()).collect();
+    assert_eq!(order, ["east", "west", "south"], "plan order");
+    for c in &diff.contexts {
+        assert_eq!(
+            c.status,
+            pb::DiffStatus::Done as i32,
+            "{}: {}",
+            c.context,
+            c.message
+        );
+        let object = |kind: &str| {
+            c.objects
+                .iter()
+                .find(|o| o.kind == kind)
+                .unwrap_or_else(|| panic!("{}: no {kind} in {:?}", c.context, c.objects))
+        };
+        let change = |kind: &str, path: &str| {
+            let o = object(kind);
+            assert_eq!(o.action, pb::DiffAction::Update as i32, "{}: {o:?}", c.context);
+            o.changes
+                .iter()
+                .find(|ch| ch.path == path)
+                .unwrap_or_else(|| panic!("{}: {kind} has no change at {path}: {:?}", c.context, o.changes))
+                .clone()
+        };
+        let image = change("Deployment", "spec.template.spec.containers[0].image");
+        assert_eq!(
+            (image.before.as_str(), image.after.as_str()),
+            (r#""registry.example/web:1.0""#, r#""registry.example/web:2.0""#)
+        );
+        let message = change("ConfigMap", "data.message");
+        assert_eq!(message.after, r#""registry.example/web:2.0""#);
+        let password = change("Secret", "data.password");
+        assert!(password.masked && password.before.is_empty() && password.after.is_empty());
+        let shown = format!("{diff:?}");
+        for secret in [CANARY, ROTATED] {
+            for form in [secret.to_string(), base64(secret)] {
+                assert!(!shown.contains(&form), "a secret value is in the diff");
+            }
+        }
+    }
+    // A dry run changed nothing.
+    assert_eq!(images(clusters).await, vec!["registry.example/web:1.0"; 3]);
+    bao.kv2_put("kv", "dev/shop/db", serde_json::json!({"password": CANARY}))
+        .await
+        .unwrap();
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

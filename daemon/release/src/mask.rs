@@ -21,22 +21,64 @@ const MIN_LITERAL_LEN: usize = 4;
 
 /// Returns `content` (one rendered object of `kind`) with secret values masked.
 pub fn mask_manifest(kind: &str, content: &str, secrets: &BTreeMap<String, Value>) -> String {
-    let mut out = content.to_string();
-    let mut literals = Vec::new();
-    for value in secrets.values() {
-        collect_strings(value, &mut literals);
-    }
-    // Longest first, so a secret containing another is replaced whole.
-    literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in literals.iter().filter(|s| s.len() >= MIN_LITERAL_LEN) {
-        out = out.replace(s.as_str(), MASK);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        out = out.replace(&b64, MASK);
-    }
+    let out = Masker::new(secrets.values()).mask(content);
     if kind == "Secret" {
-        out = mask_secret_data(&out);
+        mask_secret_data(&out)
+    } else {
+        out
     }
-    out
+}
+
+/// The literal texts of a set of resolved secrets (and their base64 forms), for hiding
+/// them wherever they turn up: in rendered manifests, in a dry run's field values.
+/// Debug shows only how many there are.
+#[derive(Clone, Default)]
+pub struct Masker {
+    /// Longest first, so a secret containing another is replaced whole.
+    literals: Vec<String>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Masker({} literals)", self.literals.len())
+    }
+}
+
+impl Masker {
+    /// From secret values (strings, numbers, and whatever lists and maps hold).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut plain = Vec::new();
+        for value in secrets {
+            collect_strings(value, &mut plain);
+        }
+        let mut literals: Vec<String> = plain
+            .into_iter()
+            .filter(|s| s.len() >= MIN_LITERAL_LEN)
+            .flat_map(|s| {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+                [s, b64]
+            })
+            .collect();
+        literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        literals.dedup();
+        Masker { literals }
+    }
+
+    /// Whether `text` holds any of the secrets.
+    pub fn reveals(&self, text: &str) -> bool {
+        self.literals.iter().any(|s| text.contains(s.as_str()))
+    }
+
+    /// `text` with every secret (and its base64 form) replaced by [`MASK`].
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.literals {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+        }
+        out
+    }
 }
 
 fn collect_strings(v: &Value, out: &mut Vec<String>) {
@@ -139,5 +181,21 @@ mod tests {
         let masked = mask_manifest("ConfigMap", doc, &secrets());
         assert!(!masked.contains("hunter22-canary") && !masked.contains("aHVudGVyMjItY2FuYXJ5"));
         assert!(masked.contains("postgres://u:<masked>@db"));
+    }
+
+    #[test]
+    fn masker_finds_and_hides_secrets_and_their_base64() {
+        let secrets = secrets();
+        let m = Masker::new(secrets.values());
+        assert!(m.reveals("\"x hunter22-canary\"") && m.reveals("aHVudGVyMjItY2FuYXJ5"));
+        assert!(!m.reveals("nothing secret"));
+        assert_eq!(
+            m.mask("a=hunter22-canary;b=aHVudGVyMjItY2FuYXJ5"),
+            "a=<masked>;b=<masked>"
+        );
+        assert_eq!(format!("{m:?}"), "Masker(2 literals)");
+        // Too short to mask outside Secret objects.
+        let short = json!("ab");
+        assert!(!Masker::new([&short]).reveals("abc"));
     }
 }

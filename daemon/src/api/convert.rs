@@ -174,3 +174,55 @@ pub fn cluster(c: &ClusterView) -> pb::Cluster {
         }),
     }
 }
+
+/// One context's diff on the wire.
+pub fn context_diff(d: &crate::diff::ContextDiff) -> pb::ContextDiff {
+    use crate::diff::DiffOutcome;
+    let (status, message, objects) = match &d.outcome {
+        DiffOutcome::Done(objects) => (
+            pb::DiffStatus::Done,
+            String::new(),
+            objects.iter().map(object_diff).collect(),
+        ),
+        DiffOutcome::AgentOffline(m) => (pb::DiffStatus::AgentOffline, m.clone(), Vec::new()),
+        DiffOutcome::TimedOut(m) => (pb::DiffStatus::TimedOut, m.clone(), Vec::new()),
+        DiffOutcome::Failed(m) => (pb::DiffStatus::Failed, m.clone(), Vec::new()),
+    };
+    pb::ContextDiff {
+        context: d.context.clone(),
+        region: d.region.clone(),
+        status: status as i32,
+        message,
+        objects,
+    }
+}
+
+fn object_diff(o: &crate::diff::ObjectDiff) -> pb::ObjectDiff {
+    use crate::diff::DiffAction;
+    let action = match o.action {
+        DiffAction::Create => pb::DiffAction::Create,
+        DiffAction::Update => pb::DiffAction::Update,
+        DiffAction::Unchanged => pb::DiffAction::Unchanged,
+        DiffAction::Delete => pb::DiffAction::Delete,
+        DiffAction::Refused => pb::DiffAction::Refused,
+    };
+    pb::ObjectDiff {
+        api_version: o.api_version.clone(),
+        kind: o.kind.clone(),
+        namespace: o.namespace.clone(),
+        name: o.name.clone(),
+        action: action as i32,
+        changes: o
+            .changes
+            .iter()
+            .map(|c| pb::FieldChange {
+                path: c.path.clone(),
+                before: c.before.clone(),
+                after: c.after.clone(),
+                masked: c.masked,
+                truncated: c.truncated,
+            })
+            .collect(),
+        message: o.message.clone(),
+    }
+}

@@ -1,6 +1,7 @@
 //! `convoy.v1.ReleaseService`.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use convoy_proto::v1 as pb;
 use futures::Stream;
@@ -16,6 +17,28 @@ use crate::store::SubmitInputs;
 pub struct ReleaseApi {
     pub core: Coordinator,
     pub auth: Authenticator,
+}
+
+/// How long a diff waits for the agents' dry runs unless the request says.
+const DEFAULT_DIFF_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A submit request's release file, values files and chart, as the core takes them.
+fn submit_inputs(r: pb::SubmitReleaseRequest) -> Result<SubmitInputs, Status> {
+    if r.release_yaml.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "release_yaml is empty: send the release file's contents",
+        ));
+    }
+    Ok(SubmitInputs {
+        release_yaml: r.release_yaml,
+        source_name: if r.source_name.is_empty() {
+            "<release>".into()
+        } else {
+            r.source_name
+        },
+        values_files: r.values_files.into_iter().map(|v| (v.name, v.content)).collect(),
+        chart_archive: r.chart_archive,
+    })
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RolloutEvent, Status>> + Send>>;
@@ -48,24 +71,11 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         let who = principal(&self.auth, &req)?;
         who.require(Role::Deployer, "submit").map_err(auth_status)?;
         let r = req.into_inner();
-        if r.release_yaml.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "release_yaml is empty: send the release file's contents",
-            ));
-        }
-        let inputs = SubmitInputs {
-            release_yaml: r.release_yaml,
-            source_name: if r.source_name.is_empty() {
-                "<release>".into()
-            } else {
-                r.source_name
-            },
-            values_files: r.values_files.into_iter().map(|v| (v.name, v.content)).collect(),
-            chart_archive: r.chart_archive,
-        };
+        let (reason, dry_run) = (r.reason.clone(), r.dry_run);
+        let inputs = submit_inputs(r)?;
         let (accepted, rendered) = self
             .core
-            .submit(who, inputs, r.reason, r.dry_run)
+            .submit(who, inputs, reason, dry_run)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::SubmitReleaseResponse {
@@ -82,6 +92,31 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
                     manifest_digest,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn diff_release(
+        &self,
+        req: Request<pb::DiffReleaseRequest>,
+    ) -> Result<Response<pb::DiffReleaseResponse>, Status> {
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Deployer, "diff").map_err(auth_status)?;
+        let r = req.into_inner();
+        let submit = r.submit.ok_or_else(|| {
+            Status::invalid_argument("submit is missing: send the release file as for a submit")
+        })?;
+        let timeout = match r.timeout_seconds {
+            0 => DEFAULT_DIFF_TIMEOUT,
+            s => Duration::from_secs(u64::from(s)),
+        };
+        let (release, contexts) = self
+            .core
+            .diff(submit_inputs(submit)?, timeout)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DiffReleaseResponse {
+            release,
+            contexts: contexts.iter().map(convert::context_diff).collect(),
         }))
     }
 
@@ -210,14 +245,9 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
     ) -> Result<Response<pb::RollbackReleaseResponse>, Status> {
         let who = principal(&self.auth, &req)?;
         let r = req.into_inner();
-        if !r.contexts.is_empty() {
-            return Err(Status::unimplemented(
-                "rolling back a subset of contexts is not supported yet: omit `contexts` to roll every context back",
-            ));
-        }
         let a = self
             .core
-            .rollback(who, r.release, r.to_revision, r.reason, r.preempt)
+            .rollback(who, r.release, r.to_revision, r.reason, r.preempt, r.contexts)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::RollbackReleaseResponse {

@@ -13,6 +13,7 @@
 //! (secrets, rendering) before they reach it, so it never waits on Vault or a chart.
 //! Agent reports are drained in batches and committed together (group commit).
 
+mod diffs;
 mod state;
 mod views;
 
@@ -29,6 +30,7 @@ use crate::orchestrator::Report;
 use crate::prepare::{ApplyOptions, Prepared, Preparer, RenderedManifest};
 use crate::store::{AuditEntry, StateStore, SubmitInputs};
 
+pub use diffs::{DIFF_PREFIX, DiffWait};
 pub use views::{ClusterView, ReleaseView};
 
 /// One registry context.
@@ -168,6 +170,8 @@ pub(crate) enum Msg {
         to_revision: u64,
         reason: String,
         preempt: bool,
+        /// Only these contexts; empty for every context of the release.
+        contexts: Vec<String>,
         reply: Reply<Accepted>,
     },
     Control {
@@ -210,6 +214,17 @@ pub(crate) enum Msg {
     AgentHeartbeat {
         context: String,
         in_flight: u32,
+    },
+    /// Send a prepared submit's dry runs to the connected agents (see `Coordinator::diff`).
+    Diff {
+        prepared: Box<Prepared>,
+        reply: oneshot::Sender<Vec<DiffWait>>,
+    },
+    /// An agent's answer to a diff's dry run.
+    DiffAnswer {
+        context: String,
+        operation_id: String,
+        outcome: crate::diff::DiffOutcome,
     },
     Shutdown,
 }
@@ -322,6 +337,62 @@ impl Coordinator {
         Ok((accepted, summary))
     }
 
+    /// What submitting `inputs` would change in each target context: prepares them as a
+    /// submit would (so the same errors come back), then asks every connected agent for
+    /// a server-side dry run and waits up to `timeout` for the answers. Nothing is
+    /// recorded. Secret values are masked in what comes back.
+    pub async fn diff(
+        &self,
+        inputs: SubmitInputs,
+        timeout: Duration,
+    ) -> Result<(String, Vec<crate::diff::ContextDiff>), CoreError> {
+        use crate::diff::{ContextDiff, DiffOutcome};
+        let prepared = self.preparer.prepare(&inputs, None).await.map_err(|e| match e {
+            crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
+            other => CoreError::FailedPrecondition(other.to_string()),
+        })?;
+        let release = prepared.meta.name.clone();
+        let masker = prepared.masker.clone();
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Diff {
+                prepared: Box::new(prepared),
+                reply,
+            })
+            .map_err(|_| CoreError::Unavailable)?;
+        let waits = rx.await.map_err(|_| CoreError::Unavailable)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let answers = waits.into_iter().map(|w| async move {
+            match w {
+                DiffWait::Ready(d) => d,
+                DiffWait::Pending {
+                    context,
+                    region,
+                    answer,
+                } => {
+                    let outcome = match tokio::time::timeout_at(deadline, answer).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(_)) => DiffOutcome::AgentOffline("the coordinator is shutting down".into()),
+                        Err(_) => DiffOutcome::TimedOut(format!(
+                            "the agent did not answer the dry run within {}s",
+                            timeout.as_secs()
+                        )),
+                    };
+                    ContextDiff {
+                        context,
+                        region,
+                        outcome,
+                    }
+                }
+            }
+        });
+        let mut diffs = futures::future::join_all(answers).await;
+        for d in &mut diffs {
+            crate::diff::mask(&mut d.outcome, &masker);
+        }
+        Ok((release, diffs))
+    }
+
     pub async fn rollback(
         &self,
         who: Principal,
@@ -329,6 +400,7 @@ impl Coordinator {
         to_revision: u64,
         reason: String,
         preempt: bool,
+        contexts: Vec<String>,
     ) -> Result<Accepted, CoreError> {
         self.ask(|reply| Msg::Rollback {
             who,
@@ -336,6 +408,7 @@ impl Coordinator {
             to_revision,
             reason,
             preempt,
+            contexts,
             reply,
         })
         .await

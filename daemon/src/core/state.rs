@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 
+use super::diffs::{DiffWait, PendingDiffs};
 use super::{
     Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg,
     OutBody, OutCommand, WatchEvent, WatchKind,
@@ -61,6 +62,8 @@ pub(super) struct Core {
     dirty_ops: Vec<String>,
     sends: Vec<(String, OutCommand)>,
     events: Vec<WatchEvent>,
+    /// Dry runs of `DiffRelease` calls waiting for their agents.
+    diffs: PendingDiffs,
     stop: bool,
 }
 
@@ -126,6 +129,7 @@ impl Core {
             dirty_ops: Vec::new(),
             sends: Vec::new(),
             events: Vec::new(),
+            diffs: PendingDiffs::new(now_millis()),
             stop: false,
             store,
         };
@@ -258,9 +262,10 @@ impl Core {
                 to_revision,
                 reason,
                 preempt,
+                contexts,
                 reply,
             } => {
-                let r = self.rollback(&who, &release, to_revision, &reason, preempt);
+                let r = self.rollback(&who, &release, to_revision, &reason, preempt, &contexts);
                 self.reply(reply, r);
             }
             Msg::Control {
@@ -339,15 +344,94 @@ impl Core {
                     })
                     .count();
                 let queued: usize = self.releases.values().map(|r| r.queue.len()).sum::<usize>() - running;
-                let _ = reply.send(Ok(self.metrics.render(
-                    connected,
-                    self.registry.len(),
-                    running,
-                    queued,
-                )));
+                let mut text = self
+                    .metrics
+                    .render(connected, self.registry.len(), running, queued);
+                text.push_str(&Metrics::render_diffs(self.diffs.len()));
+                let _ = reply.send(Ok(text));
+            }
+            Msg::Diff { prepared, reply } => {
+                let waits = self.start_diff(&prepared);
+                let _ = reply.send(waits);
+            }
+            Msg::DiffAnswer {
+                context,
+                operation_id,
+                outcome,
+            } => {
+                if let Some(a) = self.agents.get_mut(&context) {
+                    a.last_seen = now_millis();
+                }
+                self.diffs.answer(&operation_id, &context, outcome);
             }
             Msg::Shutdown => self.stop = true,
         }
+    }
+
+    /// Sends a dry run of `p` to each target context's agent, outside any operation
+    /// (nothing to record, so nothing waits for a commit). Contexts without a connected
+    /// agent are answered at once.
+    fn start_diff(&mut self, p: &Prepared) -> Vec<DiffWait> {
+        use crate::diff::{ContextDiff, DiffOutcome};
+        let operation_id = self.diffs.next_id();
+        // The revision a submit would get: the agent compares against what the cluster
+        // runs and prunes what the newest earlier revision had.
+        let revision = self
+            .releases
+            .get(&p.meta.name)
+            .map_or(0, |r| r.record.latest_revision)
+            + 1;
+        let chart = format!("{}-{}", p.chart_name, p.chart_version);
+        let health = (p.plan.progress_deadline, p.plan.min_ready_window);
+        let order: Vec<&String> = p.plan.waves.iter().flatten().collect();
+        let mut waits = Vec::with_capacity(order.len());
+        for context in order {
+            let region = self
+                .registry
+                .get(context)
+                .map(|c| c.region.clone())
+                .unwrap_or_default();
+            let cmd = OutCommand {
+                release: p.meta.name.clone(),
+                revision,
+                operation_id: operation_id.clone(),
+                body: OutBody::DryRun(ApplyBody {
+                    namespace: p.meta.namespace.clone(),
+                    manifests: Arc::new(p.manifests.get(context).cloned().unwrap_or_default()),
+                    health,
+                    options: p.options,
+                    chart: chart.clone(),
+                }),
+            };
+            let agent = self.agents.get(context);
+            let sent = agent
+                .and_then(|a| a.tx.as_ref())
+                .is_some_and(|tx| tx.send(cmd).is_ok());
+            if sent {
+                let (tx, answer) = tokio::sync::oneshot::channel();
+                self.diffs.wait_for(&operation_id, context, tx);
+                waits.push(DiffWait::Pending {
+                    context: context.clone(),
+                    region,
+                    answer,
+                });
+            } else {
+                let why = match agent {
+                    Some(a) => format!(
+                        "no agent connected (last seen {}s ago): nothing compared",
+                        now_millis().saturating_sub(a.last_seen) / 1000
+                    ),
+                    None => "no agent has connected for this context: nothing compared".to_string(),
+                };
+                waits.push(DiffWait::Ready(ContextDiff {
+                    context: context.clone(),
+                    region,
+                    outcome: DiffOutcome::AgentOffline(why),
+                }));
+            }
+        }
+        tracing::info!(release = %p.meta.name, operation = %operation_id, contexts = waits.len(), "diff dry runs sent");
+        waits
     }
 
     /// Replies after the change is durable: commit first, and turn a failed commit
@@ -581,9 +665,15 @@ impl Core {
 
     /// Which revision "the previous one" is: the newest succeeded revision before the
     /// current one whose objects differ from what runs now.
+    /// A rollback of some contexts only is not a state of the whole fleet: it is skipped.
     fn previous_revision(&self, release: &str) -> Option<u64> {
         let revs = self.revisions.get(release)?;
-        let mut ok = revs.iter().rev().filter(|r| r.phase == OperationPhase::Succeeded);
+        let fleet = &self.releases.get(release)?.record.contexts;
+        let mut ok = revs
+            .iter()
+            .rev()
+            .filter(|r| r.phase == OperationPhase::Succeeded)
+            .filter(|r| r.kind != OperationKind::Rollback || fleet.iter().all(|c| r.contexts.contains(c)));
         let current = ok.next()?;
         let content = current.content_revision();
         ok.find(|r| r.content_revision() != content).map(|r| r.number)
@@ -596,6 +686,7 @@ impl Core {
         to_revision: u64,
         reason: &str,
         preempt: bool,
+        only: &[String],
     ) -> Result<Accepted, CoreError> {
         if let Err(e) = who.require(Role::Operator, "rollback") {
             self.audit(
@@ -651,6 +742,17 @@ impl Core {
             if !contexts.contains(c) {
                 contexts.push(c.clone());
             }
+        }
+        if !only.is_empty() {
+            // On-call's narrower lever: only the named contexts go back; the others
+            // stay where they are.
+            if let Some(unknown) = only.iter().find(|c| !contexts.contains(c)) {
+                return Err(CoreError::Invalid(format!(
+                    "{release} is not deployed to context {unknown:?}; its contexts are {}",
+                    contexts.join(", ")
+                )));
+            }
+            contexts.retain(|c| only.contains(c));
         }
         rel.record.latest_revision += 1;
         let revision = rel.record.latest_revision;
@@ -1118,6 +1220,7 @@ impl Core {
     }
 
     fn tick(&mut self) {
+        self.diffs.sweep();
         let running: Vec<String> = self
             .releases
             .values()
@@ -1181,6 +1284,7 @@ impl Core {
             a.tx = None;
             a.session_id = None;
             a.last_seen = now_millis();
+            self.diffs.agent_lost(context);
         }
     }
 
@@ -1380,5 +1484,13 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE convoy_operations_queued gauge");
         let _ = writeln!(out, "convoy_operations_queued {queued}");
         out
+    }
+
+    /// The gauge of diff dry runs waiting for their agents.
+    fn render_diffs(pending: usize) -> String {
+        format!(
+            "# HELP convoy_diff_dry_runs_pending Diff dry runs waiting for an agent's answer.\n\
+             # TYPE convoy_diff_dry_runs_pending gauge\nconvoy_diff_dry_runs_pending {pending}\n"
+        )
     }
 }

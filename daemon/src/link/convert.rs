@@ -3,6 +3,7 @@
 use convoy_proto::v1 as pb;
 
 use crate::core::{AgentReport, OutBody, OutCommand};
+use crate::diff::{DiffAction, DiffOutcome, FieldChange, ObjectDiff};
 use crate::orchestrator::Report;
 
 fn health(h: (std::time::Duration, std::time::Duration)) -> pb::HealthPolicy {
@@ -130,4 +131,72 @@ pub fn report_from_wire(ev: &pb::AgentEvent) -> Option<AgentReport> {
         operation_id: op.operation_id.clone(),
         report,
     })
+}
+
+/// The final answer to a diff's dry run (None for the events before it: accepted...).
+pub fn diff_from_wire(ev: &pb::AgentEvent) -> Option<DiffOutcome> {
+    use pb::agent_event::Event;
+    match ev.event.as_ref()? {
+        Event::DryRun(d) => Some(DiffOutcome::Done(d.objects.iter().map(object_diff).collect())),
+        Event::Failed(f) => {
+            let obj = object_name(&f.object);
+            Some(DiffOutcome::Failed(
+                if obj.is_empty() || f.message.contains(&obj) {
+                    format!("{}: {}", f.reason, f.message)
+                } else {
+                    format!("{}: {obj}: {}", f.reason, f.message)
+                },
+            ))
+        }
+        Event::Aborted(a) => Some(DiffOutcome::Failed(format!(
+            "the dry run was aborted: {}",
+            a.reason
+        ))),
+        Event::Accepted(_) | Event::Applied(_) | Event::Progress(_) | Event::Healthy(_) => None,
+    }
+}
+
+fn object_diff(o: &pb::ObjectResult) -> ObjectDiff {
+    let r = o.object.clone().unwrap_or_default();
+    let action = match pb::ObjectAction::try_from(o.action).unwrap_or_default() {
+        pb::ObjectAction::Created => DiffAction::Create,
+        pb::ObjectAction::Configured => DiffAction::Update,
+        pb::ObjectAction::Unchanged => DiffAction::Unchanged,
+        pb::ObjectAction::Pruned => DiffAction::Delete,
+        // An action this coordinator does not know is not claimed to be harmless.
+        pb::ObjectAction::Refused | pb::ObjectAction::Unspecified => DiffAction::Refused,
+    };
+    // An older agent sends only the paths: the fields are named, their values unknown.
+    let changes = if o.changes.is_empty() {
+        o.changed_fields
+            .iter()
+            .map(|path| FieldChange {
+                path: path.clone(),
+                before: String::new(),
+                after: String::new(),
+                masked: true,
+                truncated: false,
+            })
+            .collect()
+    } else {
+        o.changes
+            .iter()
+            .map(|c| FieldChange {
+                path: c.path.clone(),
+                before: c.before.clone(),
+                after: c.after.clone(),
+                masked: c.masked,
+                truncated: c.truncated,
+            })
+            .collect()
+    };
+    ObjectDiff {
+        api_version: r.api_version,
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+        action,
+        changes,
+        message: o.message.clone(),
+    }
 }

@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Authenticator;
-use crate::core::{AgentHello, Coordinator, Msg};
+use crate::core::{AgentHello, Coordinator, DIFF_PREFIX, Msg};
 
 pub use convert::command_to_wire;
 
@@ -130,6 +130,20 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
         tokio::spawn(async move {
             while let Some(msg) = inbound.next().await {
                 match msg.map(|m| m.message) {
+                    Ok(Some(pb::agent_message::Message::Event(ev)))
+                        if ev
+                            .op
+                            .as_ref()
+                            .is_some_and(|o| o.operation_id.starts_with(DIFF_PREFIX)) =>
+                    {
+                        if let (Some(op), Some(outcome)) = (ev.op.as_ref(), convert::diff_from_wire(&ev)) {
+                            core.tell(Msg::DiffAnswer {
+                                context: context.clone(),
+                                operation_id: op.operation_id.clone(),
+                                outcome,
+                            });
+                        }
+                    }
                     Ok(Some(pb::agent_message::Message::Event(ev))) => {
                         if let Some(report) = convert::report_from_wire(&ev) {
                             core.tell(Msg::AgentReport {
