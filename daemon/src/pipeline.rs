@@ -15,8 +15,17 @@ use crate::prepare::{
 };
 use crate::store::SubmitInputs;
 
-/// Rendered objects of some contexts.
-type ContextManifests = Vec<(String, Vec<RenderedManifest>)>;
+/// Rendered objects (and Helm hooks) of some contexts.
+type ContextManifests = Vec<(String, Rendered)>;
+
+/// One context's render: the objects to apply, and the hooks the agent runs around them.
+struct Rendered {
+    manifests: Vec<RenderedManifest>,
+    hooks: Vec<RenderedManifest>,
+}
+
+/// Rendered objects per context.
+type PerContext = BTreeMap<String, Vec<RenderedManifest>>;
 
 /// Where secret values come from.
 pub enum SecretSource {
@@ -58,12 +67,17 @@ impl Pipeline {
         })
     }
 
-    async fn run(&self, inputs: &SubmitInputs) -> Result<Prepared, PrepareError> {
+    /// `pinned`: read each secret at the version a recorded revision shipped.
+    async fn run(
+        &self,
+        inputs: &SubmitInputs,
+        pinned: Option<&[SecretVersion]>,
+    ) -> Result<Prepared, PrepareError> {
         let (release, chart) = self.load(inputs)?;
         release.validate(&self.registry).map_err(invalid)?;
         let requests = convoy_release::plan_secrets(&release);
-        let (values, versions) = self.resolve(&release, &requests).await?;
-        let manifests = self.render_all(&release, &chart, &values)?;
+        let (values, versions) = self.resolve(&release, &requests, pinned).await?;
+        let (manifests, hooks) = self.render_all(&release, &chart, &values)?;
         let masker = convoy_release::mask::Masker::new(values.values().flat_map(|v| v.values()));
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
@@ -97,6 +111,7 @@ impl Pipeline {
             },
             plan,
             manifests,
+            hooks,
             chart_name: chart.name().to_string(),
             chart_version: chart.version().to_string(),
             values_digest,
@@ -156,6 +171,7 @@ impl Pipeline {
         &self,
         release: &Release,
         requests: &[convoy_release::SecretRequest],
+        pinned: Option<&[SecretVersion]>,
     ) -> Result<(BTreeMap<String, BTreeMap<String, Value>>, Vec<SecretVersion>), PrepareError> {
         let mut values: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
         if requests.is_empty() {
@@ -195,10 +211,27 @@ impl Pipeline {
                         vault_key: r.vault_key.clone(),
                     })
                     .collect();
-                let resolved = vault
-                    .resolve(name, release.metadata.environment.as_deref(), &reqs)
-                    .await
-                    .map_err(|e| PrepareError::Secrets(e.to_string()))?;
+                let env = release.metadata.environment.as_deref();
+                // A recorded revision is re-read at the versions it shipped, never the
+                // latest: a secret rotated since must not change what it deploys. (A
+                // request without a pin is then "not resolved" below, not read fresh.)
+                let resolved = match pinned {
+                    Some(pins) => {
+                        let pins: Vec<convoy_secrets::SecretVersion> = pins
+                            .iter()
+                            .map(|v| convoy_secrets::SecretVersion {
+                                context: v.context.clone(),
+                                secret_id: v.secret_id.clone(),
+                                vault_path: v.vault_path.clone(),
+                                vault_key: v.vault_key.clone(),
+                                version: v.version,
+                            })
+                            .collect();
+                        vault.resolve_pinned(name, env, &pins).await
+                    }
+                    None => vault.resolve(name, env, &reqs).await,
+                }
+                .map_err(|e| PrepareError::Secrets(e.to_string()))?;
                 for r in requests {
                     let v = resolved.get(&r.context, &r.secret_id).ok_or_else(|| {
                         PrepareError::Secrets(format!(
@@ -233,7 +266,7 @@ impl Pipeline {
         release: &Release,
         chart: &convoy_chart::Chart,
         values: &BTreeMap<String, BTreeMap<String, Value>>,
-    ) -> Result<BTreeMap<String, Vec<RenderedManifest>>, PrepareError> {
+    ) -> Result<(PerContext, PerContext), PrepareError> {
         let targets: Vec<&str> = release.targets().collect();
         let empty = BTreeMap::new();
         let chunk = targets.len().div_ceil(self.render_threads.max(1)).max(1);
@@ -253,14 +286,15 @@ impl Pipeline {
                                 let secrets = values.get(*ctx).unwrap_or(&empty);
                                 let r = convoy_release::render_context(release, chart, context, secrets, 0)
                                     .map_err(render_error)?;
-                                let ms = r
-                                    .objects()
-                                    .map(|m| RenderedManifest {
-                                        source: m.source.clone(),
-                                        content: m.content.clone(),
-                                    })
-                                    .collect();
-                                Ok((ctx.to_string(), ms))
+                                let convert = |m: &convoy_release::Manifest| RenderedManifest {
+                                    source: m.source.clone(),
+                                    content: m.content.clone(),
+                                };
+                                let rendered = Rendered {
+                                    manifests: r.objects().map(convert).collect(),
+                                    hooks: r.hooks.iter().map(convert).collect(),
+                                };
+                                Ok((ctx.to_string(), rendered))
                             })
                             .collect()
                     })
@@ -274,11 +308,16 @@ impl Pipeline {
                 })
                 .collect()
         });
-        let mut out = BTreeMap::new();
+        let (mut manifests, mut hooks) = (BTreeMap::new(), BTreeMap::new());
         for r in results {
-            out.extend(r?);
+            for (ctx, rendered) in r? {
+                if !rendered.hooks.is_empty() {
+                    hooks.insert(ctx.clone(), rendered.hooks);
+                }
+                manifests.insert(ctx, rendered.manifests);
+            }
         }
-        Ok(out)
+        Ok((manifests, hooks))
     }
 }
 
@@ -286,9 +325,9 @@ impl Preparer for Pipeline {
     fn prepare<'a>(
         &'a self,
         inputs: &'a SubmitInputs,
-        _pinned: Option<&'a [SecretVersion]>,
+        pinned: Option<&'a [SecretVersion]>,
     ) -> PrepareFuture<'a> {
-        Box::pin(self.run(inputs))
+        Box::pin(self.run(inputs, pinned))
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Prepared {
     pub plan: Plan,
     /// Per target context, its objects.
     pub manifests: BTreeMap<String, Vec<RenderedManifest>>,
+    /// Per target context with any, its Helm hooks (run by the agent around the apply).
+    pub hooks: BTreeMap<String, Vec<RenderedManifest>>,
     pub chart_name: String,
     pub chart_version: String,
     /// sha256 of the merged values without secrets.

@@ -1,7 +1,8 @@
 //! convoy-secrets against a real OpenBao dev server (Vault's API): KV v1 and v2, token
 //! and AppRole login, per-environment auth, denied paths, rotation, token renewal and
-//! revocation, Vault sealed or killed mid-resolution, and a canary value that must
-//! never reach logs, errors or Debug output.
+//! revocation, Vault sealed or killed mid-resolution, reads pinned to recorded KV
+//! versions (rotated, deleted, destroyed), and a canary value that must never reach
+//! logs, errors or Debug output.
 //!
 //! Every test starts its own server. Tests run on tokio's current-thread runtime, so a
 //! thread-local tracing subscriber sees every event of the resolution.
@@ -12,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use convoy_secrets::{Cause, SecretFailure, SecretRequest, SecretsError, Vault, VaultConfig};
+use convoy_secrets::{
+    Cause, Removal, SecretFailure, SecretRequest, SecretVersion, SecretsError, Vault, VaultConfig,
+};
 use convoy_tests::openbao::OpenBao;
 use serde_json::{Value, json};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -302,6 +305,171 @@ async fn a_rotated_secret_records_each_version_read() {
     assert!(
         !stored.contains("first") && !stored.contains("second"),
         "{stored}"
+    );
+}
+
+fn pinned(context: &str, secret_id: &str, path: &str, key: &str, version: u64) -> SecretVersion {
+    SecretVersion {
+        context: context.into(),
+        secret_id: secret_id.into(),
+        vault_path: path.into(),
+        vault_key: key.into(),
+        version,
+    }
+}
+
+#[tokio::test]
+async fn pinned_reads_return_the_recorded_version_not_the_latest() {
+    let bao = start_bao().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dev_token_vault(&bao, dir.path()).await;
+    let path = "/secret/dev/ns1/app1/rotated";
+    for value in ["first", "second"] {
+        bao.kv2_put("secret", "dev/ns1/app1/rotated", json!({"password": value}))
+            .await
+            .unwrap();
+    }
+
+    // The latest, as a submit reads it: version 2.
+    let latest = vault
+        .resolve("app1.ns1", None, &[request("ctx", "db", path, "password")])
+        .await
+        .unwrap();
+    assert_eq!(latest.get("ctx", "db").unwrap().expose(), "second");
+    assert_eq!(latest.versions, [pinned("ctx", "db", path, "password", 2)]);
+
+    // A revision that recorded version 1 re-reads version 1; a KV v1 secret (pin 0)
+    // in the same resolution is read as usual.
+    let pins = [
+        pinned("ctx", "db", path, "password", 1),
+        pinned("ctx", "legacy", "/kv1/dev/ns1/app1/legacy", "apikey", 0),
+    ];
+    let resolved = vault
+        .resolve_pinned("app1.ns1", Some("dev"), &pins)
+        .await
+        .unwrap();
+    assert_eq!(resolved.get("ctx", "db").unwrap().expose(), "first");
+    assert_eq!(resolved.get("ctx", "legacy").unwrap().expose(), "legacy-key");
+    assert_eq!(resolved.versions, pins);
+
+    // What a resolution recorded is what a pinned resolution reads back, also when
+    // another context pins another version of the same path in the same call.
+    let mut both = latest.versions.clone();
+    both.push(pinned("other", "db", path, "password", 1));
+    let again = vault.resolve_pinned("app1.ns1", None, &both).await.unwrap();
+    assert_eq!(again.get("ctx", "db").unwrap().expose(), "second");
+    assert_eq!(again.get("other", "db").unwrap().expose(), "first");
+    assert_eq!(again.versions, both);
+}
+
+#[tokio::test]
+async fn pinned_reads_refuse_versions_the_mount_cannot_serve() {
+    let bao = start_bao().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dev_token_vault(&bao, dir.path()).await;
+
+    // KV v1 has no versions: a pin N > 0 is a contradiction, not "read the latest".
+    let legacy = pinned("ctx", "legacy", "/kv1/dev/ns1/app1/legacy", "apikey", 3);
+    let err = vault
+        .resolve_pinned("app1.ns1", None, &[legacy])
+        .await
+        .unwrap_err();
+    let f = secret_failure(&err);
+    assert_eq!(
+        (f.path.as_str(), f.key.as_str(), f.secret_id.as_str()),
+        ("/kv1/dev/ns1/app1/legacy", "apikey", "legacy")
+    );
+    assert!(
+        matches!(&f.cause, Cause::VersionMismatch(m) if m.contains("version 3") && m.contains("KV v1")),
+        "{err}"
+    );
+
+    // KV v2 pinned to 0 (a KV v1 read) names the mount as KV v2.
+    let db = pinned("ctx", "db", "/secret/dev/ns1/app1/db", "url", 0);
+    let err = vault.resolve_pinned("app1.ns1", None, &[db]).await.unwrap_err();
+    let f = secret_failure(&err);
+    assert_eq!(
+        (f.path.as_str(), f.key.as_str()),
+        ("/secret/dev/ns1/app1/db", "url")
+    );
+    assert!(
+        matches!(&f.cause, Cause::VersionMismatch(m) if m.contains("version 0") && m.contains("KV v2")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_or_destroyed_pinned_version_cannot_be_re_read() {
+    let bao = start_bao().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dev_token_vault(&bao, dir.path()).await;
+    for value in ["v1", "v2", "v3", "v4"] {
+        bao.kv2_put("secret", "dev/ns1/app1/gone", json!({"password": value}))
+            .await
+            .unwrap();
+    }
+    bao.api(
+        "POST",
+        "secret/delete/dev/ns1/app1/gone",
+        Some(json!({"versions": [2]})),
+    )
+    .await
+    .unwrap();
+    bao.api(
+        "POST",
+        "secret/destroy/dev/ns1/app1/gone",
+        Some(json!({"versions": [3]})),
+    )
+    .await
+    .unwrap();
+    let read = |version: u64| {
+        let pin = pinned("ctx", "db", "/secret/dev/ns1/app1/gone", "password", version);
+        let vault = &vault;
+        async move { vault.resolve_pinned("app1.ns1", None, &[pin]).await }
+    };
+    let gone = |err: &SecretsError| match &secret_failure(err).cause {
+        Cause::VersionGone {
+            path,
+            version,
+            removal,
+        } => {
+            assert_eq!(path, "secret/data/dev/ns1/app1/gone");
+            (*version, *removal)
+        }
+        other => panic!("expected VersionGone, got {other}"),
+    };
+
+    // Untouched versions stay readable.
+    assert_eq!(read(1).await.unwrap().get("ctx", "db").unwrap().expose(), "v1");
+    let err = read(2).await.unwrap_err();
+    assert_eq!(gone(&err), (2, Removal::Deleted));
+    let text = err.to_string();
+    assert!(
+        text.contains("secret/data/dev/ns1/app1/gone version 2 was deleted; it cannot be re-read"),
+        "{text}"
+    );
+    assert!(text.contains("kv undelete -versions=2"), "{text}");
+    let err = read(3).await.unwrap_err();
+    assert_eq!(gone(&err), (3, Removal::Destroyed));
+    assert!(
+        err.to_string()
+            .contains("secret/data/dev/ns1/app1/gone version 3 was destroyed; it cannot be re-read"),
+        "{err}"
+    );
+    // A version the secret never had answers 404 without metadata.
+    assert_eq!(gone(&read(9).await.unwrap_err()), (9, Removal::Unknown));
+
+    // Deleting the secret's metadata destroys every version.
+    bao.api("DELETE", "secret/metadata/dev/ns1/app1/gone", None)
+        .await
+        .unwrap();
+    let err = read(1).await.unwrap_err();
+    assert_eq!(gone(&err), (1, Removal::Unknown));
+    assert!(
+        err.to_string().contains(
+            "secret/data/dev/ns1/app1/gone version 1 was deleted or destroyed; it cannot be re-read"
+        ),
+        "{err}"
     );
 }
 
@@ -618,6 +786,30 @@ async fn canary_value_never_reaches_logs_errors_or_debug_output() {
         )
         .await
         .unwrap_err();
+    // Pinned to the version just read, then to that version once it is deleted: the
+    // 404 of a deleted version carries its metadata, which the error is built from.
+    let pinned = vault
+        .resolve_pinned("app1.ns1", None, &resolved.versions)
+        .await
+        .unwrap();
+    assert_eq!(pinned.get("ctx", "app1").unwrap().expose(), CANARY);
+    bao.api("POST", "kv/delete/dev/ns1/canary", Some(json!({"versions": [1]})))
+        .await
+        .unwrap();
+    let gone = vault
+        .resolve_pinned("app1.ns1", None, &resolved.versions)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            secret_failure(&gone).cause,
+            Cause::VersionGone {
+                removal: Removal::Deleted,
+                ..
+            }
+        ),
+        "{gone}"
+    );
 
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     // The capture works: the resolver's own path-only events are there, and so are
@@ -637,6 +829,8 @@ async fn canary_value_never_reaches_logs_errors_or_debug_output() {
         ("missing-key error", format!("{missing} {missing:?}")),
         ("denied error", format!("{denied} {denied:?}")),
         ("Vault Debug", format!("{vault:?}")),
+        ("pinned Resolved Debug", format!("{pinned:?} {pinned:#?}")),
+        ("gone-version error", format!("{gone} {gone:?}")),
     ];
     for (what, text) in &outputs {
         assert!(

@@ -2,7 +2,8 @@
 //! or release + secret_id + context + path + key) and what class of failure it is,
 //! so an operator knows whether to fix a policy, unseal Vault or fix the release file.
 //! No variant can hold a secret value: causes are built from status codes, Vault's
-//! own error strings and transport errors, never from a response body.
+//! own error strings and transport errors, never from a response body (except the
+//! deleted/destroyed flags of a gone pinned version's metadata, see `pin.rs`).
 
 /// `Result` with [`SecretsError`].
 pub type Result<T, E = SecretsError> = std::result::Result<T, E>;
@@ -100,4 +101,53 @@ pub enum Cause {
     /// Vault answered, but not in the shape the KV API documents.
     #[error("unexpected answer from Vault: {0}")]
     Unexpected(String),
+    /// A pinned read ([`crate::Vault::resolve_pinned`]) that the mount cannot serve as
+    /// recorded: a KV v2 version asked of a KV v1 mount, a KV v1 read (version 0)
+    /// asked of a KV v2 mount, or Vault answering with another version.
+    #[error("pinned version mismatch: {0}")]
+    VersionMismatch(String),
+    /// The pinned KV v2 version was deleted or destroyed after the revision recorded
+    /// it; `path` is the API path (`secret/data/app1/db`).
+    #[error("{path} version {version} {removal}; it cannot be re-read{}", removal.hint(*version))]
+    VersionGone {
+        path: String,
+        version: u64,
+        removal: Removal,
+    },
+}
+
+/// How a pinned KV v2 version went away: it decides whether an operator can bring it
+/// back (`kv undelete`) or must submit the release again with the current value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Soft-deleted: `kv undelete` restores it.
+    Deleted,
+    /// Destroyed: the data is gone for good.
+    Destroyed,
+    /// Vault answered 404 without the version's metadata: the secret's metadata was
+    /// deleted (which destroys every version), or it never had this version.
+    Unknown,
+}
+
+impl Removal {
+    /// What the operator can do about it.
+    fn hint(self, version: u64) -> String {
+        const AGAIN: &str = "submit the release again to ship the current value";
+        match self {
+            Removal::Deleted => {
+                format!(" until it is undeleted (`kv undelete -versions={version}`), or {AGAIN}")
+            }
+            Removal::Destroyed | Removal::Unknown => format!(" ({AGAIN})"),
+        }
+    }
+}
+
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Removal::Deleted => "was deleted",
+            Removal::Destroyed => "was destroyed",
+            Removal::Unknown => "was deleted or destroyed",
+        })
+    }
 }

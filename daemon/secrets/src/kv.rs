@@ -5,6 +5,7 @@
 //! reads `kv/dev/ns1/app1/test` (version 0). The version of a mount comes from
 //! `sys/internal/ui/mounts/<mount>`, which Vault answers for any token with access to
 //! something in that mount; when it does not answer, the read probes v2, then v1.
+//! A read may be pinned to a recorded version ([`crate::pin`]).
 
 use std::collections::HashMap;
 
@@ -17,7 +18,8 @@ use vaultrs::client::VaultClient;
 
 use crate::SecretValue;
 use crate::client::classify;
-use crate::error::Cause;
+use crate::error::{Cause, Removal};
+use crate::pin;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KvVersion {
@@ -83,6 +85,12 @@ impl SecretPath {
             path: path.to_string(),
         })
     }
+
+    /// The KV v2 API path (`secret/data/app1/db`), as operators see it in Vault's
+    /// audit log and policies.
+    pub(crate) fn v2_api_path(&self) -> String {
+        format!("{}/data/{}", self.mount, self.path)
+    }
 }
 
 /// The key/value pairs of one secret and the version they came from (0 for KV v1).
@@ -134,49 +142,92 @@ pub(crate) async fn discover(client: &VaultClient, mount: &str) -> Result<MountK
     }
 }
 
-/// Reads one secret; `version` None probes v2 then v1.
+/// Reads one secret; `kind` None probes v2 then v1. `pin` None reads the latest
+/// version; `Some(n)` reads exactly the recorded version n (0: a KV v1 read) or fails.
 pub(crate) async fn read(
     client: &VaultClient,
     secret: &SecretPath,
-    version: Option<KvVersion>,
+    kind: Option<KvVersion>,
+    pin: Option<u64>,
 ) -> Result<SecretData, Cause> {
-    match version {
-        Some(KvVersion::V2) => read_v2(client, secret).await,
-        Some(KvVersion::V1) => read_v1(client, secret).await,
-        None => match read_v2(client, secret).await {
-            Ok(data) => Ok(data),
-            Err(Cause::Unreachable(e)) => Err(Cause::Unreachable(e)),
-            Err(Cause::Sealed) => Err(Cause::Sealed),
+    if let (Some(kind), Some(pin)) = (kind, pin) {
+        pin::check_mount(&secret.mount, kind, pin)?;
+    }
+    // Version 0 is KV v1's "no version": a v2 read for it (only when probing) reads
+    // the latest, which `check_read` then refuses.
+    let v2_version = pin.filter(|&n| n > 0);
+    let data = match kind {
+        Some(KvVersion::V2) => read_v2(client, secret, v2_version).await?,
+        Some(KvVersion::V1) => read_v1(client, secret).await?,
+        None => match read_v2(client, secret, v2_version).await {
+            Ok(data) => data,
+            Err(
+                cause @ (Cause::Unreachable(_)
+                | Cause::Sealed
+                // The version's own metadata came back: this is a KV v2 mount.
+                | Cause::VersionGone {
+                    removal: Removal::Deleted | Removal::Destroyed,
+                    ..
+                }),
+            ) => return Err(cause),
             Err(v2_cause) => match read_v1(client, secret).await {
-                Ok(data) => Ok(data),
-                // A v2 refusal says more than the v1 guess's "not found".
-                Err(Cause::MissingPath) if v2_cause == Cause::PermissionDenied => Err(v2_cause),
-                Err(cause) => Err(cause),
+                Ok(data) => data,
+                // A v2 refusal (or a gone pinned version) says more than the v1
+                // guess's "not found".
+                Err(Cause::MissingPath)
+                    if matches!(v2_cause, Cause::PermissionDenied | Cause::VersionGone { .. }) =>
+                {
+                    return Err(v2_cause);
+                }
+                Err(cause) => return Err(cause),
             },
         },
+    };
+    if let Some(pin) = pin {
+        pin::check_read(&secret.mount, pin, data.version)?;
     }
+    Ok(data)
 }
 
-async fn read_v2(client: &VaultClient, secret: &SecretPath) -> Result<SecretData, Cause> {
-    tracing::debug!(mount = %secret.mount, path = %secret.path, kv = 2, "reading secret");
+/// A KV v2 read of `version` (None: the latest).
+async fn read_v2(
+    client: &VaultClient,
+    secret: &SecretPath,
+    version: Option<u64>,
+) -> Result<SecretData, Cause> {
+    tracing::debug!(mount = %secret.mount, path = %secret.path, kv = 2, ?version, "reading secret");
     let endpoint = ReadSecretRequest {
         mount: secret.mount.clone(),
         path: secret.path.clone(),
-        version: None,
+        version,
+    };
+    let gone = |removal| match version {
+        Some(version) => Cause::VersionGone {
+            path: secret.v2_api_path(),
+            version,
+            removal,
+        },
+        // The latest version deleted or destroyed: no current secret there.
+        None => Cause::MissingPath,
     };
     let response = vaultrs::api::exec_with_result(client, endpoint)
         .await
-        .map_err(|e| classify(&e))?;
-    if response.metadata.destroyed {
-        return Err(Cause::MissingPath);
+        .map_err(|e| {
+            version
+                .and_then(|n| pin::gone(&e, &secret.v2_api_path(), n))
+                .unwrap_or_else(|| classify(&e))
+        })?;
+    // Vault answers a gone version with 404; these guard servers that answer 200.
+    let metadata = &response.metadata;
+    if metadata.destroyed {
+        return Err(gone(Removal::Destroyed));
     }
     match response.data {
         Value::Object(entries) => Ok(SecretData {
             entries,
             version: response.metadata.version,
         }),
-        // A deleted (not destroyed) latest version answers with null data.
-        Value::Null => Err(Cause::MissingPath),
+        Value::Null => Err(gone(pin::removal(false, &metadata.deletion_time))),
         _ => Err(Cause::Unexpected("KV v2 `data` is not an object".into())),
     }
 }
@@ -305,5 +356,104 @@ mod tests {
         );
         assert_eq!(m(json!({"type": "generic"})), MountKind::Kv(KvVersion::V1));
         assert_eq!(m(json!({"type": "transit"})), MountKind::NotKv("transit".into()));
+    }
+
+    /// Pinned reads where Vault will not say the mount's KV version: the read probes
+    /// v2 then v1, and the pin still decides (never a silent read of the latest).
+    mod probing {
+        use super::*;
+        use crate::client::Connection;
+        use crate::error::Removal;
+        use crate::fake::FakeVault;
+
+        fn wrapped(data: Value) -> Value {
+            json!({"request_id": "r", "lease_id": "", "lease_duration": 0, "renewable": false,
+                   "auth": null, "warnings": null, "wrap_info": null, "data": data})
+        }
+
+        fn v2(version: u64, data: Value) -> Value {
+            let metadata = json!({"created_time": "t", "deletion_time": "", "custom_metadata": null,
+                                  "destroyed": false, "version": version});
+            wrapped(json!({"data": data, "metadata": metadata}))
+        }
+
+        async fn read_at(fake: &FakeVault, path: &str, pin: Option<u64>) -> Result<SecretData, Cause> {
+            let yaml = format!("address: {}\nauth: {{method: token, token: t}}\n", fake.address);
+            let conn = Connection::new(&serde_yaml::from_str(&yaml).unwrap()).unwrap();
+            read(&conn.client("t"), &SecretPath::parse(path).unwrap(), None, pin).await
+        }
+
+        #[tokio::test]
+        async fn a_v2_pin_on_what_turns_out_to_be_kv_v1_is_a_mismatch() {
+            let fake = FakeVault::start(&[("kv1/a", 200, wrapped(json!({"k": "x"})))]).await;
+            let err = read_at(&fake, "/kv1/a", Some(3)).await.err().unwrap();
+            assert!(
+                matches!(&err, Cause::VersionMismatch(m) if m.contains("answered as KV v1")),
+                "{err}"
+            );
+            assert_eq!(fake.requests(), ["/v1/kv1/data/a?version=3", "/v1/kv1/a"]);
+            // Pinned to 0, the same secret reads as usual.
+            assert_eq!(read_at(&fake, "/kv1/a", Some(0)).await.unwrap().version, 0);
+        }
+
+        #[tokio::test]
+        async fn a_kv1_pin_on_what_turns_out_to_be_kv_v2_is_a_mismatch() {
+            let fake = FakeVault::start(&[("kv/data/a", 200, v2(5, json!({"k": "x"})))]).await;
+            let err = read_at(&fake, "/kv/a", Some(0)).await.err().unwrap();
+            assert!(
+                matches!(&err, Cause::VersionMismatch(m) if m.contains("answered as KV v2 (version 5)")),
+                "{err}"
+            );
+            // Unpinned, the latest is fine.
+            assert_eq!(read_at(&fake, "/kv/a", None).await.unwrap().version, 5);
+        }
+
+        #[tokio::test]
+        async fn a_pinned_version_reads_that_version_or_names_it_gone() {
+            let deleted = json!({"data": {"data": null, "metadata": {"created_time": "t",
+                "deletion_time": "2026-01-02T00:00:00Z", "destroyed": false, "version": 4}}});
+            let fake = FakeVault::start(&[
+                ("kv/data/a?version=2", 200, v2(2, json!({"k": "two"}))),
+                ("kv/data/a?version=3", 200, v2(4, json!({"k": "four"}))),
+                ("kv/data/a?version=4", 404, deleted),
+            ])
+            .await;
+            let data = read_at(&fake, "/kv/a", Some(2)).await.unwrap();
+            assert_eq!((data.version, data.get("k").unwrap().expose()), (2, "two"));
+
+            // Vault answering another version than asked is refused.
+            let err = read_at(&fake, "/kv/a", Some(3)).await.err().unwrap();
+            assert!(
+                matches!(&err, Cause::VersionMismatch(m) if m.contains("version 3") && m.contains("version 4")),
+                "{err}"
+            );
+
+            // The deleted version's metadata proves KV v2: no v1 probe follows.
+            let before = fake.requests().len();
+            let err = read_at(&fake, "/kv/a", Some(4)).await.err().unwrap();
+            assert_eq!(
+                err,
+                Cause::VersionGone {
+                    path: "kv/data/a".into(),
+                    version: 4,
+                    removal: Removal::Deleted
+                }
+            );
+            assert_eq!(fake.requests()[before..], ["/v1/kv/data/a?version=4"]);
+
+            // Neither v2 nor v1 has it: the version is gone, not "no secret here".
+            let err = read_at(&fake, "/kv/a", Some(7)).await.err().unwrap();
+            assert!(
+                matches!(
+                    err,
+                    Cause::VersionGone {
+                        version: 7,
+                        removal: Removal::Unknown,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
     }
 }

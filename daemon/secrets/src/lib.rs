@@ -8,6 +8,10 @@
 //! redacting [`SecretValue`] plus the KV versions read ([`SecretVersion`], safe to
 //! store in the revision). Resolution is all-or-nothing.
 //!
+//! Re-rendering a recorded revision uses [`Vault::resolve_pinned`] with the revision's
+//! [`SecretVersion`]s: each secret is read at exactly the version it shipped with, so
+//! a secret rotated in between is not silently shipped under the old revision.
+//!
 //! Secret values never reach logs (tracing names paths only), errors (causes are
 //! built from status codes and Vault's error strings, never response bodies),
 //! Debug output, or anything serializable.
@@ -16,13 +20,16 @@
 mod client;
 pub mod config;
 mod error;
+#[cfg(test)]
+mod fake;
 mod kv;
+mod pin;
 mod resolve;
 mod session;
 mod value;
 
 pub use config::{AuthConfig, VaultConfig};
-pub use error::{Cause, Result, SecretFailure, SecretsError};
+pub use error::{Cause, Removal, Result, SecretFailure, SecretsError};
 pub use resolve::Vault;
 pub use session::AuthStats;
 pub use value::{Resolved, SecretRequest, SecretValue, SecretVersion};

@@ -5,6 +5,9 @@
 //! KV version (cached) ──▶ read each distinct path once, N in flight ──▶ pick keys
 //! ──▶ Resolved { values, versions }      (any failure: one error, nothing returned)
 //! ```
+//!
+//! [`Vault::resolve_pinned`] runs the same steps with each read pinned to the version
+//! a revision recorded.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -27,7 +30,8 @@ pub struct Vault {
     default: Arc<Session>,
     environments: BTreeMap<String, Arc<Session>>,
     require_environment_auth: bool,
-    pins: BTreeMap<String, KvVersion>,
+    /// `vault.kv_versions`: the KV version configured per mount.
+    mount_versions: BTreeMap<String, KvVersion>,
     /// Discovered mount kinds; `Unknown` is not cached so it is asked again.
     mounts: Mutex<HashMap<String, MountKind>>,
     max_concurrency: usize,
@@ -72,7 +76,7 @@ impl Vault {
             .iter()
             .map(|(env, auth)| (env.clone(), new_session(&format!("environments.{env}"), auth)))
             .collect();
-        let pins = config
+        let mount_versions = config
             .kv_versions
             .iter()
             .filter_map(|(mount, v)| Some((mount.clone(), KvVersion::from_number(*v)?)))
@@ -82,7 +86,7 @@ impl Vault {
             default,
             environments,
             require_environment_auth: config.require_environment_auth,
-            pins,
+            mount_versions,
             mounts: Mutex::new(HashMap::new()),
             max_concurrency: config.max_concurrency,
             token_changed,
@@ -98,23 +102,58 @@ impl Vault {
     }
 
     /// Resolves every request of `release` with the auth of `environment` (its entry
-    /// in `vault.environments`, else the default `vault.auth`). Identical paths are
-    /// read once; reads run `max_concurrency` at a time. Any failure fails the whole
-    /// resolution with an error naming release, secret_id, context, path and key.
+    /// in `vault.environments`, else the default `vault.auth`), at the latest version
+    /// of each secret. Identical paths are read once; reads run `max_concurrency` at a
+    /// time. Any failure fails the whole resolution with an error naming release,
+    /// secret_id, context, path and key.
     pub async fn resolve(
         &self,
         release: &str,
         environment: Option<&str>,
         requests: &[SecretRequest],
     ) -> Result<Resolved> {
+        let wanted = requests.iter().map(|r| (r, None)).collect();
+        self.resolve_wanted(release, environment, wanted).await
+    }
+
+    /// Resolves secrets at the versions a revision recorded (the `versions` of an
+    /// earlier [`Resolved`]), so re-rendering that revision ships exactly what it
+    /// shipped even if a secret was rotated since. Each entry is read at its
+    /// `version`: a KV v2 secret at that version (`?version=N`), a KV v1 secret (0) as
+    /// usual. A pin the mount cannot serve (N > 0 on KV v1, 0 on KV v2) is
+    /// [`Cause::VersionMismatch`]; a version deleted or destroyed since is
+    /// [`Cause::VersionGone`]. Never falls back to the latest value. Otherwise as
+    /// [`Vault::resolve`]: same auth, deduplication, concurrency and errors; the
+    /// returned `versions` equal `pinned` (sorted, without duplicates).
+    pub async fn resolve_pinned(
+        &self,
+        release: &str,
+        environment: Option<&str>,
+        pinned: &[SecretVersion],
+    ) -> Result<Resolved> {
+        let requests: Vec<SecretRequest> = pinned.iter().map(SecretVersion::request).collect();
+        let wanted = requests
+            .iter()
+            .zip(pinned)
+            .map(|(r, p)| (r, Some(p.version)))
+            .collect();
+        self.resolve_wanted(release, environment, wanted).await
+    }
+
+    /// Both entry points: each request with its pin (None: the latest version).
+    async fn resolve_wanted(
+        &self,
+        release: &str,
+        environment: Option<&str>,
+        mut wanted: Vec<Wanted<'_>>,
+    ) -> Result<Resolved> {
         let started = Instant::now();
         let session = self.session_for(release, environment)?;
-        let mut requests: Vec<&SecretRequest> = requests.iter().collect();
-        requests.sort();
-        requests.dedup();
+        wanted.sort();
+        wanted.dedup();
 
         // Paths first: a typo in the release fails before any network call.
-        let parsed = parse_requests(release, &requests)?;
+        let parsed = parse_requests(release, &wanted)?;
         if parsed.is_empty() {
             return Ok(Resolved::default());
         }
@@ -125,14 +164,14 @@ impl Vault {
             cause,
         })?;
 
-        let first_user = |pred: &dyn Fn(&SecretPath) -> bool| {
+        let first_user = |pred: &dyn Fn(&ParsedRequest) -> bool| {
             parsed
                 .iter()
-                .find(|(_, p)| pred(p))
-                .map_or(parsed[0].0, |(r, _)| *r)
+                .find(|p| pred(p))
+                .map_or(parsed[0].request, |p| p.request)
         };
 
-        let mounts: BTreeSet<&str> = parsed.iter().map(|(_, p)| p.mount.as_str()).collect();
+        let mounts: BTreeSet<&str> = parsed.iter().map(|p| p.path.mount.as_str()).collect();
         let session = &*session;
         // The futures are built up front (not in a `.map` closure over the stream) so
         // that the whole resolution future is `Send` for any caller's lifetimes.
@@ -149,30 +188,33 @@ impl Vault {
             .buffer_unordered(self.max_concurrency)
             .try_collect()
             .await
-            .map_err(|(mount, cause)| fail(release, first_user(&|p| p.mount == mount), cause))?;
+            .map_err(|(mount, cause)| fail(release, first_user(&|p| p.path.mount == mount), cause))?;
 
-        let paths: BTreeSet<&SecretPath> = parsed.iter().map(|(_, p)| p).collect();
-        let reads: Vec<_> = paths
+        // One read per distinct (path, pin).
+        let reads: BTreeSet<(&SecretPath, Option<u64>)> = parsed.iter().map(|p| (&p.path, p.pin)).collect();
+        let reads: Vec<_> = reads
             .into_iter()
-            .map(|path| {
-                let version = versions.get(&path.mount).copied().flatten();
+            .map(|(path, pin)| {
+                let kind = versions.get(&path.mount).copied().flatten();
                 async move {
-                    self.read(session, path, version)
+                    self.read(session, path, kind, pin)
                         .await
-                        .map(|d| (path, d))
-                        .map_err(|cause| (path, cause))
+                        .map(|d| ((path, pin), d))
+                        .map_err(|cause| (path, pin, cause))
                 }
             })
             .collect();
-        let data: HashMap<&SecretPath, SecretData> = stream::iter(reads)
+        let data: HashMap<(&SecretPath, Option<u64>), SecretData> = stream::iter(reads)
             .buffer_unordered(self.max_concurrency)
             .try_collect()
             .await
-            .map_err(|(path, cause)| fail(release, first_user(&|p| p == path), cause))?;
+            .map_err(|(path, pin, cause)| {
+                fail(release, first_user(&|p| &p.path == path && p.pin == pin), cause)
+            })?;
 
         let mut resolved = Resolved::default();
-        for (request, path) in &parsed {
-            let secret = &data[path];
+        for ParsedRequest { request, path, pin } in &parsed {
+            let secret = &data[&(path, *pin)];
             let value = secret
                 .get(&request.vault_key)
                 .map_err(|c| fail(release, request, c))?;
@@ -266,34 +308,37 @@ impl Vault {
                 kind
             }
         };
-        let pin = self.pins.get(mount).copied();
-        match (kind, pin) {
+        let configured = self.mount_versions.get(mount).copied();
+        match (kind, configured) {
             (MountKind::NotKv(engine), _) => Err(Cause::WrongKvVersion(format!(
                 "mount {mount:?} is a {engine:?} secrets engine, not KV"
             ))),
-            (MountKind::Kv(found), Some(pinned)) if found != pinned => Err(Cause::WrongKvVersion(format!(
-                "`vault.kv_versions.{mount}` says KV v{}, but Vault reports the mount as KV v{}",
-                pinned.number(),
-                found.number()
-            ))),
+            (MountKind::Kv(found), Some(configured)) if found != configured => {
+                Err(Cause::WrongKvVersion(format!(
+                    "`vault.kv_versions.{mount}` says KV v{}, but Vault reports the mount as KV v{}",
+                    configured.number(),
+                    found.number()
+                )))
+            }
             (MountKind::Kv(found), _) => Ok(Some(found)),
-            (MountKind::Unknown, pin) => Ok(pin),
+            (MountKind::Unknown, configured) => Ok(configured),
         }
     }
 
-    /// Reads one path; a 403 gets one retry when the token turns out to have been
-    /// revoked (and a new login succeeded).
+    /// Reads one path (at `pin`, if given); a 403 gets one retry when the token
+    /// turns out to have been revoked (and a new login succeeded).
     async fn read(
         &self,
         session: &Session,
         path: &SecretPath,
-        version: Option<KvVersion>,
+        kind: Option<KvVersion>,
+        pin: Option<u64>,
     ) -> Result<SecretData, Cause> {
         let token = session.token().await?;
-        match kv::read(&self.conn.client(token.value.expose()), path, version).await {
+        match kv::read(&self.conn.client(token.value.expose()), path, kind, pin).await {
             Err(Cause::PermissionDenied) if session.recover_from_denied(token.generation).await? => {
                 let token = session.token().await?;
-                kv::read(&self.conn.client(token.value.expose()), path, version).await
+                kv::read(&self.conn.client(token.value.expose()), path, kind, pin).await
             }
             other => other,
         }
@@ -304,27 +349,39 @@ impl Vault {
     }
 }
 
-/// Refuses conflicting requests and unusable paths or keys; `requests` is sorted.
-fn parse_requests<'a>(
-    release: &str,
-    requests: &[&'a SecretRequest],
-) -> Result<Vec<(&'a SecretRequest, SecretPath)>> {
-    for pair in requests.windows(2) {
+/// A request and the version it is pinned to (None: the latest).
+type Wanted<'a> = (&'a SecretRequest, Option<u64>);
+
+/// A request whose path parsed.
+struct ParsedRequest<'a> {
+    request: &'a SecretRequest,
+    path: SecretPath,
+    pin: Option<u64>,
+}
+
+/// Refuses conflicting requests and unusable paths or keys; `wanted` is sorted and
+/// without duplicates.
+fn parse_requests<'a>(release: &str, wanted: &[Wanted<'a>]) -> Result<Vec<ParsedRequest<'a>>> {
+    for pair in wanted.windows(2) {
+        let ((first, first_pin), (second, _)) = (pair[0], pair[1]);
         // Sorted: requests for the same (context, secret_id) are neighbours.
-        if (&pair[0].context, &pair[0].secret_id) == (&pair[1].context, &pair[1].secret_id) {
-            let other = format!("{} key {:?}", pair[0].vault_path, pair[0].vault_key);
-            return Err(fail(release, pair[1], Cause::Conflict { other }));
+        if (&first.context, &first.secret_id) == (&second.context, &second.secret_id) {
+            let mut other = format!("{} key {:?}", first.vault_path, first.vault_key);
+            if let Some(version) = first_pin {
+                other.push_str(&format!(" version {version}"));
+            }
+            return Err(fail(release, second, Cause::Conflict { other }));
         }
     }
-    requests
+    wanted
         .iter()
-        .map(|request| {
+        .map(|&(request, pin)| {
             let path = SecretPath::parse(&request.vault_path).map_err(|c| fail(release, request, c))?;
             if request.vault_key.is_empty() {
                 let cause = Cause::InvalidPath("vaultKey is empty".into());
                 return Err(fail(release, request, cause));
             }
-            Ok((*request, path))
+            Ok(ParsedRequest { request, path, pin })
         })
         .collect()
 }
@@ -406,6 +463,60 @@ mod tests {
         let err = vault.resolve("rel", None, &same).await.unwrap_err();
         assert!(matches!(err, SecretsError::Login { .. }), "{err}");
         assert_eq!(vault.auth_stats(None).logins, 0);
+    }
+
+    fn pin(context: &str, id: &str, path: &str, key: &str, version: u64) -> SecretVersion {
+        SecretVersion {
+            context: context.into(),
+            secret_id: id.into(),
+            vault_path: path.into(),
+            vault_key: key.into(),
+            version,
+        }
+    }
+
+    #[tokio::test]
+    async fn pins_that_contradict_each_other_fail_before_any_network_call() {
+        let vault = closed_vault("");
+        let two_versions = [
+            pin("c", "app1", "/kv/a/b", "password", 3),
+            pin("c", "app1", "/kv/a/b", "password", 4),
+        ];
+        let f = failure(
+            vault
+                .resolve_pinned("rel", None, &two_versions)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            f.cause,
+            Cause::Conflict {
+                other: "/kv/a/b key \"password\" version 3".into()
+            }
+        );
+        let f = failure(
+            vault
+                .resolve_pinned("rel", None, &[pin("c", "x", "/kv", "k", 1)])
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(f.cause, Cause::InvalidPath(_)), "{f}");
+
+        // Identical pins are one pin: past the checks, on to the (closed) Vault.
+        let same = [pin("c", "x", "/kv/a", "k", 2), pin("c", "x", "/kv/a", "k", 2)];
+        let err = vault.resolve_pinned("rel", None, &same).await.unwrap_err();
+        assert!(matches!(err, SecretsError::Login { .. }), "{err}");
+        let resolved = vault.resolve_pinned("rel", None, &[]).await.unwrap();
+        assert!(resolved.values.is_empty() && resolved.versions.is_empty());
+    }
+
+    /// The coordinator awaits resolutions inside `Send` futures (spawned tasks).
+    #[test]
+    fn resolution_futures_are_send() {
+        fn send<T: Send>(_: T) {}
+        let vault = closed_vault("");
+        send(vault.resolve("rel", None, &[]));
+        send(vault.resolve_pinned("rel", None, &[]));
     }
 
     #[tokio::test]

@@ -76,6 +76,18 @@ pub struct SecretVersion {
     pub version: u64,
 }
 
+impl SecretVersion {
+    /// The request this version answered (without the version).
+    pub fn request(&self) -> SecretRequest {
+        SecretRequest {
+            context: self.context.clone(),
+            secret_id: self.secret_id.clone(),
+            vault_path: self.vault_path.clone(),
+            vault_key: self.vault_key.clone(),
+        }
+    }
+}
+
 /// Every requested secret of one release, all resolved (resolution is all-or-nothing).
 #[derive(Debug, Default)]
 pub struct Resolved {

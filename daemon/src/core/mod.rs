@@ -87,6 +87,8 @@ pub enum OutBody {
 pub struct ApplyBody {
     pub namespace: String,
     pub manifests: Arc<Vec<RenderedManifest>>,
+    /// Helm hooks, run by the agent around the apply.
+    pub hooks: Arc<Vec<RenderedManifest>>,
     /// (progress deadline, min ready window).
     pub health: (Duration, Duration),
     pub options: ApplyOptions,
@@ -312,7 +314,10 @@ impl Coordinator {
         let summary: Vec<(String, usize, String)> = prepared
             .manifests
             .iter()
-            .map(|(ctx, ms)| (ctx.clone(), ms.len(), digest(ms)))
+            .map(|(ctx, ms)| {
+                let hooks = prepared.hooks.get(ctx).map_or(&[][..], Vec::as_slice);
+                (ctx.clone(), ms.len(), digest(ms.iter().chain(hooks)))
+            })
             .collect();
         if dry_run {
             let accepted = Accepted {
@@ -491,8 +496,8 @@ impl Coordinator {
     }
 }
 
-/// sha256 over a context's manifests, to compare renders without content.
-pub fn digest(manifests: &[RenderedManifest]) -> String {
+/// sha256 over a context's manifests (and hooks), to compare renders without content.
+pub fn digest<'a>(manifests: impl IntoIterator<Item = &'a RenderedManifest>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for m in manifests {

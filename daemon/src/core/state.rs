@@ -398,6 +398,7 @@ impl Core {
                 body: OutBody::DryRun(ApplyBody {
                     namespace: p.meta.namespace.clone(),
                     manifests: Arc::new(p.manifests.get(context).cloned().unwrap_or_default()),
+                    hooks: Arc::new(p.hooks.get(context).cloned().unwrap_or_default()),
                     health,
                     options: p.options,
                     chart: chart.clone(),
@@ -1065,6 +1066,7 @@ impl Core {
             Some(ApplyBody {
                 namespace: p.meta.namespace.clone(),
                 manifests: Arc::new(p.manifests.get(context).cloned().unwrap_or_default()),
+                hooks: Arc::new(p.hooks.get(context).cloned().unwrap_or_default()),
                 health,
                 options: p.options,
                 chart: format!("{}-{}", p.chart_name, p.chart_version),

@@ -15,16 +15,18 @@ fn health(h: (std::time::Duration, std::time::Duration)) -> pb::HealthPolicy {
 
 /// A core command as a wire command.
 pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
-    let apply = |b: &crate::core::ApplyBody| pb::ApplyRevision {
-        namespace: b.namespace.clone(),
-        manifests: b
-            .manifests
-            .iter()
+    let manifests = |ms: &[crate::prepare::RenderedManifest]| -> Vec<pb::Manifest> {
+        ms.iter()
             .map(|m| pb::Manifest {
                 source: m.source.clone(),
                 content: m.content.clone(),
             })
-            .collect(),
+            .collect()
+    };
+    let apply = |b: &crate::core::ApplyBody| pb::ApplyRevision {
+        namespace: b.namespace.clone(),
+        manifests: manifests(&b.manifests),
+        hooks: manifests(&b.hooks),
         health: Some(health(b.health)),
         force_conflicts: b.options.force_conflicts,
         adopt: b.options.adopt,
