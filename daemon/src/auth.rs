@@ -1,11 +1,19 @@
-//! Authentication and authorization: bearer tokens mapped to principals with roles,
-//! and per-context agent credentials. Checked at the gRPC edge; the core receives a
-//! [`Principal`] and never sees a token.
+//! Authentication and authorization: bearer tokens and verified client certificates
+//! mapped to principals with roles, and per-context agent credentials. Checked at the
+//! gRPC edge; the core receives a [`Principal`] and never sees a token or a certificate.
+//!
+//! A call is authenticated by, in order: its bearer token when it sends one; else the
+//! client certificate the TLS layer verified against `tls.client_ca_file`, when
+//! `auth.certificates` maps any; else `anonymous` (development only) or refused.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+mod cert;
+
+pub use cert::{CertIdentity, CertificateMapping, CertificateRule, compile as compile_certificates};
 
 /// What a caller may do. Ordered: each role includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -22,6 +30,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Deployer, Role::Operator, Role::Admin];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
@@ -72,6 +83,10 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub agents: Vec<AgentTokenConfig>,
+    /// Client certificates (mTLS) mapped to roles, for callers such as CI agents that
+    /// hold a certificate rather than a token. Needs `tls.client_ca_file`.
+    #[serde(default)]
+    pub certificates: Vec<CertificateMapping>,
     /// Development only: callers without a token act as `anonymous` admin, and agents
     /// need no token. Refused unless set explicitly; logged loudly when on.
     #[serde(default)]
@@ -94,6 +109,12 @@ pub enum AuthError {
     },
     #[error("agent credentials for context {claimed:?} refused: {why}")]
     Agent { claimed: String, why: String },
+    #[error(
+        "client certificate {subject:?} has no role mapping in auth.certificates, and no bearer token was sent"
+    )]
+    UnmappedCertificate { subject: String },
+    #[error("client certificate refused: {why}")]
+    BadCertificate { why: String },
 }
 
 /// Token lookups. Built once at start from the config (files read then).
@@ -101,6 +122,7 @@ pub enum AuthError {
 pub struct Authenticator {
     users: BTreeMap<String, Principal>,
     agents: BTreeMap<String, String>,
+    certificates: Vec<CertificateRule>,
     allow_anonymous: bool,
 }
 
@@ -109,6 +131,7 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("users", &self.users.len())
             .field("agents", &self.agents.len())
+            .field("certificates", &self.certificates.len())
             .field("allow_anonymous", &self.allow_anonymous)
             .finish()
     }
@@ -134,6 +157,8 @@ fn read_secret(inline: &Option<String>, file: &Option<PathBuf>, what: &str) -> R
 impl Authenticator {
     /// Reads token files and checks the section. Errors name the entry.
     pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
+        let certificates =
+            cert::compile(&cfg.certificates).map_err(|(key, reason)| format!("{key}: {reason}"))?;
         let mut users = BTreeMap::new();
         for (i, t) in cfg.tokens.iter().enumerate() {
             let tok = read_secret(&t.token, &t.token_file, &format!("auth.tokens[{i}] ({})", t.name))?;
@@ -167,12 +192,13 @@ impl Authenticator {
                 ));
             }
         }
-        if users.is_empty() && !cfg.allow_anonymous {
-            return Err("auth.tokens: no API tokens configured (set auth.allow_anonymous: true for a development coordinator)".into());
+        if users.is_empty() && cfg.certificates.is_empty() && !cfg.allow_anonymous {
+            return Err("auth.tokens: no API tokens or client certificates configured (set auth.allow_anonymous: true for a development coordinator)".into());
         }
         Ok(Authenticator {
             users,
             agents,
+            certificates,
             allow_anonymous: cfg.allow_anonymous,
         })
     }
@@ -182,6 +208,7 @@ impl Authenticator {
         Authenticator {
             users: BTreeMap::new(),
             agents: BTreeMap::new(),
+            certificates: Vec::new(),
             allow_anonymous: true,
         }
     }
@@ -190,10 +217,28 @@ impl Authenticator {
         self.allow_anonymous
     }
 
+    /// The principal of an API call: its `authorization` header value and the DER of
+    /// the client certificate the TLS layer verified, if any. A bearer token decides
+    /// when there is one (a token is the more specific credential: a shared CI host's
+    /// certificate must not outrank the token a job brings). Otherwise a certificate
+    /// decides when `auth.certificates` maps any; an unmapped one is refused, even
+    /// with `allow_anonymous`, because its holder clearly meant to be someone.
+    pub fn authenticate_call(
+        &self,
+        header: Option<&str>,
+        client_cert: Option<&[u8]>,
+    ) -> Result<Principal, AuthError> {
+        match client_cert {
+            Some(der) if bearer(header).is_none() && !self.certificates.is_empty() => {
+                cert::principal(&self.certificates, &CertIdentity::from_der(der)?)
+            }
+            _ => self.authenticate(header),
+        }
+    }
+
     /// The principal for an `authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let token = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
-        match token {
+        match bearer(header) {
             Some(t) => self.users.get(t.trim()).cloned().ok_or(AuthError::Unknown),
             None if self.allow_anonymous => Ok(Principal {
                 name: "anonymous".into(),
@@ -218,6 +263,11 @@ impl Authenticator {
             None => Err(refuse("no agent credential is configured for this context")),
         }
     }
+}
+
+/// The token of a `Bearer` authorization header.
+fn bearer(header: Option<&str>) -> Option<&str> {
+    header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -291,6 +341,84 @@ mod tests {
         })
         .unwrap();
         assert_eq!(a.authenticate(None).unwrap().role, Role::Admin);
+    }
+
+    fn client_cert(cn: &str) -> Vec<u8> {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_token_decides_else_a_mapped_certificate() {
+        let mut c = cfg();
+        c.certificates = serde_yaml::from_str("- {common_name: jenkins-prod, role: deployer}\n").unwrap();
+        let a = Authenticator::from_config(&c).unwrap();
+        let jenkins = client_cert("jenkins-prod");
+        let p = a.authenticate_call(None, Some(&jenkins)).unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.role),
+            ("cert:CN=jenkins-prod", Role::Deployer)
+        );
+        let err = p.require(Role::Operator, "rollback").unwrap_err().to_string();
+        assert!(err.contains("cert:CN=jenkins-prod has role deployer"), "{err}");
+        // The token is the more specific credential and wins, also when it is wrong.
+        assert_eq!(
+            a.authenticate_call(Some("Bearer t-view"), Some(&jenkins))
+                .unwrap()
+                .role,
+            Role::Viewer
+        );
+        assert_eq!(
+            a.authenticate_call(Some("Bearer nope"), Some(&jenkins)),
+            Err(AuthError::Unknown)
+        );
+        let err = a
+            .authenticate_call(None, Some(&client_cert("laptop")))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::UnmappedCertificate { .. }), "{err}");
+        assert!(err.to_string().contains("CN=laptop") && err.to_string().contains("no role mapping"));
+        assert_eq!(a.authenticate_call(None, None), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn certificates_grant_nothing_without_mappings_and_anonymous_does_not_cover_unmapped_ones() {
+        // No mappings: a certificate is only a transport credential, as before.
+        let a = Authenticator::from_config(&cfg()).unwrap();
+        assert_eq!(
+            a.authenticate_call(None, Some(&client_cert("jenkins-prod"))),
+            Err(AuthError::Missing)
+        );
+        let dev = Authenticator::from_config(&AuthConfig {
+            allow_anonymous: true,
+            certificates: serde_yaml::from_str("- {common_name: ci, role: viewer}\n").unwrap(),
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        assert_eq!(dev.authenticate_call(None, None).unwrap().role, Role::Admin);
+        assert!(matches!(
+            dev.authenticate_call(None, Some(&client_cert("laptop"))),
+            Err(AuthError::UnmappedCertificate { .. })
+        ));
+    }
+
+    #[test]
+    fn certificate_mappings_alone_are_enough_and_are_validated() {
+        let only_certs = AuthConfig {
+            certificates: serde_yaml::from_str("- {common_name: ci, role: viewer}\n").unwrap(),
+            ..AuthConfig::default()
+        };
+        assert!(Authenticator::from_config(&only_certs).is_ok());
+        let bad = AuthConfig {
+            certificates: serde_yaml::from_str("- {common_name: '', role: viewer}\n").unwrap(),
+            allow_anonymous: true,
+            ..AuthConfig::default()
+        };
+        let err = Authenticator::from_config(&bad).unwrap_err();
+        assert!(err.starts_with("auth.certificates[0].common_name: "), "{err}");
     }
 
     #[test]

@@ -77,9 +77,16 @@ pub struct TlsConfig {
     /// PEM certificate chain and key of the coordinator.
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    /// A PEM CA bundle: when set, clients must present a certificate it signed (mTLS).
+    /// A PEM CA bundle: when set, clients must present a certificate it signed (mTLS),
+    /// which `auth.certificates` can map to a role.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: also accept connections that present no certificate (they
+    /// then need a bearer token). For a listener shared by certificate holders and
+    /// token holders, such as agents, which connect without a client certificate.
+    /// A certificate that is presented is still verified against the CA.
+    #[serde(default)]
+    pub client_cert_optional: bool,
 }
 
 /// Durable state backend.
@@ -250,6 +257,20 @@ impl DaemonConfig {
                     return bad(k, format!("{} does not exist or is not a file", p.display()));
                 }
             }
+            if t.client_cert_optional && t.client_ca_file.is_none() {
+                return bad(
+                    "tls.client_cert_optional",
+                    "only means something with `tls.client_ca_file` (without it no client certificate is asked for)".into(),
+                );
+            }
+        }
+        crate::auth::compile_certificates(&self.auth.certificates)?;
+        if !self.auth.certificates.is_empty() && self.tls.as_ref().is_none_or(|t| t.client_ca_file.is_none())
+        {
+            return bad(
+                "auth.certificates",
+                "client-certificate mappings need `tls.client_ca_file` (the CA that verifies client certificates); without it no certificate is ever presented".into(),
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, c) in self.contexts.iter().enumerate() {
@@ -331,6 +352,84 @@ mod tests {
         assert!(err.contains("store.backend") && err.contains("postgres"), "{err}");
     }
 
+    /// A TLS section whose files exist, with or without a client CA.
+    fn tls(dir: &Path, client_ca: bool) -> String {
+        for f in ["cert.pem", "key.pem", "ca.pem"] {
+            std::fs::write(dir.join(f), "PEM").unwrap();
+        }
+        let ca = if client_ca {
+            format!(", client_ca_file: {}", dir.join("ca.pem").display())
+        } else {
+            String::new()
+        };
+        format!(
+            "tls: {{cert_file: {}, key_file: {}{ca}}}\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        )
+    }
+
+    #[test]
+    fn certificate_mappings_are_validated_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mapped = "auth:\n  certificates:\n    - {common_name: jenkins-prod, role: deployer}\n";
+        let cfg = load(&format!("{}{mapped}", tls(dir.path(), true)), &[]).unwrap();
+        assert_eq!(cfg.auth.certificates.len(), 1);
+
+        // Nothing would verify (or even ask for) a client certificate.
+        for tls_section in [String::new(), tls(dir.path(), false)] {
+            let err = load(&format!("{tls_section}{mapped}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`auth.certificates`") && err.contains("tls.client_ca_file"),
+                "{err}"
+            );
+        }
+        let err = load(
+            &format!(
+                "{}auth:\n  certificates:\n    - {{common_name: a, role: viewer}}\n    - {{common_name: '', role: viewer}}\n",
+                tls(dir.path(), true)
+            ),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`auth.certificates[1].common_name`"), "{err}");
+    }
+
+    #[test]
+    fn optional_client_certificates_need_a_client_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let optional = [("CONVOY_DAEMON__TLS__CLIENT_CERT_OPTIONAL", "true")];
+        assert!(
+            load(&tls(dir.path(), true), &optional)
+                .unwrap()
+                .tls
+                .unwrap()
+                .client_cert_optional
+        );
+        let err = load(&tls(dir.path(), false), &optional).unwrap_err().to_string();
+        assert!(
+            err.contains("`tls.client_cert_optional`") && err.contains("client_ca_file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_certificate_role_names_the_field() {
+        let err = load(
+            "auth:\n  certificates:\n    - {common_name: a, role: viewer}\n    - {common_name: b, role: root}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("auth.certificates[1].role") && err.contains("root"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn duplicate_context_is_refused() {
         let ctx = "{name: a, region: r, env: dev, cloud: gcp, clusterName: c}";
@@ -355,6 +454,9 @@ mod example_config {
         let text = std::fs::read_to_string(&path).unwrap();
         let cfg: DaemonConfig = serde_yaml::from_str(&text).unwrap();
         assert_eq!(cfg.auth.agents.len(), 3);
+        let certs = crate::auth::compile_certificates(&cfg.auth.certificates).unwrap();
+        assert_eq!(certs[0].principal_name(), "cert:CN=jenkins-prod");
+        assert!(cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()));
         assert!(cfg.vault.is_some() && cfg.tls.is_some());
         // Loading checks the files too, and names the missing one.
         let err = DaemonConfig::load_with_env(Some(&path), Vec::new())

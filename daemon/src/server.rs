@@ -192,7 +192,9 @@ pub async fn start(
             .identity(tonic::transport::Identity::from_pem(cert, key));
         if let Some(ca) = &tls.client_ca_file {
             let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca_file {}", ca.display()))?;
-            t = t.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+            t = t
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(tls.client_cert_optional);
         }
         builder = builder.tls_config(t).context("tls configuration")?;
     }

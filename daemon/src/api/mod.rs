@@ -14,15 +14,22 @@ use tonic::{Request, Status};
 use crate::auth::{AuthError, Authenticator, Principal};
 use crate::core::CoreError;
 
-/// The caller of a request, from its bearer token.
+/// The caller of a request: its bearer token, else the client certificate the TLS
+/// layer verified (present only under mTLS; the first one is the client's own, the
+/// rest its chain).
 fn principal<T>(auth: &Authenticator, req: &Request<T>) -> Result<Principal, Status> {
     let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
-    auth.authenticate(header).map_err(auth_status)
+    let certs = req.peer_certs();
+    let leaf = certs.as_deref().and_then(|c| c.first()).map(|c| c.as_ref());
+    auth.authenticate_call(header, leaf).map_err(auth_status)
 }
 
 fn auth_status(e: AuthError) -> Status {
     match e {
-        AuthError::Missing | AuthError::Unknown => Status::unauthenticated(e.to_string()),
+        AuthError::Missing
+        | AuthError::Unknown
+        | AuthError::UnmappedCertificate { .. }
+        | AuthError::BadCertificate { .. } => Status::unauthenticated(e.to_string()),
         AuthError::Forbidden { .. } | AuthError::Agent { .. } => Status::permission_denied(e.to_string()),
     }
 }
