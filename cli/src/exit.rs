@@ -20,18 +20,24 @@ pub const UNAUTHORIZED: u8 = 4;
 pub const UNREACHABLE: u8 = 5;
 /// Exit status: the release, revision or operation does not exist.
 pub const NOT_FOUND: u8 = 6;
+/// Exit status of `diff --exit-code` when a submit would change something, as
+/// `git diff --exit-code` exits 1: a Jenkins job can skip a no-op deploy.
+pub const CHANGES_FOUND: u8 = 7;
 
 /// The exit-code table shown at the end of `convoy --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes (for scripts and Jenkins):
-  0  success (a --wait'ed rollout ended healthy)
-  1  any other error
+  0  success (a --wait'ed rollout ended healthy; a diff compared every context)
+  1  any other error; a diff that could not compare every context (an agent
+     offline or too slow: named on stderr)
   2  invalid input: bad release file (file:line:col in the message), bad flags
   3  rollout failed or aborted (the message says what was rolled back), or a
-     precondition failed (secrets or rendering; nothing was applied)
+     precondition failed (secrets or rendering; nothing was applied); for diff:
+     a dry run failed or an object would be refused (a submit would fail)
   4  unauthorized: token refused, or its role may not do this
   5  coordinator unreachable
   6  not found: no such release, revision or operation
+  7  diff --exit-code: a submit would change something
 
 Environment:
   CONVOY_SERVER  the coordinator's address (default http://127.0.0.1:7443)
@@ -58,6 +64,12 @@ pub enum CliError {
     /// NOT_FOUND.
     #[error("{0}")]
     NotFound(String),
+    /// `diff` could not compare every context (an agent offline or too slow).
+    #[error("{0}")]
+    Incomplete(String),
+    /// `diff --exit-code` found changes: not a failure, a verdict (see [`CHANGES_FOUND`]).
+    #[error("{0}")]
+    ChangesFound(String),
     /// Anything else (an internal error, a broken output pipe...).
     #[error("{0}")]
     Other(String),
@@ -72,7 +84,8 @@ impl CliError {
             CliError::Unauthorized(_) => UNAUTHORIZED,
             CliError::Unreachable(_) => UNREACHABLE,
             CliError::NotFound(_) => NOT_FOUND,
-            CliError::Other(_) => OTHER,
+            CliError::Incomplete(_) | CliError::Other(_) => OTHER,
+            CliError::ChangesFound(_) => CHANGES_FOUND,
         }
     }
 
@@ -147,6 +160,7 @@ mod tests {
             UNAUTHORIZED,
             UNREACHABLE,
             NOT_FOUND,
+            CHANGES_FOUND,
         ] {
             assert!(EXIT_CODES_HELP.contains(&format!("\n  {code}  ")), "{code}");
         }

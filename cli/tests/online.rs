@@ -19,9 +19,14 @@ struct Fleet {
 }
 
 async fn fleet() -> Fleet {
+    fleet_with_secrets("\"/kv/dev/shop/db#password\": dev-only-password\n").await
+}
+
+/// A fleet whose coordinator resolves secrets from `dev_secrets` (a dev secrets file).
+async fn fleet_with_secrets(dev_secrets: &str) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("dev-secrets.yaml");
-    std::fs::write(&secrets, "\"/kv/dev/shop/db#password\": dev-only-password\n").unwrap();
+    std::fs::write(&secrets, dev_secrets).unwrap();
     let mut cfg = String::from("contexts:\n");
     for (c, region) in CONTEXTS {
         cfg.push_str(&format!(
@@ -112,6 +117,7 @@ fn redact(text: &str) -> String {
         (r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>"),
         (r"\(\d+(\.\d+)?(ms|s)\)|\(\d+m\d\ds\)", "(<DURATION>)"),
         (r#""durationMs": \d+"#, r#""durationMs": "<DURATION>""#),
+        (r"last seen \d+s ago", "last seen <N>s ago"),
     ];
     rules.iter().fold(text.to_string(), |t, (re, with)| {
         regex::Regex::new(re).unwrap().replace_all(&t, *with).into_owned()
@@ -390,6 +396,125 @@ async fn submit_watch_status_history_and_rollback_against_a_real_coordinator() {
     );
 }
 
+/// Secret values the diff test resolves; neither may appear in any output.
+const CANARIES: [&str; 2] = ["canary-one-5f1d2c", "canary-two-9b7e4a"];
+
+/// A release of the `web` chart for the diff test: `image`, `replicas`, a multi-line
+/// config file as the ConfigMap's `message`, and the `db` secret from `vault_path`.
+fn diff_release(fleet: &Fleet, name: &str, image: &str, replicas: u32, workers: u32, vault_path: &str) {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/charts/web");
+    let conf = format!(
+        "# web.conf\nlisten = 8080\nworkers = {workers}\nlog = info\ntimeout = 30s\nkeepalive = on\n"
+    );
+    let conf = serde_json::to_string(&conf).unwrap();
+    let text = format!(
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: web.shop, namespace: shop, environment: dev}}\n\
+         spec:\n  chart: {{path: {}}}\n\
+         \x20 values: {{image: \"{image}\", replicas: {replicas}, behavior: \"healthy,after=200ms\", message: {conf}}}\n\
+         \x20 contexts: [east, west, south]\n\
+         \x20 secrets:\n    - secret_id: db\n      contexts:\n        - {{name: default, vaultPath: {vault_path}, vaultKey: password}}\n\
+         \x20 strategy: {{waves: [[east], [west], [south]], maxFailures: 0, onFailure: rollback, soak: 0s}}\n\
+         \x20 health: {{progressDeadline: 1m, minReadyWindow: 500ms}}\n",
+        chart.display()
+    );
+    std::fs::write(fleet.dir.path().join(name), text).unwrap();
+}
+
+#[track_caller]
+fn assert_no_canary(o: &Output) {
+    for canary in CANARIES {
+        for (stream, text) in [("stdout", stdout(o)), ("stderr", stderr(o))] {
+            assert!(!text.contains(canary), "a secret value reached {stream}:\n{text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_shows_what_a_submit_would_change_with_secrets_masked() {
+    let secrets = format!(
+        "\"/kv/dev/shop/db#password\": {}\n\"/kv/dev/shop/db2#password\": {}\n",
+        CANARIES[0], CANARIES[1]
+    );
+    let mut fleet = fleet_with_secrets(&secrets).await;
+    diff_release(
+        &fleet,
+        "v1.yaml",
+        "registry.example/web:1.0",
+        1,
+        2,
+        "/kv/dev/shop/db",
+    );
+    diff_release(
+        &fleet,
+        "v2.yaml",
+        "registry.example/web:1.1",
+        2,
+        4,
+        "/kv/dev/shop/db2",
+    );
+
+    // Nothing deployed yet: every object would be created.
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v1.yaml"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_no_canary(&out);
+    assert_golden("diff_create.txt", &stdout(&out));
+
+    let out = fleet.convoy(
+        "t-admin",
+        &["submit", "-f", "v1.yaml", "--wait", "--reason", "v1"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    assert_no_canary(&out);
+
+    // The same file again: nothing would change, and --exit-code agrees.
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v1.yaml", "--exit-code"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert!(
+        stdout(&out).starts_with("release web.shop: 0 of 3 contexts would change\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A new image, replicas, one line of the config file and the secret's value.
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v2.yaml"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_no_canary(&out);
+    eprintln!("diff of v2, as Jenkins logs it:\n{}", stdout(&out));
+    assert_golden("diff_update.txt", &stdout(&out));
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v2.yaml", "-o", "json"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_no_canary(&out);
+    assert_golden("diff_update.json", &stdout(&out));
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v2.yaml", "--exit-code"]);
+    assert_exit(&out, 7, Some(&fleet));
+    assert_eq!(
+        stderr(&out),
+        "web.shop: changes in 3 of 3 contexts (--exit-code)\n"
+    );
+
+    // A diff changes nothing: the running revision is still v1 everywhere.
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v1.yaml", "--exit-code"]);
+    assert_exit(&out, 0, Some(&fleet));
+
+    // A viewer may not diff (it resolves secrets): exit 4.
+    let out = fleet.convoy("t-view", &["diff", "-f", "v2.yaml"]);
+    assert_exit(&out, 4, Some(&fleet));
+
+    // An agent offline: the diff is printed, then exit 1 naming the context, which
+    // wins over --exit-code's 7.
+    fleet
+        .agents
+        .iter_mut()
+        .find(|a| a.context == "south")
+        .unwrap()
+        .kill();
+    let out = fleet.convoy("t-admin", &["diff", "-f", "v2.yaml", "--exit-code"]);
+    assert_exit(&out, 1, Some(&fleet));
+    assert_no_canary(&out);
+    assert_golden("diff_offline.txt", &stdout(&out));
+    assert_golden("diff_offline.stderr", &stderr(&out));
+}
+
 #[test]
 fn an_unreachable_coordinator_exits_5() {
     let port = convoy_tests::free_port();
@@ -453,6 +578,10 @@ fn completions_cover_the_online_commands() {
             script.contains("rollback") && script.contains("to-revision"),
             "{shell}: {script}"
         );
+        assert!(
+            script.contains("diff") && script.contains("exit-code") && script.contains("show-unchanged"),
+            "{shell}: {script}"
+        );
     }
 }
 
@@ -465,4 +594,27 @@ fn help_documents_the_exit_codes() {
         "{}",
         stdout(&out)
     );
+    assert!(
+        stdout(&out).contains("7  diff --exit-code: a submit would change something"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn diff_of_a_missing_file_exits_2_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = convoy_at(
+        "http://127.0.0.1:1",
+        "t",
+        dir.path(),
+        &["diff", "-f", "nope.yaml", "--exit-code"],
+    );
+    assert_exit(&out, 2, None);
+    assert!(
+        stderr(&out).starts_with("error: cannot read release file nope.yaml:"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
 }

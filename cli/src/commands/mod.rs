@@ -3,7 +3,9 @@
 //! failure is a [`CliError`], turned into the documented exit code in [`run`].
 
 mod control;
+mod diff;
 mod inspect;
+mod release_file;
 mod submit;
 mod wait;
 
@@ -36,6 +38,9 @@ pub enum Online {
     /// Submit a release file to the coordinator (and optionally wait for the rollout).
     #[command(after_help = submit::EXAMPLES)]
     Submit(submit::SubmitArgs),
+    /// Show what a submit of a release file would change in every context (agents' dry runs).
+    #[command(after_help = diff::EXAMPLES)]
+    Diff(diff::DiffArgs),
     /// Show where a release stands in every context.
     #[command(after_help = inspect::STATUS_EXAMPLES)]
     Status(inspect::StatusArgs),
@@ -82,6 +87,11 @@ pub(crate) fn parse_online(argv: &[String]) -> std::result::Result<Online, clap:
 pub fn run(cmd: Online) -> ! {
     let code = match execute(cmd) {
         Ok(()) => crate::exit::SUCCESS,
+        // A verdict, not an error: no "error:" prefix in the job's log.
+        Err(e @ CliError::ChangesFound(_)) => {
+            eprintln!("{e}");
+            e.code()
+        }
         Err(e) => {
             eprintln!("error: {e}");
             e.code()
@@ -101,6 +111,7 @@ pub(crate) fn execute(cmd: Online) -> Result<()> {
     rt.block_on(async move {
         match cmd {
             Online::Submit(a) => submit::run(a, stdout_terminal).await,
+            Online::Diff(a) => diff::run(a).await,
             Online::Status(a) => inspect::status(a).await,
             Online::Watch(a) => wait::watch(a, stdout_terminal).await,
             Online::History(a) => inspect::history(a).await,

@@ -7,7 +7,7 @@
 use convoy_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use super::{ctx_phase, op_kind, op_phase, time};
+use super::{ctx_phase, diff, op_kind, op_phase, time};
 
 fn ts(t: Option<&prost_types::Timestamp>) -> Value {
     let s = time(t);
@@ -159,4 +159,76 @@ pub fn cluster(c: &pb::Cluster) -> Value {
             "backend": a.backend,
         })),
     })
+}
+
+/// The answer to a diff. Statuses and actions are lower case (`done`, `update`) and a
+/// change's `before`/`after` are the JSON values themselves (a string stays a string),
+/// left out when absent or masked, and kept as text when cut (`truncated`).
+pub fn diff(r: &pb::DiffReleaseResponse) -> Value {
+    let s = diff::Summary::of(r);
+    json!({
+        "release": r.release,
+        "summary": {
+            "contexts": s.contexts,
+            "changed": s.changed,
+            "unchanged": s.unchanged,
+            "failed": s.failed.len(),
+            "notCompared": s.not_compared.len(),
+            "objects": object_counts(&s.objects),
+        },
+        "contexts": r.contexts.iter().map(diff_context).collect::<Vec<_>>(),
+    })
+}
+
+fn object_counts(c: &diff::ObjectCounts) -> Value {
+    json!({
+        "create": c.create,
+        "update": c.update,
+        "delete": c.delete,
+        "unchanged": c.unchanged,
+        "refused": c.refused,
+        "unknown": c.unknown,
+    })
+}
+
+fn diff_context(c: &pb::ContextDiff) -> Value {
+    let counts = diff::ObjectCounts::of(&c.objects);
+    let done = c.status == pb::DiffStatus::Done as i32;
+    json!({
+        "context": c.context,
+        "region": c.region,
+        "status": diff::status_name(c.status),
+        "message": c.message,
+        "changed": done && counts.changed() > 0,
+        "counts": object_counts(&counts),
+        "objects": c.objects.iter().map(|o| json!({
+            "apiVersion": o.api_version,
+            "kind": o.kind,
+            "namespace": o.namespace,
+            "name": o.name,
+            "action": diff::action_name(o.action),
+            "message": o.message,
+            "changes": o.changes.iter().map(field_change).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn field_change(c: &pb::FieldChange) -> Value {
+    let mut v = json!({
+        "path": c.path,
+        "masked": c.masked,
+        "truncated": c.truncated,
+    });
+    if !c.masked {
+        for (key, raw) in [("before", &c.before), ("after", &c.after)] {
+            if !raw.is_empty() {
+                // A cut value is no longer JSON; keep it as the text it is.
+                v[key] = match c.truncated {
+                    true => Value::String(raw.clone()),
+                    false => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone())),
+                };
+            }
+        }
+    }
+    v
 }

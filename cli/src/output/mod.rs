@@ -2,6 +2,7 @@
 //! scripts. Wire types are turned into text here and nowhere else, so every command
 //! names phases and formats times the same way.
 
+pub mod diff;
 pub mod json;
 
 use std::io::Write;
@@ -11,7 +12,9 @@ use convoy_proto::v1 as pb;
 /// `--output`: how results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned columns (a live table while waiting on a terminal).
+    /// Aligned columns (a live table while waiting on a terminal). `text` is another
+    /// name for it (`convoy diff -o text`).
+    #[value(alias = "text")]
     Table,
     /// Tab-separated rows without a header (for `cut`/`awk`); while waiting, one
     /// timestamped line per change (the default when stdout is not a terminal, e.g. Jenkins).
