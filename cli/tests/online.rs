@@ -341,6 +341,50 @@ async fn submit_watch_status_history_and_rollback_against_a_real_coordinator() {
     assert_exit(&out, 0, Some(&fleet));
     assert!(stdout(&out).contains("SUCCEEDED"), "{}", stdout(&out));
 
+    // On-call's narrower lever: one context only; history shows it touched west alone.
+    let out = fleet.convoy(
+        "t-admin",
+        &[
+            "rollback",
+            "web.shop",
+            "--context",
+            "west",
+            "--to-revision",
+            "1",
+            "--reason",
+            "INC-2 west only",
+            "--yes",
+            "--wait",
+        ],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let out = fleet.convoy("t-view", &["history", "web.shop", "-o", "json"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history -o json is JSON");
+    let newest = &history["revisions"][0];
+    assert_eq!(newest["reason"], "INC-2 west only", "{newest:#}");
+    let touched: Vec<&str> = newest["outcomes"]
+        .as_array()
+        .expect("outcomes")
+        .iter()
+        .filter_map(|o| o["context"].as_str())
+        .collect();
+    assert_eq!(touched, ["west"], "{newest:#}");
+    let out = fleet.convoy(
+        "t-admin",
+        &[
+            "rollback",
+            "web.shop",
+            "--context",
+            "mars",
+            "--reason",
+            "typo",
+            "--yes",
+        ],
+    );
+    assert_exit(&out, 2, Some(&fleet));
+    assert!(stderr(&out).contains("\"mars\""), "{}", stderr(&out));
+
     // A release file the coordinator refuses: exit 2, the position in the file shown.
     let bad = std::fs::read_to_string(fleet.dir.path().join("web.yaml"))
         .unwrap()

@@ -17,6 +17,7 @@ Examples:
   convoy rollback web.shop --reason \"INC-42 errors in eu\"      # to the previous revision
   convoy rollback web.shop --to-revision 7 --reason \"INC-42\" --wait
   convoy rollback web.shop --reason \"INC-42\" --preempt --yes   # abort the running one first
+  convoy rollback web.shop --context prod-eu-1 --context prod-eu-2 --reason \"INC-42 eu only\"
 
 On a terminal it asks for confirmation unless --yes. The reason is required and recorded
 in history and the audit log. With --wait it exits 3 if the rollback itself fails.";
@@ -58,6 +59,10 @@ pub struct RollbackArgs {
     /// Abort the running operation first instead of queueing behind it.
     #[arg(long)]
     pub preempt: bool,
+    /// Only this context (repeat for several); the others stay where they are.
+    /// Default: every context of the release.
+    #[arg(long = "context", value_name = "CONTEXT")]
+    pub contexts: Vec<String>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -109,7 +114,7 @@ pub async fn rollback(a: RollbackArgs, interactive: bool, stdout_terminal: bool)
         to_revision: a.to_revision.unwrap_or(0),
         reason: a.reason.clone(),
         preempt: a.preempt,
-        contexts: Vec::new(),
+        contexts: a.contexts.clone(),
     };
     let mut releases = client.releases.clone();
     let resp = client
@@ -157,7 +162,12 @@ async fn confirm(client: &Client, a: &RollbackArgs) -> Result<bool> {
         || "the previous revision".to_string(),
         |n| format!("revision {n}"),
     );
-    let contexts: Vec<&str> = r.contexts.iter().map(|c| c.context.as_str()).collect();
+    let contexts: Vec<&str> = r
+        .contexts
+        .iter()
+        .map(|c| c.context.as_str())
+        .filter(|c| a.contexts.is_empty() || a.contexts.iter().any(|only| only == c))
+        .collect();
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
