@@ -11,12 +11,17 @@
 //! lock(release) -> apply(req) -> watch_health(..) -> unlock      (deploy)
 //! lock(release) -> rollback(op, N) -> watch_health(..) -> unlock  (rollback)
 //! ```
+//!
+//! Helm hooks ([`crate::hooks`]) run around the change through [`Backend::run_hook`]:
+//! the pre-event hooks after `lock`, the post-event hooks once healthy.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::hooks::{Hook, HookEvent};
 
 /// Identifies one command for idempotence: never run twice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,6 +95,10 @@ pub struct ApplyRequest {
     pub force_roll: bool,
     /// Chart name and version, kept in history.
     pub chart: String,
+    /// The chart's Helm hooks (objects annotated `helm.sh/hook`): never applied with
+    /// `manifests`; run by the runtime around the apply, and kept in history with the
+    /// revision so a rollback runs the restored revision's rollback hooks.
+    pub hooks: Vec<Manifest>,
 }
 
 /// What happened to one object.
@@ -190,6 +199,8 @@ pub enum FailureReason {
     RevisionNotInHistory,
     /// Another operation holds the release's lock in this cluster.
     LockHeld,
+    /// A Helm hook failed (its Job or Pod failed, or it did not complete in time).
+    HookFailed,
     /// Anything else (API unreachable, ...).
     Internal,
 }
@@ -210,6 +221,7 @@ impl FailureReason {
             FailureReason::OwnedByAnotherRelease => "OwnedByAnotherRelease",
             FailureReason::RevisionNotInHistory => "RevisionNotInHistory",
             FailureReason::LockHeld => "LockHeld",
+            FailureReason::HookFailed => "HookFailed",
             FailureReason::Internal => "Internal",
         }
     }
@@ -250,6 +262,24 @@ pub enum HealthOutcome {
     Failed(Failure),
     /// Cancelled (abort) before it settled.
     Cancelled,
+}
+
+/// How running one hook ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// Created, and (a Job or a Pod) completed; the delete policy applied.
+    Succeeded,
+    /// Refused, failed, or not complete by the deadline; the delete policy applied.
+    Failed(Failure),
+    /// Cancelled (abort) while waiting; the object is left as it is.
+    Cancelled,
+}
+
+/// The hooks kept in history with one revision, and the namespace it deployed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHooks {
+    pub namespace: String,
+    pub hooks: Vec<Manifest>,
 }
 
 /// What the cluster's history says about one release.
@@ -314,6 +344,35 @@ pub trait Backend: Send + Sync + 'static {
         progress: mpsc::Sender<ProgressUpdate>,
         cancel: CancellationToken,
     ) -> impl Future<Output = HealthOutcome> + Send;
+
+    /// Whether the history holds a revision of `release` other than `revision`: a
+    /// deploy of `revision` is then an upgrade (its pre-upgrade and post-upgrade hooks
+    /// run), else an install. A retried first deploy stays an install.
+    fn installed(&self, release: &str, revision: u64) -> impl Future<Output = Result<bool, Failure>> + Send;
+
+    /// The hooks stored with `revision` of `release` (for a rollback to it); fails
+    /// with `RevisionNotInHistory` when the history does not hold it.
+    fn stored_hooks(
+        &self,
+        release: &str,
+        revision: u64,
+    ) -> impl Future<Output = Result<StoredHooks, Failure>> + Send;
+
+    /// Runs one hook of `op` at `event`: labels it as the release's (it is neither
+    /// pruned nor judged for health); with `before-hook-creation`, deletes a leftover
+    /// object of its name and waits until it is gone; creates it; waits for a Job's
+    /// `Complete` condition or a Pod's `Succeeded` phase (other kinds are done once
+    /// created) until `deadline` or `cancel`; then applies the delete policy.
+    /// Objects without a namespace go to `namespace`.
+    fn run_hook(
+        &self,
+        op: &OpRef,
+        namespace: &str,
+        hook: &Hook,
+        event: HookEvent,
+        deadline: Duration,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = HookOutcome> + Send;
 
     /// Every release this cluster's history knows, for the agent's hello.
     fn deployed(&self) -> impl Future<Output = Result<Vec<DeployedRevision>, Failure>> + Send;

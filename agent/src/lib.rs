@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod config;
 pub mod diff;
+pub mod hooks;
 pub mod kube;
 mod layered_config;
 pub mod runtime;

@@ -115,6 +115,7 @@ async fn run_convoy(
         adopt: false,
         force_roll: false,
         chart: "bench-0.1.0".into(),
+        hooks: Vec::new(),
     };
     let start = Instant::now();
     let results = b.apply(&req).await.map_err(|e| e.to_string())?;

@@ -3,14 +3,16 @@
 //! annotation on its template (see [`convoy_agent::sim::behavior`]), and finishes pod
 //! deletions as a kubelet would (otherwise old pods stay Terminating forever). With the
 //! real controllers this yields real Deployment, ReplicaSet, StatefulSet, DaemonSet and
-//! Job status, `ProgressDeadlineExceeded` included.
+//! Job status, `ProgressDeadlineExceeded` included. A Job's pod (owned by a Job) without
+//! the annotation `succeed`s; `fail` makes it exit 1, so the job controller marks the
+//! Job Complete or Failed as it would on a real cluster (Helm hook Jobs rely on it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use convoy_agent::sim::behavior::Behavior;
+use convoy_agent::sim::behavior::{ANNOTATION, Behavior};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -307,6 +309,11 @@ impl PodDriver {
     }
 }
 
+/// Whether a Job controller created the pod (an owner reference of kind Job).
+fn owned_by_job(pod: &Pod) -> bool {
+    pod.owner_references().iter().any(|o| o.kind == "Job")
+}
+
 /// Plays a pod's behaviour until it settles (or forever, for looping behaviours).
 async fn drive(api: Api<Pod>, pod: Pod, ip: u32) -> Result<(), String> {
     let name = pod.name_any();
@@ -327,7 +334,13 @@ async fn drive(api: Api<Pod>, pod: Pod, ip: u32) -> Result<(), String> {
         restarts: 0,
     };
     let sleep = tokio::time::sleep;
-    let behavior = Behavior::from_annotations(pod.annotations().iter());
+    let behavior = if owned_by_job(&pod) && !pod.annotations().contains_key(ANNOTATION) {
+        Ok(Behavior::Succeed {
+            after: Duration::from_secs(1),
+        })
+    } else {
+        Behavior::from_annotations(pod.annotations().iter())
+    };
     let result: Result<(), kube::Error> = async {
         match behavior {
             Err(e) => {
@@ -407,6 +420,30 @@ async fn drive(api: Api<Pod>, pod: Pod, ip: u32) -> Result<(), String> {
                 .await?;
                 sleep(CRASH_BACKOFF).await;
             },
+            Ok(Behavior::Succeed { after }) => {
+                d.set("Running", C::Running { ready: false }).await?;
+                sleep(after).await;
+                d.set(
+                    "Succeeded",
+                    C::Terminated {
+                        exit_code: 0,
+                        reason: "Completed",
+                    },
+                )
+                .await?;
+            }
+            Ok(Behavior::Fail { after }) => {
+                d.set("Running", C::Running { ready: false }).await?;
+                sleep(after).await;
+                d.set(
+                    "Failed",
+                    C::Terminated {
+                        exit_code: 1,
+                        reason: "Error",
+                    },
+                )
+                .await?;
+            }
             Ok(Behavior::NeverReady) => d.set("Running", C::Running { ready: false }).await?,
             Ok(Behavior::ImagePullError) => {
                 let msg = format!(

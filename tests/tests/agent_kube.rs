@@ -2,7 +2,8 @@
 //! rollout verdicts (happy path, crash loop, flapping pod, progress deadlines, the
 //! one-replica trap), the release lifecycle (dry run, pruning, rollback from history,
 //! field conflicts, ownership, locks, history limit), and an agent restarted mid-rollout
-//! running under the least-privilege role from `agent/RBAC.md`.
+//! running under the least-privilege role from `agent/RBAC.md`; Helm hooks on the real
+//! job controller.
 //!
 //! Each test starts one cluster and runs several scenarios on it, in their own
 //! namespaces, concurrently where they are independent.
@@ -11,15 +12,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convoy_agent::backend::{
-    ApplyRequest, Backend, FailureReason, HealthOutcome, HealthPolicy, Manifest, ObjectAction, ObjectResult,
-    OpRef, ProgressUpdate,
+    ApplyRequest, Backend, FailureReason, HealthOutcome, HealthPolicy, HookOutcome, Manifest, ObjectAction,
+    ObjectResult, OpRef, ProgressUpdate,
 };
+use convoy_agent::hooks::HookEvent;
 use convoy_agent::kube::{KubeBackend, KubeBackendConfig};
+use convoy_proto::v1 as pb;
 use convoy_tests::kube::{TestCluster, client_from_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +60,7 @@ fn request(release: &str, revision: u64, namespace: &str, objects: &[Value]) -> 
         adopt: false,
         force_roll: false,
         chart: "test-0.1.0".into(),
+        hooks: Vec::new(),
     }
 }
 
@@ -756,6 +761,26 @@ async fn restart_mid_rollout_and_least_privilege() {
     assert_eq!((d.revision, d.healthy), (1, true));
     b.unlock(lock_b).await.unwrap();
 
+    // Job hooks need nothing beyond the deploy role: created, read until Complete,
+    // deleted by hook-succeeded.
+    let hook = vec![job_hook(
+        "migrate",
+        "pre-upgrade",
+        "succeed,after=500ms",
+        Some("before-hook-creation,hook-succeeded"),
+    )];
+    let outcome = run_hooks(
+        &b,
+        &op(rel, 2),
+        "app",
+        &hook,
+        HookEvent::PreUpgrade,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(outcome, HookOutcome::Succeeded);
+    assert_eq!(job_complete(&admin, "app", "migrate").await, None);
+
     // The role really is limited: a namespace without the binding is refused.
     let err = b
         .apply(&request(
@@ -768,4 +793,351 @@ async fn restart_mid_rollout_and_least_privilege() {
         .unwrap_err();
     assert_eq!(err.reason, FailureReason::ApplyRefused, "{err}");
     assert!(err.message.contains("forbidden"), "{}", err.message);
+}
+
+// ---------------------------------------------------------------- helm hooks
+
+/// A Job hook whose pod follows `behavior`, with the given hook annotations.
+fn job_hook(name: &str, events: &str, behavior: &str, delete_policy: Option<&str>) -> Manifest {
+    let mut annotations = json!({"helm.sh/hook": events});
+    if let Some(p) = delete_policy {
+        annotations["helm.sh/hook-delete-policy"] = json!(p);
+    }
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"annotations": {"sim.convoy.dev/behavior": behavior}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": "registry.example/migrate:1"}]}
+            }
+        }
+    });
+    Manifest {
+        source: format!("test/templates/hooks/{name}.yaml"),
+        content: job.to_string(),
+    }
+}
+
+/// Runs `op`'s hooks for `event` the way the agent runtime does: in order, each
+/// bounded by `deadline`, stopping at the first that does not succeed.
+async fn run_hooks(
+    b: &KubeBackend,
+    op: &OpRef,
+    ns: &str,
+    hooks: &[Manifest],
+    event: HookEvent,
+    deadline: Duration,
+) -> HookOutcome {
+    let parsed = convoy_agent::hooks::parse(hooks).unwrap();
+    for hook in convoy_agent::hooks::for_event(&parsed, event) {
+        let outcome = b
+            .run_hook(op, ns, hook, event, deadline, CancellationToken::new())
+            .await;
+        if outcome != HookOutcome::Succeeded {
+            return outcome;
+        }
+    }
+    HookOutcome::Succeeded
+}
+
+async fn job_complete(client: &Client, ns: &str, name: &str) -> Option<bool> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let job = jobs.get_opt(name).await.unwrap()?;
+    let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
+    Some(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_hooks_run_on_the_real_job_controller() {
+    let cluster = TestCluster::start("agent-hooks").await.unwrap();
+    let client = cluster.client().await;
+    let ns = "hooks";
+    create_namespace(&client, ns).await;
+    let b = backend(client.clone(), "agent-hooks", 5, Duration::from_secs(30));
+    let rel = "web.hooks";
+    let deadline = Duration::from_secs(60);
+
+    // Revision 1: an install (no history yet); its pre-install hook runs on the real
+    // job controller and stays (the default delete policy only deletes before the
+    // next creation).
+    assert!(!b.installed(rel, 1).await.unwrap());
+    let v1_hooks = vec![job_hook(
+        "migrate",
+        "pre-install,pre-upgrade",
+        "succeed,after=1s",
+        None,
+    )];
+    let outcome = run_hooks(&b, &op(rel, 1), ns, &v1_hooks, HookEvent::PreInstall, deadline).await;
+    assert_eq!(outcome, HookOutcome::Succeeded);
+    assert_eq!(job_complete(&client, ns, "migrate").await, Some(true));
+    let v1 = request(
+        rel,
+        1,
+        ns,
+        &[deployment(
+            "web",
+            1,
+            "healthy,after=300ms",
+            "registry.example/web:1",
+        )],
+    );
+    b.apply(&ApplyRequest {
+        hooks: v1_hooks,
+        ..v1
+    })
+    .await
+    .unwrap();
+    let (outcome, _) = watch(&b, &op(rel, 1), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+
+    // Revision 2: an upgrade. before-hook-creation replaces the completed Job from
+    // revision 1 (deleted and waited for), and the new one completes while the
+    // Deployment is still on revision 1; hook-succeeded deletes the second hook.
+    assert!(b.installed(rel, 2).await.unwrap());
+    let v2_hooks = vec![
+        job_hook("migrate", "pre-upgrade", "succeed,after=2s", None),
+        job_hook(
+            "warm-cache",
+            "pre-upgrade",
+            "succeed,after=500ms",
+            Some("hook-succeeded"),
+        ),
+    ];
+    let old_uid = Api::<Job>::namespaced(client.clone(), ns)
+        .get("migrate")
+        .await
+        .unwrap()
+        .metadata
+        .uid;
+    let outcome = run_hooks(&b, &op(rel, 2), ns, &v2_hooks, HookEvent::PreUpgrade, deadline).await;
+    assert_eq!(outcome, HookOutcome::Succeeded);
+    let migrate = Api::<Job>::namespaced(client.clone(), ns)
+        .get("migrate")
+        .await
+        .unwrap();
+    assert_ne!(migrate.metadata.uid, old_uid, "a new Job, not the old one");
+    assert_eq!(
+        migrate.labels().get("convoy.dev/release").map(String::as_str),
+        Some(rel)
+    );
+    assert_eq!(job_complete(&client, ns, "migrate").await, Some(true));
+    assert_eq!(
+        job_complete(&client, ns, "warm-cache").await,
+        None,
+        "hook-succeeded deleted it"
+    );
+    assert_eq!(
+        web_image_and_replicas(&client, ns).await.0,
+        "registry.example/web:1",
+        "the Deployment is untouched until the hooks are done"
+    );
+    let v2 = request(
+        rel,
+        2,
+        ns,
+        &[deployment(
+            "web",
+            1,
+            "healthy,after=300ms",
+            "registry.example/web:2",
+        )],
+    );
+    let results = b
+        .apply(&ApplyRequest {
+            hooks: v2_hooks.clone(),
+            ..v2
+        })
+        .await
+        .unwrap();
+    // Hooks are not the release's objects: neither applied nor pruned with it.
+    assert!(results.iter().all(|r| r.object.kind != "Job"), "{results:#?}");
+    let (outcome, _) = watch(&b, &op(rel, 2), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(
+        job_complete(&client, ns, "migrate").await,
+        Some(true),
+        "not pruned"
+    );
+    // The history keeps the revision's hooks for a rollback to it.
+    let stored = b.stored_hooks(rel, 2).await.unwrap();
+    assert_eq!((stored.namespace.as_str(), stored.hooks), (ns, v2_hooks));
+
+    // Revision 3: a failing migration fails with the Job's condition message, and
+    // (the runtime stopping there) the Deployment stays on revision 2.
+    let v3_hooks = vec![job_hook(
+        "migrate",
+        "pre-upgrade",
+        "fail,after=500ms",
+        Some("before-hook-creation"),
+    )];
+    let outcome = run_hooks(&b, &op(rel, 3), ns, &v3_hooks, HookEvent::PreUpgrade, deadline).await;
+    let HookOutcome::Failed(f) = outcome else {
+        panic!("expected the hook to fail, got {outcome:?}")
+    };
+    assert_eq!(f.reason, FailureReason::HookFailed);
+    assert!(
+        f.message
+            .starts_with("hook pre-upgrade job/migrate: job/hooks/migrate failed: BackoffLimitExceeded"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        job_complete(&client, ns, "migrate").await,
+        Some(false),
+        "kept for inspection"
+    );
+    assert_eq!(
+        web_image_and_replicas(&client, ns).await.0,
+        "registry.example/web:2"
+    );
+
+    // A Job that never completes is cut off at the deadline.
+    let stuck = vec![job_hook(
+        "stuck",
+        "pre-upgrade",
+        "never-ready",
+        Some("hook-failed"),
+    )];
+    let started = Instant::now();
+    let outcome = run_hooks(
+        &b,
+        &op(rel, 3),
+        ns,
+        &stuck,
+        HookEvent::PreUpgrade,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        matches!(&outcome, HookOutcome::Failed(f) if f.message.contains("did not complete within the progress deadline (3s)")),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        job_complete(&client, ns, "stuck").await,
+        None,
+        "hook-failed deleted it"
+    );
+}
+
+/// The agent runtime's fake coordinator, shared with the agent crate's own tests.
+#[path = "../../agent/tests/common/mod.rs"]
+mod agent_link;
+
+fn to_wire(m: Manifest) -> pb::Manifest {
+    pb::Manifest {
+        source: m.source,
+        content: m.content,
+    }
+}
+
+fn apply_command(image: &str, hooks: Vec<Manifest>) -> pb::command::Command {
+    let web = deployment("web", 1, "healthy,after=300ms", image);
+    pb::command::Command::Apply(pb::ApplyRevision {
+        namespace: "hooks-rt".into(),
+        manifests: vec![pb::Manifest {
+            source: "test/templates/web.yaml".into(),
+            content: web.to_string(),
+        }],
+        hooks: hooks.into_iter().map(to_wire).collect(),
+        health: Some(pb::HealthPolicy {
+            progress_deadline_seconds: 60,
+            min_ready_window_seconds: 1,
+        }),
+        chart: "test-0.1.0".into(),
+        ..Default::default()
+    })
+}
+
+/// The whole command path (agent link, runtime, Kubernetes backend, job controller):
+/// the runtime's order of hooks around the apply, and a failing hook failing the
+/// command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_hooks_through_the_agent_runtime() {
+    use agent_link::{CONTEXT, Fake, TOKEN, config, failed, start_runtime, timeline};
+    use convoy_agent::runtime::{Credentials, Token};
+    use pb::agent_event::Event;
+
+    let cluster = TestCluster::start("agent-hooks-rt").await.unwrap();
+    let client = cluster.client().await;
+    let ns = "hooks-rt";
+    create_namespace(&client, ns).await;
+    let mut fake = Fake::start(0).await;
+    let b = backend(client.clone(), "agent-hooks-rt", 5, Duration::from_secs(30));
+    let (stop, task, _) = start_runtime(config(&fake.url(), Credentials::Token(Token::new(TOKEN))), b).await;
+    let mut s = fake.session().await;
+    assert_eq!(s.hello.context, CONTEXT);
+    let rel = "web.hooks-rt";
+    let op = |rev: u64| pb::OperationRef {
+        release: rel.into(),
+        revision: rev,
+        operation_id: format!("deploy-{rev}"),
+    };
+
+    s.send(&op(1), apply_command("registry.example/web:1", Vec::new()));
+    let events = s.until_final(&op(1)).await;
+    assert!(matches!(events.last(), Some(Event::Healthy(_))), "{events:?}");
+
+    // The pre-upgrade Job completes before the Deployment changes; hook-succeeded
+    // deletes it.
+    let migrate = job_hook(
+        "migrate",
+        "pre-upgrade",
+        "succeed,after=1s",
+        Some("hook-succeeded"),
+    );
+    s.send(&op(2), apply_command("registry.example/web:2", vec![migrate]));
+    let events = s.until_final(&op(2)).await;
+    assert_eq!(
+        timeline(&events),
+        [
+            "running hook pre-upgrade job/migrate",
+            "hook pre-upgrade job/migrate succeeded",
+            "applied",
+            "healthy"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(job_complete(&client, ns, "migrate").await, None);
+    assert_eq!(
+        web_image_and_replicas(&client, ns).await.0,
+        "registry.example/web:2"
+    );
+
+    // A failing one fails the command with HookFailed before anything is applied.
+    let broken = job_hook("migrate", "pre-upgrade", "fail,after=500ms", None);
+    s.send(&op(3), apply_command("registry.example/web:3", vec![broken]));
+    let events = s.until_final(&op(3)).await;
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Applied(_))),
+        "{events:?}"
+    );
+    let f = failed(&events);
+    assert_eq!(f.reason, "HookFailed");
+    assert!(
+        f.message
+            .starts_with("hook pre-upgrade job/migrate: job/hooks-rt/migrate failed: BackoffLimitExceeded"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        web_image_and_replicas(&client, ns).await.0,
+        "registry.example/web:2"
+    );
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("the agent did not stop")
+        .unwrap();
 }

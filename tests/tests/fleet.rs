@@ -252,6 +252,15 @@ async fn convoy_end_to_end_on_three_clusters() {
             dispatched - east_healthy
         );
     }
+    // The chart's pre-install hook ran in every cluster, shipped apart from its objects.
+    for c in &clusters {
+        let cms: Api<ConfigMap> = Api::namespaced(c.client().await, "shop");
+        let hook = cms.get("web-hook").await.expect("the pre-install hook ran");
+        assert_eq!(
+            hook.data.unwrap_or_default().get("image").map(String::as_str),
+            Some("registry.example/web:1.0")
+        );
+    }
     // The secret reached the clusters.
     let s: Api<Secret> = Api::namespaced(clusters[1].client().await, "shop");
     let data = s.get("web-db").await.unwrap().data.unwrap();

@@ -51,7 +51,7 @@ fn identity(r: &ObjectRef) -> (String, String, Option<String>, String) {
     )
 }
 
-fn api_for(client: &Client, res: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
+pub(crate) fn api_for(client: &Client, res: &Resolved, namespace: Option<&str>) -> Api<DynamicObject> {
     match (res.namespaced, namespace) {
         (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &res.resource),
         _ => Api::all_with(client.clone(), &res.resource),
@@ -234,7 +234,7 @@ impl Applier<'_> {
     /// as convoy-managed but belongs to no release: several releases may share it, and
     /// pruning a release never deletes it. An agent not allowed to read namespaces (the
     /// least-privilege role) assumes it exists and lets the apply say otherwise.
-    async fn ensure_namespace(&self, ctx: &ApplyCtx<'_>) -> Result<bool, Failure> {
+    pub(crate) async fn ensure_namespace(&self, ctx: &ApplyCtx<'_>) -> Result<bool, Failure> {
         use k8s_openapi::api::core::v1::Namespace;
         if ctx.namespace.is_empty() {
             return Ok(true);

@@ -68,6 +68,17 @@ pub struct RevisionRecord {
     pub operation_id: String,
     /// Every object as applied (labels and stamps included), in apply order.
     pub objects: Vec<Value>,
+    /// The revision's Helm hooks as the coordinator sent them, so a rollback to it
+    /// runs its rollback hooks. Absent in records written before hooks were kept.
+    #[serde(default)]
+    pub hooks: Vec<HookManifest>,
+}
+
+/// One hook manifest as kept with its revision.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct HookManifest {
+    pub source: String,
+    pub content: String,
 }
 
 /// One revision as listed (labels only).

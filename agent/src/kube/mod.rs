@@ -18,7 +18,8 @@
 //! | [`order`] | apply tiers |
 //! | [`discovery`] | GVK -> resource, CRD establishment |
 //! | [`apply`] | server-side apply, dry run (diffed by [`crate::diff`]), conflicts, pruning |
-//! | [`history`] | revision Secrets |
+//! | [`history`] | revision Secrets (with the revision's hooks) |
+//! | `hooks` | running one Helm hook: create, wait for the Job or Pod, delete policy |
 //! | [`lock`] | per-release Lease |
 //! | [`health`] | verdict (pure) and watcher (adapter) |
 
@@ -30,6 +31,7 @@ pub mod apply;
 pub mod discovery;
 pub mod health;
 pub mod history;
+mod hooks;
 pub mod lock;
 pub mod manifest;
 pub mod order;
@@ -44,13 +46,14 @@ use tokio_util::sync::CancellationToken;
 use self::apply::{Applier, ApplyCtx};
 use self::discovery::Discovery;
 use self::health::verdict::WorkloadKind;
-use self::history::{History, RevisionRecord, RevisionStatus};
+use self::history::{History, HookManifest, RevisionRecord, RevisionStatus};
 use self::lock::Locks;
 use self::manifest::Object;
 use crate::backend::{
-    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, HealthOutcome, HealthPolicy, LockToken,
-    ObjectResult, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, HealthOutcome, HealthPolicy,
+    HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
 };
+use crate::hooks::{Hook, HookEvent};
 
 /// How the Kubernetes backend is set up.
 #[derive(Debug, Clone)]
@@ -138,6 +141,7 @@ impl KubeBackend {
         chart: &str,
         objects: Vec<Object>,
         flags: (bool, bool, bool),
+        hooks: Vec<HookManifest>,
     ) -> Result<Vec<ObjectResult>, Failure> {
         let (force_conflicts, adopt, force_roll) = flags;
         let previous = self.history.previous(&op.release, op.revision).await?;
@@ -175,6 +179,7 @@ impl KubeBackend {
             chart: chart.to_string(),
             operation_id: op.operation_id.clone(),
             objects: bodies,
+            hooks,
         };
         self.history.record(&record, status).await?;
         outcome.map(|()| applied.results)
@@ -257,6 +262,13 @@ impl Backend for KubeBackend {
             &req.chart,
             objects,
             (req.force_conflicts, req.adopt, req.force_roll),
+            req.hooks
+                .iter()
+                .map(|m| HookManifest {
+                    source: m.source.clone(),
+                    content: m.content.clone(),
+                })
+                .collect(),
         )
         .await
     }
@@ -319,6 +331,7 @@ impl Backend for KubeBackend {
             &target.chart,
             objects,
             (true, false, false),
+            target.hooks,
         )
         .await
     }
@@ -366,6 +379,49 @@ impl Backend for KubeBackend {
             tracing::warn!(release = %op.release, revision = op.revision, error = %e, "recording the rollout outcome in history failed");
         }
         outcome
+    }
+
+    async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {
+        is_valid_release(release)?;
+        let revisions = self.history.list(release).await?;
+        Ok(revisions.iter().any(|i| i.revision != revision))
+    }
+
+    async fn stored_hooks(&self, release: &str, revision: u64) -> Result<StoredHooks, Failure> {
+        is_valid_release(release)?;
+        let record = self.history.load(release, revision).await?.ok_or_else(|| {
+            Failure::new(
+                FailureReason::RevisionNotInHistory,
+                format!(
+                    "release {release} has no revision {revision} in this cluster's history (namespace {})",
+                    self.config.history_namespace
+                ),
+            )
+        })?;
+        Ok(StoredHooks {
+            namespace: record.namespace,
+            hooks: record
+                .hooks
+                .into_iter()
+                .map(|h| Manifest {
+                    source: h.source,
+                    content: h.content,
+                })
+                .collect(),
+        })
+    }
+
+    async fn run_hook(
+        &self,
+        op: &OpRef,
+        namespace: &str,
+        hook: &Hook,
+        event: HookEvent,
+        deadline: Duration,
+        cancel: CancellationToken,
+    ) -> HookOutcome {
+        self.run_hook_in_cluster(op, namespace, hook, event, deadline, cancel)
+            .await
     }
 
     async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {

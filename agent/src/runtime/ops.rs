@@ -1,10 +1,11 @@
 //! Commands: admission through the idempotence ledger, one task per operation, and
 //! the events each operation produces.
 //!
-//! A deploy or rollback runs `gate -> lock -> apply/rollback -> watch_health ->
-//! unlock`; the gate serializes operations on one release inside this agent (an
-//! abort followed at once by a rollback must not race it for the lock), the lock
-//! guards against other agents. Different releases run in parallel.
+//! A deploy or rollback runs `gate -> lock -> pre hooks -> apply/rollback ->
+//! watch_health -> post hooks -> unlock` (hooks: [`crate::hooks`]); the gate
+//! serializes operations on one release inside this agent (an abort followed at once
+//! by a rollback must not race it for the lock), the lock guards against other
+//! agents. Different releases run in parallel.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, Failure, FailureReason, HealthOutcome, HealthPolicy, LockToken, ObjectProgress,
-    ObjectRef, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, Failure, FailureReason, HealthOutcome, HealthPolicy, HookOutcome, LockToken,
+    ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
 };
+use crate::hooks::{self, Hook, HookEvent};
 use crate::runtime::ledger::{AbortFound, Admission};
 use crate::runtime::{Shared, locked, wire};
 
@@ -153,6 +155,10 @@ async fn run<B: Backend>(
 ) -> End {
     let result = match work {
         Work::DryRun(req) => {
+            // Hooks are not run by a dry run; a malformed one is reported all the same.
+            if let Err(f) = hooks::parse(&req.hooks) {
+                return End::Event(wire::failed(&f));
+            }
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(Stop),
@@ -267,6 +273,14 @@ async fn change_and_watch<B: Backend>(
     if cancel.is_cancelled() {
         return Err(Stop);
     }
+    let plan = match hook_plan(shared, op, &change).await {
+        Ok(p) => p,
+        Err(f) => return Ok(wire::failed(&f)),
+    };
+    let deadline = health.progress_deadline;
+    if let Some(f) = run_hooks(shared, op, &plan, plan.pre, (0, 0), deadline, cancel).await? {
+        return Ok(wire::failed(&f));
+    }
     // Not interrupted by an abort: a half-done apply would leave the history behind
     // the cluster. The abort takes effect right after.
     let changed = match change {
@@ -290,32 +304,134 @@ async fn change_and_watch<B: Backend>(
     }
     let (tx, rx) = mpsc::channel(64);
     let watch = shared.backend.watch_health(op, health, tx, cancel.clone());
-    let (outcome, ()) = tokio::join!(watch, forward_progress(shared, op, rx));
+    let (outcome, totals) = tokio::join!(watch, forward_progress(shared, op, rx));
     match outcome {
-        HealthOutcome::Healthy { .. } => Ok(Event::Healthy(pb::Healthy {
-            seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
-        })),
+        HealthOutcome::Healthy { .. } => {
+            if let Some(f) = run_hooks(shared, op, &plan, plan.post, totals, deadline, cancel).await? {
+                return Ok(wire::failed(&f));
+            }
+            Ok(Event::Healthy(pb::Healthy {
+                seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
+            }))
+        }
         HealthOutcome::Failed(f) => Ok(wire::failed(&f)),
         HealthOutcome::Cancelled => Err(Stop),
     }
 }
 
+/// The hooks around one change: parsed, with the events that run before and after.
+struct HookPlan {
+    /// Where hooks without a namespace run: the revision's namespace.
+    namespace: String,
+    hooks: Vec<Hook>,
+    pre: HookEvent,
+    post: HookEvent,
+}
+
+/// A deploy runs its own hooks (install or upgrade events); a rollback runs the
+/// rollback hooks of the revision it restores, as kept in the cluster's history.
+async fn hook_plan<B: Backend>(
+    shared: &Shared<B>,
+    op: &OpRef,
+    change: &Change<'_>,
+) -> Result<HookPlan, Failure> {
+    match change {
+        Change::Apply(req) => {
+            let hooks = hooks::parse(&req.hooks)?;
+            // Asking the history costs a call: only when there is a hook to place.
+            let installed = if hooks.is_empty() {
+                true
+            } else {
+                shared.backend.installed(&op.release, op.revision).await?
+            };
+            Ok(HookPlan {
+                namespace: req.namespace.clone(),
+                hooks,
+                pre: HookEvent::for_deploy(installed, true),
+                post: HookEvent::for_deploy(installed, false),
+            })
+        }
+        Change::Rollback(target) => {
+            let stored = shared.backend.stored_hooks(&op.release, *target).await?;
+            Ok(HookPlan {
+                namespace: stored.namespace,
+                hooks: hooks::parse(&stored.hooks)?,
+                pre: HookEvent::PreRollback,
+                post: HookEvent::PostRollback,
+            })
+        }
+    }
+}
+
+/// Runs the plan's hooks for `event` in order, each bounded by `deadline`, with a
+/// progress event as each starts and ends (`running hook pre-upgrade job/migrate`).
+/// `totals`: the release's ready/desired sums to report alongside. Stops at the first
+/// failure and returns it.
+async fn run_hooks<B: Backend>(
+    shared: &Shared<B>,
+    op: &OpRef,
+    plan: &HookPlan,
+    event: HookEvent,
+    totals: (u32, u32),
+    deadline: Duration,
+    cancel: &CancellationToken,
+) -> Result<Option<Failure>, Stop> {
+    for hook in hooks::for_event(&plan.hooks, event) {
+        let label = hook.label();
+        let mut object = hook.object.clone();
+        object.namespace.get_or_insert_with(|| plan.namespace.clone());
+        let report = |ready: u32, reason: String| {
+            let mut pending = Pending {
+                ready: totals.0,
+                desired: totals.1,
+                ..Pending::default()
+            };
+            let p = ObjectProgress {
+                object: object.clone(),
+                ready,
+                desired: 1,
+                reason,
+            };
+            pending.changed.insert(object.clone(), p);
+            send_progress(shared, op, Some(pending));
+        };
+        tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, hook = %label, %event, "running hook");
+        report(0, format!("running hook {event} {label}"));
+        match shared
+            .backend
+            .run_hook(op, &plan.namespace, hook, event, deadline, cancel.clone())
+            .await
+        {
+            HookOutcome::Succeeded => report(1, format!("hook {event} {label} succeeded")),
+            HookOutcome::Failed(f) => {
+                report(0, format!("hook {event} {label} failed"));
+                return Ok(Some(f));
+            }
+            HookOutcome::Cancelled => return Err(Stop),
+        }
+    }
+    Ok(None)
+}
+
 /// Forwards progress, coalesced: at most one event per `progress_interval`, carrying
 /// the latest state of every workload that changed since the previous one. Flushes
 /// what is pending when the watch ends, so progress always precedes the final event.
+/// Returns the last ready/desired sums, which the post hooks' progress repeats.
 async fn forward_progress<B: Backend>(
     shared: &Shared<B>,
     op: &OpRef,
     mut rx: mpsc::Receiver<ProgressUpdate>,
-) {
+) -> (u32, u32) {
     let interval = shared.config.progress_interval;
     let mut pending: Option<Pending> = None;
     let mut last_sent: Option<Instant> = None;
+    let mut totals = (0, 0);
     loop {
         let due = last_sent.map_or_else(Instant::now, |t| t + interval);
         tokio::select! {
             update = rx.recv() => match update {
                 Some(u) => {
+                    totals = (u.ready, u.desired);
                     pending.get_or_insert_with(Pending::default).merge(u);
                     if Instant::now() >= due {
                         send_progress(shared, op, pending.take());
@@ -324,7 +440,7 @@ async fn forward_progress<B: Backend>(
                 }
                 None => {
                     send_progress(shared, op, pending.take());
-                    return;
+                    return totals;
                 }
             },
             _ = tokio::time::sleep_until(due), if pending.is_some() => {

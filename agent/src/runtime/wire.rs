@@ -120,23 +120,24 @@ pub fn health_from_wire(h: Option<pb::HealthPolicy>) -> HealthPolicy {
     }
 }
 
+fn manifest_from_wire(m: pb::Manifest) -> Manifest {
+    Manifest {
+        source: m.source,
+        content: m.content,
+    }
+}
+
 pub fn apply_from_wire(op: OpRef, a: pb::ApplyRevision) -> ApplyRequest {
     ApplyRequest {
         op,
         namespace: a.namespace,
-        manifests: a
-            .manifests
-            .into_iter()
-            .map(|m| Manifest {
-                source: m.source,
-                content: m.content,
-            })
-            .collect(),
+        manifests: a.manifests.into_iter().map(manifest_from_wire).collect(),
         health: health_from_wire(a.health),
         force_conflicts: a.force_conflicts,
         adopt: a.adopt,
         force_roll: a.force_roll,
         chart: a.chart,
+        hooks: a.hooks.into_iter().map(manifest_from_wire).collect(),
     }
 }
 
@@ -230,6 +231,26 @@ mod tests {
             (h.progress_deadline, h.min_ready_window),
             (Duration::from_secs(30), Duration::from_secs(10))
         );
+    }
+
+    #[test]
+    fn hooks_arrive_apart_from_the_manifests() {
+        let m = |source: &str| pb::Manifest {
+            source: source.into(),
+            content: "x".into(),
+        };
+        let op = op_from_wire(pb::OperationRef::default());
+        let req = apply_from_wire(
+            op,
+            pb::ApplyRevision {
+                manifests: vec![m("app/templates/web.yaml")],
+                hooks: vec![m("app/templates/migrate.yaml")],
+                ..Default::default()
+            },
+        );
+        assert_eq!(req.manifests[0].source, "app/templates/web.yaml");
+        assert_eq!(req.hooks.len(), 1);
+        assert_eq!(req.hooks[0].source, "app/templates/migrate.yaml");
     }
 
     #[test]

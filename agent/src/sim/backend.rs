@@ -24,11 +24,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
     ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, FieldChange, HealthOutcome,
-    HealthPolicy, LockToken, ObjectAction, ObjectRef, ObjectResult, OpRef, ProgressUpdate,
+    HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction, ObjectRef, ObjectResult, OpRef,
+    ProgressUpdate, StoredHooks,
 };
 use crate::diff;
+use crate::hooks::{Hook, HookEvent};
 use crate::sim::objects::{self, Parsed};
 use crate::sim::rollout::{Rollout, Watch};
+
+mod hooks;
+pub use hooks::HookRun;
 
 /// Settings of one simulated cluster.
 #[derive(Debug, Clone)]
@@ -76,13 +81,21 @@ struct Release {
     lock: Option<String>,
     /// The workloads of the current revision, by object.
     rollouts: BTreeMap<ObjectRef, Rollout>,
+    /// Hook objects left in the cluster (their delete policy kept them): apart from
+    /// `Cluster::objects`, as hooks are neither pruned nor judged for health.
+    hook_objects: BTreeMap<ObjectRef, Arc<Value>>,
+    /// Every hook run, oldest first.
+    hook_runs: Vec<HookRun>,
 }
 
 #[derive(Debug, Clone)]
 struct Revision {
     revision: u64,
     chart: String,
+    namespace: String,
     objects: Arc<Vec<(ObjectRef, Arc<Value>)>>,
+    /// The revision's hooks as sent, for a rollback to it.
+    hooks: Arc<Vec<Manifest>>,
     healthy: bool,
 }
 
@@ -136,10 +149,11 @@ impl SimBackend {
     fn commit(
         &self,
         op: &OpRef,
-        chart: &str,
+        stored: (&str, &str, Arc<Vec<Manifest>>),
         objects: Vec<(ObjectRef, Arc<Value>)>,
         adopt: bool,
     ) -> Result<Vec<ObjectResult>, Failure> {
+        let (chart, namespace, hooks) = stored;
         let now = Instant::now();
         let mut guard = self.cluster();
         let cluster = &mut *guard;
@@ -209,7 +223,9 @@ impl SimBackend {
         let record = Revision {
             revision: op.revision,
             chart: chart.to_string(),
+            namespace: namespace.to_string(),
             objects: Arc::new(objects),
+            hooks,
             healthy: false,
         };
         match release.history.iter_mut().find(|r| r.revision == op.revision) {
@@ -312,7 +328,12 @@ impl Backend for SimBackend {
     async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
         self.latency().await;
         let parsed = objects::parse_request(req)?;
-        self.commit(&req.op, &req.chart, into_stored(parsed), req.adopt)
+        let stored = (
+            req.chart.as_str(),
+            req.namespace.as_str(),
+            Arc::new(req.hooks.clone()),
+        );
+        self.commit(&req.op, stored, into_stored(parsed), req.adopt)
     }
 
     async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
@@ -380,7 +401,12 @@ impl Backend for SimBackend {
                 }
             }
         };
-        self.commit(op, &target.chart, (*target.objects).clone(), false)
+        let stored = (
+            target.chart.as_str(),
+            target.namespace.as_str(),
+            target.hooks.clone(),
+        );
+        self.commit(op, stored, (*target.objects).clone(), false)
     }
 
     async fn watch_health(
@@ -437,6 +463,45 @@ impl Backend for SimBackend {
                 }
             }
         }
+    }
+
+    async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {
+        let cluster = self.cluster();
+        Ok(cluster
+            .releases
+            .get(release)
+            .is_some_and(|r| r.history.iter().any(|h| h.revision != revision)))
+    }
+
+    async fn stored_hooks(&self, release: &str, revision: u64) -> Result<StoredHooks, Failure> {
+        let cluster = self.cluster();
+        let found = cluster
+            .releases
+            .get(release)
+            .and_then(|r| r.history.iter().find(|h| h.revision == revision));
+        match found {
+            Some(r) => Ok(StoredHooks {
+                namespace: r.namespace.clone(),
+                hooks: (*r.hooks).clone(),
+            }),
+            None => Err(Failure::new(
+                FailureReason::RevisionNotInHistory,
+                format!("release {release} has no revision {revision} in this cluster's history"),
+            )),
+        }
+    }
+
+    async fn run_hook(
+        &self,
+        op: &OpRef,
+        namespace: &str,
+        hook: &Hook,
+        event: HookEvent,
+        deadline: Duration,
+        cancel: CancellationToken,
+    ) -> HookOutcome {
+        self.run_hook_in_sim(op, namespace, hook, event, deadline, cancel)
+            .await
     }
 
     async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
@@ -506,6 +571,26 @@ impl Backend for Arc<SimBackend> {
         cancel: CancellationToken,
     ) -> HealthOutcome {
         SimBackend::watch_health(self, op, health, progress, cancel).await
+    }
+
+    async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {
+        SimBackend::installed(self, release, revision).await
+    }
+
+    async fn stored_hooks(&self, release: &str, revision: u64) -> Result<StoredHooks, Failure> {
+        SimBackend::stored_hooks(self, release, revision).await
+    }
+
+    async fn run_hook(
+        &self,
+        op: &OpRef,
+        namespace: &str,
+        hook: &Hook,
+        event: HookEvent,
+        deadline: Duration,
+        cancel: CancellationToken,
+    ) -> HookOutcome {
+        SimBackend::run_hook(self, op, namespace, hook, event, deadline, cancel).await
     }
 
     async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {

@@ -12,8 +12,11 @@
 //! | `never-ready` | running, but its readiness probe never passes |
 //! | `image-pull-error` | stays pending: `ErrImagePull`, then `ImagePullBackOff` |
 //! | `config-error` | stays pending: `CreateContainerConfigError` |
+//! | `succeed` / `succeed,after=2s` | runs to completion: exits 0 after `after` (default 1s); for Job (and hook) pods |
+//! | `fail` / `fail,after=2s` | exits 1 after `after` (default 1s) and stays failed: a failing Job or hook |
 //!
-//! A pod without the annotation is `healthy`.
+//! A pod without the annotation is `healthy` (the test pod simulator makes a Job's pod
+//! `succeed`, which for a pod that is not restarted is the same thing).
 
 use std::fmt;
 use std::time::Duration;
@@ -36,6 +39,10 @@ pub enum Behavior {
     ImagePullError,
     /// Pending with a container config error.
     ConfigError,
+    /// Runs to completion (exit 0) after `after`: a Job's or a hook's pod.
+    Succeed { after: Duration },
+    /// Exits 1 after `after` and is not restarted: a failing Job or hook.
+    Fail { after: Duration },
 }
 
 impl Default for Behavior {
@@ -102,9 +109,15 @@ impl Behavior {
             "never-ready" => Behavior::NeverReady,
             "image-pull-error" => Behavior::ImagePullError,
             "config-error" => Behavior::ConfigError,
+            "succeed" => Behavior::Succeed {
+                after: after.unwrap_or(secs(1)),
+            },
+            "fail" => Behavior::Fail {
+                after: after.unwrap_or(secs(1)),
+            },
             other => {
                 return Err(err(format!(
-                    "unknown mode {other:?} (expected healthy, slow, crashloop, flapping, never-ready, image-pull-error or config-error)"
+                    "unknown mode {other:?} (expected healthy, slow, crashloop, flapping, never-ready, image-pull-error, config-error, succeed or fail)"
                 )));
             }
         };
@@ -136,6 +149,8 @@ impl fmt::Display for Behavior {
             Behavior::NeverReady => f.write_str("never-ready"),
             Behavior::ImagePullError => f.write_str("image-pull-error"),
             Behavior::ConfigError => f.write_str("config-error"),
+            Behavior::Succeed { after } => write!(f, "succeed,after={}", ms(after)),
+            Behavior::Fail { after } => write!(f, "fail,after={}", ms(after)),
         }
     }
 }
@@ -193,6 +208,14 @@ mod tests {
             Behavior::ImagePullError
         );
         assert_eq!(Behavior::parse("config-error").unwrap(), Behavior::ConfigError);
+        assert_eq!(
+            Behavior::parse("succeed").unwrap(),
+            Behavior::Succeed { after: s(1) }
+        );
+        assert_eq!(
+            Behavior::parse("fail,after=3s").unwrap(),
+            Behavior::Fail { after: s(3) }
+        );
     }
 
     #[test]
@@ -203,6 +226,8 @@ mod tests {
             "flapping,ready=1s,after=4s",
             "never-ready",
             "image-pull-error",
+            "succeed,after=2s",
+            "fail",
         ] {
             let b = Behavior::parse(v).unwrap();
             assert_eq!(Behavior::parse(&b.to_string()).unwrap(), b, "{v}");

@@ -6,7 +6,7 @@ pub mod behavior;
 mod objects;
 mod rollout;
 
-pub use backend::{SimBackend, SimConfig};
+pub use backend::{HookRun, SimBackend, SimConfig};
 
 #[cfg(test)]
 mod tests;

@@ -75,64 +75,21 @@ pub(crate) fn parse_request(req: &ApplyRequest) -> Result<Vec<Parsed>, Failure> 
     let mut seen: BTreeMap<ObjectRef, String> = BTreeMap::new();
     let mut out = Vec::with_capacity(req.manifests.len());
     for m in &req.manifests {
-        let mut body: Value = serde_yaml::from_str(&m.content).map_err(|e| {
+        let body: Value = serde_yaml::from_str(&m.content).map_err(|e| {
             // serde's message could quote a value from the document: name the place only.
             let at = e.location().map_or_else(String::new, |l| {
                 format!(" at line {} column {}", l.line(), l.column())
             });
             refused(&m.source, format_args!("not a valid YAML or JSON document{at}"))
         })?;
-        if !body.is_object() {
-            return Err(refused(
-                &m.source,
-                "expected one object (a mapping with apiVersion, kind and metadata)",
-            ));
-        }
-        let field = |path: &[&str]| -> Result<String, Failure> {
-            str_at(&body, path)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| refused(&m.source, format_args!("missing or empty `{}`", path.join("."))))
-        };
-        let api_version = field(&["apiVersion"])?;
-        let kind = field(&["kind"])?;
-        let name = field(&["metadata", "name"])?;
-        let namespace = if CLUSTER_SCOPED.contains(&kind.as_str()) {
-            None
-        } else {
-            Some(
-                str_at(&body, &["metadata", "namespace"])
-                    .unwrap_or(&req.namespace)
-                    .to_string(),
-            )
-        };
-        let object = ObjectRef {
-            api_version,
-            kind,
-            namespace,
-            name,
-        };
-        if let Some(first) = seen.insert(object.clone(), m.source.clone()) {
+        let parsed = place_and_label(body, &m.source, &req.namespace, &req.op.release)?;
+        if let Some(first) = seen.insert(parsed.object.clone(), m.source.clone()) {
+            let object = parsed.object;
             return Err(
                 refused(&m.source, format_args!("{object} is also defined in {first}")).with_object(object),
             );
         }
-        if let Some(ns) = &object.namespace {
-            set_in(&mut body, &["metadata"], "namespace", Value::String(ns.clone()));
-        }
-        let labels = ["metadata", "labels"];
-        set_in(
-            &mut body,
-            &labels,
-            RELEASE_LABEL,
-            Value::String(req.op.release.clone()),
-        );
-        set_in(
-            &mut body,
-            &labels,
-            MANAGED_BY_LABEL,
-            Value::String("convoy".into()),
-        );
+        let Parsed { object, mut body } = parsed;
         if req.force_roll && WorkloadKind::from_kind(&object.kind).is_some() {
             let revision = Value::String(req.op.revision.to_string());
             let annotations = ["spec", "template", "metadata", "annotations"];
@@ -143,6 +100,64 @@ pub(crate) fn parse_request(req: &ApplyRequest) -> Result<Vec<Parsed>, Failure> 
         out.push(Parsed { object, body });
     }
     Ok(out)
+}
+
+/// Identifies one parsed document, places it in `namespace` (unless its kind is
+/// cluster-scoped or it names its own) and labels it as `release`'s: what apply and
+/// hooks share.
+pub(crate) fn place_and_label(
+    mut body: Value,
+    source: &str,
+    namespace: &str,
+    release: &str,
+) -> Result<Parsed, Failure> {
+    if !body.is_object() {
+        return Err(refused(
+            source,
+            "expected one object (a mapping with apiVersion, kind and metadata)",
+        ));
+    }
+    let field = |path: &[&str]| -> Result<String, Failure> {
+        str_at(&body, path)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| refused(source, format_args!("missing or empty `{}`", path.join("."))))
+    };
+    let api_version = field(&["apiVersion"])?;
+    let kind = field(&["kind"])?;
+    let name = field(&["metadata", "name"])?;
+    let namespace = if CLUSTER_SCOPED.contains(&kind.as_str()) {
+        None
+    } else {
+        Some(
+            str_at(&body, &["metadata", "namespace"])
+                .unwrap_or(namespace)
+                .to_string(),
+        )
+    };
+    let object = ObjectRef {
+        api_version,
+        kind,
+        namespace,
+        name,
+    };
+    if let Some(ns) = &object.namespace {
+        set_in(&mut body, &["metadata"], "namespace", Value::String(ns.clone()));
+    }
+    let labels = ["metadata", "labels"];
+    set_in(
+        &mut body,
+        &labels,
+        RELEASE_LABEL,
+        Value::String(release.to_string()),
+    );
+    set_in(
+        &mut body,
+        &labels,
+        MANAGED_BY_LABEL,
+        Value::String("convoy".into()),
+    );
+    Ok(Parsed { object, body })
 }
 
 /// Sets `key` in the mapping at `path`, creating (or replacing non-mapping) levels.
@@ -181,7 +196,10 @@ pub(crate) fn pod_spec(object: &ObjectRef, body: &Value, created: bool) -> Resul
         Some(_) => return Err(format!("{object}: annotation {ANNOTATION} must be a string")),
     };
     let durations = match behavior {
-        Behavior::Healthy { after } | Behavior::CrashLoop { after } => vec![after],
+        Behavior::Healthy { after }
+        | Behavior::CrashLoop { after }
+        | Behavior::Succeed { after }
+        | Behavior::Fail { after } => vec![after],
         Behavior::Flapping { ready, after } => vec![ready, after],
         _ => Vec::new(),
     };

@@ -101,7 +101,7 @@ impl Rollout {
     /// ready (so later batches never start).
     fn batch_step(&self) -> Option<Duration> {
         match self.spec.behavior {
-            Behavior::Healthy { after } => Some(after),
+            Behavior::Healthy { after } | Behavior::Succeed { after } => Some(after),
             Behavior::Flapping { ready, .. } => Some(ready),
             _ => None,
         }
@@ -136,7 +136,7 @@ impl Rollout {
             }
         };
         match self.spec.behavior {
-            Behavior::Healthy { after } => (
+            Behavior::Healthy { after } | Behavior::Succeed { after } => (
                 if u >= after {
                     PodState::Ready
                 } else {
@@ -144,7 +144,7 @@ impl Rollout {
                 },
                 0,
             ),
-            Behavior::CrashLoop { after } => (crash(after), 0),
+            Behavior::CrashLoop { after } | Behavior::Fail { after } => (crash(after), 0),
             Behavior::Flapping { ready, after } if is_job => (crash(ready + after), 0),
             Behavior::Flapping { ready, after } => {
                 let period = (ready + after).as_nanos().max(1);
@@ -240,8 +240,8 @@ impl Rollout {
             };
             consider(start);
             match self.spec.behavior {
-                Behavior::Healthy { after } => consider(start + after),
-                Behavior::CrashLoop { after } => consider(start + after),
+                Behavior::Healthy { after } | Behavior::Succeed { after } => consider(start + after),
+                Behavior::CrashLoop { after } | Behavior::Fail { after } => consider(start + after),
                 Behavior::Flapping { ready, after } if self.spec.kind == WorkloadKind::Job => {
                     consider(start + ready + after)
                 }
@@ -284,7 +284,9 @@ impl Rollout {
             last = last.max(start);
             let u = t - start;
             let ready_at = match self.spec.behavior {
-                Behavior::Healthy { after } => (u >= after).then_some(start + after),
+                Behavior::Healthy { after } | Behavior::Succeed { after } => {
+                    (u >= after).then_some(start + after)
+                }
                 Behavior::Flapping { ready, after } if self.spec.kind != WorkloadKind::Job => {
                     let period = ready + after;
                     let n = (u.as_nanos() / period.as_nanos().max(1)) as u32;

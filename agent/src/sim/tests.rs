@@ -58,6 +58,7 @@ fn request(revision: u64, manifests: Vec<Manifest>) -> ApplyRequest {
         adopt: false,
         force_roll: false,
         chart: "app1-1.0.0".into(),
+        hooks: Vec::new(),
     }
 }
 
@@ -617,4 +618,85 @@ async fn a_thousand_clusters_roll_out_concurrently() {
     }
     assert_eq!(healthy, 1000);
     assert_eq!(start.elapsed(), Duration::from_secs(7));
+}
+
+fn hook_manifest(kind: &str, name: &str, annotations: &str, behavior: &str) -> Manifest {
+    let (api, template) = if kind == "Job" {
+        (
+            "batch/v1",
+            format!(
+                "spec: {{template: {{metadata: {{annotations: {{sim.convoy.dev/behavior: \"{behavior}\"}}}}}}}}"
+            ),
+        )
+    } else {
+        ("v1", String::new())
+    };
+    let own = if kind == "Pod" {
+        format!(", sim.convoy.dev/behavior: \"{behavior}\"")
+    } else {
+        String::new()
+    };
+    Manifest {
+        source: format!("app1/templates/{name}.yaml"),
+        content: format!(
+            "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {name}, annotations: {{{annotations}{own}}}}}\n{template}\n"
+        ),
+    }
+}
+
+async fn run_hook(sim: &SimBackend, m: Manifest, deadline_s: u64) -> (crate::backend::HookOutcome, Duration) {
+    let hooks = crate::hooks::parse(&[m]).unwrap();
+    let start = Instant::now();
+    let outcome = sim
+        .run_hook(
+            &op(1),
+            "ns1",
+            &hooks[0],
+            crate::hooks::HookEvent::PreInstall,
+            Duration::from_secs(deadline_s),
+            CancellationToken::new(),
+        )
+        .await;
+    (outcome, start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_follow_their_behaviour_and_delete_policy() {
+    use crate::backend::HookOutcome;
+    let sim = SimBackend::default();
+    let ann = "helm.sh/hook: pre-install";
+    let (outcome, took) = run_hook(&sim, hook_manifest("Job", "migrate", ann, "succeed,after=3s"), 60).await;
+    assert_eq!((outcome, took), (HookOutcome::Succeeded, Duration::from_secs(3)));
+
+    let (outcome, took) = run_hook(&sim, hook_manifest("Pod", "probe", ann, "fail,after=2s"), 60).await;
+    assert_eq!(took, Duration::from_secs(2));
+    let HookOutcome::Failed(f) = outcome else {
+        panic!("expected a failure, got {outcome:?}")
+    };
+    assert_eq!(f.reason, FailureReason::HookFailed);
+    assert!(
+        f.message
+            .starts_with("hook pre-install pod/probe: pod/ns1/probe failed"),
+        "{}",
+        f.message
+    );
+
+    // Other kinds are done once created; a slow Job runs into the deadline.
+    let (outcome, took) = run_hook(&sim, hook_manifest("ConfigMap", "cfg", ann, ""), 60).await;
+    assert_eq!((outcome, took), (HookOutcome::Succeeded, Duration::ZERO));
+    let (outcome, took) = run_hook(&sim, hook_manifest("Job", "slow", ann, "slow,after=2m"), 30).await;
+    assert_eq!(took, Duration::from_secs(30));
+    assert!(matches!(outcome, HookOutcome::Failed(f) if f.message.contains("progress deadline (30s)")));
+
+    // Without before-hook-creation, a leftover object of the same name is an error.
+    let keep = "helm.sh/hook: pre-install, helm.sh/hook-delete-policy: hook-failed";
+    let (outcome, _) = run_hook(&sim, hook_manifest("Job", "migrate", keep, "succeed"), 60).await;
+    assert!(
+        matches!(&outcome, HookOutcome::Failed(f) if f.message.contains("already exists")),
+        "{outcome:?}"
+    );
+    let names: Vec<String> = sim.hook_objects(RELEASE).into_iter().map(|o| o.name).collect();
+    // By identity: batch/v1 Jobs before v1 kinds.
+    assert_eq!(names, ["migrate", "slow", "cfg", "probe"]);
+    assert_eq!(sim.hooks_run(RELEASE).len(), 4, "a refused hook did not run");
 }
