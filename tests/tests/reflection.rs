@@ -1,6 +1,7 @@
 //! gRPC health and server reflection as a client that has no .proto files sees them
 //! (a Jenkins job with grpcurl or a generated client): Python's grpcio with
-//! grpcio-reflection, installed by `.ci/install-deps` into the cache.
+//! grpcio-reflection, installed by `.ci/install-deps` into the cache. It also asks for
+//! a diff the way a Jenkins job without the CLI would (JSON, the chart as a base64 tar).
 
 use std::process::Command;
 
@@ -16,17 +17,30 @@ async fn a_client_without_protos_discovers_and_calls_the_api() {
     );
     let convoyd = Convoyd::start(
         "contexts:\n  - {name: east, region: us-east1, env: dev, cloud: sim, clusterName: east-1}\n\
-         auth:\n  tokens:\n    - {name: jenkins, role: viewer, token: t-jenkins}\n",
+         auth:\n  tokens:\n    - {name: jenkins, role: viewer, token: t-jenkins}\n\
+         \x20   - {name: deployer, role: deployer, token: t-deploy}\n",
     )
     .await
     .unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/reflection_client.py");
     let target = convoyd.addr.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("web.yaml");
+    std::fs::write(
+        &release,
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: web.shop, namespace: shop}\n\
+         spec:\n  chart: {path: ./web}\n  contexts: [east]\n",
+    )
+    .unwrap();
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/web");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
             .arg(target)
             .arg("t-jenkins")
+            .arg("t-deploy")
+            .arg(&release)
+            .arg(chart)
             .output()
     })
     .await
@@ -58,4 +72,11 @@ async fn a_client_without_protos_discovers_and_calls_the_api() {
     assert_eq!(clusters[0]["region"], "us-east1");
     assert_eq!(v["missing_release"]["code"], "NOT_FOUND", "{v}");
     assert_eq!(v["bad_token"]["code"], "UNAUTHENTICATED", "{v}");
+    // The file was prepared (chart unpacked and rendered); east has no agent, so the
+    // diff says it compared nothing there rather than failing.
+    let diff = &v["diff"]["ok"];
+    assert_eq!(diff["release"], "web.shop", "{v}");
+    assert_eq!(diff["contexts"][0]["context"], "east", "{v}");
+    assert_eq!(diff["contexts"][0]["status"], "DIFF_STATUS_AGENT_OFFLINE", "{v}");
+    assert_eq!(v["diff_as_viewer"]["code"], "PERMISSION_DENIED", "{v}");
 }
