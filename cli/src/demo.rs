@@ -1,8 +1,9 @@
 //! `convoy demo`: the whole system on one machine, with nothing installed. It starts
 //! a real coordinator (embedded store, real gRPC on loopback) and three agents on the
 //! simulated backend, one per region, submits the example release from `configs/`
-//! through the same code path as `convoy submit --wait`, then submits a build that
-//! crash-loops in one region and shows the fleet-wide automatic rollback.
+//! through the same code path as `convoy submit --wait`, shows with `convoy diff` what
+//! a build that crash-loops in one region would change, submits it and shows the
+//! fleet-wide automatic rollback.
 //!
 //! Secrets come from OpenBao when its `bao` binary is installed (it is started in dev
 //! mode), else from a development-only secrets file.
@@ -191,12 +192,20 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         bail!("the example release did not roll out (exit {code}); see the messages above");
     }
 
-    // 2: the same app with a build that crash-loops in one region.
+    // 2 and 3: the same app with a build that crash-loops in one region: first what it
+    // would change, then the rollout and the fleet-wide rollback.
     let bad = demo_release(RELEASE, Some(BAD_CONTEXT))?;
     let bad_path = release_dir.join("app1-crashloop.yaml");
     std::fs::write(&bad_path, &bad)?;
     println!(
-        "\n== 2. convoy submit -f app1-crashloop.yaml --wait\n   \
+        "\n== 2. convoy diff -f app1-crashloop.yaml\n   \
+         (what it would change in each region, from the agents' dry runs; secrets masked)\n"
+    );
+    if let Err(code) = cli(&server, &admin_token, &["diff", "-f", path(&bad_path)]).await {
+        bail!("convoy diff failed (exit {code}); see the messages above");
+    }
+    println!(
+        "\n== 3. convoy submit -f app1-crashloop.yaml --wait\n   \
          (image 2.4.0, whose pods crash-loop in {BAD_CONTEXT}: the whole fleet goes back)\n"
     );
     match cli(
@@ -218,8 +227,8 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         Ok(()) => bail!("the crash-looping release was reported healthy"),
     }
 
-    // 3: what history says.
-    println!("\n== 3. convoy history app1.ns1\n");
+    // 4: what history says.
+    println!("\n== 4. convoy history app1.ns1\n");
     if let Err(code) = cli(&server, &admin_token, &["history", "app1.ns1"]).await {
         bail!("convoy history failed (exit {code})");
     }

@@ -662,3 +662,52 @@ fn diff_of_a_missing_file_exits_2_before_connecting() {
     );
     assert_eq!(stdout(&out), "");
 }
+
+/// The README's main job: `convoy demo` with nothing but this binary (a development
+/// secrets file) and with OpenBao when installed. Exit 0, the rollout, the diff of the
+/// bad build (its image change shown, secret values never), the fleet-wide rollback
+/// and the history; the demo's secret values appear nowhere in its output.
+#[test]
+fn the_demo_rolls_out_diffs_and_rolls_the_fleet_back() {
+    let bao_installed = convoy_tests::tools::cache_dir().join("openbao/bin/bao").is_file();
+    let mut runs = vec![("--no-openbao", "secrets      development-only file")];
+    if bao_installed {
+        runs.push(("", "secrets      OpenBao dev server at http://127.0.0.1:"));
+    }
+    for (flag, secrets_line) in runs {
+        let cwd = tempfile::tempdir().unwrap();
+        let args: Vec<&str> = ["demo", flag].into_iter().filter(|a| !a.is_empty()).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_convoy"))
+            .args(&args)
+            .current_dir(cwd.path())
+            .output()
+            .expect("convoy runs");
+        let (so, se) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "convoy {args:?}\n{so}\n{se}");
+        let mut at = 0;
+        for line in [
+            secrets_line,
+            "agent        dev-europe-west1-0 (europe-west1",
+            "== 1. convoy submit -f configs/releases/app1.yaml --wait",
+            "SUCCEEDED",
+            "== 2. convoy diff -f app1-crashloop.yaml",
+            "~ apps/v1 Deployment ns1/hermes",
+            "spec.template.spec.containers[0].image: \"registry.example.com/app1/hermes:2.3.1\" -> \"registry.example.com/app1/hermes:2.4.0\"",
+            "== 3. convoy submit -f app1-crashloop.yaml --wait",
+            "exit status 3: rollout failed, and every updated region was rolled back.",
+            "== 4. convoy history app1.ns1",
+            "convoy demo finished in",
+        ] {
+            match so[at..].find(line) {
+                Some(i) => at += i + line.len(),
+                None => panic!("convoy {args:?}: {line:?} missing (or out of order) in\n{so}\n{se}"),
+            }
+        }
+        for secret in ["s3cr3t-demo-default", "s3cr3t-demo-eu"] {
+            assert!(
+                !so.contains(secret) && !se.contains(secret),
+                "a demo secret was printed"
+            );
+        }
+    }
+}
