@@ -12,6 +12,8 @@
 //!   (after the preflight dry run), from the watch stream's event times;
 //! * `submit_to_healthy_ms`: submit call to the operation's SUCCEEDED event;
 //! * `rollback_ms`: `RollbackRelease` call to the rollback operation's SUCCEEDED event;
+//! * `diff_ms`: a `DiffRelease` call (prepare, N agents' dry runs, masked answers) of a
+//!   third revision against the running second, every context answering;
 //! * `coordinator_peak_rss_mb`: the coordinator's VmHWM at the end;
 //! * `coordinator_cpu_s`: the coordinator's user+system CPU over the whole run
 //!   (start, agents connecting, three operations).
@@ -498,6 +500,31 @@ async fn run(binary: &Path, n: usize) -> BenchResult<String> {
     let accepted_ms = wall_millis().saturating_sub(t1);
     let w2 = until_succeeded(&mut events, &second.operation_id, n).await?;
 
+    // What a third revision would change, from every agent's dry run.
+    let t3 = Instant::now();
+    let diff = client
+        .diff_release(pb::DiffReleaseRequest {
+            submit: Some(pb::SubmitReleaseRequest {
+                release_yaml: release_yaml(n, "registry.example/web:3.0"),
+                source_name: "web.yaml".into(),
+                chart_archive: chart.to_vec(),
+                ..Default::default()
+            }),
+            timeout_seconds: 120,
+        })
+        .await
+        .map_err(|s| format!("DiffRelease: {s}"))?
+        .into_inner();
+    let diff_ms = t3.elapsed().as_millis();
+    let answered = diff
+        .contexts
+        .iter()
+        .filter(|c| c.status == pb::DiffStatus::Done as i32)
+        .count();
+    if answered != n {
+        return Err(format!("DiffRelease: {answered} of {n} contexts answered"));
+    }
+
     let t2 = wall_millis();
     let rb = client
         .rollback_release(pb::RollbackReleaseRequest {
@@ -520,6 +547,7 @@ async fn run(binary: &Path, n: usize) -> BenchResult<String> {
         "submit_to_dispatched_ms": w2.last_dispatched_at.saturating_sub(t1),
         "submit_to_healthy_ms": w2.succeeded_at.saturating_sub(t1),
         "rollback_ms": wr.succeeded_at.saturating_sub(t2),
+        "diff_ms": diff_ms,
         "coordinator_peak_rss_mb": (rss_mb * 10.0).round() / 10.0,
         "coordinator_cpu_s": (cpu_s * 100.0).round() / 100.0,
         "submit_accepted_ms": accepted_ms,
