@@ -67,21 +67,29 @@ async fn wait_op_of(
     last.expect("an operation event")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_150_context_fleet_rolls_out_and_back() {
-    let dir = tempfile::tempdir().unwrap();
+/// The coordinator in process with `contexts` (name, region, apply latency in ms) in
+/// its registry, and a simulated agent for each of the first `agents` of them; returns
+/// once those agents are connected.
+async fn start_fleet(
+    dir: &std::path::Path,
+    extra_config: &str,
+    contexts: &[(String, String, u64)],
+    agents: usize,
+) -> (
+    convoy_daemon::server::Running,
+    CancellationToken,
+    Vec<Arc<SimBackend>>,
+) {
     let mut cfg = format!(
-        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\ncontexts:\n",
-        dir.path().join("state.redb").display()
+        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\n{extra_config}contexts:\n",
+        dir.join("state.redb").display()
     );
-    for i in 0..N {
+    for (name, region, _) in contexts {
         cfg.push_str(&format!(
-            "  - {{name: {}, region: r{}, env: dev, cloud: sim, clusterName: c{i}}}\n",
-            ctx(i),
-            i % 5
+            "  - {{name: {name}, region: {region}, env: dev, cloud: sim, clusterName: {name}-cluster}}\n"
         ));
     }
-    let path = dir.path().join("convoyd.yaml");
+    let path = dir.join("convoyd.yaml");
     std::fs::write(&path, cfg).unwrap();
     let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,16 +98,15 @@ async fn a_150_context_fleet_rolls_out_and_back() {
         .await
         .unwrap();
     let server = format!("http://{}", running.addr);
-
     let stop = CancellationToken::new();
     let mut backends = Vec::new();
-    for i in 0..N {
+    for (name, _, latency) in &contexts[..agents] {
         let backend = Arc::new(SimBackend::new(SimConfig {
             history_limit: 10,
-            apply_latency: Duration::ZERO,
+            apply_latency: Duration::from_millis(*latency),
         }));
         backends.push(backend.clone());
-        let mut rc = RuntimeConfig::new(server.clone(), ctx(i));
+        let mut rc = RuntimeConfig::new(server.clone(), name.clone());
         rc.credentials = Credentials::Token(Token::new("unused"));
         tokio::spawn(AgentRuntime::new(rc, backend).run(stop.clone()));
     }
@@ -112,7 +119,7 @@ async fn a_150_context_fleet_rolls_out_and_back() {
         .iter()
         .filter(|c| c.connected)
         .count()
-        < N
+        < agents
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -120,6 +127,15 @@ async fn a_150_context_fleet_rolls_out_and_back() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (running, stop, backends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_150_context_fleet_rolls_out_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let contexts: Vec<(String, String, u64)> = (0..N).map(|i| (ctx(i), format!("r{}", i % 5), 0)).collect();
+    let (running, stop, backends) = start_fleet(dir.path(), "", &contexts, N).await;
+    let server = format!("http://{}", running.addr);
 
     let mut c = pb::release_service_client::ReleaseServiceClient::connect(server.clone())
         .await
@@ -339,50 +355,20 @@ async fn diff_reports_each_context_without_secrets_or_side_effects() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("dev-secrets.yaml");
     std::fs::write(&secrets, format!("\"/kv/shop/db#password\": {DIFF_CANARY}\n")).unwrap();
-    let mut cfg = format!(
-        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\ndev_secrets_file: {}\ncontexts:\n",
-        dir.path().join("state.redb").display(),
-        secrets.display()
-    );
-    for (c, region) in [("a", "r1"), ("b", "r2"), ("slow", "r3"), ("gone", "r4")] {
-        cfg.push_str(&format!(
-            "  - {{name: {c}, region: {region}, env: dev, cloud: sim, clusterName: {c}}}\n"
-        ));
-    }
-    let path = dir.path().join("convoyd.yaml");
-    std::fs::write(&path, cfg).unwrap();
-    let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let pipeline = convoy_daemon::server::pipeline(&cfg).unwrap();
-    let running = convoy_daemon::server::start(&cfg, listener, Arc::new(pipeline))
-        .await
-        .unwrap();
+    // `slow` answers after 3s: longer than the diff's timeout, shorter than a rollout's;
+    // `gone` never gets an agent.
+    let contexts: Vec<(String, String, u64)> = [
+        ("a", "r1", 0),
+        ("b", "r2", 0),
+        ("slow", "r3", 3000),
+        ("gone", "r4", 0),
+    ]
+    .into_iter()
+    .map(|(c, r, l)| (c.to_string(), r.to_string(), l))
+    .collect();
+    let extra = format!("dev_secrets_file: {}\n", secrets.display());
+    let (running, stop, _backends) = start_fleet(dir.path(), &extra, &contexts, 3).await;
     let server = format!("http://{}", running.addr);
-    let stop = CancellationToken::new();
-    // `slow` answers after 3s: longer than the diff's timeout, shorter than a rollout's.
-    for (c, latency) in [("a", 0), ("b", 0), ("slow", 3000)] {
-        let backend = Arc::new(SimBackend::new(SimConfig {
-            history_limit: 10,
-            apply_latency: Duration::from_millis(latency),
-        }));
-        let mut rc = RuntimeConfig::new(server.clone(), c.to_string());
-        rc.credentials = Credentials::Token(Token::new("unused"));
-        tokio::spawn(AgentRuntime::new(rc, backend).run(stop.clone()));
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while running
-        .core
-        .clusters()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|c| c.connected)
-        .count()
-        < 3
-    {
-        assert!(tokio::time::Instant::now() < deadline, "agents did not connect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let chart = diff_chart(dir.path());
     let submit = |yaml: String| pb::SubmitReleaseRequest {
         release_yaml: yaml,
