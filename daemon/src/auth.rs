@@ -16,8 +16,12 @@ mod cert;
 pub use cert::{CertIdentity, CertificateMapping, CertificateRule, compile as compile_certificates};
 
 /// What a caller may do. Ordered: each role includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// Not `Deserialize`: the config holds roles as text and checks them with
+/// [`Role::from_config`], because serde's own error for an unknown variant reaches the
+/// operator garbled by the `config` crate ("enum Role does not have variant constructor
+/// root for key auth.tokens[0]role").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     /// Read releases, history, clusters; watch.
     Viewer,
@@ -41,6 +45,16 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// Reads a role as written in the config (`auth.tokens[i].role`,
+    /// `auth.certificates[i].role`). The reason names the roles that exist; the caller
+    /// adds the key.
+    pub fn from_config(text: &str) -> Result<Role, String> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
+            let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            format!("unknown role {text:?}; expected one of {}", known.join(", "))
+        })
+    }
 }
 
 /// An authenticated caller.
@@ -56,12 +70,26 @@ pub struct Principal {
 pub struct TokenConfig {
     /// Who holds it (`jenkins-app1`, `alice`): recorded in history and the audit log.
     pub name: String,
-    pub role: Role,
+    /// `viewer`, `deployer`, `operator` or `admin`. Read as text and checked by
+    /// [`check_tokens`], so an unknown role is reported with its key
+    /// (`auth.tokens[0].role`) and the roles that exist.
+    pub role: String,
     /// The token itself, or a file holding it (preferred: keeps it out of the config).
     #[serde(default)]
     pub token: Option<String>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+}
+
+/// Checks the roles of `auth.tokens`; the error is `(key, reason)` with the entry's index
+/// (`auth.tokens[0].role`), as the daemon's config validation reports. Token files are
+/// not read here: that happens once, in [`Authenticator::from_config`].
+pub fn check_tokens(tokens: &[TokenConfig]) -> Result<Vec<Role>, (String, String)> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Role::from_config(&t.role).map_err(|reason| (format!("auth.tokens[{i}].role"), reason)))
+        .collect()
 }
 
 /// One agent credential: the token an agent for `context` presents.
@@ -159,15 +187,16 @@ impl Authenticator {
     pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
         let certificates =
             cert::compile(&cfg.certificates).map_err(|(key, reason)| format!("{key}: {reason}"))?;
+        let roles = check_tokens(&cfg.tokens).map_err(|(key, reason)| format!("{key}: {reason}"))?;
         let mut users = BTreeMap::new();
-        for (i, t) in cfg.tokens.iter().enumerate() {
+        for (i, (t, role)) in cfg.tokens.iter().zip(roles).enumerate() {
             let tok = read_secret(&t.token, &t.token_file, &format!("auth.tokens[{i}] ({})", t.name))?;
             if users
                 .insert(
                     tok,
                     Principal {
                         name: t.name.clone(),
-                        role: t.role,
+                        role,
                     },
                 )
                 .is_some()
@@ -419,6 +448,24 @@ mod tests {
         };
         let err = Authenticator::from_config(&bad).unwrap_err();
         assert!(err.starts_with("auth.certificates[0].common_name: "), "{err}");
+    }
+
+    #[test]
+    fn unknown_token_role_names_the_entry_and_the_roles_that_exist() {
+        let c: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: ci, role: deployer, token: t1}\n- {name: ops, role: root, token: t2}\n",
+        )
+        .unwrap();
+        let expected = "unknown role \"root\"; expected one of viewer, deployer, operator, admin";
+        assert_eq!(
+            check_tokens(&c.tokens),
+            Err(("auth.tokens[1].role".to_string(), expected.to_string()))
+        );
+        let err = Authenticator::from_config(&c).unwrap_err();
+        assert_eq!(err, format!("auth.tokens[1].role: {expected}"));
+        // Roles are matched exactly, as the certificates' are.
+        assert!(Role::from_config("Admin").is_err());
+        assert_eq!(Role::from_config("operator"), Ok(Role::Operator));
     }
 
     #[test]

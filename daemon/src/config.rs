@@ -264,6 +264,7 @@ impl DaemonConfig {
                 );
             }
         }
+        crate::auth::check_tokens(&self.auth.tokens)?;
         crate::auth::compile_certificates(&self.auth.certificates)?;
         if !self.auth.certificates.is_empty() && self.tls.as_ref().is_none_or(|t| t.client_ca_file.is_none())
         {
@@ -428,6 +429,23 @@ mod tests {
             err.contains("auth.certificates[1].role") && err.contains("root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn unknown_token_role_names_the_field_and_the_roles() {
+        let err = load(
+            "auth:\n  tokens:\n    - {name: ci, role: deployer, token: t1}\n    - {name: ops, role: root, token: t2}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with(
+                ": `auth.tokens[1].role`: unknown role \"root\"; expected one of viewer, deployer, operator, admin"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("t2"), "never the token: {err}");
     }
 
     #[test]

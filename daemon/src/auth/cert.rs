@@ -98,16 +98,7 @@ pub fn compile(mappings: &[CertificateMapping]) -> Result<Vec<CertificateRule>, 
                 ));
             }
         }
-        let role = Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == m.role)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                (
-                    key(i, "role"),
-                    format!("unknown role {:?}; expected one of {}", m.role, known.join(", ")),
-                )
-            })?;
+        let role = Role::from_config(&m.role).map_err(|reason| (key(i, "role"), reason))?;
         let rule = CertificateRule {
             common_name: m.common_name.clone(),
             dns_name: m.dns_name.clone(),
