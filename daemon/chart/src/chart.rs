@@ -145,8 +145,7 @@ impl Chart {
                     schema = Some(v);
                 }
                 "requirements.yaml" => {
-                    let doc =
-                        crate::values::yaml_to_json(&text(), &format!("{origin}/requirements.yaml"), false)?;
+                    let doc = crate::values::yaml_to_json(&text(), &format!("{origin}/requirements.yaml"))?;
                     let deps = doc.get("dependencies").cloned().unwrap_or(Json::Array(vec![]));
                     requirements = Some(
                         serde_json::from_value(deps)

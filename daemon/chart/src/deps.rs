@@ -207,7 +207,7 @@ mod tests {
             ),
             (
                 "charts/sub/values.yaml",
-                "data: {x: 1}\nexports: {shared: {y: 2}}\n",
+                "data: {x: 1}\nexports: {shared: {z: 2}}\n",
             ),
         ])
     }
@@ -218,7 +218,7 @@ mod tests {
         process_dependencies(&mut c, &Map::new());
         assert_eq!(c.dependencies[0].name(), "db");
         assert_eq!(c.values["imported"], json!({"x": 1.0}));
-        assert_eq!(c.values["y"], json!(2.0));
+        assert_eq!(c.values["z"], json!(2.0));
     }
 
     #[test]

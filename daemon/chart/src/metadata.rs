@@ -102,7 +102,7 @@ fn scalar_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
 impl Metadata {
     /// Parses Chart.yaml (`file` names it in errors).
     pub fn parse(src: &str, file: &str) -> Result<Metadata> {
-        let json = crate::values::yaml_to_json(src, file, false)?;
+        let json = crate::values::yaml_to_json(src, file)?;
         if json.is_null() {
             return Err(ChartError::Metadata(format!(
                 "{file}: chart.metadata is required"

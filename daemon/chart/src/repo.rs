@@ -94,7 +94,7 @@ pub struct Index {
 impl Index {
     /// Parses index.yaml content (`url` names it in errors).
     pub fn parse(src: &str, url: &str) -> Result<Index> {
-        let json = crate::values::yaml_to_json(src, url, false)?;
+        let json = crate::values::yaml_to_json(src, url)?;
         serde_json::from_value(json)
             .map_err(|e| repo_err(url, format!("index.yaml is not a chart index: {e}")))
     }

@@ -1,21 +1,30 @@
 //! Values documents: YAML in, JSON-shaped maps out, the way Helm reads them.
 //!
-//! Helm reads every values file through `sigs.k8s.io/yaml`, which converts YAML to JSON
-//! and decodes the JSON into `map[string]interface{}`: every number becomes a float64
-//! (`1000000` later prints as `1e+06`), map keys become strings, and a document that is not
-//! a map is an error. [`parse_values`] does the same so templates see what Helm's see.
+//! Helm reads every values file through `sigs.k8s.io/yaml`: go-yaml v2 (YAML 1.1 scalars:
+//! `yes`/`no`/`on`/`off`/`y`/`n` are booleans, `0777` is octal, `1_000` is 1000), then a
+//! JSON round trip into `map[string]interface{}`: every number becomes a float64
+//! (`1000000` later prints as `1e+06`), map keys become strings (`yes:` is the key
+//! `"true"`), timestamps stay text, and a document that is not a map is an error.
+//! [`parse_values`] does the same so templates see what Helm's see, and
+//! [`scalar_to_json`] / [`key_to_string`] let callers that parse YAML themselves (the
+//! release file, which needs positions) type their scalars identically.
 //! Values from `--set` keep Go's int64 (see [`crate::strvals`]): Helm does not send them
-//! through JSON.
+//! through YAML or JSON.
 
 use serde_json::{Map, Number, Value as Json};
 
 use crate::error::{ChartError, Result};
+use crate::funcs::yaml_read;
 
 /// Parses a values document (values.yaml, a `-f` file) into a map, as Helm's
-/// `chartutil.ReadValues` does: empty documents are `{}`, numbers are floats.
+/// `chartutil.ReadValues` does: empty documents are `{}`, scalars typed by YAML 1.1,
+/// numbers are floats, only the first document counts.
 pub fn parse_values(src: &str, file: &str) -> Result<Map<String, Json>> {
-    let doc = yaml_to_json(src, file, true)?;
-    match doc {
+    let doc = crate::funcs::parse_yaml(src).map_err(|message| ChartError::Values {
+        file: file.to_string(),
+        message,
+    })?;
+    match template_to_json(doc) {
         Json::Null => Ok(Map::new()),
         Json::Object(m) => Ok(m),
         other => Err(ChartError::Values {
@@ -28,9 +37,48 @@ pub fn parse_values(src: &str, file: &str) -> Result<Map<String, Json>> {
     }
 }
 
-/// Converts one YAML document to JSON. With `floats` every number becomes a float64
-/// (Helm's values semantics); without it integers stay integers (Chart.yaml, manifests).
-pub fn yaml_to_json(src: &str, file: &str, floats: bool) -> Result<Json> {
+/// The JSON value Helm gives one scalar of a values document.
+///
+/// `plain` is false for quoted and block scalars (always strings unless tagged); `tag` is
+/// the node's tag, long (`tag:yaml.org,2002:str`) or short (`!!str`), or `None`.
+/// Numbers are floats, YAML 1.1 booleans are booleans; an error for values JSON cannot
+/// hold (`.inf`, `.nan`), worded as Helm words it.
+pub fn scalar_to_json(text: &str, plain: bool, tag: Option<&str>) -> std::result::Result<Json, String> {
+    yaml_read::scalar_value(text, plain, yaml_read::ScalarTag::from_name(tag)).map(template_to_json)
+}
+
+/// The string a mapping key becomes in Helm's values (`yes` is `"true"`, `0x10` is
+/// `"16"`). Arguments as for [`scalar_to_json`]; a null key, which Helm refuses, and a tag
+/// the text does not fit are errors.
+pub fn key_to_string(text: &str, plain: bool, tag: Option<&str>) -> std::result::Result<String, String> {
+    yaml_read::key_string(text, plain, yaml_read::ScalarTag::from_name(tag))?
+        .ok_or_else(|| format!("the key `{text}` is null in YAML, and values keys must be strings; quote it"))
+}
+
+/// The YAML reader yields template values; values travel through the crate as JSON.
+/// Everything it yields has a JSON form (numbers are finite floats).
+fn template_to_json(v: gotmpl::Value) -> Json {
+    use gotmpl::Value;
+    match v {
+        Value::Bool(b) => Json::Bool(b),
+        Value::Int(i) => Json::from(i),
+        Value::Uint(u) => Json::from(u),
+        Value::Float(f) => Number::from_f64(f).map_or(Json::Null, Json::Number),
+        Value::String(s) => Json::String(s.to_string()),
+        Value::List(items) => Json::Array(items.iter().cloned().map(template_to_json).collect()),
+        Value::Map(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.to_string(), template_to_json(v.clone())))
+                .collect(),
+        ),
+        _ => Json::Null,
+    }
+}
+
+/// Converts one YAML document to JSON with integers kept, for documents Helm decodes into
+/// typed structs (Chart.yaml, requirements.yaml, repository indexes). Values documents go
+/// through [`parse_values`] instead.
+pub fn yaml_to_json(src: &str, file: &str) -> Result<Json> {
     let mut yaml: serde_yaml::Value = serde_yaml::from_str(src).map_err(|e| ChartError::Values {
         file: file.to_string(),
         message: format!("error converting YAML to JSON: {e}"),
@@ -39,43 +87,41 @@ pub fn yaml_to_json(src: &str, file: &str, floats: bool) -> Result<Json> {
         file: file.to_string(),
         message: format!("error converting YAML to JSON: {e}"),
     })?;
-    convert(yaml, floats).map_err(|message| ChartError::Values {
+    convert(yaml).map_err(|message| ChartError::Values {
         file: file.to_string(),
         message,
     })
 }
 
-fn convert(v: serde_yaml::Value, floats: bool) -> std::result::Result<Json, String> {
+fn convert(v: serde_yaml::Value) -> std::result::Result<Json, String> {
     Ok(match v {
         serde_yaml::Value::Null => Json::Null,
         serde_yaml::Value::Bool(b) => Json::Bool(b),
-        serde_yaml::Value::Number(n) => number(&n, floats)?,
+        serde_yaml::Value::Number(n) => number(&n)?,
         serde_yaml::Value::String(s) => Json::String(s),
         serde_yaml::Value::Sequence(items) => Json::Array(
             items
                 .into_iter()
-                .map(|i| convert(i, floats))
+                .map(convert)
                 .collect::<std::result::Result<_, _>>()?,
         ),
         serde_yaml::Value::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
-                out.insert(key_string(&k)?, convert(v, floats)?);
+                out.insert(key_string(&k)?, convert(v)?);
             }
             Json::Object(out)
         }
-        serde_yaml::Value::Tagged(t) => convert(t.value, floats)?,
+        serde_yaml::Value::Tagged(t) => convert(t.value)?,
     })
 }
 
-fn number(n: &serde_yaml::Number, floats: bool) -> std::result::Result<Json, String> {
-    if !floats {
-        if let Some(i) = n.as_i64() {
-            return Ok(Json::Number(i.into()));
-        }
-        if let Some(u) = n.as_u64() {
-            return Ok(Json::Number(u.into()));
-        }
+fn number(n: &serde_yaml::Number) -> std::result::Result<Json, String> {
+    if let Some(i) = n.as_i64() {
+        return Ok(Json::Number(i.into()));
+    }
+    if let Some(u) = n.as_u64() {
+        return Ok(Json::Number(u.into()));
     }
     let f = n.as_f64().unwrap_or(f64::NAN);
     Number::from_f64(f)
@@ -158,8 +204,76 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m["1"], "one");
-        assert_eq!(m["true"], "yes");
+        assert_eq!(m["true"], true, "YAML 1.1: the value `yes` is a boolean");
         assert_eq!(m["derived"]["x"].as_f64(), Some(1.0));
+    }
+
+    #[test]
+    fn scalars_are_typed_by_yaml_1_1_like_helm() {
+        let m = parse_values(
+            "a: yes\nb: Off\nc: y\nd: N\ne: 'yes'\nf: \"on\"\ng: !!str on\nh: 0777\ni: 1_000\n\
+             j: 0b101\nk: 2024-01-02\nl: 0x1F\nm: |\n  no\nyes: key\np: ON\nq: yES\nn: 1\n",
+            "values.yaml",
+        )
+        .unwrap();
+        assert_eq!(m["a"], true);
+        assert_eq!(m["b"], false);
+        assert_eq!(m["c"], true);
+        assert_eq!(m["d"], false);
+        assert_eq!(m["e"], "yes", "quoted scalars stay strings");
+        assert_eq!(m["f"], "on");
+        assert_eq!(m["g"], "on", "!!str keeps the text");
+        assert_eq!(m["h"].as_f64(), Some(511.0), "0777 is YAML 1.1 octal");
+        assert_eq!(m["i"].as_f64(), Some(1000.0));
+        assert_eq!(m["j"].as_f64(), Some(5.0));
+        assert_eq!(m["k"], "2024-01-02", "timestamps stay text");
+        assert_eq!(m["l"].as_f64(), Some(31.0));
+        assert_eq!(m["m"], "no\n", "block scalars are strings");
+        assert_eq!(m["true"], "key", "the key `yes` is the string \"true\"");
+        assert_eq!(m["p"], true);
+        assert_eq!(
+            m["false"].as_f64(),
+            Some(1.0),
+            "the key `n` is the string \"false\""
+        );
+        assert_eq!(m["q"], "yES", "only the three spellings Go lists are booleans");
+    }
+
+    #[test]
+    fn values_json_cannot_hold_are_errors_naming_the_file() {
+        let err = parse_values("a: .inf\n", "over.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("over.yaml") && err.contains("unsupported value"),
+            "{err}"
+        );
+        let err = parse_values("~: 1\n", "keys.yaml").unwrap_err().to_string();
+        assert!(err.contains("keys.yaml") && err.contains("map key"), "{err}");
+        let err = parse_values("a: [1\n", "broken.yaml").unwrap_err().to_string();
+        assert!(err.contains("broken.yaml") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn single_scalars_and_keys_for_callers_with_their_own_parser() {
+        assert_eq!(scalar_to_json("off", true, None), Ok(Json::Bool(false)));
+        assert_eq!(scalar_to_json("off", false, None), Ok(Json::from("off")));
+        assert_eq!(scalar_to_json("12", true, None), Ok(Json::from(12.0)));
+        assert_eq!(
+            scalar_to_json("12", true, Some("tag:yaml.org,2002:str")),
+            Ok(Json::from("12"))
+        );
+        assert_eq!(scalar_to_json("12", false, Some("!!int")), Ok(Json::from(12.0)));
+        assert_eq!(scalar_to_json("12", true, Some("!custom")), Ok(Json::from("12")));
+        assert!(scalar_to_json("abc", true, Some("!!int")).is_err());
+        assert!(scalar_to_json(".nan", true, None).is_err());
+        assert_eq!(key_to_string("on", true, None).as_deref(), Ok("true"));
+        assert_eq!(key_to_string("on", false, None).as_deref(), Ok("on"));
+        assert_eq!(key_to_string("0x10", true, None).as_deref(), Ok("16"));
+        assert!(
+            key_to_string("null", true, None)
+                .unwrap_err()
+                .contains("quote it")
+        );
+        assert!(key_to_string("x", true, Some("!!int")).is_err());
     }
 
     #[test]

@@ -303,14 +303,18 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
 }
 
 fn read_values(r: &mut Reader, node: &Node, path: &str) -> Option<Value> {
-    match node.to_json() {
-        v @ Value::Object(_) => Some(v),
-        _ => {
-            r.error(
-                node.pos,
-                path,
-                format!("expected a mapping of chart values, found {}", node.describe()),
-            );
+    if node.as_map().is_none() {
+        r.error(
+            node.pos,
+            path,
+            format!("expected a mapping of chart values, found {}", node.describe()),
+        );
+        return None;
+    }
+    match node.to_values_json(path) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            r.error(e.pos, &e.path, e.message);
             None
         }
     }
@@ -343,14 +347,24 @@ fn read_values_files(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Op
         let shown = file.display().to_string();
         let values = match yaml::parse_single(&text) {
             Ok(None) => Value::Object(Default::default()),
-            Ok(Some(n)) => match n.to_json() {
-                v @ Value::Object(_) => v,
-                _ => {
+            Ok(Some(n)) if n.as_map().is_none() => {
+                r.diags.push(Diagnostic {
+                    file: shown,
+                    pos: n.pos,
+                    path: String::new(),
+                    message: format!("expected a mapping of chart values, found {}", n.describe()),
+                });
+                ok = false;
+                continue;
+            }
+            Ok(Some(n)) => match n.to_values_json("") {
+                Ok(v) => v,
+                Err(e) => {
                     r.diags.push(Diagnostic {
                         file: shown,
-                        pos: n.pos,
-                        path: String::new(),
-                        message: format!("expected a mapping of chart values, found {}", n.describe()),
+                        pos: e.pos,
+                        path: e.path.trim_start_matches('.').to_string(),
+                        message: e.message,
                     });
                     ok = false;
                     continue;

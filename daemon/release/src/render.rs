@@ -241,23 +241,41 @@ fn to_yaml(node: &Node) -> yaml_rust2::Yaml {
     use yaml_rust2::Yaml;
     use yaml_rust2::yaml::Hash;
     match &node.kind {
-        NodeKind::Scalar { text, .. } => match node.scalar() {
-            Some(yaml::Scalar::Null) | None => Yaml::Null,
-            Some(yaml::Scalar::Bool(b)) => Yaml::Boolean(b),
-            Some(yaml::Scalar::Int(i)) => Yaml::Integer(i),
-            Some(yaml::Scalar::UInt(_) | yaml::Scalar::Float(_)) => Yaml::Real(text.clone()),
-            Some(yaml::Scalar::Str(s)) => Yaml::String(s.to_string()),
-        },
+        NodeKind::Scalar { text, plain, tag } => scalar_yaml(text, *plain, tag.as_deref()),
         NodeKind::Seq(items) => Yaml::Array(items.iter().map(to_yaml).collect()),
         NodeKind::Map(entries) => {
             let mut h = Hash::new();
             for (k, v) in entries {
-                h.insert(
-                    Yaml::String(k.key_text().unwrap_or_default().to_string()),
-                    to_yaml(v),
-                );
+                h.insert(to_yaml(k), to_yaml(v));
             }
             Yaml::Hash(h)
+        }
+    }
+}
+
+/// A scalar in its source form rather than re-typed: plain scalars verbatim, so `0644`,
+/// `yes` and `1_000` mean to Kubernetes (which reads YAML 1.1, as Helm does) what they
+/// meant in the chart's output; quoted and block scalars as double-quoted or literal
+/// text, which every YAML version reads as a string.
+fn scalar_yaml(text: &str, plain: bool, tag: Option<&str>) -> yaml_rust2::Yaml {
+    use yaml_rust2::Yaml;
+    let body = match (plain, tag) {
+        (true, None) if text.is_empty() => return Yaml::Null,
+        (true, _) => text.to_string(),
+        // The emitter writes these as a literal block or double-quoted.
+        (false, None) if text.contains('\n') => return Yaml::String(text.to_string()),
+        // A JSON string is a valid YAML double-quoted scalar.
+        (false, _) => serde_json::Value::String(text.to_string()).to_string(),
+    };
+    match tag {
+        None => Yaml::Real(body),
+        Some(t) => {
+            let tag = match t.strip_prefix("tag:yaml.org,2002:") {
+                Some(core) => format!("!!{core}"),
+                None if t.starts_with('!') => t.to_string(),
+                None => format!("!<{t}>"),
+            };
+            Yaml::Real(format!("{tag} {body}"))
         }
     }
 }
@@ -266,15 +284,26 @@ fn to_yaml(node: &Node) -> yaml_rust2::Yaml {
 mod tests {
     use super::*;
 
+    /// The document as Kubernetes reads it (YAML 1.1, as Helm's values reader).
+    fn as_kube_reads_it(doc: &str) -> serde_json::Value {
+        yaml::parse_single(doc)
+            .unwrap()
+            .unwrap()
+            .to_values_json("")
+            .unwrap()
+    }
+
     #[test]
     fn replicas_are_set_or_inserted_and_the_rest_survives() {
-        let doc = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hermes\n  labels: {a: \"1\", b: 'true'}\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n        - name: c\n          args: [\"--x\", \"on\"]\n          command: |\n            multi\n            line\n";
+        let doc = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hermes\n  labels: {a: \"1\", b: 'true', c: \"1_000\", d: '0o17', e: \"yes\", f: \"say \\\"hi\\\"\\t\"}\nspec:\n  replicas: 1\n  template:\n    spec:\n      hostNetwork: yes\n      volumes:\n        - name: v\n          configMap: {name: cm, defaultMode: 0644}\n      containers:\n        - name: c\n          args: [\"--x\", \"on\", off, 1_000]\n          tty: !!bool true\n          empty:\n          command: |\n            multi\n            line\n";
         let out = set_replicas(doc, 3).unwrap();
-        let back = yaml::parse_single(&out).unwrap().unwrap().to_json();
-        let orig = yaml::parse_single(doc).unwrap().unwrap().to_json();
-        let mut expected = orig.clone();
-        expected["spec"]["replicas"] = serde_json::json!(3);
-        assert_eq!(back, expected, "{out}");
+        let mut expected = as_kube_reads_it(doc);
+        expected["spec"]["replicas"] = serde_json::json!(3.0);
+        assert_eq!(as_kube_reads_it(&out), expected, "{out}");
+        assert_eq!(
+            expected["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"],
+            420.0
+        );
 
         let no_replicas = "kind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n";
         let out = set_replicas(no_replicas, 0).unwrap();

@@ -2,8 +2,11 @@
 //!
 //! serde cannot tell us the line and column of a field that has the wrong type, so the
 //! release file and the registry are read in two steps: this module turns the text into
-//! [`Node`]s (each with its [`Pos`]), and `de` walks them by hand. Values (the free-form
-//! part handed to charts) are converted to JSON with YAML 1.2 core-schema typing.
+//! [`Node`]s (each with its [`Pos`]), and `de` walks them by hand. convoy's own fields are
+//! typed by the YAML 1.2 core schema ([`Node::scalar`]); chart values (the free-form part
+//! handed to charts) are typed as Helm types them, YAML 1.1 through JSON
+//! ([`Node::to_values_json`]), so `enabled: yes` means in a release file what it means in a
+//! values file given to `helm -f`.
 //!
 //! Hostile input is bounded here: nesting deeper than [`MAX_DEPTH`] and alias expansion
 //! beyond [`MAX_NODES`] ("billion laughs") are errors, never a stack overflow or an
@@ -78,6 +81,15 @@ pub enum Scalar<'a> {
     Str(&'a str),
 }
 
+/// A chart value Helm's reader would refuse, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    pub pos: Pos,
+    /// The value's path, `spec.values.image.tag`.
+    pub path: String,
+    pub message: String,
+}
+
 /// A syntax error or a limit hit, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -138,8 +150,9 @@ impl Node {
         }
     }
 
-    /// Converts to JSON the way Helm reads values: scalars typed by the core schema,
-    /// mapping keys as strings, `<<` merge keys applied.
+    /// Converts to JSON with YAML 1.2 core-schema typing, mapping keys as strings, `<<`
+    /// merge keys applied: for convoy's own documents (rendered manifests, secrets files).
+    /// Chart values use [`Node::to_values_json`].
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {
@@ -186,6 +199,81 @@ impl Node {
                 Value::Object(map)
             }
         }
+    }
+
+    /// Converts chart values to JSON exactly as Helm reads a values file (go-yaml v2, then
+    /// JSON): YAML 1.1 scalars (`yes`/`off` are booleans, `0644` is 420), every number a
+    /// float, keys as strings (`on:` is the key `"true"`), `<<` merged where it stands.
+    /// `path` names this node in errors (`spec.values`).
+    ///
+    /// Unlike [`Node::to_json`] (convoy's own documents), what Helm refuses is an error
+    /// here: `.inf`/`.nan`, a null key, a tag the text does not fit.
+    pub fn to_values_json(&self, path: &str) -> Result<serde_json::Value, ValueError> {
+        use serde_json::Value;
+        let err = |pos: Pos, path: &str, message: String| ValueError {
+            pos,
+            path: path.to_string(),
+            message,
+        };
+        match &self.kind {
+            NodeKind::Scalar { text, plain, tag } => {
+                convoy_chart::values::scalar_to_json(text, *plain, tag.as_deref()).map_err(|m| {
+                    err(
+                        self.pos,
+                        path,
+                        format!(
+                            "{m} (chart values are read as Helm reads them, YAML 1.1 then JSON; \
+                             quote the value to pass it as text)"
+                        ),
+                    )
+                })
+            }
+            NodeKind::Seq(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| item.to_values_json(&format!("{path}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            NodeKind::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    if k.is_merge_key() {
+                        // As go-yaml v2: the merge overrides keys before `<<`, later keys
+                        // override it, and of a list of maps the first wins.
+                        let sources: Vec<&Node> = match &v.kind {
+                            NodeKind::Seq(items) => items.iter().rev().collect(),
+                            _ => vec![v],
+                        };
+                        for src in sources {
+                            match src.to_values_json(path)? {
+                                Value::Object(m) => map.extend(m),
+                                _ => {
+                                    return Err(err(
+                                        src.pos,
+                                        path,
+                                        "`<<` (merge) needs a mapping or a list of mappings".into(),
+                                    ));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    let NodeKind::Scalar { text, plain, tag } = &k.kind else {
+                        return Err(err(k.pos, path, "a mapping key must be a plain value".into()));
+                    };
+                    let key = convoy_chart::values::key_to_string(text, *plain, tag.as_deref())
+                        .map_err(|m| err(k.pos, path, m))?;
+                    let value = v.to_values_json(&format!("{path}.{key}"))?;
+                    map.insert(key, value);
+                }
+                Ok(Value::Object(map))
+            }
+        }
+    }
+
+    /// A plain, untagged `<<`.
+    fn is_merge_key(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { text, plain: true, tag: None } if text == "<<")
     }
 
     fn is_plain(&self) -> bool {
@@ -510,8 +598,12 @@ fn size_of_tree(node: &Node) -> usize {
 }
 
 fn tag_name(tag: Tag) -> String {
+    const CORE: &str = "tag:yaml.org,2002:";
     if tag.handle == "!!" {
-        format!("tag:yaml.org,2002:{}", tag.suffix)
+        format!("{CORE}{}", tag.suffix)
+    } else if (tag.handle.is_empty() || tag.handle == "!") && tag.suffix.starts_with(CORE) {
+        // Verbatim `!<tag:yaml.org,2002:int>`.
+        tag.suffix
     } else {
         format!("{}{}", tag.handle, tag.suffix)
     }
@@ -560,6 +652,28 @@ mod tests {
     fn merge_keys_and_aliases() {
         let n = one("base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n");
         assert_eq!(n.to_json()["derived"], json!({"x": 1, "y": 3}));
+    }
+
+    #[test]
+    fn values_follow_helm_yaml_1_1_and_merge_where_the_merge_key_stands() {
+        let n = one(
+            "a: yes\nb: '0777'\nc: 0777\nOff: k\nbefore: {x: 1, <<: {x: 2, z: 2}}\nafter: {<<: {x: 2, z: 2}, x: 1}\nlist: {<<: [{x: 1}, {x: 2, z: 2}]}\n",
+        );
+        let j = n.to_values_json("spec.values").unwrap();
+        assert_eq!(j["a"], json!(true));
+        assert_eq!(j["b"], json!("0777"));
+        assert_eq!(j["c"], json!(511.0));
+        assert_eq!(j["false"], json!("k"));
+        assert_eq!(j["before"], json!({"x": 2.0, "z": 2.0}));
+        assert_eq!(j["after"], json!({"x": 1.0, "z": 2.0}));
+        assert_eq!(j["list"], json!({"x": 1.0, "z": 2.0}));
+        let e = one("a:\n  - {b: .nan}\n")
+            .to_values_json("spec.values")
+            .unwrap_err();
+        assert_eq!(
+            (e.pos, e.path.as_str()),
+            (Pos { line: 2, col: 9 }, "spec.values.a[0].b")
+        );
     }
 
     #[test]

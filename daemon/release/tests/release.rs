@@ -337,8 +337,9 @@ fn values_merge_in_documented_order() {
     let v = context_values(&rel, eu, &secrets);
     assert_eq!(v["layer"], json!("context"));
     assert_eq!(v["onlyValues"], json!(true));
-    assert_eq!(v["fromA"], json!(1));
-    assert_eq!(v["list"], json!([1]));
+    // Numbers are float64, as Helm reads values files.
+    assert_eq!(v["fromA"], json!(1.0));
+    assert_eq!(v["list"], json!([1.0]));
     assert_eq!(
         v["global"],
         json!({"region": "europe-west1", "team": "t1", "cloud": "gcp", "env": "dev", "clusterName": "dev-euw1-0"})

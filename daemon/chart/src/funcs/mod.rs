@@ -43,7 +43,7 @@ mod serial;
 mod strings;
 mod tz;
 mod yaml;
-mod yaml_read;
+pub(crate) mod yaml_read;
 
 use std::sync::Arc;
 

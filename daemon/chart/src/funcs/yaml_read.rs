@@ -95,7 +95,8 @@ impl Reader<'_> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, mark)?;
-                let v = scalar_value(&text, style, tag.as_ref()).map_err(|e| yaml_err(mark, &e))?;
+                let v = scalar_value(&text, style == TScalarStyle::Plain, ScalarTag::of(tag.as_ref()))
+                    .map_err(|e| yaml_err(mark, &e))?;
                 if anchor > 0 {
                     self.anchors.insert(anchor, (v.clone(), 1));
                 }
@@ -122,7 +123,6 @@ impl Reader<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut map: BTreeMap<Arc<str>, Value> = BTreeMap::new();
-                let mut merged: Vec<BTreeMap<Arc<str>, Value>> = Vec::new();
                 let mut size = 1;
                 loop {
                     let (kev, kmark) = self.next()?;
@@ -133,52 +133,57 @@ impl Reader<'_> {
                         matches!(&kev, Event::Scalar(t, TScalarStyle::Plain, _, None) if t == "<<");
                     let key = match &kev {
                         Event::Scalar(t, style, _, tag) => {
-                            key_string(t, *style, tag.as_ref()).ok_or_else(|| {
-                                "error converting YAML to JSON: unsupported map key of type: <nil>"
-                                    .to_string()
-                            })?
+                            match key_string(t, *style == TScalarStyle::Plain, ScalarTag::of(tag.as_ref())) {
+                                Ok(Some(k)) => k,
+                                Ok(None) => {
+                                    return Err(
+                                        "error converting YAML to JSON: unsupported map key of type: <nil>"
+                                            .to_string(),
+                                    );
+                                }
+                                Err(e) => return Err(yaml_err(kmark, &e)),
+                            }
                         }
+                        // JSON object keys are strings; go-yaml refuses collections as keys.
                         _ => {
-                            let (k, s) = self.node(kev, kmark, depth + 1)?;
-                            size += s;
-                            super::conv::go_string(&k)
+                            return Err(yaml_err(
+                                kmark,
+                                "invalid map key: a sequence or mapping cannot be a key",
+                            ));
                         }
                     };
                     let (vev, vmark) = self.next()?;
                     let (v, s) = self.node(vev, vmark, depth + 1)?;
                     size += s;
                     if is_merge {
-                        match v {
-                            Value::Map(m) => merged.push((*m).clone()),
-                            Value::List(items) => {
-                                for item in items.iter() {
-                                    match item {
-                                        Value::Map(m) => merged.push((**m).clone()),
-                                        _ => {
-                                            return Err(yaml_err(
-                                                vmark,
-                                                "map merge requires map or sequence of maps as the value",
-                                            ));
-                                        }
-                                    }
-                                }
-                            }
+                        // go-yaml v2 merges where `<<` stands: it overrides the keys before
+                        // it, later keys override it, and of a list of maps the first wins.
+                        let sources: Vec<&BTreeMap<Arc<str>, Value>> = match &v {
+                            Value::Map(m) => vec![&**m],
+                            Value::List(items) => items
+                                .iter()
+                                .rev()
+                                .map(|item| match item {
+                                    Value::Map(m) => Ok(&**m),
+                                    _ => Err(yaml_err(
+                                        vmark,
+                                        "map merge requires map or sequence of maps as the value",
+                                    )),
+                                })
+                                .collect::<Result<_, _>>()?,
                             _ => {
                                 return Err(yaml_err(
                                     vmark,
                                     "map merge requires map or sequence of maps as the value",
                                 ));
                             }
+                        };
+                        for source in sources {
+                            map.extend(source.iter().map(|(k, v)| (k.clone(), v.clone())));
                         }
                         continue;
                     }
                     map.insert(Arc::from(key), v);
-                }
-                // Explicit keys win over merged ones; earlier merge sources win over later.
-                for source in merged {
-                    for (k, v) in source {
-                        map.entry(k).or_insert(v);
-                    }
                 }
                 self.count(1, mark)?;
                 let v = Value::Map(Arc::new(map));
@@ -192,18 +197,88 @@ impl Reader<'_> {
     }
 }
 
-fn tag_suffix(tag: Option<&Tag>) -> Option<&str> {
-    tag.filter(|t| t.handle == "!!" || t.handle == "tag:yaml.org,2002:")
-        .map(|t| t.suffix.as_str())
+/// The tag of a scalar, as go-yaml v2 tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ScalarTag<'a> {
+    Untagged,
+    /// A core-schema tag (`!!int` or `tag:yaml.org,2002:int`): its suffix, `int`.
+    Core(&'a str),
+    /// Any other tag: go-yaml keeps the text as a string.
+    Custom,
 }
 
-/// The JSON-side value of a scalar: numbers are float64, timestamps RFC 3339 strings.
-fn scalar_value(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    let resolved = match (tag_suffix(tag), style) {
-        (Some("str"), _) | (Some("binary"), _) => Scalar::Str,
-        (Some(_), _) | (None, TScalarStyle::Plain) => resolve_plain(text),
-        _ => Scalar::Str,
+impl<'a> ScalarTag<'a> {
+    fn of(tag: Option<&'a Tag>) -> Self {
+        const CORE: &str = "tag:yaml.org,2002:";
+        match tag {
+            None => ScalarTag::Untagged,
+            Some(t) if t.handle == "!!" || t.handle == CORE => ScalarTag::Core(&t.suffix),
+            // Verbatim `!<tag:yaml.org,2002:int>`.
+            Some(t) if t.handle.is_empty() || t.handle == "!" => t
+                .suffix
+                .strip_prefix(CORE)
+                .map_or(ScalarTag::Custom, ScalarTag::Core),
+            Some(_) => ScalarTag::Custom,
+        }
+    }
+
+    /// From a tag written out in full (`tag:yaml.org,2002:str`) or short (`!!str`).
+    pub(crate) fn from_name(tag: Option<&'a str>) -> Self {
+        match tag {
+            None => ScalarTag::Untagged,
+            Some(t) => t
+                .strip_prefix("tag:yaml.org,2002:")
+                .or_else(|| t.strip_prefix("!!"))
+                .map_or(ScalarTag::Custom, ScalarTag::Core),
+        }
+    }
+}
+
+/// What a scalar decodes to in go-yaml v2 (`resolve` plus the decoder's `!!binary`
+/// step): quoted and custom-tagged scalars are strings, a core tag must agree with the
+/// text (`!!int abc` is an error, `!!float 3` is fine), `!!binary` is base64.
+fn typed_scalar(text: &str, plain: bool, tag: ScalarTag) -> Result<(Scalar, Option<String>), String> {
+    let want = match tag {
+        ScalarTag::Untagged if plain => return Ok((resolve_plain(text), None)),
+        ScalarTag::Untagged | ScalarTag::Custom => return Ok((Scalar::Str, None)),
+        ScalarTag::Core("binary") => return decode_binary(text).map(|s| (Scalar::Str, Some(s))),
+        ScalarTag::Core(t @ ("int" | "float" | "bool" | "null" | "timestamp")) => t,
+        // `!!str`, and tags go-yaml does not resolve (`!!map`, `!!merge`, ...), keep the text.
+        ScalarTag::Core(_) => return Ok((Scalar::Str, None)),
     };
+    let resolved = resolve_plain(text);
+    let got = match resolved {
+        Scalar::Null => "null",
+        Scalar::Bool(_) => "bool",
+        Scalar::Int(_) | Scalar::Uint(_) => "int",
+        Scalar::Float(_) => "float",
+        Scalar::Timestamp => "timestamp",
+        Scalar::Str => "str",
+    };
+    if got == want || (want == "float" && got == "int") {
+        Ok((resolved, None))
+    } else {
+        Err(format!("cannot decode !!{got} `{text}` as a !!{want}"))
+    }
+}
+
+/// `!!binary` text: standard base64, line breaks ignored (Go's `StdEncoding`). The bytes
+/// become a string; JSON cannot hold invalid UTF-8, so such bytes become U+FFFD as Go's
+/// encoder makes them.
+fn decode_binary(text: &str) -> Result<String, String> {
+    use base64::Engine;
+    let clean: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map_err(|_| "!!binary value contains invalid base64 data".to_string())
+}
+
+/// The JSON-side value of a scalar: numbers are float64, timestamps stay text.
+///
+/// `plain` is false for quoted and block scalars.
+pub(crate) fn scalar_value(text: &str, plain: bool, tag: ScalarTag) -> Result<Value, String> {
+    let (resolved, decoded) = typed_scalar(text, plain, tag)?;
     Ok(match resolved {
         Scalar::Null => Value::Nil,
         Scalar::Bool(b) => Value::Bool(b),
@@ -214,25 +289,22 @@ fn scalar_value(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Va
         }
         Scalar::Float(f) => Value::Float(f),
         // go-yaml v2 keeps timestamps as their text when decoding into interface{}.
-        Scalar::Timestamp => Value::String(text.into()),
-        Scalar::Str => Value::String(text.into()),
+        Scalar::Timestamp | Scalar::Str => Value::String(decoded.as_deref().unwrap_or(text).into()),
     })
 }
 
 /// Map keys are strings after the JSON step; non-string keys are formatted as Go does, and a
-/// null key has no JSON form (`None`).
-fn key_string(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Option<String> {
-    if style != TScalarStyle::Plain || tag_suffix(tag) == Some("str") {
-        return Some(text.to_string());
-    }
-    Some(match resolve_plain(text) {
-        Scalar::Null => return None,
+/// null key has no JSON form (`Ok(None)`). Arguments as for [`scalar_value`].
+pub(crate) fn key_string(text: &str, plain: bool, tag: ScalarTag) -> Result<Option<String>, String> {
+    let (resolved, decoded) = typed_scalar(text, plain, tag)?;
+    Ok(Some(match resolved {
+        Scalar::Null => return Ok(None),
         Scalar::Bool(b) => b.to_string(),
         Scalar::Int(i) => i.to_string(),
         Scalar::Uint(u) => u.to_string(),
         Scalar::Float(f) => format_float_g(f),
-        Scalar::Timestamp | Scalar::Str => text.to_string(),
-    })
+        Scalar::Timestamp | Scalar::Str => decoded.unwrap_or_else(|| text.to_string()),
+    }))
 }
 
 /// go-yaml v2's `resolve` for an untagged plain scalar.
