@@ -127,6 +127,19 @@ pub struct ContextConfig {
     pub labels: BTreeMap<String, String>,
 }
 
+impl From<ContextConfig> for convoy_release::Context {
+    fn from(c: ContextConfig) -> Self {
+        convoy_release::Context {
+            name: c.name,
+            region: c.region,
+            env: c.env,
+            cloud: c.cloud,
+            cluster_name: c.cluster_name,
+            labels: c.labels,
+        }
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -49,18 +49,7 @@ impl Running {
 
 /// The registry: inline contexts plus the registry file's.
 pub fn registry(cfg: &DaemonConfig) -> anyhow::Result<Vec<ContextInfo>> {
-    let mut out: Vec<ContextInfo> = cfg
-        .contexts
-        .iter()
-        .map(|c| ContextInfo {
-            name: c.name.clone(),
-            region: c.region.clone(),
-            env: c.env.clone(),
-            cloud: c.cloud.clone(),
-            cluster_name: c.cluster_name.clone(),
-            labels: c.labels.clone(),
-        })
-        .collect();
+    let mut out: Vec<ContextInfo> = cfg.contexts.iter().cloned().map(ContextInfo::from).collect();
     if let Some(path) = &cfg.registry_file {
         let file = convoy_release::Registry::load(path)?;
         for c in file.contexts() {
@@ -71,14 +60,7 @@ pub fn registry(cfg: &DaemonConfig) -> anyhow::Result<Vec<ContextInfo>> {
                     c.name
                 );
             }
-            out.push(ContextInfo {
-                name: c.name.clone(),
-                region: c.region.clone(),
-                env: c.env.clone(),
-                cloud: c.cloud.clone(),
-                cluster_name: c.cluster_name.clone(),
-                labels: c.labels.clone(),
-            });
+            out.push(c.clone());
         }
     }
     Ok(out)
@@ -87,16 +69,8 @@ pub fn registry(cfg: &DaemonConfig) -> anyhow::Result<Vec<ContextInfo>> {
 /// The production preparer for a config: its registry and secret source.
 pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline> {
     use crate::pipeline::{Pipeline, SecretSource};
-    let contexts = registry(cfg)?.into_iter().map(|c| convoy_release::Context {
-        name: c.name,
-        region: c.region,
-        env: c.env,
-        cloud: c.cloud,
-        cluster_name: c.cluster_name,
-        labels: c.labels,
-    });
-    let reg =
-        convoy_release::Registry::from_contexts(contexts).map_err(|e| anyhow::anyhow!("registry: {e}"))?;
+    let reg = convoy_release::Registry::from_contexts(registry(cfg)?)
+        .map_err(|e| anyhow::anyhow!("registry: {e}"))?;
     let secrets = match (&cfg.vault, &cfg.dev_secrets_file) {
         (Some(v), _) => {
             let vault = std::sync::Arc::new(convoy_secrets::Vault::new(v)?);

@@ -17,7 +17,6 @@ mod diffs;
 mod state;
 mod views;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -33,16 +32,9 @@ use crate::store::{AuditEntry, StateStore, SubmitInputs};
 pub use diffs::{DIFF_PREFIX, DiffWait};
 pub use views::{ClusterView, ReleaseView};
 
-/// One registry context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextInfo {
-    pub name: String,
-    pub region: String,
-    pub env: String,
-    pub cloud: String,
-    pub cluster_name: String,
-    pub labels: BTreeMap<String, String>,
-}
+/// One registry context (the release crate's type: the registry file, the inline
+/// `contexts` of the config and the core all speak it).
+pub use convoy_release::Context as ContextInfo;
 
 /// Why the core refused a request. The API maps each kind to a gRPC status once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
