@@ -286,13 +286,9 @@ impl Pipeline {
                                 let secrets = values.get(*ctx).unwrap_or(&empty);
                                 let r = convoy_release::render_context(release, chart, context, secrets, 0)
                                     .map_err(render_error)?;
-                                let convert = |m: &convoy_release::Manifest| RenderedManifest {
-                                    source: m.source.clone(),
-                                    content: m.content.clone(),
-                                };
                                 let rendered = Rendered {
-                                    manifests: r.objects().map(convert).collect(),
-                                    hooks: r.hooks.iter().map(convert).collect(),
+                                    manifests: as_kube_json(r.objects(), ctx)?,
+                                    hooks: as_kube_json(r.hooks.iter(), ctx)?,
                                 };
                                 Ok((ctx.to_string(), rendered))
                             })
@@ -331,6 +327,29 @@ impl Preparer for Pipeline {
     }
 }
 
+/// The objects as Helm would send them to Kubernetes: each YAML document read as YAML 1.1
+/// and converted to JSON (`defaultMode: 0644` is 420, `hostNetwork: yes` is `true`), one
+/// shipped manifest per object. The agent reads its manifests with a YAML 1.2 parser, which
+/// would read those scalars differently; JSON reads the same in both, so what reaches the
+/// API server is what `helm install` would have sent. `source` stays the template's path;
+/// a document that cannot be converted fails the submit naming it.
+fn as_kube_json<'a>(
+    manifests: impl Iterator<Item = &'a convoy_release::Manifest>,
+    context: &str,
+) -> Result<Vec<RenderedManifest>, PrepareError> {
+    let mut out = Vec::new();
+    for m in manifests {
+        let docs = convoy_chart::manifest_documents_to_json(&m.content).map_err(|e| {
+            PrepareError::Render(format!("{}: rendered for context {context}: {e}", m.source))
+        })?;
+        out.extend(docs.into_iter().map(|content| RenderedManifest {
+            source: m.source.clone(),
+            content,
+        }));
+    }
+    Ok(out)
+}
+
 fn version_of(r: &convoy_release::SecretRequest, version: u64) -> SecretVersion {
     SecretVersion {
         secret_id: r.secret_id.clone(),
@@ -358,4 +377,114 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
     p.components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
         .then(|| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTRY: &str = "contexts:\n  - {name: dev-a, region: r1, env: dev, cloud: gcp, clusterName: a}\n";
+
+    /// A submit of chart `app` (its files given) to context `dev-a`, as the CLI sends it.
+    fn submit(files: &[(&str, &str)]) -> SubmitInputs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chart = dir.path().join("app");
+        let mut all = vec![("Chart.yaml", "apiVersion: v2\nname: app\nversion: 1.0.0\n")];
+        all.extend_from_slice(files);
+        for (name, content) in all {
+            let path = chart.join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, content).expect("write");
+        }
+        SubmitInputs {
+            release_yaml: concat!(
+                "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: app.ns1, namespace: ns1}\n",
+                "spec: {chart: {path: ./app}, contexts: [dev-a]}\n",
+            )
+            .into(),
+            source_name: "app.yaml".into(),
+            values_files: Vec::new(),
+            chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+        }
+    }
+
+    async fn prepare(inputs: &SubmitInputs) -> Result<Prepared, PrepareError> {
+        let registry = Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
+        Pipeline::new(registry, SecretSource::None)
+            .run(inputs, None)
+            .await
+    }
+
+    /// What Helm sends for `defaultMode: 0644` is 420 and for `hostNetwork: yes` is `true`;
+    /// read as YAML 1.2 (the agent's parser) they would be 644 (refused by the API server)
+    /// and the string "yes". The shipped manifest is the JSON, read the same either way.
+    #[tokio::test]
+    async fn shipped_manifests_are_the_json_helm_would_send() {
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {mode: \"0644\"}\n\
+                          spec:\n  replicas: 1_0\n  template:\n    spec:\n      hostNetwork: yes\n\
+                          \x20     volumes:\n        - name: cfg\n          configMap: {name: cfg, defaultMode: 0644}\n";
+        let crds = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a.example.com}\n\
+                    ---\n# nothing\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: b.example.com}\n";
+        let hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {helm.sh/hook: pre-upgrade}\nspec: {backoffLimit: 0x2}\n";
+        let inputs = submit(&[
+            ("templates/deployment.yaml", deployment),
+            ("templates/hook.yaml", hook),
+            ("crds/two.yaml", crds),
+        ]);
+        let prepared = prepare(&inputs).await.expect("prepares");
+        let shipped = &prepared.manifests["dev-a"];
+        let sources: Vec<&str> = shipped.iter().map(|m| m.source.as_str()).collect();
+        assert_eq!(
+            sources,
+            [
+                "app/crds/two.yaml",
+                "app/crds/two.yaml",
+                "app/templates/deployment.yaml"
+            ],
+            "a crds/ file of two objects ships as two, each keeping its source"
+        );
+        let objects: Vec<Value> = shipped
+            .iter()
+            .map(|m| serde_json::from_str(&m.content).expect("shipped content is JSON"))
+            .collect();
+        assert_eq!(objects[0]["metadata"]["name"], "a.example.com");
+        assert_eq!(objects[1]["metadata"]["name"], "b.example.com");
+        let web = &objects[2];
+        assert_eq!(
+            web["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"],
+            serde_json::json!(420)
+        );
+        assert_eq!(web["spec"]["template"]["spec"]["hostNetwork"], Value::Bool(true));
+        assert_eq!(web["spec"]["replicas"], serde_json::json!(10));
+        assert_eq!(web["metadata"]["labels"]["mode"], "0644", "quoted stays a string");
+        let hooks = &prepared.hooks["dev-a"];
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].source, "app/templates/hook.yaml");
+        let job: Value = serde_json::from_str(&hooks[0].content).expect("hooks ship as JSON too");
+        assert_eq!(job["spec"]["backoffLimit"], serde_json::json!(2));
+        // The agent's YAML 1.2 reader sees the same integer.
+        let as_agent_reads: serde_yaml::Value = serde_yaml::from_str(&shipped[2].content).expect("YAML");
+        assert_eq!(
+            as_agent_reads["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"].as_u64(),
+            Some(420)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_document_json_cannot_hold_fails_the_submit_naming_its_template() {
+        let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\nspec:\n  weight: .inf\n";
+        let inputs = submit(&[("templates/bad.yaml", bad)]);
+        match prepare(&inputs).await {
+            Err(PrepareError::Render(message)) => {
+                assert!(
+                    message.starts_with("app/templates/bad.yaml: rendered for context dev-a: ")
+                        && message.contains("line 5")
+                        && message.contains("unsupported value: +Inf"),
+                    "{message}"
+                );
+            }
+            Err(other) => panic!("expected a render error, got {other}"),
+            Ok(_) => panic!("`.inf` has no JSON form; the submit must fail"),
+        }
+    }
 }

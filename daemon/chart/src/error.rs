@@ -70,6 +70,11 @@ pub enum ChartError {
         /// Everything that was rendered, so `--debug` can show it.
         rendered: String,
     },
+    /// A rendered manifest cannot become the JSON Helm would send to Kubernetes
+    /// (`.inf`, a null map key, a YAML syntax error, ...). The message says what and on which
+    /// line; the caller adds the template it came from.
+    #[error("{0}")]
+    ManifestJson(String),
     /// `--show-only` named a template that the chart does not render.
     #[error("could not find template {0} in chart")]
     ShowOnlyMissing(String),

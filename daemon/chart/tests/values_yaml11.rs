@@ -84,6 +84,7 @@ const ERROR_WORDS: &[(&str, &str)] = &[
         "error-tagged-int-mismatch.yaml",
         "cannot decode !!str `abc` as a !!int",
     ),
+    ("error-uint-key.yaml", "unsupported map key of type: uint64"),
     ("error-unknown-anchor.yaml", "unknown anchor"),
 ];
 

@@ -187,8 +187,12 @@ pub(crate) fn strval(v: &Value) -> String {
 /// Shortest decimal digits of `f` (no sign) and the decimal exponent of the first digit.
 fn shortest_digits(f: f64) -> (String, i32) {
     // Rust's `{:e}` prints the shortest round-tripping digits, like Go's strconv with -1.
-    let s = format!("{:e}", f.abs());
-    let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    digits_of(&format!("{:e}", f.abs()))
+}
+
+/// Digits and decimal exponent of a `{:e}` rendering (`1.5e3` is `("15", 3)`).
+fn digits_of(s: &str) -> (String, i32) {
+    let (mantissa, exp) = s.split_once('e').unwrap_or((s, "0"));
     let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
     (digits, exp.parse().unwrap_or(0))
 }
@@ -262,10 +266,30 @@ pub fn format_float_g(f: f64) -> String {
     }
 }
 
-/// Go's `encoding/json` float format: positional unless below 1e-6 or from 1e21 on.
+/// Go's `strconv.FormatFloat(f, 'g', -1, 32)`: `%g` of the value rounded to a float32,
+/// with the float32's shortest digits (`3.14159265358979` is `3.1415927`). sigs.k8s.io/yaml
+/// names float map keys this way.
+pub(crate) fn format_float_g32(f: f64) -> String {
+    let v = f as f32;
+    if let Some(s) = special_float(f64::from(v)) {
+        return s;
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let (digits, exp) = digits_of(&format!("{:e}", v.abs()));
+    if !(-4..6).contains(&exp) {
+        format_e(v < 0.0, &digits, exp)
+    } else {
+        format_f(v < 0.0, &digits, exp)
+    }
+}
+
+/// Go's `encoding/json` float format: positional unless below 1e-6 or from 1e21 on;
+/// negative zero keeps its sign (`-0`), as Go prints it.
 pub fn format_float_json(f: f64) -> String {
     if f == 0.0 {
-        return "0".into();
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
     }
     let (digits, exp) = shortest_digits(f);
     let abs = f.abs();

@@ -39,7 +39,7 @@ mod random;
 mod reflect;
 mod regex;
 mod semver;
-mod serial;
+pub(crate) mod serial;
 mod strings;
 mod tz;
 mod yaml;

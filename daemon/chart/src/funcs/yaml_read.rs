@@ -4,6 +4,10 @@
 //! Consequences reproduced here: `yes`/`on`/`off` are booleans; every number becomes a
 //! float64 ([`Value::Float`]); timestamps stay their text; map keys become strings (a null
 //! key is an error); only the first document counts.
+//!
+//! Rendered manifests take the other road through the same library, `YAMLToJSON` then a
+//! typed decoder: integers stay integers (`0644` is 420, not 420.0). [`Numbers`] selects
+//! which, so values and manifests share one YAML 1.1 resolver.
 //! Quoted scalars are always strings, which is why this reads parser events (with their
 //! scalar style) rather than an already-resolved tree.
 
@@ -14,20 +18,27 @@ use gotmpl::Value;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use super::conv::{format_float_g, parse_go_int_strict};
+use super::conv::{format_float_g, format_float_g32, parse_go_int_strict};
 
 /// Deepest nesting accepted; go-yaml has a similar guard against stack exhaustion.
 const MAX_DEPTH: usize = 512;
 /// Node budget including alias expansions ("billion laughs" protection).
 const MAX_NODES: usize = 2_000_000;
 
+/// How numbers come out of the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Numbers {
+    /// Every number a float64: `sigs.k8s.io/yaml.Unmarshal` into `interface{}`, as Helm
+    /// reads values (the JSON step turns every number into a float64).
+    Float64,
+    /// Integers kept as [`Value::Int`] / [`Value::Uint`], floats as [`Value::Float`]:
+    /// `sigs.k8s.io/yaml.YAMLToJSON`, as Helm hands rendered manifests to Kubernetes.
+    Typed,
+}
+
 /// Parses the first YAML document of `src` as Helm does; an empty document is nil.
 pub fn parse_yaml(src: &str) -> Result<Value, String> {
-    let mut r = Reader {
-        parser: Parser::new_from_str(src),
-        anchors: HashMap::new(),
-        nodes: 0,
-    };
+    let mut r = Reader::new(src, Numbers::Float64);
     loop {
         match r.next()? {
             (Event::StreamStart, _) | (Event::DocumentStart, _) => continue,
@@ -37,10 +48,29 @@ pub fn parse_yaml(src: &str) -> Result<Value, String> {
     }
 }
 
+/// Every document of `src`, each read as [`parse_yaml`] reads the first, with numbers as
+/// `numbers` says. Documents with no node at all (`---` followed by nothing) are left out;
+/// an explicit null (`~`) is kept as [`Value::Nil`]. Anchors do not cross documents.
+pub(crate) fn parse_documents(src: &str, numbers: Numbers) -> Result<Vec<Value>, String> {
+    let mut r = Reader::new(src, numbers);
+    let mut docs = Vec::new();
+    loop {
+        match r.next()? {
+            (Event::StreamStart | Event::DocumentStart | Event::DocumentEnd, _) => continue,
+            (Event::StreamEnd, _) => return Ok(docs),
+            (ev, mark) => {
+                r.anchors.clear();
+                docs.push(r.node(ev, mark, 0)?.0);
+            }
+        }
+    }
+}
+
 struct Reader<'a> {
     parser: Parser<std::str::Chars<'a>>,
     anchors: HashMap<usize, (Value, usize)>,
     nodes: usize,
+    numbers: Numbers,
 }
 
 /// A scalar resolved the way go-yaml v2 resolves an untagged plain scalar.
@@ -59,7 +89,16 @@ fn yaml_err(mark: Marker, msg: &str) -> String {
     format!("error converting YAML to JSON: yaml: line {}: {msg}", mark.line())
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(src: &'a str, numbers: Numbers) -> Self {
+        Reader {
+            parser: Parser::new_from_str(src),
+            anchors: HashMap::new(),
+            nodes: 0,
+            numbers,
+        }
+    }
+
     fn next(&mut self) -> Result<(Event, Marker), String> {
         self.parser.next_token().map_err(|e| {
             format!(
@@ -95,8 +134,13 @@ impl Reader<'_> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, mark)?;
-                let v = scalar_value(&text, style == TScalarStyle::Plain, ScalarTag::of(tag.as_ref()))
-                    .map_err(|e| yaml_err(mark, &e))?;
+                let v = scalar_value_as(
+                    &text,
+                    style == TScalarStyle::Plain,
+                    ScalarTag::of(tag.as_ref()),
+                    self.numbers,
+                )
+                .map_err(|e| yaml_err(mark, &e))?;
                 if anchor > 0 {
                     self.anchors.insert(anchor, (v.clone(), 1));
                 }
@@ -255,10 +299,12 @@ fn typed_scalar(text: &str, plain: bool, tag: ScalarTag) -> Result<(Scalar, Opti
         Scalar::Timestamp => "timestamp",
         Scalar::Str => "str",
     };
-    if got == want || (want == "float" && got == "int") {
-        Ok((resolved, None))
-    } else {
-        Err(format!("cannot decode !!{got} `{text}` as a !!{want}"))
+    match resolved {
+        r if got == want => Ok((r, None)),
+        // go-yaml converts the integer: `!!float 3` is the float64 3.
+        Scalar::Int(i) if want == "float" => Ok((Scalar::Float(i as f64), None)),
+        Scalar::Uint(u) if want == "float" => Ok((Scalar::Float(u as f64), None)),
+        _ => Err(format!("cannot decode !!{got} `{text}` as a !!{want}")),
     }
 }
 
@@ -278,10 +324,17 @@ fn decode_binary(text: &str) -> Result<String, String> {
 ///
 /// `plain` is false for quoted and block scalars.
 pub(crate) fn scalar_value(text: &str, plain: bool, tag: ScalarTag) -> Result<Value, String> {
+    scalar_value_as(text, plain, tag, Numbers::Float64)
+}
+
+/// [`scalar_value`] with the choice of what numbers become.
+fn scalar_value_as(text: &str, plain: bool, tag: ScalarTag, numbers: Numbers) -> Result<Value, String> {
     let (resolved, decoded) = typed_scalar(text, plain, tag)?;
     Ok(match resolved {
         Scalar::Null => Value::Nil,
         Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) if numbers == Numbers::Typed => Value::Int(i),
+        Scalar::Uint(u) if numbers == Numbers::Typed => Value::Uint(u),
         Scalar::Int(i) => Value::Float(i as f64),
         Scalar::Uint(u) => Value::Float(u as f64),
         Scalar::Float(f) if !f.is_finite() => {
@@ -293,16 +346,27 @@ pub(crate) fn scalar_value(text: &str, plain: bool, tag: ScalarTag) -> Result<Va
     })
 }
 
-/// Map keys are strings after the JSON step; non-string keys are formatted as Go does, and a
-/// null key has no JSON form (`Ok(None)`). Arguments as for [`scalar_value`].
+/// Map keys are strings after the JSON step; non-string keys are formatted as
+/// sigs.k8s.io/yaml formats them (floats through float32: `3.1415927`, `1e+07`, `.inf`), and
+/// a null key has no JSON form (`Ok(None)`). An integer above `i64::MAX` is an error there
+/// too. Arguments as for [`scalar_value`].
 pub(crate) fn key_string(text: &str, plain: bool, tag: ScalarTag) -> Result<Option<String>, String> {
     let (resolved, decoded) = typed_scalar(text, plain, tag)?;
     Ok(Some(match resolved {
         Scalar::Null => return Ok(None),
         Scalar::Bool(b) => b.to_string(),
         Scalar::Int(i) => i.to_string(),
-        Scalar::Uint(u) => u.to_string(),
-        Scalar::Float(f) => format_float_g(f),
+        Scalar::Uint(_) => {
+            return Err(format!(
+                "unsupported map key of type: uint64: the key `{text}` is larger than a Go int; quote it"
+            ));
+        }
+        Scalar::Float(f) => match format_float_g32(f).as_str() {
+            "+Inf" => ".inf".to_string(),
+            "-Inf" => "-.inf".to_string(),
+            "NaN" => ".nan".to_string(),
+            s => s.to_string(),
+        },
         Scalar::Timestamp | Scalar::Str => decoded.unwrap_or_else(|| text.to_string()),
     }))
 }
