@@ -8,12 +8,14 @@
 //! One operation on a release runs like this (the runtime drives it):
 //!
 //! ```text
-//! lock(release) -> apply(req) -> watch_health(..) -> unlock      (deploy)
-//! lock(release) -> rollback(op, N) -> watch_health(..) -> unlock  (rollback)
+//! lock(release) -> apply_until(req)      -> watch_rollout(..) -> record_outcome -> unlock  (deploy)
+//! lock(release) -> rollback_until(op, N) -> watch_rollout(..) -> record_outcome -> unlock  (rollback)
 //! ```
 //!
 //! Helm hooks ([`crate::hooks`]) run around the change through [`Backend::run_hook`]:
-//! the pre-event hooks after `lock`, the post-event hooks once healthy.
+//! the pre-event hooks after `lock`, the post-event hooks once the rollout is healthy
+//! and before its outcome is recorded, so the history never calls a revision healthy
+//! whose post hook failed (or has not finished).
 
 use std::future::Future;
 use std::time::Duration;
@@ -252,6 +254,36 @@ impl Failure {
     }
 }
 
+/// Why an apply or rollback did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// Refused or failed, as [`Failure`] says.
+    Failed(Failure),
+    /// Stopped by its cancel token (an abort or the agent's shutdown) before it
+    /// finished; what it had applied by then, if anything, is recorded in history as
+    /// a failed revision.
+    Cancelled,
+}
+
+impl ChangeError {
+    /// As a [`Failure`], for callers whose token never fires.
+    pub fn into_failure(self) -> Failure {
+        match self {
+            ChangeError::Failed(f) => f,
+            ChangeError::Cancelled => Failure::new(
+                FailureReason::Internal,
+                "the change was cancelled before it finished",
+            ),
+        }
+    }
+}
+
+impl From<Failure> for ChangeError {
+    fn from(f: Failure) -> Self {
+        ChangeError::Failed(f)
+    }
+}
+
 /// How a health watch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthOutcome {
@@ -320,7 +352,25 @@ pub trait Backend: Send + Sync + 'static {
     /// what it applies as the release's; prunes (in reverse order) what the previous
     /// revision had and this one does not; records the revision in the cluster's
     /// history. An object refused by the cluster fails the apply with the object named.
-    fn apply(&self, req: &ApplyRequest) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+    ///
+    /// `cancel` (an abort) stops it between tiers (or before it starts): what was
+    /// applied so far is recorded as a failed revision, so the history never falls
+    /// behind the cluster and the next revision prunes it, and the result is
+    /// [`ChangeError::Cancelled`].
+    fn apply_until(
+        &self,
+        req: &ApplyRequest,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, ChangeError>> + Send;
+
+    /// [`Backend::apply_until`] carried to its end (nothing cancels it).
+    fn apply(&self, req: &ApplyRequest) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send {
+        async move {
+            self.apply_until(req, CancellationToken::new())
+                .await
+                .map_err(ChangeError::into_failure)
+        }
+    }
 
     /// The same as [`Backend::apply`] as a server-side dry run: nothing persists; per
     /// object, whether it would be created, changed (which fields) or refused, and why.
@@ -328,22 +378,68 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Re-applies `target_revision` from the cluster's history (no chart, no Vault),
     /// prunes what it did not have, and records the result as revision `op.revision`.
+    /// `cancel` stops it as it stops [`Backend::apply_until`].
+    fn rollback_until(
+        &self,
+        op: &OpRef,
+        target_revision: u64,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, ChangeError>> + Send;
+
+    /// [`Backend::rollback_until`] carried to its end (nothing cancels it).
     fn rollback(
         &self,
         op: &OpRef,
         target_revision: u64,
-    ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send {
+        async move {
+            self.rollback_until(op, target_revision, CancellationToken::new())
+                .await
+                .map_err(ChangeError::into_failure)
+        }
+    }
 
     /// Watches the release's workloads at `revision` until they are healthy and held so
     /// for the ready window, or fail, or `cancel` fires. Reports progress as it changes.
-    /// Marks the revision healthy (or not) in the history.
-    fn watch_health(
+    /// Records nothing: the verdict goes to the history through
+    /// [`Backend::record_outcome`] once the whole command is judged (the runtime runs
+    /// the post hooks in between).
+    fn watch_rollout(
         &self,
         op: &OpRef,
         health: HealthPolicy,
         progress: mpsc::Sender<ProgressUpdate>,
         cancel: CancellationToken,
     ) -> impl Future<Output = HealthOutcome> + Send;
+
+    /// Records in the history whether `op.revision` of `op.release` ended healthy; not
+    /// healthy also marks it failed. A revision is recorded not healthy when applied.
+    fn record_outcome(&self, op: &OpRef, healthy: bool) -> impl Future<Output = Result<(), Failure>> + Send;
+
+    /// [`Backend::watch_rollout`], then its verdict recorded with
+    /// [`Backend::record_outcome`] (a cancelled watch records nothing): for callers
+    /// that run no post hooks. A failure to record is logged, not returned: the
+    /// verdict stands either way.
+    fn watch_health(
+        &self,
+        op: &OpRef,
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = HealthOutcome> + Send {
+        async move {
+            let outcome = self.watch_rollout(op, health, progress, cancel).await;
+            let healthy = match &outcome {
+                HealthOutcome::Healthy { .. } => true,
+                HealthOutcome::Failed(_) => false,
+                HealthOutcome::Cancelled => return outcome,
+            };
+            if let Err(f) = self.record_outcome(op, healthy).await {
+                tracing::warn!(release = %op.release, revision = op.revision, error = %f, "recording the rollout outcome in history failed");
+            }
+            outcome
+        }
+    }
 
     /// Whether the history holds a revision of `release` other than `revision`: a
     /// deploy of `revision` is then an upgrade (its pre-upgrade and post-upgrade hooks

@@ -37,6 +37,10 @@ pub struct AgentConfig {
     /// A PEM CA bundle to verify the coordinator's certificate (https only).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The agent's own side of TLS: a client certificate for coordinators that
+    /// require one (mTLS).
+    #[serde(default)]
+    pub tls: TlsSettings,
     /// `kubernetes` (the real cluster) or `simulated` (in memory, for demos and benchmarks).
     #[serde(default = "default_backend")]
     pub backend: String,
@@ -59,6 +63,21 @@ pub struct AgentConfig {
     /// rollback, to model a real cluster API's latency (demos, benchmarks).
     #[serde(default)]
     pub sim_latency_ms: u64,
+}
+
+/// The `tls:` section. A coordinator with `tls.client_cert_optional: false` refuses
+/// the TLS handshake of a client without a certificate signed by its client CA, so an
+/// agent behind such a listener must present one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// A PEM client certificate (chain, leaf first) presented on the agent link.
+    /// Re-read at every connect, so a renewed certificate needs no restart.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 fn default_backend() -> String {
@@ -112,6 +131,7 @@ impl AgentConfig {
                 "must name the registry context this agent serves".into(),
             ));
         }
+        self.validate_tls()?;
         if !matches!(self.backend.as_str(), "kubernetes" | "simulated") {
             return Err((
                 "backend",
@@ -133,6 +153,48 @@ impl AgentConfig {
             return Err((
                 "log_format",
                 format!("expected `pretty` or `json`, got {:?}", self.log_format),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A client certificate needs its key (and the key its certificate), both files
+    /// present, and TLS to the coordinator. Their content is checked when the runtime
+    /// loads them ([`crate::runtime::RuntimeConfig::from_agent_config`]).
+    fn validate_tls(&self) -> Result<(), (&'static str, String)> {
+        const CERT: &str = "tls.client_cert_file";
+        const KEY: &str = "tls.client_key_file";
+        let (cert, key) = match (&self.tls.client_cert_file, &self.tls.client_key_file) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => {
+                return Err((
+                    KEY,
+                    format!("must be set together with {CERT}: the certificate's private key"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err((
+                    CERT,
+                    format!("must be set together with {KEY}: the certificate that key belongs to"),
+                ));
+            }
+            (Some(c), Some(k)) => (c, k),
+        };
+        for (field, path) in [(CERT, cert), (KEY, key)] {
+            if !path.is_file() {
+                return Err((
+                    field,
+                    format!("{} does not exist or is not a regular file", path.display()),
+                ));
+            }
+        }
+        if !self.coordinator.starts_with("https://") {
+            return Err((
+                CERT,
+                format!(
+                    "a client certificate is only presented over TLS; the coordinator is {:?} (use https://)",
+                    self.coordinator
+                ),
             ));
         }
         Ok(())
@@ -192,6 +254,68 @@ mod tests {
             let err = AgentConfig::load_with_env(None, e).unwrap_err().to_string();
             assert!(err.contains(want), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn a_client_certificate_comes_with_its_key_from_files_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("agent.pem");
+        let key = dir.path().join("agent-key.pem");
+        std::fs::write(&cert, "cert").unwrap();
+        std::fs::write(&key, "key").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let (cert, key, missing) = (
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        );
+        let load = |pairs: &[(&str, &str)]| {
+            let mut e = env(&[("CONVOY_AGENT__CONTEXT", "x")]);
+            e.extend(env(pairs));
+            AgentConfig::load_with_env(None, e)
+        };
+        const HTTPS: (&str, &str) = ("CONVOY_AGENT__COORDINATOR", "https://c:1");
+        const CERT: &str = "CONVOY_AGENT__TLS__CLIENT_CERT_FILE";
+        const KEY: &str = "CONVOY_AGENT__TLS__CLIENT_KEY_FILE";
+
+        // Both, from the environment (the nested key takes `__` twice).
+        let cfg = load(&[HTTPS, (CERT, cert), (KEY, key)]).unwrap();
+        assert_eq!(cfg.tls.client_cert_file.as_deref(), Some(Path::new(cert)));
+        assert_eq!(cfg.tls.client_key_file.as_deref(), Some(Path::new(key)));
+        // Neither: no client certificate.
+        assert!(load(&[HTTPS]).unwrap().tls.client_cert_file.is_none());
+
+        for (pairs, want) in [
+            (
+                vec![HTTPS, (CERT, cert)],
+                "`tls.client_key_file`: must be set together with tls.client_cert_file",
+            ),
+            (
+                vec![HTTPS, (KEY, key)],
+                "`tls.client_cert_file`: must be set together with tls.client_key_file",
+            ),
+            (vec![HTTPS, (CERT, missing), (KEY, key)], "`tls.client_cert_file`"),
+            (vec![HTTPS, (CERT, cert), (KEY, missing)], "`tls.client_key_file`"),
+            (
+                vec![
+                    ("CONVOY_AGENT__COORDINATOR", "http://c:1"),
+                    (CERT, cert),
+                    (KEY, key),
+                ],
+                "only presented over TLS",
+            ),
+        ] {
+            let err = load(&pairs).unwrap_err().to_string();
+            assert!(err.contains(want), "{pairs:?}: {err}");
+            if want.ends_with('`') {
+                assert!(err.contains("missing.pem does not exist"), "{err}");
+            }
+        }
+        // An unknown key inside the section is refused like any other.
+        let err = load(&[HTTPS, ("CONVOY_AGENT__TLS__CLIENT_CA_FILE", cert)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_ca_file"), "{err}");
     }
 }
 

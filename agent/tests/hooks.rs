@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use convoy_agent::backend::ObjectRef;
+use convoy_agent::backend::{Backend, ObjectRef};
 use convoy_agent::hooks::HookEvent;
 use convoy_agent::runtime::{Credentials, Token};
 use convoy_agent::sim::HookRun;
@@ -220,6 +220,88 @@ async fn a_failing_post_install_hook_fails_the_command_after_the_rollout() {
     );
     // The default delete policy keeps a failed hook for inspection.
     assert_eq!(agent.sim.hook_objects(RELEASE), [job("smoke")]);
+    agent.stop().await;
+}
+
+/// Reads `op`'s events until a post hook starts running.
+async fn until_post_hook_runs(s: &mut Session, op: &pb::OperationRef) {
+    loop {
+        match s.event(op).await {
+            Event::Progress(p)
+                if p.objects
+                    .iter()
+                    .any(|o| o.reason.starts_with("running hook post-")) =>
+            {
+                return;
+            }
+            e @ (Event::Healthy(_) | Event::Failed(_)) => panic!("ended before a post hook ran: {e:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The release's current revision and whether the cluster's history calls it healthy.
+async fn history(agent: &Agent) -> (u64, bool) {
+    let deployed = agent.sim.deployed().await.unwrap();
+    assert_eq!(deployed.len(), 1, "{deployed:?}");
+    (deployed[0].revision, deployed[0].healthy)
+}
+
+#[tokio::test]
+async fn the_history_calls_a_revision_healthy_only_once_its_post_hooks_succeeded() {
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+
+    // The rollout is healthy, then the post-install hook fails: not healthy, before
+    // (while the hook runs) or after.
+    let first = op(RELEASE, 1, "deploy-1");
+    let hooks = vec![job_hook(
+        "smoke",
+        "post-install,post-upgrade",
+        "fail,after=500ms",
+        "",
+    )];
+    let web1 = deployment("web", 1, "healthy,after=100ms", "web:1");
+    s.send(&first, apply_with_hooks(vec![web1], hooks, 60));
+    until_post_hook_runs(&mut s, &first).await;
+    assert_eq!(
+        history(&agent).await,
+        (1, false),
+        "healthy while its post hook runs"
+    );
+    assert_eq!(failed(&s.until_final(&first).await).reason, "HookFailed");
+    assert_eq!(history(&agent).await, (1, false));
+    // ...and the next hello says so, as the failed command did.
+    let port = fake.port;
+    drop(s);
+    drop(fake);
+    let mut fake = Fake::start(port).await;
+    let mut s = fake.session().await;
+    let deployed: Vec<(u64, bool)> = s.hello.deployed.iter().map(|d| (d.revision, d.healthy)).collect();
+    assert_eq!(deployed, [(1, false)]);
+
+    // A post-upgrade hook that succeeds: healthy once it has, not before.
+    let second = op(RELEASE, 2, "deploy-2");
+    let hooks = vec![job_hook(
+        "smoke",
+        "post-install,post-upgrade",
+        "succeed,after=500ms",
+        "",
+    )];
+    let web2 = deployment("web", 1, "healthy,after=100ms", "web:2");
+    s.send(&second, apply_with_hooks(vec![web2], hooks, 60));
+    until_post_hook_runs(&mut s, &second).await;
+    assert_eq!(
+        history(&agent).await,
+        (2, false),
+        "healthy while its post hook runs"
+    );
+    assert!(matches!(
+        s.until_final(&second).await.last(),
+        Some(Event::Healthy(_))
+    ));
+    assert_eq!(history(&agent).await, (2, true));
     agent.stop().await;
 }
 

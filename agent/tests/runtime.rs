@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use convoy_agent::backend::ObjectRef;
+use convoy_agent::backend::{Backend, ObjectRef};
 use convoy_agent::runtime::{AgentRuntime, Credentials, Token};
-use convoy_agent::sim::SimBackend;
+use convoy_agent::sim::{SimBackend, SimConfig};
 use convoy_proto::v1 as pb;
 use pb::agent_event::Event;
 use pb::agent_message::Message as Out;
@@ -248,11 +248,16 @@ async fn the_same_command_twice_runs_once_and_a_finished_one_replays_its_result(
             &Event::Accepted(pb::Accepted { replay: true })
         ]
     );
-    assert_eq!(
-        events.iter().filter(|e| matches!(e, Event::Applied(_))).count(),
-        1,
-        "{events:?}"
-    );
+    // The replay repeats the latest events, `Applied` among them when the apply had
+    // happened by then (the two commands may reach the agent apart): one `Applied`
+    // after the replay's `Accepted` either way, never a second run's.
+    let replay = events
+        .iter()
+        .position(|e| *e == Event::Accepted(pb::Accepted { replay: true }))
+        .unwrap();
+    let applied = |events: &[Event]| events.iter().filter(|e| matches!(e, Event::Applied(_))).count();
+    assert!(applied(&events[..replay]) <= 1, "{events:?}");
+    assert_eq!(applied(&events[replay..]), 1, "{events:?}");
     let healthy = events.last().unwrap().clone();
     assert!(matches!(healthy, Event::Healthy(_)));
 
@@ -304,6 +309,93 @@ async fn abort_stops_a_running_rollout() {
         Some(Event::Healthy(_))
     ));
     agent.stop().await;
+}
+
+#[tokio::test]
+async fn abort_stops_a_slow_apply_or_rollback_without_waiting_for_it() {
+    // Every apply and rollback of this cluster takes 3s; an abort must not.
+    const LATENCY: Duration = Duration::from_secs(3);
+    let mut fake = Fake::start(0).await;
+    let sim = std::sync::Arc::new(SimBackend::new(SimConfig {
+        apply_latency: LATENCY,
+        ..SimConfig::default()
+    }));
+    let cfg = config(&fake.url(), Credentials::Token(Token::new(TOKEN)));
+    let (stop, task, _) = start_runtime(cfg, sim.clone()).await;
+    let mut s = fake.session().await;
+    let abort = |s: &Session, o: &pb::OperationRef| {
+        s.send(
+            o,
+            pb::command::Command::Abort(pb::Abort {
+                reason: "INC-7".into(),
+            }),
+        )
+    };
+    let aborted = Some(Event::Aborted(pb::Aborted {
+        reason: "INC-7".into(),
+    }));
+
+    let first = op("app1.ns1", 1, "op-1");
+    s.send(
+        &first,
+        apply(vec![deployment("web", 1, "healthy,after=100ms", "web:1")], 60, 0),
+    );
+    assert_eq!(
+        s.event(&first).await,
+        Event::Accepted(pb::Accepted { replay: false })
+    );
+    let asked = tokio::time::Instant::now();
+    abort(&s, &first);
+    let events = s.until_final(&first).await;
+    assert!(
+        asked.elapsed() < LATENCY,
+        "the abort waited for the apply: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(events.last().cloned(), aborted, "{events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Applied(_))),
+        "{events:?}"
+    );
+    // Stopped before it changed anything: nothing applied, nothing in the history.
+    assert!(sim.objects_of("app1.ns1").is_empty());
+    assert!(sim.deployed().await.unwrap().is_empty());
+
+    // The same for a rollback (after a revision that did go through).
+    let second = op("app1.ns1", 2, "op-2");
+    s.send(
+        &second,
+        apply(vec![deployment("web", 1, "healthy,after=100ms", "web:2")], 60, 0),
+    );
+    assert!(matches!(
+        s.until_final(&second).await.last(),
+        Some(Event::Healthy(_))
+    ));
+    let back = op("app1.ns1", 3, "rollback-3");
+    s.send(
+        &back,
+        pb::command::Command::Rollback(pb::RollbackToRevision {
+            target_revision: 2,
+            health: None,
+        }),
+    );
+    assert_eq!(
+        s.event(&back).await,
+        Event::Accepted(pb::Accepted { replay: false })
+    );
+    let asked = tokio::time::Instant::now();
+    abort(&s, &back);
+    let events = s.until_final(&back).await;
+    assert!(
+        asked.elapsed() < LATENCY,
+        "the abort waited for the rollback: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(events.last().cloned(), aborted, "{events:?}");
+    let deployed = sim.deployed().await.unwrap();
+    assert_eq!((deployed[0].revision, deployed[0].kept.clone()), (2, vec![2]));
+    stop.cancel();
+    task.await.unwrap();
 }
 
 #[tokio::test]

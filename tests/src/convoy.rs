@@ -169,8 +169,23 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     /// Starts an agent for `context` against `coordinator`; `kubeconfig` None runs the
-    /// simulated backend. `extra` is appended to its config.
+    /// simulated backend. `extra` is appended to its config. Returns once the agent is
+    /// connected.
     pub async fn start(
+        coordinator: &str,
+        context: &str,
+        token: &str,
+        kubeconfig: Option<&str>,
+        extra: &str,
+    ) -> Result<Self, ServiceError> {
+        let mut a = Self::launch(coordinator, context, token, kubeconfig, extra)?;
+        a.wait_connected().await?;
+        Ok(a)
+    }
+
+    /// As [`AgentProcess::start`] without waiting for the connection: for an agent the
+    /// coordinator is expected to refuse (its logs say why).
+    pub fn launch(
         coordinator: &str,
         context: &str,
         token: &str,
@@ -196,15 +211,13 @@ impl AgentProcess {
         cfg.push_str(extra);
         let config = dir.path().join("agent.yaml");
         std::fs::write(&config, cfg).map_err(|e| ServiceError::setup("convoy-agent", e))?;
-        let mut a = AgentProcess {
+        Ok(AgentProcess {
             service: Self::spawn(&config, dir.path(), context, 0)?,
             context: context.to_string(),
             health: format!("http://127.0.0.1:{hport}"),
             config,
             dir,
-        };
-        a.wait_connected().await?;
-        Ok(a)
+        })
     }
 
     fn spawn(config: &Path, dir: &Path, context: &str, generation: u32) -> Result<Service, ServiceError> {

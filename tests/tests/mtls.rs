@@ -3,13 +3,17 @@
 //! present) certificates. A mapped certificate acts with its role and is recorded as
 //! `cert:CN=...`; an unmapped one is refused naming its subject; one signed by another
 //! CA, or none at all, does not get through the TLS handshake (unless
-//! `tls.client_cert_optional` lets certificate-less token holders in).
+//! `tls.client_cert_optional` lets certificate-less token holders in). Real
+//! `convoy-agent` processes get through such a listener with a client certificate
+//! (`tls.client_cert_file`), and are refused without one, saying why in their log.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use convoy_proto::v1 as pb;
 use convoy_tests::certs::{CertPair, TestCa};
-use convoy_tests::convoy::Convoyd;
+use convoy_tests::convoy::{AgentProcess, Convoyd};
+use pb::cluster_service_client::ClusterServiceClient;
 use pb::release_service_client::ReleaseServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
@@ -75,6 +79,19 @@ async fn client(
     identity: Option<&CertPair>,
     token: Option<&str>,
 ) -> Result<Client, Refusal> {
+    let channel = channel(convoyd, server_ca, identity).await?;
+    Ok(ReleaseServiceClient::with_interceptor(
+        channel,
+        Bearer(token.map(str::to_string)),
+    ))
+}
+
+/// A TLS channel to `convoyd` trusting `server_ca`, presenting `identity` when given.
+async fn channel(
+    convoyd: &Convoyd,
+    server_ca: &TestCa,
+    identity: Option<&CertPair>,
+) -> Result<Channel, Refusal> {
     let url = convoyd.addr.replacen("http://", "https://", 1);
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(server_ca.cert_pem()))
@@ -82,17 +99,13 @@ async fn client(
     if let Some(id) = identity {
         tls = tls.identity(Identity::from_pem(&id.cert_pem, &id.key_pem));
     }
-    let channel = Endpoint::from_shared(url)
+    Endpoint::from_shared(url)
         .unwrap()
         .tls_config(tls)
         .unwrap()
         .connect()
         .await
-        .map_err(|e| Refusal::Connect(error_chain(&e)))?;
-    Ok(ReleaseServiceClient::with_interceptor(
-        channel,
-        Bearer(token.map(str::to_string)),
-    ))
+        .map_err(|e| Refusal::Connect(error_chain(&e)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -294,4 +307,133 @@ async fn optional_client_certificates_let_token_holders_in() {
         "a certificate from another CA",
         "UnknownCA",
     );
+}
+
+/// Writes `pem` to `dir/name` and returns the path as YAML can hold it.
+fn write(dir: &Path, name: &str, pem: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, pem).unwrap();
+    p.display().to_string()
+}
+
+/// An agent's TLS settings: the coordinator's CA, and its own certificate if any.
+/// `name` keeps each agent's files apart (an agent reads them while the next is set up).
+fn agent_tls(dir: &Path, name: &str, ca: &TestCa, identity: Option<&CertPair>) -> String {
+    let mut yaml = format!(
+        "ca_file: {}\n",
+        write(dir, &format!("{name}-coordinator-ca.pem"), &ca.cert_pem())
+    );
+    if let Some(id) = identity {
+        yaml.push_str(&format!(
+            "tls:\n  client_cert_file: {}\n  client_key_file: {}\n",
+            write(dir, &format!("{name}.pem"), &id.cert_pem),
+            write(dir, &format!("{name}-key.pem"), &id.key_pem),
+        ));
+    }
+    yaml
+}
+
+/// Waits until `agent`'s log contains `what`; the log when it does not in time.
+async fn wait_for_log(agent: &AgentProcess, what: &str) -> Result<String, String> {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = agent.logs();
+        if logs.contains(what) {
+            return Ok(logs);
+        }
+        if Instant::now() > give_up {
+            return Err(logs);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
+    let ca = TestCa::new("convoy").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "contexts:\n{CONTEXT}  - {{name: west, region: us-west1, env: dev, cloud: sim, clusterName: west-1}}\n  \
+         - {{name: south, region: us-south1, env: dev, cloud: sim, clusterName: south-1}}\n{}auth:\n  \
+         certificates:\n    - {{common_name: dashboard, role: viewer}}\n  agents:\n    \
+         - {{context: east, token: agent-east}}\n    - {{context: west, token: agent-west}}\n    \
+         - {{context: south, token: agent-south}}\n",
+        tls_section(dir.path(), &ca, false)
+    );
+    let convoyd = Convoyd::start(&cfg).await.unwrap();
+    let url = convoyd.addr.replacen("http://", "https://", 1);
+
+    // Signed by the client CA (and mapped to no role: the agent link goes by the
+    // context's token): connected. `start` waits for the agent's /readyz.
+    let east_cert = ca
+        .client_cert("convoy-agent-east", Some("convoy-agents"))
+        .unwrap();
+    let east_tls = agent_tls(dir.path(), "east", &ca, Some(&east_cert));
+    let east = AgentProcess::start(&url, "east", "agent-east", None, &east_tls)
+        .await
+        .unwrap();
+    // No certificate: refused at the TLS handshake, and the agent says what to set.
+    let west = AgentProcess::launch(
+        &url,
+        "west",
+        "agent-west",
+        None,
+        &agent_tls(dir.path(), "west", &ca, None),
+    )
+    .unwrap();
+    // A certificate from another CA: refused, naming the certificate as the problem.
+    let rogue = TestCa::new("rogue").unwrap();
+    let forged = rogue.client_cert("convoy-agent-south", None).unwrap();
+    let south = AgentProcess::launch(
+        &url,
+        "south",
+        "agent-south",
+        None,
+        &agent_tls(dir.path(), "south", &ca, Some(&forged)),
+    )
+    .unwrap();
+
+    let west_logs = wait_for_log(&west, "requires a client certificate")
+        .await
+        .unwrap_or_else(|logs| panic!("the refused agent does not say why:\n{logs}"));
+    assert!(west_logs.contains("CertificateRequired"), "{west_logs}");
+    assert!(
+        west_logs.contains("set tls.client_cert_file and tls.client_key_file"),
+        "{west_logs}"
+    );
+    let south_logs = wait_for_log(&south, "refused this agent's client certificate")
+        .await
+        .unwrap_or_else(|logs| panic!("the forged certificate's agent does not say why:\n{logs}"));
+    assert!(south_logs.contains("UnknownCA"), "{south_logs}");
+    for (agent, logs) in [(&west, &west_logs), (&south, &south_logs)] {
+        assert!(!logs.contains("connected to the coordinator"), "{logs}");
+        let ready = convoy_tests::http::request("GET", &format!("{}/readyz", agent.health), &[], None)
+            .await
+            .unwrap();
+        assert_ne!(ready.status, 200, "{} is ready without a session", agent.context);
+    }
+    // The key never reaches the log.
+    let key_line = east_cert.key_pem.lines().nth(1).unwrap();
+    assert!(!east.logs().contains(key_line));
+
+    // The coordinator agrees: east connected, west and south never were.
+    let dashboard = ca.client_cert("dashboard", None).unwrap();
+    let mut clusters = ClusterServiceClient::new(channel(&convoyd, &ca, Some(&dashboard)).await.unwrap());
+    let list = clusters
+        .list_clusters(pb::ListClustersRequest::default())
+        .await
+        .expect("a viewer certificate may list clusters")
+        .into_inner();
+    let connected = |name: &str| {
+        list.clusters
+            .iter()
+            .find(|c| c.context == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {list:?}"))
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.connected)
+    };
+    assert!(connected("east"), "{list:?}");
+    assert!(!connected("west"), "{list:?}");
+    assert!(!connected("south"), "{list:?}");
 }

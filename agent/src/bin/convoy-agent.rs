@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 ///
 /// Every configuration key can be set in the file or overridden by an environment
 /// variable `CONVOY_AGENT__<KEY>` (e.g. `CONVOY_AGENT__BACKEND=simulated`). Keys:
-/// coordinator, context, token_file, ca_file, backend (kubernetes | simulated),
+/// coordinator, context, token_file, ca_file, tls.client_cert_file and
+/// tls.client_key_file (a client certificate for mTLS; nested keys take `__` twice:
+/// CONVOY_AGENT__TLS__CLIENT_CERT_FILE), backend (kubernetes | simulated),
 /// kubeconfig, namespace, history_limit, health_listen, log_format (pretty | json),
 /// sim_latency_ms. Log verbosity follows RUST_LOG (default `info`).
 #[derive(Debug, Parser)]
@@ -33,7 +35,8 @@ fn main() -> anyhow::Result<()> {
     let cfg =
         AgentConfig::load(args.config.as_deref()).context("refusing to start: invalid configuration")?;
     if args.check_config {
-        // The runtime's own checks too: https without ca_file, unreadable files.
+        // The runtime's own checks too: https without ca_file, unreadable files, a
+        // client certificate and key that do not belong together.
         convoy_agent::runtime::RuntimeConfig::from_agent_config(&cfg)
             .context("refusing to start: invalid configuration")?;
         println!(

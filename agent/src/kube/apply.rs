@@ -9,11 +9,12 @@ use futures::{StreamExt, stream};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::{Client, core::Status};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::discovery::{Discovery, Resolved, split_api_version, wait_established};
 use super::manifest::{self, Object, RELEASE_LABEL, REVISION_ANNOTATION};
 use super::order;
-use crate::backend::{Failure, FailureReason, ObjectAction, ObjectRef, ObjectResult};
+use crate::backend::{ChangeError, Failure, FailureReason, ObjectAction, ObjectRef, ObjectResult};
 use crate::diff;
 
 /// Requests in flight at once inside a tier.
@@ -125,13 +126,17 @@ pub struct Applier<'a> {
 impl Applier<'_> {
     /// Applies `objects` in tier order and prunes what `previous` had that they lack.
     /// Apply: the first refusal fails it (after its tier finishes), carrying what was
-    /// applied so far. Dry run: refusals are results.
+    /// applied so far. Dry run: refusals are results. `cancel` stops it before the
+    /// next tier (or the pruning, or while a CRD of this revision is being
+    /// established), also carrying what was applied so far: an abort waits for the
+    /// requests of one tier at most.
     pub async fn run(
         &self,
         ctx: &ApplyCtx<'_>,
         objects: Vec<Object>,
         previous: &[Value],
-    ) -> Result<Applied, (Failure, Applied)> {
+        cancel: &CancellationToken,
+    ) -> Result<Applied, (ChangeError, Applied)> {
         let mut applied = Applied {
             results: Vec::new(),
             bodies: Vec::new(),
@@ -148,10 +153,13 @@ impl Applier<'_> {
             Ok(false) => {
                 new_namespaces.insert(ctx.namespace.to_string());
             }
-            Err(f) => return Err((f, applied)),
+            Err(f) => return Err((f.into(), applied)),
         }
         let mut keep = HashSet::new();
         for tier in order::tiers(objects, |o| o.kind()) {
+            if cancel.is_cancelled() {
+                return Err((ChangeError::Cancelled, applied));
+            }
             let mut ready = Vec::new();
             for mut obj in tier {
                 let resolved = match self.discovery.resolve(obj.api_version(), obj.kind()).await {
@@ -172,9 +180,9 @@ impl Applier<'_> {
                             applied.results.push(refused(obj.object_ref(), &f));
                             continue;
                         }
-                        return Err((f, applied));
+                        return Err((f.into(), applied));
                     }
-                    Err(f) => return Err((f, applied)),
+                    Err(f) => return Err((f.into(), applied)),
                 };
                 manifest::place(&mut obj, resolved.namespaced, ctx.namespace);
                 manifest::stamp(&mut obj, ctx.release, ctx.revision, ctx.force_roll);
@@ -207,25 +215,33 @@ impl Applier<'_> {
                 }
             }
             if let Some(f) = first_failure {
-                return Err((f, applied));
+                return Err((f.into(), applied));
             }
             if !ctx.dry_run {
                 for body in &applied.bodies {
                     if body["kind"] == "CustomResourceDefinition" {
                         let name = body["metadata"]["name"].as_str().unwrap_or_default();
-                        if let Err(f) = wait_established(self.client, name, CRD_ESTABLISH_TIMEOUT).await {
-                            return Err((f, applied));
+                        let established = tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => return Err((ChangeError::Cancelled, applied)),
+                            r = wait_established(self.client, name, CRD_ESTABLISH_TIMEOUT) => r,
+                        };
+                        if let Err(f) = established {
+                            return Err((f.into(), applied));
                         }
                     }
                 }
             }
+        }
+        if cancel.is_cancelled() {
+            return Err((ChangeError::Cancelled, applied));
         }
         match self.prune(ctx, previous, &keep).await {
             Ok(pruned) => {
                 applied.results.extend(pruned);
                 Ok(applied)
             }
-            Err(f) => Err((f, applied)),
+            Err(f) => Err((f.into(), applied)),
         }
     }
 

@@ -7,8 +7,11 @@
 //!               concurrently inside a tier -> prune what the previous revision had
 //!               (reverse order) -> history Secret convoy.<release>.v<N>
 //! rollback(N)   history v<N> -> the same apply path -> recorded as op.revision
-//! watch_health  history v<op.revision> -> its workloads -> watch + 2s resync ->
-//!               health::verdict::Judge (pure) -> progress, outcome -> history label
+//!               (both stop between tiers when cancelled; the partial apply is
+//!               recorded as a failed revision)
+//! watch_rollout history v<op.revision> -> its workloads -> watch + 2s resync ->
+//!               health::verdict::Judge (pure) -> progress, outcome
+//! record_outcome  history labels: healthy, or failed
 //! lock          Lease convoy-lock.<release>, renewed; taken over once expired
 //! ```
 //!
@@ -50,8 +53,8 @@ use self::history::{History, HookManifest, RevisionRecord, RevisionStatus};
 use self::lock::Locks;
 use self::manifest::Object;
 use crate::backend::{
-    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, HealthOutcome, HealthPolicy,
-    HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
+    ApplyRequest, Backend, ChangeError, DeployedRevision, Failure, FailureReason, HealthOutcome,
+    HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
 };
 use crate::hooks::{Hook, HookEvent};
 
@@ -133,7 +136,9 @@ impl KubeBackend {
     }
 
     /// Applies `objects` as `op`'s revision and records it in history (failed when
-    /// the apply fails, so the next revision still prunes what it left behind).
+    /// the apply fails or is cancelled part way, so the next revision still prunes
+    /// what it left behind). Cancelled before it started, it records nothing.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_and_record(
         &self,
         op: &OpRef,
@@ -142,7 +147,11 @@ impl KubeBackend {
         objects: Vec<Object>,
         flags: (bool, bool, bool),
         hooks: Vec<HookManifest>,
-    ) -> Result<Vec<ObjectResult>, Failure> {
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        if cancel.is_cancelled() {
+            return Err(ChangeError::Cancelled);
+        }
         let (force_conflicts, adopt, force_roll) = flags;
         let previous = self.history.previous(&op.release, op.revision).await?;
         let ctx = ApplyCtx {
@@ -156,7 +165,7 @@ impl KubeBackend {
             field_manager: &self.config.field_manager,
         };
         let prev_objects = previous.map(|p| p.objects).unwrap_or_default();
-        let (outcome, applied) = match self.applier().run(&ctx, objects, &prev_objects).await {
+        let (outcome, applied) = match self.applier().run(&ctx, objects, &prev_objects, cancel).await {
             Ok(a) => (Ok(()), a),
             Err((f, a)) => (Err(f), a),
         };
@@ -252,7 +261,11 @@ impl Backend for KubeBackend {
         self.locks.unlock(token).await
     }
 
-    async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
+    async fn apply_until(
+        &self,
+        req: &ApplyRequest,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
         is_valid_release(&req.op.release)?;
         let objects = manifest::parse(&req.manifests)?;
         check_duplicates(&objects, &req.namespace)?;
@@ -269,6 +282,7 @@ impl Backend for KubeBackend {
                     content: m.content.clone(),
                 })
                 .collect(),
+            &cancel,
         )
         .await
     }
@@ -293,14 +307,20 @@ impl Backend for KubeBackend {
             dry_run: true,
             field_manager: &self.config.field_manager,
         };
+        // Not cancellable here: the runtime drops a cancelled dry run's future.
         self.applier()
-            .run(&ctx, objects, &previous)
+            .run(&ctx, objects, &previous, &CancellationToken::new())
             .await
             .map(|a| a.results)
-            .map_err(|(f, _)| f)
+            .map_err(|(e, _)| e.into_failure())
     }
 
-    async fn rollback(&self, op: &OpRef, target_revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+    async fn rollback_until(
+        &self,
+        op: &OpRef,
+        target_revision: u64,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
         is_valid_release(&op.release)?;
         let target = self
             .history
@@ -332,11 +352,12 @@ impl Backend for KubeBackend {
             objects,
             (true, false, false),
             target.hooks,
+            &cancel,
         )
         .await
     }
 
-    async fn watch_health(
+    async fn watch_rollout(
         &self,
         op: &OpRef,
         health: HealthPolicy,
@@ -367,18 +388,12 @@ impl Backend for KubeBackend {
                 WorkloadKind::from_kind(obj.kind()).map(|k| (obj.object_ref(), k))
             })
             .collect();
-        let outcome = health::watch::watch(&self.client, workloads, health, progress, cancel).await;
-        let healthy = match &outcome {
-            HealthOutcome::Healthy { .. } => Some(true),
-            HealthOutcome::Failed(_) => Some(false),
-            HealthOutcome::Cancelled => None,
-        };
-        if let Some(h) = healthy
-            && let Err(e) = self.history.set_outcome(&op.release, op.revision, h).await
-        {
-            tracing::warn!(release = %op.release, revision = op.revision, error = %e, "recording the rollout outcome in history failed");
-        }
-        outcome
+        health::watch::watch(&self.client, workloads, health, progress, cancel).await
+    }
+
+    async fn record_outcome(&self, op: &OpRef, healthy: bool) -> Result<(), Failure> {
+        is_valid_release(&op.release)?;
+        self.history.set_outcome(&op.release, op.revision, healthy).await
     }
 
     async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {

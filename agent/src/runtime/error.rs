@@ -10,6 +10,13 @@ pub enum RuntimeError {
     Coordinator { url: String, reason: String },
     #[error("ca_file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
+    /// `field` is `tls.client_cert_file` or `tls.client_key_file`.
+    #[error("{field} {}: {reason}", path.display())]
+    ClientCert {
+        field: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("token_file {}: {reason}", path.display())]
     TokenFile { path: PathBuf, reason: String },
     #[error("health_listen {addr}: {reason}")]

@@ -1,8 +1,9 @@
 //! The session with the coordinator: dial, hello, welcome, then commands in and
 //! events and heartbeats out until the stream ends; then reconnect with backoff.
 //!
-//! A refused credential (`UNAUTHENTICATED`, `PERMISSION_DENIED`) is a configuration
-//! problem: it is logged as an error and retried slowly, never in a hot loop. Each
+//! A refused credential (`UNAUTHENTICATED`, `PERMISSION_DENIED`, or a TLS alert
+//! refusing the client certificate) is a configuration problem: it is logged as an
+//! error naming the settings to check and retried slowly, never in a hot loop. Each
 //! attempt dials a fresh connection, so a coordinator restarted on the same address
 //! (or failed over behind it) is reached anew.
 
@@ -16,12 +17,14 @@ use pb::coordinator_message::Message as In;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use crate::backend::Backend;
 use crate::runtime::backoff::Backoff;
-use crate::runtime::{Credentials, Shared, Token, locked, ops, read_token, wire};
+use crate::runtime::{Credentials, Shared, Token, locked, ops, read_token, tls, wire};
+
+/// What to check when the coordinator refuses the agent's token or context.
+const TOKEN_HINT: &str = "check the token (token_file) and that it was issued for this context";
 
 /// The heartbeat interval when the welcome leaves it at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
@@ -34,8 +37,11 @@ enum End {
         welcomed: bool,
         why: String,
     },
-    /// The coordinator refused our credentials or context.
-    Refused(String),
+    /// The coordinator refused our credentials or context; `hint` says what to check.
+    Refused {
+        why: String,
+        hint: &'static str,
+    },
     /// Our own settings are unusable right now (token file unreadable, ...).
     Misconfigured(String),
 }
@@ -63,13 +69,13 @@ pub(crate) async fn run<B: Backend>(shared: Arc<Shared<B>>, stopping: Cancellati
                 tracing::warn!(coordinator = %cfg.coordinator, reason = %why, retry_in_ms = delay.as_millis() as u64, "agent link down; reconnecting");
                 delay
             }
-            End::Refused(why) => {
+            End::Refused { why, hint } => {
                 tracing::error!(
                     coordinator = %cfg.coordinator,
                     context = %cfg.context,
                     reason = %why,
                     retry_in_s = cfg.auth_retry.as_secs(),
-                    "the coordinator refused this agent's credentials: check the token (token_file) and that it was issued for this context"
+                    "the coordinator refused this agent's credentials: {hint}"
                 );
                 cfg.auth_retry
             }
@@ -87,13 +93,28 @@ pub(crate) async fn run<B: Backend>(shared: Arc<Shared<B>>, stopping: Cancellati
 
 fn classify(status: &Status, welcomed: bool) -> End {
     match status.code() {
-        Code::Unauthenticated | Code::PermissionDenied => {
-            End::Refused(format!("{:?}: {}", status.code(), status.message()))
-        }
-        code => End::Lost {
-            welcomed,
-            why: format!("{code:?}: {}", status.message()),
+        Code::Unauthenticated | Code::PermissionDenied => End::Refused {
+            why: format!("{:?}: {}", status.code(), status.message()),
+            hint: TOKEN_HINT,
         },
+        // A transport failure carries its cause (a TLS alert, say) in its sources.
+        code => {
+            let mut why = format!("{code:?}: {}", status.message());
+            if let Some(source) = std::error::Error::source(status) {
+                why.push_str(": ");
+                why.push_str(&error_chain(source));
+            }
+            lost_or_refused(why, welcomed)
+        }
+    }
+}
+
+/// A failed connection or call: the coordinator refusing our client certificate (a
+/// TLS alert) is a configuration problem, anything else a lost link.
+fn lost_or_refused(why: String, welcomed: bool) -> End {
+    match tls::refusal_hint(&why) {
+        Some(hint) => End::Refused { why, hint },
+        None => End::Lost { welcomed, why },
     }
 }
 
@@ -103,23 +124,6 @@ fn token<B>(shared: &Shared<B>) -> Result<Option<Token>, String> {
         Credentials::Token(t) => Ok(Some(t.clone())),
         Credentials::TokenFile(path) => read_token(path).map(Some).map_err(|e| e.to_string()),
     }
-}
-
-fn endpoint<B>(shared: &Shared<B>) -> Result<Endpoint, String> {
-    let cfg = &shared.config;
-    let mut ep = Endpoint::from_shared(cfg.coordinator.clone())
-        .map_err(|e| format!("invalid coordinator URL: {e}"))?
-        .connect_timeout(cfg.connect_timeout)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
-    if let Some(ca) = &cfg.ca_pem {
-        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
-        ep = ep
-            .tls_config(tls)
-            .map_err(|e| format!("TLS settings refused: {e}"))?;
-    }
-    Ok(ep)
 }
 
 async fn hello<B: Backend>(shared: &Shared<B>, token: Option<&Token>) -> (pb::Hello, u64) {
@@ -154,15 +158,15 @@ async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationTok
         Ok(t) => t,
         Err(why) => return End::Misconfigured(why),
     };
-    let ep = match endpoint(shared) {
+    let ep = match tls::endpoint(&shared.config) {
         Ok(ep) => ep,
-        Err(why) => return End::Misconfigured(why),
+        Err(why) => return End::Misconfigured(why.to_string()),
     };
     let channel = tokio::select! {
         _ = stopping.cancelled() => return End::Stopping,
         c = ep.connect() => match c {
             Ok(c) => c,
-            Err(e) => return End::Lost { welcomed: false, why: format!("cannot connect: {}", error_chain(&e)) },
+            Err(e) => return lost_or_refused(format!("cannot connect: {}", error_chain(&e)), false),
         },
     };
     let mut client = AgentLinkClient::new(channel);
@@ -263,7 +267,7 @@ async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationTok
 }
 
 /// An error with its sources (`transport error: tcp connect error: Connection refused`).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

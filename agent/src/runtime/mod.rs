@@ -7,7 +7,8 @@
 //!                      | commands                                      | events
 //!                      v                                               |
 //!               ops: ledger (idempotence) --> one task per operation --+--> outbox
-//!                       lock -> apply/rollback -> watch_health -> unlock   (buffers finals)
+//!                       lock -> pre hooks, apply, watch, post hooks,       (buffers finals)
+//!                               record the outcome -> unlock
 //! ```
 //!
 //! Operations do not belong to a session: they keep running across a disconnect, and
@@ -22,6 +23,7 @@ pub mod metrics;
 mod ops;
 mod outbox;
 mod start;
+mod tls;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ use ledger::Ledger;
 use metrics::Metrics;
 use outbox::Outbox;
 pub use start::run_agent;
+pub use tls::ClientIdentity;
 
 /// A bearer token. Never printed: `Debug` shows only that one is set.
 #[derive(Clone, PartialEq, Eq)]
@@ -80,6 +83,8 @@ pub struct RuntimeConfig {
     pub credentials: Credentials,
     /// PEM CA bundle the coordinator's certificate must chain to (required for https).
     pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate presented to the coordinator (mTLS; https only).
+    pub client_identity: Option<ClientIdentity>,
     /// This agent's instance name (pod or host name), for the hello.
     pub instance: String,
     /// Where `/healthz`, `/readyz` and `/metrics` listen; None disables them.
@@ -111,6 +116,7 @@ impl RuntimeConfig {
             context: context.into(),
             credentials: Credentials::None,
             ca_pem: None,
+            client_identity: None,
             instance: default_instance(),
             health_listen: None,
             backoff_initial: Duration::from_millis(200),
@@ -126,7 +132,8 @@ impl RuntimeConfig {
     }
 
     /// The runtime settings of an agent configuration; reads the CA file now (a
-    /// missing CA is a startup error) and the token file at every connect.
+    /// missing CA is a startup error), the token file and the client certificate at
+    /// every connect (and once now, to refuse a start with unusable ones).
     pub fn from_agent_config(cfg: &AgentConfig) -> Result<Self, RuntimeError> {
         let mut rc = RuntimeConfig::new(cfg.coordinator.clone(), cfg.context.clone());
         if let Some(path) = &cfg.token_file {
@@ -134,11 +141,25 @@ impl RuntimeConfig {
             rc.credentials = Credentials::TokenFile(path.clone());
         }
         if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|e| RuntimeError::CaFile {
+            let err = |reason: String| RuntimeError::CaFile {
                 path: path.clone(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+            // An empty or non-PEM file would trust nothing and fail every connect.
+            if !tls::has_pem_block(&pem, "CERTIFICATE-----") {
+                return Err(err(
+                    "expected the coordinator's CA certificate in PEM form (-----BEGIN CERTIFICATE-----), found none"
+                        .into(),
+                ));
+            }
             rc.ca_pem = Some(pem);
+        }
+        if let (Some(cert_file), Some(key_file)) = (&cfg.tls.client_cert_file, &cfg.tls.client_key_file) {
+            rc.client_identity = Some(ClientIdentity {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            });
         }
         rc.health_listen = match &cfg.health_listen {
             None => None,
@@ -165,9 +186,8 @@ impl RuntimeConfig {
         } else if !self.coordinator.starts_with("http://") {
             return Err(err("expected an http:// or https:// URL"));
         }
-        tonic::transport::Endpoint::from_shared(self.coordinator.clone())
-            .map(|_| ())
-            .map_err(|e| err(&format!("not a valid URL: {e}")))
+        // Builds what a connect builds: the URL, the CA, the client certificate.
+        tls::endpoint(self).map(|_| ())
     }
 }
 
@@ -344,6 +364,13 @@ mod tests {
                     ("CA_FILE", missing.to_str().unwrap()),
                 ],
                 "ca_file",
+            ),
+            (
+                vec![
+                    ("COORDINATOR", "https://c:7443"),
+                    ("CA_FILE", empty.to_str().unwrap()),
+                ],
+                "expected the coordinator's CA certificate in PEM form",
             ),
         ];
         for (mut pairs, want) in cases {

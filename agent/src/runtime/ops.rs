@@ -2,7 +2,8 @@
 //! the events each operation produces.
 //!
 //! A deploy or rollback runs `gate -> lock -> pre hooks -> apply/rollback ->
-//! watch_health -> post hooks -> unlock` (hooks: [`crate::hooks`]); the gate
+//! watch_rollout -> post hooks -> record_outcome -> unlock` (hooks: [`crate::hooks`]);
+//! the outcome recorded in the cluster's history covers the post hooks; the gate
 //! serializes operations on one release inside this agent (an abort followed at once
 //! by a rollback must not race it for the lock), the lock guards against other
 //! agents. Different releases run in parallel.
@@ -19,8 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, Failure, FailureReason, HealthOutcome, HealthPolicy, HookOutcome, LockToken,
-    ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, ChangeError, Failure, FailureReason, HealthOutcome, HealthPolicy, HookOutcome,
+    LockToken, ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
 };
 use crate::hooks::{self, Hook, HookEvent};
 use crate::runtime::ledger::{AbortFound, Admission};
@@ -281,15 +282,17 @@ async fn change_and_watch<B: Backend>(
     if let Some(f) = run_hooks(shared, op, &plan, plan.pre, (0, 0), deadline, cancel).await? {
         return Ok(wire::failed(&f));
     }
-    // Not interrupted by an abort: a half-done apply would leave the history behind
-    // the cluster. The abort takes effect right after.
+    // The backend stops at its next tier when cancelled, having recorded what it
+    // applied (the history never falls behind the cluster): an abort does not wait
+    // for a long apply.
     let changed = match change {
-        Change::Apply(req) => shared.backend.apply(req).await,
-        Change::Rollback(target) => shared.backend.rollback(op, target).await,
+        Change::Apply(req) => shared.backend.apply_until(req, cancel.clone()).await,
+        Change::Rollback(target) => shared.backend.rollback_until(op, target, cancel.clone()).await,
     };
     let objects = match changed {
         Ok(objects) => objects,
-        Err(f) => return Ok(wire::failed(&f)),
+        Err(ChangeError::Failed(f)) => return Ok(wire::failed(&f)),
+        Err(ChangeError::Cancelled) => return Err(Stop),
     };
     let applied = wire::event(
         op,
@@ -303,19 +306,29 @@ async fn change_and_watch<B: Backend>(
         return Err(Stop);
     }
     let (tx, rx) = mpsc::channel(64);
-    let watch = shared.backend.watch_health(op, health, tx, cancel.clone());
+    let watch = shared.backend.watch_rollout(op, health, tx, cancel.clone());
     let (outcome, totals) = tokio::join!(watch, forward_progress(shared, op, rx));
-    match outcome {
+    // The history learns the verdict only after the post hooks: a revision whose post
+    // hook failed (or is still running) is never listed healthy in a hello. Stopped
+    // (abort, shutdown), it stays as applied: not healthy.
+    let verdict = match outcome {
         HealthOutcome::Healthy { .. } => {
-            if let Some(f) = run_hooks(shared, op, &plan, plan.post, totals, deadline, cancel).await? {
-                return Ok(wire::failed(&f));
+            match run_hooks(shared, op, &plan, plan.post, totals, deadline, cancel).await? {
+                Some(f) => Err(f),
+                None => Ok(()),
             }
-            Ok(Event::Healthy(pb::Healthy {
-                seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
-            }))
         }
-        HealthOutcome::Failed(f) => Ok(wire::failed(&f)),
-        HealthOutcome::Cancelled => Err(Stop),
+        HealthOutcome::Failed(f) => Err(f),
+        HealthOutcome::Cancelled => return Err(Stop),
+    };
+    if let Err(e) = shared.backend.record_outcome(op, verdict.is_ok()).await {
+        tracing::warn!(release = %op.release, revision = op.revision, error = %e, "recording the outcome in the cluster's history failed");
+    }
+    match verdict {
+        Ok(()) => Ok(Event::Healthy(pb::Healthy {
+            seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
+        })),
+        Err(f) => Ok(wire::failed(&f)),
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, DeployedRevision, Failure, FailureReason, FieldChange, HealthOutcome,
+    ApplyRequest, Backend, ChangeError, DeployedRevision, Failure, FailureReason, FieldChange, HealthOutcome,
     HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction, ObjectRef, ObjectResult, OpRef,
     ProgressUpdate, StoredHooks,
 };
@@ -125,6 +125,16 @@ impl SimBackend {
     async fn latency(&self) {
         if !self.config.apply_latency.is_zero() {
             tokio::time::sleep(self.config.apply_latency).await;
+        }
+    }
+
+    /// The latency of a change, cut short by `cancel`: the whole change happens
+    /// after it at once, so a cancelled one has changed nothing.
+    async fn latency_until(&self, cancel: &CancellationToken) -> Result<(), ChangeError> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(ChangeError::Cancelled),
+            _ = self.latency() => Ok(()),
         }
     }
 
@@ -325,15 +335,19 @@ impl Backend for SimBackend {
         Ok(())
     }
 
-    async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
-        self.latency().await;
+    async fn apply_until(
+        &self,
+        req: &ApplyRequest,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        self.latency_until(&cancel).await?;
         let parsed = objects::parse_request(req)?;
         let stored = (
             req.chart.as_str(),
             req.namespace.as_str(),
             Arc::new(req.hooks.clone()),
         );
-        self.commit(&req.op, stored, into_stored(parsed), req.adopt)
+        Ok(self.commit(&req.op, stored, into_stored(parsed), req.adopt)?)
     }
 
     async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
@@ -378,8 +392,13 @@ impl Backend for SimBackend {
         Ok(results)
     }
 
-    async fn rollback(&self, op: &OpRef, target_revision: u64) -> Result<Vec<ObjectResult>, Failure> {
-        self.latency().await;
+    async fn rollback_until(
+        &self,
+        op: &OpRef,
+        target_revision: u64,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        self.latency_until(&cancel).await?;
         let target = {
             let cluster = self.cluster();
             let release = cluster.releases.get(&op.release);
@@ -397,7 +416,8 @@ impl Backend for SimBackend {
                             op.release,
                             kept.join(", ")
                         ),
-                    ));
+                    )
+                    .into());
                 }
             }
         };
@@ -406,10 +426,10 @@ impl Backend for SimBackend {
             target.namespace.as_str(),
             target.hooks.clone(),
         );
-        self.commit(op, stored, (*target.objects).clone(), false)
+        Ok(self.commit(op, stored, (*target.objects).clone(), false)?)
     }
 
-    async fn watch_health(
+    async fn watch_rollout(
         &self,
         op: &OpRef,
         health: HealthPolicy,
@@ -446,7 +466,6 @@ impl Backend for SimBackend {
                 let _ = progress.send(update).await;
             }
             if let Some(outcome) = step.outcome {
-                self.mark(op, matches!(outcome, HealthOutcome::Healthy { .. }));
                 return outcome;
             }
             match step.next {
@@ -463,6 +482,18 @@ impl Backend for SimBackend {
                 }
             }
         }
+    }
+
+    /// Records on `op.revision` itself, whether or not a later revision has replaced
+    /// it since (that one gets its own verdict).
+    async fn record_outcome(&self, op: &OpRef, healthy: bool) -> Result<(), Failure> {
+        let mut cluster = self.cluster();
+        if let Some(release) = cluster.releases.get_mut(&op.release)
+            && let Some(r) = release.history.iter_mut().find(|h| h.revision == op.revision)
+        {
+            r.healthy = healthy;
+        }
+        Ok(())
     }
 
     async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {
@@ -524,18 +555,6 @@ impl Backend for SimBackend {
     }
 }
 
-impl SimBackend {
-    /// Records whether `op.revision` reached healthy (if it is still the current one).
-    fn mark(&self, op: &OpRef, healthy: bool) {
-        let mut cluster = self.cluster();
-        if let Some(release) = cluster.releases.get_mut(&op.release)
-            && let Some(r) = release.history.iter_mut().find(|h| h.revision == op.revision)
-        {
-            r.healthy = healthy;
-        }
-    }
-}
-
 /// A shared simulated cluster: the runtime drives it while a demo or a test inspects
 /// it ([`SimBackend::object`], [`SimBackend::objects_of`]).
 impl Backend for Arc<SimBackend> {
@@ -551,26 +570,39 @@ impl Backend for Arc<SimBackend> {
         SimBackend::unlock(self, token).await
     }
 
-    async fn apply(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
-        SimBackend::apply(self, req).await
+    async fn apply_until(
+        &self,
+        req: &ApplyRequest,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        SimBackend::apply_until(self, req, cancel).await
     }
 
     async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
         SimBackend::dry_run(self, req).await
     }
 
-    async fn rollback(&self, op: &OpRef, target_revision: u64) -> Result<Vec<ObjectResult>, Failure> {
-        SimBackend::rollback(self, op, target_revision).await
+    async fn rollback_until(
+        &self,
+        op: &OpRef,
+        target_revision: u64,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        SimBackend::rollback_until(self, op, target_revision, cancel).await
     }
 
-    async fn watch_health(
+    async fn watch_rollout(
         &self,
         op: &OpRef,
         health: HealthPolicy,
         progress: mpsc::Sender<ProgressUpdate>,
         cancel: CancellationToken,
     ) -> HealthOutcome {
-        SimBackend::watch_health(self, op, health, progress, cancel).await
+        SimBackend::watch_rollout(self, op, health, progress, cancel).await
+    }
+
+    async fn record_outcome(&self, op: &OpRef, healthy: bool) -> Result<(), Failure> {
+        SimBackend::record_outcome(self, op, healthy).await
     }
 
     async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {

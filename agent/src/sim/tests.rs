@@ -700,3 +700,76 @@ async fn hooks_follow_their_behaviour_and_delete_policy() {
     assert_eq!(names, ["migrate", "slow", "cfg", "probe"]);
     assert_eq!(sim.hooks_run(RELEASE).len(), 4, "a refused hook did not run");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_history_says_healthy_only_once_the_outcome_is_recorded() {
+    async fn healthy(sim: &SimBackend) -> bool {
+        sim.deployed().await.unwrap()[0].healthy
+    }
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 1, "healthy,after=1s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    // Watching alone judges the rollout and records nothing: the runtime runs the post
+    // hooks before it records.
+    let (tx, _rx) = mpsc::channel(64);
+    let outcome = sim
+        .watch_rollout(&op(1), policy(60, 1), tx, CancellationToken::new())
+        .await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert!(!healthy(&sim).await, "healthy before the outcome was recorded");
+    sim.record_outcome(&op(1), true).await.unwrap();
+    assert!(healthy(&sim).await);
+    // A post hook that fails afterwards takes it back.
+    sim.record_outcome(&op(1), false).await.unwrap();
+    assert!(!healthy(&sim).await);
+
+    // `watch_health` is both, for callers without post hooks; re-applying the same
+    // revision (a retried command) starts it unhealthy again.
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 1, "healthy,after=1s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    assert!(!healthy(&sim).await);
+    let (outcome, _, _) = watch(&sim, 1, policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert!(healthy(&sim).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_apply_or_rollback_stops_during_its_latency_and_changes_nothing() {
+    use crate::backend::ChangeError;
+    let sim = SimBackend::new(SimConfig {
+        apply_latency: Duration::from_secs(30),
+        ..SimConfig::default()
+    });
+    sim.apply(&request(1, vec![config_map("cfg", "a")]))
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cancel.cancel();
+        })
+    };
+    let start = Instant::now();
+    let r = sim
+        .apply_until(&request(2, vec![config_map("cfg", "b")]), cancel.clone())
+        .await;
+    assert_eq!(r, Err(ChangeError::Cancelled));
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    stopper.await.unwrap();
+    let r = sim.rollback_until(&op(3), 1, cancel).await;
+    assert_eq!(r, Err(ChangeError::Cancelled));
+    // Revision 1 still applied, alone in the history.
+    assert_eq!(sim.object(&obj("ConfigMap", "cfg")).unwrap()["data"]["k"], "a");
+    let deployed = sim.deployed().await.unwrap();
+    assert_eq!((deployed[0].revision, deployed[0].kept.clone()), (1, vec![1]));
+}
