@@ -407,7 +407,18 @@ impl Judge {
 
 /// A new pod stuck in a state that will not resolve by waiting.
 fn fail_fast_pod(snap: &Snapshot) -> Option<Failure> {
+    // A workload whose controller has not yet observed the applied spec cannot say
+    // which pods are new: whatever pods were read belong to the previous revision.
+    let unobserved: Vec<&ObjectRef> = snap
+        .workloads
+        .iter()
+        .filter(|w| w.observed_generation < w.generation)
+        .map(|w| &w.object)
+        .collect();
     snap.new_pods.iter().find_map(|p| {
+        if unobserved.contains(&&p.workload) {
+            return None;
+        }
         let (reason, message) = p.waiting.as_ref()?;
         let fr = match reason.as_str() {
             "CrashLoopBackOff" => FailureReason::CrashLoopBackOff,

@@ -223,7 +223,14 @@ async fn read_workload(
                 });
             }
             let selector = selector_string(Some(&spec.selector));
-            let hash = new_replicaset_hash(client, &d, ns, selector.as_deref()).await?;
+            // Until the controller has observed this generation, the revision annotation
+            // still names the previous ReplicaSet: its pods are not the new ones (a
+            // rollback away from a crash-looping revision would fail on them at once).
+            let hash = if w.observed_generation >= w.generation {
+                new_replicaset_hash(client, &d, ns, selector.as_deref()).await?
+            } else {
+                None
+            };
             Ok((
                 w,
                 hash.map(|value| NewPods {
@@ -249,7 +256,9 @@ async fn read_workload(
             w.ready = u(st.ready_replicas);
             w.available = u(st.available_replicas);
             w.revision_settled = st.update_revision.is_some() && st.update_revision == st.current_revision;
-            let new = st.update_revision.map(|value| NewPods {
+            // As for a Deployment: the update revision is this spec's only once observed.
+            let observed = w.observed_generation >= w.generation;
+            let new = st.update_revision.filter(|_| observed).map(|value| NewPods {
                 selector: selector_string(Some(&spec.selector)),
                 key: "controller-revision-hash",
                 value,

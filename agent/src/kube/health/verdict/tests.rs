@@ -266,3 +266,20 @@ fn progress_is_reported_only_when_it_changes() {
     let (p, _) = j.observe(secs(2), &snap(deploy(2, 2, 2, 2), vec![]));
     assert_eq!(p.unwrap().ready, 2);
 }
+
+/// Right after a rollback is applied, before the deployment controller has observed it,
+/// the pods read are the crash-looping revision's: no verdict on them. Once the new
+/// generation is observed, a crash loop among the new pods still fails fast.
+#[test]
+fn pods_of_an_unobserved_spec_are_not_judged() {
+    let mut j = Judge::new(policy(60, 0));
+    let mut w = deploy(1, 2, 0, 0);
+    w.generation = 3;
+    w.observed_generation = 2;
+    let crashing = pod(false, 4, Some(("CrashLoopBackOff", "back-off 40s restarting")));
+    let (_, v) = j.observe(secs(0), &snap(w.clone(), vec![crashing.clone()]));
+    assert!(matches!(v, Verdict::Pending), "{v:?}");
+    w.observed_generation = 3;
+    let (_, v) = j.observe(secs(1), &snap(w, vec![crashing]));
+    assert_eq!(failed_with(v), FailureReason::CrashLoopBackOff);
+}
