@@ -85,6 +85,15 @@ struct Loaded {
 
 /// Runs `convoy lint`; on failure prints the problems and exits with the CLI's exit code
 /// (2 for an invalid release or chart, 1 for anything else).
+/// Whether every rendered object (and hook) converts to the JSON a submit ships, as
+/// Helm reads it (YAML 1.1): what a submit would refuse, lint refuses too.
+fn shippable(r: &convoy_release::RenderedContext) -> Result<(), String> {
+    for m in r.objects().chain(&r.hooks) {
+        convoy_chart::manifest_documents_to_json(&m.content).map_err(|e| format!("{}: {e}", m.source))?;
+    }
+    Ok(())
+}
+
 pub fn lint(args: LintArgs) -> anyhow::Result<()> {
     exit_on_error(run_lint(&args))
 }
@@ -146,7 +155,10 @@ fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
             continue;
         };
         let secrets = context_secrets(&loaded, name);
-        match render_context(&loaded.release, &loaded.chart, ctx, &secrets, 1) {
+        match render_context(&loaded.release, &loaded.chart, ctx, &secrets, 1)
+            .map_err(|e| e.to_string())
+            .and_then(|r| shippable(&r).map(|()| r))
+        {
             Ok(r) => println!(
                 "{name}: OK, {} objects ({})",
                 r.objects().count(),
@@ -154,7 +166,7 @@ fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
             ),
             Err(e) => {
                 println!("{name}: FAILED");
-                eprintln!("{}", indent(&e.to_string()));
+                eprintln!("{}", indent(&e));
                 failed.push(name.to_string());
             }
         }

@@ -368,3 +368,48 @@ fn an_unreachable_repository_is_not_invalid_input() {
         "{stderr}"
     );
 }
+
+/// A document Helm (and a submit) cannot turn into JSON fails lint too, naming the
+/// template, instead of passing lint and failing the submit.
+#[test]
+fn lint_refuses_what_a_submit_could_not_ship() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("inf");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: inf\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ratio}\ndata:\n  ok: \"1\"\nspec: {ratio: .inf}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("contexts.yaml"),
+        "contexts:\n  - {name: dev-a, region: r1, env: dev, cloud: sim, clusterName: a}\n",
+    )
+    .unwrap();
+    let release = dir.path().join("inf.yaml");
+    std::fs::write(
+        &release,
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: inf.ns1, namespace: ns1}\nspec:\n  chart: {path: ./inf}\n  contexts: [dev-a]\n",
+    )
+    .unwrap();
+    let registry = dir.path().join("contexts.yaml").display().to_string();
+    let out = convoy(&[
+        "lint",
+        "-f",
+        &release.display().to_string(),
+        "--registry",
+        &registry,
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("dev-a: FAILED"), "{stdout}");
+    assert!(
+        stderr.contains("inf/templates/cm.yaml") && stderr.contains("+Inf"),
+        "{stderr}"
+    );
+}

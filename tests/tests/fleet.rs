@@ -252,6 +252,17 @@ async fn convoy_end_to_end_on_three_clusters() {
             dispatched - east_healthy
         );
     }
+    // The chart's `defaultMode: 0644` arrived as Helm sends it (YAML 1.1 octal: 420).
+    let deployments: Api<Deployment> = Api::namespaced(clusters[0].client().await, "shop");
+    let web = deployments.get("web").await.unwrap();
+    let mode = web
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.volumes)
+        .and_then(|v| v.into_iter().next())
+        .and_then(|v| v.config_map)
+        .and_then(|c| c.default_mode);
+    assert_eq!(mode, Some(0o644));
     // The chart's pre-install hook ran in every cluster, shipped apart from its objects.
     for c in &clusters {
         let cms: Api<ConfigMap> = Api::namespaced(c.client().await, "shop");
