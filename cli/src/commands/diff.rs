@@ -72,9 +72,20 @@ pub async fn run(a: DiffArgs) -> Result<()> {
         timeout_seconds: agents,
     };
     let mut releases = client.releases.clone();
+    // The call can take up to the timeout (a slow agent): say what it is waiting for,
+    // on a terminal only (logs get the result, which says the same).
+    let waiting = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if waiting {
+        eprint!("diff {shown}: rendering and waiting for the agents' dry runs (up to {agents}s)...");
+    }
     let resp = client
         .call(&format!("diff {shown}"), releases.diff_release(req))
-        .await?;
+        .await;
+    if waiting {
+        // Erase the line before the diff (or the error) is printed.
+        eprint!("\r\x1b[2K");
+    }
+    let resp = resp?;
     let mut out = std::io::stdout().lock();
     match a.common.output.format() {
         Format::Json => output::print_json(&mut out, &output::json::diff(&resp))?,
