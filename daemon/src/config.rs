@@ -102,6 +102,23 @@ pub struct StoreConfig {
     /// etcd endpoints (`http://10.0.0.1:2379`), for the `etcd` backend.
     #[serde(default)]
     pub etcd_endpoints: Vec<String>,
+    /// Every key convoy writes lives under this prefix (`<prefix>/<table>/<key>`,
+    /// `<prefix>/leader`), so several installations can share one etcd.
+    #[serde(default = "default_etcd_prefix")]
+    pub etcd_prefix: String,
+    /// How long a dead leader keeps the role before a standby takes over (the leader
+    /// lease's TTL), in seconds.
+    #[serde(default = "default_etcd_lease_ttl")]
+    pub etcd_lease_ttl_seconds: u32,
+    /// The etcd cluster's `--max-txn-ops` (128 unless changed there): a state change
+    /// with more writes is refused rather than split, which would break its atomicity.
+    #[serde(default = "default_etcd_max_txn_ops")]
+    pub etcd_max_txn_ops: u32,
+    /// The name this coordinator leads under, shown by standbys (`standby: leader is
+    /// X`): the address operators and clients recognise. Default: `<hostname>:<port of
+    /// listen>`.
+    #[serde(default)]
+    pub etcd_instance_name: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -110,6 +127,10 @@ impl Default for StoreConfig {
             backend: default_store_backend(),
             path: default_store_path(),
             etcd_endpoints: Vec::new(),
+            etcd_prefix: default_etcd_prefix(),
+            etcd_lease_ttl_seconds: default_etcd_lease_ttl(),
+            etcd_max_txn_ops: default_etcd_max_txn_ops(),
+            etcd_instance_name: None,
         }
     }
 }
@@ -173,6 +194,15 @@ fn default_store_backend() -> String {
 fn default_store_path() -> PathBuf {
     PathBuf::from("convoy-state.redb")
 }
+fn default_etcd_prefix() -> String {
+    "/convoy".into()
+}
+fn default_etcd_lease_ttl() -> u32 {
+    10
+}
+fn default_etcd_max_txn_ops() -> u32 {
+    128
+}
 fn default_log_format() -> String {
     "pretty".into()
 }
@@ -235,7 +265,34 @@ impl DaemonConfig {
                     "the etcd backend needs at least one endpoint".into(),
                 );
             }
-            "etcd" => {}
+            "etcd" => {
+                let st = &self.store;
+                if !st.etcd_prefix.starts_with('/') || st.etcd_prefix.ends_with('/') {
+                    return bad(
+                        "store.etcd_prefix",
+                        format!(
+                            "expected a key prefix starting with `/` and not ending with one, like `/convoy`; got {:?}",
+                            st.etcd_prefix
+                        ),
+                    );
+                }
+                if !(2..=3600).contains(&st.etcd_lease_ttl_seconds) {
+                    return bad(
+                        "store.etcd_lease_ttl_seconds",
+                        format!("expected 2 to 3600 seconds, got {}", st.etcd_lease_ttl_seconds),
+                    );
+                }
+                if st.etcd_max_txn_ops == 0 {
+                    return bad("store.etcd_max_txn_ops", "must be at least 1".into());
+                }
+                if st
+                    .etcd_instance_name
+                    .as_deref()
+                    .is_some_and(|n| n.trim().is_empty())
+                {
+                    return bad("store.etcd_instance_name", "must not be empty when set".into());
+                }
+            }
             other => {
                 return bad(
                     "store.backend",
@@ -317,6 +374,32 @@ mod tests {
         let f = file(contents);
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         DaemonConfig::load_with_env(Some(f.path()), env)
+    }
+
+    #[test]
+    fn etcd_store_options() {
+        let cfg = load(
+            "store: {backend: etcd, etcd_endpoints: [\"http://e:2379\"], etcd_lease_ttl_seconds: 4}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.store.etcd_prefix, "/convoy");
+        assert_eq!(cfg.store.etcd_lease_ttl_seconds, 4);
+        assert_eq!(cfg.store.etcd_max_txn_ops, 128);
+        for (bad, key) in [
+            ("etcd_prefix: convoy", "store.etcd_prefix"),
+            ("etcd_prefix: /convoy/", "store.etcd_prefix"),
+            ("etcd_lease_ttl_seconds: 1", "store.etcd_lease_ttl_seconds"),
+            ("etcd_max_txn_ops: 0", "store.etcd_max_txn_ops"),
+        ] {
+            let err = load(
+                &format!("store: {{backend: etcd, etcd_endpoints: [\"http://e:2379\"], {bad}}}\n"),
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

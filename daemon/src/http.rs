@@ -23,6 +23,33 @@ async fn ready(State(core): State<Coordinator>) -> (StatusCode, &'static str) {
     }
 }
 
+/// A standby coordinator's endpoints (etcd backend): alive, not ready, and naming
+/// the leader so that an operator reading the probe knows where to look.
+pub async fn serve_standby(
+    listener: TcpListener,
+    leader: tokio::sync::watch::Receiver<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    async fn standby(State(leader): State<tokio::sync::watch::Receiver<String>>) -> (StatusCode, String) {
+        let name = leader.borrow().clone();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("standby: leader is {name}\n"),
+        )
+    }
+    async fn metrics() -> &'static str {
+        "# HELP convoy_coordinator_leader 1 when this coordinator leads (etcd backend).\n\
+         # TYPE convoy_coordinator_leader gauge\n\
+         convoy_coordinator_leader 0\n"
+    }
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(standby))
+        .route("/metrics", get(metrics))
+        .with_state(leader);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,

@@ -1,5 +1,10 @@
 //! Wiring: the gRPC server (public API, agent link, health, reflection) around a
 //! started core. `convoyd` and the tests both start the daemon through [`start`].
+//!
+//! On the etcd backend several coordinators share one state and exactly one acts:
+//! [`start`] first wins the leader election (serving as a standby meanwhile: `/readyz`
+//! 503, every gRPC call UNAVAILABLE naming the leader), then restores and serves; a
+//! leader that loses its leadership stops (see [`Running::wait_for_exit`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use crate::config::DaemonConfig;
 use crate::core::{ContextInfo, Coordinator, CoreSettings};
 use crate::link::AgentLinkService;
 use crate::prepare::Preparer;
+use crate::store::etcd::{Campaign, Candidate, EtcdSettings, EtcdStore, Leadership};
 use crate::store::{MemoryStore, RedbStore, StateStore};
 
 /// A running daemon.
@@ -23,6 +29,8 @@ pub struct Running {
     pub core: Coordinator,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// On etcd: this coordinator's term, given up on a clean stop.
+    leadership: Option<Leadership>,
 }
 
 impl std::fmt::Debug for Running {
@@ -38,10 +46,17 @@ impl Running {
             let _ = tx.send(());
         }
         self.core.shutdown();
-        (&mut self.server).await.context("server task")?
+        let served = (&mut self.server).await.context("server task")?;
+        if let Some(l) = self.leadership.take() {
+            // A standby takes over now rather than after the lease TTL.
+            l.resign().await;
+        }
+        served
     }
 
-    /// Resolves when the server stops on its own (an error).
+    /// Resolves when the server stops on its own (an error), or, on etcd, when this
+    /// coordinator lost its leadership: it has stopped acting, and the process should
+    /// exit (a supervisor restarts it as a standby).
     pub async fn wait_for_exit(&mut self) -> anyhow::Result<()> {
         (&mut self.server).await.context("server task")?
     }
@@ -86,13 +101,153 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
     Ok(Pipeline::new(reg, secrets))
 }
 
-/// Opens the configured store.
-pub fn open_store(cfg: &DaemonConfig) -> anyhow::Result<StateStore> {
-    match cfg.store.backend.as_str() {
-        "embedded" => Ok(StateStore::new(Box::new(RedbStore::open(&cfg.store.path)?))),
-        "memory" => Ok(StateStore::new(Box::new(MemoryStore::default()))),
-        other => anyhow::bail!("store.backend {other:?} is not available in this build"),
+/// Opens the configured store. The etcd backend needs this coordinator's leadership:
+/// every commit is fenced on it.
+pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> anyhow::Result<StateStore> {
+    match (cfg.store.backend.as_str(), leadership) {
+        ("embedded", _) => Ok(StateStore::new(Box::new(RedbStore::open(&cfg.store.path)?))),
+        ("memory", _) => Ok(StateStore::new(Box::new(MemoryStore::default()))),
+        ("etcd", Some(l)) => Ok(StateStore::new(Box::new(EtcdStore::fenced(
+            etcd_settings(cfg),
+            l,
+        )?))),
+        ("etcd", None) => anyhow::bail!(
+            "store.backend etcd: the store opens only once this coordinator leads (see server::start)"
+        ),
+        (other, _) => anyhow::bail!("store.backend {other:?} is not available in this build"),
     }
+}
+
+fn etcd_settings(cfg: &DaemonConfig) -> EtcdSettings {
+    let mut s = EtcdSettings::new(cfg.store.etcd_endpoints.clone());
+    s.prefix.clone_from(&cfg.store.etcd_prefix);
+    s.max_txn_ops = cfg.store.etcd_max_txn_ops as usize;
+    s
+}
+
+/// `store.etcd_instance_name`, or `<hostname>:<listen port>`.
+fn instance_name(cfg: &DaemonConfig) -> String {
+    if let Some(n) = &cfg.store.etcd_instance_name {
+        return n.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", cfg.listen_addr().port())
+}
+
+/// Two handles on one listening socket: the standby serves on one and hands the other,
+/// still bound, to the leader's server (no window where the port is free).
+fn twin(l: TcpListener) -> std::io::Result<(TcpListener, TcpListener)> {
+    let std = l.into_std()?;
+    let other = std.try_clone()?;
+    Ok((TcpListener::from_std(std)?, TcpListener::from_std(other)?))
+}
+
+/// The gRPC server builder with the configured TLS.
+fn grpc_builder(cfg: &DaemonConfig) -> anyhow::Result<tonic::transport::Server> {
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true);
+    if let Some(tls) = &cfg.tls {
+        let cert = std::fs::read(&tls.cert_file)
+            .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
+        let key = std::fs::read(&tls.key_file)
+            .with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
+        let mut t = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
+        if let Some(ca) = &tls.client_ca_file {
+            let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca_file {}", ca.display()))?;
+            t = t
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(tls.client_cert_optional);
+        }
+        builder = builder.tls_config(t).context("tls configuration")?;
+    }
+    Ok(builder)
+}
+
+/// Waits until this coordinator leads. Meanwhile it serves as a standby on both
+/// listeners: every gRPC call (API and agent link alike) is refused UNAVAILABLE with
+/// the leader's name, so clients behind a load balancer retry elsewhere and agents
+/// retry; `/readyz` answers 503. Returns the listeners for the leader's servers.
+async fn win_leadership(
+    cfg: &DaemonConfig,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+) -> anyhow::Result<(Leadership, TcpListener, Option<TcpListener>)> {
+    let ttl = Duration::from_secs(u64::from(cfg.store.etcd_lease_ttl_seconds));
+    let name = instance_name(cfg);
+    let candidate = Candidate::new(&etcd_settings(cfg), name.clone(), ttl)?;
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel("unknown (campaigning)".to_string());
+    match candidate.campaign().await {
+        Ok(Campaign::Won(l)) => {
+            tracing::info!(name = %name, "elected leader on etcd");
+            return Ok((l, listener, metrics));
+        }
+        Ok(Campaign::Standby(leader)) => {
+            tracing::info!(name = %name, %leader, "standby: another coordinator leads; waiting to take over");
+            leader_tx.send_replace(leader);
+        }
+        Err(e) => tracing::warn!(error = %e, "standby: cannot reach etcd to campaign; retrying"),
+    }
+    let (grpc, grpc_keep) = twin(listener)?;
+    let (grpc_stop, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let refusals = tonic::service::Routes::from(axum::Router::new().fallback({
+        let leader = leader_rx.clone();
+        move || {
+            let name = leader.borrow().clone();
+            async move {
+                tonic::Status::unavailable(format!(
+                    "standby: this coordinator does not lead; the leader is {name}"
+                ))
+                .into_http::<axum::body::Body>()
+            }
+        }
+    }));
+    let standby = grpc_builder(cfg)?
+        .add_routes(refusals)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+            async {
+                let _ = grpc_stopped.await;
+            },
+        );
+    let standby = tokio::spawn(standby);
+    let mut http_stop = None;
+    let metrics = match metrics {
+        Some(m) => {
+            let (serve, keep) = twin(m)?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            http_stop = Some(tx);
+            let leader = leader_rx.clone();
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = rx.await;
+                };
+                if let Err(e) = crate::http::serve_standby(serve, leader, stopped).await {
+                    tracing::error!(error = %e, "standby health endpoint stopped");
+                }
+            });
+            Some(keep)
+        }
+        None => None,
+    };
+    let poll = (ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(1));
+    let leadership = candidate.lead(&leader_tx, poll).await;
+    tracing::info!(name = %name, "elected leader on etcd: taking over");
+    let _ = grpc_stop.send(());
+    if let Some(tx) = http_stop {
+        let _ = tx.send(());
+    }
+    // In-flight refusals finish; a client stuck on a connection does not hold us.
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), standby).await {
+        tracing::warn!(error = %e, "standby gRPC server");
+    }
+    Ok((leadership, grpc_keep, metrics))
 }
 
 /// Starts the core (restoring state) and serves on `listener`.
@@ -109,7 +264,21 @@ pub async fn start(
         );
     }
     let registry = registry(cfg)?;
-    let store = open_store(cfg)?;
+    let metrics_listener = match &cfg.metrics_listen {
+        Some(m) => Some(
+            TcpListener::bind(m)
+                .await
+                .with_context(|| format!("binding metrics_listen {m}"))?,
+        ),
+        None => None,
+    };
+    let (leadership, listener, metrics_listener) = if cfg.store.backend == "etcd" {
+        let (l, g, m) = win_leadership(cfg, listener, metrics_listener).await?;
+        (Some(l), g, m)
+    } else {
+        (None, listener, metrics_listener)
+    };
+    let store = open_store(cfg, leadership.as_ref())?;
     let core = Coordinator::start(
         store,
         preparer,
@@ -154,24 +323,7 @@ pub async fn start(
     .max_encoding_message_size(64 << 20)
     .max_decoding_message_size(64 << 20);
 
-    let mut builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true);
-    if let Some(tls) = &cfg.tls {
-        let cert = std::fs::read(&tls.cert_file)
-            .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
-        let key = std::fs::read(&tls.key_file)
-            .with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
-        let mut t = tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(cert, key));
-        if let Some(ca) = &tls.client_ca_file {
-            let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca_file {}", ca.display()))?;
-            t = t
-                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
-                .client_auth_optional(tls.client_cert_optional);
-        }
-        builder = builder.tls_config(t).context("tls configuration")?;
-    }
+    let mut builder = grpc_builder(cfg)?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
     let router = builder
@@ -181,8 +333,10 @@ pub async fn start(
         .add_service(releases)
         .add_service(clusters)
         .add_service(link);
+    let lost = leadership.as_ref().map(Leadership::lost);
+    let fenced_core = core.clone();
     let server = tokio::spawn(async move {
-        router
+        let serve = router
             // The listener is ours (bound by the caller), so the builder's socket options
             // do not reach it: set TCP_NODELAY here, or small responses wait on delayed ACKs.
             .serve_with_incoming_shutdown(
@@ -190,14 +344,23 @@ pub async fn start(
                 async {
                     let _ = rx.await;
                 },
-            )
-            .await
-            .context("gRPC server")
+            );
+        let Some(mut lost) = lost else {
+            return serve.await.context("gRPC server");
+        };
+        tokio::select! {
+            r = serve => r.context("gRPC server"),
+            why = lost.wait_for(Option::is_some) => {
+                // Stop acting at once: another coordinator may lead already, and every
+                // further write would be refused anyway (fencing).
+                fenced_core.shutdown();
+                let why = why.map_or_else(|_| "leadership lost".to_string(), |w| w.clone().unwrap_or_default());
+                tracing::error!(reason = %why, "no longer the leader: stopping so that a standby takes over (restart to rejoin as a standby)");
+                Err(anyhow::anyhow!("{why}: stopped acting; restart convoyd to rejoin as a standby"))
+            }
+        }
     });
-    if let Some(m) = &cfg.metrics_listen {
-        let l = TcpListener::bind(m)
-            .await
-            .with_context(|| format!("binding metrics_listen {m}"))?;
+    if let Some(l) = metrics_listener {
         tracing::info!(addr = %l.local_addr()?, "metrics and health endpoints listening");
         let c = core.clone();
         tokio::spawn(async move {
@@ -212,5 +375,6 @@ pub async fn start(
         core,
         shutdown: Some(shutdown),
         server,
+        leadership,
     })
 }

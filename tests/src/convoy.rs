@@ -81,6 +81,14 @@ impl Convoyd {
     /// Starts `convoyd` with `config` (YAML) plus `listen`, `metrics_listen` and an
     /// embedded store in the test's directory (unless the config names its own store).
     pub async fn start(config: &str) -> Result<Self, ServiceError> {
+        let mut d = Self::launch(config)?;
+        d.startup = d.wait_ready().await?;
+        Ok(d)
+    }
+
+    /// As [`Convoyd::start`] without waiting for `/readyz`: for a coordinator that is
+    /// expected not to become ready (a standby of a highly available pair).
+    pub fn launch(config: &str) -> Result<Self, ServiceError> {
         let dir = WorkDir::new("convoyd")?;
         let (port, mport) = (free_port(), free_port());
         let mut cfg = format!("listen: 127.0.0.1:{port}\nmetrics_listen: 127.0.0.1:{mport}\n");
@@ -93,16 +101,31 @@ impl Convoyd {
         cfg.push_str(config);
         let path = dir.path().join("convoyd.yaml");
         std::fs::write(&path, cfg).map_err(|e| ServiceError::setup("convoyd", e))?;
-        let mut d = Convoyd {
+        Ok(Convoyd {
             service: Self::spawn(&path, dir.path(), 0)?,
             addr: format!("http://127.0.0.1:{port}"),
             metrics: format!("http://127.0.0.1:{mport}"),
             config: path,
             dir,
             startup: Duration::ZERO,
-        };
-        d.startup = d.wait_ready().await?;
-        Ok(d)
+        })
+    }
+
+    /// Waits (up to `limit`) until `/readyz` answers 200; returns how long it took.
+    pub async fn wait_ready_within(&mut self, limit: Duration) -> Result<Duration, ServiceError> {
+        let url = format!("{}/readyz", self.metrics);
+        self.service
+            .wait_ready(limit, || async {
+                http::request("GET", &url, &[], None)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+            })
+            .await
+    }
+
+    /// Whether the process has exited, and how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.service.exited()
     }
 
     fn spawn(config: &Path, dir: &Path, generation: u32) -> Result<Service, ServiceError> {
@@ -115,14 +138,7 @@ impl Convoyd {
     }
 
     async fn wait_ready(&mut self) -> Result<Duration, ServiceError> {
-        let url = format!("{}/readyz", self.metrics);
-        self.service
-            .wait_ready(Duration::from_secs(60), || async {
-                http::request("GET", &url, &[], None)
-                    .await
-                    .is_ok_and(|r| r.status == 200)
-            })
-            .await
+        self.wait_ready_within(Duration::from_secs(60)).await
     }
 
     /// SIGKILL: the coordinator dies wherever it is.

@@ -3,17 +3,20 @@
 //!
 //! The store is a small key-value interface (tables of string keys and JSON values)
 //! with atomic batches; the typed layer ([`StateStore`]) sits on top. Backends: the
-//! embedded file store (redb, the default) and an in-memory one for tests. Nothing here
+//! embedded file store (redb, the default), etcd (a highly available coordinator: see
+//! [`etcd`]) and an in-memory one for tests. Nothing here
 //! ever holds a secret value or a rendered manifest: revisions keep metadata, and the
 //! submit inputs kept for resuming (release file, values files, chart archive) hold
 //! Vault paths, not values.
 
+pub mod etcd;
 mod memory;
 mod redb_store;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use etcd::{EtcdSettings, EtcdStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
@@ -30,6 +33,9 @@ pub enum StoreError {
         key: String,
         message: String,
     },
+    /// This coordinator no longer leads (etcd backend): it must stop acting.
+    #[error("state store: {message}")]
+    Fenced { message: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

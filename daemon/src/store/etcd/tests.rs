@@ -1,0 +1,169 @@
+//! The [`Kv`] contract and the fencing on a real etcd (Debian's `etcd-server`).
+
+use std::time::Duration;
+
+use convoy_tests::etcd::Etcd;
+
+use super::*;
+use crate::store::{Batch, Table};
+
+fn settings(etcd: &Etcd, prefix: &str) -> EtcdSettings {
+    let mut s = EtcdSettings::new(vec![etcd.client_url().to_string()]);
+    s.prefix = prefix.into();
+    s
+}
+
+fn put(b: &mut Batch, table: Table, key: &str, v: u64) {
+    b.put(table, key, &v);
+}
+
+fn keys(kv: &EtcdStore, table: Table, prefix: &str) -> Vec<String> {
+    kv.scan(table, prefix)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_contract_on_etcd() {
+    let etcd = Etcd::start().await.unwrap();
+    let kv = EtcdStore::open(settings(&etcd, "/t1")).unwrap();
+    let mut b = Batch::default();
+    for k in ["r/b", "r/a", "r/c", "rx", "s/a"] {
+        put(&mut b, Table::Revisions, k, 1);
+    }
+    put(&mut b, Table::Meta, "r/a", 9);
+    kv.commit(b).unwrap();
+    // Key order, prefix bounds, tables apart.
+    assert_eq!(keys(&kv, Table::Revisions, "r/"), ["r/a", "r/b", "r/c"]);
+    assert_eq!(keys(&kv, Table::Revisions, "").len(), 5);
+    assert_eq!(keys(&kv, Table::Meta, ""), ["r/a"]);
+    assert_eq!(kv.get(Table::Meta, "r/a").unwrap(), Some(b"9".to_vec()));
+    assert_eq!(kv.get(Table::Meta, "r/b").unwrap(), None);
+    // Deletes, and a delete then a put of one key in a batch (the put wins).
+    let mut b = Batch::default();
+    b.delete(Table::Revisions, "r/b");
+    b.delete(Table::Revisions, "r/c");
+    put(&mut b, Table::Revisions, "r/c", 2);
+    kv.commit(b).unwrap();
+    assert_eq!(keys(&kv, Table::Revisions, "r/"), ["r/a", "r/c"]);
+    assert_eq!(kv.get(Table::Revisions, "r/c").unwrap(), Some(b"2".to_vec()));
+    // Another prefix sees none of it.
+    let other = EtcdStore::open(settings(&etcd, "/t2")).unwrap();
+    assert!(keys(&other, Table::Revisions, "").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_page_through_many_keys() {
+    let etcd = Etcd::start().await.unwrap();
+    let kv = EtcdStore::open(settings(&etcd, "/convoy")).unwrap();
+    for chunk in 0..10u64 {
+        let mut b = Batch::default();
+        for i in 0..120u64 {
+            put(&mut b, Table::Audit, &format!("{:06}", chunk * 120 + i), i);
+        }
+        kv.commit(b).unwrap();
+    }
+    let all = keys(&kv, Table::Audit, "");
+    assert_eq!(all.len(), 1200);
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_batch_is_refused_whole() {
+    let etcd = Etcd::start().await.unwrap();
+    let kv = EtcdStore::open(settings(&etcd, "/convoy")).unwrap();
+    let mut b = Batch::default();
+    for i in 0..=DEFAULT_MAX_TXN_OPS {
+        put(&mut b, Table::Audit, &format!("{i:04}"), 1);
+    }
+    let err = kv.commit(b).unwrap_err().to_string();
+    assert!(
+        err.contains("129 writes") && err.contains("--max-txn-ops"),
+        "{err}"
+    );
+    assert!(
+        keys(&kv, Table::Audit, "").is_empty(),
+        "nothing of it was written"
+    );
+    // Exactly the limit passes.
+    let mut b = Batch::default();
+    for i in 0..DEFAULT_MAX_TXN_OPS {
+        put(&mut b, Table::Audit, &format!("{i:04}"), 1);
+    }
+    kv.commit(b).unwrap();
+    assert_eq!(keys(&kv, Table::Audit, "").len(), DEFAULT_MAX_TXN_OPS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_cannot_write() {
+    let etcd = Etcd::start().await.unwrap();
+    let s = settings(&etcd, "/convoy");
+    let ttl = Duration::from_secs(2);
+    let a = Candidate::new(&s, "a".into(), ttl).unwrap();
+    let b = Candidate::new(&s, "b".into(), ttl).unwrap();
+    let Campaign::Won(lead_a) = a.campaign().await.unwrap() else {
+        panic!("the first candidate leads")
+    };
+    assert!(matches!(b.campaign().await.unwrap(), Campaign::Standby(n) if n == "a"));
+    let store_a = EtcdStore::fenced(s.clone(), &lead_a).unwrap();
+    let mut batch = Batch::default();
+    put(&mut batch, Table::Meta, "seq", 1);
+    store_a.commit(batch).unwrap();
+    let mut lost = lead_a.lost();
+    assert!(lost.borrow().is_none());
+
+    // A stops renewing (as if paused); its lease expires and B takes over.
+    drop(lead_a);
+    let lead_b = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Campaign::Won(l) = b.campaign().await.unwrap() {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("b leads once a's lease expired");
+    let mut batch = Batch::default();
+    put(&mut batch, Table::Meta, "seq", 2);
+    put(&mut batch, Table::Meta, "other", 2);
+    let err = store_a.commit(batch).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    assert!(
+        lost.borrow_and_update()
+            .as_deref()
+            .is_some_and(|m| m.contains("leadership lost"))
+    );
+    let store_b = EtcdStore::fenced(s.clone(), &lead_b).unwrap();
+    // The failed transaction wrote nothing.
+    assert_eq!(store_b.get(Table::Meta, "seq").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(store_b.get(Table::Meta, "other").unwrap(), None);
+    let mut batch = Batch::default();
+    put(&mut batch, Table::Meta, "seq", 3);
+    store_b.commit(batch).unwrap();
+
+    // Resigning hands over at once.
+    lead_b.resign().await;
+    assert!(matches!(a.campaign().await.unwrap(), Campaign::Won(_)));
+}
+
+#[test]
+fn a_batch_merges_to_one_write_per_key() {
+    let mut b = Batch::default();
+    b.delete(Table::Meta, "a");
+    put(&mut b, Table::Meta, "a", 1);
+    put(&mut b, Table::Meta, "b", 1);
+    put(&mut b, Table::Meta, "b", 2);
+    b.delete(Table::Audit, "b");
+    let merged: Vec<_> = merge(b).into_iter().collect();
+    assert_eq!(
+        merged,
+        vec![
+            ((Table::Audit, "b".to_string()), Write::Delete),
+            ((Table::Meta, "a".to_string()), Write::Put(b"1".to_vec())),
+            ((Table::Meta, "b".to_string()), Write::Put(b"2".to_vec())),
+        ]
+    );
+}
