@@ -27,7 +27,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// The coordinator's gRPC address (`https://convoyd.example:7443`).
+    /// The coordinator's gRPC address (`https://convoyd.example:7443`), or several
+    /// separated by commas for coordinators in high availability without a load
+    /// balancer: tried in turn, the agent stays with the one that welcomes it.
     pub coordinator: String,
     /// The registry context this agent serves.
     pub context: String,
@@ -118,11 +120,29 @@ impl AgentConfig {
         Ok(cfg)
     }
 
+    /// The coordinator addresses, in the order they are tried.
+    fn coordinators(&self) -> impl Iterator<Item = &str> {
+        self.coordinator
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+    }
+
     fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !(self.coordinator.starts_with("http://") || self.coordinator.starts_with("https://")) {
+        let urls: Vec<&str> = self.coordinators().collect();
+        if urls.is_empty() {
             return Err((
                 "coordinator",
-                format!("expected an http:// or https:// URL, got {:?}", self.coordinator),
+                "expected an http:// or https:// URL (or several, separated by commas)".into(),
+            ));
+        }
+        if let Some(bad) = urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err((
+                "coordinator",
+                format!("expected an http:// or https:// URL, got {bad:?}"),
             ));
         }
         if self.context.trim().is_empty() {
@@ -188,7 +208,7 @@ impl AgentConfig {
                 ));
             }
         }
-        if !self.coordinator.starts_with("https://") {
+        if self.coordinators().any(|u| !u.starts_with("https://")) {
             return Err((
                 CERT,
                 format!(
@@ -229,6 +249,22 @@ mod tests {
     }
 
     #[test]
+    fn several_coordinators_are_tried_in_turn() {
+        let cfg = AgentConfig::load_with_env(
+            None,
+            env(&[
+                ("CONVOY_AGENT__COORDINATOR", "http://a:7443, http://b:7443"),
+                ("CONVOY_AGENT__CONTEXT", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.coordinators().collect::<Vec<_>>(),
+            ["http://a:7443", "http://b:7443"]
+        );
+    }
+
+    #[test]
     fn missing_required_key_is_named() {
         let err = AgentConfig::load_with_env(None, env(&[("CONVOY_AGENT__CONTEXT", "x")]))
             .unwrap_err()
@@ -247,6 +283,8 @@ mod tests {
             ("CONVOY_AGENT__HISTORY_LIMIT", "0", "`history_limit`"),
             ("CONVOY_AGENT__HISTORY_LIMIT", "lots", "history_limit"),
             ("CONVOY_AGENT__COORDINATOR", "convoyd:7443", "`coordinator`"),
+            ("CONVOY_AGENT__COORDINATOR", "https://a:1,b:2", "\"b:2\""),
+            ("CONVOY_AGENT__COORDINATOR", " , ", "`coordinator`"),
         ] {
             let mut e = env(&base);
             e.retain(|(key, _)| key != k);

@@ -1,7 +1,8 @@
 //! The coordinator highly available on etcd, with real processes: two `convoyd` on one
 //! real etcd. One leads, the other stands by (not ready, refusing every call with the
 //! leader's name); killing the leader hands the role and the recorded state to the
-//! standby within about the lease TTL; a leader whose lease is revoked stops.
+//! standby within about the lease TTL, and an agent given both addresses follows it;
+//! a leader whose lease is revoked stops.
 //! (The store contract on etcd and the fencing of a deposed leader's writes are tested
 //! in the daemon: `cargo test -p convoy-daemon --lib store::etcd`.)
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use convoy_proto::v1 as pb;
-use convoy_tests::convoy::Convoyd;
+use convoy_tests::convoy::{AgentProcess, Convoyd};
 use convoy_tests::etcd::Etcd;
 use convoy_tests::http;
 use pb::release_service_client::ReleaseServiceClient;
@@ -149,6 +150,11 @@ async fn a_standby_takes_over_with_the_leaders_state() {
         .unwrap_or_else(|s| panic!("submit refused: {s}"))
         .into_inner();
     assert_eq!(submitted.revision, 1);
+    // An agent given both coordinators (no load balancer): the standby refuses it, the
+    // leader welcomes it.
+    let _agent = AgentProcess::start(&format!("{},{}", b.addr, a.addr), "east", "agent-east", None, "")
+        .await
+        .unwrap();
 
     let mut a = a;
     a.kill();
@@ -181,6 +187,38 @@ async fn a_standby_takes_over_with_the_leaders_state() {
     assert_eq!(history.revisions.len(), 1, "{history:?}");
     assert_eq!(history.revisions[0].number, 1);
     assert_eq!(history.revisions[0].reason, "ha test");
+
+    // The agent follows the new leader.
+    let ch = Channel::from_shared(b.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let clusters = pb::cluster_service_client::ClusterServiceClient::with_interceptor(ch, Bearer);
+    eventually(
+        "the agent reconnects to the new leader",
+        Duration::from_secs(30),
+        || {
+            let mut clusters = clusters.clone();
+            async move {
+                let list = clusters
+                    .list_clusters(pb::ListClustersRequest::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                let connected = list
+                    .clusters
+                    .iter()
+                    .any(|c| c.context == "east" && c.agent.as_ref().is_some_and(|a| a.connected));
+                if connected {
+                    Ok(())
+                } else {
+                    Err(format!("{list:?}"))
+                }
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

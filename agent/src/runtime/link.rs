@@ -49,6 +49,8 @@ enum End {
 /// Keeps a session up until `stopping` fires.
 pub(crate) async fn run<B: Backend>(shared: Arc<Shared<B>>, stopping: CancellationToken) {
     let cfg = &shared.config;
+    let urls: Vec<String> = cfg.coordinators().into_iter().map(str::to_string).collect();
+    let mut at = 0;
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut first = true;
     loop {
@@ -56,7 +58,13 @@ pub(crate) async fn run<B: Backend>(shared: Arc<Shared<B>>, stopping: Cancellati
             shared.metrics.reconnect();
         }
         first = false;
-        let end = session(&shared, &stopping).await;
+        let url = urls.get(at).map_or(cfg.coordinator.as_str(), String::as_str);
+        let end = session(&shared, &stopping, url).await;
+        // With several coordinators (HA), the next attempt tries the next one: a
+        // standby refuses the agent, a dead leader does not answer.
+        if urls.len() > 1 && !matches!(end, End::Stopping) {
+            at = (at + 1) % urls.len();
+        }
         locked(&shared.outbox).disconnect();
         shared.metrics.set_connected(false);
         let delay = match end {
@@ -66,12 +74,12 @@ pub(crate) async fn run<B: Backend>(shared: Arc<Shared<B>>, stopping: Cancellati
                     backoff.reset();
                 }
                 let delay = backoff.next_delay();
-                tracing::warn!(coordinator = %cfg.coordinator, reason = %why, retry_in_ms = delay.as_millis() as u64, "agent link down; reconnecting");
+                tracing::warn!(coordinator = %url, reason = %why, retry_in_ms = delay.as_millis() as u64, "agent link down; reconnecting");
                 delay
             }
             End::Refused { why, hint } => {
                 tracing::error!(
-                    coordinator = %cfg.coordinator,
+                    coordinator = %url,
                     context = %cfg.context,
                     reason = %why,
                     retry_in_s = cfg.auth_retry.as_secs(),
@@ -153,12 +161,12 @@ async fn hello<B: Backend>(shared: &Shared<B>, token: Option<&Token>) -> (pb::He
     (hello, snapshot.seq)
 }
 
-async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationToken) -> End {
+async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationToken, url: &str) -> End {
     let token = match token(shared) {
         Ok(t) => t,
         Err(why) => return End::Misconfigured(why),
     };
-    let ep = match tls::endpoint(&shared.config) {
+    let ep = match tls::endpoint(&shared.config, url) {
         Ok(ep) => ep,
         Err(why) => return End::Misconfigured(why.to_string()),
     };

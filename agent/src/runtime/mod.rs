@@ -77,7 +77,10 @@ pub enum Credentials {
 /// How the runtime behaves; [`RuntimeConfig::new`] has production defaults.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// `http://` or `https://` address of the coordinator.
+    /// `http://` or `https://` address of the coordinator; several separated by commas
+    /// (coordinators in high availability on etcd, without a load balancer in front):
+    /// the agent tries them in turn and stays with the one that welcomes it (a standby
+    /// refuses it with UNAVAILABLE).
     pub coordinator: String,
     pub context: String,
     pub credentials: Credentials,
@@ -172,22 +175,41 @@ impl RuntimeConfig {
         Ok(rc)
     }
 
+    /// The coordinator addresses, in the order they are tried.
+    pub fn coordinators(&self) -> Vec<&str> {
+        self.coordinator
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), RuntimeError> {
-        let err = |reason: &str| RuntimeError::Coordinator {
-            url: self.coordinator.clone(),
-            reason: reason.into(),
-        };
-        if self.coordinator.starts_with("https://") {
-            if self.ca_pem.is_none() {
-                return Err(err(
-                    "https needs ca_file: the agent trusts only the CA it is given for the coordinator",
-                ));
-            }
-        } else if !self.coordinator.starts_with("http://") {
-            return Err(err("expected an http:// or https:// URL"));
+        let urls = self.coordinators();
+        if urls.is_empty() {
+            return Err(RuntimeError::Coordinator {
+                url: self.coordinator.clone(),
+                reason: "expected an http:// or https:// URL (or several, separated by commas)".into(),
+            });
         }
-        // Builds what a connect builds: the URL, the CA, the client certificate.
-        tls::endpoint(self).map(|_| ())
+        for url in urls {
+            let err = |reason: &str| RuntimeError::Coordinator {
+                url: url.to_string(),
+                reason: reason.into(),
+            };
+            if url.starts_with("https://") {
+                if self.ca_pem.is_none() {
+                    return Err(err(
+                        "https needs ca_file: the agent trusts only the CA it is given for the coordinator",
+                    ));
+                }
+            } else if !url.starts_with("http://") {
+                return Err(err("expected an http:// or https:// URL"));
+            }
+            // Builds what a connect builds: the URL, the CA, the client certificate.
+            tls::endpoint(self, url)?;
+        }
+        Ok(())
     }
 }
 

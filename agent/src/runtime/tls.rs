@@ -65,12 +65,12 @@ pub(crate) fn has_pem_block(pem: &[u8], label_end: &str) -> bool {
 /// The endpoint for one connection to the coordinator, with TLS when `ca_pem` is set
 /// (https) and the client certificate when one is configured. Fails when a file is
 /// unreadable, not PEM, or the key does not belong to the certificate.
-pub(crate) fn endpoint(cfg: &RuntimeConfig) -> Result<Endpoint, RuntimeError> {
+pub(crate) fn endpoint(cfg: &RuntimeConfig, url: &str) -> Result<Endpoint, RuntimeError> {
     let coordinator = |reason: String| RuntimeError::Coordinator {
-        url: cfg.coordinator.clone(),
+        url: url.to_string(),
         reason,
     };
-    let ep = Endpoint::from_shared(cfg.coordinator.clone())
+    let ep = Endpoint::from_shared(url.to_string())
         .map_err(|e| coordinator(format!("not a valid URL: {e}")))?
         .connect_timeout(cfg.connect_timeout)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -163,7 +163,7 @@ mod tests {
         };
         std::fs::write(&id.cert_file, cert).unwrap();
         std::fs::write(&id.key_file, key).unwrap();
-        endpoint(&config(Some(id))).unwrap();
+        endpoint(&config(Some(id)), "https://convoyd.test:7443").unwrap();
     }
 
     #[test]
@@ -214,7 +214,9 @@ mod tests {
         ];
         let secret = |pem: &str| pem.lines().nth(1).unwrap().to_string();
         for (id, field, want) in cases {
-            let err = endpoint(&config(Some(id.clone()))).unwrap_err().to_string();
+            let err = endpoint(&config(Some(id.clone())), "https://convoyd.test:7443")
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(field) && err.contains(want), "{id:?}: {err}");
             assert!(
                 !err.contains(&secret(&key)) && !err.contains(&secret(&other_key)),
@@ -232,7 +234,7 @@ mod tests {
         }));
         cfg.coordinator = "http://convoyd:7443".into();
         cfg.ca_pem = None;
-        let err = endpoint(&cfg).unwrap_err().to_string();
+        let err = endpoint(&cfg, &cfg.coordinator.clone()).unwrap_err().to_string();
         assert!(err.contains("only presented over TLS"), "{err}");
     }
 
