@@ -17,6 +17,7 @@ mod diffs;
 mod state;
 mod views;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -85,6 +86,23 @@ pub struct ApplyBody {
     pub health: (Duration, Duration),
     pub options: ApplyOptions,
     pub chart: String,
+}
+
+impl ApplyBody {
+    /// What the agent of `context` gets for `prepared`, judged by `health`.
+    pub(crate) fn of(prepared: &Prepared, context: &str, health: (Duration, Duration)) -> Self {
+        let of_context = |m: &BTreeMap<String, Vec<RenderedManifest>>| {
+            Arc::new(m.get(context).cloned().unwrap_or_default())
+        };
+        ApplyBody {
+            namespace: prepared.meta.namespace.clone(),
+            manifests: of_context(&prepared.manifests),
+            hooks: of_context(&prepared.hooks),
+            health,
+            options: prepared.options,
+            chart: format!("{}-{}", prepared.chart_name, prepared.chart_version),
+        }
+    }
 }
 
 /// A change for watchers of one release.
@@ -290,6 +308,15 @@ impl Coordinator {
         let _ = self.tx.send(msg);
     }
 
+    /// Prepares a submit; an invalid file is INVALID_ARGUMENT, secrets or rendering
+    /// that fail are FAILED_PRECONDITION.
+    async fn prepare(&self, inputs: &SubmitInputs) -> Result<Prepared, CoreError> {
+        self.preparer.prepare(inputs, None).await.map_err(|e| match e {
+            crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
+            other => CoreError::FailedPrecondition(other.to_string()),
+        })
+    }
+
     /// Validates, resolves and renders a submit (before any cluster is touched), then
     /// records revision N and queues its rollout. `dry_run` stops after preparing.
     pub async fn submit(
@@ -299,10 +326,7 @@ impl Coordinator {
         reason: String,
         dry_run: bool,
     ) -> Result<(Accepted, Vec<(String, usize, String)>), CoreError> {
-        let prepared = self.preparer.prepare(&inputs, None).await.map_err(|e| match e {
-            crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
-            other => CoreError::FailedPrecondition(other.to_string()),
-        })?;
+        let prepared = self.prepare(&inputs).await?;
         let summary: Vec<(String, usize, String)> = prepared
             .manifests
             .iter()
@@ -344,10 +368,7 @@ impl Coordinator {
         timeout: Duration,
     ) -> Result<(String, Vec<crate::diff::ContextDiff>), CoreError> {
         use crate::diff::{ContextDiff, DiffOutcome};
-        let prepared = self.preparer.prepare(&inputs, None).await.map_err(|e| match e {
-            crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
-            other => CoreError::FailedPrecondition(other.to_string()),
-        })?;
+        let prepared = self.prepare(&inputs).await?;
         let release = prepared.meta.name.clone();
         let masker = prepared.masker.clone();
         let (reply, rx) = oneshot::channel();

@@ -89,6 +89,16 @@ impl Env for StepEnv<'_> {
 
 const PREFLIGHT_SUFFIX: &str = "-preflight";
 
+/// The gauges of `/metrics`, read from the core's state when asked.
+#[derive(Clone, Copy)]
+struct Gauges {
+    connected: usize,
+    contexts: usize,
+    running: usize,
+    queued: usize,
+    diffs_pending: usize,
+}
+
 /// What an audit entry is about.
 struct Audit<'a> {
     action: &'a str,
@@ -344,11 +354,14 @@ impl Core {
                     })
                     .count();
                 let queued: usize = self.releases.values().map(|r| r.queue.len()).sum::<usize>() - running;
-                let mut text = self
-                    .metrics
-                    .render(connected, self.registry.len(), running, queued);
-                text.push_str(&Metrics::render_diffs(self.diffs.len()));
-                let _ = reply.send(Ok(text));
+                let gauges = Gauges {
+                    connected,
+                    contexts: self.registry.len(),
+                    running,
+                    queued,
+                    diffs_pending: self.diffs.len(),
+                };
+                let _ = reply.send(Ok(self.metrics.render(&gauges)));
             }
             Msg::Diff { prepared, reply } => {
                 let waits = self.start_diff(&prepared);
@@ -381,7 +394,6 @@ impl Core {
             .get(&p.meta.name)
             .map_or(0, |r| r.record.latest_revision)
             + 1;
-        let chart = format!("{}-{}", p.chart_name, p.chart_version);
         let health = (p.plan.progress_deadline, p.plan.min_ready_window);
         let order: Vec<&String> = p.plan.waves.iter().flatten().collect();
         let mut waits = Vec::with_capacity(order.len());
@@ -395,14 +407,7 @@ impl Core {
                 release: p.meta.name.clone(),
                 revision,
                 operation_id: operation_id.clone(),
-                body: OutBody::DryRun(ApplyBody {
-                    namespace: p.meta.namespace.clone(),
-                    manifests: Arc::new(p.manifests.get(context).cloned().unwrap_or_default()),
-                    hooks: Arc::new(p.hooks.get(context).cloned().unwrap_or_default()),
-                    health,
-                    options: p.options,
-                    chart: chart.clone(),
-                }),
+                body: OutBody::DryRun(ApplyBody::of(p, context, health)),
             };
             let agent = self.agents.get(context);
             let sent = agent
@@ -1061,17 +1066,7 @@ impl Core {
     fn out_command(&self, id: &str, context: &str, command: Command) -> Option<OutCommand> {
         let op = self.ops.get(id)?;
         let health = (op.plan.progress_deadline, op.plan.min_ready_window);
-        let apply_body = || -> Option<ApplyBody> {
-            let p = self.prepared.get(id)?;
-            Some(ApplyBody {
-                namespace: p.meta.namespace.clone(),
-                manifests: Arc::new(p.manifests.get(context).cloned().unwrap_or_default()),
-                hooks: Arc::new(p.hooks.get(context).cloned().unwrap_or_default()),
-                health,
-                options: p.options,
-                chart: format!("{}-{}", p.chart_name, p.chart_version),
-            })
-        };
+        let apply_body = || Some(ApplyBody::of(self.prepared.get(id)?, context, health));
         let (revision, operation_id, body) = match command {
             Command::Apply { revision } => (revision, op.id.clone(), OutBody::Apply(apply_body()?)),
             Command::DryRun { revision } => (
@@ -1440,7 +1435,14 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    fn render(&self, connected: usize, contexts: usize, running: usize, queued: usize) -> String {
+    fn render(&self, g: &Gauges) -> String {
+        let Gauges {
+            connected,
+            contexts,
+            running,
+            queued,
+            diffs_pending,
+        } = *g;
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(
@@ -1485,14 +1487,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE convoy_operations_queued gauge");
         let _ = writeln!(out, "convoy_operations_queued {queued}");
+        let _ = writeln!(
+            out,
+            "# HELP convoy_diff_dry_runs_pending Diff dry runs waiting for an agent's answer."
+        );
+        let _ = writeln!(out, "# TYPE convoy_diff_dry_runs_pending gauge");
+        let _ = writeln!(out, "convoy_diff_dry_runs_pending {diffs_pending}");
         out
-    }
-
-    /// The gauge of diff dry runs waiting for their agents.
-    fn render_diffs(pending: usize) -> String {
-        format!(
-            "# HELP convoy_diff_dry_runs_pending Diff dry runs waiting for an agent's answer.\n\
-             # TYPE convoy_diff_dry_runs_pending gauge\nconvoy_diff_dry_runs_pending {pending}\n"
-        )
     }
 }

@@ -66,6 +66,16 @@ fn object_name(o: &Option<pb::ObjectRef>) -> String {
     })
 }
 
+/// A failure's message, prefixed with the object it names unless it names it already.
+fn failure_message(f: &pb::Failed) -> String {
+    let obj = object_name(&f.object);
+    if obj.is_empty() || f.message.contains(&obj) {
+        f.message.clone()
+    } else {
+        format!("{obj}: {}", f.message)
+    }
+}
+
 /// An agent event as a domain report (None for an event without an operation).
 pub fn report_from_wire(ev: &pb::AgentEvent) -> Option<AgentReport> {
     use pb::agent_event::Event;
@@ -98,17 +108,10 @@ pub fn report_from_wire(ev: &pb::AgentEvent) -> Option<AgentReport> {
             }
         }
         Event::Healthy(_) => Report::Healthy,
-        Event::Failed(f) => {
-            let obj = object_name(&f.object);
-            Report::Failed {
-                reason: f.reason.clone(),
-                message: if obj.is_empty() || f.message.contains(&obj) {
-                    f.message.clone()
-                } else {
-                    format!("{obj}: {}", f.message)
-                },
-            }
-        }
+        Event::Failed(f) => Report::Failed {
+            reason: f.reason.clone(),
+            message: failure_message(f),
+        },
         Event::DryRun(d) => {
             let refused: Vec<String> = d
                 .objects
@@ -140,16 +143,11 @@ pub fn diff_from_wire(ev: &pb::AgentEvent) -> Option<DiffOutcome> {
     use pb::agent_event::Event;
     match ev.event.as_ref()? {
         Event::DryRun(d) => Some(DiffOutcome::Done(d.objects.iter().map(object_diff).collect())),
-        Event::Failed(f) => {
-            let obj = object_name(&f.object);
-            Some(DiffOutcome::Failed(
-                if obj.is_empty() || f.message.contains(&obj) {
-                    format!("{}: {}", f.reason, f.message)
-                } else {
-                    format!("{}: {obj}: {}", f.reason, f.message)
-                },
-            ))
-        }
+        Event::Failed(f) => Some(DiffOutcome::Failed(format!(
+            "{}: {}",
+            f.reason,
+            failure_message(f)
+        ))),
         Event::Aborted(a) => Some(DiffOutcome::Failed(format!(
             "the dry run was aborted: {}",
             a.reason
