@@ -122,10 +122,7 @@ impl AgentConfig {
 
     /// The coordinator addresses, in the order they are tried.
     fn coordinators(&self) -> impl Iterator<Item = &str> {
-        self.coordinator
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
+        crate::runtime::coordinator_urls(&self.coordinator)
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {

@@ -67,6 +67,17 @@ async fn wait_op_of(
     last.expect("an operation event")
 }
 
+/// Whether every Deployment of web.fleet in `b`'s cluster runs `image`.
+fn runs_image(b: &SimBackend, image: &str) -> bool {
+    b.objects_of("web.fleet")
+        .iter()
+        .filter(|o| o.kind == "Deployment")
+        .all(|o| {
+            b.object(o)
+                .is_some_and(|v| v["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+        })
+}
+
 /// The coordinator in process with `contexts` (name, region, apply latency in ms) in
 /// its registry, and a simulated agent for each of the first `agents` of them; returns
 /// once those agents are connected.
@@ -151,17 +162,7 @@ async fn a_150_context_fleet_rolls_out_and_back() {
         reason: "fleet test".into(),
         ..Default::default()
     };
-    let image_everywhere = |want: &str| {
-        backends.iter().all(|b| {
-            b.objects_of("web.fleet")
-                .iter()
-                .filter(|o| o.kind == "Deployment")
-                .all(|o| {
-                    b.object(o)
-                        .is_some_and(|v| v["spec"]["template"]["spec"]["containers"][0]["image"] == want)
-                })
-        })
-    };
+    let image_everywhere = |want: &str| backends.iter().all(|b| runs_image(b, want));
 
     // Revision 1 everywhere: the canary wave first, then the rest.
     let r1 = c
@@ -253,18 +254,7 @@ async fn a_150_context_fleet_rolls_out_and_back() {
     assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
     assert_eq!(op.message, "2 of 2 contexts rolled back");
     let images: Vec<(String, bool)> = (0..N)
-        .map(|i| {
-            let b = &backends[i];
-            let on_one = b
-                .objects_of("web.fleet")
-                .iter()
-                .filter(|o| o.kind == "Deployment")
-                .all(|o| {
-                    b.object(o)
-                        .is_some_and(|v| v["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1")
-                });
-            (ctx(i), on_one)
-        })
+        .map(|i| (ctx(i), runs_image(&backends[i], "web:1")))
         .collect();
     for (name, on_one) in &images {
         assert_eq!(*on_one, only.contains(name), "{name} on revision 1: {on_one}");

@@ -177,11 +177,7 @@ impl RuntimeConfig {
 
     /// The coordinator addresses, in the order they are tried.
     pub fn coordinators(&self) -> Vec<&str> {
-        self.coordinator
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect()
+        coordinator_urls(&self.coordinator).collect()
     }
 
     fn validate(&self) -> Result<(), RuntimeError> {
@@ -211,6 +207,11 @@ impl RuntimeConfig {
         }
         Ok(())
     }
+}
+
+/// The addresses in a `coordinator` setting: one, or several separated by commas.
+pub(crate) fn coordinator_urls(setting: &str) -> impl Iterator<Item = &str> {
+    setting.split(',').map(str::trim).filter(|u| !u.is_empty())
 }
 
 /// Reads a token file: trimmed, non-empty. The error never includes the content.
