@@ -326,6 +326,17 @@ pub struct DeployedRevision {
     pub kept: Vec<u64>,
 }
 
+/// What the cluster's API server serves, as Helm's `GetVersionSet` reads it from a live
+/// cluster: the coordinator renders this cluster's charts against it (`.Capabilities`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterCapabilities {
+    /// The API server's `gitVersion` (`v1.20.2`).
+    pub kube_version: String,
+    /// Every `group/version` served and every `group/version/Kind` of their resources
+    /// (the core group as `v1`, `v1/Pod`), sorted and without duplicates.
+    pub api_versions: Vec<String>,
+}
+
 /// A held per-release lock; released by [`Backend::unlock`] (or, when the holder dies,
 /// recovered after it expires).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,4 +483,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every release this cluster's history knows, for the agent's hello.
     fn deployed(&self) -> impl Future<Output = Result<Vec<DeployedRevision>, Failure>> + Send;
+
+    /// The cluster's Kubernetes version and API versions (discovery), for the agent's
+    /// hello: read at every connect, so a cluster upgraded since shows at the next one.
+    fn capabilities(&self) -> impl Future<Output = Result<ClusterCapabilities, Failure>> + Send;
 }

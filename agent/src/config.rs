@@ -65,6 +65,11 @@ pub struct AgentConfig {
     /// rollback, to model a real cluster API's latency (demos, benchmarks).
     #[serde(default)]
     pub sim_latency_ms: u64,
+    /// `simulated` backend only: the Kubernetes version the simulated cluster reports,
+    /// which charts rendered for its context see as `.Capabilities.KubeVersion` (its API
+    /// versions are Helm's default list).
+    #[serde(default = "default_sim_kube_version")]
+    pub sim_kube_version: String,
 }
 
 /// The `tls:` section. A coordinator with `tls.client_cert_optional: false` refuses
@@ -93,6 +98,20 @@ fn default_history_limit() -> u32 {
 }
 fn default_log_format() -> String {
     "pretty".into()
+}
+fn default_sim_kube_version() -> String {
+    crate::sim::DEFAULT_SIM_KUBE_VERSION.into()
+}
+
+/// `1.21`, `v1.21.3`, `v1.21.3-gke.100`: what Kubernetes' `gitVersion` looks like.
+fn is_kube_version(v: &str) -> bool {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl AgentConfig {
@@ -165,6 +184,15 @@ impl AgentConfig {
             && h.parse::<SocketAddr>().is_err()
         {
             return Err(("health_listen", format!("expected host:port, got {h:?}")));
+        }
+        if !is_kube_version(&self.sim_kube_version) {
+            return Err((
+                "sim_kube_version",
+                format!(
+                    "expected a Kubernetes version like v1.21.3, got {:?}",
+                    self.sim_kube_version
+                ),
+            ));
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             return Err((
@@ -243,6 +271,10 @@ mod tests {
         assert_eq!(cfg.context, "dev-us-central1-0");
         assert_eq!(cfg.history_limit, 5);
         assert_eq!(cfg.backend, "kubernetes");
+        assert_eq!(cfg.sim_kube_version, "v1.20.0", "Helm's default");
+        for ok in ["1.21", "v1.21.3", "v1.21.3-gke.100"] {
+            assert!(is_kube_version(ok), "{ok}");
+        }
     }
 
     #[test]
@@ -282,6 +314,8 @@ mod tests {
             ("CONVOY_AGENT__COORDINATOR", "convoyd:7443", "`coordinator`"),
             ("CONVOY_AGENT__COORDINATOR", "https://a:1,b:2", "\"b:2\""),
             ("CONVOY_AGENT__COORDINATOR", " , ", "`coordinator`"),
+            ("CONVOY_AGENT__SIM_KUBE_VERSION", "1.x", "`sim_kube_version`"),
+            ("CONVOY_AGENT__SIM_KUBE_VERSION", "v1", "`sim_kube_version`"),
         ] {
             let mut e = env(&base);
             e.retain(|(key, _)| key != k);

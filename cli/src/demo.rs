@@ -155,6 +155,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         let backend = SimBackend::new(SimConfig {
             history_limit: 10,
             apply_latency: Duration::from_millis(150),
+            ..SimConfig::default()
         });
         let runtime = AgentRuntime::new(rc, backend);
         tokio::spawn(runtime.run(stop.clone()));

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod capabilities;
 pub mod config;
 pub mod core;
 pub mod diff;

@@ -322,6 +322,72 @@ pub struct RevisionRecord {
     pub phase: OperationPhase,
     /// Every target context.
     pub contexts: Vec<String>,
+    /// What each context's render was made with besides the release (a deploy's).
+    #[serde(default)]
+    pub rendered_with: RenderRecord,
+}
+
+/// What a revision's render of each context was made with besides the release: the
+/// cluster's capabilities (by digest: the data is in the store's capabilities table),
+/// and whether the release had history there. Re-rendering the revision (after a
+/// restart) with it gives what the first render gave. A revision recorded before
+/// convoy kept this renders every context as it did then: Helm's defaults, an install.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderRecord {
+    /// Capabilities digest -> the contexts rendered with them; a context in none was
+    /// rendered with Helm's defaults (its agent had not reported any).
+    pub capabilities: BTreeMap<String, Vec<String>>,
+    /// Contexts rendered as an upgrade (`.Release.IsUpgrade`, `.Release.Revision` = the
+    /// revision's number); the others as a first install (revision 1).
+    pub upgrades: std::collections::BTreeSet<String>,
+}
+
+impl RenderRecord {
+    /// The record of `facts` (per context).
+    pub fn of(facts: &BTreeMap<String, crate::capabilities::RenderFacts>) -> Self {
+        let mut r = RenderRecord::default();
+        for (context, f) in facts {
+            if let Some(c) = &f.capabilities {
+                r.capabilities
+                    .entry(c.digest().to_string())
+                    .or_default()
+                    .push(context.clone());
+            }
+            if f.is_upgrade {
+                r.upgrades.insert(context.clone());
+            }
+        }
+        r
+    }
+
+    /// The facts of revision `number` in `contexts`, the capabilities looked up by
+    /// digest; an error names a digest `lookup` does not know.
+    pub fn facts<'a>(
+        &self,
+        number: u64,
+        contexts: impl IntoIterator<Item = &'a String>,
+        lookup: impl Fn(&str) -> Option<std::sync::Arc<crate::capabilities::ClusterCapabilities>>,
+    ) -> Result<BTreeMap<String, crate::capabilities::RenderFacts>, String> {
+        let mut by_context = BTreeMap::new();
+        for (digest, ctxs) in &self.capabilities {
+            let caps =
+                lookup(digest).ok_or_else(|| format!("the cluster capabilities {digest} are not stored"))?;
+            for c in ctxs {
+                by_context.insert(c.as_str(), caps.clone());
+            }
+        }
+        Ok(contexts
+            .into_iter()
+            .map(|c| {
+                let upgrade = self.upgrades.contains(c);
+                let caps = by_context.get(c.as_str()).cloned();
+                (
+                    c.clone(),
+                    crate::capabilities::RenderFacts::of_revision(number, upgrade, caps),
+                )
+            })
+            .collect())
+    }
 }
 
 impl RevisionRecord {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use convoy_release::{Registry, Release, ReleaseError};
 use serde_json::Value;
 
+use crate::capabilities::{FactsSource, RenderFacts};
 use crate::model::{FailureBudget, OnFailure, Plan, SecretVersion};
 use crate::prepare::{
     ApplyOptions, PrepareError, PrepareFuture, Prepared, Preparer, ReleaseMeta, RenderedManifest,
@@ -72,12 +73,14 @@ impl Pipeline {
         &self,
         inputs: &SubmitInputs,
         pinned: Option<&[SecretVersion]>,
+        facts: &dyn FactsSource,
     ) -> Result<Prepared, PrepareError> {
         let (release, chart) = self.load(inputs)?;
         release.validate(&self.registry).map_err(invalid)?;
         let requests = convoy_release::plan_secrets(&release);
         let (values, versions) = self.resolve(&release, &requests, pinned).await?;
-        let (manifests, hooks) = self.render_all(&release, &chart, &values)?;
+        let facts = self.facts(&release, facts).await;
+        let (manifests, hooks) = self.render_all(&release, &chart, &values, &facts)?;
         let masker = convoy_release::mask::Masker::new(values.values().flat_map(|v| v.values()));
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
@@ -122,7 +125,39 @@ impl Pipeline {
                 force_conflicts: o.force_conflicts,
             },
             masker,
+            facts,
         })
+    }
+
+    /// Every target context's facts, a context the source leaves out a first install
+    /// with Helm's defaults. Contexts rendered with Helm's defaults are logged: their
+    /// `.Capabilities` may claim APIs their cluster does not serve.
+    async fn facts(&self, release: &Release, source: &dyn FactsSource) -> BTreeMap<String, RenderFacts> {
+        let targets: Vec<String> = release.targets().map(str::to_string).collect();
+        let mut known = source.facts(&release.metadata.name, &targets).await;
+        let facts: BTreeMap<String, RenderFacts> = targets
+            .iter()
+            .map(|c| {
+                let f = known
+                    .remove(c)
+                    .unwrap_or_else(|| RenderFacts::of_revision(1, false, None));
+                (c.clone(), f)
+            })
+            .collect();
+        let defaults: Vec<&str> = facts
+            .iter()
+            .filter(|(_, f)| f.capabilities.is_none())
+            .map(|(c, _)| c.as_str())
+            .collect();
+        if !defaults.is_empty() {
+            tracing::warn!(
+                release = %release.metadata.name,
+                contexts = %defaults.join(", "),
+                "no cluster capabilities known for these contexts (their agents never reported any): rendered with Helm's defaults, Kubernetes {} and Helm's default API versions",
+                convoy_chart::DEFAULT_KUBE_VERSION
+            );
+        }
+        facts
     }
 
     /// Parses the release with its values files laid out in a scratch directory (they
@@ -260,15 +295,17 @@ impl Pipeline {
         }
     }
 
-    /// Renders every target context, spread over a few threads.
+    /// Renders every target context with its facts, spread over a few threads.
     fn render_all(
         &self,
         release: &Release,
         chart: &convoy_chart::Chart,
         values: &BTreeMap<String, BTreeMap<String, Value>>,
+        facts: &BTreeMap<String, RenderFacts>,
     ) -> Result<(PerContext, PerContext), PrepareError> {
         let targets: Vec<&str> = release.targets().collect();
         let empty = BTreeMap::new();
+        let install = RenderFacts::of_revision(1, false, None);
         let chunk = targets.len().div_ceil(self.render_threads.max(1)).max(1);
         let results: Vec<Result<ContextManifests, PrepareError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = targets
@@ -284,8 +321,10 @@ impl Pipeline {
                                     ))
                                 })?;
                                 let secrets = values.get(*ctx).unwrap_or(&empty);
-                                let r = convoy_release::render_context(release, chart, context, secrets, 0)
-                                    .map_err(render_error)?;
+                                let env = facts.get(*ctx).unwrap_or(&install).env();
+                                let r =
+                                    convoy_release::render_context_in(release, chart, context, secrets, &env)
+                                        .map_err(render_error)?;
                                 let rendered = Rendered {
                                     manifests: as_kube_json(r.objects(), ctx)?,
                                     hooks: as_kube_json(r.hooks.iter(), ctx)?,
@@ -322,8 +361,9 @@ impl Preparer for Pipeline {
         &'a self,
         inputs: &'a SubmitInputs,
         pinned: Option<&'a [SecretVersion]>,
+        facts: &'a dyn FactsSource,
     ) -> PrepareFuture<'a> {
-        Box::pin(self.run(inputs, pinned))
+        Box::pin(self.run(inputs, pinned, facts))
     }
 }
 
@@ -381,6 +421,8 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     const REGISTRY: &str = "contexts:\n  - {name: dev-a, region: r1, env: dev, cloud: gcp, clusterName: a}\n";
@@ -411,7 +453,7 @@ mod tests {
     async fn prepare(inputs: &SubmitInputs) -> Result<Prepared, PrepareError> {
         let registry = Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
         Pipeline::new(registry, SecretSource::None)
-            .run(inputs, None)
+            .run(inputs, None, &crate::capabilities::HelmDefaults)
             .await
     }
 
@@ -468,6 +510,83 @@ mod tests {
             as_agent_reads["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"].as_u64(),
             Some(420)
         );
+    }
+
+    /// A PodDisruptionBudget at policy/v1 where the cluster serves it, else v1beta1, and
+    /// what the render saw.
+    const PDB: &str = "{{- if .Capabilities.APIVersions.Has \"policy/v1\" }}\napiVersion: policy/v1\n{{- else }}\napiVersion: policy/v1beta1\n{{- end }}\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec: {minAvailable: 1, selector: {matchLabels: {app: web}}}\n";
+    const SEEN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seen}\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  install: {{ .Release.IsInstall | quote }}\n  upgrade: {{ .Release.IsUpgrade | quote }}\n  revision: {{ .Release.Revision | quote }}\n  pdbKind: {{ .Capabilities.APIVersions.Has \"policy/v1beta1/PodDisruptionBudget\" | quote }}\n";
+
+    fn object(prepared: &Prepared, kind: &str) -> Value {
+        prepared.manifests["dev-a"]
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(&m.content).expect("JSON"))
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    }
+
+    /// A context renders with its cluster's capabilities (exactly its list, not Helm's
+    /// defaults plus it) and the release's history there; without them, with Helm's
+    /// defaults as a first install, which picks an API a 1.20 cluster does not serve.
+    #[tokio::test]
+    async fn each_context_renders_with_its_cluster_and_history() {
+        use crate::capabilities::{ClusterCapabilities, HelmDefaults};
+        let inputs = submit(&[("templates/pdb.yaml", PDB), ("templates/seen.yaml", SEEN)]);
+        let registry = Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
+        let pipeline = Pipeline::new(registry, SecretSource::None);
+
+        let defaults = pipeline
+            .run(&inputs, None, &HelmDefaults)
+            .await
+            .expect("prepares");
+        assert_eq!(
+            object(&defaults, "PodDisruptionBudget")["apiVersion"],
+            "policy/v1"
+        );
+        let seen = object(&defaults, "ConfigMap");
+        assert_eq!(
+            (
+                &seen["data"]["kube"],
+                &seen["data"]["install"],
+                &seen["data"]["revision"]
+            ),
+            (&json!("v1.20.0"), &json!("true"), &json!("1"))
+        );
+        assert_eq!(seen["data"]["pdbKind"], "false", "Helm's defaults list no kinds");
+        assert!(defaults.facts["dev-a"].capabilities.is_none());
+
+        let cluster = ClusterCapabilities::new(
+            "v1.20.2",
+            [
+                "v1",
+                "v1/ConfigMap",
+                "policy/v1beta1",
+                "policy/v1beta1/PodDisruptionBudget",
+            ]
+            .map(String::from),
+        )
+        .expect("capabilities");
+        let facts = BTreeMap::from([(
+            "dev-a".to_string(),
+            RenderFacts::of_revision(3, true, Some(std::sync::Arc::new(cluster))),
+        )]);
+        let prepared = pipeline.run(&inputs, None, &facts).await.expect("prepares");
+        assert_eq!(
+            object(&prepared, "PodDisruptionBudget")["apiVersion"],
+            "policy/v1beta1"
+        );
+        let seen = object(&prepared, "ConfigMap");
+        assert_eq!(
+            (
+                &seen["data"]["kube"],
+                &seen["data"]["install"],
+                &seen["data"]["upgrade"],
+                &seen["data"]["revision"]
+            ),
+            (&json!("v1.20.2"), &json!("false"), &json!("true"), &json!("3"))
+        );
+        assert_eq!(seen["data"]["pdbKind"], "true");
+        assert_eq!(prepared.facts, facts, "the facts used travel with the render");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::capabilities::{FactsSource, RenderFacts};
 use crate::model::{Plan, SecretVersion};
 use crate::store::SubmitInputs;
 
@@ -63,6 +64,9 @@ pub struct Prepared {
     /// The resolved secret values, only to hide them where they would otherwise show
     /// (a diff's field values). Never stored.
     pub masker: convoy_release::mask::Masker,
+    /// Per target context, what its render was made with besides the release: the
+    /// cluster's capabilities (or Helm's defaults) and install or upgrade.
+    pub facts: BTreeMap<String, RenderFacts>,
 }
 
 /// Why a submit could not be prepared. Messages name the file, field, context, secret
@@ -87,10 +91,13 @@ pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<Prepared, Prepar
 /// simulated demo may supply their own.
 pub trait Preparer: Send + Sync + 'static {
     /// `pinned`: secret versions to read (when re-rendering a recorded revision after
-    /// a restart), so the re-render ships exactly what the revision recorded.
+    /// a restart), so the re-render ships exactly what the revision recorded. `facts`:
+    /// what each target context renders with besides the release (its cluster, the
+    /// release's history there), asked once the release's name and targets are known.
     fn prepare<'a>(
         &'a self,
         inputs: &'a SubmitInputs,
         pinned: Option<&'a [SecretVersion]>,
+        facts: &'a dyn FactsSource,
     ) -> PrepareFuture<'a>;
 }

@@ -115,6 +115,7 @@ async fn start_fleet(
         let backend = Arc::new(SimBackend::new(SimConfig {
             history_limit: 10,
             apply_latency: Duration::from_millis(*latency),
+            ..SimConfig::default()
         }));
         backends.push(backend.clone());
         let mut rc = RuntimeConfig::new(server.clone(), name.clone());

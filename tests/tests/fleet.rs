@@ -7,12 +7,16 @@
 //! SIGKILL mid-rollout and restarted finishes the rollout; a canary secret reaches the
 //! clusters and nothing else; a diff shows what a submit would change, from the agents'
 //! dry runs against the real API servers, without a secret value.
+//!
+//! A second test renders a chart against its real cluster: the agent reports what the
+//! 1.20 API server serves, and convoyd picks the PodDisruptionBudget API the server has
+//! where Helm's default capability list would have picked one it refuses.
 
 use std::time::{Duration, Instant};
 
 use convoy_proto::v1 as pb;
 use convoy_tests::convoy::{AgentProcess, Convoyd};
-use convoy_tests::kube::TestCluster;
+use convoy_tests::kube::{ControlPlane, TestCluster};
 use convoy_tests::openbao::OpenBao;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -550,4 +554,213 @@ fn base64(s: &str) -> String {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What the capabilities test chart rendered, as read back from the cluster.
+async fn seen(client: &kube::Client) -> std::collections::BTreeMap<String, String> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "budget");
+    cms.get("guard-seen")
+        .await
+        .expect("the chart's ConfigMap")
+        .data
+        .unwrap_or_default()
+}
+
+/// A release of `tests/charts/capabilities` (a PodDisruptionBudget at `policy/v1` where
+/// `.Capabilities.APIVersions.Has "policy/v1"`, else `policy/v1beta1`) to a real 1.20
+/// control plane through convoyd and a real agent: the agent reports the cluster's
+/// discovery, which has no `policy/v1`, so the PDB lands as `policy/v1beta1`. Rendered
+/// with Helm's default capability list (as `convoy template` does, and convoyd did for
+/// every cluster before) the chart picks `policy/v1`, which that API server refuses.
+/// Two submits: the first is an install at revision 1, the second an upgrade at 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_render_against_their_own_cluster() {
+    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+    let cluster = ControlPlane::start("caps").await.unwrap();
+    let kube = cluster.client().await;
+    let cfg = "contexts:\n  - {name: k120, region: r1, env: dev, cloud: sim, clusterName: k120}\n\
+               auth:\n  tokens:\n    - {name: jenkins, role: deployer, token: t-deploy}\n  agents:\n    - {context: k120, token: agent-k120}\n\
+               heartbeat_seconds: 2\n";
+    let convoyd = Convoyd::start(cfg).await.unwrap();
+    let _agent = AgentProcess::start(
+        &convoyd.addr,
+        "k120",
+        "agent-k120",
+        Some(&cluster.kubeconfig_yaml()),
+        "",
+    )
+    .await
+    .unwrap();
+
+    // What the server serves: policy at v1beta1 only. Helm's default list claims
+    // policy/v1 (and lists no kinds at all).
+    let server_version = kube.apiserver_version().await.unwrap().git_version;
+    assert!(server_version.starts_with("v1.20."), "{server_version}");
+    let groups = kube.list_api_groups().await.unwrap();
+    let policy: Vec<&str> = groups
+        .groups
+        .iter()
+        .filter(|g| g.name == "policy")
+        .flat_map(|g| g.versions.iter().map(|v| v.group_version.as_str()))
+        .collect();
+    assert_eq!(policy, ["policy/v1beta1"]);
+    assert!(convoy_chart::DEFAULT_API_VERSIONS.contains(&"policy/v1"));
+    assert!(
+        !convoy_chart::DEFAULT_API_VERSIONS
+            .iter()
+            .any(|a| a.ends_with("/PodDisruptionBudget")),
+        "Helm's defaults list group versions only"
+    );
+
+    // The coordinator has the agent's report before anything is submitted.
+    let ch = Channel::from_shared(convoyd.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut clusters =
+        pb::cluster_service_client::ClusterServiceClient::with_interceptor(ch, Bearer("t-deploy".into()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = clusters
+            .list_clusters(pb::ListClustersRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        let reported = list.clusters[0]
+            .agent
+            .as_ref()
+            .map(|a| a.kube_version.clone())
+            .unwrap_or_default();
+        if !reported.is_empty() {
+            assert_eq!(reported, server_version);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent never reported its cluster");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let chart_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/capabilities");
+    let archive = convoy_chart::package_dir(&chart_dir).unwrap();
+    let release = "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: guard.budget, namespace: budget, environment: dev}\n\
+                   spec:\n  chart: {path: ./capabilities}\n  contexts: [k120]\n  health: {progressDeadline: 1m, minReadyWindow: 0s}\n";
+    let mut jenkins = client(&convoyd.addr, "t-deploy").await;
+    let pdbs = |version: &str| {
+        let ar = ApiResource {
+            group: "policy".into(),
+            version: version.into(),
+            api_version: format!("policy/{version}"),
+            kind: "PodDisruptionBudget".into(),
+            plural: "poddisruptionbudgets".into(),
+        };
+        Api::<DynamicObject>::namespaced_with(kube.clone(), "budget", &ar)
+    };
+    for (n, reason) in [(1u64, "install"), (2, "upgrade")] {
+        let r = jenkins
+            .submit_release(pb::SubmitReleaseRequest {
+                release_yaml: release.into(),
+                source_name: "guard.yaml".into(),
+                chart_archive: archive.clone(),
+                values_files: vec![],
+                reason: reason.into(),
+                dry_run: false,
+            })
+            .await
+            .unwrap_or_else(|s| panic!("submit refused: {s}"))
+            .into_inner();
+        assert_eq!(r.revision, n);
+        let summary = &r.rendered[0];
+        assert_eq!(
+            (
+                summary.kube_version.as_str(),
+                summary.default_capabilities,
+                summary.release_revision,
+                summary.is_upgrade
+            ),
+            (server_version.as_str(), false, n, n > 1)
+        );
+        let mut watcher = client(&convoyd.addr, "t-deploy").await;
+        let mut stream = watcher
+            .watch_release(pb::WatchReleaseRequest {
+                release: "guard.budget".into(),
+                operation_id: r.operation_id.clone(),
+                follow: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut last = None;
+        while let Some(e) = tokio::time::timeout(Duration::from_secs(120), stream.message())
+            .await
+            .expect("the rollout finishes")
+            .unwrap()
+        {
+            if let Some(pb::rollout_event::Event::Operation(op)) = e.event {
+                last = Some(op);
+            }
+        }
+        let op = last.expect("an operation event");
+        assert_eq!(phase(op.phase), pb::OperationPhase::Succeeded, "{}", op.message);
+
+        // What the render saw, from the cluster.
+        let seen = seen(&kube).await;
+        let get = |k: &str| seen.get(k).map(String::as_str).unwrap_or_default();
+        assert_eq!(get("kubeVersion"), server_version);
+        assert_eq!(
+            (
+                get("hasPolicyV1"),
+                get("hasPolicyV1PDB"),
+                get("hasPolicyV1beta1PDB")
+            ),
+            ("false", "false", "true"),
+            "the cluster's discovery, group versions and kinds"
+        );
+        assert_eq!(
+            (get("isInstall"), get("isUpgrade"), get("revision")),
+            if n == 1 {
+                ("true", "false", "1")
+            } else {
+                ("false", "true", "2")
+            }
+        );
+        let pdb = pdbs("v1beta1").get("guard").await.unwrap();
+        assert_eq!(
+            pdb.types.map(|t| t.api_version).as_deref(),
+            Some("policy/v1beta1")
+        );
+    }
+
+    // Helm's defaults (what `convoy template` assumes without --api-versions) pick
+    // policy/v1 for the same chart, and this API server has no such API.
+    let chart = convoy_chart::Chart::load(&chart_dir).unwrap();
+    let defaults = convoy_chart::render(
+        &chart,
+        &serde_json::json!({}),
+        &convoy_chart::RenderOptions {
+            release_name: "guard".into(),
+            namespace: "budget".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pdb = defaults
+        .manifests
+        .iter()
+        .find(|m| m.kind == "PodDisruptionBudget")
+        .expect("the PDB");
+    let object: serde_json::Value =
+        serde_json::from_str(&convoy_chart::manifest_to_json(&pdb.content).unwrap()).unwrap();
+    assert_eq!(object["apiVersion"], "policy/v1");
+    let refused = pdbs("v1")
+        .patch(
+            "guard",
+            &PatchParams::apply("helm-defaults").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect_err("a 1.20 API server has no policy/v1");
+    match refused {
+        kube::Error::Api(status) => assert_eq!(status.code, 404, "{status:?}"),
+        other => panic!("expected the API server to refuse policy/v1: {other}"),
+    }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// tls.client_key_file (a client certificate for mTLS; nested keys take `__` twice:
 /// CONVOY_AGENT__TLS__CLIENT_CERT_FILE), backend (kubernetes | simulated),
 /// kubeconfig, namespace, history_limit, health_listen, log_format (pretty | json),
-/// sim_latency_ms. Log verbosity follows RUST_LOG (default `info`).
+/// sim_latency_ms, sim_kube_version. Log verbosity follows RUST_LOG (default `info`).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {

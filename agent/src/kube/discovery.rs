@@ -1,10 +1,13 @@
 //! GVK -> resource through the API server's discovery, cached per kind. A kind that
 //! does not resolve is asked again next time (it may be a CRD applied a moment ago),
 //! and [`wait_established`] waits for a freshly applied CRD to serve its kind.
+//! [`capabilities`] lists what the server serves, for the coordinator's renders.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
@@ -12,7 +15,7 @@ use kube::api::Api;
 use kube::core::gvk::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 
-use crate::backend::{Failure, FailureReason};
+use crate::backend::{ClusterCapabilities, Failure, FailureReason};
 
 /// How a kind is served.
 #[derive(Debug, Clone)]
@@ -98,5 +101,78 @@ pub async fn wait_established(client: &Client, name: &str, timeout: Duration) ->
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Group versions whose resources are listed at once.
+const DISCOVERY_CONCURRENCY: usize = 8;
+
+/// The server's version and everything it serves, as Helm's `GetVersionSet` lists them
+/// against a live cluster: every `group/version` (the core group's `v1` included) and,
+/// per group version, `group/version/Kind` of each of its resources (subresources
+/// included, as Helm does). A group version whose resources cannot be listed (an
+/// aggregated API that is down) keeps its `group/version` and is logged, as Helm
+/// tolerates a partial discovery; no version or no group at all is an error.
+pub async fn capabilities(client: &Client) -> Result<ClusterCapabilities, Failure> {
+    let failed = |what: &str, e: kube::Error| {
+        Failure::new(FailureReason::Internal, format!("discovery: reading {what}: {e}"))
+    };
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|e| failed("/version", e))?;
+    let core = client
+        .list_core_api_versions()
+        .await
+        .map_err(|e| failed("/api", e))?;
+    let groups = client.list_api_groups().await.map_err(|e| failed("/apis", e))?;
+    let group_versions: Vec<String> = core
+        .versions
+        .into_iter()
+        .chain(
+            groups
+                .groups
+                .into_iter()
+                .flat_map(|g| g.versions.into_iter().map(|v| v.group_version)),
+        )
+        .collect();
+    let mut out: BTreeSet<String> = group_versions.iter().cloned().collect();
+
+    // Owned per request: a stream of futures borrowing the list is not `Send` enough
+    // for the trait's future.
+    let lists = futures::stream::iter(group_versions.into_iter().map(|gv| {
+        let client = client.clone();
+        async move {
+            let list = if gv.contains('/') {
+                client.list_api_group_resources(&gv).await
+            } else {
+                client.list_core_api_resources(&gv).await
+            };
+            (gv, list)
+        }
+    }))
+    .buffer_unordered(DISCOVERY_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    for (gv, list) in lists {
+        match list {
+            Ok(list) => out.extend(list.resources.into_iter().map(|r| join_kind(&gv, &r.kind))),
+            Err(e) => {
+                tracing::warn!(group_version = %gv, error = %e, "discovery: its resources could not be listed; reporting the group version without its kinds");
+            }
+        }
+    }
+    Ok(ClusterCapabilities {
+        kube_version: version.git_version,
+        api_versions: out.into_iter().collect(),
+    })
+}
+
+/// Go's `path.Join(groupVersion, kind)`, as Helm builds the entry.
+fn join_kind(group_version: &str, kind: &str) -> String {
+    if kind.is_empty() {
+        group_version.to_string()
+    } else {
+        format!("{group_version}/{kind}")
     }
 }

@@ -13,13 +13,14 @@
 //!               health::verdict::Judge (pure) -> progress, outcome
 //! record_outcome  history labels: healthy, or failed
 //! lock          Lease convoy-lock.<release>, renewed; taken over once expired
+//! capabilities  /version, /api, /apis and every group version's resources (the hello)
 //! ```
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`manifest`] | parsing, namespace placement, ownership labels, force-roll stamps |
 //! | [`order`] | apply tiers |
-//! | [`discovery`] | GVK -> resource, CRD establishment |
+//! | [`discovery`] | GVK -> resource, CRD establishment, the cluster's capabilities |
 //! | [`apply`] | server-side apply, dry run (diffed by [`crate::diff`]), conflicts, pruning |
 //! | [`history`] | revision Secrets (with the revision's hooks) |
 //! | `hooks` | running one Helm hook: create, wait for the Job or Pod, delete policy |
@@ -53,8 +54,9 @@ use self::history::{History, HookManifest, RevisionRecord, RevisionStatus};
 use self::lock::Locks;
 use self::manifest::Object;
 use crate::backend::{
-    ApplyRequest, Backend, ChangeError, DeployedRevision, Failure, FailureReason, HealthOutcome,
-    HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
+    ApplyRequest, Backend, ChangeError, ClusterCapabilities, DeployedRevision, Failure, FailureReason,
+    HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate,
+    StoredHooks,
 };
 use crate::hooks::{Hook, HookEvent};
 
@@ -441,6 +443,10 @@ impl Backend for KubeBackend {
 
     async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
         self.history.deployed().await
+    }
+
+    async fn capabilities(&self) -> Result<ClusterCapabilities, Failure> {
+        discovery::capabilities(&self.client).await
     }
 }
 

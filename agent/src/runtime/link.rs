@@ -147,6 +147,7 @@ async fn hello<B: Backend>(shared: &Shared<B>, token: Option<&Token>) -> (pb::He
         .iter()
         .map(wire::op_to_wire)
         .collect();
+    let capabilities = capabilities(shared).await;
     let snapshot = locked(&shared.outbox).snapshot();
     let hello = pb::Hello {
         context: shared.config.context.clone(),
@@ -157,8 +158,31 @@ async fn hello<B: Backend>(shared: &Shared<B>, token: Option<&Token>) -> (pb::He
         in_flight,
         deployed,
         unacknowledged: snapshot.unacknowledged,
+        capabilities: Some(capabilities),
     };
     (hello, snapshot.seq)
+}
+
+/// The cluster's capabilities for the hello, read afresh at every connect (bounded by
+/// the connect timeout); a failure is sent as such, and the coordinator keeps what this
+/// context reported before.
+async fn capabilities<B: Backend>(shared: &Shared<B>) -> pb::ClusterCapabilities {
+    let limit = shared.config.connect_timeout;
+    match tokio::time::timeout(limit, shared.backend.capabilities()).await {
+        Ok(Ok(c)) => {
+            tracing::debug!(kube_version = %c.kube_version, api_versions = c.api_versions.len(), "cluster capabilities read");
+            wire::capabilities_to_wire(Ok(&c))
+        }
+        Ok(Err(f)) => {
+            tracing::warn!(error = %f, "could not read the cluster's capabilities; the hello reports none");
+            wire::capabilities_to_wire(Err(&f.to_string()))
+        }
+        Err(_) => {
+            let why = format!("discovery did not finish within {}s", limit.as_secs());
+            tracing::warn!(reason = %why, "could not read the cluster's capabilities; the hello reports none");
+            wire::capabilities_to_wire(Err(&why))
+        }
+    }
 }
 
 async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationToken, url: &str) -> End {

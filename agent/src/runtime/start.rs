@@ -18,6 +18,7 @@ pub async fn run_agent(cfg: &AgentConfig, shutdown: CancellationToken) -> Result
             let sim = SimBackend::new(SimConfig {
                 history_limit: cfg.history_limit as usize,
                 apply_latency: Duration::from_millis(cfg.sim_latency_ms),
+                kube_version: cfg.sim_kube_version.clone(),
             });
             AgentRuntime::new(runtime, sim).run(shutdown).await
         }

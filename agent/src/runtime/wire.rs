@@ -7,8 +7,8 @@ use convoy_proto::v1 as pb;
 use pb::agent_event::Event;
 
 use crate::backend::{
-    ApplyRequest, DeployedRevision, Failure, FieldChange, HealthPolicy, Manifest, ObjectAction, ObjectRef,
-    ObjectResult, OpRef, ProgressUpdate,
+    ApplyRequest, ClusterCapabilities, DeployedRevision, Failure, FieldChange, HealthPolicy, Manifest,
+    ObjectAction, ObjectRef, ObjectResult, OpRef, ProgressUpdate,
 };
 
 /// Kubernetes' own default for `progressDeadlineSeconds`, used when a command leaves
@@ -147,6 +147,21 @@ pub fn deployed_to_wire(d: &DeployedRevision) -> pb::DeployedRevision {
         revision: d.revision,
         healthy: d.healthy,
         kept: d.kept.clone(),
+    }
+}
+
+/// The hello's capabilities: what discovery found, or why it found nothing.
+pub fn capabilities_to_wire(c: Result<&ClusterCapabilities, &str>) -> pb::ClusterCapabilities {
+    match c {
+        Ok(c) => pb::ClusterCapabilities {
+            kube_version: c.kube_version.clone(),
+            api_versions: c.api_versions.clone(),
+            error: String::new(),
+        },
+        Err(why) => pb::ClusterCapabilities {
+            error: why.to_string(),
+            ..pb::ClusterCapabilities::default()
+        },
     }
 }
 

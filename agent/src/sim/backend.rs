@@ -23,9 +23,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, ChangeError, DeployedRevision, Failure, FailureReason, FieldChange, HealthOutcome,
-    HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction, ObjectRef, ObjectResult, OpRef,
-    ProgressUpdate, StoredHooks,
+    ApplyRequest, Backend, ChangeError, ClusterCapabilities, DeployedRevision, Failure, FailureReason,
+    FieldChange, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction, ObjectRef,
+    ObjectResult, OpRef, ProgressUpdate, StoredHooks,
 };
 use crate::diff;
 use crate::hooks::{Hook, HookEvent};
@@ -42,6 +42,9 @@ pub struct SimConfig {
     pub history_limit: usize,
     /// Added to every apply, dry run and rollback, to model a cluster API's latency.
     pub apply_latency: Duration,
+    /// The Kubernetes version the cluster reports (`v1.20.0`, what `helm template`
+    /// assumes, by default).
+    pub kube_version: String,
 }
 
 impl Default for SimConfig {
@@ -49,9 +52,60 @@ impl Default for SimConfig {
         SimConfig {
             history_limit: 10,
             apply_latency: Duration::ZERO,
+            kube_version: DEFAULT_SIM_KUBE_VERSION.to_string(),
         }
     }
 }
+
+/// The version a simulated cluster reports unless configured otherwise: Helm's default.
+pub const DEFAULT_SIM_KUBE_VERSION: &str = "v1.20.0";
+
+/// The API versions a simulated cluster reports: the list `helm template` assumes
+/// without a cluster (convoy-chart's `DEFAULT_API_VERSIONS`; the coordinator's tests
+/// check the two stay equal).
+pub const HELM_DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+    "apiextensions.k8s.io/v1beta1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "autoscaling/v2beta1",
+    "autoscaling/v2beta2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "coordination.k8s.io/v1beta1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "scheduling.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+];
 
 /// An in-memory cluster behind the [`Backend`] trait.
 #[derive(Debug)]
@@ -553,6 +607,17 @@ impl Backend for SimBackend {
         out.sort_by(|a, b| a.release.cmp(&b.release));
         Ok(out)
     }
+
+    /// The configured version, and the API versions `helm template` assumes: a simulated
+    /// cluster renders as a chart renders without a cluster.
+    async fn capabilities(&self) -> Result<ClusterCapabilities, Failure> {
+        let mut api_versions: Vec<String> = HELM_DEFAULT_API_VERSIONS.iter().map(|a| a.to_string()).collect();
+        api_versions.sort();
+        Ok(ClusterCapabilities {
+            kube_version: self.config.kube_version.clone(),
+            api_versions,
+        })
+    }
 }
 
 /// A shared simulated cluster: the runtime drives it while a demo or a test inspects
@@ -627,5 +692,9 @@ impl Backend for Arc<SimBackend> {
 
     async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
         SimBackend::deployed(self).await
+    }
+
+    async fn capabilities(&self) -> Result<ClusterCapabilities, Failure> {
+        SimBackend::capabilities(self).await
     }
 }

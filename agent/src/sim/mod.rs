@@ -6,7 +6,7 @@ pub mod behavior;
 mod objects;
 mod rollout;
 
-pub use backend::{HookRun, SimBackend, SimConfig};
+pub use backend::{DEFAULT_SIM_KUBE_VERSION, HELM_DEFAULT_API_VERSIONS, HookRun, SimBackend, SimConfig};
 
 #[cfg(test)]
 mod tests;

@@ -32,8 +32,12 @@ pub struct RenderOptions {
     pub is_upgrade: bool,
     /// `.Capabilities.KubeVersion` (default v1.20.0, what `helm template` reports).
     pub kube_version: Option<String>,
-    /// Extra `.Capabilities.APIVersions`.
+    /// Extra `.Capabilities.APIVersions`, added to Helm's default list (`--api-versions`).
     pub api_versions: Vec<String>,
+    /// `.Capabilities.APIVersions` is exactly `api_versions`, without Helm's default list:
+    /// a live cluster's discovery (every `group/version` and `group/version/Kind` it
+    /// serves), as Helm reads it when it talks to the cluster.
+    pub replace_default_api_versions: bool,
     /// Print crds/ files too.
     pub include_crds: bool,
     /// Leave out `helm.sh/hook: test` documents.
@@ -86,7 +90,7 @@ pub fn render_str(name: &str, src: &str, values: &Json) -> Result<String> {
                 ("Service", s("Helm")),
             ]),
         ),
-        ("Capabilities", capabilities_object(&kube, &[])),
+        ("Capabilities", capabilities_object(&kube, &[], true)),
         ("Files", Value::Map(Arc::new(BTreeMap::new()))),
     ]);
     let data = with_template(&ctx, name, "");
@@ -161,7 +165,7 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
     ]);
     let common = Common {
         release,
-        capabilities: capabilities_object(&kube, &opts.api_versions),
+        capabilities: capabilities_object(&kube, &opts.api_versions, !opts.replace_default_api_versions),
     };
     let mut tpls = Vec::new();
     let root_values = map_value(&vals);

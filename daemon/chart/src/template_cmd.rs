@@ -160,6 +160,7 @@ impl TemplateRequest {
             is_upgrade: self.is_upgrade,
             kube_version: self.kube_version.clone(),
             api_versions: self.api_versions.clone(),
+            replace_default_api_versions: false,
             include_crds: self.include_crds && !self.skip_crds,
             skip_tests: self.skip_tests,
             show_only: self.show_only.clone(),

@@ -76,9 +76,28 @@ impl RenderedContext {
     }
 }
 
+/// What a context's render depends on besides the release and its values: the target
+/// cluster (Helm's `.Capabilities`) and the release's history there (`.Release`).
+/// The default is what `helm template` assumes: a first install at revision 1 on a
+/// cluster it knows nothing about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenderEnv<'a> {
+    /// `.Release.Revision` (0 means 1).
+    pub revision: u64,
+    /// `.Release.IsUpgrade` (else `.Release.IsInstall`).
+    pub is_upgrade: bool,
+    /// `.Capabilities.KubeVersion` (`v1.20.2`); None: Helm's default, v1.20.0.
+    pub kube_version: Option<&'a str>,
+    /// `.Capabilities.APIVersions`, exactly (a cluster's `group/version` and
+    /// `group/version/Kind` entries); None: Helm's default list.
+    pub api_versions: Option<&'a [String]>,
+}
+
 /// Renders `chart` for `context`: values in the documented order, `.Release.Name` = the
 /// app part of `metadata.name`, `.Release.Namespace` = `metadata.namespace`, then scaling.
 /// A scaling entry naming no Deployment/StatefulSet of the render is an error.
+/// `.Release.Revision` is `revision` (an upgrade after 1) and `.Capabilities` Helm's
+/// defaults; [`render_context_in`] renders for a known cluster and history.
 pub fn render_context(
     release: &Release,
     chart: &Chart,
@@ -86,12 +105,32 @@ pub fn render_context(
     secrets: &BTreeMap<String, Value>,
     revision: u64,
 ) -> Result<RenderedContext> {
+    let env = RenderEnv {
+        revision,
+        is_upgrade: revision > 1,
+        ..RenderEnv::default()
+    };
+    render_context_in(release, chart, context, secrets, &env)
+}
+
+/// [`render_context`] for the cluster and history `env` describes.
+pub fn render_context_in(
+    release: &Release,
+    chart: &Chart,
+    context: &Context,
+    secrets: &BTreeMap<String, Value>,
+    env: &RenderEnv<'_>,
+) -> Result<RenderedContext> {
+    let revision = env.revision;
     let values = context_values(release, context, secrets);
     let opts = RenderOptions {
         release_name: release.metadata.app.clone(),
         namespace: release.metadata.namespace.clone(),
         revision,
-        is_upgrade: revision > 1,
+        is_upgrade: env.is_upgrade,
+        kube_version: env.kube_version.map(str::to_string),
+        api_versions: env.api_versions.map(<[String]>::to_vec).unwrap_or_default(),
+        replace_default_api_versions: env.api_versions.is_some(),
         // CRDs go to the cluster like everything else, first.
         include_crds: true,
         ..RenderOptions::default()

@@ -171,6 +171,7 @@ pub fn cluster(c: &ClusterView) -> pb::Cluster {
             last_seen: c.last_seen.and_then(ts),
             in_flight: c.in_flight,
             backend: c.backend.clone(),
+            kube_version: c.kube_version.clone(),
         }),
     }
 }

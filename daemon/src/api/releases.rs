@@ -86,10 +86,14 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             queue_position: accepted.queue_position,
             rendered: rendered
                 .into_iter()
-                .map(|(context, objects, manifest_digest)| pb::RenderSummary {
-                    context,
-                    objects: objects as u32,
-                    manifest_digest,
+                .map(|r| pb::RenderSummary {
+                    kube_version: r.facts.kube_version().to_string(),
+                    default_capabilities: r.facts.capabilities.is_none(),
+                    release_revision: r.facts.revision,
+                    is_upgrade: r.facts.is_upgrade,
+                    context: r.context,
+                    objects: r.objects as u32,
+                    manifest_digest: r.digest,
                 })
                 .collect(),
         }))

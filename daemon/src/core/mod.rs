@@ -15,6 +15,8 @@
 
 mod diffs;
 mod state;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::auth::Principal;
+use crate::capabilities::{FactsFuture, FactsSource, RenderFacts};
 use crate::model::{ContextState, Millis, Operation, RevisionRecord};
 use crate::orchestrator::Report;
 use crate::prepare::{ApplyOptions, Prepared, Preparer, RenderedManifest};
@@ -136,6 +139,34 @@ pub struct AgentHello {
     pub in_flight: u32,
     /// Final events buffered while disconnected.
     pub unacknowledged: Vec<AgentReport>,
+    /// Per release the cluster's history holds, the revision applied there.
+    pub deployed: Vec<(String, u64)>,
+    /// What the cluster serves, as the agent's discovery found it.
+    pub capabilities: ReportedCapabilities,
+}
+
+/// An agent's report of its cluster's capabilities.
+#[derive(Debug, Clone)]
+pub enum ReportedCapabilities {
+    /// The agent sent none: it is older than capability reporting. Its context renders
+    /// with Helm's defaults, as before.
+    NotSent,
+    /// Discovery failed (or reported something unusable): why. The context keeps what
+    /// it reported before.
+    Failed(String),
+    Reported(crate::capabilities::ClusterCapabilities),
+}
+
+/// What rendering produced for one context of a submit.
+#[derive(Debug, Clone)]
+pub struct RenderSummary {
+    pub context: String,
+    /// Objects rendered (hooks not counted).
+    pub objects: usize,
+    /// [`digest`] of its manifests and hooks.
+    pub digest: String,
+    /// What the render was made with besides the release.
+    pub facts: RenderFacts,
 }
 
 /// One report from an agent, in domain terms.
@@ -238,7 +269,28 @@ pub(crate) enum Msg {
         operation_id: String,
         outcome: crate::diff::DiffOutcome,
     },
+    /// What `release` would render with in each of `contexts` if submitted now.
+    RenderFacts {
+        release: String,
+        contexts: Vec<String>,
+        reply: oneshot::Sender<BTreeMap<String, RenderFacts>>,
+    },
+    /// A queued deploy rendered again before it starts (see [`RenderJob`]).
+    Rendered {
+        op_id: String,
+        result: Result<Box<Prepared>, String>,
+    },
     Shutdown,
+}
+
+/// A queued deploy to render again before it starts, because the facts it was rendered
+/// with (the release's history in a context, a cluster's capabilities) changed while it
+/// waited. Run off the core thread; the answer comes back as [`Msg::Rendered`].
+pub(crate) struct RenderJob {
+    pub op_id: String,
+    pub inputs: SubmitInputs,
+    pub pinned: Vec<crate::model::SecretVersion>,
+    pub facts: BTreeMap<String, RenderFacts>,
 }
 
 /// A handle on the core thread. Cheap to clone.
@@ -275,12 +327,22 @@ impl Coordinator {
     ) -> Result<Self, CoreError> {
         let (mut core, to_prepare) = state::Core::restore(store, &settings)?;
         for t in to_prepare {
-            match preparer.prepare(&t.inputs, Some(&t.pinned)).await {
+            // Rendered again with what the revision recorded: the same clusters'
+            // capabilities and history as its first render.
+            let facts = match t.facts {
+                Ok(f) => f,
+                Err(why) => {
+                    core.fail_unpreparable(&t.op_id, &why);
+                    continue;
+                }
+            };
+            match preparer.prepare(&t.inputs, Some(&t.pinned), &facts).await {
                 Ok(p) => core.attach_prepared(&t.op_id, p),
                 Err(e) => core.fail_unpreparable(&t.op_id, &e.to_string()),
             }
         }
         let (tx, rx) = std_mpsc::channel();
+        core.set_renderer(spawn_renderer(preparer.clone(), tx.clone()));
         let tick = settings.tick;
         std::thread::Builder::new()
             .name("convoy-core".into())
@@ -308,13 +370,17 @@ impl Coordinator {
         let _ = self.tx.send(msg);
     }
 
-    /// Prepares a submit; an invalid file is INVALID_ARGUMENT, secrets or rendering
-    /// that fail are FAILED_PRECONDITION.
+    /// Prepares a submit, each context rendered for its cluster and the release's
+    /// history there as they are now; an invalid file is INVALID_ARGUMENT, secrets or
+    /// rendering that fail are FAILED_PRECONDITION.
     async fn prepare(&self, inputs: &SubmitInputs) -> Result<Prepared, CoreError> {
-        self.preparer.prepare(inputs, None).await.map_err(|e| match e {
-            crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
-            other => CoreError::FailedPrecondition(other.to_string()),
-        })
+        self.preparer
+            .prepare(inputs, None, self)
+            .await
+            .map_err(|e| match e {
+                crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
+                other => CoreError::FailedPrecondition(other.to_string()),
+            })
     }
 
     /// Validates, resolves and renders a submit (before any cluster is touched), then
@@ -325,14 +391,19 @@ impl Coordinator {
         inputs: SubmitInputs,
         reason: String,
         dry_run: bool,
-    ) -> Result<(Accepted, Vec<(String, usize, String)>), CoreError> {
+    ) -> Result<(Accepted, Vec<RenderSummary>), CoreError> {
         let prepared = self.prepare(&inputs).await?;
-        let summary: Vec<(String, usize, String)> = prepared
+        let summary: Vec<RenderSummary> = prepared
             .manifests
             .iter()
             .map(|(ctx, ms)| {
                 let hooks = prepared.hooks.get(ctx).map_or(&[][..], Vec::as_slice);
-                (ctx.clone(), ms.len(), digest(ms.iter().chain(hooks)))
+                RenderSummary {
+                    context: ctx.clone(),
+                    objects: ms.len(),
+                    digest: digest(ms.iter().chain(hooks)),
+                    facts: prepared.facts.get(ctx).cloned().unwrap_or_default(),
+                }
             })
             .collect();
         if dry_run {
@@ -507,6 +578,50 @@ impl Coordinator {
     pub fn shutdown(&self) {
         self.tell(Msg::Shutdown);
     }
+}
+
+/// The facts of a submit as it would be recorded now: asked of the core thread.
+impl FactsSource for Coordinator {
+    fn facts<'a>(&'a self, release: &'a str, contexts: &'a [String]) -> FactsFuture<'a> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            self.tell(Msg::RenderFacts {
+                release: release.to_string(),
+                contexts: contexts.to_vec(),
+                reply,
+            });
+            // A core going away fails the submit right after; the defaults do meanwhile.
+            rx.await.unwrap_or_default()
+        })
+    }
+}
+
+/// Renders queued deploys again off the core thread, one at a time, and hands each
+/// result back to the core. Ends when the core drops its sender (at shutdown).
+fn spawn_renderer(
+    preparer: Arc<dyn Preparer>,
+    core: std_mpsc::Sender<Msg>,
+) -> mpsc::UnboundedSender<RenderJob> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<RenderJob>();
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let result = preparer
+                .prepare(&job.inputs, Some(&job.pinned), &job.facts)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            if core
+                .send(Msg::Rendered {
+                    op_id: job.op_id,
+                    result,
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    tx
 }
 
 /// sha256 over a context's manifests (and hooks), to compare renders without content.

@@ -1,7 +1,7 @@
 //! The core thread's state and its handlers. Each handler changes memory, writes the
 //! change to the store, and only then lets commands and events out (see `flush`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -11,17 +11,19 @@ use tokio::sync::{broadcast, mpsc};
 use super::diffs::{DiffWait, PendingDiffs};
 use super::{
     Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg,
-    OutBody, OutCommand, WatchEvent, WatchKind,
+    OutBody, OutCommand, RenderJob, ReportedCapabilities, WatchEvent, WatchKind,
 };
 use crate::auth::{Principal, Role};
+use crate::capabilities::{ClusterCapabilities, RenderFacts};
 use crate::model::{
     ContextOutcome, ContextPhase, FailureBudget, Millis, OnFailure, Operation, OperationKind, OperationPhase,
-    Plan, Requested, RevisionRecord, SecretVersion, now_millis,
+    Plan, RenderRecord, Requested, RevisionRecord, SecretVersion, now_millis,
 };
 use crate::orchestrator::{Action, Command, Env, Stage, Step};
 use crate::prepare::Prepared;
 use crate::store::{
-    AuditEntry, Batch, ReleaseRecord, StateStore, SubmitInputs, Table, operation_key, revision_key,
+    AuditEntry, Batch, ReleaseRecord, StateStore, SubmitInputs, Table, capabilities_key,
+    context_capabilities_key, operation_key, revision_key,
 };
 
 /// A connected agent, or what is remembered of one.
@@ -34,6 +36,8 @@ pub(super) struct AgentState {
     pub connected_at: Millis,
     pub last_seen: Millis,
     pub in_flight: u32,
+    /// Releases the cluster's history held when the agent connected.
+    pub releases: BTreeSet<String>,
 }
 
 pub(super) struct ReleaseState {
@@ -64,6 +68,16 @@ pub(super) struct Core {
     events: Vec<WatchEvent>,
     /// Dry runs of `DiffRelease` calls waiting for their agents.
     diffs: PendingDiffs,
+    /// Per context, the capabilities its agent reported last (kept across restarts).
+    capabilities: BTreeMap<String, Arc<ClusterCapabilities>>,
+    /// Renders queued deploys again before they start (see [`RenderJob`]).
+    renderer: Option<mpsc::UnboundedSender<RenderJob>>,
+    /// Queued deploys being rendered again; they start when the render is back.
+    rendering: HashSet<String>,
+    /// Queued deploys rendered again for the facts at their start: they start as they are.
+    rerendered: HashSet<String>,
+    /// (context, instance) of agents already logged as reporting no capabilities.
+    silent_agents: HashSet<(String, String)>,
     stop: bool,
 }
 
@@ -107,12 +121,14 @@ struct Audit<'a> {
     op: Option<&'a str>,
 }
 
-/// An operation to prepare again after a restart: its submit inputs and the secret
-/// versions its revision recorded.
+/// An operation to prepare again after a restart: its submit inputs, the secret
+/// versions its revision recorded and what each context was rendered with (or why that
+/// cannot be had).
 pub(super) struct ToPrepare {
     pub op_id: String,
     pub inputs: SubmitInputs,
     pub pinned: Vec<SecretVersion>,
+    pub facts: Result<BTreeMap<String, RenderFacts>, String>,
 }
 
 impl Core {
@@ -140,9 +156,17 @@ impl Core {
             sends: Vec::new(),
             events: Vec::new(),
             diffs: PendingDiffs::new(now_millis()),
+            capabilities: BTreeMap::new(),
+            renderer: None,
+            rendering: HashSet::new(),
+            rerendered: HashSet::new(),
+            silent_agents: HashSet::new(),
             stop: false,
             store,
         };
+        for (context, caps) in core.store.context_capabilities().map_err(st)? {
+            core.capabilities.insert(context, Arc::new(caps));
+        }
         for record in core.store.releases().map_err(st)? {
             let revisions = core.store.revisions(&record.name).map_err(st)?;
             core.revisions.insert(record.name.clone(), revisions);
@@ -171,17 +195,19 @@ impl Core {
             rel.op_keys.insert(op.id.clone(), key);
             if op.kind == OperationKind::Deploy {
                 let inputs = core.store.inputs(&op.release, op.revision).map_err(st)?;
-                let pinned = core
+                let recorded = core
                     .revisions
                     .get(&op.release)
-                    .and_then(|rs| rs.iter().find(|r| r.number == op.revision))
-                    .map(|r| r.secret_versions.clone())
-                    .unwrap_or_default();
+                    .and_then(|rs| rs.iter().find(|r| r.number == op.revision));
+                let pinned = recorded.map(|r| r.secret_versions.clone()).unwrap_or_default();
+                let rendered_with = recorded.map(|r| r.rendered_with.clone()).unwrap_or_default();
+                let facts = core.recorded_facts(&rendered_with, op.revision, op.plan.contexts());
                 if let Some(inputs) = inputs {
                     to_prepare.push(ToPrepare {
                         op_id: op.id.clone(),
                         inputs,
                         pinned,
+                        facts,
                     });
                 }
             }
@@ -192,6 +218,58 @@ impl Core {
 
     pub fn attach_prepared(&mut self, op_id: &str, prepared: Prepared) {
         self.prepared.insert(op_id.to_string(), Arc::new(prepared));
+    }
+
+    /// The capabilities `context`'s agent reported last.
+    pub(super) fn capabilities_of(&self, context: &str) -> Option<&ClusterCapabilities> {
+        self.capabilities.get(context).map(|c| &**c)
+    }
+
+    pub fn set_renderer(&mut self, renderer: mpsc::UnboundedSender<RenderJob>) {
+        self.renderer = Some(renderer);
+    }
+
+    /// What a revision recorded its contexts were rendered with, the capabilities read
+    /// back from the store by digest.
+    fn recorded_facts<'a>(
+        &self,
+        record: &RenderRecord,
+        number: u64,
+        contexts: impl IntoIterator<Item = &'a String>,
+    ) -> Result<BTreeMap<String, RenderFacts>, String> {
+        record.facts(number, contexts, |digest| {
+            if let Some(c) = self.capabilities.values().find(|c| c.digest() == digest) {
+                return Some(c.clone());
+            }
+            match self.store.capabilities(digest) {
+                Ok(c) => c.map(Arc::new),
+                Err(e) => {
+                    tracing::error!(error = %e, digest, "reading recorded cluster capabilities failed");
+                    None
+                }
+            }
+        })
+    }
+
+    /// What revision `revision` of `release` renders with in each of `contexts` now:
+    /// the capabilities each context's agent reported last, and whether the release
+    /// has history there (the coordinator's records, or the agent's hello).
+    fn current_facts<'a>(
+        &self,
+        release: &str,
+        revision: u64,
+        contexts: impl IntoIterator<Item = &'a String>,
+    ) -> BTreeMap<String, RenderFacts> {
+        let record = self.releases.get(release).map(|r| &r.record);
+        contexts
+            .into_iter()
+            .map(|c| {
+                let upgrade = record.is_some_and(|r| r.has_history_in(c))
+                    || self.agents.get(c).is_some_and(|a| a.releases.contains(release));
+                let caps = self.capabilities.get(c).cloned();
+                (c.clone(), RenderFacts::of_revision(revision, upgrade, caps))
+            })
+            .collect()
     }
 
     /// A recorded operation that cannot be rendered again after a restart (its chart or
@@ -377,6 +455,20 @@ impl Core {
                 }
                 self.diffs.answer(&operation_id, &context, outcome);
             }
+            Msg::RenderFacts {
+                release,
+                contexts,
+                reply,
+            } => {
+                // The revision a submit now would get.
+                let revision = self
+                    .releases
+                    .get(&release)
+                    .map_or(0, |r| r.record.latest_revision)
+                    + 1;
+                let _ = reply.send(self.current_facts(&release, revision, &contexts));
+            }
+            Msg::Rendered { op_id, result } => self.rendered(&op_id, result),
             Msg::Shutdown => self.stop = true,
         }
     }
@@ -575,6 +667,7 @@ impl Core {
                 latest_revision: 0,
                 deployed: BTreeMap::new(),
                 contexts: Vec::new(),
+                applied: BTreeMap::new(),
             },
             queue: VecDeque::new(),
             last_op: None,
@@ -619,6 +712,7 @@ impl Core {
             outcomes: Vec::new(),
             phase: OperationPhase::Queued,
             contexts: record.contexts.clone(),
+            rendered_with: RenderRecord::of(&prepared.facts),
         };
         self.batch.put(Table::Releases, name.clone(), &record);
         self.batch
@@ -821,6 +915,7 @@ impl Core {
             outcomes: Vec::new(),
             phase: OperationPhase::Queued,
             contexts,
+            rendered_with: RenderRecord::default(),
         };
         self.batch.put(Table::Releases, release.to_string(), &record);
         self.batch
@@ -1017,11 +1112,129 @@ impl Core {
                 self.finish_op(&id);
                 continue;
             }
+            if self.ops[&id].kind == OperationKind::Deploy {
+                if self.rendering.contains(&id) {
+                    return;
+                }
+                match self.render_again_if_stale(&id) {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(why) => {
+                        self.fail_render(&id, &why);
+                        self.finish_op(&id);
+                        continue;
+                    }
+                }
+            }
             let step = self.step(&id, |op, env, now| op.start(env, now));
             self.apply_step(&id, step);
             if !self.ops[&id].phase.is_final() {
                 return;
             }
+        }
+    }
+
+    /// A deploy about to start whose render was made with other facts than hold now
+    /// (it waited behind another operation that changed the release's history in a
+    /// context, an agent reported other capabilities, or a concurrent submit took the
+    /// revision number it expected) is rendered again first, with its recorded secret
+    /// versions: true when that was asked for. A render made for this start is used
+    /// as it is.
+    fn render_again_if_stale(&mut self, id: &str) -> Result<bool, String> {
+        if self.rerendered.contains(id) {
+            return Ok(false);
+        }
+        let (Some(op), Some(prepared)) = (self.ops.get(id), self.prepared.get(id)) else {
+            return Ok(false);
+        };
+        let (release, revision) = (op.release.clone(), op.revision);
+        let current = self.current_facts(&release, revision, op.plan.contexts());
+        let stale: Vec<&str> = current
+            .iter()
+            .filter(|(c, f)| prepared.facts.get(*c) != Some(*f))
+            .map(|(c, _)| c.as_str())
+            .collect();
+        if stale.is_empty() {
+            return Ok(false);
+        }
+        let stale = stale.join(", ");
+        let renderer = self
+            .renderer
+            .as_ref()
+            .ok_or("this coordinator cannot render again")?;
+        let inputs = self
+            .store
+            .inputs(&release, revision)
+            .map_err(|e| e.to_string())?
+            .ok_or("its submitted release and chart are not stored")?;
+        let pinned = self
+            .revisions
+            .get(&release)
+            .and_then(|rs| rs.iter().find(|r| r.number == revision))
+            .map(|r| r.secret_versions.clone())
+            .unwrap_or_default();
+        tracing::info!(
+            %release,
+            revision,
+            operation = %id,
+            contexts = %stale,
+            "rendering again before the start: the clusters or the release's history there changed since the submit"
+        );
+        renderer
+            .send(RenderJob {
+                op_id: id.to_string(),
+                inputs,
+                pinned,
+                facts: current,
+            })
+            .map_err(|_| "the renderer stopped".to_string())?;
+        self.rendering.insert(id.to_string());
+        Ok(true)
+    }
+
+    /// A render asked for by [`Core::render_again_if_stale`] is back: the revision
+    /// records what it was made with, and the operation starts (or fails, with why).
+    fn rendered(&mut self, id: &str, result: Result<Box<Prepared>, String>) {
+        if !self.rendering.remove(id) {
+            return;
+        }
+        let Some(op) = self.ops.get(id) else { return };
+        if op.phase != OperationPhase::Queued {
+            // Cancelled meanwhile.
+            return;
+        }
+        let (release, revision) = (op.release.clone(), op.revision);
+        match result {
+            Ok(prepared) => {
+                if let Some(r) = self
+                    .revisions
+                    .get_mut(&release)
+                    .and_then(|rs| rs.iter_mut().find(|r| r.number == revision))
+                {
+                    r.rendered_with = RenderRecord::of(&prepared.facts);
+                    self.batch
+                        .put(Table::Revisions, revision_key(&release, revision), &*r);
+                }
+                self.prepared.insert(id.to_string(), Arc::new(*prepared));
+                self.rerendered.insert(id.to_string());
+            }
+            Err(why) => {
+                self.fail_render(id, &why);
+                self.finish_op(id);
+                return;
+            }
+        }
+        self.start_next(&release);
+    }
+
+    /// A deploy whose render for its start failed does not start.
+    fn fail_render(&mut self, id: &str, why: &str) {
+        if let Some(op) = self.ops.get_mut(id) {
+            op.phase = OperationPhase::Failed;
+            op.finished_at = Some(now_millis());
+            op.message = format!("rendering for the clusters as they are at the start failed: {why}");
+            self.dirty_ops.push(id.to_string());
+            self.push_op_event(id);
         }
     }
 
@@ -1126,6 +1339,9 @@ impl Core {
             return;
         };
         for c in op.contexts.values() {
+            if c.received {
+                rel.record.applied.insert(c.context.clone(), op.revision);
+            }
             match c.phase {
                 ContextPhase::Healthy if op.kind == OperationKind::Deploy => {
                     rel.record.deployed.insert(c.context.clone(), op.revision);
@@ -1197,12 +1413,15 @@ impl Core {
                     OperationPhase::Failed
                 },
                 contexts: failed.map(|b| b.contexts).unwrap_or_default(),
+                rendered_with: RenderRecord::default(),
             };
             self.batch.put(Table::Revisions, revision_key(&release, rb), &rec);
             revs.push(rec);
             revs.sort_by_key(|r| r.number);
         }
         self.prepared.remove(id);
+        self.rendering.remove(id);
+        self.rerendered.remove(id);
         // Keep only the newest finished operation of a release in memory.
         let stale: Vec<String> = self
             .ops
@@ -1240,6 +1459,17 @@ impl Core {
         let now = now_millis();
         let ctx = hello.context.clone();
         tracing::info!(context = %ctx, instance = %hello.instance, version = %hello.version, "agent connected");
+        self.agent_capabilities(&ctx, &hello.instance, hello.capabilities);
+        // What the cluster's history holds is history the coordinator may not have
+        // recorded (a release deployed there before): the next deploy is an upgrade.
+        for (release, revision) in &hello.deployed {
+            if let Some(rel) = self.releases.get_mut(release)
+                && !rel.record.has_history_in(&ctx)
+            {
+                rel.record.applied.insert(ctx.clone(), *revision);
+                self.batch.put(Table::Releases, release.clone(), &rel.record);
+            }
+        }
         self.agents.insert(
             ctx.clone(),
             AgentState {
@@ -1251,6 +1481,7 @@ impl Core {
                 connected_at: now,
                 last_seen: now,
                 in_flight: hello.in_flight,
+                releases: hello.deployed.iter().map(|(r, _)| r.clone()).collect(),
             },
         );
         for report in hello.unacknowledged {
@@ -1270,6 +1501,57 @@ impl Core {
             let step = self.step(&id, |op, env, now| op.on_agent_online(env, &ctx, now));
             self.apply_step(&id, step);
             self.push_context_event(&id, &ctx);
+        }
+    }
+
+    /// Keeps what a connecting agent reported of its cluster as the context's latest
+    /// capabilities (stored, by digest, when they changed).
+    fn agent_capabilities(&mut self, ctx: &str, instance: &str, reported: ReportedCapabilities) {
+        match reported {
+            ReportedCapabilities::Reported(caps) => {
+                if self.capabilities.get(ctx).is_some_and(|c| **c == caps) {
+                    return;
+                }
+                tracing::info!(
+                    context = %ctx,
+                    kube_version = %caps.kube_version(),
+                    api_versions = caps.api_versions().len(),
+                    digest = %caps.digest(),
+                    "cluster capabilities reported: this context renders with them"
+                );
+                self.batch
+                    .put(Table::Capabilities, capabilities_key(caps.digest()), &caps);
+                self.batch.put(
+                    Table::Capabilities,
+                    context_capabilities_key(ctx),
+                    &caps.digest().to_string(),
+                );
+                self.capabilities.insert(ctx.to_string(), Arc::new(caps));
+            }
+            ReportedCapabilities::Failed(why) => {
+                let kept = self.capabilities.get(ctx).map(|c| c.kube_version().to_string());
+                tracing::warn!(
+                    context = %ctx,
+                    instance,
+                    reason = %why,
+                    kept = kept.as_deref().unwrap_or("none: Helm's defaults"),
+                    "the agent could not report its cluster's capabilities; this context renders with those it reported before"
+                );
+            }
+            ReportedCapabilities::NotSent => {
+                if self.silent_agents.insert((ctx.to_string(), instance.to_string())) {
+                    tracing::warn!(
+                        context = %ctx,
+                        instance,
+                        "the agent reports no cluster capabilities (it is older than capability reporting): this context renders with Helm's defaults, Kubernetes {} and Helm's default API versions",
+                        convoy_chart::DEFAULT_KUBE_VERSION
+                    );
+                }
+                if self.capabilities.remove(ctx).is_some() {
+                    self.batch
+                        .delete(Table::Capabilities, context_capabilities_key(ctx));
+                }
+            }
         }
     }
 

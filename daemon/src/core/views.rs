@@ -30,6 +30,8 @@ pub struct ClusterView {
     pub connected_at: Option<Millis>,
     pub last_seen: Option<Millis>,
     pub in_flight: u32,
+    /// The Kubernetes version the cluster reported last; empty if none.
+    pub kube_version: String,
 }
 
 impl Core {
@@ -98,6 +100,10 @@ impl Core {
                     connected_at: a.map(|a| a.connected_at),
                     last_seen: a.map(|a| a.last_seen),
                     in_flight: a.map_or(0, |a| a.in_flight),
+                    kube_version: self
+                        .capabilities_of(&info.name)
+                        .map(|c| c.kube_version().to_string())
+                        .unwrap_or_default(),
                 }
             })
             .collect()

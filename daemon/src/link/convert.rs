@@ -2,7 +2,8 @@
 
 use convoy_proto::v1 as pb;
 
-use crate::core::{AgentReport, OutBody, OutCommand};
+use crate::capabilities::ClusterCapabilities;
+use crate::core::{AgentReport, OutBody, OutCommand, ReportedCapabilities};
 use crate::diff::{DiffAction, DiffOutcome, FieldChange, ObjectDiff};
 use crate::orchestrator::Report;
 
@@ -73,6 +74,22 @@ fn failure_message(f: &pb::Failed) -> String {
         f.message.clone()
     } else {
         format!("{obj}: {}", f.message)
+    }
+}
+
+/// A hello's capabilities: none from an agent older than the field; an agent's
+/// discovery error, or a version the charts could not be rendered with, as a failure.
+pub fn capabilities_from_wire(c: Option<&pb::ClusterCapabilities>) -> ReportedCapabilities {
+    let Some(c) = c else {
+        return ReportedCapabilities::NotSent;
+    };
+    if !c.error.is_empty() {
+        return ReportedCapabilities::Failed(c.error.clone());
+    }
+    match ClusterCapabilities::new(&c.kube_version, c.api_versions.iter().cloned()) {
+        Ok(caps) if !caps.api_versions().is_empty() => ReportedCapabilities::Reported(caps),
+        Ok(_) => ReportedCapabilities::Failed("the agent reported no API versions".into()),
+        Err(why) => ReportedCapabilities::Failed(format!("the agent reported a bad version: {why}")),
     }
 }
 
@@ -198,5 +215,39 @@ fn object_diff(o: &pb::ObjectResult) -> ObjectDiff {
         action,
         changes,
         message: o.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_without_capabilities_is_an_older_agent_and_a_bad_report_a_failure() {
+        assert!(matches!(
+            capabilities_from_wire(None),
+            ReportedCapabilities::NotSent
+        ));
+        let report = |kube: &str, apis: &[&str], error: &str| pb::ClusterCapabilities {
+            kube_version: kube.into(),
+            api_versions: apis.iter().map(|a| a.to_string()).collect(),
+            error: error.into(),
+        };
+        match capabilities_from_wire(Some(&report("v1.20.2", &["v1", "v1/Pod"], ""))) {
+            ReportedCapabilities::Reported(c) => {
+                assert_eq!((c.kube_version(), c.api_versions().len()), ("v1.20.2", 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        for (r, want) in [
+            (report("", &[], "discovery: reading /apis: 403"), "403"),
+            (report("v1.20.2", &[], ""), "no API versions"),
+            (report("twenty", &["v1"], ""), "bad version"),
+        ] {
+            match capabilities_from_wire(Some(&r)) {
+                ReportedCapabilities::Failed(why) => assert!(why.contains(want), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

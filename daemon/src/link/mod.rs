@@ -109,6 +109,12 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
                 backend: hello.backend.clone(),
                 in_flight: hello.in_flight.len() as u32,
                 unacknowledged,
+                deployed: hello
+                    .deployed
+                    .iter()
+                    .map(|d| (d.release.clone(), d.revision))
+                    .collect(),
+                capabilities: convert::capabilities_from_wire(hello.capabilities.as_ref()),
             },
             tx: cmd_tx,
         });

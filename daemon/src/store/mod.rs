@@ -20,6 +20,7 @@ pub use etcd::{EtcdSettings, EtcdStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
+use crate::capabilities::ClusterCapabilities;
 use crate::model::{Operation, RevisionRecord};
 
 /// Why the store failed.
@@ -55,16 +56,21 @@ pub enum Table {
     Audit,
     /// Counters (`seq`).
     Meta,
+    /// Clusters' capabilities: `data/<digest>` -> [`ClusterCapabilities`] (what revisions
+    /// were rendered with, by digest) and `context/<name>` -> the digest its agent
+    /// reported last.
+    Capabilities,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Releases,
         Table::Revisions,
         Table::Inputs,
         Table::Operations,
         Table::Audit,
         Table::Meta,
+        Table::Capabilities,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +81,7 @@ impl Table {
             Table::Operations => "operations",
             Table::Audit => "audit",
             Table::Meta => "meta",
+            Table::Capabilities => "capabilities",
         }
     }
 }
@@ -122,6 +129,27 @@ pub struct ReleaseRecord {
     pub deployed: std::collections::BTreeMap<String, u64>,
     /// The target contexts of the latest revision.
     pub contexts: Vec<String>,
+    /// Per context: the newest revision that reached it (dispatched, even if it then
+    /// failed). The release has history there, so the next deploy is an upgrade.
+    #[serde(default)]
+    pub applied: std::collections::BTreeMap<String, u64>,
+}
+
+impl ReleaseRecord {
+    /// Whether the release has history in `context` (a deploy there is an upgrade).
+    pub fn has_history_in(&self, context: &str) -> bool {
+        self.applied.contains_key(context) || self.deployed.contains_key(context)
+    }
+}
+
+/// The key of a capabilities record.
+pub fn capabilities_key(digest: &str) -> String {
+    format!("data/{digest}")
+}
+
+/// The key of the digest a context's agent reported last.
+pub fn context_capabilities_key(context: &str) -> String {
+    format!("context/{context}")
 }
 
 /// What a submit brought, kept so that a restarted coordinator can render the
@@ -255,6 +283,30 @@ impl StateStore {
         self.all(Table::Operations, "")
     }
 
+    /// Capabilities stored under `digest`.
+    pub fn capabilities(&self, digest: &str) -> Result<Option<ClusterCapabilities>> {
+        let key = capabilities_key(digest);
+        self.kv
+            .get(Table::Capabilities, &key)?
+            .map(|b| Self::decode(Table::Capabilities, &key, &b))
+            .transpose()
+    }
+
+    /// Per context, the capabilities its agent reported last.
+    pub fn context_capabilities(&self) -> Result<Vec<(String, ClusterCapabilities)>> {
+        let mut out = Vec::new();
+        for (key, digest) in self.all::<String>(Table::Capabilities, "context/")? {
+            let context = key.trim_start_matches("context/").to_string();
+            let caps = self.capabilities(&digest)?.ok_or_else(|| StoreError::Corrupt {
+                table: Table::Capabilities.name(),
+                key: key.clone(),
+                message: format!("names {digest}, which is not stored"),
+            })?;
+            out.push((context, caps));
+        }
+        Ok(out)
+    }
+
     pub fn audit(&self) -> Result<Vec<AuditEntry>> {
         Ok(self.all(Table::Audit, "")?.into_iter().map(|(_, v)| v).collect())
     }
@@ -290,6 +342,7 @@ mod tests {
             latest_revision: 2,
             deployed: [("a".to_string(), 1)].into(),
             contexts: vec!["a".into()],
+            applied: [("a".to_string(), 2)].into(),
         };
         b.put(Table::Releases, "app1.ns1", &rec);
         for n in [10u64, 2, 1] {

@@ -95,9 +95,11 @@ pub const DEFAULT_API_VERSIONS: &[&str] = &[
     "storage.k8s.io/v1beta1",
 ];
 
-/// `.Capabilities`.
-pub fn capabilities_object(kube: &KubeVersion, api_versions: &[String]) -> Value {
-    let apis: Vec<Value> = DEFAULT_API_VERSIONS
+/// `.Capabilities`: `api_versions` after Helm's default list when `with_defaults`, else
+/// `api_versions` alone (a live cluster's list).
+pub fn capabilities_object(kube: &KubeVersion, api_versions: &[String], with_defaults: bool) -> Value {
+    let defaults = if with_defaults { DEFAULT_API_VERSIONS } else { &[] };
+    let apis: Vec<Value> = defaults
         .iter()
         .map(|a| s(a))
         .chain(api_versions.iter().map(|a| s(a)))
@@ -306,7 +308,7 @@ mod tests {
             (kv.version.as_str(), kv.major.as_str(), kv.minor.as_str()),
             ("v1.16.0", "1", "16")
         );
-        let caps = capabilities_object(&kv, &["helm.k8s.io/test".into()]);
+        let caps = capabilities_object(&kv, &["helm.k8s.io/test".into()], true);
         assert_eq!(
             walk(
                 caps.clone(),
@@ -325,5 +327,29 @@ mod tests {
             .unwrap(),
             Value::Bool(true)
         );
+    }
+
+    /// A cluster's own list replaces the defaults; `Has` takes its `group/version/Kind`
+    /// entries as well as its `group/version` ones.
+    #[test]
+    fn capabilities_of_a_cluster() {
+        let kv = KubeVersion::parse("v1.20.2").unwrap();
+        let cluster = [
+            "v1",
+            "v1/Pod",
+            "policy/v1beta1",
+            "policy/v1beta1/PodDisruptionBudget",
+        ];
+        let cluster: Vec<String> = cluster.iter().map(|a| a.to_string()).collect();
+        let caps = capabilities_object(&kv, &cluster, false);
+        let has = |what: &str| walk(caps.clone(), &["APIVersions".into(), "Has".into()], &[s(what)]).unwrap();
+        assert_eq!(has("policy/v1beta1/PodDisruptionBudget"), Value::Bool(true));
+        assert_eq!(has("v1/Pod"), Value::Bool(true));
+        assert_eq!(
+            has("policy/v1"),
+            Value::Bool(false),
+            "a default the cluster lacks"
+        );
+        assert_eq!(has("apps/v1"), Value::Bool(false));
     }
 }

@@ -1,0 +1,352 @@
+//! The core with the real pipeline and a fake agent (channels, no network): each
+//! context renders with the capabilities its agent reported and the release's history
+//! there; a queued deploy is rendered again when either changed while it waited; a
+//! restarted coordinator renders a revision with what the revision was first rendered
+//! with.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::auth::Role;
+use crate::capabilities::ClusterCapabilities;
+use crate::model::OperationPhase;
+use crate::pipeline::{Pipeline, SecretSource};
+use crate::store::RedbStore;
+
+const REGISTRY: &str = "contexts:\n  - {name: dev-a, region: r1, env: dev, cloud: gcp, clusterName: a}\n";
+const RELEASE: &str = "web.ns1";
+
+/// A PodDisruptionBudget at policy/v1 where the cluster serves that group version, and
+/// a ConfigMap of what the render saw.
+const PDB: &str = "{{- if .Capabilities.APIVersions.Has \"policy/v1\" }}\napiVersion: policy/v1\n{{- else }}\napiVersion: policy/v1beta1\n{{- end }}\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec: {minAvailable: 1, selector: {matchLabels: {app: web}}}\n";
+const SEEN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seen}\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  install: {{ .Release.IsInstall | quote }}\n  revision: {{ .Release.Revision | quote }}\n";
+
+fn inputs(dir: &Path) -> SubmitInputs {
+    let chart = dir.join("web");
+    for (name, content) in [
+        ("Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n"),
+        ("templates/pdb.yaml", PDB),
+        ("templates/seen.yaml", SEEN),
+    ] {
+        let path = chart.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    SubmitInputs {
+        release_yaml: "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: web.ns1, namespace: ns1}\nspec: {chart: {path: ./web}, contexts: [dev-a]}\n".into(),
+        source_name: "web.yaml".into(),
+        values_files: Vec::new(),
+        chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+    }
+}
+
+/// The store file; a coordinator just shut down may still hold it for a moment.
+async fn open(path: &Path) -> StateStore {
+    for _ in 0..100 {
+        if let Ok(s) = RedbStore::open(path) {
+            return StateStore::new(Box::new(s));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the store stayed locked");
+}
+
+async fn start(store: StateStore) -> Coordinator {
+    let registry = convoy_release::Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
+    let settings = CoreSettings {
+        registry: registry.contexts().cloned().collect(),
+        heartbeat: Duration::from_secs(5),
+        tick: Duration::from_millis(50),
+    };
+    Coordinator::start(
+        store,
+        Arc::new(Pipeline::new(registry, SecretSource::None)),
+        settings,
+    )
+    .await
+    .expect("core starts")
+}
+
+fn caps(version: &str, policy_v1: bool) -> ReportedCapabilities {
+    let mut apis = vec![
+        "v1",
+        "v1/ConfigMap",
+        "policy/v1beta1",
+        "policy/v1beta1/PodDisruptionBudget",
+    ];
+    if policy_v1 {
+        apis.extend(["policy/v1", "policy/v1/PodDisruptionBudget"]);
+    }
+    ReportedCapabilities::Reported(
+        ClusterCapabilities::new(version, apis.into_iter().map(String::from)).expect("capabilities"),
+    )
+}
+
+/// A (fake) agent for dev-a connects; its commands arrive on the receiver.
+fn connect(
+    core: &Coordinator,
+    session: u32,
+    capabilities: ReportedCapabilities,
+    deployed: Vec<(String, u64)>,
+) -> mpsc::UnboundedReceiver<OutCommand> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    core.tell(Msg::AgentConnected {
+        hello: AgentHello {
+            context: "dev-a".into(),
+            session_id: format!("s{session}"),
+            version: "test".into(),
+            instance: "agent-0".into(),
+            backend: "simulated".into(),
+            in_flight: 0,
+            unacknowledged: Vec::new(),
+            deployed,
+            capabilities,
+        },
+        tx,
+    });
+    rx
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<OutCommand>) -> OutCommand {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a command within 20s")
+        .expect("the session is open")
+}
+
+fn report(core: &Coordinator, cmd: &OutCommand, report: crate::orchestrator::Report) {
+    core.tell(Msg::AgentReport {
+        context: "dev-a".into(),
+        report: AgentReport {
+            release: cmd.release.clone(),
+            revision: cmd.revision,
+            operation_id: cmd.operation_id.clone(),
+            report,
+        },
+    });
+}
+
+/// The next command is the preflight's dry run (passed), then the apply: returns the
+/// apply, not yet reported on.
+async fn dry_run_then_apply(core: &Coordinator, rx: &mut mpsc::UnboundedReceiver<OutCommand>) -> OutCommand {
+    let dry = next(rx).await;
+    assert!(matches!(dry.body, OutBody::DryRun(_)), "{dry:?}");
+    report(core, &dry, crate::orchestrator::Report::DryRunPassed);
+    let apply = next(rx).await;
+    assert!(matches!(apply.body, OutBody::Apply(_)), "{apply:?}");
+    apply
+}
+
+/// What an apply shipped: the PDB's apiVersion, and (kube, install, revision) as seen.
+fn shipped(cmd: &OutCommand) -> (String, (String, String, String)) {
+    let OutBody::Apply(body) = &cmd.body else {
+        panic!("not an apply: {cmd:?}");
+    };
+    let objects: Vec<Value> = body
+        .manifests
+        .iter()
+        .map(|m| serde_json::from_str(&m.content).expect("JSON"))
+        .collect();
+    let pdb = objects
+        .iter()
+        .find(|o| o["kind"] == "PodDisruptionBudget")
+        .expect("a PDB");
+    let seen = &objects.iter().find(|o| o["kind"] == "ConfigMap").expect("seen")["data"];
+    let s = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+    (
+        pdb["apiVersion"].as_str().unwrap_or_default().to_string(),
+        (s("kube"), s("install"), s("revision")),
+    )
+}
+
+async fn wait_finished(core: &Coordinator, revision: u64) -> RevisionRecord {
+    for _ in 0..400 {
+        let history = core.history(RELEASE.into()).await.expect("history");
+        if let Some(r) = history.iter().find(|r| r.number == revision)
+            && r.phase.is_final()
+        {
+            return r.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("revision {revision} did not finish");
+}
+
+fn deployer() -> Principal {
+    Principal {
+        name: "jenkins".into(),
+        role: Role::Deployer,
+    }
+}
+
+fn strs(a: &str, b: &str, c: &str) -> (String, String, String) {
+    (a.into(), b.into(), c.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_context_renders_with_its_cluster_its_history_and_what_the_revision_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("state.redb");
+    let inputs = inputs(dir.path());
+    let core = start(open(&db).await).await;
+
+    // A context whose agent never connected: Helm's defaults, and the summary says so.
+    let (_, summary) = core
+        .submit(deployer(), inputs.clone(), "dry".into(), true)
+        .await
+        .expect("dry run");
+    let f = &summary[0].facts;
+    assert!(f.capabilities.is_none());
+    assert_eq!(
+        (f.kube_version(), f.revision, f.is_upgrade),
+        ("v1.20.0", 1, false)
+    );
+
+    // Revision 1, a first install, on a 1.20 cluster: policy/v1beta1.
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let (accepted, summary) = core
+        .submit(deployer(), inputs.clone(), "first".into(), false)
+        .await
+        .expect("submit");
+    assert_eq!(accepted.revision, 1);
+    assert_eq!(summary[0].facts.kube_version(), "v1.20.2");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    assert_eq!(
+        shipped(&apply),
+        ("policy/v1beta1".into(), strs("v1.20.2", "true", "1"))
+    );
+    report(&core, &apply, crate::orchestrator::Report::Healthy);
+    let r1 = wait_finished(&core, 1).await;
+    assert_eq!(r1.phase, OperationPhase::Succeeded);
+    assert!(r1.rendered_with.upgrades.is_empty());
+    assert_eq!(r1.rendered_with.capabilities.len(), 1);
+
+    // Revision 2 is an upgrade. Revision 3 is submitted while 2 runs, for the 1.20
+    // cluster; the cluster is upgraded to 1.21 (the agent reconnects) before 3 starts:
+    // 3 is rendered again for 1.21 when it starts.
+    let (a2, s2) = core
+        .submit(deployer(), inputs.clone(), "second".into(), false)
+        .await
+        .expect("submit");
+    assert_eq!((s2[0].facts.revision, s2[0].facts.is_upgrade), (2, true));
+    let apply2 = dry_run_then_apply(&core, &mut rx).await;
+    assert_eq!(
+        shipped(&apply2),
+        ("policy/v1beta1".into(), strs("v1.20.2", "false", "2"))
+    );
+    let (a3, s3) = core
+        .submit(deployer(), inputs.clone(), "third".into(), false)
+        .await
+        .expect("submit");
+    assert_eq!((a2.revision, a3.revision, a3.queue_position), (2, 3, 1));
+    assert_eq!(
+        s3[0].facts.kube_version(),
+        "v1.20.2",
+        "as things stood at the submit"
+    );
+    let mut rx = connect(&core, 2, caps("v1.21.0", true), vec![(RELEASE.into(), 2)]);
+    // The reconnected agent gets revision 2's apply again, as rendered at its start.
+    let again = next(&mut rx).await;
+    assert_eq!(again.revision, 2);
+    assert_eq!(shipped(&again).1, strs("v1.20.2", "false", "2"));
+    report(&core, &again, crate::orchestrator::Report::Healthy);
+    assert_eq!(wait_finished(&core, 2).await.phase, OperationPhase::Succeeded);
+    let apply3 = dry_run_then_apply(&core, &mut rx).await;
+    assert_eq!(apply3.revision, 3);
+    assert_eq!(
+        shipped(&apply3),
+        ("policy/v1".into(), strs("v1.21.0", "false", "3"))
+    );
+
+    // While 3 runs the cluster reports 1.22; the coordinator restarts. Revision 3 is
+    // rendered again as it was first rendered for its start (1.21), not for 1.22.
+    let mut rx = connect(&core, 3, caps("v1.22.1", true), vec![(RELEASE.into(), 3)]);
+    assert_eq!(shipped(&next(&mut rx).await).1, strs("v1.21.0", "false", "3"));
+    let clusters = core.clusters().await.expect("clusters");
+    assert_eq!(clusters[0].kube_version, "v1.22.1");
+    core.shutdown();
+    drop(core);
+    let core = start(open(&db).await).await;
+    let mut rx = connect(&core, 4, caps("v1.22.1", true), vec![(RELEASE.into(), 3)]);
+    let resumed = next(&mut rx).await;
+    assert_eq!(resumed.revision, 3);
+    assert_eq!(
+        shipped(&resumed),
+        ("policy/v1".into(), strs("v1.21.0", "false", "3"))
+    );
+    report(&core, &resumed, crate::orchestrator::Report::Healthy);
+    assert_eq!(wait_finished(&core, 3).await.phase, OperationPhase::Succeeded);
+
+    // The cluster's capabilities outlived the restart; an agent that reports none (older
+    // than capability reporting) puts the context back on Helm's defaults.
+    let (_, summary) = core
+        .submit(deployer(), inputs.clone(), "dry".into(), true)
+        .await
+        .expect("dry run");
+    assert_eq!(summary[0].facts.kube_version(), "v1.22.1");
+    assert_eq!(
+        (summary[0].facts.revision, summary[0].facts.is_upgrade),
+        (4, true)
+    );
+    let _rx = connect(&core, 5, ReportedCapabilities::NotSent, vec![(RELEASE.into(), 3)]);
+    let (_, summary) = core
+        .submit(deployer(), inputs, "dry".into(), true)
+        .await
+        .expect("dry run");
+    assert!(summary[0].facts.capabilities.is_none());
+    core.shutdown();
+}
+
+/// The history a cluster reports in its hello counts: a release the coordinator never
+/// deployed there (another coordinator did) is an upgrade there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_the_cluster_already_holds_is_an_upgrade() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = start(StateStore::new(Box::new(crate::store::MemoryStore::default()))).await;
+    let _rx = connect(&core, 1, caps("v1.20.2", false), vec![(RELEASE.into(), 7)]);
+    let (_, summary) = core
+        .submit(deployer(), inputs(dir.path()), "dry".into(), true)
+        .await
+        .expect("dry run");
+    let f = &summary[0].facts;
+    assert_eq!(
+        (f.revision, f.is_upgrade),
+        (1, true),
+        "revision 1 of this coordinator, an upgrade"
+    );
+    core.shutdown();
+}
+
+#[test]
+fn a_revision_records_and_restores_its_facts() {
+    let c = Arc::new(ClusterCapabilities::new("v1.20.2", ["v1".to_string()]).expect("capabilities"));
+    let facts = BTreeMap::from([
+        (
+            "a".to_string(),
+            RenderFacts::of_revision(4, true, Some(c.clone())),
+        ),
+        ("b".to_string(), RenderFacts::of_revision(4, false, None)),
+    ]);
+    let record = crate::model::RenderRecord::of(&facts);
+    assert_eq!(record.upgrades.iter().collect::<Vec<_>>(), ["a"]);
+    let contexts = ["a".to_string(), "b".to_string()];
+    let back = record
+        .facts(4, &contexts, |d| (d == c.digest()).then(|| c.clone()))
+        .expect("facts");
+    assert_eq!(back, facts);
+    let missing = record.facts(4, &contexts, |_| None).unwrap_err();
+    assert!(missing.contains(c.digest()), "{missing}");
+    // A revision recorded before facts were: Helm's defaults, installs.
+    let old = crate::model::RenderRecord::default()
+        .facts(4, &contexts, |_| None)
+        .expect("facts");
+    assert!(
+        old.values()
+            .all(|f| *f == RenderFacts::of_revision(1, false, None))
+    );
+}
