@@ -140,7 +140,8 @@ fn helm_functions(m: &mut FuncMap) {
             Err(exec_err(format!("{WARN_START}{msg}{WARN_END}")))
         }),
     );
-    // Without a cluster (`helm template`), lookup finds nothing: an empty map.
+    // Without a cluster (`helm template`), lookup finds nothing: an empty map. Its four
+    // parameters are strings, as in Helm.
     m.insert(
         "lookup".into(),
         Arc::new(|args: &[Value]| {
@@ -149,6 +150,17 @@ fn helm_functions(m: &mut FuncMap) {
                     "wrong number of args for lookup: want 4 got {}",
                     args.len()
                 )));
+            }
+            for a in args {
+                if !matches!(a, Value::String(_)) {
+                    let got = match a {
+                        Value::Nil => "interface {}",
+                        other => other.type_name(),
+                    };
+                    return Err(exec_err(format!(
+                        "wrong type for value; expected string; got {got}"
+                    )));
+                }
             }
             Ok(Value::empty_map())
         }),

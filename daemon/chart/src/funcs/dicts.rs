@@ -118,6 +118,13 @@ pub(crate) fn register(m: &mut FuncMap) {
     for name in ["deepCopy", "mustDeepCopy"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
+            // copystructure cannot copy a nil interface: Go's reflection panics.
+            if matches!(a[0], Value::Nil) {
+                return Err(call_error(
+                    name,
+                    "reflect: call of reflect.Value.Type on zero Value",
+                ));
+            }
             deep_copy(&a[0]).map_err(|e| call_error(name, e))
         });
     }
@@ -187,6 +194,13 @@ pub(crate) fn merge_into(dst: &Map, src: &Map, overwrite: bool) {
                 merge_into(&dm, sm, overwrite);
                 // mergo stores src's dict only where dst's stayed empty (both were empty).
                 if dm.is_empty() {
+                    dst.insert(key, sv.clone());
+                }
+            }
+            // A dict never replaces a value that is set and not a dict, even when
+            // overwriting (mergo merges into it, which cannot change a scalar).
+            (d, Value::Map(_)) => {
+                if d.as_ref().is_none_or(is_empty) {
                     dst.insert(key, sv.clone());
                 }
             }

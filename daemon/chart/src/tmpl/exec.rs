@@ -20,6 +20,8 @@ use super::parse::{
 };
 use super::value::{FuncMap, Value};
 
+/// The name of the template set, as Helm names it (`template.New("gotpl")`).
+pub(crate) const SET_NAME: &str = "gotpl";
 /// Helm's limit on nested `include` of one template (and on nested `tpl`).
 const MAX_INCLUDE: usize = 1000;
 /// Go's limit on nested `{{template}}` calls.
@@ -296,7 +298,7 @@ impl<'s> Exec<'s> {
             return Err(ExecError(format!(
                 "template: no template {} associated with template {}",
                 super::lex::go_quote(name),
-                super::lex::go_quote("gotpl")
+                super::lex::go_quote(SET_NAME)
             )));
         };
         let mut frame = Frame {
@@ -950,8 +952,9 @@ impl<'s> Exec<'s> {
         }
     }
 
-    /// Helm's `tpl TEXT VALUES`: TEXT parsed as a template named `.Template.Name` in a copy
-    /// of the set, executed with VALUES; `<no value>` removed.
+    /// Helm's `tpl TEXT VALUES` (Helm 3.12 and later): TEXT, unless it has no `{{`/`}}` at
+    /// all, is parsed as a template named like the set ("gotpl") in a copy of the set and
+    /// executed with VALUES, whatever their type; `<no value>` is removed.
     fn tpl(&mut self, f: &mut Frame, dot: &Val, cmd: &Command, final_: Option<Val>) -> EResult<Val> {
         let argv = self.collect_args(f, dot, cmd, final_)?;
         let pos = cmd.pos;
@@ -962,49 +965,36 @@ impl<'s> Exec<'s> {
                 format!("wrong number of args for tpl: want 2 got {}", argv.len()),
             ));
         }
-        let text = match argv[0].value() {
-            Value::String(s) => s.to_string(),
+        let text = match &argv[0] {
+            Val::Iface(Value::String(s)) | Val::Conc(Value::String(s)) => s.to_string(),
+            Val::Invalid => return Err(self.err(f, At::Ident(pos, "tpl"), "invalid value; expected string")),
             other => {
+                let got = match other.value() {
+                    Value::Nil => "interface {}",
+                    v => v.type_name(),
+                };
                 return Err(self.err(
                     f,
-                    At::Cmd(cmd),
-                    format!("wrong type for value; expected string; got {}", other.type_name()),
+                    At::Ident(pos, "tpl"),
+                    format!("wrong type for value; expected string; got {got}"),
                 ));
             }
         };
-        let vals = argv[1].value();
-        let Value::Map(m) = &vals else {
-            let got = match &argv[1] {
-                Val::Invalid => "invalid value; expected chartutil.Values".to_string(),
-                v => format!(
-                    "wrong type for value; expected chartutil.Values; got {}",
-                    v.value().type_name()
-                ),
-            };
-            return Err(self.err(f, At::Cmd(cmd), got));
-        };
-        let tname = match m.get("Template") {
-            Some(Value::Map(t)) => match t.get("Name") {
-                Some(Value::String(n)) => Some(n.to_string()),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some(tname) = tname else {
-            return Err(self.err(
-                f,
-                At::Cmd(cmd),
-                format!("error calling tpl: cannot retrieve Template.Name from values inside tpl function: {text}: no value for key \"Template.Name\""),
-            ));
+        if !text.contains("{{") && !text.contains("}}") {
+            return Ok(Val::Conc(Value::from(text)));
+        }
+        let vals = match &argv[1] {
+            Val::Invalid => Val::Invalid,
+            v => Val::Conc(v.value()),
         };
         if self.tpl_depth >= MAX_INCLUDE {
             return Err(self.err(
                 f,
                 At::Cmd(cmd),
-                format!("error calling tpl: rendering template has a nested reference name: {tname}: unable to execute template"),
+                format!("error calling tpl: rendering template has a nested reference name: {SET_NAME}: unable to execute template"),
             ));
         }
-        let parsed = match parse::parse(&tname, &text, &|n| self.set.has_func(n)) {
+        let parsed = match parse::parse(SET_NAME, &text, &|n| self.set.has_func(n)) {
             Ok(p) => p,
             Err(e) => {
                 return Err(self.err(
@@ -1017,11 +1007,11 @@ impl<'s> Exec<'s> {
                 ));
             }
         };
-        let parse_name: Rc<str> = Rc::from(tname.as_str());
+        let parse_name: Rc<str> = Rc::from(SET_NAME);
         let src: Rc<str> = Rc::from(text.as_str());
         let mut overlay = HashMap::new();
         overlay.insert(
-            tname.clone(),
+            SET_NAME.to_string(),
             Rc::new(Tree {
                 parse_name: parse_name.clone(),
                 src: src.clone(),
@@ -1043,7 +1033,7 @@ impl<'s> Exec<'s> {
         }
         self.overlays.push(overlay);
         self.tpl_depth += 1;
-        let result = self.execute_template(&tname, Val::Conc(vals.clone()));
+        let result = self.execute_template(SET_NAME, vals);
         self.tpl_depth -= 1;
         self.overlays.pop();
         match result {

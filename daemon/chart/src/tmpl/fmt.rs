@@ -171,9 +171,19 @@ fn pad(spec: &Spec, text: String, verb: char, arg: &Value) -> String {
 }
 
 fn bad(verb: char, arg: &Value) -> String {
-    match arg {
-        Value::Nil => format!("%!{verb}(<nil>)"),
-        a => format!("%!{verb}({}={})", a.type_name(), go_string(a)),
+    bad_prec(verb, arg, None)
+}
+
+/// Go prints the operand of a wrong verb with `%v` and the flags given (`%!f(string=h)`
+/// for `%.1f` of "hello").
+fn bad_prec(verb: char, arg: &Value, prec: Option<usize>) -> String {
+    match (arg, prec) {
+        (Value::Nil, _) => format!("%!{verb}(<nil>)"),
+        (Value::String(s), Some(p)) => {
+            let cut: String = s.chars().take(p).collect();
+            format!("%!{verb}(string={cut})")
+        }
+        (a, _) => format!("%!{verb}({}={})", a.type_name(), go_string(a)),
     }
 }
 
@@ -324,21 +334,12 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
         Value::String(s) => format_str(verb, spec, s, arg),
         Value::List(items) => match verb {
             'v' | 's' | 'd' | 'q' | 'x' | 'X' | 'f' | 'g' | 'e' | 't' => {
-                if matches!(verb, 'x' | 'X') && items.iter().all(|i| matches!(i, Value::String(_))) {
-                    // %x of []string: each element's hex, space separated.
-                }
+                // Inside a container a nil element prints as <nil> whatever the verb.
                 let parts: Vec<String> = items
                     .iter()
-                    .map(|i| {
-                        pad(
-                            &Spec {
-                                width: spec.width,
-                                ..*spec
-                            },
-                            format_one(verb, spec, i),
-                            verb,
-                            i,
-                        )
+                    .map(|i| match i {
+                        Value::Nil => "<nil>".to_string(),
+                        i => pad(spec, format_one(verb, spec, i), verb, i),
                     })
                     .collect();
                 format!("[{}]", parts.join(" "))
@@ -350,11 +351,11 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
                 .borrow()
                 .iter()
                 .map(|(k, v)| {
-                    format!(
-                        "{}:{}",
-                        format_str(verb, spec, k, &Value::String(k.clone())),
-                        format_one(verb, spec, v)
-                    )
+                    let v = match v {
+                        Value::Nil => "<nil>".to_string(),
+                        v => format_one(verb, spec, v),
+                    };
+                    format!("{}:{v}", format_str(verb, spec, k, &Value::String(k.clone())))
                 })
                 .collect();
             format!("map[{}]", parts.join(" "))
@@ -411,7 +412,7 @@ fn format_str(verb: char, spec: &Spec, s: &str, arg: &Value) -> String {
                 .collect();
             parts.join(sep)
         }
-        _ => bad(verb, arg),
+        _ => bad_prec(verb, arg, spec.prec),
     }
 }
 
