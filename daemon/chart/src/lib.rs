@@ -31,6 +31,7 @@ pub mod repo;
 mod schema;
 pub mod strvals;
 pub mod template_cmd;
+pub mod tmpl;
 pub mod values;
 
 pub use chart::{Chart, ChartFile, package_dir};

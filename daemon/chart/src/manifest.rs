@@ -140,12 +140,46 @@ struct Head {
     hook: Option<String>,
 }
 
+#[derive(serde::Deserialize)]
+struct HeadDoc {
+    kind: Option<serde_yaml::Value>,
+    metadata: Option<HeadMeta>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct HeadMeta {
+    name: Option<serde_yaml::Value>,
+    annotations: Option<HeadAnnotations>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadAnnotations {
+    #[serde(rename = "helm.sh/hook")]
+    hook: Option<serde_yaml::Value>,
+}
+
 fn head(doc: &str, source: &str) -> Result<Head> {
     let err = |message: String| ChartError::RenderedYaml {
         source_name: source.to_string(),
         message,
         rendered: String::new(),
     };
+    // Most documents are maps: read only the fields needed (the rest is skipped, not
+    // built); anything else takes the full path below for Helm's exact errors.
+    if let Ok(Some(h)) = serde_yaml::from_str::<Option<HeadDoc>>(doc) {
+        let text = |v: &Option<serde_yaml::Value>| match v {
+            Some(serde_yaml::Value::String(s)) => s.clone(),
+            Some(serde_yaml::Value::Number(n)) => n.to_string(),
+            Some(serde_yaml::Value::Bool(b)) => b.to_string(),
+            _ => String::new(),
+        };
+        let meta = h.metadata.unwrap_or_default();
+        return Ok(Head {
+            kind: text(&h.kind),
+            name: text(&meta.name),
+            hook: meta.annotations.and_then(|a| a.hook).map(|v| text(&Some(v))),
+        });
+    }
     let v: serde_yaml::Value =
         serde_yaml::from_str(doc).map_err(|e| err(format!("error converting YAML to JSON: yaml: {e}")))?;
     let v = match v {

@@ -16,10 +16,9 @@
 //! strings; timestamps stay text; `!!binary` is decoded; merge keys (`<<`) are applied; map
 //! keys become strings (`yes:` is `"true"`), a null key is an error; keys are sorted.
 
-use gotmpl::Value;
-
 use crate::error::{ChartError, Result};
 use crate::funcs::yaml_read::{self, Numbers};
+use crate::tmpl::Value;
 
 /// Converts one rendered YAML document to compact JSON, as Helm's `YAMLToJSON` does.
 ///

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotmpl::Value;
 use serde_json::{Map, Value as Json};
 
 use crate::chart::Chart;
@@ -18,6 +17,7 @@ use crate::engine::objects::{KubeVersion, capabilities_object, files_object};
 use crate::engine::{Engine, Source};
 use crate::error::{ChartError, Result};
 use crate::manifest::{self, Rendered};
+use crate::tmpl::Value;
 
 /// How to render: the `helm template` flags that are not values.
 #[derive(Debug, Clone, Default)]
@@ -74,26 +74,8 @@ pub fn render(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rend
 /// `.Capabilities`), outside any chart: for previews, `convoy lint`-style checks and the
 /// fuzz target. Errors are Helm's template errors.
 pub fn render_str(name: &str, src: &str, values: &Json) -> Result<String> {
-    let vals = match values {
-        Json::Object(m) => map_value(m),
-        _ => Value::Map(Arc::new(BTreeMap::new())),
-    };
     let kube =
         KubeVersion::parse(DEFAULT_KUBE_VERSION).ok_or_else(|| ChartError::Invalid("bad default".into()))?;
-    let ctx = map_of([
-        ("Values", vals),
-        (
-            "Release",
-            map_of([
-                ("Name", s("release-name")),
-                ("Namespace", s("default")),
-                ("Service", s("Helm")),
-            ]),
-        ),
-        ("Capabilities", capabilities_object(&kube, &[], true)),
-        ("Files", Value::Map(Arc::new(BTreeMap::new()))),
-    ]);
-    let data = with_template(&ctx, name, "");
     let sources = [Source {
         name: name.to_string(),
         src: src.to_string(),
@@ -103,6 +85,24 @@ pub fn render_str(name: &str, src: &str, values: &Json) -> Result<String> {
             .name("chart-render".into())
             .stack_size(256 * 1024 * 1024)
             .spawn_scoped(scope, || {
+                let vals = match values {
+                    Json::Object(m) => map_value(m),
+                    _ => Value::empty_map(),
+                };
+                let ctx = map_of([
+                    ("Values", vals),
+                    (
+                        "Release",
+                        map_of([
+                            ("Name", s("release-name")),
+                            ("Namespace", s("default")),
+                            ("Service", s("Helm")),
+                        ]),
+                    ),
+                    ("Capabilities", capabilities_object(&kube, &[], true)),
+                    ("Files", files_object(&[])),
+                ]);
+                let data = with_template(&ctx, name, "");
                 let engine = Engine::new(&sources).map_err(ChartError::TemplateParse)?;
                 engine.execute(name, &data).map_err(ChartError::TemplateExec)
             })
@@ -227,10 +227,10 @@ fn collect(
     for d in &c.dependencies {
         let sub_values = match &values {
             Value::Map(m) => match m.get(d.name()) {
-                Some(v @ Value::Map(_)) => v.clone(),
-                _ => Value::Map(Arc::new(BTreeMap::new())),
+                Some(v @ Value::Map(_)) => v,
+                _ => Value::empty_map(),
             },
-            _ => Value::Map(Arc::new(BTreeMap::new())),
+            _ => Value::empty_map(),
         };
         let sub_ctx = collect(d, common, sub_values, &full, false, out);
         subcharts.insert(Arc::from(d.name()), sub_ctx);
@@ -244,7 +244,7 @@ fn collect(
         ("Release", common.release.clone()),
         ("Capabilities", common.capabilities.clone()),
         ("Values", values),
-        ("Subcharts", Value::Map(Arc::new(subcharts))),
+        ("Subcharts", Value::map(subcharts)),
     ]);
     for t in &c.templates {
         // Library charts contribute their helpers only.
@@ -261,16 +261,17 @@ fn collect(
     ctx
 }
 
+/// Sets `.Template` in the chart's context and returns it. Helm does the same: every
+/// template of a chart runs with one shared top-level map (so `set $ ...` in one template
+/// is seen by the next), its `Template` entry replaced before each.
 fn with_template(ctx: &Value, name: &str, base_path: &str) -> Value {
-    let mut m = match ctx {
-        Value::Map(m) => (**m).clone(),
-        _ => BTreeMap::new(),
-    };
-    m.insert(
-        Arc::from("Template"),
-        map_of([("Name", s(name)), ("BasePath", s(base_path))]),
-    );
-    Value::Map(Arc::new(m))
+    if let Value::Map(m) = ctx {
+        m.insert(
+            Arc::from("Template"),
+            map_of([("Name", s(name)), ("BasePath", s(base_path))]),
+        );
+    }
+    ctx.clone()
 }
 
 pub(crate) fn base_name(p: &str) -> &str {

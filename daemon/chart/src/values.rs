@@ -57,8 +57,8 @@ pub fn key_to_string(text: &str, plain: bool, tag: Option<&str>) -> std::result:
 
 /// The YAML reader yields template values; values travel through the crate as JSON.
 /// Everything it yields has a JSON form (numbers are finite floats).
-fn template_to_json(v: gotmpl::Value) -> Json {
-    use gotmpl::Value;
+fn template_to_json(v: crate::tmpl::Value) -> Json {
+    use crate::tmpl::Value;
     match v {
         Value::Bool(b) => Json::Bool(b),
         Value::Int(i) => Json::from(i),
@@ -67,11 +67,13 @@ fn template_to_json(v: gotmpl::Value) -> Json {
         Value::String(s) => Json::String(s.to_string()),
         Value::List(items) => Json::Array(items.iter().cloned().map(template_to_json).collect()),
         Value::Map(m) => Json::Object(
-            m.iter()
+            m.borrow()
+                .iter()
                 .map(|(k, v)| (k.to_string(), template_to_json(v.clone())))
                 .collect(),
         ),
-        _ => Json::Null,
+        Value::Object(o) => template_to_json(o.to_value()),
+        Value::Nil | Value::Function(_) => Json::Null,
     }
 }
 

@@ -1,11 +1,9 @@
-//! Conversions between JSON values (how values travel through the crate) and
-//! `gotmpl::Value` (what templates see).
+//! Conversions between JSON values (how values travel through the crate) and template
+//! values (what templates see).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use gotmpl::Value;
 use serde_json::Value as Json;
+
+use crate::tmpl::{Dict, Value};
 
 /// JSON to template value. Floats stay floats so they print as Go prints float64.
 pub fn to_value(j: &Json) -> Value {
@@ -21,30 +19,26 @@ pub fn to_value(j: &Json) -> Value {
                 Value::Uint(n.as_u64().unwrap_or_default())
             }
         }
-        Json::String(s) => Value::String(Arc::from(s.as_str())),
-        Json::Array(a) => Value::List(a.iter().map(to_value).collect()),
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(a) => Value::list(a.iter().map(to_value).collect()),
         Json::Object(m) => map_value(m),
     }
 }
 
-/// A JSON object as a template map.
+/// A JSON object as a (new) template map.
 pub fn map_value(m: &serde_json::Map<String, Json>) -> Value {
-    Value::Map(Arc::new(
-        m.iter()
-            .map(|(k, v)| (Arc::from(k.as_str()), to_value(v)))
-            .collect(),
-    ))
+    Value::map(m.iter().map(|(k, v)| (k.as_str().into(), to_value(v))).collect())
 }
 
 /// Builds a template map from (key, value) pairs.
 pub fn map_of(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    let m: BTreeMap<Arc<str>, Value> = entries.into_iter().map(|(k, v)| (Arc::from(k), v)).collect();
-    Value::Map(Arc::new(m))
+    let m: Dict = entries.into_iter().map(|(k, v)| (k.into(), v)).collect();
+    Value::map(m)
 }
 
 /// A string value.
 pub fn s(v: &str) -> Value {
-    Value::String(Arc::from(v))
+    Value::from(v)
 }
 
 #[cfg(test)]
@@ -55,8 +49,8 @@ mod tests {
     fn numbers_keep_their_kind() {
         let v = to_value(&serde_json::json!({"f": 1.0, "i": 3, "l": [true, null]}));
         let Value::Map(m) = v else { panic!("not a map") };
-        assert!(matches!(m["f"], Value::Float(_)));
-        assert!(matches!(m["i"], Value::Int(3)));
-        assert!(matches!(&m["l"], Value::List(l) if l.len() == 2));
+        assert!(matches!(m.get("f"), Some(Value::Float(_))));
+        assert!(matches!(m.get("i"), Some(Value::Int(3))));
+        assert!(matches!(m.get("l"), Some(Value::List(l)) if l.len() == 2));
     }
 }

@@ -2,28 +2,103 @@
 //! and the field/method walking that Go's reflection does for them.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use gotmpl::Value;
+
+use crate::tmpl::{Error, Object, Result as TResult, Value};
 
 use super::convert::{map_of, s};
 use crate::chart::ChartFile;
 use crate::glob::{Dialect, matches};
 
-/// `.Files`: a map from path to content, like Helm's `map[string][]byte`. Templates are
-/// not part of it, as in Helm.
+/// `.Files`: Helm's `files` type, a `map[string][]byte` with methods. Templates are not
+/// part of it, as in Helm.
 pub fn files_object(files: &[ChartFile]) -> Value {
-    let m: BTreeMap<Arc<str>, Value> = files
+    let m: BTreeMap<Arc<str>, Arc<str>> = files
         .iter()
         .map(|f| {
             (
                 Arc::from(f.name.as_str()),
-                Value::String(Arc::from(String::from_utf8_lossy(&f.data).as_ref())),
+                Arc::from(String::from_utf8_lossy(&f.data).as_ref()),
             )
         })
         .collect();
-    Value::Map(Arc::new(m))
+    Value::Object(Rc::new(Files(m)))
+}
+
+/// Helm's `files`: path -> content.
+struct Files(BTreeMap<Arc<str>, Arc<str>>);
+
+impl Object for Files {
+    fn type_name(&self) -> &'static str {
+        "engine.files"
+    }
+
+    fn field(&self, name: &str) -> Option<TResult<Value>> {
+        match name {
+            "AsConfig" => Some(Ok(s(&files_yaml(
+                self.0.iter().map(|(k, v)| (base(k), v.to_string())),
+            )))),
+            "AsSecrets" => Some(Ok(s(&files_yaml(self.0.iter().map(|(k, v)| {
+                (
+                    base(k),
+                    base64::engine::general_purpose::STANDARD.encode(v.as_bytes()),
+                )
+            }))))),
+            _ => None,
+        }
+    }
+
+    fn method(&self, name: &str, args: &[Value]) -> Option<TResult<Value>> {
+        let arg = |i: usize| -> TResult<String> {
+            match args.get(i) {
+                Some(Value::String(x)) => Ok(x.to_string()),
+                Some(other) => Err(Error::Exec(format!(
+                    "wrong type for value; expected string; got {}",
+                    other.type_name()
+                ))),
+                None => Err(Error::Exec(format!(
+                    "wrong number of args for {name}: want 1 got {}",
+                    args.len()
+                ))),
+            }
+        };
+        Some(match name {
+            "Get" | "GetBytes" => arg(0).map(|p| s(self.0.get(p.as_str()).map(|v| &**v).unwrap_or(""))),
+            "Glob" => arg(0).map(|pattern| {
+                let hits = self
+                    .0
+                    .iter()
+                    .filter(|(k, _)| matches(&pattern, k, Dialect::Gobwas))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Value::Object(Rc::new(Files(hits)))
+            }),
+            "Lines" => arg(0).map(|p| match self.0.get(p.as_str()) {
+                None => Value::list(Vec::new()),
+                Some(text) => {
+                    let text = text.strip_suffix('\n').unwrap_or(text);
+                    Value::list(text.split('\n').map(s).collect())
+                }
+            }),
+            "AsConfig" | "AsSecrets" if !args.is_empty() => Err(Error::Exec(format!(
+                "wrong number of args for {name}: want 0 got {}",
+                args.len()
+            ))),
+            _ => return None,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        Value::map(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    }
 }
 
 /// Kubernetes version facts for `.Capabilities.KubeVersion`.
@@ -95,137 +170,132 @@ pub const DEFAULT_API_VERSIONS: &[&str] = &[
     "storage.k8s.io/v1beta1",
 ];
 
-/// `.Capabilities`: `api_versions` after Helm's default list when `with_defaults`, else
-/// `api_versions` alone (a live cluster's list).
+/// `.Capabilities`: Helm's `*chartutil.Capabilities`, with `api_versions` after Helm's
+/// default list when `with_defaults`, else `api_versions` alone (a live cluster's list).
 pub fn capabilities_object(kube: &KubeVersion, api_versions: &[String], with_defaults: bool) -> Value {
     let defaults = if with_defaults { DEFAULT_API_VERSIONS } else { &[] };
-    let apis: Vec<Value> = defaults
+    let apis: Vec<Arc<str>> = defaults
         .iter()
-        .map(|a| s(a))
-        .chain(api_versions.iter().map(|a| s(a)))
+        .map(|a| Arc::from(*a))
+        .chain(api_versions.iter().map(|a| Arc::from(a.as_str())))
         .collect();
-    map_of([
-        (
-            "KubeVersion",
-            map_of([
-                ("Version", s(&kube.version)),
-                ("Major", s(&kube.major)),
-                ("Minor", s(&kube.minor)),
-                ("GitVersion", s(&kube.version)),
-            ]),
-        ),
-        ("APIVersions", Value::List(apis.into())),
-        (
-            "HelmVersion",
-            map_of([
-                ("Version", s("v3.21.4")),
-                ("GitCommit", s("")),
-                ("GitTreeState", s("")),
-                ("GoVersion", s("")),
-            ]),
-        ),
-    ])
+    Value::Object(Rc::new(Capabilities {
+        kube: Value::Object(Rc::new(kube.clone())),
+        apis: Value::Object(Rc::new(VersionSet(apis))),
+        helm: map_of([
+            ("Version", s("v3.21.4")),
+            ("GitCommit", s("")),
+            ("GitTreeState", s("")),
+            ("GoVersion", s("")),
+        ]),
+    }))
 }
 
-/// Go's reflection over our objects: field access, plus the methods Helm's objects have.
-/// Returns `Err(message)` with Go's wording.
-pub fn walk(receiver: Value, fields: &[String], args: &[Value]) -> Result<Value, String> {
-    let mut cur = receiver;
-    for (i, field) in fields.iter().enumerate() {
-        let last = i + 1 == fields.len();
-        if last && !args.is_empty() {
-            return call_method(&cur, field, args);
+struct Capabilities {
+    kube: Value,
+    apis: Value,
+    helm: Value,
+}
+
+impl Object for Capabilities {
+    fn type_name(&self) -> &'static str {
+        "*chartutil.Capabilities"
+    }
+
+    fn field(&self, name: &str) -> Option<TResult<Value>> {
+        match name {
+            "KubeVersion" => Some(Ok(self.kube.clone())),
+            "APIVersions" => Some(Ok(self.apis.clone())),
+            "HelmVersion" => Some(Ok(self.helm.clone())),
+            _ => None,
         }
-        cur = match &cur {
-            Value::Map(m) => match m.get(field.as_str()) {
-                Some(v) => v.clone(),
-                None => zero_arg_method(&cur, field).unwrap_or(Value::Nil),
-            },
-            Value::Nil => return Err(format!("nil pointer evaluating interface {{}}.{field}")),
-            other => return Err(format!("can't evaluate field {field} in type {}", go_type(other))),
-        };
     }
-    if fields.is_empty() && !args.is_empty() {
-        return Err("can't give argument to non-function".to_string());
-    }
-    Ok(cur)
-}
 
-fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Uint(_) => "uint",
-        Value::Float(_) => "float64",
-        Value::String(_) => "string",
-        Value::List(_) => "[]interface {}",
-        _ => "interface {}",
+    fn method(&self, _name: &str, _args: &[Value]) -> Option<TResult<Value>> {
+        None
+    }
+
+    fn to_value(&self) -> Value {
+        map_of([
+            ("KubeVersion", self.kube.clone().plain()),
+            ("APIVersions", self.apis.clone().plain()),
+            ("HelmVersion", self.helm.clone()),
+        ])
+    }
+
+    fn display(&self) -> Option<String> {
+        Some(format!(
+            "&{{{} {} {}}}",
+            crate::funcs::go_string(&self.kube),
+            crate::funcs::go_string(&self.apis),
+            crate::funcs::go_string(&self.helm)
+        ))
     }
 }
 
-fn zero_arg_method(recv: &Value, name: &str) -> Option<Value> {
-    let Value::Map(m) = recv else { return None };
-    match name {
-        "AsConfig" => Some(s(&files_yaml(m.iter().map(|(k, v)| (base(k), str_of(v)))))),
-        "AsSecrets" => Some(s(&files_yaml(m.iter().map(|(k, v)| {
-            (
-                base(k),
-                base64::engine::general_purpose::STANDARD.encode(str_of(v)),
-            )
-        })))),
-        _ => None,
+impl Object for KubeVersion {
+    fn type_name(&self) -> &'static str {
+        "chartutil.KubeVersion"
+    }
+
+    fn field(&self, name: &str) -> Option<TResult<Value>> {
+        match name {
+            "Version" | "GitVersion" => Some(Ok(s(&self.version))),
+            "Major" => Some(Ok(s(&self.major))),
+            "Minor" => Some(Ok(s(&self.minor))),
+            "String" => Some(Ok(s(&self.version))),
+            _ => None,
+        }
+    }
+
+    fn method(&self, _name: &str, _args: &[Value]) -> Option<TResult<Value>> {
+        None
+    }
+
+    fn to_value(&self) -> Value {
+        map_of([
+            ("Version", s(&self.version)),
+            ("Major", s(&self.major)),
+            ("Minor", s(&self.minor)),
+        ])
+    }
+
+    fn display(&self) -> Option<String> {
+        Some(self.version.clone())
     }
 }
 
-fn call_method(recv: &Value, name: &str, args: &[Value]) -> Result<Value, String> {
-    let arg = |i: usize| -> Result<String, String> {
-        match args.get(i) {
-            Some(Value::String(x)) => Ok(x.to_string()),
-            Some(other) => Err(format!(
+/// `.Capabilities.APIVersions`: Helm's `VersionSet` (`[]string` with `Has`).
+struct VersionSet(Vec<Arc<str>>);
+
+impl Object for VersionSet {
+    fn type_name(&self) -> &'static str {
+        "chartutil.VersionSet"
+    }
+
+    fn field(&self, _name: &str) -> Option<TResult<Value>> {
+        None
+    }
+
+    fn method(&self, name: &str, args: &[Value]) -> Option<TResult<Value>> {
+        if name != "Has" {
+            return None;
+        }
+        Some(match args {
+            [Value::String(want)] => Ok(Value::Bool(self.0.iter().any(|x| **x == **want))),
+            [other] => Err(Error::Exec(format!(
                 "wrong type for value; expected string; got {}",
-                go_type(other)
-            )),
-            None => Err(format!(
-                "wrong number of args for {name}: want 1 got {}",
+                other.type_name()
+            ))),
+            _ => Err(Error::Exec(format!(
+                "wrong number of args for Has: want 1 got {}",
                 args.len()
-            )),
-        }
-    };
-    match (recv, name) {
-        (Value::Map(m), "Get" | "GetBytes") => {
-            let p = arg(0)?;
-            Ok(m.get(p.as_str()).map(|v| s(&str_of(v))).unwrap_or_else(|| s("")))
-        }
-        (Value::Map(m), "Glob") => {
-            let pattern = arg(0)?;
-            let hits: BTreeMap<Arc<str>, Value> = m
-                .iter()
-                .filter(|(k, _)| matches(&pattern, k, Dialect::Gobwas))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            Ok(Value::Map(Arc::new(hits)))
-        }
-        (Value::Map(m), "Lines") => {
-            let p = arg(0)?;
-            let Some(v) = m.get(p.as_str()) else {
-                return Ok(Value::List(Vec::new().into()));
-            };
-            let mut text = str_of(v);
-            if text.ends_with('\n') {
-                text.pop();
-            }
-            Ok(Value::List(text.split('\n').map(s).collect::<Vec<_>>().into()))
-        }
-        (Value::List(items), "Has") => {
-            let want = arg(0)?;
-            Ok(Value::Bool(
-                items
-                    .iter()
-                    .any(|i| matches!(i, Value::String(x) if **x == *want)),
-            ))
-        }
-        (Value::Nil, _) => Err(format!("nil pointer evaluating interface {{}}.{name}")),
-        _ => Err(format!("{name} is not a method but has arguments")),
+            ))),
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        Value::list(self.0.iter().map(|a| Value::String(a.clone())).collect())
     }
 }
 
@@ -233,23 +303,46 @@ fn base(k: &str) -> String {
     k.rsplit('/').next().unwrap_or(k).to_string()
 }
 
-fn str_of(v: &Value) -> String {
-    match v {
-        Value::String(x) => x.to_string(),
-        other => crate::funcs::go_string(other),
-    }
-}
-
 /// Helm's `toYAML` of a `map[string]string` (keys sorted, trailing newline trimmed).
 fn files_yaml(entries: impl Iterator<Item = (String, String)>) -> String {
-    let m: BTreeMap<Arc<str>, Value> = entries.map(|(k, v)| (Arc::from(k.as_str()), s(&v))).collect();
+    let m: crate::tmpl::Dict = entries.map(|(k, v)| (Arc::from(k.as_str()), s(&v))).collect();
     if m.is_empty() {
         return "{}".to_string();
     }
-    match crate::funcs::to_yaml_string(&Value::Map(Arc::new(m))) {
+    match crate::funcs::to_yaml_string(&Value::map(m)) {
         Ok(y) => y.trim_end_matches('\n').to_string(),
         Err(_) => String::new(),
     }
+}
+
+/// Field access as templates do it, for tests: fields, then a method call with `args`.
+#[cfg(test)]
+pub fn walk(receiver: Value, fields: &[String], args: &[Value]) -> Result<Value, String> {
+    let mut cur = receiver;
+    for (i, field) in fields.iter().enumerate() {
+        let last = i + 1 == fields.len();
+        cur = match &cur {
+            Value::Object(o) if last && !args.is_empty() => {
+                return o
+                    .method(field, args)
+                    .unwrap_or_else(|| Err(Error::Exec("no method".into())))
+                    .map_err(|e| e.to_string());
+            }
+            Value::Object(o) => match o.field(field).or_else(|| o.method(field, &[])) {
+                Some(r) => r.map_err(|e| e.to_string())?,
+                None => return Err(format!("can't evaluate field {field} in type {}", o.type_name())),
+            },
+            Value::Map(m) => m.get(field).unwrap_or(Value::Nil),
+            Value::Nil => return Err(format!("nil pointer evaluating interface {{}}.{field}")),
+            other => {
+                return Err(format!(
+                    "can't evaluate field {field} in type {}",
+                    other.type_name()
+                ));
+            }
+        };
+    }
+    Ok(cur)
 }
 
 #[cfg(test)]

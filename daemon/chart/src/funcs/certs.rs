@@ -11,13 +11,10 @@
 //! `"dsa"` fail with an explanation. Keys passed in (`*WithKey`, `buildCustomCert`) may be
 //! RSA, ECDSA or Ed25519, in PKCS#1, SEC1 or PKCS#8 PEM.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use gotmpl::{FuncMap, Value};
 use rand::Rng;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -25,6 +22,8 @@ use rcgen::{
 };
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+
+use crate::tmpl::{Dict, FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, int_arg, list_items, map, map_arg, str_arg, string, strval};
@@ -75,7 +74,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     add(m, "buildCustomCert", |a| {
         arity("buildCustomCert", a, 2, 2)?;
         let f = "buildCustomCert";
-        let decode = |v: &Value, what: &str| -> gotmpl::Result<String> {
+        let decode = |v: &Value, what: &str| -> crate::tmpl::Result<String> {
             let bytes = STANDARD
                 .decode(str_arg(f, v)?)
                 .map_err(|_| call_error(f, format!("unable to decode base64 {what}")))?;
@@ -97,7 +96,7 @@ struct Key {
 }
 
 fn cert_value(cert: String, key: String) -> Value {
-    let mut m: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+    let mut m = Dict::new();
     m.insert("Cert".into(), string(cert));
     m.insert("Key".into(), string(key));
     map(m)
@@ -220,7 +219,7 @@ fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
     Some(pkcs8_wrap(&alg, &der(0x30, &inner)))
 }
 
-fn new_key(func: &str) -> gotmpl::Result<Key> {
+fn new_key(func: &str) -> crate::tmpl::Result<Key> {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
         .map_err(|_| call_error(func, "generating an ECDSA P-256 key failed"))?;
@@ -235,7 +234,7 @@ fn new_key(func: &str) -> gotmpl::Result<Key> {
 }
 
 /// Loads a PEM private key (PKCS#1 RSA, SEC1 EC or PKCS#8); errors never echo key material.
-fn load_key(func: &str, pem: &str) -> gotmpl::Result<Key> {
+fn load_key(func: &str, pem: &str) -> crate::tmpl::Result<Key> {
     let pkcs8 = if let Some(body) = pem_decode(pem, "PRIVATE KEY") {
         Some(body)
     } else if let Some(body) = pem_decode(pem, "RSA PRIVATE KEY") {
@@ -299,7 +298,7 @@ fn base_params(
     ips: &[Value],
     dns: &[Value],
     days: i64,
-) -> gotmpl::Result<CertificateParams> {
+) -> crate::tmpl::Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -342,7 +341,7 @@ fn base_params(
     Ok(params)
 }
 
-fn ca(func: &str, cn: &str, days: i64, key: Key) -> gotmpl::Result<Value> {
+fn ca(func: &str, cn: &str, days: i64, key: Key) -> crate::tmpl::Result<Value> {
     let mut params = base_params(func, cn, &[], &[], days)?;
     params.key_usages.push(KeyUsagePurpose::KeyCertSign);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -354,7 +353,7 @@ fn ca(func: &str, cn: &str, days: i64, key: Key) -> gotmpl::Result<Value> {
 
 /// Self-signed (`ca` is None) or CA-signed leaf certificate; arguments are
 /// `cn, ips, alternateDNS, daysValid[, ca]`.
-fn leaf(func: &str, a: &[Value], key: Key, ca: Option<&Value>) -> gotmpl::Result<Value> {
+fn leaf(func: &str, a: &[Value], key: Key, ca: Option<&Value>) -> crate::tmpl::Result<Value> {
     let cn = str_arg(func, &a[0])?;
     let ips = list_items(func, &a[1])?;
     let dns = list_items(func, &a[2])?;
@@ -364,9 +363,13 @@ fn leaf(func: &str, a: &[Value], key: Key, ca: Option<&Value>) -> gotmpl::Result
         None => params.self_signed(&key.pair),
         Some(ca) => {
             let ca = map_arg(func, ca)?;
-            let field = |k: &str| ca.get(k).and_then(Value::as_str).unwrap_or_default();
-            let ca_key = load_key(func, field("Key"))?;
-            let issuer = Issuer::from_ca_cert_pem(field("Cert"), ca_key.pair).map_err(|_| {
+            let field = |k: &str| {
+                ca.get(k)
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            };
+            let ca_key = load_key(func, &field("Key"))?;
+            let issuer = Issuer::from_ca_cert_pem(&field("Cert"), ca_key.pair).map_err(|_| {
                 call_error(
                     func,
                     "error parsing the CA certificate (expected the Cert of genCA)",
@@ -384,7 +387,11 @@ mod tests {
     use super::*;
 
     fn field(v: &Value, k: &str) -> String {
-        v.field(k).and_then(Value::as_str).unwrap_or_default().to_string()
+        map_arg("t", v)
+            .ok()
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     #[test]

@@ -6,22 +6,21 @@
 //! The `to_*` helpers mirror `spf13/cast` (`cast.ToInt64`, `cast.ToFloat64`), which sprig uses
 //! where it accepts `interface{}` and converts leniently.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotmpl::{TemplateError, Value};
+use crate::tmpl::{Dict, Error, Map, Result, Value};
 
 /// Upper bound for strings and lists a function builds (`repeat`, `until`, `seq`, ...):
 /// a template must not be able to exhaust memory with one call.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 
 /// An execution error for function `func`, worded like Go's `error calling NAME: ...`.
-pub(crate) fn call_error(func: &str, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::Exec(format!("error calling {func}: {msg}"))
+pub(crate) fn call_error(func: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Exec(format!("error calling {func}: {msg}"))
 }
 
 /// Checks the argument count, as Go does before calling a function.
-pub(crate) fn arity(func: &str, args: &[Value], min: usize, max: usize) -> gotmpl::Result<()> {
+pub(crate) fn arity(func: &str, args: &[Value], min: usize, max: usize) -> Result<()> {
     if args.len() < min || args.len() > max {
         let expected = if min == max {
             format!("{min}")
@@ -30,7 +29,7 @@ pub(crate) fn arity(func: &str, args: &[Value], min: usize, max: usize) -> gotmp
         } else {
             format!("{min} to {max}")
         };
-        return Err(TemplateError::Exec(format!(
+        return Err(Error::Exec(format!(
             "wrong number of args for {func}: want {expected} got {}",
             args.len()
         )));
@@ -50,10 +49,11 @@ pub(crate) fn go_type_name(v: &Value) -> &'static str {
         Value::List(_) => "[]interface {}",
         Value::Map(_) => "map[string]interface {}",
         Value::Function(_) => "func",
+        Value::Object(o) => o.type_name(),
     }
 }
 
-fn wrong_type(func: &str, expected: &str, v: &Value) -> TemplateError {
+fn wrong_type(func: &str, expected: &str, v: &Value) -> Error {
     let got = match v {
         Value::Nil => "interface {}",
         other => go_type_name(other),
@@ -65,12 +65,12 @@ fn wrong_type(func: &str, expected: &str, v: &Value) -> TemplateError {
 }
 
 /// A `string` parameter.
-pub(crate) fn str_arg<'a>(func: &str, v: &'a Value) -> gotmpl::Result<&'a str> {
+pub(crate) fn str_arg<'a>(func: &str, v: &'a Value) -> Result<&'a str> {
     v.as_str().ok_or_else(|| wrong_type(func, "string", v))
 }
 
 /// An `int` parameter: integers only (a float64 from YAML is refused, as in Helm).
-pub(crate) fn int_arg(func: &str, v: &Value) -> gotmpl::Result<i64> {
+pub(crate) fn int_arg(func: &str, v: &Value) -> Result<i64> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::Uint(u) => i64::try_from(*u).map_err(|_| wrong_type(func, "int", v)),
@@ -79,17 +79,23 @@ pub(crate) fn int_arg(func: &str, v: &Value) -> gotmpl::Result<i64> {
 }
 
 /// A `bool` parameter.
-pub(crate) fn bool_arg(func: &str, v: &Value) -> gotmpl::Result<bool> {
+pub(crate) fn bool_arg(func: &str, v: &Value) -> Result<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
         _ => Err(wrong_type(func, "bool", v)),
     }
 }
 
-/// A `[]interface{}` / `map[string]interface{}` parameter.
-pub(crate) fn map_arg<'a>(func: &str, v: &'a Value) -> gotmpl::Result<&'a Arc<BTreeMap<Arc<str>, Value>>> {
+/// A `map[string]interface{}` parameter: a handle on the caller's map (Go maps are
+/// references, so `set` and `merge` change what the caller holds). An object whose plain
+/// value is a map is accepted too (the executor normally converts objects already).
+pub(crate) fn map_arg(func: &str, v: &Value) -> Result<Map> {
     match v {
-        Value::Map(m) => Ok(m),
+        Value::Map(m) => Ok(m.clone()),
+        Value::Object(o) => match o.to_value() {
+            Value::Map(m) => Ok(m),
+            _ => Err(wrong_type(func, "map[string]interface {}", v)),
+        },
         _ => Err(wrong_type(func, "map[string]interface {}", v)),
     }
 }
@@ -104,9 +110,9 @@ pub(crate) fn list(items: Vec<Value>) -> Value {
     Value::List(items.into())
 }
 
-/// Builds a map value.
-pub(crate) fn map(m: BTreeMap<Arc<str>, Value>) -> Value {
-    Value::Map(Arc::new(m))
+/// Builds a new map value.
+pub(crate) fn map(m: Dict) -> Value {
+    Value::map(m)
 }
 
 /// Deepest nesting the recursive writers (`toYaml`, `toJson`, `toToml`, `merge`) accept: a
@@ -115,19 +121,117 @@ pub(crate) fn map(m: BTreeMap<Arc<str>, Value>) -> Value {
 pub(crate) const MAX_DEPTH: usize = 512;
 
 /// Whether `v` nests lists/dicts deeper than [`MAX_DEPTH`] (checked without recursion).
+/// Maps are shared references, so a template can build a cycle (`set $d "self" $d`); a
+/// cycle nests without end and is reported here too.
 pub(crate) fn too_deep(v: &Value) -> bool {
-    let mut stack = vec![(v, 0usize)];
+    fn nested(v: &Value) -> bool {
+        matches!(v, Value::List(_) | Value::Map(_) | Value::Object(_))
+    }
+    let mut stack: Vec<(Value, usize)> = vec![(v.clone(), 0)];
     while let Some((v, depth)) = stack.pop() {
         if depth > MAX_DEPTH {
             return true;
         }
         match v {
-            Value::List(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
-            Value::Map(m) => stack.extend(m.values().map(|i| (i, depth + 1))),
+            Value::List(items) => {
+                stack.extend(items.iter().filter(|i| nested(i)).map(|i| (i.clone(), depth + 1)))
+            }
+            Value::Map(m) => stack.extend(
+                m.borrow()
+                    .values()
+                    .filter(|i| nested(i))
+                    .map(|i| (i.clone(), depth + 1)),
+            ),
+            Value::Object(o) => stack.push((o.to_value(), depth + 1)),
             _ => {}
         }
     }
     false
+}
+
+/// Go's `reflect.DeepEqual` on template values, as sprig's `deepEqual`, `has`, `uniq` and
+/// `without` compare: same kinds and equal contents (`1` and `1.0` differ), the same map
+/// being equal to itself. An error instead of endless recursion for values nested deeper
+/// than [`MAX_DEPTH`] (two distinct cyclic dicts).
+pub(crate) fn deep_equal(a: &Value, b: &Value) -> std::result::Result<bool, String> {
+    fn eq(a: &Value, b: &Value, depth: usize) -> std::result::Result<bool, String> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep_message());
+        }
+        match (a, b) {
+            (Value::List(x), Value::List(y)) => {
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (i, j) in x.iter().zip(y.iter()) {
+                    if !eq(i, j, depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            (Value::Map(x), Value::Map(y)) => {
+                if x.ptr_eq(y) {
+                    return Ok(true);
+                }
+                let (x, y) = (x.borrow(), y.borrow());
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for ((kx, vx), (ky, vy)) in x.iter().zip(y.iter()) {
+                    if kx != ky || !eq(vx, vy, depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(a == b),
+        }
+    }
+    eq(a, b, 0)
+}
+
+/// Most maps and lists [`deep_copy`] creates: a template can build a value whose maps are
+/// shared many times over (`dict "a" $d "b" $d` in a loop), which copies exponentially.
+const MAX_COPY_NODES: usize = 4_000_000;
+
+/// A deep copy, as `copystructure.Copy` makes for sprig's `deepCopy`: new maps and lists all
+/// the way down, so changing the copy leaves the original alone. Scalars, functions and
+/// objects are shared (they are immutable). Fails on values nested deeper than
+/// [`MAX_DEPTH`] (which includes cyclic maps) and on copies of more than a few million
+/// maps and lists.
+pub(crate) fn deep_copy(v: &Value) -> std::result::Result<Value, String> {
+    fn copy(v: &Value, depth: usize, budget: &mut usize) -> std::result::Result<Value, String> {
+        if !matches!(v, Value::List(_) | Value::Map(_)) {
+            return Ok(v.clone());
+        }
+        if depth > MAX_DEPTH {
+            return Err(too_deep_message());
+        }
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| format!("value holds more than {MAX_COPY_NODES} maps and lists"))?;
+        match v {
+            Value::List(items) => Ok(Value::list(
+                items
+                    .iter()
+                    .map(|i| copy(i, depth + 1, budget))
+                    .collect::<std::result::Result<_, _>>()?,
+            )),
+            Value::Map(m) => {
+                // Copy the entries first: nothing is borrowed while the copy recurses.
+                let entries = m.snapshot();
+                let mut out = Dict::new();
+                for (k, item) in entries {
+                    out.insert(k, copy(&item, depth + 1, budget)?);
+                }
+                Ok(Value::map(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+    let mut budget = MAX_COPY_NODES;
+    copy(v, 0, &mut budget)
 }
 
 /// The error for values deeper than [`MAX_DEPTH`].
@@ -165,7 +269,7 @@ fn write_go(out: &mut String, v: &Value) {
         }
         Value::Map(m) => {
             out.push_str("map[");
-            for (i, (k, item)) in m.iter().enumerate() {
+            for (i, (k, item)) in m.borrow().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
@@ -176,6 +280,11 @@ fn write_go(out: &mut String, v: &Value) {
             out.push(']');
         }
         Value::Function(_) => out.push_str("<func>"),
+        // `fmt` prints a value with a `String()` method through it.
+        Value::Object(o) => match o.display() {
+            Some(text) => out.push_str(&text),
+            None => write_go(out, &o.to_value()),
+        },
     }
 }
 
@@ -310,6 +419,7 @@ pub(crate) fn to_i64(v: &Value) -> i64 {
         Value::Float(f) => go_float_to_i64(*f),
         Value::Bool(b) => i64::from(*b),
         Value::String(s) => parse_go_int(s).unwrap_or(0),
+        Value::Object(o) => to_i64(&o.to_value()),
         _ => 0,
     }
 }
@@ -331,6 +441,7 @@ pub(crate) fn to_f64(v: &Value) -> f64 {
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
         Value::String(s) => s.trim().parse().unwrap_or(0.0),
+        Value::Object(o) => to_f64(&o.to_value()),
         _ => 0.0,
     }
 }
@@ -380,7 +491,7 @@ pub(crate) fn is_empty(v: &Value) -> bool {
 }
 
 /// Converts list-like input (a list, or nil) to a slice; sprig's list functions accept both.
-pub(crate) fn list_items<'a>(func: &str, v: &'a Value) -> gotmpl::Result<&'a [Value]> {
+pub(crate) fn list_items<'a>(func: &str, v: &'a Value) -> Result<&'a [Value]> {
     match v {
         Value::List(items) => Ok(items),
         Value::Nil => Ok(&[]),
@@ -426,8 +537,38 @@ mod tests {
     }
 
     #[test]
+    fn cycles_are_too_deep_and_copies_are_new_maps() {
+        let cyclic = Map::default();
+        cyclic.insert("self".into(), Value::Map(cyclic.clone()));
+        let other = Map::default();
+        other.insert("self".into(), Value::Map(other.clone()));
+        let (c, o) = (Value::Map(cyclic.clone()), Value::Map(other.clone()));
+        assert!(too_deep(&c));
+        assert!(go_string(&c).contains("deeper than"));
+        assert!(deep_copy(&c).is_err());
+        assert_eq!(deep_equal(&c, &c), Ok(true), "a map equals itself");
+        assert!(deep_equal(&c, &o).is_err());
+        cyclic.remove("self");
+        other.remove("self");
+
+        let inner = Map::default();
+        inner.insert("k".into(), Value::Int(1));
+        let v = list(vec![Value::Map(inner.clone()), Value::Int(2)]);
+        let copy = deep_copy(&v).unwrap();
+        assert_eq!(deep_equal(&v, &copy), Ok(true));
+        let Value::List(items) = &copy else {
+            panic!("a list")
+        };
+        let Value::Map(copied) = &items[0] else {
+            panic!("a map")
+        };
+        assert!(!copied.ptr_eq(&inner));
+        assert_eq!(deep_equal(&Value::Int(1), &Value::Float(1.0)), Ok(false));
+    }
+
+    #[test]
     fn maps_and_lists_print_like_go() {
-        let mut m = BTreeMap::new();
+        let mut m = Dict::new();
         m.insert(Arc::from("b"), Value::Float(1e6));
         m.insert(Arc::from("a"), list(vec![Value::Int(1), Value::Nil]));
         assert_eq!(go_string(&map(m)), "map[a:[1 <nil>] b:1e+06]");

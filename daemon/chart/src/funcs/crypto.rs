@@ -8,9 +8,10 @@ use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use gotmpl::FuncMap;
 use rand::Rng;
 use ring::{hmac, pbkdf2};
+
+use crate::tmpl::FuncMap;
 
 use super::add;
 use super::conv::{arity, call_error, str_arg, string, to_i64};
@@ -52,7 +53,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     });
 }
 
-fn bcrypt_hash(password: &str) -> gotmpl::Result<String> {
+fn bcrypt_hash(password: &str) -> crate::tmpl::Result<String> {
     // Go's bcrypt.DefaultCost and the `$2a$` prefix Go emits.
     bcrypt::hash_with_result(password, 10)
         .map(|h| h.format_for_version(bcrypt::Version::TwoA))

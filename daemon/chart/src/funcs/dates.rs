@@ -2,7 +2,7 @@
 //! (see [`super::gotime`]); like sprig, `date`-style functions also take Unix seconds and
 //! treat anything else as "now".
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, str_arg, string};
@@ -124,7 +124,7 @@ fn to_time(v: &Value) -> GoTime {
 }
 
 /// A `time.Time` parameter: only a time (as produced by `now`, `toDate`, ...) is accepted.
-fn time_arg(func: &str, v: &Value) -> gotmpl::Result<GoTime> {
+fn time_arg(func: &str, v: &Value) -> crate::tmpl::Result<GoTime> {
     match v {
         Value::String(s) => GoTime::parse(TIME_STRING_LAYOUT, s).map_err(|_| {
             call_error(

@@ -1,7 +1,7 @@
 //! Defaults and flow helpers (sprig `defaults.go`): emptiness is Go's zero value, so `0`,
 //! `false`, `""`, nil and empty lists or dicts are all "empty".
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, bool_arg, call_error, is_empty, str_arg};

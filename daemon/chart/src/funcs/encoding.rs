@@ -5,8 +5,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use gotmpl::FuncMap;
 use ring::digest;
+
+use crate::tmpl::FuncMap;
 
 use super::add;
 use super::conv::{arity, str_arg, string};

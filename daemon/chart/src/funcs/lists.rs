@@ -2,10 +2,20 @@
 //! behave the same here because nothing panics (Go's plain variants panic on bad input,
 //! which the template engine reports as an error anyway).
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
-use super::conv::{arity, call_error, int_arg, is_empty, list, list_items};
+use super::conv::{arity, call_error, deep_equal, int_arg, is_empty, list, list_items};
+
+/// Whether `haystack` holds `needle` (sprig's `inList`: `reflect.DeepEqual`).
+fn in_list(func: &str, haystack: &[Value], needle: &Value) -> crate::tmpl::Result<bool> {
+    for item in haystack {
+        if deep_equal(needle, item).map_err(|e| call_error(func, e))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 pub(crate) fn register(m: &mut FuncMap) {
     add(m, "list", |a| Ok(list(a.to_vec())));
@@ -75,7 +85,7 @@ pub(crate) fn register(m: &mut FuncMap) {
             arity(name, a, 1, 1)?;
             let mut out: Vec<Value> = Vec::new();
             for item in list_items(name, &a[0])? {
-                if !out.contains(item) {
+                if !in_list(name, &out, item)? {
                     out.push(item.clone());
                 }
             }
@@ -93,10 +103,13 @@ pub(crate) fn register(m: &mut FuncMap) {
         add(m, name, move |a| {
             arity(name, a, 1, usize::MAX)?;
             let omit = &a[1..];
-            let items = list_items(name, &a[0])?;
-            Ok(list(
-                items.iter().filter(|v| !omit.contains(v)).cloned().collect(),
-            ))
+            let mut out = Vec::new();
+            for item in list_items(name, &a[0])? {
+                if !in_list(name, omit, item)? {
+                    out.push(item.clone());
+                }
+            }
+            Ok(list(out))
         });
     }
     for name in ["has", "mustHas"] {
@@ -105,7 +118,7 @@ pub(crate) fn register(m: &mut FuncMap) {
             if matches!(a[1], Value::Nil) {
                 return Ok(Value::Bool(false));
             }
-            Ok(Value::Bool(list_items(name, &a[1])?.contains(&a[0])))
+            Ok(Value::Bool(in_list(name, list_items(name, &a[1])?, &a[0])?))
         });
     }
     for name in ["slice", "mustSlice"] {
@@ -116,7 +129,7 @@ pub(crate) fn register(m: &mut FuncMap) {
                 // sprig returns nil for an empty list whatever the bounds.
                 return Ok(list(Vec::new()));
             }
-            let bound = |i: usize| -> gotmpl::Result<usize> {
+            let bound = |i: usize| -> crate::tmpl::Result<usize> {
                 let n = int_arg(name, &a[i])?;
                 usize::try_from(n)
                     .ok()

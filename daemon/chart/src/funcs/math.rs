@@ -2,7 +2,7 @@
 //! parse, floats truncate); the `*f` functions compute in decimal as sprig does with
 //! `shopspring/decimal`, so `addf 1.5 2.2 3` is exactly 6.7 rather than 6.699999999999999.
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{
@@ -142,7 +142,7 @@ fn int_list(v: Vec<i64>) -> Value {
 }
 
 /// Sprig's `untilStep`; refuses ranges that would allocate more than [`MAX_OUTPUT`] items.
-pub(crate) fn until_step(start: i64, stop: i64, step: i64) -> gotmpl::Result<Vec<i64>> {
+pub(crate) fn until_step(start: i64, stop: i64, step: i64) -> crate::tmpl::Result<Vec<i64>> {
     let mut v = Vec::new();
     let forward = stop >= start;
     if (forward && step <= 0) || (!forward && step >= 0) {
@@ -168,7 +168,7 @@ pub(crate) fn until_step(start: i64, stop: i64, step: i64) -> gotmpl::Result<Vec
 
 /// Sprig's `seq`, modelled on the Unix command: `seq END`, `seq START END`,
 /// `seq START STEP END`; the numbers joined by spaces.
-fn seq(params: &[i64]) -> gotmpl::Result<String> {
+fn seq(params: &[i64]) -> crate::tmpl::Result<String> {
     let nums = match *params {
         [end] => {
             let inc = if end < 1 { -1 } else { 1 };

@@ -13,13 +13,20 @@
 //! re-exported here: [`to_yaml_string`] (Helm's YAML writer), [`parse_yaml`] (Helm's YAML
 //! reader), [`go_string`] (Go's `%v`), [`Version`]/[`Constraints`] (Masterminds/semver rules).
 //!
+//! Maps are references, as in Go ([`crate::tmpl::Map`]): `set`, `unset` and the `merge`
+//! family change the dict they are given and return it, `deepCopy` makes new maps all the
+//! way down, and every other function builds new dicts and lists (`dict`, `pick`, `omit`,
+//! `append`, ...) or only reads (`get`, `dig`, `hasKey`, `keys`, ...).
+//!
 //! Behaviour is checked against the Go originals (see `tests/function_vectors/README.md`).
 //! Known differences, all consequences of the template value model rather than choices:
-//! - values are immutable in `gotmpl`, so `set`, `unset`, `merge` and `mergeOverwrite` return
-//!   the updated dict instead of also changing the caller's variable in place;
 //! - strings are UTF-8, so functions Go applies byte by byte (`trunc`, `substr`, `abbrev`,
 //!   `nospace`, `initials`, `b64dec` of binary data) cut or decode at character boundaries;
 //! - there is no nil list: where sprig returns a nil slice the result is an empty list;
+//! - a dict that holds itself (`set $d "self" $d`) is an error ("nests deeper than 512
+//!   levels") for the functions that walk whole values (`toJson`, `toYaml`, `merge`,
+//!   `deepCopy`, comparing two such dicts in `deepEqual` or `has`, ...), where Go reports
+//!   the cycle in other words or recurses until it crashes;
 //! - generated keys are ECDSA P-256 where sprig makes RSA (see `certs`).
 
 mod certs;
@@ -47,7 +54,7 @@ pub(crate) mod yaml_read;
 
 use std::sync::Arc;
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 pub use conv::{format_float_g, format_float_json, go_string};
 pub use semver::{Constraints, Version};
@@ -80,7 +87,7 @@ pub fn function_map() -> FuncMap {
 pub(crate) fn add(
     m: &mut FuncMap,
     name: &str,
-    f: impl Fn(&[Value]) -> gotmpl::Result<Value> + Send + Sync + 'static,
+    f: impl Fn(&[Value]) -> crate::tmpl::Result<Value> + Send + Sync + 'static,
 ) {
     m.insert(name.to_string(), Arc::new(f));
 }
@@ -88,7 +95,6 @@ pub(crate) fn add(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gotmpl::Template;
 
     /// Every function of sprig v3.3.0's `TxtFuncMap` except `env` and `expandenv`.
     const SPRIG: &str = "hello ago date date_in_zone date_modify dateInZone dateModify duration \
@@ -121,12 +127,7 @@ mod tests {
     }
 
     fn run_with(tpl: &str, data: &Value) -> Result<String, String> {
-        Template::new("t")
-            .funcs(function_map())
-            .parse(tpl)
-            .map_err(|e| e.to_string())?
-            .execute_to_string(data)
-            .map_err(|e| e.to_string())
+        crate::tmpl::render_for_test(tpl, data, &function_map())
     }
 
     fn ok(tpl: &str) -> String {
@@ -143,7 +144,10 @@ mod tests {
         for builtin in [
             "and", "or", "not", "len", "index", "print", "printf", "eq", "html",
         ] {
-            assert!(!m.contains_key(builtin), "{builtin} must stay gotmpl's builtin");
+            assert!(
+                !m.contains_key(builtin),
+                "{builtin} must stay the executor's builtin"
+            );
         }
     }
 
@@ -201,6 +205,66 @@ mod tests {
     }
 
     #[test]
+    fn maps_are_references_as_in_go() {
+        assert_eq!(
+            ok(r#"{{ $d := dict "k" 1 }}{{ $_ := set $d "k" 2 }}{{ $d.k }}"#),
+            "2"
+        );
+        assert_eq!(
+            ok(r#"{{ $d := dict "a" 1 }}{{ $_ := unset $d "a" }}{{ len $d }}"#),
+            "0"
+        );
+        assert_eq!(
+            ok(r#"{{ $a := dict "x" 1 }}{{ $_ := merge $a (dict "y" 2) }}{{ $a | toJson }}"#),
+            r#"{"x":1,"y":2}"#
+        );
+        assert_eq!(
+            ok(r#"{{ $a := dict "x" 1 "y" 1 }}{{ $_ := mergeOverwrite $a (dict "y" 2) }}{{ $a | toJson }}"#),
+            r#"{"x":1,"y":2}"#
+        );
+        assert_eq!(
+            ok(
+                r#"{{ $a := dict "x" (dict "y" 1) }}{{ $b := deepCopy $a }}{{ $_ := set $b.x "y" 2 }}{{ $a.x.y }}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            ok(r#"{{ $l := list 1 }}{{ $m := append $l 2 }}{{ len $l }}"#),
+            "1"
+        );
+        // A map held in two places is one map; `dict`, `pick` and `omit` build new ones.
+        assert_eq!(
+            ok(r#"{{ $i := dict }}{{ $o := dict "i" $i }}{{ $_ := set $i "k" 1 }}{{ $o | toJson }}"#),
+            r#"{"i":{"k":1}}"#
+        );
+        assert_eq!(
+            ok(
+                r#"{{ $d := dict "a" 1 "b" 2 }}{{ $p := pick $d "a" }}{{ $q := omit $d "a" }}{{ $_ := set $p "a" 9 }}{{ $_ := set $q "b" 9 }}{{ $d | toJson }}"#
+            ),
+            r#"{"a":1,"b":2}"#
+        );
+        assert_eq!(
+            ok(r#"{{ $y := fromYaml "a: &x {k: 1}\nb: *x" }}{{ $_ := set $y.b "k" 2 }}{{ $y.a.k }}"#),
+            "1",
+            "YAML aliases are copies, as after Helm's JSON round trip"
+        );
+    }
+
+    #[test]
+    fn cyclic_maps_fail_cleanly() {
+        let cycle = r#"{{ $d := dict "v" 1 }}{{ $_ := set $d "self" $d }}"#;
+        assert_eq!(ok(&format!("{cycle}{{{{ $d | toJson }}}}")), "");
+        assert!(run(&format!("{cycle}{{{{ $d | mustToJson }}}}")).is_err());
+        assert!(run(&format!("{cycle}{{{{ deepCopy $d }}}}")).is_err());
+        assert!(run(&format!("{cycle}{{{{ merge $d $d }}}}")).is_err());
+        assert_eq!(ok(&format!("{cycle}{{{{ $d.self.self.v }}}}")), "1");
+        assert_eq!(
+            ok(r#"{{ $d := dict "a" (dict "b" 1) }}{{ $_ := merge $d $d }}{{ $d | toJson }}"#),
+            r#"{"a":{"b":1}}"#
+        );
+    }
+
+    #[test]
     fn yaml_round_trips_through_helm_semantics() {
         let out = ok(r#"{{ "a: yes\nb: '1.0'\nc: 1000000\nd: [x, {e: f}]\n" | fromYaml | toYaml }}"#);
         assert_eq!(out, "a: true\nb: \"1.0\"\nc: 1000000\nd:\n- x\n- e: f");
@@ -211,6 +275,18 @@ mod tests {
     fn semver_regex_and_dates() {
         assert_eq!(ok(r#"{{ semverCompare ">=1.20.0-0" "v1.21.3" }}"#), "true");
         assert_eq!(ok(r#"{{ (semver "2.3.4-rc.1").Prerelease }}"#), "rc.1");
+        assert_eq!(
+            ok(r#"{{ (semver "v2.3").Major }}.{{ (semver "v2.3").Minor }}"#),
+            "2.3"
+        );
+        assert_eq!(
+            ok(r#"{{ semver "v2.3" }} {{ (semver "v2.3").Original }} {{ semver "1.2.3+b" | toJson }}"#),
+            r#"2.3.0 v2.3 "1.2.3+b""#
+        );
+        assert_eq!(
+            ok(r#"{{ (semver "1.2.3").LessThan (semver "1.10.0") }} {{ (semver "1.2.3").IncMinor }}"#),
+            "true 1.3.0"
+        );
         assert_eq!(ok(r#"{{ regexReplaceAll "(a+)" "caaat" "<${1}>" }}"#), "c<aaa>t");
         assert_eq!(ok(r#"{{ regexMatch "^\\d+$" "١٢" }}"#), "false");
         assert_eq!(

@@ -1,10 +1,9 @@
 //! Path and URL functions (sprig `functions.go` path/filepath entries, `url.go`). Helm runs on
 //! Unix here, so the `os*` variants are the slash-separated ones.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{Dict, FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, map, map_arg, str_arg, string, strval};
@@ -42,7 +41,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     add(m, "urlJoin", |a| {
         arity("urlJoin", a, 1, 1)?;
         let d = map_arg("urlJoin", &a[0])?;
-        let get = |k: &str| d.get(k).map(strval).unwrap_or_default();
+        let get = |k: &str| d.get(k).map(|v| strval(&v)).unwrap_or_default();
         Ok(string(url_join(
             &get("scheme"),
             &get("userinfo"),
@@ -56,7 +55,7 @@ pub(crate) fn register(m: &mut FuncMap) {
 }
 
 /// sprig's `getHostByName`: one of the addresses DNS returns for `name`, chosen at random.
-fn host_by_name(name: &str) -> gotmpl::Result<Value> {
+fn host_by_name(name: &str) -> crate::tmpl::Result<Value> {
     use rand::seq::IndexedRandom;
     use std::net::ToSocketAddrs;
     let addrs: Vec<String> = (name, 0)
@@ -146,7 +145,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn url_parse(raw: &str) -> gotmpl::Result<Value> {
+fn url_parse(raw: &str) -> crate::tmpl::Result<Value> {
     if raw.chars().any(|c| c.is_control()) {
         return Err(call_error(
             "urlParse",
@@ -192,7 +191,7 @@ fn url_parse(raw: &str) -> gotmpl::Result<Value> {
     } else {
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
     };
-    let mut d: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+    let mut d = Dict::new();
     for (k, v) in [
         ("scheme", scheme.to_string()),
         ("host", host.to_string()),
@@ -272,9 +271,9 @@ mod tests {
     fn urls_parse_and_join() {
         let v = url_parse("proto://auth@host:80/path?query#fragment").unwrap();
         let d = map_arg("t", &v).unwrap();
-        assert_eq!(d["host"], string("host:80"));
-        assert_eq!(d["hostname"], string("host"));
-        assert_eq!(d["userinfo"], string("auth"));
+        assert_eq!(d.get("host"), Some(string("host:80")));
+        assert_eq!(d.get("hostname"), Some(string("host")));
+        assert_eq!(d.get("userinfo"), Some(string("auth")));
         assert_eq!(
             url_join("proto", "", "host:80", "/path", "query", "", "fragment"),
             "proto://host:80/path?query#fragment"

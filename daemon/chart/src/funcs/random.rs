@@ -3,9 +3,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use gotmpl::{FuncMap, Value};
 use rand::Rng;
 use rand::seq::SliceRandom;
+
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{MAX_OUTPUT, arity, call_error, int_arg, str_arg, string, to_i64};
@@ -58,7 +59,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     });
 }
 
-fn count(func: &str, v: &Value) -> gotmpl::Result<usize> {
+fn count(func: &str, v: &Value) -> crate::tmpl::Result<usize> {
     let n = int_arg(func, v)?;
     usize::try_from(n)
         .ok()

@@ -1,8 +1,9 @@
 //! Type inspection (sprig `reflect.go`). Names are the Go types Helm's data has: YAML and
 //! JSON numbers are `float64`, template literals `int`, lists `[]interface {}`, dicts
-//! `map[string]interface {}`.
+//! `map[string]interface {}`. Objects (Go values with methods, such as a `*semver.Version`)
+//! report their own Go type.
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, go_type_name, str_arg, string};
@@ -19,6 +20,10 @@ pub(crate) fn kind_name(v: &Value) -> &'static str {
         Value::List(_) => "slice",
         Value::Map(_) => "map",
         Value::Function(_) => "func",
+        // A pointer type (`*semver.Version`) is a `ptr`; otherwise the kind of what the
+        // object stands for (`chart.Files` is a map).
+        Value::Object(o) if o.type_name().starts_with('*') => "ptr",
+        Value::Object(o) => kind_name(&o.to_value()),
     }
 }
 
@@ -39,7 +44,8 @@ pub(crate) fn register(m: &mut FuncMap) {
         arity("typeIsLike", a, 2, 2)?;
         let target = str_arg("typeIsLike", &a[0])?;
         let t = go_type_name(&a[1]);
-        Ok(Value::Bool(target == t || target == format!("*{t}")))
+        // sprig: `target == t || "*"+target == t` (`semver.Version` is like `*semver.Version`).
+        Ok(Value::Bool(target == t || t.strip_prefix('*') == Some(target)))
     });
     add(m, "kindIs", |a| {
         arity("kindIs", a, 2, 2)?;
@@ -47,6 +53,66 @@ pub(crate) fn register(m: &mut FuncMap) {
     });
     add(m, "deepEqual", |a| {
         arity("deepEqual", a, 2, 2)?;
-        Ok(Value::Bool(a[0] == a[1]))
+        // Two distinct cyclic dicts are an error rather than endless recursion (Go's
+        // DeepEqual tracks the maps it visited).
+        super::conv::deep_equal(&a[0], &a[1])
+            .map(Value::Bool)
+            .map_err(|e| super::conv::call_error("deepEqual", e))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::tmpl::{Object, Result};
+
+    struct Files;
+
+    impl Object for Files {
+        fn type_name(&self) -> &'static str {
+            "chart.Files"
+        }
+        fn field(&self, _: &str) -> Option<Result<Value>> {
+            None
+        }
+        fn method(&self, _: &str, _: &[Value]) -> Option<Result<Value>> {
+            None
+        }
+        fn to_value(&self) -> Value {
+            Value::empty_map()
+        }
+    }
+
+    #[test]
+    fn objects_report_their_go_type() {
+        let m = crate::funcs::function_map();
+        let files = Value::Object(Rc::new(Files));
+        let version = m["semver"](&[string("1.2.3")]).unwrap();
+        assert_eq!(
+            m["typeOf"](std::slice::from_ref(&files)).unwrap(),
+            string("chart.Files")
+        );
+        assert_eq!(m["kindOf"](&[files]).unwrap(), string("map"));
+        assert_eq!(
+            m["typeOf"](std::slice::from_ref(&version)).unwrap(),
+            string("*semver.Version")
+        );
+        assert_eq!(
+            m["kindOf"](std::slice::from_ref(&version)).unwrap(),
+            string("ptr")
+        );
+        for target in ["*semver.Version", "semver.Version"] {
+            assert_eq!(
+                m["typeIsLike"](&[string(target), version.clone()]).unwrap(),
+                Value::Bool(true)
+            );
+        }
+        assert_eq!(
+            m["typeIsLike"](&[string("*int"), Value::Int(1)]).unwrap(),
+            Value::Bool(false)
+        );
+        assert_eq!(m["kindOf"](&[Value::Float(1.0)]).unwrap(), string("float64"));
+    }
 }

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use gotmpl::{FuncMap, Value};
 use regex::Regex;
+
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, int_arg, list, str_arg, string};
@@ -88,7 +89,7 @@ static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
 const CACHE_LIMIT: usize = 512;
 
 /// Compiles a Go (RE2) pattern with Go's ASCII meaning of `\d`, `\w`, `\s`, `\b`.
-pub(crate) fn compile(func: &str, pattern: &str) -> gotmpl::Result<Regex> {
+pub(crate) fn compile(func: &str, pattern: &str) -> crate::tmpl::Result<Regex> {
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(re) = cache.lock().ok().and_then(|c| c.get(pattern).cloned()) {
         return Ok(re);

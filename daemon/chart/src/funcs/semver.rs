@@ -6,13 +6,12 @@
 //! pre-release version only satisfies a constraint that itself names a pre-release.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::rc::Rc;
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{Error, FuncMap, Object, Result as ExecResult, Value};
 
 use super::add;
-use super::conv::{arity, call_error, map, str_arg, string};
+use super::conv::{arity, call_error, go_type_name, str_arg, string};
 
 /// A parsed version (`v1.2.3-beta.1+build`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,16 +85,204 @@ impl Version {
             .then_with(|| compare_pre(&self.pre, &other.pre))
     }
 
+    /// `Version.String()`: the version without the `v` prefix, with pre-release and
+    /// metadata (`1.2.0-rc.1+b7`).
+    pub fn canonical(&self) -> String {
+        let mut out = format!("{}.{}.{}", self.major, self.minor, self.patch);
+        if !self.pre.is_empty() {
+            out.push('-');
+            out.push_str(&self.pre);
+        }
+        if !self.metadata.is_empty() {
+            out.push('+');
+            out.push_str(&self.metadata);
+        }
+        out
+    }
+
+    /// The `v` of the original text, which `Inc*` and `Set*` keep (`originalVPrefix`).
+    fn v_prefix(&self) -> &'static str {
+        if self.original.starts_with('v') { "v" } else { "" }
+    }
+
+    /// A derived version (`IncPatch`, `SetPrerelease`, ...): its original text is rebuilt.
+    fn derived(&self, f: impl FnOnce(&mut Version)) -> Version {
+        let mut next = self.clone();
+        f(&mut next);
+        next.original = format!("{}{}", self.v_prefix(), next.canonical());
+        next
+    }
+}
+
+/// What `semver` returns: Masterminds' `*semver.Version`, or a `semver.Version` value (what
+/// `IncPatch`, `SetPrerelease`, ... return). Templates reach its methods (`.Major`,
+/// `.Prerelease`, `.LessThan $other`, ...); functions and `toJson` see its `String()`, as
+/// Go's `fmt` (a `Stringer`) and `encoding/json` (`MarshalJSON`) do.
+#[derive(Debug)]
+pub(crate) struct SemverObject {
+    version: Version,
+    /// `*semver.Version` rather than `semver.Version`: only the pointer has the methods with
+    /// pointer receivers (`Original`, `LessThan`, `Compare`, ...), as in Go where a method's
+    /// result is not addressable.
+    pointer: bool,
+}
+
+impl SemverObject {
+    /// A `*semver.Version`.
+    pub(crate) fn value(version: Version) -> Value {
+        Value::Object(Rc::new(SemverObject {
+            version,
+            pointer: true,
+        }))
+    }
+
+    fn by_value(version: Version) -> Value {
+        Value::Object(Rc::new(SemverObject {
+            version,
+            pointer: false,
+        }))
+    }
+}
+
+/// The `*semver.Version` argument of `LessThan`, `Compare`, ...
+fn version_arg(method: &str, v: &Value) -> ExecResult<Version> {
+    let wrong = || {
+        call_error(
+            method,
+            format!(
+                "wrong type for value; expected *semver.Version; got {}",
+                go_type_name(v)
+            ),
+        )
+    };
+    let text = match v {
+        Value::Object(o) if o.type_name() == "*semver.Version" => o.display().ok_or_else(wrong)?,
+        // The executor may hand objects to methods as their plain value (the version text).
+        Value::String(s) => s.to_string(),
+        _ => return Err(wrong()),
+    };
+    Version::parse(&text).map_err(|_| wrong())
+}
+
+/// Masterminds' pre-release / metadata validation for `SetPrerelease` / `SetMetadata`.
+fn valid_set(text: &str, pre: bool) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    for part in text.split('.') {
+        let numeric = part.bytes().all(|b| b.is_ascii_digit());
+        if pre && numeric && part.len() > 1 && part.starts_with('0') {
+            return Err("Version segment starts with 0");
+        }
+        if !part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(if pre {
+                "Invalid Prerelease string"
+            } else {
+                "Invalid Metadata string"
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `SetPrerelease` / `SetMetadata`: a `semver.Version` with that part replaced.
+fn set_part(v: &Version, method: &str, arg: &Value) -> ExecResult<Value> {
+    let text = str_arg(method, arg)?;
+    let pre = method == "SetPrerelease";
+    valid_set(text, pre).map_err(|e| call_error(method, e))?;
+    Ok(SemverObject::by_value(v.derived(|n| {
+        if pre {
+            n.pre = text.to_string();
+        } else {
+            n.metadata = text.to_string();
+        }
+    })))
+}
+
+impl Object for SemverObject {
+    fn type_name(&self) -> &'static str {
+        if self.pointer {
+            "*semver.Version"
+        } else {
+            "semver.Version"
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<ExecResult<Value>> {
+        self.method(name, &[])
+    }
+
+    fn method(&self, name: &str, args: &[Value]) -> Option<ExecResult<Value>> {
+        let v = &self.version;
+        let want = |n: usize| -> ExecResult<()> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(Error::Exec(format!(
+                    "wrong number of args for {name}: want {n} got {}",
+                    args.len()
+                )))
+            }
+        };
+        let uint = Value::Uint;
+        let compare = |args: &[Value]| -> ExecResult<Ordering> {
+            want(1)?;
+            Ok(v.compare(&version_arg(name, &args[0])?))
+        };
+        let result = match name {
+            "Major" => want(0).map(|()| uint(v.major)),
+            "Minor" => want(0).map(|()| uint(v.minor)),
+            "Patch" => want(0).map(|()| uint(v.patch)),
+            "Prerelease" => want(0).map(|()| string(v.pre.as_str())),
+            "Metadata" => want(0).map(|()| string(v.metadata.as_str())),
+            "String" => want(0).map(|()| string(v.canonical())),
+            "IncPatch" => want(0).map(|()| {
+                SemverObject::by_value(v.derived(|n| {
+                    if n.pre.is_empty() {
+                        n.patch = n.patch.wrapping_add(1);
+                    }
+                    n.pre.clear();
+                    n.metadata.clear();
+                }))
+            }),
+            "IncMinor" => want(0).map(|()| {
+                SemverObject::by_value(v.derived(|n| {
+                    n.minor = n.minor.wrapping_add(1);
+                    n.patch = 0;
+                    n.pre.clear();
+                    n.metadata.clear();
+                }))
+            }),
+            "IncMajor" => want(0).map(|()| {
+                SemverObject::by_value(v.derived(|n| {
+                    n.major = n.major.wrapping_add(1);
+                    n.minor = 0;
+                    n.patch = 0;
+                    n.pre.clear();
+                    n.metadata.clear();
+                }))
+            }),
+            "SetPrerelease" | "SetMetadata" => want(1).and_then(|()| set_part(v, name, &args[0])),
+            // The methods with pointer receivers.
+            _ if !self.pointer => return None,
+            "Original" => want(0).map(|()| string(v.original.as_str())),
+            "LessThan" => compare(args).map(|o| Value::Bool(o == Ordering::Less)),
+            "LessThanEqual" => compare(args).map(|o| Value::Bool(o != Ordering::Greater)),
+            "GreaterThan" => compare(args).map(|o| Value::Bool(o == Ordering::Greater)),
+            "GreaterThanEqual" => compare(args).map(|o| Value::Bool(o != Ordering::Less)),
+            "Equal" => compare(args).map(|o| Value::Bool(o == Ordering::Equal)),
+            "Compare" => compare(args).map(|o| Value::Int(o as i64)),
+            _ => return None,
+        };
+        Some(result)
+    }
+
     fn to_value(&self) -> Value {
-        let mut m: BTreeMap<Arc<str>, Value> = BTreeMap::new();
-        let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
-        m.insert("Major".into(), int(self.major));
-        m.insert("Minor".into(), int(self.minor));
-        m.insert("Patch".into(), int(self.patch));
-        m.insert("Prerelease".into(), string(self.pre.as_str()));
-        m.insert("Metadata".into(), string(self.metadata.as_str()));
-        m.insert("Original".into(), string(self.original.as_str()));
-        map(m)
+        string(self.version.canonical())
+    }
+
+    fn display(&self) -> Option<String> {
+        Some(self.version.canonical())
     }
 }
 
@@ -354,7 +541,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     add(m, "semver", |a| {
         arity("semver", a, 1, 1)?;
         Version::parse(str_arg("semver", &a[0])?)
-            .map(|v| v.to_value())
+            .map(SemverObject::value)
             .map_err(|e| call_error("semver", e))
     });
     add(m, "semverCompare", |a| {
@@ -404,6 +591,89 @@ mod tests {
             let (a, b) = (Version::parse(w[0]).unwrap(), Version::parse(w[1]).unwrap());
             assert_eq!(a.compare(&b), Ordering::Less, "{} < {}", w[0], w[1]);
         }
+    }
+
+    fn obj(text: &str) -> Rc<dyn Object> {
+        match Version::parse(text).map(SemverObject::value) {
+            Ok(Value::Object(o)) => o,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn call(o: &Rc<dyn Object>, name: &str, args: &[Value]) -> Value {
+        o.method(name, args)
+            .unwrap_or_else(|| panic!("{name} exists"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn versions_are_objects_with_masterminds_methods() {
+        let v = obj("v1.2.3-rc.1+b7");
+        assert_eq!(v.type_name(), "*semver.Version");
+        assert_eq!(v.field("Major").unwrap(), Ok(Value::Uint(1)));
+        assert_eq!(v.field("Minor").unwrap(), Ok(Value::Uint(2)));
+        assert_eq!(v.field("Patch").unwrap(), Ok(Value::Uint(3)));
+        assert_eq!(v.field("Prerelease").unwrap(), Ok(string("rc.1")));
+        assert_eq!(v.field("Metadata").unwrap(), Ok(string("b7")));
+        assert_eq!(v.field("Original").unwrap(), Ok(string("v1.2.3-rc.1+b7")));
+        assert_eq!(v.field("String").unwrap(), Ok(string("1.2.3-rc.1+b7")));
+        assert!(v.field("major").is_none(), "Go's fields are unexported");
+        assert_eq!(v.display().as_deref(), Some("1.2.3-rc.1+b7"));
+        assert_eq!(v.to_value(), string("1.2.3-rc.1+b7"));
+        assert_eq!(
+            super::super::go_string(&Value::Object(v.clone())),
+            "1.2.3-rc.1+b7"
+        );
+
+        let next = call(&v, "IncPatch", &[]);
+        let Value::Object(next) = next else {
+            panic!("IncPatch gives a version")
+        };
+        assert_eq!(next.type_name(), "semver.Version");
+        assert_eq!(
+            next.display().as_deref(),
+            Some("1.2.3"),
+            "a pre-release keeps its patch"
+        );
+        assert!(
+            next.field("Original").is_none(),
+            "Original has a pointer receiver"
+        );
+        assert_eq!(call(&next, "IncPatch", &[]).plain(), string("1.2.4"));
+        assert_eq!(call(&v, "IncMinor", &[]).plain(), string("1.3.0"));
+        assert_eq!(call(&v, "IncMajor", &[]).plain(), string("2.0.0"));
+        assert_eq!(
+            call(&v, "SetPrerelease", &[string("beta")]).plain(),
+            string("1.2.3-beta+b7")
+        );
+        assert_eq!(
+            call(&v, "SetMetadata", &[string("")]).plain(),
+            string("1.2.3-rc.1")
+        );
+        assert!(v.method("SetPrerelease", &[string("01")]).unwrap().is_err());
+        assert!(v.method("SetMetadata", &[string("a_b")]).unwrap().is_err());
+
+        let other = Value::Object(obj("1.10.0"));
+        assert_eq!(
+            call(&v, "LessThan", std::slice::from_ref(&other)),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            call(&v, "GreaterThan", std::slice::from_ref(&other)),
+            Value::Bool(false)
+        );
+        assert_eq!(call(&v, "Compare", std::slice::from_ref(&other)), Value::Int(-1));
+        assert_eq!(
+            call(&v, "Equal", &[Value::Object(obj("1.2.3-rc.1+other"))]),
+            Value::Bool(true),
+            "metadata is ignored"
+        );
+        assert!(v.method("LessThan", &[]).unwrap().is_err());
+        assert!(v.method("LessThan", &[Value::Int(1)]).unwrap().is_err());
+        assert!(
+            v.field("LessThan").unwrap().is_err(),
+            "LessThan needs an argument"
+        );
     }
 
     #[test]

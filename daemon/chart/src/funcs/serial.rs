@@ -7,10 +7,9 @@
 //! error text). JSON output follows Go's `encoding/json`: sorted keys, `<>&` escaped as
 //! `\u003c`... (except `toRawJson`), floats positional below 1e21.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{Dict, FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, format_float_json, list, map, str_arg, string};
@@ -118,7 +117,7 @@ fn yaml_trimmed(v: &Value, style: Style) -> Result<String, String> {
 }
 
 fn error_dict(msg: String) -> Value {
-    let mut m = BTreeMap::new();
+    let mut m = Dict::new();
     m.insert(Arc::from("Error"), string(msg));
     map(m)
 }
@@ -137,7 +136,7 @@ fn json_kind(v: &Value) -> &'static str {
 fn into_dict(parsed: Result<Value, String>, prefix: &str) -> Value {
     match parsed {
         Ok(v @ Value::Map(_)) => v,
-        Ok(Value::Nil) => map(BTreeMap::new()),
+        Ok(Value::Nil) => map(Dict::new()),
         Ok(other) => error_dict(format!(
             "{prefix}json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             json_kind(&other)
@@ -236,6 +235,7 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<usize>) ->
             out.push(']');
         }
         Value::Map(m) => {
+            let m = m.borrow();
             out.push('{');
             for (i, (k, item)) in m.iter().enumerate() {
                 if i > 0 {
@@ -257,6 +257,8 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<usize>) ->
             out.push('}');
         }
         Value::Function(_) => return Err("json: unsupported type: func()".into()),
+        // What `MarshalJSON` gives for the types we have (`*semver.Version`: its string).
+        Value::Object(o) => write_json(out, &o.to_value(), html, indent)?,
     }
     Ok(())
 }
@@ -284,19 +286,24 @@ fn json_string(out: &mut String, s: &str, html: bool) {
 /// BurntSushi/toml's encoder as Helm's `toToml` uses it: plain keys first, then tables
 /// (`[a]`, `[[a]]`), sub-tables indented two spaces per level.
 pub(crate) fn to_toml(v: &Value) -> Result<String, String> {
-    let Value::Map(m) = v else {
+    let v = v.clone().plain();
+    let Value::Map(m) = &v else {
         return Err("toml: top-level values must be Go maps or structs".into());
     };
-    if super::conv::too_deep(v) {
+    if super::conv::too_deep(&v) {
         return Err(super::conv::too_deep_message());
     }
     let mut out = String::new();
-    toml_table(&mut out, &[], m)?;
+    toml_table(&mut out, &[], &m.borrow())?;
     Ok(out)
 }
 
 fn is_table(v: &Value) -> bool {
-    matches!(v, Value::Map(_))
+    match v {
+        Value::Map(_) => true,
+        Value::Object(o) => is_table(&o.to_value()),
+        _ => false,
+    }
 }
 
 fn is_table_array(v: &Value) -> bool {
@@ -357,7 +364,7 @@ fn toml_value(v: &Value) -> Result<String, String> {
         }
         Value::Map(m) => {
             let mut parts = Vec::new();
-            for (k, item) in m.iter() {
+            for (k, item) in m.borrow().iter() {
                 if !matches!(item, Value::Nil) {
                     parts.push(format!("{} = {}", toml_key(k), toml_value(item)?));
                 }
@@ -366,10 +373,11 @@ fn toml_value(v: &Value) -> Result<String, String> {
         }
         Value::Nil => return Err("toml: cannot encode a nil value".into()),
         Value::Function(_) => return Err("toml: unsupported type: func".into()),
+        Value::Object(o) => return toml_value(&o.to_value()),
     })
 }
 
-fn toml_table(out: &mut String, path: &[String], m: &BTreeMap<Arc<str>, Value>) -> Result<(), String> {
+fn toml_table(out: &mut String, path: &[String], m: &Dict) -> Result<(), String> {
     let sub_indent = "  ".repeat(path.len());
     for (k, v) in m.iter() {
         if matches!(v, Value::Nil) || is_table(v) || is_table_array(v) {
@@ -382,22 +390,22 @@ fn toml_table(out: &mut String, path: &[String], m: &BTreeMap<Arc<str>, Value>) 
         child.push(toml_key(k));
         let header = child.join(".");
         let child_indent = "  ".repeat(child.len() - 1);
-        match v {
+        match v.clone().plain() {
             Value::Map(inner) => {
                 if child.len() == 1 && !out.is_empty() {
                     out.push('\n');
                 }
                 out.push_str(&format!("{child_indent}[{header}]\n"));
-                toml_table(out, &child, inner)?;
+                toml_table(out, &child, &inner.borrow())?;
             }
             Value::List(items) if is_table_array(v) => {
                 for item in items.iter() {
-                    if let Value::Map(inner) = item {
+                    if let Value::Map(inner) = item.clone().plain() {
                         if !out.is_empty() {
                             out.push('\n');
                         }
                         out.push_str(&format!("{child_indent}[[{header}]]\n"));
-                        toml_table(out, &child, inner)?;
+                        toml_table(out, &child, &inner.borrow())?;
                     }
                 }
             }
@@ -500,17 +508,47 @@ mod tests {
         assert!(to_toml(&string("x")).is_err());
     }
 
+    fn field(v: &Value, k: &str) -> Option<Value> {
+        match v {
+            Value::Map(m) => m.get(k),
+            _ => None,
+        }
+    }
+
     #[test]
     fn readers_report_errors_in_band() {
         let d = into_dict(parse_json("[1]"), "");
         assert_eq!(
-            d.field("Error").unwrap(),
-            &string("json: cannot unmarshal array into Go value of type map[string]interface {}")
+            field(&d, "Error").unwrap(),
+            string("json: cannot unmarshal array into Go value of type map[string]interface {}")
         );
         assert!(parse_json("{").is_err());
         assert_eq!(
-            parse_json("{\"a\": 5}").unwrap().field("a"),
-            Some(&Value::Float(5.0))
+            field(&parse_json("{\"a\": 5}").unwrap(), "a"),
+            Some(Value::Float(5.0))
         );
+    }
+
+    #[test]
+    fn readers_build_fresh_dicts() {
+        let a = parse_json("{\"a\": {}}").unwrap();
+        let b = parse_json("{\"a\": {}}").unwrap();
+        let (Value::Map(a), Value::Map(b)) = (a, b) else {
+            panic!("dicts")
+        };
+        assert!(!a.ptr_eq(&b));
+        let fresh = into_dict(Ok(Value::Nil), "");
+        assert_eq!(fresh, Value::empty_map());
+    }
+
+    #[test]
+    fn writers_see_objects_as_their_plain_value() {
+        let v = super::super::semver::Version::parse("v1.2.3")
+            .map(super::super::semver::SemverObject::value)
+            .unwrap();
+        assert_eq!(to_json(&v, true, false).unwrap(), "\"1.2.3\"");
+        let d = m(&[("v", v)]);
+        assert_eq!(to_json(&d, true, false).unwrap(), r#"{"v":"1.2.3"}"#);
+        assert_eq!(to_toml(&d).unwrap(), "v = \"1.2.3\"\n");
     }
 }

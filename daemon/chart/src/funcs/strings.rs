@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotmpl::{FuncMap, Value};
+use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, int_arg, list, map, str_arg, string, strval};
@@ -628,7 +628,7 @@ fn trunc(c: i64, s: &str) -> String {
     s.to_string()
 }
 
-fn substr(start: i64, end: i64, s: &str) -> gotmpl::Result<String> {
+fn substr(start: i64, end: i64, s: &str) -> crate::tmpl::Result<String> {
     let len = s.len() as i64;
     let bad = || call_error("substr", format!("slice bounds out of range [{start}:{end}]"));
     if start < 0 {
@@ -649,7 +649,7 @@ fn substr(start: i64, end: i64, s: &str) -> gotmpl::Result<String> {
     Ok(s[floor_boundary(s, start as usize)..floor_boundary(s, end as usize)].to_string())
 }
 
-fn indent(func: &str, n: i64, s: &str) -> gotmpl::Result<String> {
+fn indent(func: &str, n: i64, s: &str) -> crate::tmpl::Result<String> {
     let n = usize::try_from(n)
         .map_err(|_| call_error(func, "strings: negative Repeat count"))?
         .min(super::conv::MAX_OUTPUT);

@@ -17,7 +17,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use gotmpl::Value;
+use crate::tmpl::{Dict, Value};
 
 use super::conv::format_float_g;
 
@@ -60,7 +60,7 @@ fn check_json(v: &Value) -> Result<(), String> {
         Value::Function(_) => Err("json: unsupported type: func".into()),
         Value::String(s) => check_rereadable(s),
         Value::List(items) => items.iter().try_for_each(check_json),
-        Value::Map(m) => m.iter().try_for_each(|(k, v)| {
+        Value::Map(m) => m.borrow().iter().try_for_each(|(k, v)| {
             check_rereadable(k)?;
             if k.contains('\u{85}') {
                 // A raw NEL is a line break to go-yaml; a flow-mapping key cannot span lines.
@@ -68,6 +68,7 @@ fn check_json(v: &Value) -> Result<(), String> {
             }
             check_json(v)
         }),
+        Value::Object(o) => check_json(&o.to_value()),
         _ => Ok(()),
     }
 }
@@ -418,7 +419,7 @@ impl Emitter {
     /// Emits one node; `indent` is the enclosing collection's indentation (-1 at the root).
     fn node(&mut self, v: &Value, indent: i32, mapping_value: bool, simple_key: bool) {
         match v {
-            Value::Map(m) if !m.is_empty() => self.mapping(m, indent),
+            Value::Map(m) if !m.is_empty() => self.mapping(&m.borrow(), indent),
             Value::List(items) if !items.is_empty() => self.sequence(items, indent, mapping_value),
             Value::Map(_) => {
                 self.write_indicator("{", true, true, false);
@@ -432,6 +433,8 @@ impl Emitter {
                 self.string_scalar(&fold_nel(s), indent, simple_key)
             }
             Value::String(s) => self.string_scalar(s, indent, simple_key),
+            // Go marshals the value `MarshalJSON` gives (`*semver.Version`: its string).
+            Value::Object(o) => self.node(&o.to_value(), indent, mapping_value, simple_key),
             other => {
                 let text = self.plain_text(other);
                 self.plain(&text, indent, simple_key);
@@ -468,7 +471,7 @@ impl Emitter {
         format_float_g(f)
     }
 
-    fn mapping(&mut self, m: &std::collections::BTreeMap<Arc<str>, Value>, indent: i32) {
+    fn mapping(&mut self, m: &Dict, indent: i32) {
         let inner = if indent < 0 { 0 } else { indent + BEST_INDENT };
         let mut entries: Vec<(&Arc<str>, &Value)> = m.iter().collect();
         entries.sort_by(|a, b| natural_cmp(a.0, b.0));
@@ -712,11 +715,10 @@ impl Emitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn m(pairs: &[(&str, Value)]) -> Value {
-        let map: BTreeMap<Arc<str>, Value> = pairs.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect();
-        Value::Map(Arc::new(map))
+        let map: Dict = pairs.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect();
+        Value::map(map)
     }
     fn s(x: &str) -> Value {
         Value::String(x.into())

@@ -10,15 +10,18 @@
 //! which, so values and manifests share one YAML 1.1 resolver.
 //! Quoted scalars are always strings, which is why this reads parser events (with their
 //! scalar style) rather than an already-resolved tree.
+//! Every alias (`*x`) is a copy of its anchor's node, as after Helm's JSON round trip: dicts
+//! are references ([`crate::tmpl::Map`]), and `set` on one must not change the other.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use gotmpl::Value;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use super::conv::{format_float_g, format_float_g32, parse_go_int_strict};
+use crate::tmpl::{Dict, Value};
+
+use super::conv::{deep_copy, format_float_g, format_float_g32, parse_go_int_strict};
 
 /// Deepest nesting accepted; go-yaml has a similar guard against stack exhaustion.
 const MAX_DEPTH: usize = 512;
@@ -130,6 +133,8 @@ impl<'a> Reader<'a> {
                     .cloned()
                     .ok_or_else(|| yaml_err(mark, "unknown anchor referenced"))?;
                 self.count(size, mark)?;
+                // The node budget bounds the copying; the copy cannot fail within it.
+                let v = deep_copy(&v).map_err(|e| yaml_err(mark, &e))?;
                 Ok((v, size))
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -166,7 +171,7 @@ impl<'a> Reader<'a> {
                 Ok((v, size))
             }
             Event::MappingStart(anchor, _) => {
-                let mut map: BTreeMap<Arc<str>, Value> = BTreeMap::new();
+                let mut map = Dict::new();
                 let mut size = 1;
                 loop {
                     let (kev, kmark) = self.next()?;
@@ -202,13 +207,13 @@ impl<'a> Reader<'a> {
                     if is_merge {
                         // go-yaml v2 merges where `<<` stands: it overrides the keys before
                         // it, later keys override it, and of a list of maps the first wins.
-                        let sources: Vec<&BTreeMap<Arc<str>, Value>> = match &v {
-                            Value::Map(m) => vec![&**m],
+                        let sources: Vec<&crate::tmpl::Map> = match &v {
+                            Value::Map(m) => vec![m],
                             Value::List(items) => items
                                 .iter()
                                 .rev()
                                 .map(|item| match item {
-                                    Value::Map(m) => Ok(&**m),
+                                    Value::Map(m) => Ok(m),
                                     _ => Err(yaml_err(
                                         vmark,
                                         "map merge requires map or sequence of maps as the value",
@@ -223,14 +228,14 @@ impl<'a> Reader<'a> {
                             }
                         };
                         for source in sources {
-                            map.extend(source.iter().map(|(k, v)| (k.clone(), v.clone())));
+                            map.extend(source.borrow().iter().map(|(k, v)| (k.clone(), v.clone())));
                         }
                         continue;
                     }
                     map.insert(Arc::from(key), v);
                 }
                 self.count(1, mark)?;
-                let v = Value::Map(Arc::new(map));
+                let v = Value::map(map);
                 if anchor > 0 {
                     self.anchors.insert(anchor, (v.clone(), size));
                 }
@@ -421,8 +426,11 @@ pub(crate) fn resolve_plain(s: &str) -> Scalar {
 mod tests {
     use super::*;
 
-    fn get<'a>(v: &'a Value, k: &str) -> &'a Value {
-        v.field(k).unwrap_or(&Value::Nil)
+    fn get(v: &Value, k: &str) -> Value {
+        match v {
+            Value::Map(m) => m.get(k).unwrap_or(Value::Nil),
+            _ => Value::Nil,
+        }
     }
 
     #[test]
@@ -431,20 +439,20 @@ mod tests {
             "a: yes\nb: 'yes'\nc: 8080\nd: 0x1F\ne: 1.5\nf: ~\ng: 2020-01-01\nh: \"12\"\ni: 1_000\nj: 0777\n",
         )
         .unwrap();
-        assert_eq!(get(&v, "a"), &Value::Bool(true));
-        assert_eq!(get(&v, "b"), &Value::String("yes".into()));
-        assert_eq!(get(&v, "c"), &Value::Float(8080.0));
-        assert_eq!(get(&v, "d"), &Value::Float(31.0));
-        assert_eq!(get(&v, "e"), &Value::Float(1.5));
-        assert_eq!(get(&v, "f"), &Value::Nil);
+        assert_eq!(get(&v, "a"), Value::Bool(true));
+        assert_eq!(get(&v, "b"), Value::String("yes".into()));
+        assert_eq!(get(&v, "c"), Value::Float(8080.0));
+        assert_eq!(get(&v, "d"), Value::Float(31.0));
+        assert_eq!(get(&v, "e"), Value::Float(1.5));
+        assert_eq!(get(&v, "f"), Value::Nil);
         assert_eq!(
             get(&v, "g"),
-            &Value::String("2020-01-01".into()),
+            Value::String("2020-01-01".into()),
             "timestamps stay text"
         );
-        assert_eq!(get(&v, "h"), &Value::String("12".into()));
-        assert_eq!(get(&v, "i"), &Value::Float(1000.0));
-        assert_eq!(get(&v, "j"), &Value::Float(511.0));
+        assert_eq!(get(&v, "h"), Value::String("12".into()));
+        assert_eq!(get(&v, "i"), Value::Float(1000.0));
+        assert_eq!(get(&v, "j"), Value::Float(511.0));
     }
 
     #[test]
@@ -452,14 +460,35 @@ mod tests {
         let v =
             parse_yaml("base: &b {x: 1, z: 2}\nd:\n  <<: *b\n  z: 3\n1: one\ntrue: t\ny: yes-key\n").unwrap();
         let d = get(&v, "d");
-        assert_eq!(get(d, "x"), &Value::Float(1.0));
-        assert_eq!(get(d, "z"), &Value::Float(3.0));
+        assert_eq!(get(&d, "x"), Value::Float(1.0));
+        assert_eq!(get(&d, "z"), Value::Float(3.0));
         assert_eq!(
             get(&v, "true"),
-            &Value::String("yes-key".into()),
+            Value::String("yes-key".into()),
             "YAML 1.1: key `y` is true"
         );
-        assert_eq!(get(&v, "1"), &Value::String("one".into()));
+        assert_eq!(get(&v, "1"), Value::String("one".into()));
+    }
+
+    #[test]
+    fn aliases_are_copies_not_shared_dicts() {
+        let v = parse_yaml("a: &x {k: {num: 1}}\nb: *x\nc: [*x]\nd:\n  <<: *x\n").unwrap();
+        let handle = |v: Value| match v {
+            Value::Map(m) => m,
+            other => panic!("not a dict: {other:?}"),
+        };
+        let a = handle(get(&v, "a"));
+        let b = handle(get(&v, "b"));
+        assert_eq!(a, b);
+        assert!(!a.ptr_eq(&b));
+        let Value::List(c) = get(&v, "c") else {
+            panic!("c is a list")
+        };
+        assert!(!handle(c[0].clone()).ptr_eq(&a));
+        let d = handle(get(&v, "d"));
+        assert!(!handle(get(&Value::Map(d), "k")).ptr_eq(&handle(get(&Value::Map(a.clone()), "k"))));
+        handle(get(&Value::Map(b), "k")).insert("num".into(), Value::Float(2.0));
+        assert_eq!(get(&get(&Value::Map(a), "k"), "num"), Value::Float(1.0));
     }
 
     #[test]
