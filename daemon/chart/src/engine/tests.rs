@@ -195,3 +195,33 @@ fn pipeline_function_errors_point_at_the_function() {
     let e = render_one(&[("t", "{{ mustRegexMatch \"(\" \"x\" }}")], "t", data()).unwrap_err();
     assert_eq!(e.matches("error calling mustRegexMatch").count(), 1, "{e}");
 }
+
+/// Outputs and errors recorded from Go's text/template + sprig (the differential oracle).
+#[test]
+fn go_fmt_flags_nil_data_and_nil_lists_match_go() {
+    let one = |src: &str| render_one(&[("t", src)], "t", data());
+    assert_eq!(
+        one(r#"{{ printf "%+v|%#v|%#v|%#v|%5.2f|%05d|%#v" 63 "v1" (list 1 "a" nil) (dict "a" 1) "null" "-" 1.5 }}"#)
+            .unwrap(),
+        r#"63|"v1"|[]interface {}{1, "a", interface {}(nil)}|map[string]interface {}{"a":1}|%!f(string=   nu)|%!d(string=0000-)|1.5"#
+    );
+    // include with a missing value: dot is no value, so its fields are no value too.
+    assert_eq!(
+        one(r#"{{ define "x" }}[{{ .Values.n }}]{{ end }}{{ include "x" .Values.missing }}"#).unwrap(),
+        "[]"
+    );
+    let e = one(r#"{{ dig "a" "d" .Values.missing }}"#).unwrap_err();
+    assert!(
+        e.ends_with(
+            "error calling dig: interface conversion: interface {} is nil, not map[string]interface {}"
+        ),
+        "{e}"
+    );
+    let e = one("{{ .Values.y | last }}").unwrap_err();
+    assert!(
+        e.ends_with(
+            "at <last>: error calling last: runtime error: invalid memory address or nil pointer dereference"
+        ),
+        "{e}"
+    );
+}

@@ -131,7 +131,20 @@ pub(crate) fn register(m: &mut FuncMap) {
     add(m, "dig", |a| {
         arity("dig", a, 3, usize::MAX)?;
         let n = a.len();
-        let dict = map_arg("dig", &a[n - 1])?;
+        // sprig asserts the last argument to a dict: anything else is Go's failed assertion.
+        let dict = match &a[n - 1] {
+            Value::Map(m) => m.clone(),
+            other => {
+                let got = match other {
+                    Value::Nil => "nil".to_string(),
+                    o => super::conv::go_type_name(o).to_string(),
+                };
+                return Err(call_error(
+                    "dig",
+                    format!("interface conversion: interface {{}} is {got}, not map[string]interface {{}}"),
+                ));
+            }
+        };
         let default = &a[n - 2];
         let mut keys = Vec::with_capacity(n - 2);
         for k in &a[..n - 2] {

@@ -7,6 +7,19 @@ use crate::tmpl::{FuncMap, Value};
 use super::add;
 use super::conv::{arity, call_error, deep_equal, int_arg, is_empty, list, list_items};
 
+/// The list a sprig list function works on. Sprig asks `reflect.TypeOf(list).Kind()`
+/// first, which dereferences nil: a missing list is Go's nil pointer panic, reported as an
+/// error, not an empty list.
+fn seq<'a>(func: &str, v: &'a Value) -> crate::tmpl::Result<&'a [Value]> {
+    if matches!(v, Value::Nil) {
+        return Err(call_error(
+            func,
+            "runtime error: invalid memory address or nil pointer dereference",
+        ));
+    }
+    list_items(func, v)
+}
+
 /// Whether `haystack` holds `needle` (sprig's `inList`: `reflect.DeepEqual`).
 fn in_list(func: &str, haystack: &[Value], needle: &Value) -> crate::tmpl::Result<bool> {
     for item in haystack {
@@ -23,7 +36,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     for name in ["push", "append", "mustPush", "mustAppend"] {
         add(m, name, move |a| {
             arity(name, a, 2, 2)?;
-            let mut items = list_items(name, &a[0])?.to_vec();
+            let mut items = seq(name, &a[0])?.to_vec();
             items.push(a[1].clone());
             Ok(list(items))
         });
@@ -32,7 +45,7 @@ pub(crate) fn register(m: &mut FuncMap) {
         add(m, name, move |a| {
             arity(name, a, 2, 2)?;
             let mut items = vec![a[1].clone()];
-            items.extend_from_slice(list_items(name, &a[0])?);
+            items.extend_from_slice(seq(name, &a[0])?);
             Ok(list(items))
         });
     }
@@ -40,7 +53,7 @@ pub(crate) fn register(m: &mut FuncMap) {
         add(m, name, move |a| {
             arity(name, a, 2, 2)?;
             let size = int_arg(name, &a[0])?;
-            let items = list_items(name, &a[1])?;
+            let items = seq(name, &a[1])?;
             let size = usize::try_from(size)
                 .ok()
                 .filter(|s| *s > 0)
@@ -51,40 +64,40 @@ pub(crate) fn register(m: &mut FuncMap) {
     for name in ["first", "mustFirst"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
-            Ok(list_items(name, &a[0])?.first().cloned().unwrap_or(Value::Nil))
+            Ok(seq(name, &a[0])?.first().cloned().unwrap_or(Value::Nil))
         });
     }
     for name in ["last", "mustLast"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
-            Ok(list_items(name, &a[0])?.last().cloned().unwrap_or(Value::Nil))
+            Ok(seq(name, &a[0])?.last().cloned().unwrap_or(Value::Nil))
         });
     }
     for name in ["rest", "mustRest"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
-            let items = list_items(name, &a[0])?;
+            let items = seq(name, &a[0])?;
             Ok(list(items.get(1..).unwrap_or_default().to_vec()))
         });
     }
     for name in ["initial", "mustInitial"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
-            let items = list_items(name, &a[0])?;
+            let items = seq(name, &a[0])?;
             Ok(list(items[..items.len().saturating_sub(1)].to_vec()))
         });
     }
     for name in ["reverse", "mustReverse"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
-            Ok(list(list_items(name, &a[0])?.iter().rev().cloned().collect()))
+            Ok(list(seq(name, &a[0])?.iter().rev().cloned().collect()))
         });
     }
     for name in ["uniq", "mustUniq"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
             let mut out: Vec<Value> = Vec::new();
-            for item in list_items(name, &a[0])? {
+            for item in seq(name, &a[0])? {
                 if !in_list(name, &out, item)? {
                     out.push(item.clone());
                 }
@@ -95,7 +108,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     for name in ["compact", "mustCompact"] {
         add(m, name, move |a| {
             arity(name, a, 1, 1)?;
-            let items = list_items(name, &a[0])?;
+            let items = seq(name, &a[0])?;
             Ok(list(items.iter().filter(|v| !is_empty(v)).cloned().collect()))
         });
     }
@@ -104,7 +117,7 @@ pub(crate) fn register(m: &mut FuncMap) {
             arity(name, a, 1, usize::MAX)?;
             let omit = &a[1..];
             let mut out = Vec::new();
-            for item in list_items(name, &a[0])? {
+            for item in seq(name, &a[0])? {
                 if !in_list(name, omit, item)? {
                     out.push(item.clone());
                 }
@@ -123,8 +136,9 @@ pub(crate) fn register(m: &mut FuncMap) {
     }
     for name in ["slice", "mustSlice"] {
         add(m, name, move |a| {
-            arity(name, a, 1, 3)?;
-            let items = list_items(name, &a[0])?;
+            // Indexes after the second are ignored, as in sprig.
+            arity(name, a, 1, usize::MAX)?;
+            let items = seq(name, &a[0])?;
             if items.is_empty() {
                 // sprig returns nil for an empty list whatever the bounds.
                 return Ok(list(Vec::new()));
@@ -147,7 +161,7 @@ pub(crate) fn register(m: &mut FuncMap) {
     add(m, "concat", |a| {
         let mut out = Vec::new();
         for l in a {
-            out.extend_from_slice(list_items("concat", l)?);
+            out.extend_from_slice(seq("concat", l)?);
         }
         Ok(list(out))
     });

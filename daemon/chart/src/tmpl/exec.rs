@@ -133,11 +133,15 @@ impl Set {
             included: HashMap::new(),
             tpl_depth: 0,
         };
-        let dot = match data {
-            Value::Nil => Val::Invalid,
-            v => Val::Conc(v.clone()),
-        };
-        ex.execute_template(name, dot).map_err(|e| e.0)
+        ex.execute_template(name, dot_of(data.clone())).map_err(|e| e.0)
+    }
+}
+
+/// Dot for data handed to `Execute`: Go's `reflect.ValueOf(nil)` is no value.
+fn dot_of(v: Value) -> Val {
+    match v {
+        Value::Nil => Val::Invalid,
+        v => Val::Conc(v),
     }
 }
 
@@ -794,6 +798,13 @@ impl<'s> Exec<'s> {
                     if let Some(zero) = nil_of_refused_type(&msg)
                         && vals.iter().any(|v| !v.is_valid())
                     {
+                        if name == "set" {
+                            return Err(self.err(
+                                f,
+                                At::Cmd(cmd),
+                                "error calling set: assignment to entry in nil map",
+                            ));
+                        }
                         let argv: Vec<Value> = vals
                             .iter()
                             .map(|v| if v.is_valid() { v.value() } else { zero.clone() })
@@ -938,10 +949,7 @@ impl<'s> Exec<'s> {
             ));
         }
         *count += 1;
-        let data = match &argv[1] {
-            Val::Invalid => Val::Invalid,
-            v => Val::Conc(v.value()),
-        };
+        let data = dot_of(argv[1].value());
         let result = self.execute_template(&name, data);
         if let Some(c) = self.included.get_mut(&name) {
             *c -= 1;
@@ -983,10 +991,7 @@ impl<'s> Exec<'s> {
         if !text.contains("{{") && !text.contains("}}") {
             return Ok(Val::Conc(Value::from(text)));
         }
-        let vals = match &argv[1] {
-            Val::Invalid => Val::Invalid,
-            v => Val::Conc(v.value()),
-        };
+        let vals = dot_of(argv[1].value());
         if self.tpl_depth >= MAX_INCLUDE {
             return Err(self.err(
                 f,

@@ -119,6 +119,30 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
+        if verb == 'v' {
+            // %+v only names struct fields; %#v is Go syntax.
+            spec.plus = false;
+            if spec.sharp {
+                match args.get(argi) {
+                    Some(arg) => {
+                        argi += 1;
+                        let text = go_syntax(arg);
+                        out.push_str(&pad(
+                            &Spec {
+                                sharp: false,
+                                zero: false,
+                                ..spec
+                            },
+                            text,
+                            's',
+                            arg,
+                        ));
+                    }
+                    None => out.push_str("%!v(MISSING)"),
+                }
+                continue;
+            }
+        }
         let Some(arg) = args.get(argi) else {
             out.push_str(&format!("%!{verb}(MISSING)"));
             continue;
@@ -142,10 +166,48 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
+/// Go's `%#v`: a value as Go source.
+fn go_syntax(v: &Value) -> String {
+    match v {
+        Value::Nil => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Uint(u) => format!("0x{u:x}"),
+        Value::Float(f) => format_float_g(*f),
+        Value::String(s) => go_quote(s),
+        Value::List(items) => {
+            let parts: Vec<String> = items.iter().map(go_syntax_elem).collect();
+            format!("[]interface {{}}{{{}}}", parts.join(", "))
+        }
+        Value::Map(m) => {
+            let parts: Vec<String> = m
+                .borrow()
+                .iter()
+                .map(|(k, v)| format!("{}:{}", go_quote(k), go_syntax_elem(v)))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", parts.join(", "))
+        }
+        Value::Object(o) => go_syntax(&o.to_value()),
+        Value::Function(_) => "(func(...interface {}) (interface {}, error))(0xc000000000)".into(),
+    }
+}
+
+/// An element of an `interface{}` container in `%#v`: nil is typed.
+fn go_syntax_elem(v: &Value) -> String {
+    match v {
+        Value::Nil => "interface {}(nil)".into(),
+        v => go_syntax(v),
+    }
+}
+
 fn pad(spec: &Spec, text: String, verb: char, arg: &Value) -> String {
     let Some(width) = spec.width else {
         return text;
     };
+    if text.starts_with("%!") {
+        // A wrong verb's note was padded inside.
+        return text;
+    }
     let len = text.chars().count();
     if len >= width {
         return text;
@@ -170,20 +232,15 @@ fn pad(spec: &Spec, text: String, verb: char, arg: &Value) -> String {
     format!("{}{text}", " ".repeat(fill))
 }
 
-fn bad(verb: char, arg: &Value) -> String {
-    bad_prec(verb, arg, None)
-}
-
-/// Go prints the operand of a wrong verb with `%v` and the flags given (`%!f(string=h)`
-/// for `%.1f` of "hello").
-fn bad_prec(verb: char, arg: &Value, prec: Option<usize>) -> String {
-    match (arg, prec) {
-        (Value::Nil, _) => format!("%!{verb}(<nil>)"),
-        (Value::String(s), Some(p)) => {
-            let cut: String = s.chars().take(p).collect();
-            format!("%!{verb}(string={cut})")
+/// A verb that does not fit its operand: Go prints the operand with `%v` and the flags
+/// given (`%!f(string=   nu)` for `%5.2f` of "null").
+fn bad(verb: char, spec: &Spec, arg: &Value) -> String {
+    match arg {
+        Value::Nil => format!("%!{verb}(<nil>)"),
+        a => {
+            let inner = pad(spec, format_one('v', spec, a), 'v', a);
+            format!("%!{verb}({}={inner})", a.type_name())
         }
-        (a, _) => format!("%!{verb}({}={})", a.type_name(), go_string(a)),
     }
 }
 
@@ -224,9 +281,9 @@ fn format_int(verb: char, spec: &Spec, negative: bool, mag: u128, arg: &Value) -
             );
         }
         'U' => return format!("U+{mag:04X}"),
-        'e' | 'E' | 'f' | 'F' | 'g' | 'G' => return bad(verb, arg),
-        's' | 't' => return bad(verb, arg),
-        _ => return bad(verb, arg),
+        'e' | 'E' | 'f' | 'F' | 'g' | 'G' => return bad(verb, spec, arg),
+        's' | 't' => return bad(verb, spec, arg),
+        _ => return bad(verb, spec, arg),
     };
     let digits = match spec.prec {
         Some(p) if digits.len() < p => format!("{}{digits}", "0".repeat(p - digits.len())),
@@ -304,7 +361,7 @@ fn format_float(verb: char, spec: &Spec, f: f64, arg: &Value) -> String {
         },
         'e' | 'E' => fmt_e(f, spec.prec.unwrap_or(6), verb == 'E'),
         'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f.abs()),
-        _ => return bad(verb, arg),
+        _ => return bad(verb, spec, arg),
     };
     format!("{}{body}", sign(spec, neg))
 }
@@ -319,16 +376,16 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
     match arg {
         Value::Nil => match verb {
             'v' => "<nil>".into(),
-            _ => bad(verb, arg),
+            _ => bad(verb, spec, arg),
         },
         Value::Bool(b) => match verb {
             'v' | 't' => b.to_string(),
-            _ => bad(verb, arg),
+            _ => bad(verb, spec, arg),
         },
         Value::Int(i) => format_int(verb, spec, *i < 0, i.unsigned_abs() as u128, arg),
         Value::Uint(u) => format_int(verb, spec, false, *u as u128, arg),
         Value::Float(f) => match verb {
-            'x' | 'X' | 'b' => bad(verb, arg),
+            'x' | 'X' | 'b' => bad(verb, spec, arg),
             _ => format_float(verb, spec, *f, arg),
         },
         Value::String(s) => format_str(verb, spec, s, arg),
@@ -344,7 +401,7 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
                     .collect();
                 format!("[{}]", parts.join(" "))
             }
-            _ => bad(verb, arg),
+            _ => bad(verb, spec, arg),
         },
         Value::Map(m) => {
             let parts: Vec<String> = m
@@ -366,7 +423,7 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
         },
         Value::Function(_) => match verb {
             'v' | 'p' => "0xc000000000".into(),
-            _ => bad(verb, arg),
+            _ => bad(verb, spec, arg),
         },
     }
 }
@@ -412,7 +469,7 @@ fn format_str(verb: char, spec: &Spec, s: &str, arg: &Value) -> String {
                 .collect();
             parts.join(sep)
         }
-        _ => bad_prec(verb, arg, spec.prec),
+        _ => bad(verb, spec, arg),
     }
 }
 
