@@ -46,6 +46,10 @@ pub struct RenderOptions {
     pub show_only: Vec<String>,
     /// Leave out hooks altogether (`--no-hooks`).
     pub no_hooks: bool,
+    /// Fail a render still running after this long (`None`: no limit, as `helm template`).
+    pub time_limit: Option<std::time::Duration>,
+    /// Fail a render whose templates write more than this many bytes in all.
+    pub max_output_bytes: Option<usize>,
 }
 
 /// The default Kubernetes version `helm template` assumes without a cluster.
@@ -113,6 +117,7 @@ pub fn render_str(name: &str, src: &str, values: &Json) -> Result<String> {
 }
 
 fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rendered> {
+    let started = std::time::Instant::now();
     let user = match values {
         Json::Object(m) => m.clone(),
         Json::Null => Map::new(),
@@ -186,12 +191,19 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
         .collect();
     let engine = Engine::new(&sources).map_err(ChartError::TemplateParse)?;
     let mut outputs = BTreeMap::new();
+    let mut limits = crate::tmpl::Limits {
+        deadline: opts.time_limit.map(|d| started + d),
+        max_output: opts.max_output_bytes,
+    };
     for t in &tpls {
         if base_name(&t.name).starts_with('_') {
             continue;
         }
         let data = with_template(&t.ctx, &t.name, &t.base_path);
-        let out = engine.execute(&t.name, &data).map_err(ChartError::TemplateExec)?;
+        let out = engine
+            .execute_limited(&t.name, &data, &limits)
+            .map_err(ChartError::TemplateExec)?;
+        limits.max_output = limits.max_output.map(|m| m.saturating_sub(out.len()));
         outputs.insert(t.name.clone(), out);
     }
     manifest::assemble(&chart, outputs, opts)

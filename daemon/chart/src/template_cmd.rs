@@ -165,6 +165,9 @@ impl TemplateRequest {
             skip_tests: self.skip_tests,
             show_only: self.show_only.clone(),
             no_hooks: self.no_hooks,
+            // As `helm template`: no deadline, no output budget.
+            time_limit: None,
+            max_output_bytes: None,
         };
         render(&chart, &values, &opts)
     }

@@ -233,7 +233,17 @@ fn schema_violations_name_chart_and_field() {
         ),
         ("templates/x.yaml", "kind: ConfigMap\n"),
     ]);
-    assert!(render(&c, &json!({}), &opts()).is_ok());
+    let r = render(&c, &json!({}), &opts());
+    assert!(
+        r.is_ok(),
+        "{}",
+        r.err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect::<String>()
+    );
     let e = render(&c, &json!({"replicas": "three"}), &opts())
         .unwrap_err()
         .to_string();
@@ -358,5 +368,66 @@ fn missing_dependency_and_library_root_are_refused() {
             .unwrap_err()
             .to_string()
             .contains("library charts are not installable")
+    );
+}
+
+#[test]
+fn runaway_templates_fail_within_their_deadline_and_budget() {
+    // Two nested 3000-step loops: 9 million iterations, far beyond any real chart.
+    let (_d, c) = chart(&[
+        APP,
+        (
+            "templates/loop.yaml",
+            "{{ range until 3000 }}{{ range until 3000 }}{{ end }}{{ end }}",
+        ),
+    ]);
+    let limit = std::time::Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    let err = render(
+        &c,
+        &json!({}),
+        &RenderOptions {
+            time_limit: Some(limit),
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(err.to_string().contains("render deadline exceeded"), "{err}");
+    assert!(err.to_string().contains("app/templates/loop.yaml"), "{err}");
+    // The check runs every few thousand steps: well within a second of the deadline.
+    assert!(took < limit + std::time::Duration::from_secs(1), "{took:?}");
+
+    let (_d, c) = chart(&[
+        APP,
+        (
+            "templates/big.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  x: \"{{ range until 100000 }}0123456789{{ end }}\"\n",
+        ),
+    ]);
+    let err = render(
+        &c,
+        &json!({}),
+        &RenderOptions {
+            max_output_bytes: Some(100_000),
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("exceeds its budget of 100000 bytes"),
+        "{err}"
+    );
+    // The same chart renders without a budget (as `helm template` would).
+    let r = render(&c, &json!({}), &opts());
+    assert!(
+        r.is_ok(),
+        "{}",
+        r.err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect::<String>()
     );
 }

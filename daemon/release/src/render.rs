@@ -14,6 +14,11 @@ use crate::registry::Context;
 use crate::values::{context_values, values_digest};
 use crate::yaml::{self, Node, NodeKind, Pos};
 
+/// How long one context's render may run before it fails (a chart renders in milliseconds).
+pub const RENDER_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How much one context's render may write (real charts write kilobytes to a few MiB).
+pub const RENDER_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Kinds a scaling entry may name.
 const SCALABLE: &[&str] = &["Deployment", "StatefulSet"];
 
@@ -133,6 +138,9 @@ pub fn render_context_in(
         replace_default_api_versions: env.api_versions.is_some(),
         // CRDs go to the cluster like everything else, first.
         include_crds: true,
+        // A render must not stall the coordinator: bounds no real chart meets.
+        time_limit: Some(RENDER_TIME_LIMIT),
+        max_output_bytes: Some(RENDER_OUTPUT_LIMIT),
         ..RenderOptions::default()
     };
     let rendered = convoy_chart::render(chart, &values, &opts).map_err(|source| ReleaseError::Render {

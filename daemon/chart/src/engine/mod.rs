@@ -15,7 +15,7 @@ pub mod objects;
 
 use std::sync::{Arc, OnceLock};
 
-use crate::tmpl::{Error, FuncMap, Set, Value};
+use crate::tmpl::{Error, FuncMap, Limits, Set, Value};
 
 /// Markers Helm wraps around `required`/`fail` messages to print them without the trace.
 const WARN_START: &str = "HELM_ERR_START";
@@ -57,7 +57,12 @@ impl Engine {
 
     /// Executes the template `name` with `data`; errors are formatted as Helm prints them.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, String> {
-        match self.set.execute(name, data) {
+        self.execute_limited(name, data, &Limits::default())
+    }
+
+    /// [`Engine::execute`] within a deadline and an output budget.
+    pub fn execute_limited(&self, name: &str, data: &Value, limits: &Limits) -> Result<String, String> {
+        match self.set.execute_limited(name, data, limits) {
             Ok(out) => Ok(out.replace("<no value>", "")),
             Err(e) => Err(helm_exec_error(name, &e)),
         }

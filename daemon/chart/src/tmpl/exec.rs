@@ -127,15 +127,36 @@ impl Set {
 
     /// Executes template `name` with `data` as dot. Errors are Go's texts.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, String> {
+        self.execute_limited(name, data, &Limits::default())
+    }
+
+    /// Executes template `name` within `limits`: a template that runs past the deadline
+    /// or writes more than the budget fails at the node it had reached.
+    pub fn execute_limited(&self, name: &str, data: &Value, limits: &Limits) -> Result<String, String> {
         let mut ex = Exec {
             set: self,
             overlays: Vec::new(),
             included: HashMap::new(),
             tpl_depth: 0,
+            limits: *limits,
+            steps: 0,
+            written: 0,
         };
         ex.execute_template(name, dot_of(data.clone())).map_err(|e| e.0)
     }
 }
+
+/// Bounds on one execution, so a hostile or runaway template cannot stall its caller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    /// Fail once this instant has passed (checked every few thousand steps).
+    pub deadline: Option<std::time::Instant>,
+    /// Fail once more than this many bytes of output were written (includes count too).
+    pub max_output: Option<usize>,
+}
+
+/// Steps (nodes walked, range iterations) between two looks at the clock.
+const STEPS_PER_CLOCK_CHECK: u64 = 4096;
 
 /// Dot for data handed to `Execute`: Go's `reflect.ValueOf(nil)` is no value.
 fn dot_of(v: Value) -> Val {
@@ -276,6 +297,9 @@ struct Exec<'s> {
     overlays: Vec<HashMap<String, Rc<Tree>>>,
     included: HashMap<String, usize>,
     tpl_depth: usize,
+    limits: Limits,
+    steps: u64,
+    written: usize,
 }
 
 /// The state of one template execution: its tree, variables and output.
@@ -335,7 +359,45 @@ impl<'s> Exec<'s> {
         Ok(Flow::Normal)
     }
 
+    /// Counts a step and the bytes written since the last call; fails past the limits.
+    fn check_limits(&mut self, f: &Frame, node: &Node, wrote: usize) -> EResult<()> {
+        self.steps += 1;
+        self.written += wrote;
+        if let Some(max) = self.limits.max_output
+            && self.written > max
+        {
+            return Err(self.err(
+                f,
+                At::Node(node),
+                format!("render output exceeds its budget of {max} bytes"),
+            ));
+        }
+        if self.steps % STEPS_PER_CLOCK_CHECK == 0
+            && let Some(deadline) = self.limits.deadline
+            && std::time::Instant::now() > deadline
+        {
+            return Err(self.err(
+                f,
+                At::Node(node),
+                format!("render deadline exceeded after {} steps", self.steps),
+            ));
+        }
+        Ok(())
+    }
+
     fn walk(&mut self, f: &mut Frame, dot: &Val, node: &Node) -> EResult<Flow> {
+        let before = f.out.len();
+        let flow = self.walk_node(f, dot, node)?;
+        // Only text and actions write themselves; control nodes' children counted theirs.
+        let wrote = match node {
+            Node::Text(_) | Node::Action(_) => f.out.len().saturating_sub(before),
+            _ => 0,
+        };
+        self.check_limits(f, node, wrote)?;
+        Ok(flow)
+    }
+
+    fn walk_node(&mut self, f: &mut Frame, dot: &Val, node: &Node) -> EResult<Flow> {
         match node {
             Node::Text(t) => {
                 f.out.push_str(t);
@@ -451,6 +513,7 @@ impl<'s> Exec<'s> {
             }
             let flow = self.walk_list(f, &elem, &b.list);
             f.vars.truncate(mark);
+            self.check_limits(f, node, 0)?;
             if let Flow::Break = flow? {
                 break;
             }

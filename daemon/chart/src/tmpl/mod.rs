@@ -17,7 +17,7 @@ mod lex;
 mod parse;
 pub mod value;
 
-pub use exec::{MissingKey, Set};
+pub use exec::{Limits, MissingKey, Set};
 pub use value::{Dict, Error, FuncMap, Map, Object, Result, Value, ValueFunc};
 
 /// Parses `tpl` as template "t" with `funcs` and executes it with `data`: Go's texts on
