@@ -54,6 +54,10 @@ pub struct TemplateArgs {
     /// Set values from files: `key=path` (the value is the file's content).
     #[arg(long = "set-file", value_name = "KEY=PATH")]
     set_file: Vec<String>,
+    /// Set JSON values: `key={"a":[1,2]}` (numbers are float64, as in Helm). Repeatable;
+    /// applied after values files and before `--set`.
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    set_json: Vec<String>,
     /// Namespace of the release (`.Release.Namespace`).
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
@@ -137,6 +141,7 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
         values_files: a.values,
         set: a.set,
         set_string: a.set_string,
+        set_json: a.set_json,
         set_file: a.set_file,
         namespace: Some(a.namespace),
         name_template: a.name_template,

@@ -255,7 +255,7 @@ fn collect(
         ("Files", files_object(&c.files)),
         ("Release", common.release.clone()),
         ("Capabilities", common.capabilities.clone()),
-        ("Values", values),
+        ("Values", chart_values(values)),
         ("Subcharts", Value::map(subcharts)),
     ]);
     for t in &c.templates {
@@ -271,6 +271,14 @@ fn collect(
         });
     }
     ctx
+}
+
+/// `.Values` as Helm types it (`chartutil.Values`, with its methods), same map.
+fn chart_values(v: Value) -> Value {
+    match v {
+        Value::Map(m) => Value::Map(m.as_chart_values()),
+        other => other,
+    }
 }
 
 /// Sets `.Template` in the chart's context and returns it. Helm does the same: every

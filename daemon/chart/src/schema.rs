@@ -5,7 +5,8 @@
 //! `items`, `enum`, `const`, `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`,
 //! `multipleOf`, `minLength`/`maxLength`, `pattern`, `minItems`/`maxItems`,
 //! `uniqueItems`, `minProperties`/`maxProperties`, `allOf`/`anyOf`/`oneOf`/`not`,
-//! `if`/`then`/`else`, and local `$ref` (`#/definitions/...`, `#/$defs/...`).
+//! `if`/`then`/`else`, and local `$ref` (`#/definitions/...`, `#/$defs/...`); a `$ref` to
+//! another document is not fetched (renders never use the network) and goes unchecked.
 //! Unknown keywords are ignored, as validators do.
 
 use serde_json::{Map, Value as Json};
@@ -98,7 +99,13 @@ fn validate_depth(root: &Json, schema: &Json, v: &Json, path: &str, errors: &mut
     let recurse = |sch: &Json, val: &Json, p: &str, errs: &mut Vec<String>| {
         validate_depth(root, sch, val, p, errs, depth + 1)
     };
-    if let Some(Json::String(r)) = s.get("$ref") {
+    // A reference to another document (`https://.../_definitions.json#/...`) is not
+    // fetched: renders never reach the network, and give the same result everywhere. What
+    // it describes goes unchecked; the rest of the schema still applies.
+    if let Some(Json::String(r)) = s
+        .get("$ref")
+        .filter(|r| r.as_str().is_some_and(|r| r.starts_with('#')))
+    {
         match resolve(root, r) {
             Some(target) => recurse(target, v, path, errors),
             None => errors.push(format!("{}: cannot resolve $ref {r:?}", at(path))),
@@ -376,6 +383,9 @@ mod tests {
 
     #[test]
     fn combinators_and_ref_cycles_do_not_hang() {
+        let remote = json!({"properties": {"a": {"$ref": "https://example.invalid/defs.json#/x"}, "b": {"type": "string"}}});
+        let found = errs(remote, json!({"a": {"anything": 1}, "b": 2}));
+        assert_eq!(found.len(), 1, "only the local rule applies: {found:?}");
         let schema = json!({"$ref": "#"});
         assert!(!errs(schema, json!(1)).is_empty());
         let schema = json!({"oneOf": [{"type": "string"}, {"type": "integer"}]});

@@ -22,6 +22,9 @@ pub enum ValueKind<'a> {
     String,
     /// `--set-file`: the value is a path; the file's content becomes the string.
     File(&'a dyn Fn(&str) -> std::result::Result<String, String>),
+    /// `--set-json`: the value is one JSON document (numbers become float64, as Helm's
+    /// `encoding/json` reads them); an empty value is null.
+    Json,
 }
 
 /// Parses `expr` and sets its keys in `dest`.
@@ -42,6 +45,20 @@ pub fn parse(expr: &str) -> Result<Map<String, Json>> {
     let mut m = Map::new();
     parse_into(expr, &mut m, ValueKind::Typed)?;
     Ok(m)
+}
+
+/// Every number as float64, as Go's `encoding/json` decodes into `interface{}`.
+fn floats(v: Json) -> Json {
+    match v {
+        Json::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        Json::Array(a) => Json::Array(a.into_iter().map(floats).collect()),
+        Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, floats(v))).collect()),
+        other => other,
+    }
 }
 
 /// Helm's `typedVal`.
@@ -129,6 +146,44 @@ impl Parser<'_> {
             ValueKind::Typed => Ok(typed(raw)),
             ValueKind::String => Ok(Json::String(raw.to_string())),
             ValueKind::File(f) => f(raw).map(Json::String),
+            ValueKind::Json => Err("internal: JSON values are read by json_value".into()),
+        }
+    }
+
+    /// `--set-json`'s value: one JSON document at the cursor, then an optional comma.
+    /// `Ok(true)` when the input ended.
+    fn json_value(&mut self) -> std::result::Result<(Json, bool), Flow> {
+        let skip_blank = |p: &mut Self| {
+            while p.chars.get(p.pos).is_some_and(|c| c.is_whitespace()) {
+                p.pos += 1;
+            }
+        };
+        skip_blank(self);
+        match self.chars.get(self.pos) {
+            None => return Ok((Json::Null, true)),
+            Some(',') => {
+                self.pos += 1;
+                return Ok((Json::Null, false));
+            }
+            _ => {}
+        }
+        let rest: String = self.chars[self.pos..].iter().collect();
+        let mut stream = serde_json::Deserializer::from_str(&rest).into_iter::<Json>();
+        let value = match stream.next() {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("invalid JSON value: {e}").into()),
+            None => Json::Null,
+        };
+        let used = rest[..stream.byte_offset()].chars().count();
+        self.pos += used;
+        skip_blank(self);
+        match self.chars.get(self.pos) {
+            None => Ok((floats(value), true)),
+            Some(',') => {
+                self.pos += 1;
+                Ok((floats(value), false))
+            }
+            _ => Ok((floats(value), false)),
         }
     }
 
@@ -151,6 +206,11 @@ impl Parser<'_> {
                 let (list, res) = self.list_item(list, i, level);
                 set(data, &k, Json::Array(list));
                 res
+            }
+            Stop::At('=') if matches!(self.kind, ValueKind::Json) => {
+                let (v, eof) = self.json_value()?;
+                set(data, &k, v);
+                if eof { Err(Flow::Eof) } else { Ok(()) }
             }
             Stop::At('=') => match self.val_list() {
                 Ok(Some(list)) => {
@@ -237,6 +297,13 @@ impl Parser<'_> {
         }
         match last {
             Stop::Eof => (list, Err(Flow::Eof)),
+            Stop::At('=') if matches!(self.kind, ValueKind::Json) => match self.json_value() {
+                Ok((v, eof)) => {
+                    set_index(&mut list, i, v);
+                    (list, if eof { Err(Flow::Eof) } else { Ok(()) })
+                }
+                Err(e) => (list, Err(e)),
+            },
             Stop::At('=') => match self.val_list() {
                 Ok(Some(vl)) => {
                     set_index(&mut list, i, Json::Array(vl));
@@ -380,6 +447,13 @@ mod tests {
     #[test]
     fn set_string_and_set_file() {
         let mut m = Map::new();
+        let mut j = Map::new();
+        parse_into(r#"a.b={"x":[1,"y"]},c=,d[1]=2.5 ,e="s""#, &mut j, ValueKind::Json).unwrap();
+        assert_eq!(
+            Json::Object(j),
+            serde_json::json!({"a": {"b": {"x": [1.0, "y"]}}, "c": null, "d": [null, 2.5], "e": "s"})
+        );
+        assert!(parse_into("a={bad", &mut Map::new(), ValueKind::Json).is_err());
         parse_into("a=1,b=true", &mut m, ValueKind::String).unwrap();
         assert_eq!(Json::Object(m), json!({"a": "1", "b": "true"}));
         let reader = |path: &str| -> std::result::Result<String, String> {

@@ -23,6 +23,8 @@ pub struct TemplateRequest {
     pub set_string: Vec<String>,
     /// `--set-file` expressions (`key=path`).
     pub set_file: Vec<String>,
+    /// `--set-json`
+    pub set_json: Vec<String>,
     /// `-n/--namespace`.
     pub namespace: Option<String>,
     /// `--name-template`: a Go template that produces the release name.
@@ -84,7 +86,8 @@ impl TemplateRequest {
         }
     }
 
-    /// The user values from `-f`, `--set`, `--set-string`, `--set-file`, in Helm's order.
+    /// The user values from `-f`, `--set-json`, `--set`, `--set-string`, `--set-file`, in
+    /// Helm's order.
     pub fn user_values(&self) -> Result<Map<String, Json>> {
         let mut base = Map::new();
         for f in &self.values_files {
@@ -92,6 +95,10 @@ impl TemplateRequest {
             let src = std::fs::read_to_string(&path).map_err(|e| ChartError::io(&path, e))?;
             let vals = crate::values::parse_values(&src, f)?;
             crate::values::merge_user_values(&mut base, vals);
+        }
+        // Helm's order: files, --set-json, --set, --set-string, --set-file.
+        for s in &self.set_json {
+            strvals::parse_into(s, &mut base, ValueKind::Json)?;
         }
         for s in &self.set {
             strvals::parse_into(s, &mut base, ValueKind::Typed)?;

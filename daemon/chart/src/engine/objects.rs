@@ -182,12 +182,7 @@ pub fn capabilities_object(kube: &KubeVersion, api_versions: &[String], with_def
     Value::Object(Rc::new(Capabilities {
         kube: Value::Object(Rc::new(kube.clone())),
         apis: Value::Object(Rc::new(VersionSet(apis))),
-        helm: map_of([
-            ("Version", s("v3.21.4")),
-            ("GitCommit", s("")),
-            ("GitTreeState", s("")),
-            ("GoVersion", s("")),
-        ]),
+        helm: Value::Object(Rc::new(HelmVersion)),
     }))
 }
 
@@ -219,8 +214,12 @@ impl Object for Capabilities {
         map_of([
             ("KubeVersion", self.kube.clone().plain()),
             ("APIVersions", self.apis.clone().plain()),
-            ("HelmVersion", self.helm.clone()),
+            ("HelmVersion", self.helm.clone().plain()),
         ])
+    }
+
+    fn rangeable(&self) -> bool {
+        false
     }
 
     fn display(&self) -> Option<String> {
@@ -230,6 +229,40 @@ impl Object for Capabilities {
             crate::funcs::go_string(&self.apis),
             crate::funcs::go_string(&self.helm)
         ))
+    }
+}
+
+/// `.Capabilities.HelmVersion`: Helm's `version.BuildInfo` (JSON/YAML keys from its
+/// struct tags; the empty ones are omitted).
+struct HelmVersion;
+
+impl Object for HelmVersion {
+    fn type_name(&self) -> &'static str {
+        "version.BuildInfo"
+    }
+
+    fn field(&self, name: &str) -> Option<TResult<Value>> {
+        match name {
+            "Version" => Some(Ok(s("v3.21.4"))),
+            "GitCommit" | "GitTreeState" | "GoVersion" => Some(Ok(s(""))),
+            _ => None,
+        }
+    }
+
+    fn method(&self, _name: &str, _args: &[Value]) -> Option<TResult<Value>> {
+        None
+    }
+
+    fn to_value(&self) -> Value {
+        map_of([("version", s("v3.21.4"))])
+    }
+
+    fn display(&self) -> Option<String> {
+        Some("{v3.21.4   }".into())
+    }
+
+    fn rangeable(&self) -> bool {
+        false
     }
 }
 
@@ -262,6 +295,10 @@ impl Object for KubeVersion {
 
     fn display(&self) -> Option<String> {
         Some(self.version.clone())
+    }
+
+    fn rangeable(&self) -> bool {
+        false
     }
 }
 

@@ -141,7 +141,7 @@ pub(crate) fn register(m: &mut FuncMap) {
             let items = seq(name, &a[0])?;
             if items.is_empty() {
                 // sprig returns nil for an empty list whatever the bounds.
-                return Ok(list(Vec::new()));
+                return Ok(Value::Nil);
             }
             let bound = |i: usize| -> crate::tmpl::Result<usize> {
                 let n = int_arg(name, &a[i])?;

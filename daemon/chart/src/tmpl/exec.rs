@@ -158,6 +158,74 @@ pub struct Limits {
 /// Steps (nodes walked, range iterations) between two looks at the clock.
 const STEPS_PER_CLOCK_CHECK: u64 = 4096;
 
+/// The methods of Helm's `chartutil.Values`.
+fn chart_values_method(m: &super::value::Map, name: &str, args: &[Value]) -> Result<Value, String> {
+    let want = |n: usize| -> Result<(), String> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "wrong number of args for {name}: want {n} got {}",
+                args.len()
+            ))
+        }
+    };
+    let path_arg = || -> Result<String, String> {
+        match args.first() {
+            Some(Value::String(s)) => Ok(s.to_string()),
+            Some(other) => Err(format!(
+                "wrong type for value; expected string; got {}",
+                other.type_name()
+            )),
+            None => Ok(String::new()),
+        }
+    };
+    match name {
+        "AsMap" => {
+            want(0)?;
+            Ok(Value::Map(m.as_plain()))
+        }
+        "YAML" => {
+            want(0)?;
+            crate::funcs::to_yaml_string(&Value::Map(m.as_plain()))
+                .map(|y| Value::from(format!("{y}\n")))
+                .map_err(|e| format!("error calling YAML: {e}"))
+        }
+        "Table" => {
+            want(1)?;
+            let path = path_arg()?;
+            let mut cur = m.as_plain();
+            for part in path.split('.') {
+                cur = match cur.get(part) {
+                    Some(Value::Map(next)) => next,
+                    _ => return Err(format!("error calling Table: no table named {:?}", path)),
+                };
+            }
+            Ok(Value::Map(cur.as_chart_values()))
+        }
+        _ => {
+            want(1)?;
+            let path = path_arg()?;
+            if path.is_empty() {
+                return Err("error calling PathValue: YAML path cannot be empty".into());
+            }
+            let parts: Vec<&str> = path.split('.').collect();
+            let (last, tables) = parts.split_last().unwrap_or((&"", &[]));
+            let mut cur = m.as_plain();
+            for part in tables {
+                cur = match cur.get(part) {
+                    Some(Value::Map(next)) => next,
+                    _ => return Err(format!("error calling PathValue: no table named {part:?}")),
+                };
+            }
+            match cur.get(last) {
+                Some(v) if !matches!(v, Value::Map(_)) => Ok(v),
+                _ => Err(format!("error calling PathValue: no value for key {path:?}")),
+            }
+        }
+    }
+}
+
 /// Dot for data handed to `Execute`: Go's `reflect.ValueOf(nil)` is no value.
 fn dot_of(v: Value) -> Val {
     match v {
@@ -372,7 +440,7 @@ impl<'s> Exec<'s> {
                 format!("render output exceeds its budget of {max} bytes"),
             ));
         }
-        if self.steps % STEPS_PER_CLOCK_CHECK == 0
+        if self.steps.is_multiple_of(STEPS_PER_CLOCK_CHECK)
             && let Some(deadline) = self.limits.deadline
             && std::time::Instant::now() > deadline
         {
@@ -455,17 +523,35 @@ impl<'s> Exec<'s> {
     fn walk_range_inner(&mut self, f: &mut Frame, dot: &Val, b: &Branch, node: &Node) -> EResult<Flow> {
         let val = self.eval_pipeline(f, dot, &b.pipe)?;
         let mark = f.vars.len();
-        let items: Vec<(Val, Val)> = match val.value().plain() {
-            Value::List(l) => l
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (Val::Conc(Value::Int(i as i64)), Val::Iface(e.clone())))
-                .collect(),
-            Value::Map(m) => m
-                .borrow()
-                .iter()
-                .map(|(k, v)| (Val::Conc(Value::String(k.clone())), Val::Iface(v.clone())))
-                .collect(),
+        // Lists and integers are walked lazily (`range 10000000000` must not allocate);
+        // a map's keys and values are taken once, as Go's fmtsort does.
+        if let Value::Object(o) = val.value()
+            && !o.rangeable()
+        {
+            return Err(self.err(
+                f,
+                At::Node(node),
+                format!(
+                    "range can't iterate over {}",
+                    crate::funcs::go_string(&Value::Object(o))
+                ),
+            ));
+        }
+        let (count, items): (i64, Box<dyn Iterator<Item = (Val, Val)>>) = match val.value().plain() {
+            Value::List(l) => (
+                l.len() as i64,
+                Box::new(
+                    (0..l.len()).map(move |i| (Val::Conc(Value::Int(i as i64)), Val::Iface(l[i].clone()))),
+                ),
+            ),
+            Value::Map(m) => {
+                let entries: Vec<(Val, Val)> = m
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (Val::Conc(Value::String(k.clone())), Val::Iface(v.clone())))
+                    .collect();
+                (entries.len() as i64, Box::new(entries.into_iter()))
+            }
             Value::Int(n) if matches!(val, Val::Conc(_)) => {
                 if b.pipe.decl.len() > 1 {
                     return Err(self.err(
@@ -474,11 +560,12 @@ impl<'s> Exec<'s> {
                         format!("can't use {n} to iterate over more than one variable"),
                     ));
                 }
-                (0..n.max(0))
-                    .map(|i| (Val::Conc(Value::Int(i)), Val::Conc(Value::Int(i))))
-                    .collect()
+                (
+                    n.max(0),
+                    Box::new((0..n.max(0)).map(|i| (Val::Conc(Value::Int(i)), Val::Conc(Value::Int(i))))),
+                )
             }
-            Value::Nil => Vec::new(),
+            Value::Nil => (0, Box::new(std::iter::empty())),
             other => {
                 return Err(self.err(
                     f,
@@ -487,7 +574,7 @@ impl<'s> Exec<'s> {
                 ));
             }
         };
-        if items.is_empty() {
+        if count == 0 {
             if let Some(e) = &b.else_list {
                 return self.walk_list(f, dot, e);
             }
@@ -808,6 +895,21 @@ impl<'s> Exec<'s> {
                             format!("can't evaluate field {name} in type {}", o.type_name()),
                         )),
                     },
+                }
+            }
+            Value::Map(m)
+                if m.is_chart_values() && matches!(name, "AsMap" | "YAML" | "Table" | "PathValue") =>
+            {
+                let mut argv = Vec::with_capacity(args.len() + 1);
+                for a in args {
+                    argv.push(self.eval_arg(f, dot, a)?.into_value());
+                }
+                if let Some(fin) = final_ {
+                    argv.push(fin.into_value());
+                }
+                match chart_values_method(m, name, &argv) {
+                    Ok(v) => Ok(Val::Conc(v)),
+                    Err(e) => Err(self.err(f, at, e)),
                 }
             }
             Value::Map(m) => {

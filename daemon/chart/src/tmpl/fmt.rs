@@ -149,7 +149,11 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
         };
         argi += 1;
         let text = format_one(verb, &spec, arg);
-        out.push_str(&pad(&spec, text, verb, arg));
+        // A container's elements were padded one by one.
+        match arg {
+            Value::List(_) | Value::Map(_) => out.push_str(&text),
+            _ => out.push_str(&pad(&spec, text, verb, arg)),
+        }
     }
     if argi < args.len() {
         out.push_str("%!(EXTRA ");
@@ -221,7 +225,7 @@ fn pad(spec: &Spec, text: String, verb: char, arg: &Value) -> String {
             verb,
             'd' | 'v' | 'f' | 'F' | 'e' | 'E' | 'g' | 'G' | 'x' | 'X' | 'o' | 'b'
         );
-    if spec.zero && (numeric || matches!(arg, Value::String(_))) && !text.starts_with("%!") {
+    if spec.zero && (numeric || matches!(arg, Value::String(_) | Value::Bool(_))) && !text.starts_with("%!") {
         // Zero padding goes after the sign.
         let (sign, digits) = match text.strip_prefix(['-', '+', ' ']) {
             Some(rest) if numeric => (&text[..1], rest),
@@ -410,7 +414,7 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
                 .map(|(k, v)| {
                     let v = match v {
                         Value::Nil => "<nil>".to_string(),
-                        v => format_one(verb, spec, v),
+                        v => pad(spec, format_one(verb, spec, v), verb, v),
                     };
                     format!("{}:{v}", format_str(verb, spec, k, &Value::String(k.clone())))
                 })

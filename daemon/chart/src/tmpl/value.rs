@@ -60,6 +60,10 @@ pub trait Object {
     fn display(&self) -> Option<String> {
         None
     }
+    /// Whether `range` may iterate over it (Go: a map or slice type, not a struct).
+    fn rangeable(&self) -> bool {
+        true
+    }
 }
 
 /// A template value.
@@ -88,13 +92,31 @@ pub enum Value {
 }
 
 /// A Go map: cloning the handle shares the map, as assigning a map does in Go.
+///
+/// The flag says whether this handle is typed as Helm's `chartutil.Values` (`.Values`),
+/// whose methods (`AsMap`, `YAML`, `Table`, `PathValue`) templates can call.
 #[derive(Clone, Default)]
-pub struct Map(Rc<RefCell<Dict>>);
+pub struct Map(Rc<RefCell<Dict>>, bool);
 
 impl Map {
     /// A map holding `entries`.
     pub fn new(entries: Dict) -> Map {
-        Map(Rc::new(RefCell::new(entries)))
+        Map(Rc::new(RefCell::new(entries)), false)
+    }
+
+    /// The same map, typed as Helm's `chartutil.Values`.
+    pub fn as_chart_values(&self) -> Map {
+        Map(self.0.clone(), true)
+    }
+
+    /// The same map, typed as a plain `map[string]interface{}`.
+    pub fn as_plain(&self) -> Map {
+        Map(self.0.clone(), false)
+    }
+
+    /// Whether this handle is typed as `chartutil.Values`.
+    pub fn is_chart_values(&self) -> bool {
+        self.1
     }
 
     /// Reads the entries. Never held across a call that may mutate maps.
@@ -277,6 +299,7 @@ impl Value {
             Value::Float(_) => "float64",
             Value::String(_) => "string",
             Value::List(_) => "[]interface {}",
+            Value::Map(m) if m.is_chart_values() => "chartutil.Values",
             Value::Map(_) => "map[string]interface {}",
             Value::Function(_) => "func(...interface {}) (interface {}, error)",
             Value::Object(o) => o.type_name(),
