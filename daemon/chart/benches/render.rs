@@ -162,4 +162,114 @@ fn main() {
         Some(kib) => println!("peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak RSS: /proc/self/status not available"),
     }
+    side_by_side_with_go();
+}
+
+/// The chart idioms of the differential corpus, rendered by convoy and by Go's own
+/// text/template + sprig (the oracle, `oracle/`), same template and values, same run.
+fn side_by_side_with_go() {
+    let oracle = std::env::var_os("CONVOY_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/convoy")))
+        .map(|c| c.join("go-oracle/oracle"))
+        .filter(|p| p.is_file());
+    let Some(oracle) = oracle else {
+        println!("side by side with Go: no oracle (run .ci/install-deps)");
+        return;
+    };
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/difftest/corpus");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("difftest corpus present")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("-idiom-"))
+        })
+        .collect();
+    files.sort();
+    let mut go = std::process::Command::new(&oracle)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("oracle starts");
+    let mut to_go = go.stdin.take().expect("oracle stdin");
+    let mut from_go = std::io::BufReader::new(go.stdout.take().expect("oracle stdout"));
+    const RUNS: usize = 500;
+    println!(
+        "side by side with Go's text/template + sprig, same templates and values (median of {RUNS}; p+e = parse + execute: convoy's render_str includes starting its render thread, Go's copies its function map):"
+    );
+    println!(
+        "  {:<30} {:>14} {:>14} {:>7} | {:>12} {:>12} {:>7}",
+        "template", "convoy p+e", "Go p+e", "ratio", "convoy exec", "Go exec", "ratio"
+    );
+    let (mut ours_total, mut go_total, mut ours_exec_total, mut go_exec_total) = (0.0, 0.0, 0.0, 0.0);
+    for file in files {
+        let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let (name, src) = (
+            case["name"].as_str().unwrap_or("t"),
+            case["src"].as_str().unwrap_or(""),
+        );
+        let values = case["values"].clone();
+        let samples = (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(convoy_chart::render_str(name, src, &values).is_ok());
+                start.elapsed()
+            })
+            .collect();
+        let ours = median(samples);
+        // Execution alone: parsed once, executed RUNS times, on a large stack as render_str.
+        let ours_exec = std::thread::Builder::new()
+            .stack_size(256 * 1024 * 1024)
+            .spawn({
+                let (name, src, values) = (name.to_string(), src.to_string(), values.clone());
+                move || {
+                    let Ok(t) = convoy_chart::StrTemplate::new(&name, &src, &values) else {
+                        return Duration::ZERO;
+                    };
+                    median(
+                        (0..RUNS)
+                            .map(|_| {
+                                let start = Instant::now();
+                                std::hint::black_box(t.execute().is_ok());
+                                start.elapsed()
+                            })
+                            .collect(),
+                    )
+                }
+            })
+            .expect("bench thread starts")
+            .join()
+            .expect("bench thread finishes");
+        let mut ask = |parse: bool| -> f64 {
+            use std::io::{BufRead, Write};
+            let req =
+                json!({"name": name, "src": src, "values": values, "bench": RUNS, "bench_parse": parse});
+            writeln!(to_go, "{req}").expect("oracle accepts a request");
+            let mut line = String::new();
+            from_go.read_line(&mut line).expect("oracle answers");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            v["median_ns"].as_f64().unwrap_or(f64::NAN) / 1000.0
+        };
+        let (go_all, go_exec) = (ask(true), ask(false));
+        let ours_us = ours.as_secs_f64() * 1e6;
+        let ours_exec_us = ours_exec.as_secs_f64() * 1e6;
+        ours_total += ours_us;
+        go_total += go_all;
+        ours_exec_total += ours_exec_us;
+        go_exec_total += go_exec;
+        let label = file.file_stem().unwrap().to_string_lossy().into_owned();
+        println!(
+            "  {label:<30} {ours_us:>12.1}µs {go_all:>12.1}µs {:>6.2}x | {ours_exec_us:>10.1}µs {go_exec:>10.1}µs {:>6.2}x",
+            ours_us / go_all,
+            ours_exec_us / go_exec
+        );
+    }
+    println!(
+        "  total: parse + execute convoy {ours_total:.1} µs, Go {go_total:.1} µs (convoy / Go = {:.2}); execute only convoy {ours_exec_total:.1} µs, Go {go_exec_total:.1} µs (convoy / Go = {:.2})",
+        ours_total / go_total,
+        ours_exec_total / go_exec_total
+    );
+    drop(to_go);
+    let _ = go.wait();
 }

@@ -39,5 +39,5 @@ pub use engine::objects::DEFAULT_API_VERSIONS;
 pub use error::{ChartError, Result};
 pub use manifest::{INSTALL_ORDER, Rendered, RenderedManifest, split_manifests};
 pub use manifest_json::{manifest_documents_to_json, manifest_to_json};
-pub use render::{DEFAULT_KUBE_VERSION, RenderOptions, render, render_str};
+pub use render::{DEFAULT_KUBE_VERSION, RenderOptions, StrTemplate, render, render_str};
 pub use template_cmd::TemplateRequest;

@@ -78,42 +78,74 @@ pub fn render(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rend
 /// `.Capabilities`), outside any chart: for previews, `convoy lint`-style checks and the
 /// fuzz target. Errors are Helm's template errors.
 pub fn render_str(name: &str, src: &str, values: &Json) -> Result<String> {
-    let kube =
-        KubeVersion::parse(DEFAULT_KUBE_VERSION).ok_or_else(|| ChartError::Invalid("bad default".into()))?;
-    let sources = [Source {
-        name: name.to_string(),
-        src: src.to_string(),
-    }];
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("chart-render".into())
             .stack_size(256 * 1024 * 1024)
-            .spawn_scoped(scope, || {
-                let vals = match values {
-                    Json::Object(m) => map_value(m),
-                    _ => Value::empty_map(),
-                };
-                let ctx = map_of([
-                    ("Values", vals),
-                    (
-                        "Release",
-                        map_of([
-                            ("Name", s("release-name")),
-                            ("Namespace", s("default")),
-                            ("Service", s("Helm")),
-                        ]),
-                    ),
-                    ("Capabilities", capabilities_object(&kube, &[], true)),
-                    ("Files", files_object(&[])),
-                ]);
-                let data = with_template(&ctx, name, "");
-                let engine = Engine::new(&sources).map_err(ChartError::TemplateParse)?;
-                engine.execute(name, &data).map_err(ChartError::TemplateExec)
-            })
+            .spawn_scoped(scope, || StrTemplate::new(name, src, values)?.execute())
             .map_err(|e| ChartError::Invalid(format!("cannot start render thread: {e}")))?
             .join()
             .map_err(|_| ChartError::Invalid("template rendering panicked".into()))?
     })
+}
+
+/// One template text parsed with the data [`render_str`] gives it, ready to execute any
+/// number of times (on the current thread: deeply nested templates need a large stack, as
+/// `render_str` provides). For benchmarks that separate parsing from execution.
+pub struct StrTemplate {
+    engine: Engine,
+    name: String,
+    data: Value,
+}
+
+impl std::fmt::Debug for StrTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrTemplate").field("name", &self.name).finish()
+    }
+}
+
+impl StrTemplate {
+    /// Parses `src` as template `name`, with `values` as `.Values`.
+    pub fn new(name: &str, src: &str, values: &Json) -> Result<StrTemplate> {
+        let kube = KubeVersion::parse(DEFAULT_KUBE_VERSION)
+            .ok_or_else(|| ChartError::Invalid("bad default".into()))?;
+        let vals = match values {
+            Json::Object(m) => map_value(m),
+            _ => Value::empty_map(),
+        };
+        let ctx = map_of([
+            ("Values", vals),
+            (
+                "Release",
+                map_of([
+                    ("Name", s("release-name")),
+                    ("Namespace", s("default")),
+                    ("Service", s("Helm")),
+                ]),
+            ),
+            ("Capabilities", capabilities_object(&kube, &[], true)),
+            ("Files", files_object(&[])),
+        ]);
+        let data = with_template(&ctx, name, "");
+        let sources = [Source {
+            name: name.to_string(),
+            src: src.to_string(),
+        }];
+        let engine = Engine::new(&sources).map_err(ChartError::TemplateParse)?;
+        Ok(StrTemplate {
+            engine,
+            name: name.to_string(),
+            data,
+        })
+    }
+
+    /// Executes the template. Functions that mutate values (`set`) see what earlier
+    /// executions left, as repeated executions of one Go template with one data map do.
+    pub fn execute(&self) -> Result<String> {
+        self.engine
+            .execute(&self.name, &self.data)
+            .map_err(ChartError::TemplateExec)
+    }
 }
 
 fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rendered> {
