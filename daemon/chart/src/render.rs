@@ -46,6 +46,10 @@ pub struct RenderOptions {
     pub show_only: Vec<String>,
     /// Leave out hooks altogether (`--no-hooks`).
     pub no_hooks: bool,
+    /// Functions that reach the network (`getHostByName`, which resolves DNS: a way
+    /// to send rendered data out) fail instead. The coordinator's deploy renders set
+    /// it; `convoy template` does not (Helm resolves).
+    pub no_network_functions: bool,
 }
 
 /// The default Kubernetes version `helm template` assumes without a cluster.
@@ -184,7 +188,8 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
             src: t.src.clone(),
         })
         .collect();
-    let engine = Engine::new(&sources).map_err(ChartError::TemplateParse)?;
+    let engine =
+        Engine::with_network(&sources, !opts.no_network_functions).map_err(ChartError::TemplateParse)?;
     let mut outputs = BTreeMap::new();
     for t in &tpls {
         if base_name(&t.name).starts_with('_') {

@@ -165,6 +165,8 @@ impl TemplateRequest {
             skip_tests: self.skip_tests,
             show_only: self.show_only.clone(),
             no_hooks: self.no_hooks,
+            // `convoy template` is `helm template`: getHostByName resolves.
+            no_network_functions: false,
         };
         render(&chart, &values, &opts)
     }
