@@ -133,6 +133,8 @@ pub fn render_context_in(
         replace_default_api_versions: env.api_versions.is_some(),
         // CRDs go to the cluster like everything else, first.
         include_crds: true,
+        // A deploy render must not reach the network (getHostByName resolves DNS).
+        no_network_functions: true,
         ..RenderOptions::default()
     };
     let rendered = convoy_chart::render(chart, &values, &opts).map_err(|source| ReleaseError::Render {
