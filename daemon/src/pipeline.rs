@@ -497,6 +497,41 @@ mod tests {
             .await
     }
 
+    /// A template error quoting a secret (`fail`, also transformed) is masked; a short
+    /// secret only where it stands whole between quotes.
+    #[tokio::test]
+    async fn render_errors_are_masked() {
+        let mut inputs = submit(&[(
+            "templates/cm.yaml",
+            "{{ fail (printf \"bad %s / %s / %q / %s\" .Values.secrets.db (.Values.secrets.db | upper) .Values.secrets.pin (.Values.secrets.db | b64enc)) }}\n",
+        )]);
+        inputs.release_yaml = concat!(
+            "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: app.ns1, namespace: ns1}\n",
+            "spec:\n  chart: {path: ./app}\n  contexts: [dev-a]\n  secrets:\n",
+            "    - {secret_id: db, contexts: [{name: default, vaultPath: /kv/db, vaultKey: pw}]}\n",
+            "    - {secret_id: pin, contexts: [{name: default, vaultPath: /kv/pin, vaultKey: pw}]}\n",
+        )
+        .into();
+        let secrets = BTreeMap::from([
+            ("/kv/db#pw".to_string(), "hunter22-canary".to_string()),
+            ("/kv/pin#pw".to_string(), "1234".to_string()),
+        ]);
+        let registry = Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
+        let err = Pipeline::new(registry, SecretSource::DevFile(secrets))
+            .run(&inputs, None, &crate::capabilities::HelmDefaults)
+            .await
+            .expect_err("fail fails");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("bad <masked> / <masked> / \"<masked>\" / <masked>"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("hunter22") && !msg.contains("HUNTER22") && !msg.contains("1234"),
+            "{msg}"
+        );
+    }
+
     /// What Helm sends for `defaultMode: 0644` is 420 and for `hostNetwork: yes` is `true`;
     /// read as YAML 1.2 (the agent's parser) they would be 644 (refused by the API server)
     /// and the string "yes". The shipped manifest is the JSON, read the same either way.
