@@ -145,9 +145,36 @@ fn cli(addr: &str, args: &[&str], dir: &std::path::Path) -> String {
     )
 }
 
+/// Every file under `dir`, read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_secret_reaches_the_cluster_and_nothing_else() {
-    let (bao, cp) = tokio::join!(OpenBao::start(), ControlPlane::start("leak"));
+    leak_everywhere(None).await;
+}
+
+/// The same with the coordinator's state in etcd: its WAL and database hold no form
+/// of the secret either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_secret_reaches_no_etcd_file() {
+    let etcd = convoy_tests::etcd::Etcd::start().await.unwrap();
+    leak_everywhere(Some(&etcd)).await;
+}
+
+async fn leak_everywhere(etcd: Option<&convoy_tests::etcd::Etcd>) {
+    let name = if etcd.is_some() { "leak-etcd" } else { "leak" };
+    let (bao, cp) = tokio::join!(OpenBao::start(), ControlPlane::start(name));
     let (bao, cp) = (bao.unwrap(), cp.unwrap());
     bao.mount_kv("kv", 2).await.unwrap();
     bao.kv2_put("kv", "dev/leak/db", serde_json::json!({"password": CANARY}))
@@ -156,9 +183,14 @@ async fn a_canary_secret_reaches_the_cluster_and_nothing_else() {
     let cfg = format!(
         "contexts:\n  - {{name: solo, region: solo-1, env: dev, cloud: sim, clusterName: solo}}\n\
          auth:\n  tokens:\n    - {{name: alice, role: admin, token: t-admin}}\n  agents:\n    - {{context: solo, token: agent-solo}}\n\
-         vault:\n  address: {}\n  auth: {{method: token, token: {}}}\nheartbeat_seconds: 2\n",
+         vault:\n  address: {}\n  auth: {{method: token, token: {}}}\nheartbeat_seconds: 2\n{}",
         bao.addr(),
-        bao.root_token()
+        bao.root_token(),
+        etcd.map(|e| format!(
+            "store: {{backend: etcd, etcd_endpoints: [\"{}\"]}}\n",
+            e.client_url()
+        ))
+        .unwrap_or_default()
     );
     let convoyd = Convoyd::start(&cfg).await.unwrap();
     let agent = AgentProcess::start(
@@ -328,8 +360,17 @@ async fn a_canary_secret_reaches_the_cluster_and_nothing_else() {
     // Nor a log line, nor the store.
     assert_clean("convoyd's log", &convoyd.logs());
     assert_clean("the agent's log", &agent.logs());
-    let store = std::fs::read(convoyd.dir().join("state.redb")).unwrap();
-    for f in forms() {
-        assert!(!contains(&store, f.as_bytes()), "{f} reached the store");
+    let store_files = match etcd {
+        Some(e) => files_under(&e.data_dir()),
+        None => vec![(
+            convoyd.dir().join("state.redb"),
+            std::fs::read(convoyd.dir().join("state.redb")).unwrap(),
+        )],
+    };
+    assert!(!store_files.is_empty());
+    for (path, bytes) in &store_files {
+        for f in forms() {
+            assert!(!contains(bytes, f.as_bytes()), "{f} reached {}", path.display());
+        }
     }
 }
