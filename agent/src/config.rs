@@ -324,6 +324,7 @@ mod tests {
             ("CONVOY_AGENT__BACKEND", "docker", "`backend`"),
             ("CONVOY_AGENT__HISTORY_LIMIT", "0", "`history_limit`"),
             ("CONVOY_AGENT__HISTORY_LIMIT", "lots", "history_limit"),
+            ("CONVOY_AGENT__MAX_PRUNE_PERCENT", "101", "`max_prune_percent`"),
             ("CONVOY_AGENT__COORDINATOR", "convoyd:7443", "`coordinator`"),
             ("CONVOY_AGENT__COORDINATOR", "https://a:1,b:2", "\"b:2\""),
             ("CONVOY_AGENT__COORDINATOR", " , ", "`coordinator`"),
