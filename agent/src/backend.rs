@@ -101,6 +101,11 @@ pub struct ApplyRequest {
     /// `manifests`; run by the runtime around the apply, and kept in history with the
     /// revision so a rollback runs the restored revision's rollback hooks.
     pub hooks: Vec<Manifest>,
+    /// Prune more than the backend's share of the release's objects, or all of them.
+    pub allow_mass_deletion: bool,
+    /// The render's secrets as salted digests: what the runtime masks in this
+    /// command's messages.
+    pub secret_digests: crate::mask::SecretDigests,
 }
 
 /// What happened to one object.
@@ -197,6 +202,12 @@ pub enum FailureReason {
     Conflict,
     /// An object belongs to another release (and `adopt` was not set).
     OwnedByAnotherRelease,
+    /// An object exists without convoy's release label (created by hand, by Helm, by
+    /// another tool), and `adopt` was not set: convoy does not take it silently.
+    NotOwned,
+    /// The revision would prune more than the allowed share of the release's objects,
+    /// or all of them, and the command did not allow mass deletion.
+    MassDeletion,
     /// Rollback to a revision the cluster's history does not hold.
     RevisionNotInHistory,
     /// Another operation holds the release's lock in this cluster.
@@ -221,6 +232,8 @@ impl FailureReason {
             FailureReason::ApplyRefused => "ApplyRefused",
             FailureReason::Conflict => "Conflict",
             FailureReason::OwnedByAnotherRelease => "OwnedByAnotherRelease",
+            FailureReason::NotOwned => "NotOwned",
+            FailureReason::MassDeletion => "MassDeletion",
             FailureReason::RevisionNotInHistory => "RevisionNotInHistory",
             FailureReason::LockHeld => "LockHeld",
             FailureReason::HookFailed => "HookFailed",

@@ -55,6 +55,10 @@ pub struct AgentConfig {
     /// Revisions kept per release in the cluster.
     #[serde(default = "default_history_limit")]
     pub history_limit: u32,
+    /// An apply that would prune more than this percentage (0 to 100) of a release's
+    /// objects, or all of them, is refused unless its submit allows mass deletion.
+    #[serde(default = "default_max_prune_percent")]
+    pub max_prune_percent: u32,
     /// HTTP listen address for `/healthz`, `/readyz` and `/metrics`; none to disable.
     #[serde(default)]
     pub health_listen: Option<String>,
@@ -95,6 +99,9 @@ fn default_namespace() -> String {
 }
 fn default_history_limit() -> u32 {
     10
+}
+fn default_max_prune_percent() -> u32 {
+    crate::kube::DEFAULT_MAX_PRUNE_PERCENT
 }
 fn default_log_format() -> String {
     "pretty".into()
@@ -178,6 +185,12 @@ impl AgentConfig {
             return Err((
                 "history_limit",
                 "must keep at least 1 revision (rollback needs history)".into(),
+            ));
+        }
+        if self.max_prune_percent > 100 {
+            return Err((
+                "max_prune_percent",
+                format!("expected 0 to 100, got {}", self.max_prune_percent),
             ));
         }
         if let Some(h) = &self.health_listen
@@ -311,6 +324,7 @@ mod tests {
             ("CONVOY_AGENT__BACKEND", "docker", "`backend`"),
             ("CONVOY_AGENT__HISTORY_LIMIT", "0", "`history_limit`"),
             ("CONVOY_AGENT__HISTORY_LIMIT", "lots", "history_limit"),
+            ("CONVOY_AGENT__MAX_PRUNE_PERCENT", "101", "`max_prune_percent`"),
             ("CONVOY_AGENT__COORDINATOR", "convoyd:7443", "`coordinator`"),
             ("CONVOY_AGENT__COORDINATOR", "https://a:1,b:2", "\"b:2\""),
             ("CONVOY_AGENT__COORDINATOR", " , ", "`coordinator`"),

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod hooks;
 pub mod kube;
 mod layered_config;
+pub mod mask;
 pub mod runtime;
 pub mod sim;
 pub mod telemetry;

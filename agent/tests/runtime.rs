@@ -691,3 +691,53 @@ async fn a_fleet_of_agents_rolls_out_together() {
         task.await.unwrap();
     }
 }
+
+/// With the coordinator's salted digests of a secret, the agent masks it in its own
+/// messages (here a crash-loop failure naming the pod built from it); with another salt
+/// the same digests match nothing.
+#[tokio::test]
+async fn messages_are_masked_with_the_coordinators_secret_digests() {
+    use sha2::{Digest, Sha256};
+    let mut fake = Fake::start(0).await;
+    let agent = start_agent(config(&fake.url(), Credentials::Token(Token::new(TOKEN)))).await;
+    let mut s = fake.session().await;
+    let secret = "canary-leak-7d2e91";
+    let salt = b"fresh-salt-per-command".to_vec();
+    let digests = |salt: &[u8]| pb::SecretDigests {
+        salt: salt.to_vec(),
+        forms: vec![pb::SecretDigest {
+            length: secret.len() as u32,
+            sha256: Sha256::new()
+                .chain_update(salt)
+                .chain_update(secret.as_bytes())
+                .finalize()
+                .to_vec(),
+        }],
+    };
+    let with = |digests: pb::SecretDigests| {
+        let mut cmd = apply(
+            vec![deployment(secret, 1, "crashloop,after=200ms", "web:1")],
+            60,
+            1,
+        );
+        if let pb::command::Command::Apply(a) = &mut cmd {
+            a.secret_digests = Some(digests);
+        }
+        cmd
+    };
+    let o = op("leak.ns1", 1, "leak-1");
+    s.send(&o, with(digests(&salt)));
+    let f = failed(&s.until_final(&o).await).clone();
+    assert_eq!(f.reason, "CrashLoopBackOff");
+    assert!(f.message.contains("pod <masked>-"), "{}", f.message);
+    assert!(!f.message.contains(secret), "{}", f.message);
+
+    // Digests under one salt presented with another match nothing.
+    let mut wrong = digests(&salt);
+    wrong.salt = b"another-salt".to_vec();
+    let o = op("leak.ns1", 2, "leak-2");
+    s.send(&o, with(wrong));
+    let f = failed(&s.until_final(&o).await).clone();
+    assert!(f.message.contains(secret), "{}", f.message);
+    agent.stop().await;
+}

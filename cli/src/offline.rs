@@ -155,8 +155,9 @@ fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
             continue;
         };
         let secrets = context_secrets(&loaded, name);
+        let masker = mask::Masker::new(loaded.supplied.values());
         match render_context(&loaded.release, &loaded.chart, ctx, &secrets, 1)
-            .map_err(|e| e.to_string())
+            .map_err(|e| masker.mask(&e.to_string()))
             .and_then(|r| shippable(&r).map(|()| r))
         {
             Ok(r) => println!(
@@ -213,7 +214,10 @@ fn run_render(args: &RenderArgs) -> anyhow::Result<()> {
     if std::env::var_os("VAULT_ADDR").is_some() {
         println!("# note: VAULT_ADDR is set, but render does not read Vault yet");
     }
-    let rendered = render_context(&loaded.release, &loaded.chart, ctx, &secrets, 1).map_err(report)?;
+    // A template error may quote a supplied secret (`fail`): masked as the output is.
+    let masker = mask::Masker::new(loaded.supplied.values());
+    let rendered = render_context(&loaded.release, &loaded.chart, ctx, &secrets, 1)
+        .map_err(|e| invalid(masker.mask(&e.to_string())))?;
     let rel = &loaded.release;
     println!(
         "# convoy render: release {} to context {} (region {}, env {}, cloud {}, cluster {}), revision 1",

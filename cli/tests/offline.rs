@@ -413,3 +413,64 @@ fn lint_refuses_what_a_submit_could_not_ship() {
         "{stderr}"
     );
 }
+
+/// A template error quoting a supplied secret (`fail`, also upper-cased) is masked in
+/// what `render` and `lint` print; `getHostByName` is refused as in a deploy.
+#[test]
+fn render_and_lint_mask_a_secret_quoted_by_a_template_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("leaky");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: leaky\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "{{ if .Values.dns }}{{ getHostByName \"localhost\" }}{{ end }}{{ fail (printf \"bad %s %s\" .Values.secrets.db (upper .Values.secrets.db)) }}\n",
+    )
+    .unwrap();
+    let release = |dns: bool| {
+        format!(
+            "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: leaky.ns1}}\nspec:\n  chart: {{path: ./leaky}}\n  values: {{dns: {dns}}}\n  contexts: [dev-us-central1-0]\n  secrets:\n    - secret_id: db\n      contexts: [{{name: default, vaultPath: /kv/db, vaultKey: pw}}]\n"
+        )
+    };
+    let file = dir.path().join("leaky.yaml");
+    std::fs::write(&file, release(false)).unwrap();
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(&secrets, "db: hunter22-canary\n").unwrap();
+    let (file, secrets) = (file.display().to_string(), secrets.display().to_string());
+    let reg = registry();
+    for args in [
+        vec!["render", "-f", &file, "--context", "dev-us-central1-0"],
+        vec!["lint", "-f", &file],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--registry", reg.as_str(), "--secrets-file", secrets.as_str()]);
+        let out = convoy(&args);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!out.status.success(), "{all}");
+        assert!(all.contains("bad <masked> <masked>"), "{all}");
+        assert!(!all.contains("hunter22") && !all.contains("HUNTER22"), "{all}");
+    }
+    let dns = dir.path().join("dns.yaml");
+    std::fs::write(&dns, release(true)).unwrap();
+    let dns = dns.display().to_string();
+    let out = convoy(&[
+        "render",
+        "-f",
+        &dns,
+        "--context",
+        "dev-us-central1-0",
+        "--registry",
+        &registry(),
+        "--secrets-file",
+        &secrets,
+    ]);
+    assert!(
+        text(&out.stderr).contains("getHostByName is disabled"),
+        "{}",
+        text(&out.stderr)
+    );
+}

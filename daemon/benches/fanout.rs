@@ -465,6 +465,7 @@ async fn submit(
             values_files: vec![],
             reason: "fan-out benchmark".into(),
             dry_run: false,
+            allow_mass_deletion: false,
         })
         .await
         .map_err(|s| format!("SubmitRelease: {s}"))?;

@@ -28,6 +28,39 @@ struct Rendered {
 /// Rendered objects per context.
 type PerContext = BTreeMap<String, Vec<RenderedManifest>>;
 
+/// `e` with every resolved secret masked in its message.
+pub fn mask_error(e: PrepareError, masker: &convoy_release::mask::Masker) -> PrepareError {
+    match e {
+        PrepareError::Invalid(m) => PrepareError::Invalid(masker.mask(&m)),
+        PrepareError::Secrets(m) => PrepareError::Secrets(masker.mask(&m)),
+        PrepareError::Render(m) => PrepareError::Render(masker.mask(&m)),
+    }
+}
+
+/// Logs (by secret id and context, never the value) each secret shorter than
+/// [`convoy_release::mask::MIN_LITERAL_LEN`] bytes: it is masked only where it stands
+/// whole between quotes, never as a substring.
+fn warn_short_secrets(release: &str, values: &BTreeMap<String, BTreeMap<String, Value>>) {
+    for (context, secrets) in values {
+        for (id, v) in secrets {
+            let short = match v {
+                Value::String(s) => s.len() < convoy_release::mask::MIN_LITERAL_LEN,
+                Value::Number(n) => n.to_string().len() < convoy_release::mask::MIN_LITERAL_LEN,
+                _ => false,
+            };
+            if short {
+                tracing::warn!(
+                    release,
+                    context = %context,
+                    secret_id = %id,
+                    "secret is shorter than {} bytes: it is masked in messages only where it stands whole between quotes, not as a substring",
+                    convoy_release::mask::MIN_LITERAL_LEN
+                );
+            }
+        }
+    }
+}
+
 /// Where secret values come from.
 pub enum SecretSource {
     Vault(Arc<convoy_secrets::Vault>),
@@ -80,8 +113,13 @@ impl Pipeline {
         let requests = convoy_release::plan_secrets(&release);
         let (values, versions) = self.resolve(&release, &requests, pinned).await?;
         let facts = self.facts(&release, facts).await;
-        let (manifests, hooks) = self.render_all(&release, &chart, &values, &facts)?;
         let masker = convoy_release::mask::Masker::new(values.values().flat_map(|v| v.values()));
+        warn_short_secrets(&release.metadata.name, &values);
+        // A template error may quote a secret (`{{ fail .Values.secrets.db }}`, a
+        // scaling or YAML error citing a value): it is masked before anyone sees it.
+        let (manifests, hooks) = self
+            .render_all(&release, &chart, &values, &facts)
+            .map_err(|e| mask_error(e, &masker))?;
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
             .map(|c| convoy_release::values_digest(&release, c))
@@ -123,6 +161,7 @@ impl Pipeline {
                 force_roll: o.force_roll,
                 adopt: o.adopt,
                 force_conflicts: o.force_conflicts,
+                allow_mass_deletion: o.allow_mass_deletion || inputs.allow_mass_deletion,
             },
             masker,
             facts,
@@ -447,6 +486,7 @@ mod tests {
             source_name: "app.yaml".into(),
             values_files: Vec::new(),
             chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+            allow_mass_deletion: false,
         }
     }
 
@@ -455,6 +495,41 @@ mod tests {
         Pipeline::new(registry, SecretSource::None)
             .run(inputs, None, &crate::capabilities::HelmDefaults)
             .await
+    }
+
+    /// A template error quoting a secret (`fail`, also transformed) is masked; a short
+    /// secret only where it stands whole between quotes.
+    #[tokio::test]
+    async fn render_errors_are_masked() {
+        let mut inputs = submit(&[(
+            "templates/cm.yaml",
+            "{{ fail (printf \"bad %s / %s / %q / %s\" .Values.secrets.db (.Values.secrets.db | upper) .Values.secrets.pin (.Values.secrets.db | b64enc)) }}\n",
+        )]);
+        inputs.release_yaml = concat!(
+            "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: app.ns1, namespace: ns1}\n",
+            "spec:\n  chart: {path: ./app}\n  contexts: [dev-a]\n  secrets:\n",
+            "    - {secret_id: db, contexts: [{name: default, vaultPath: /kv/db, vaultKey: pw}]}\n",
+            "    - {secret_id: pin, contexts: [{name: default, vaultPath: /kv/pin, vaultKey: pw}]}\n",
+        )
+        .into();
+        let secrets = BTreeMap::from([
+            ("/kv/db#pw".to_string(), "hunter22-canary".to_string()),
+            ("/kv/pin#pw".to_string(), "1234".to_string()),
+        ]);
+        let registry = Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
+        let err = Pipeline::new(registry, SecretSource::DevFile(secrets))
+            .run(&inputs, None, &crate::capabilities::HelmDefaults)
+            .await
+            .expect_err("fail fails");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("bad <masked> / <masked> / \"<masked>\" / <masked>"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("hunter22") && !msg.contains("HUNTER22") && !msg.contains("1234"),
+            "{msg}"
+        );
     }
 
     /// What Helm sends for `defaultMode: 0644` is 420 and for `hostNetwork: yes` is `true`;

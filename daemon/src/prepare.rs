@@ -44,6 +44,8 @@ pub struct ApplyOptions {
     pub force_roll: bool,
     pub adopt: bool,
     pub force_conflicts: bool,
+    /// Let the agent prune more than its share of the release's objects, or all of them.
+    pub allow_mass_deletion: bool,
 }
 
 /// A submit, validated, resolved and rendered for every target context.

@@ -116,6 +116,8 @@ async fn run_convoy(
         force_roll: false,
         chart: "bench-0.1.0".into(),
         hooks: Vec::new(),
+        allow_mass_deletion: false,
+        secret_digests: Default::default(),
     };
     let start = Instant::now();
     let results = b.apply(&req).await.map_err(|e| e.to_string())?;

@@ -64,6 +64,12 @@ impl Etcd {
         &self.client_url
     }
 
+    /// Its data directory (`--data-dir`): the WAL and the bolt database, for tests that
+    /// check what was (never) written.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("etcd-data")
+    }
+
     /// Kills etcd (SIGKILL), for failure tests.
     pub fn kill(&mut self) {
         self.service.kill();

@@ -18,7 +18,7 @@ use convoy_agent::backend::{
 use convoy_agent::hooks::HookEvent;
 use convoy_agent::kube::{KubeBackend, KubeBackendConfig};
 use convoy_proto::v1 as pb;
-use convoy_tests::kube::{TestCluster, client_from_yaml};
+use convoy_tests::kube::{ControlPlane, TestCluster, client_from_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
@@ -61,6 +61,8 @@ fn request(release: &str, revision: u64, namespace: &str, objects: &[Value]) -> 
         force_roll: false,
         chart: "test-0.1.0".into(),
         hooks: Vec::new(),
+        allow_mass_deletion: false,
+        secret_digests: Default::default(),
     }
 }
 
@@ -99,6 +101,7 @@ fn backend(client: Client, holder: &str, history_limit: u32, lock_ttl: Duration)
             field_manager: "convoy".into(),
             holder_id: holder.into(),
             lock_ttl,
+            max_prune_percent: convoy_agent::kube::DEFAULT_MAX_PRUNE_PERCENT,
         },
     )
 }
@@ -1140,4 +1143,177 @@ async fn helm_hooks_through_the_agent_runtime() {
         .await
         .expect("the agent did not stop")
         .unwrap();
+}
+
+// ------------------------------------------------------------ pruning that is safe
+
+async fn names_in(client: &Client, ns: &str) -> Vec<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let mut names: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
+    names.sort();
+    names
+}
+
+/// An existing object convoy did not create is refused unless adopted; Helm's
+/// `resource-policy: keep` survives pruning and rollback; CRDs and Namespaces are never
+/// pruned; a revision deleting more than half of the release, or all of it, is refused
+/// with the cluster unchanged unless the command allows mass deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_cannot_destroy_what_it_does_not_own() {
+    let cluster = ControlPlane::start("agent-prune").await.unwrap();
+    let client = cluster.client().await;
+    create_namespace(&client, "prune").await;
+    let b = backend(client.clone(), "agent-prune", 10, Duration::from_secs(30));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "prune");
+
+    // An unowned object (kubectl created it, no convoy label) is refused, and left as
+    // it was; adopt takes it.
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(configmap("handmade", "black")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let rel = "own.prune";
+    let err = b
+        .apply(&request(rel, 1, "prune", &[configmap("handmade", "white")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, FailureReason::NotOwned, "{err}");
+    assert!(
+        err.message.contains("configmap/prune/handmade"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("adopt"), "{}", err.message);
+    assert_eq!(
+        color_of(&client, "prune", "handmade").await.as_deref(),
+        Some("black")
+    );
+    // A dry run reports the refusal too.
+    let dry = b
+        .dry_run(&request(rel, 1, "prune", &[configmap("handmade", "white")]))
+        .await
+        .unwrap();
+    let r = result_for(&dry, "configmap/prune/handmade");
+    assert_eq!(r.action, ObjectAction::Refused);
+    assert!(r.message.starts_with("NotOwned"), "{}", r.message);
+    let mut adopt = request(rel, 2, "prune", &[configmap("handmade", "white")]);
+    adopt.adopt = true;
+    b.apply(&adopt).await.unwrap();
+    let cm = cms.get("handmade").await.unwrap();
+    assert_eq!(cm.metadata.labels.unwrap()["convoy.dev/release"], rel);
+    assert_eq!(
+        color_of(&client, "prune", "handmade").await.as_deref(),
+        Some("white")
+    );
+
+    // keep, a CRD and a Namespace survive a revision that drops them.
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    let extra_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prune-extra"}});
+    let mut kept = configmap("kept", "gold");
+    kept["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+    let rel = "keep.prune";
+    let base: Vec<Value> = (0..6).map(|i| configmap(&format!("base-{i}"), "blue")).collect();
+    let mut v1 = base.clone();
+    v1.extend([kept.clone(), crd.clone(), extra_ns.clone()]);
+    b.apply(&request(rel, 1, "prune", &v1)).await.unwrap();
+    let results = b.apply(&request(rel, 2, "prune", &base)).await.unwrap();
+    assert!(
+        results.iter().all(|r| r.action != ObjectAction::Pruned),
+        "{results:#?}"
+    );
+    assert_eq!(color_of(&client, "prune", "kept").await.as_deref(), Some("gold"));
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    assert!(
+        crds.get_opt("gadgets.example.com").await.unwrap().is_some(),
+        "CRD pruned"
+    );
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns = nss.get("prune-extra").await.unwrap();
+    assert!(ns.metadata.deletion_timestamp.is_none(), "Namespace pruned");
+    // Nor does a rollback to a revision without them delete them.
+    b.apply(&request(rel, 3, "prune", &v1)).await.unwrap();
+    b.rollback(&op(rel, 4), 2).await.unwrap();
+    assert_eq!(color_of(&client, "prune", "kept").await.as_deref(), Some("gold"));
+    assert!(
+        crds.get_opt("gadgets.example.com").await.unwrap().is_some(),
+        "CRD pruned"
+    );
+
+    // More than half of the release's objects, or all of them: refused, nothing changes.
+    let rel = "mass.prune";
+    let six: Vec<Value> = (0..6).map(|i| configmap(&format!("mass-{i}"), "blue")).collect();
+    b.apply(&request(rel, 1, "prune", &six)).await.unwrap();
+    let before = names_in(&client, "prune").await;
+    let mut changed_two = six[..2].to_vec();
+    changed_two[0] = configmap("mass-0", "red");
+    let err = b
+        .apply(&request(rel, 2, "prune", &changed_two))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, FailureReason::MassDeletion, "{err}");
+    assert!(
+        err.message.contains("4 of the release's 6 objects"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("allowMassDeletion"), "{}", err.message);
+    assert_eq!(names_in(&client, "prune").await, before, "the cluster changed");
+    assert_eq!(
+        color_of(&client, "prune", "mass-0").await.as_deref(),
+        Some("blue")
+    );
+    let err = b.apply(&request(rel, 3, "prune", &[])).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::MassDeletion, "{err}");
+    assert!(err.message.contains("render is empty"), "{}", err.message);
+    assert_eq!(names_in(&client, "prune").await, before, "the cluster changed");
+    // A dry run says so as well.
+    let err = b.dry_run(&request(rel, 3, "prune", &[])).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::MassDeletion, "{err}");
+    // Half is allowed (the limit is "more than 50 %").
+    let results = b.apply(&request(rel, 4, "prune", &six[..3])).await.unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.action == ObjectAction::Pruned)
+            .count(),
+        3
+    );
+    // The explicit flag allows the rest, down to an empty render.
+    let mut all = request(rel, 5, "prune", &[]);
+    all.allow_mass_deletion = true;
+    let results = b.apply(&all).await.unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.action == ObjectAction::Pruned)
+            .count(),
+        3
+    );
+    assert!(
+        names_in(&client, "prune")
+            .await
+            .iter()
+            .all(|n| !n.starts_with("mass-")),
+        "{:?}",
+        names_in(&client, "prune").await
+    );
 }

@@ -145,6 +145,7 @@ async fn a_standby_takes_over_with_the_leaders_state() {
             values_files: vec![],
             reason: "ha test".into(),
             dry_run: false,
+            allow_mass_deletion: false,
         })
         .await
         .unwrap_or_else(|s| panic!("submit refused: {s}"))

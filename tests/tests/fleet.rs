@@ -90,6 +90,7 @@ async fn submit(c: &mut Client, yaml: String, reason: &str) -> pb::SubmitRelease
         values_files: vec![],
         reason: reason.into(),
         dry_run: false,
+        allow_mass_deletion: false,
     })
     .await
     .unwrap_or_else(|s| panic!("submit refused: {s}"))
@@ -664,6 +665,7 @@ async fn charts_render_against_their_own_cluster() {
                 values_files: vec![],
                 reason: reason.into(),
                 dry_run: false,
+                allow_mass_deletion: false,
             })
             .await
             .unwrap_or_else(|s| panic!("submit refused: {s}"))

@@ -141,6 +141,7 @@ fn submit_request(dry_run: bool) -> pb::SubmitReleaseRequest {
         values_files: vec![],
         reason: "mtls test".into(),
         dry_run,
+        allow_mass_deletion: false,
     }
 }
 

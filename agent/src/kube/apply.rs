@@ -32,6 +32,81 @@ pub struct ApplyCtx<'a> {
     pub force_roll: bool,
     pub dry_run: bool,
     pub field_manager: &'a str,
+    /// Prune more than `max_prune_percent` of the release's objects, or all of them.
+    pub allow_mass_deletion: bool,
+    pub max_prune_percent: u32,
+}
+
+/// Helm's annotation that keeps an object when its release no longer has it.
+pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// Kinds never pruned: deleting a CRD deletes every custom resource of it in the
+/// cluster, deleting a Namespace everything in it (Helm never deletes `crds/` either).
+const NEVER_PRUNED: &[&str] = &["CustomResourceDefinition", "Namespace"];
+
+/// Whether a previous revision's object may be pruned at all: not a [`NEVER_PRUNED`]
+/// kind and not annotated `helm.sh/resource-policy: keep`.
+fn prunable(body: &Value) -> bool {
+    let kind = body["kind"].as_str().unwrap_or_default();
+    !NEVER_PRUNED.contains(&kind) && !keeps(body)
+}
+
+fn keeps(body: &Value) -> bool {
+    body["metadata"]["annotations"][RESOURCE_POLICY_ANNOTATION]
+        .as_str()
+        .is_some_and(|p| p.trim() == "keep")
+}
+
+/// Refuses a revision that would prune more than `max_percent` of the release's
+/// prunable objects, or all of them (an empty render).
+fn check_mass_deletion(
+    previous: &[Value],
+    planned: &HashSet<(String, String, Option<String>, String)>,
+    max_percent: u32,
+) -> Result<(), Failure> {
+    let prunable: BTreeSet<_> = previous
+        .iter()
+        .filter(|b| prunable(b))
+        .map(|b| {
+            let o = Object {
+                source: String::new(),
+                body: b.clone(),
+            };
+            (identity(&o.object_ref()), o.object_ref().to_string())
+        })
+        .collect();
+    let total = prunable.len();
+    let gone: Vec<&String> = prunable
+        .iter()
+        .filter(|(id, _)| !planned.contains(id))
+        .map(|(_, shown)| shown)
+        .collect();
+    let all = !gone.is_empty() && gone.len() == total;
+    let too_many = gone.len() as u64 * 100 > u64::from(max_percent) * total as u64;
+    if !all && !too_many {
+        return Ok(());
+    }
+    let what = if planned.is_empty() {
+        "the render is empty: this revision would delete every object of the release".to_string()
+    } else if all {
+        format!("this revision would delete every object of the release ({total})")
+    } else {
+        format!(
+            "this revision would delete {} of the release's {total} objects, more than {max_percent} %",
+            gone.len()
+        )
+    };
+    let mut names: Vec<String> = gone.iter().take(5).map(|s| s.to_string()).collect();
+    if gone.len() > 5 {
+        names.push(format!("and {} more", gone.len() - 5));
+    }
+    Err(Failure::new(
+        FailureReason::MassDeletion,
+        format!(
+            "{what} ({}); nothing was changed. If that is intended, submit with `spec.options.allowMassDeletion: true` or `convoy submit --allow-mass-deletion`",
+            names.join(", ")
+        ),
+    ))
 }
 
 /// An apply's outcome: per-object results, and the bodies now in the cluster as the
@@ -110,6 +185,17 @@ fn classify_status(s: &Status, obj: &ObjectRef, doing: &str) -> Failure {
     failure.with_object(obj.clone())
 }
 
+/// The release's namespace as the agent creates it (see `ensure_namespace`).
+fn created_by_agent(obj: &DynamicObject) -> bool {
+    obj.types.as_ref().is_some_and(|t| t.kind == "Namespace")
+        && obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+            .is_some_and(|v| v == "convoy")
+}
+
 fn release_of(obj: &DynamicObject) -> Option<&str> {
     obj.metadata
         .labels
@@ -141,6 +227,24 @@ impl Applier<'_> {
             results: Vec::new(),
             bodies: Vec::new(),
         };
+        // Before anything changes: a revision that would prune most of the release.
+        if !ctx.allow_mass_deletion && !previous.is_empty() {
+            let mut planned = HashSet::new();
+            for obj in &objects {
+                let namespaced = match self.discovery.resolve(obj.api_version(), obj.kind()).await {
+                    Ok(Some(r)) => r.namespaced,
+                    // Unknown kind (refused below): placed as namespaced.
+                    Ok(None) => true,
+                    Err(f) => return Err((f.into(), applied)),
+                };
+                let mut placed = obj.clone();
+                manifest::place(&mut placed, namespaced, ctx.namespace);
+                planned.insert(identity(&placed.object_ref()));
+            }
+            if let Err(f) = check_mass_deletion(previous, &planned, ctx.max_prune_percent) {
+                return Err((f.into(), applied));
+            }
+        }
         let mut new_namespaces: HashSet<String> = objects
             .iter()
             .filter(|o| o.kind() == "Namespace")
@@ -297,6 +401,22 @@ impl Applier<'_> {
             .get_opt(obj.name())
             .await
             .map_err(|e| classify(e, &oref, "reading"))?;
+        // An existing object convoy did not create (no release label) is not taken
+        // silently: only with adopt. The release's namespace, which the agent itself
+        // creates (`managed-by: convoy`, no release), is the exception.
+        if let Some(live) = &live
+            && release_of(live).is_none()
+            && !ctx.adopt
+            && !created_by_agent(live)
+        {
+            return Err(Failure::new(
+                FailureReason::NotOwned,
+                format!(
+                    "{oref} exists and is not managed by convoy (no label {RELEASE_LABEL}); apply with adopt (`spec.options.adopt: true`) to take it over"
+                ),
+            )
+            .with_object(oref));
+        }
         let foreign_owner = live
             .as_ref()
             .and_then(release_of)
@@ -314,7 +434,8 @@ impl Applier<'_> {
         }
         let mut pp = PatchParams::apply(ctx.field_manager);
         // Adopting an object takes it whole, the fields its old owner set included.
-        if ctx.force_conflicts || foreign_owner.is_some() {
+        let adopting = live.as_ref().is_some_and(|l| release_of(l) != Some(ctx.release));
+        if ctx.force_conflicts || (adopting && ctx.adopt) || foreign_owner.is_some() {
             pp = pp.force();
         }
         if ctx.dry_run {
@@ -379,6 +500,8 @@ impl Applier<'_> {
                 body: b.clone(),
             })
             .filter(|o| !keep.contains(&identity(&o.object_ref())))
+            // Namespaces and CRDs are never pruned (see NEVER_PRUNED).
+            .filter(|o| !NEVER_PRUNED.contains(&o.kind()))
             .collect();
         let mut seen = BTreeSet::new();
         let mut results = Vec::new();
@@ -414,6 +537,16 @@ impl Applier<'_> {
             .map_err(|e| classify(e, &oref, "reading"))?;
         let Some(live) = live else { return Ok(None) };
         if release_of(&live) != Some(ctx.release) {
+            return Ok(None);
+        }
+        // Helm's `helm.sh/resource-policy: keep`, on the object as it is now.
+        let annotated_keep = live
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RESOURCE_POLICY_ANNOTATION))
+            .is_some_and(|p| p.trim() == "keep");
+        if annotated_keep || keeps(&obj.body) {
             return Ok(None);
         }
         let mut dp = DeleteParams {

@@ -83,6 +83,8 @@ impl KubeBackend {
                 force_roll: false,
                 dry_run: false,
                 field_manager: &self.config.field_manager,
+                allow_mass_deletion: false,
+                max_prune_percent: self.config.max_prune_percent,
             };
             if let Err(f) = self.applier().ensure_namespace(&ctx).await {
                 return fail(f.message);

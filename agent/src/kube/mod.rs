@@ -73,7 +73,13 @@ pub struct KubeBackendConfig {
     pub holder_id: String,
     /// A lease not renewed for this long is taken over.
     pub lock_ttl: Duration,
+    /// An apply that would prune more than this percentage of the release's objects
+    /// (or all of them) is refused unless the command allows mass deletion.
+    pub max_prune_percent: u32,
 }
+
+/// The default of [`KubeBackendConfig::max_prune_percent`].
+pub const DEFAULT_MAX_PRUNE_PERCENT: u32 = 50;
 
 impl Default for KubeBackendConfig {
     fn default() -> Self {
@@ -83,6 +89,7 @@ impl Default for KubeBackendConfig {
             field_manager: "convoy".into(),
             holder_id: format!("convoy-agent-{}", std::process::id()),
             lock_ttl: Duration::from_secs(30),
+            max_prune_percent: DEFAULT_MAX_PRUNE_PERCENT,
         }
     }
 }
@@ -147,14 +154,14 @@ impl KubeBackend {
         namespace: &str,
         chart: &str,
         objects: Vec<Object>,
-        flags: (bool, bool, bool),
+        flags: (bool, bool, bool, bool),
         hooks: Vec<HookManifest>,
         cancel: &CancellationToken,
     ) -> Result<Vec<ObjectResult>, ChangeError> {
         if cancel.is_cancelled() {
             return Err(ChangeError::Cancelled);
         }
-        let (force_conflicts, adopt, force_roll) = flags;
+        let (force_conflicts, adopt, force_roll, allow_mass_deletion) = flags;
         let previous = self.history.previous(&op.release, op.revision).await?;
         let ctx = ApplyCtx {
             release: &op.release,
@@ -165,6 +172,8 @@ impl KubeBackend {
             force_roll,
             dry_run: false,
             field_manager: &self.config.field_manager,
+            allow_mass_deletion,
+            max_prune_percent: self.config.max_prune_percent,
         };
         let prev_objects = previous.map(|p| p.objects).unwrap_or_default();
         let (outcome, applied) = match self.applier().run(&ctx, objects, &prev_objects, cancel).await {
@@ -276,7 +285,12 @@ impl Backend for KubeBackend {
             &req.namespace,
             &req.chart,
             objects,
-            (req.force_conflicts, req.adopt, req.force_roll),
+            (
+                req.force_conflicts,
+                req.adopt,
+                req.force_roll,
+                req.allow_mass_deletion,
+            ),
             req.hooks
                 .iter()
                 .map(|m| HookManifest {
@@ -308,6 +322,8 @@ impl Backend for KubeBackend {
             force_roll: req.force_roll,
             dry_run: true,
             field_manager: &self.config.field_manager,
+            allow_mass_deletion: req.allow_mass_deletion,
+            max_prune_percent: self.config.max_prune_percent,
         };
         // Not cancellable here: the runtime drops a cancelled dry run's future.
         self.applier()
@@ -346,13 +362,15 @@ impl Backend for KubeBackend {
             })
             .collect();
         // The stored objects keep their pod-template stamps, so pods roll back to the
-        // very template they had. Conflicts are forced: these fields were ours.
+        // very template they had. Conflicts are forced: these fields were ours. A
+        // rollback restores a revision that was deployed, whatever it prunes: it is not
+        // held to the mass-deletion limit (an emergency must not be refused).
         self.apply_and_record(
             op,
             &target.namespace,
             &target.chart,
             objects,
-            (true, false, false),
+            (true, false, false, true),
             target.hooks,
             &cancel,
         )

@@ -258,6 +258,9 @@ struct Shared<B> {
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Fires on shutdown; every operation's cancel token is a child of it.
     stopping: CancellationToken,
+    /// Per release, the secret digests of its latest apply or dry run: what its
+    /// commands' messages are masked with (a rollback carries none of its own).
+    maskers: Mutex<HashMap<String, crate::mask::DigestMasker>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -282,6 +285,7 @@ impl<B: Backend> AgentRuntime<B> {
             metrics: Arc::new(Metrics::default()),
             gates: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
+            maskers: Mutex::new(HashMap::new()),
         };
         AgentRuntime {
             shared: Arc::new(shared),

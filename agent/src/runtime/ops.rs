@@ -66,6 +66,10 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
             return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
         }
     };
+    if let Work::Apply(req) | Work::DryRun(req) = &work {
+        let masker = crate::mask::DigestMasker::new(&req.secret_digests);
+        locked(&shared.maskers).insert(op.release.clone(), masker);
+    }
     let admission = locked(&shared.ledger).admit(&op, &shared.stopping);
     match admission {
         Admission::Finished(final_event) => {
@@ -110,9 +114,17 @@ impl Work {
     }
 }
 
+/// Masks the release's secrets in `event` (before it is logged, recorded or sent).
+fn mask<B: Backend>(shared: &Shared<B>, op: &OpRef, event: &mut Event) {
+    if let Some(m) = locked(&shared.maskers).get(&op.release) {
+        wire::mask_event(event, m);
+    }
+}
+
 /// Records and sends an operation's final event.
 /// `running`: it ran as an operation (counted in flight).
-fn finish<B: Backend>(shared: &Shared<B>, op: &OpRef, event: Event, running: bool) {
+fn finish<B: Backend>(shared: &Shared<B>, op: &OpRef, mut event: Event, running: bool) {
+    mask(shared, op, &mut event);
     let event = wire::event(op, event);
     let label = wire::outcome_label(&event);
     match &event.event {
@@ -488,7 +500,9 @@ fn send_progress<B: Backend>(shared: &Shared<B>, op: &OpRef, pending: Option<Pen
         ready: p.ready,
         desired: p.desired,
     };
-    let event = wire::event(op, wire::progress(&update));
+    let mut progress = wire::progress(&update);
+    mask(shared, op, &mut progress);
+    let event = wire::event(op, progress);
     locked(&shared.ledger).record(op, &event, false);
     locked(&shared.outbox).emit(event);
 }

@@ -29,6 +29,7 @@ pub async fn run_agent(cfg: &AgentConfig, shutdown: CancellationToken) -> Result
                 KubeBackendConfig {
                     history_namespace: cfg.namespace.clone(),
                     history_limit: cfg.history_limit,
+                    max_prune_percent: cfg.max_prune_percent,
                     holder_id: runtime.instance.clone(),
                     ..KubeBackendConfig::default()
                 },

@@ -138,6 +138,55 @@ pub fn apply_from_wire(op: OpRef, a: pb::ApplyRevision) -> ApplyRequest {
         force_roll: a.force_roll,
         chart: a.chart,
         hooks: a.hooks.into_iter().map(manifest_from_wire).collect(),
+        allow_mass_deletion: a.allow_mass_deletion,
+        secret_digests: digests_from_wire(a.secret_digests),
+    }
+}
+
+/// The coordinator's digests; a malformed entry (not 32 bytes) is dropped.
+pub fn digests_from_wire(d: Option<pb::SecretDigests>) -> crate::mask::SecretDigests {
+    let d = d.unwrap_or_default();
+    crate::mask::SecretDigests {
+        salt: d.salt,
+        forms: d
+            .forms
+            .into_iter()
+            .filter_map(|f| Some((f.length as usize, <[u8; 32]>::try_from(f.sha256.as_slice()).ok()?)))
+            .collect(),
+    }
+}
+
+/// Masks the secrets `m` describes in every message of `event`: failures, progress
+/// reasons, dry-run refusals; a dry-run field change whose value holds one is withheld
+/// whole (`masked`).
+pub fn mask_event(event: &mut Event, m: &crate::mask::DigestMasker) {
+    if m.is_empty() {
+        return;
+    }
+    match event {
+        Event::Failed(f) => {
+            f.message = m.mask(&f.message);
+            f.reason = m.mask(&f.reason);
+        }
+        Event::Progress(p) => {
+            for o in &mut p.objects {
+                o.reason = m.mask(&o.reason);
+            }
+        }
+        Event::DryRun(d) => {
+            for o in &mut d.objects {
+                o.message = m.mask(&o.message);
+                for c in &mut o.changes {
+                    if !c.masked && (m.mask(&c.before) != c.before || m.mask(&c.after) != c.after) {
+                        c.masked = true;
+                        c.before.clear();
+                        c.after.clear();
+                    }
+                }
+            }
+        }
+        Event::Aborted(a) => a.reason = m.mask(&a.reason),
+        _ => {}
     }
 }
 

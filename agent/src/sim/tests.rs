@@ -59,6 +59,8 @@ fn request(revision: u64, manifests: Vec<Manifest>) -> ApplyRequest {
         force_roll: false,
         chart: "app1-1.0.0".into(),
         hooks: Vec::new(),
+        allow_mass_deletion: false,
+        secret_digests: Default::default(),
     }
 }
 

@@ -37,6 +37,7 @@ pub fn submit_request(file: &Path, reason: &str, dry_run: bool) -> Result<pb::Su
         values_files: att.values_files,
         reason: reason.to_string(),
         dry_run,
+        allow_mass_deletion: false,
     })
 }
 

@@ -17,6 +17,7 @@ Examples:
   convoy submit -f releases/web.yaml
   convoy submit -f releases/web.yaml --wait --reason \"JIRA-123 new image\"
   convoy submit -f releases/web.yaml --dry-run        # validate, resolve and render only
+  convoy submit -f releases/web.yaml --allow-mass-deletion   # this revision may prune most objects
   CONVOY_SERVER=https://convoy:7443 CONVOY_TOKEN=... convoy submit -f web.yaml --wait --ca-file ca.pem
 
 With --wait it exits 0 when every context is healthy and 3 when the rollout failed
@@ -36,12 +37,18 @@ pub struct SubmitArgs {
     /// Validate, resolve secrets and render only: no revision is recorded, no cluster touched.
     #[arg(long, conflicts_with = "wait")]
     pub dry_run: bool,
+    /// Let this revision delete more than the agents' share of the release's objects
+    /// (default 50 %), or all of them (an empty render); without it (or the release
+    /// file's `spec.options.allowMassDeletion: true`) the agents refuse such a revision.
+    #[arg(long)]
+    pub allow_mass_deletion: bool,
     #[command(flatten)]
     pub common: Common,
 }
 
 pub async fn run(a: SubmitArgs, stdout_terminal: bool) -> Result<()> {
-    let req = release_file::submit_request(&a.file, &a.reason, a.dry_run)?;
+    let mut req = release_file::submit_request(&a.file, &a.reason, a.dry_run)?;
+    req.allow_mass_deletion = a.allow_mass_deletion;
     let shown = req.source_name.clone();
     let client = a.common.client().await?;
     let mut releases = client.releases.clone();

@@ -50,6 +50,10 @@ pub struct RenderOptions {
     pub time_limit: Option<std::time::Duration>,
     /// Fail a render whose templates write more than this many bytes in all.
     pub max_output_bytes: Option<usize>,
+    /// Functions that reach the network (`getHostByName`, which resolves DNS: a way
+    /// to send rendered data out) fail instead. The coordinator's deploy renders set
+    /// it; `convoy template` does not (Helm resolves).
+    pub no_network_functions: bool,
 }
 
 /// The default Kubernetes version `helm template` assumes without a cluster.
@@ -221,7 +225,8 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
             src: t.src.clone(),
         })
         .collect();
-    let engine = Engine::new(&sources).map_err(ChartError::TemplateParse)?;
+    let engine =
+        Engine::with_network(&sources, !opts.no_network_functions).map_err(ChartError::TemplateParse)?;
     let mut outputs = BTreeMap::new();
     let mut limits = crate::tmpl::Limits {
         deadline: opts.time_limit.map(|d| started + d),

@@ -175,6 +175,8 @@ impl TemplateRequest {
             // As `helm template`: no deadline, no output budget.
             time_limit: None,
             max_output_bytes: None,
+            // `convoy template` is `helm template`: getHostByName resolves.
+            no_network_functions: false,
         };
         render(&chart, &values, &opts)
     }

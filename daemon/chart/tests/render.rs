@@ -431,3 +431,29 @@ fn runaway_templates_fail_within_their_deadline_and_budget() {
             .collect::<String>()
     );
 }
+
+/// A deploy render (`no_network_functions`) refuses `getHostByName`, also through
+/// `tpl`; a plain render (`convoy template`, as Helm) still resolves.
+#[test]
+fn get_host_by_name_is_disabled_without_network_functions() {
+    let (_d, c) = chart(&[
+        APP,
+        (
+            "templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  ip: {{ getHostByName \"localhost\" | quote }}\n  via: {{ tpl \"{{ getHostByName \\\"localhost\\\" }}\" . | quote }}\n",
+        ),
+    ]);
+    let offline = RenderOptions {
+        no_network_functions: true,
+        ..opts()
+    };
+    let err = render(&c, &json!({}), &offline).unwrap_err().to_string();
+    assert!(err.contains("getHostByName is disabled"), "{err}");
+    let r = render(&c, &json!({}), &opts()).unwrap();
+    assert!(
+        r.manifests[0].content.contains("ip: \"127.0.0.1\"")
+            || r.manifests[0].content.contains("ip: \"::1\""),
+        "{}",
+        r.manifests[0].content
+    );
+}

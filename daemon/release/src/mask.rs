@@ -3,8 +3,10 @@
 //!
 //! Two layers, because a chart may transform a secret in ways no literal search finds:
 //! 1. every `data` / `stringData` value of a `Secret` object is replaced, whatever it holds;
-//! 2. anywhere else, each secret's text and its base64 form are replaced where they appear
-//!    (a chart putting a password into a ConfigMap or an env var).
+//! 2. anywhere else, each secret's text and its common transformations (case, JSON
+//!    escaping, base64) are replaced where they appear (a chart putting a password into
+//!    a ConfigMap or an env var, a template error quoting it): see [`Masker`] for the
+//!    forms and the rule for secrets shorter than [`MIN_LITERAL_LEN`] bytes.
 
 use std::collections::BTreeMap;
 
@@ -13,11 +15,6 @@ use serde_json::Value;
 
 /// What stands in for a hidden value.
 pub const MASK: &str = "<masked>";
-
-/// Secrets shorter than this are only masked inside `Secret` objects: replacing every
-/// occurrence of a one- or two-letter string would shred the manifest and reveal the
-/// secret by its gaps.
-const MIN_LITERAL_LEN: usize = 4;
 
 /// Returns `content` (one rendered object of `kind`) with secret values masked.
 pub fn mask_manifest(kind: &str, content: &str, secrets: &BTreeMap<String, Value>) -> String {
@@ -29,19 +26,63 @@ pub fn mask_manifest(kind: &str, content: &str, secrets: &BTreeMap<String, Value
     }
 }
 
-/// The literal texts of a set of resolved secrets (and their base64 forms), for hiding
-/// them wherever they turn up: in rendered manifests, in a dry run's field values.
-/// Debug shows only how many there are.
+/// Secrets (and forms of them) shorter than this are never searched for as a substring:
+/// replacing every occurrence of a short string would shred the text and reveal the
+/// secret by its gaps. Such a form is masked only where it stands whole between quotes
+/// (`"abc"`, `'abc'`: how Kubernetes, Go's `%q` and JSON quote a value), and inside
+/// `Secret` objects' data.
+pub const MIN_LITERAL_LEN: usize = 8;
+
+/// The literal texts of a set of resolved secrets, in every form a chart commonly
+/// turns them into, for hiding them wherever they turn up: rendered manifests, template
+/// errors, an agent's failure messages, a dry run's field values. Debug shows only how
+/// many there are.
+///
+/// The forms of each secret string `s`: `s` itself, upper- and lower-cased, JSON-escaped
+/// (also what Go's `%q` prints for printable text), and base64 (standard and URL-safe,
+/// with and without padding; of `s` and of its upper- and lower-cased forms). Every form
+/// of at least [`MIN_LITERAL_LEN`] bytes is replaced wherever it occurs; a shorter form
+/// only as a whole quoted value. A transformation outside this list (`sha256sum`, a
+/// secret cut in two, base64 of a longer string that contains it) is not recognised.
 #[derive(Clone, Default)]
 pub struct Masker {
-    /// Longest first, so a secret containing another is replaced whole.
-    literals: Vec<String>,
+    /// (text to find, what replaces it), longest first so a secret containing another
+    /// is replaced whole.
+    literals: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Masker({} literals)", self.literals.len())
     }
+}
+
+/// One form of a secret, as the coordinator describes it to an agent without sending
+/// it: its length and `sha256(salt || form)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormDigest {
+    pub len: usize,
+    pub sha256: [u8; 32],
+}
+
+/// Every form of `s` the masker looks for (see [`Masker`]), without duplicates.
+pub fn forms(s: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut cased = vec![s.to_string(), s.to_uppercase(), s.to_lowercase()];
+    cased.dedup();
+    let mut out = Vec::new();
+    for c in &cased {
+        out.push(c.clone());
+        let json = serde_json::to_string(c).unwrap_or_default();
+        out.push(json[1..json.len() - 1].to_string());
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            out.push(engine.encode(c.as_bytes()));
+        }
+    }
+    out.retain(|f| !f.is_empty());
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Masker {
@@ -51,33 +92,61 @@ impl Masker {
         for value in secrets {
             collect_strings(value, &mut plain);
         }
-        let mut literals: Vec<String> = plain
-            .into_iter()
-            .filter(|s| s.len() >= MIN_LITERAL_LEN)
-            .flat_map(|s| {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-                [s, b64]
-            })
-            .collect();
-        literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut literals: Vec<(String, String)> = Vec::new();
+        for s in plain {
+            for form in forms(&s) {
+                if form.len() >= MIN_LITERAL_LEN {
+                    literals.push((form, MASK.to_string()));
+                } else {
+                    for q in ['"', '\''] {
+                        literals.push((format!("{q}{form}{q}"), format!("{q}{MASK}{q}")));
+                    }
+                }
+            }
+        }
+        literals.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         literals.dedup();
         Masker { literals }
     }
 
-    /// Whether `text` holds any of the secrets.
-    pub fn reveals(&self, text: &str) -> bool {
-        self.literals.iter().any(|s| text.contains(s.as_str()))
+    /// Whether no secret is known (nothing to mask).
+    pub fn is_empty(&self) -> bool {
+        self.literals.is_empty()
     }
 
-    /// `text` with every secret (and its base64 form) replaced by [`MASK`].
+    /// Whether `text` holds any of the secrets.
+    pub fn reveals(&self, text: &str) -> bool {
+        self.literals.iter().any(|(s, _)| text.contains(s.as_str()))
+    }
+
+    /// `text` with every secret form replaced by [`MASK`].
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in &self.literals {
+        for (s, with) in &self.literals {
             if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), MASK);
+                out = out.replace(s.as_str(), with);
             }
         }
         out
+    }
+
+    /// The forms this masker looks for, as salted digests: what an agent needs to mask
+    /// them in its own messages without being sent a secret. `salt` should be fresh
+    /// random bytes per command.
+    pub fn digests(&self, salt: &[u8]) -> Vec<FormDigest> {
+        use sha2::{Digest, Sha256};
+        self.literals
+            .iter()
+            .map(|(s, _)| {
+                let mut h = Sha256::new();
+                h.update(salt);
+                h.update(s.as_bytes());
+                FormDigest {
+                    len: s.len(),
+                    sha256: h.finalize().into(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -193,9 +262,53 @@ mod tests {
             m.mask("a=hunter22-canary;b=aHVudGVyMjItY2FuYXJ5"),
             "a=<masked>;b=<masked>"
         );
-        assert_eq!(format!("{m:?}"), "Masker(2 literals)");
-        // Too short to mask outside Secret objects.
+        assert!(format!("{m:?}").starts_with("Masker("));
+        assert!(!format!("{m:?}").contains("hunter"));
+        // Too short to mask as a substring: only whole, between quotes.
         let short = json!("ab");
-        assert!(!Masker::new([&short]).reveals("abc"));
+        let m = Masker::new([&short]);
+        assert!(!m.reveals("abc") && !m.reveals("ab"));
+        assert_eq!(
+            m.mask(r#"Invalid value: "ab": x"#),
+            r#"Invalid value: "<masked>": x"#
+        );
+        assert_eq!(m.mask("label 'AB' and abc"), "label '<masked>' and abc");
+    }
+
+    #[test]
+    fn transformed_secrets_are_masked() {
+        let secret = json!("Hunter22-Canary\"q");
+        let m = Masker::new([&secret]);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        for form in [
+            "Hunter22-Canary\"q".to_string(),
+            "HUNTER22-CANARY\"Q".to_string(),
+            "hunter22-canary\"q".to_string(),
+            r#"Hunter22-Canary\"q"#.to_string(),
+            b64("Hunter22-Canary\"q"),
+            b64("HUNTER22-CANARY\"Q"),
+            b64("Hunter22-Canary\"q").trim_end_matches('=').to_string(),
+        ] {
+            let text = format!("before {form} after");
+            assert!(m.reveals(&text), "{form}");
+            assert_eq!(m.mask(&text), "before <masked> after", "{form}");
+        }
+    }
+
+    #[test]
+    fn digests_match_the_forms_and_depend_on_the_salt() {
+        let secret = json!("hunter22-canary");
+        let m = Masker::new([&secret]);
+        let a = m.digests(b"salt-a");
+        let b = m.digests(b"salt-b");
+        assert_eq!(a.len(), b.len());
+        assert!(
+            a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.len == y.len && x.sha256 != y.sha256)
+        );
+        use sha2::{Digest, Sha256};
+        let want: [u8; 32] = Sha256::digest(b"salt-ahunter22-canary").into();
+        assert!(a.iter().any(|d| d.len == 15 && d.sha256 == want));
     }
 }

@@ -202,6 +202,10 @@ pub struct Options {
     pub adopt: bool,
     /// Server-side apply with `force`: take fields owned by other field managers.
     pub force_conflicts: bool,
+    /// Let a revision prune more than the agent's share of the release's objects
+    /// (default 50 %), or all of them (an empty render). Off: such a revision is
+    /// refused before anything changes.
+    pub allow_mass_deletion: bool,
 }
 
 impl Release {

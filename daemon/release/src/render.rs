@@ -141,6 +141,8 @@ pub fn render_context_in(
         // A render must not stall the coordinator: bounds no real chart meets.
         time_limit: Some(RENDER_TIME_LIMIT),
         max_output_bytes: Some(RENDER_OUTPUT_LIMIT),
+        // A deploy render must not reach the network (getHostByName resolves DNS).
+        no_network_functions: true,
         ..RenderOptions::default()
     };
     let rendered = convoy_chart::render(chart, &values, &opts).map_err(|source| ReleaseError::Render {

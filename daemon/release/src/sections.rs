@@ -23,7 +23,7 @@ const STRATEGY: &[&str] = &[
 ];
 const OFFLINE_AGENT: &[&str] = &["deadline"];
 const HEALTH: &[&str] = &["progressDeadline", "minReadyWindow"];
-const OPTIONS: &[&str] = &["forceRoll", "adopt", "forceConflicts"];
+const OPTIONS: &[&str] = &["forceRoll", "adopt", "forceConflicts", "allowMassDeletion"];
 
 /// Defaults, also stated in README.md.
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
@@ -319,6 +319,7 @@ pub(crate) fn read_options(r: &mut Reader, node: &Node) -> Option<Options> {
         ("forceRoll", &mut o.force_roll),
         ("adopt", &mut o.adopt),
         ("forceConflicts", &mut o.force_conflicts),
+        ("allowMassDeletion", &mut o.allow_mass_deletion),
     ] {
         if let Some(n) = f.optional(name) {
             match r.bool(n, &f.at(name)) {

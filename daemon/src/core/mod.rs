@@ -89,6 +89,8 @@ pub struct ApplyBody {
     pub health: (Duration, Duration),
     pub options: ApplyOptions,
     pub chart: String,
+    /// The render's secrets, sent to the agent only as salted digests.
+    pub masker: convoy_release::mask::Masker,
 }
 
 impl ApplyBody {
@@ -104,6 +106,7 @@ impl ApplyBody {
             health,
             options: prepared.options,
             chart: format!("{}-{}", prepared.chart_name, prepared.chart_version),
+            masker: prepared.masker.clone(),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::model::{
     ContextOutcome, ContextPhase, FailureBudget, Millis, OnFailure, Operation, OperationKind, OperationPhase,
     Plan, RenderRecord, Requested, RevisionRecord, SecretVersion, now_millis,
 };
-use crate::orchestrator::{Action, Command, Env, Stage, Step};
+use crate::orchestrator::{Action, Command, Env, Report, Stage, Step};
 use crate::prepare::Prepared;
 use crate::store::{
     AuditEntry, Batch, ReleaseRecord, StateStore, SubmitInputs, Table, capabilities_key,
@@ -57,6 +57,9 @@ pub(super) struct Core {
     pub releases: BTreeMap<String, ReleaseState>,
     pub ops: HashMap<String, Operation>,
     prepared: HashMap<String, Arc<Prepared>>,
+    /// Per release, the secrets of its latest prepared submit, to mask agents' messages
+    /// about it (a rollback has no render of its own). In memory only.
+    maskers: HashMap<String, convoy_release::mask::Masker>,
     pub revisions: BTreeMap<String, Vec<RevisionRecord>>,
     pub agents: BTreeMap<String, AgentState>,
     watchers: HashMap<String, broadcast::Sender<WatchEvent>>,
@@ -147,6 +150,7 @@ impl Core {
             releases: BTreeMap::new(),
             ops: HashMap::new(),
             prepared: HashMap::new(),
+            maskers: HashMap::new(),
             revisions: BTreeMap::new(),
             agents: BTreeMap::new(),
             watchers: HashMap::new(),
@@ -217,7 +221,13 @@ impl Core {
     }
 
     pub fn attach_prepared(&mut self, op_id: &str, prepared: Prepared) {
+        self.remember_masker(&prepared);
         self.prepared.insert(op_id.to_string(), Arc::new(prepared));
+    }
+
+    fn remember_masker(&mut self, prepared: &Prepared) {
+        self.maskers
+            .insert(prepared.meta.name.clone(), prepared.masker.clone());
     }
 
     /// The capabilities `context`'s agent reported last.
@@ -720,6 +730,7 @@ impl Core {
         self.batch
             .put(Table::Inputs, revision_key(&name, revision), &inputs);
         self.revisions.entry(name.clone()).or_default().push(rev);
+        self.remember_masker(&prepared);
         self.prepared.insert(id.clone(), Arc::new(prepared));
         self.audit(
             who,
@@ -1215,6 +1226,7 @@ impl Core {
                     self.batch
                         .put(Table::Revisions, revision_key(&release, revision), &*r);
                 }
+                self.remember_masker(&prepared);
                 self.prepared.insert(id.to_string(), Arc::new(*prepared));
                 self.rerendered.insert(id.to_string());
             }
@@ -1593,7 +1605,17 @@ impl Core {
             return;
         };
         let ctx = context.to_string();
-        let r = report.report;
+        // The agent masks what it knows; mask again with every secret the coordinator
+        // resolved (a Kubernetes error quoting a value, a hook's message).
+        let masker = self
+            .prepared
+            .get(&op_id)
+            .map(|p| &p.masker)
+            .or_else(|| self.maskers.get(&report.release));
+        let r = match masker {
+            Some(m) => mask_report(report.report, m),
+            None => report.report,
+        };
         let step = self.step(&op_id, |op, env, now| op.on_report(env, &ctx, stage, r, now));
         self.apply_step(&op_id, step);
     }
@@ -1776,5 +1798,25 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE convoy_diff_dry_runs_pending gauge");
         let _ = writeln!(out, "convoy_diff_dry_runs_pending {diffs_pending}");
         out
+    }
+}
+
+/// `r` with secrets masked in its messages.
+fn mask_report(r: Report, m: &convoy_release::mask::Masker) -> Report {
+    match r {
+        Report::Progress {
+            ready,
+            desired,
+            message,
+        } => Report::Progress {
+            ready,
+            desired,
+            message: m.mask(&message),
+        },
+        Report::Failed { reason, message } => Report::Failed {
+            reason: m.mask(&reason),
+            message: m.mask(&message),
+        },
+        other => other,
     }
 }

@@ -42,6 +42,7 @@ fn inputs(dir: &Path) -> SubmitInputs {
         source_name: "web.yaml".into(),
         values_files: Vec::new(),
         chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+        allow_mass_deletion: false,
     }
 }
 

@@ -14,6 +14,22 @@ fn health(h: (std::time::Duration, std::time::Duration)) -> pb::HealthPolicy {
     }
 }
 
+/// The masker's forms as digests under a fresh random salt (never the values).
+fn secret_digests(m: &convoy_release::mask::Masker) -> pb::SecretDigests {
+    let salt: [u8; 16] = rand::random();
+    pb::SecretDigests {
+        salt: salt.to_vec(),
+        forms: m
+            .digests(&salt)
+            .into_iter()
+            .map(|d| pb::SecretDigest {
+                length: d.len as u32,
+                sha256: d.sha256.to_vec(),
+            })
+            .collect(),
+    }
+}
+
 /// A core command as a wire command.
 pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
     let manifests = |ms: &[crate::prepare::RenderedManifest]| -> Vec<pb::Manifest> {
@@ -33,6 +49,8 @@ pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
         adopt: b.options.adopt,
         force_roll: b.options.force_roll,
         chart: b.chart.clone(),
+        secret_digests: Some(secret_digests(&b.masker)),
+        allow_mass_deletion: b.options.allow_mass_deletion,
     };
     let command = match &cmd.body {
         OutBody::Apply(b) => pb::command::Command::Apply(apply(b)),

@@ -163,6 +163,9 @@ pub struct SubmitInputs {
     /// The chart archive (base64 in JSON).
     #[serde(with = "b64")]
     pub chart_archive: Vec<u8>,
+    /// The submit's `allow_mass_deletion` (ORed with the release file's option).
+    #[serde(default)]
+    pub allow_mass_deletion: bool,
 }
 
 mod b64 {

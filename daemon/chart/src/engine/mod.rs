@@ -44,10 +44,38 @@ fn functions() -> Arc<FuncMap> {
         .clone()
 }
 
+/// [`functions`] without the ones that reach the network: `getHostByName` (a DNS
+/// lookup, a way to send rendered data, secrets included, out in a host name) fails
+/// with a message saying why.
+fn offline_functions() -> Arc<FuncMap> {
+    static FUNCS: OnceLock<Arc<FuncMap>> = OnceLock::new();
+    FUNCS
+        .get_or_init(|| {
+            let mut m = (*functions()).clone();
+            m.insert(
+                "getHostByName".into(),
+                Arc::new(|_: &[Value]| {
+                    Err(exec_err(
+                        "getHostByName is disabled in this render (it resolves DNS names, a way to send data out)"
+                            .into(),
+                    ))
+                }),
+            );
+            Arc::new(m)
+        })
+        .clone()
+}
+
 impl Engine {
     /// Parses `sources` in the given order (later definitions win).
     pub fn new(sources: &[Source]) -> Result<Engine, String> {
-        let mut set = Set::with_funcs(functions());
+        Self::with_network(sources, true)
+    }
+
+    /// [`Engine::new`]; with `network` false, functions that reach the network fail.
+    pub fn with_network(sources: &[Source], network: bool) -> Result<Engine, String> {
+        let funcs = if network { functions() } else { offline_functions() };
+        let mut set = Set::with_funcs(funcs);
         for s in sources {
             set.add(&s.name, &s.src)
                 .map_err(|e| parse_error_text(&s.name, &e))?;
