@@ -23,6 +23,12 @@ use crate::prepare::Preparer;
 use crate::store::etcd::{Campaign, Candidate, EtcdSettings, EtcdStore, Leadership};
 use crate::store::{MemoryStore, RedbStore, StateStore};
 
+/// The largest request `ReleaseService` decodes: a submit or diff with its chart archive
+/// and values files.
+pub const RELEASE_API_MAX_MESSAGE: usize = 64 << 20;
+/// The largest request `ClusterService` decodes (a filter).
+pub const CLUSTER_API_MAX_MESSAGE: usize = 64 << 10;
+
 /// A running daemon.
 pub struct Running {
     pub addr: SocketAddr,
@@ -98,7 +104,12 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
         }
         (None, None) => SecretSource::None,
     };
-    Ok(Pipeline::new(reg, secrets))
+    if cfg.secret_paths.is_none() && !matches!(secrets, SecretSource::None) {
+        tracing::warn!(
+            "secret_paths is not configured: a release may name any Vault path its environment's Vault role can read; configure prefixes such as `kv/{{env}}/{{namespace}}/`"
+        );
+    }
+    Ok(Pipeline::new(reg, secrets).with_secret_paths(cfg.secret_paths.clone()))
 }
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:
@@ -263,6 +274,12 @@ pub async fn start(
             "auth.allow_anonymous is on: every caller is an admin and agents need no credentials (development only)"
         );
     }
+    for w in crate::auth::unscoped_warnings(&cfg.auth) {
+        tracing::warn!("{w}");
+    }
+    if cfg.tls.is_none() && !cfg.listen_addr().ip().is_loopback() {
+        tracing::warn!(listen = %cfg.listen, "allow_plaintext: serving gRPC without TLS on a non-loopback address");
+    }
     let registry = registry(cfg)?;
     let metrics_listener = match &cfg.metrics_listen {
         Some(m) => Some(
@@ -306,15 +323,26 @@ pub async fn start(
     };
     let reflection = reflection_builder().build_v1()?;
     let reflection_alpha = reflection_builder().build_v1alpha()?;
-    let releases = pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
-        core: core.clone(),
-        auth: auth.clone(),
-    })
-    .max_decoding_message_size(64 << 20);
-    let clusters = pb::cluster_service_server::ClusterServiceServer::new(ClusterApi {
-        core: core.clone(),
-        auth: auth.clone(),
-    });
+    // Every API call is authenticated before its body is decoded, and each service
+    // takes messages no larger than its calls need: a submit carries a chart archive,
+    // the cluster list's request is a filter.
+    let authenticate = crate::api::Authenticate(Arc::new(auth.clone()));
+    let releases = tonic::service::interceptor::InterceptedService::new(
+        pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
+            core: core.clone(),
+            auth: auth.clone(),
+        })
+        .max_decoding_message_size(RELEASE_API_MAX_MESSAGE),
+        authenticate.clone(),
+    );
+    let clusters = tonic::service::interceptor::InterceptedService::new(
+        pb::cluster_service_server::ClusterServiceServer::new(ClusterApi {
+            core: core.clone(),
+            auth: auth.clone(),
+        })
+        .max_decoding_message_size(CLUSTER_API_MAX_MESSAGE),
+        authenticate,
+    );
     let link = pb::agent_link_server::AgentLinkServer::new(AgentLinkService::new(
         core.clone(),
         auth,
