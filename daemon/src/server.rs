@@ -23,12 +23,6 @@ use crate::prepare::Preparer;
 use crate::store::etcd::{Campaign, Candidate, EtcdSettings, EtcdStore, Leadership};
 use crate::store::{MemoryStore, RedbStore, StateStore};
 
-/// The largest request `ReleaseService` decodes: a submit or diff with its chart archive
-/// and values files.
-pub const RELEASE_API_MAX_MESSAGE: usize = 64 << 20;
-/// The largest request `ClusterService` decodes (a filter).
-pub const CLUSTER_API_MAX_MESSAGE: usize = 64 << 10;
-
 /// A running daemon.
 pub struct Running {
     pub addr: SocketAddr,
@@ -323,26 +317,28 @@ pub async fn start(
     };
     let reflection = reflection_builder().build_v1()?;
     let reflection_alpha = reflection_builder().build_v1alpha()?;
-    // Every API call is authenticated before its body is decoded, and each service
-    // takes messages no larger than its calls need: a submit carries a chart archive,
-    // the cluster list's request is a filter.
+    // Every API call is authenticated before its body is read or decoded, and each RPC
+    // takes requests no larger than it needs: a submit carries a chart archive, the
+    // other calls a name or a filter (`api::limits`).
+    use crate::api::limits::{BodyLimit, SMALL_LIMIT, SUBMIT_LIMIT};
+    use tonic::service::interceptor::InterceptedService;
     let authenticate = crate::api::Authenticate(Arc::new(auth.clone()));
-    let releases = tonic::service::interceptor::InterceptedService::new(
+    let releases = BodyLimit::new(InterceptedService::new(
         pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
             core: core.clone(),
             auth: auth.clone(),
         })
-        .max_decoding_message_size(RELEASE_API_MAX_MESSAGE),
+        .max_decoding_message_size(SUBMIT_LIMIT),
         authenticate.clone(),
-    );
-    let clusters = tonic::service::interceptor::InterceptedService::new(
+    ));
+    let clusters = BodyLimit::new(InterceptedService::new(
         pb::cluster_service_server::ClusterServiceServer::new(ClusterApi {
             core: core.clone(),
             auth: auth.clone(),
         })
-        .max_decoding_message_size(CLUSTER_API_MAX_MESSAGE),
+        .max_decoding_message_size(SMALL_LIMIT),
         authenticate,
-    );
+    ));
     let link = pb::agent_link_server::AgentLinkServer::new(AgentLinkService::new(
         core.clone(),
         auth,

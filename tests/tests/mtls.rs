@@ -879,5 +879,25 @@ async fn scoped_principals_act_only_inside_their_scope() {
             .all(|r| r["at"].as_str().is_some_and(|t| t.ends_with('Z'))),
         "{json}"
     );
+
+    // (e) Limits: a call is authenticated before its body is read, and each RPC takes
+    // requests no larger than it needs.
+    let mut stranger = token_client(&convoyd, "t-nobody").await;
+    let mut huge = scoped_submit(web(""), true);
+    huge.chart_archive = vec![0; 8 << 20];
+    let refused = stranger.submit_release(huge).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let big_name = admin
+        .get_release(pb::GetReleaseRequest {
+            release: "x".repeat(200 << 10),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(big_name.code(), Code::ResourceExhausted, "{big_name:?}");
+    assert!(
+        big_name.message().contains("GetRelease") && big_name.message().contains("65536 bytes"),
+        "{}",
+        big_name.message()
+    );
     drop(agents);
 }

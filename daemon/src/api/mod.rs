@@ -4,6 +4,7 @@
 
 mod clusters;
 mod convert;
+pub mod limits;
 mod releases;
 
 pub use clusters::ClusterApi;
