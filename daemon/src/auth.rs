@@ -136,6 +136,18 @@ pub struct AgentTokenConfig {
     pub token: Option<String>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// When set, this context's agent must also present a client certificate (verified
+    /// against `tls.client_ca_file`) with exactly this subject Common Name; one Common
+    /// Name belongs to one context.
+    #[serde(default)]
+    pub common_name: Option<String>,
+}
+
+/// One context's agent credential, checked.
+#[derive(Clone)]
+struct AgentCredential {
+    token: String,
+    common_name: Option<String>,
 }
 
 /// The `auth:` section of the daemon config.
@@ -188,7 +200,7 @@ pub enum AuthError {
 pub struct Authenticator {
     /// Token and principal; looked up in constant time over every entry.
     users: Vec<(String, Principal)>,
-    agents: BTreeMap<String, String>,
+    agents: BTreeMap<String, AgentCredential>,
     certificates: Vec<CertificateRule>,
     allow_anonymous: bool,
 }
@@ -245,7 +257,7 @@ impl Authenticator {
                 },
             ));
         }
-        let mut agents: BTreeMap<String, String> = BTreeMap::new();
+        let mut agents: BTreeMap<String, AgentCredential> = BTreeMap::new();
         for (i, a) in cfg.agents.iter().enumerate() {
             let tok = read_secret(
                 &a.token,
@@ -254,7 +266,7 @@ impl Authenticator {
             )?;
             // An agent token speaks for exactly one context: shared with another
             // context, or with an API token, it would be more than that.
-            if let Some((other, _)) = agents.iter().find(|(_, t)| **t == tok) {
+            if let Some((other, _)) = agents.iter().find(|(_, c)| c.token == tok) {
                 return Err(format!(
                     "auth.agents[{i}] ({}): the same token is also context {other}'s; each agent credential is bound to exactly one context",
                     a.context
@@ -266,7 +278,28 @@ impl Authenticator {
                     a.context
                 ));
             }
-            if agents.insert(a.context.clone(), tok).is_some() {
+            if let Some(cn) = &a.common_name {
+                if cn.trim().is_empty() {
+                    return Err(format!(
+                        "auth.agents[{i}] ({}): common_name must not be empty when set",
+                        a.context
+                    ));
+                }
+                if let Some((other, _)) = agents
+                    .iter()
+                    .find(|(_, c)| c.common_name.as_deref() == Some(cn.as_str()))
+                {
+                    return Err(format!(
+                        "auth.agents[{i}] ({}): common_name {cn:?} is also context {other}'s; an agent certificate is bound to exactly one context",
+                        a.context
+                    ));
+                }
+            }
+            let credential = AgentCredential {
+                token: tok,
+                common_name: a.common_name.clone(),
+            };
+            if agents.insert(a.context.clone(), credential).is_some() {
                 return Err(format!(
                     "auth.agents[{i}]: context {} has two credentials",
                     a.context
@@ -341,19 +374,58 @@ impl Authenticator {
         }
     }
 
-    /// Checks that an agent may speak for `context`.
-    pub fn authenticate_agent(&self, context: &str, token: &str) -> Result<(), AuthError> {
-        let refuse = |why: &str| AuthError::Agent {
+    /// The context whose agent token `token` is (each is bound to exactly one), compared
+    /// in constant time against every agent token: lets the agent link refuse a stranger
+    /// before it reads the session's first message.
+    pub fn agent_context(&self, token: &str) -> Option<&str> {
+        let mut found = None;
+        for (context, c) in &self.agents {
+            if constant_time_eq(c.token.as_bytes(), token.as_bytes()) {
+                found = Some(context.as_str());
+            }
+        }
+        found
+    }
+
+    /// Checks that an agent may speak for `context`: its token and, when the context's
+    /// credential names a `common_name`, the client certificate it presented (DER).
+    pub fn authenticate_agent(
+        &self,
+        context: &str,
+        token: &str,
+        client_cert: Option<&[u8]>,
+    ) -> Result<(), AuthError> {
+        let refuse = |why: String| AuthError::Agent {
             claimed: context.to_string(),
-            why: why.to_string(),
+            why,
         };
         match self.agents.get(context) {
-            Some(expected) if constant_time_eq(expected.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(c) if constant_time_eq(c.token.as_bytes(), token.as_bytes()) => {
+                let Some(want) = &c.common_name else {
+                    return Ok(());
+                };
+                let Some(der) = client_cert else {
+                    return Err(refuse(format!(
+                        "this context's agent must present a client certificate with CN={want}; it presented none"
+                    )));
+                };
+                let id = CertIdentity::from_der(der)?;
+                if id.common_name.as_deref() == Some(want.as_str()) {
+                    Ok(())
+                } else {
+                    Err(refuse(format!(
+                        "this context's agent must present a client certificate with CN={want}; it presented {:?}",
+                        id.subject
+                    )))
+                }
+            }
             Some(_) => Err(refuse(
-                "the token is not this context's (an agent may only speak for its own context)",
+                "the token is not this context's (an agent may only speak for its own context)".into(),
             )),
             None if self.allow_anonymous => Ok(()),
-            None => Err(refuse("no agent credential is configured for this context")),
+            None => Err(refuse(
+                "no agent credential is configured for this context".into(),
+            )),
         }
     }
 }
@@ -455,13 +527,18 @@ mod tests {
     #[test]
     fn agents_may_only_speak_for_their_context() {
         let a = Authenticator::from_config(&cfg()).unwrap();
-        assert!(a.authenticate_agent("east", "a-east").is_ok());
-        let err = a.authenticate_agent("west", "a-east").unwrap_err().to_string();
+        assert!(a.authenticate_agent("east", "a-east", None).is_ok());
+        assert_eq!(a.agent_context("a-west"), Some("west"));
+        assert_eq!(a.agent_context("a-wes"), None);
+        let err = a
+            .authenticate_agent("west", "a-east", None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("\"west\"") && err.contains("only speak for its own context"),
             "{err}"
         );
-        assert!(a.authenticate_agent("north", "a-east").is_err());
+        assert!(a.authenticate_agent("north", "a-east", None).is_err());
     }
 
     #[test]
@@ -638,6 +715,43 @@ mod tests {
         .unwrap();
         let err = Authenticator::from_config(&api).unwrap_err();
         assert!(err.contains("also an API token"), "{err}");
+    }
+
+    #[test]
+    fn an_agent_certificate_is_bound_to_one_context() {
+        let c: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: t}\nagents:\n- {context: east, token: a-east, common_name: agent-east}\n- {context: west, token: a-west}\n",
+        )
+        .unwrap();
+        let a = Authenticator::from_config(&c).unwrap();
+        let east = client_cert("agent-east");
+        assert!(a.authenticate_agent("east", "a-east", Some(&east)).is_ok());
+        let err = a
+            .authenticate_agent("east", "a-east", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("must present a client certificate with CN=agent-east; it presented none"),
+            "{err}"
+        );
+        let err = a
+            .authenticate_agent("east", "a-east", Some(&client_cert("agent-west")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it presented \"CN=agent-west\""), "{err}");
+        assert!(
+            a.authenticate_agent("west", "a-west", None).is_ok(),
+            "no common_name: token only"
+        );
+        let twice: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: t}\nagents:\n- {context: east, token: e, common_name: agent}\n- {context: west, token: w, common_name: agent}\n",
+        )
+        .unwrap();
+        let err = Authenticator::from_config(&twice).unwrap_err();
+        assert!(
+            err.contains("auth.agents[1] (west)") && err.contains("also context east's"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -363,6 +363,14 @@ impl DaemonConfig {
                 "client-certificate mappings need `tls.client_ca_file` (the CA that verifies client certificates); without it no certificate is ever presented".into(),
             );
         }
+        if let Some(i) = self.auth.agents.iter().position(|a| a.common_name.is_some())
+            && self.tls.as_ref().is_none_or(|t| t.client_ca_file.is_none())
+        {
+            return bad(
+                &format!("auth.agents[{i}].common_name"),
+                "binding an agent to a client certificate needs `tls.client_ca_file` (the CA that verifies it)".into(),
+            );
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, c) in self.contexts.iter().enumerate() {
             if c.name.is_empty() {

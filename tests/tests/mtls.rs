@@ -354,10 +354,12 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
         "contexts:\n{CONTEXT}  - {{name: west, region: us-west1, env: dev, cloud: sim, clusterName: west-1}}\n  \
-         - {{name: south, region: us-south1, env: dev, cloud: sim, clusterName: south-1}}\n{}auth:\n  \
+         - {{name: south, region: us-south1, env: dev, cloud: sim, clusterName: south-1}}\n  \
+         - {{name: north, region: us-north1, env: dev, cloud: sim, clusterName: north-1}}\n{}auth:\n  \
          certificates:\n    - {{common_name: dashboard, role: viewer}}\n  agents:\n    \
-         - {{context: east, token: agent-east}}\n    - {{context: west, token: agent-west}}\n    \
-         - {{context: south, token: agent-south}}\n",
+         - {{context: east, token: agent-east, common_name: convoy-agent-east}}\n    - {{context: west, token: agent-west}}\n    \
+         - {{context: south, token: agent-south}}\n    \
+         - {{context: north, token: agent-north, common_name: convoy-agent-north}}\n",
         tls_section(dir.path(), &ca, false)
     );
     let convoyd = Convoyd::start(&cfg).await.unwrap();
@@ -392,6 +394,24 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
         &agent_tls(dir.path(), "south", &ca, Some(&forged)),
     )
     .unwrap();
+
+    // A certificate the CA signed, with the right token, but not the one the context's
+    // credential is bound to (east's): refused, naming the certificate it wants.
+    let north = AgentProcess::launch(
+        &url,
+        "north",
+        "agent-north",
+        None,
+        &agent_tls(dir.path(), "north", &ca, Some(&east_cert)),
+    )
+    .unwrap();
+    let north_logs = wait_for_log(
+        &north,
+        "must present a client certificate with CN=convoy-agent-north",
+    )
+    .await
+    .unwrap_or_else(|logs| panic!("an agent with another context's certificate is not refused:\n{logs}"));
+    assert!(north_logs.contains("CN=convoy-agent-east"), "{north_logs}");
 
     let west_logs = wait_for_log(&west, "requires a client certificate")
         .await
@@ -436,6 +456,7 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
     assert!(connected("east"), "{list:?}");
     assert!(!connected("west"), "{list:?}");
     assert!(!connected("south"), "{list:?}");
+    assert!(!connected("north"), "{list:?}");
 }
 
 // ---- scoped principals ---------------------------------------------------------------
