@@ -74,6 +74,25 @@ pub struct AgentConfig {
     /// versions are Helm's default list).
     #[serde(default = "default_sim_kube_version")]
     pub sim_kube_version: String,
+    /// Dial an `http://` (plaintext) coordinator outside loopback. Refused unless set:
+    /// the agent's token would cross the network in the clear.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// Whether an `http://` URL's host is a loopback address (`127.0.0.1`, `[::1]`,
+/// `localhost`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The `tls:` section. A coordinator with `tls.client_cert_optional: false` refuses
@@ -166,6 +185,18 @@ impl AgentConfig {
             return Err((
                 "coordinator",
                 format!("expected an http:// or https:// URL, got {bad:?}"),
+            ));
+        }
+        if !self.allow_plaintext
+            && let Some(plain) = urls
+                .iter()
+                .find(|u| u.starts_with("http://") && !is_loopback_url(u))
+        {
+            return Err((
+                "coordinator",
+                format!(
+                    "{plain:?} is plaintext outside loopback: the agent's token would cross the network in the clear; use https:// (with ca_file), or set allow_plaintext: true"
+                ),
             ));
         }
         if self.context.trim().is_empty() {
@@ -297,6 +328,7 @@ mod tests {
             env(&[
                 ("CONVOY_AGENT__COORDINATOR", "http://a:7443, http://b:7443"),
                 ("CONVOY_AGENT__CONTEXT", "x"),
+                ("CONVOY_AGENT__ALLOW_PLAINTEXT", "true"),
             ]),
         )
         .unwrap();
@@ -304,6 +336,34 @@ mod tests {
             cfg.coordinators().collect::<Vec<_>>(),
             ["http://a:7443", "http://b:7443"]
         );
+    }
+
+    #[test]
+    fn plaintext_coordinators_only_on_loopback() {
+        let load = |url: &str, allow: bool| {
+            let mut pairs = vec![("CONVOY_AGENT__COORDINATOR", url), ("CONVOY_AGENT__CONTEXT", "x")];
+            if allow {
+                pairs.push(("CONVOY_AGENT__ALLOW_PLAINTEXT", "true"));
+            }
+            AgentConfig::load_with_env(None, env(&pairs))
+        };
+        for ok in [
+            "http://127.0.0.1:7443",
+            "http://localhost:7443",
+            "http://[::1]:7443",
+            "https://convoyd.example:7443",
+        ] {
+            assert!(load(ok, false).is_ok(), "{ok}");
+        }
+        let err = load("https://c1:7443,http://convoyd.example:7443", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`coordinator`") && err.contains("\"http://convoyd.example:7443\" is plaintext"),
+            "{err}"
+        );
+        assert!(load("http://10.0.0.1:7443", false).is_err());
+        assert!(load("http://10.0.0.1:7443", true).is_ok());
     }
 
     #[test]
@@ -381,7 +441,7 @@ mod tests {
             (vec![HTTPS, (CERT, cert), (KEY, missing)], "`tls.client_key_file`"),
             (
                 vec![
-                    ("CONVOY_AGENT__COORDINATOR", "http://c:1"),
+                    ("CONVOY_AGENT__COORDINATOR", "http://127.0.0.1:1"),
                     (CERT, cert),
                     (KEY, key),
                 ],

@@ -8,12 +8,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::core::ContextInfo;
+
 mod cert;
+mod scope;
 
 pub use cert::{CertIdentity, CertificateMapping, CertificateRule, compile as compile_certificates};
+pub use scope::{Scope, glob};
 
 /// What a caller may do. Ordered: each role includes the ones below it.
 ///
@@ -62,6 +67,8 @@ impl Role {
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// Where it may act; `None`: everywhere (an entry configured without a scope).
+    pub scope: Option<Arc<Scope>>,
 }
 
 /// One API token in the config.
@@ -79,17 +86,45 @@ pub struct TokenConfig {
     pub token: Option<String>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Where the token may act (environments, contexts, namespaces, releases). Without
+    /// one the token is global, as before scopes existed (logged as a warning at start).
+    #[serde(default)]
+    pub scope: Option<Scope>,
 }
 
-/// Checks the roles of `auth.tokens`; the error is `(key, reason)` with the entry's index
-/// (`auth.tokens[0].role`), as the daemon's config validation reports. Token files are
-/// not read here: that happens once, in [`Authenticator::from_config`].
+/// Checks the roles and scopes of `auth.tokens`; the error is `(key, reason)` with the
+/// entry's index (`auth.tokens[0].role`), as the daemon's config validation reports.
+/// Token files are not read here: that happens once, in [`Authenticator::from_config`].
 pub fn check_tokens(tokens: &[TokenConfig]) -> Result<Vec<Role>, (String, String)> {
     tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| Role::from_config(&t.role).map_err(|reason| (format!("auth.tokens[{i}].role"), reason)))
+        .map(|(i, t)| {
+            if let Some(s) = &t.scope {
+                s.validate()
+                    .map_err(|reason| (format!("auth.tokens[{i}].scope"), reason))?;
+            }
+            Role::from_config(&t.role).map_err(|reason| (format!("auth.tokens[{i}].role"), reason))
+        })
         .collect()
+}
+
+/// One warning per token or certificate entry configured without a scope: it acts on
+/// the whole fleet with its role.
+pub fn unscoped_warnings(cfg: &AuthConfig) -> Vec<String> {
+    let tokens = cfg.tokens.iter().enumerate().filter(|(_, t)| t.scope.is_none()).map(|(i, t)| {
+        format!(
+            "auth.tokens[{i}] ({}) has no scope: it acts as {} on every environment, context, namespace and release",
+            t.name, t.role
+        )
+    });
+    let certs = cfg.certificates.iter().enumerate().filter(|(_, c)| c.scope.is_none()).map(|(i, c)| {
+        format!(
+            "auth.certificates[{i}] (CN={}) has no scope: it acts as {} on every environment, context, namespace and release",
+            c.common_name, c.role
+        )
+    });
+    tokens.chain(certs).collect()
 }
 
 /// One agent credential: the token an agent for `context` presents.
@@ -101,6 +136,18 @@ pub struct AgentTokenConfig {
     pub token: Option<String>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// When set, this context's agent must also present a client certificate (verified
+    /// against `tls.client_ca_file`) with exactly this subject Common Name; one Common
+    /// Name belongs to one context.
+    #[serde(default)]
+    pub common_name: Option<String>,
+}
+
+/// One context's agent credential, checked.
+#[derive(Clone)]
+struct AgentCredential {
+    token: String,
+    common_name: Option<String>,
 }
 
 /// The `auth:` section of the daemon config.
@@ -128,6 +175,9 @@ pub enum AuthError {
     Missing,
     #[error("unknown or revoked token")]
     Unknown,
+    /// Outside the principal's scope: what it may do, and what was missing.
+    #[error("permission denied: {0}")]
+    OutOfScope(String),
     #[error("{who} has role {has}; {action} needs role {needs}")]
     Forbidden {
         who: String,
@@ -148,8 +198,9 @@ pub enum AuthError {
 /// Token lookups. Built once at start from the config (files read then).
 #[derive(Clone)]
 pub struct Authenticator {
-    users: BTreeMap<String, Principal>,
-    agents: BTreeMap<String, String>,
+    /// Token and principal; looked up in constant time over every entry.
+    users: Vec<(String, Principal)>,
+    agents: BTreeMap<String, AgentCredential>,
     certificates: Vec<CertificateRule>,
     allow_anonymous: bool,
 }
@@ -188,33 +239,67 @@ impl Authenticator {
         let certificates =
             cert::compile(&cfg.certificates).map_err(|(key, reason)| format!("{key}: {reason}"))?;
         let roles = check_tokens(&cfg.tokens).map_err(|(key, reason)| format!("{key}: {reason}"))?;
-        let mut users = BTreeMap::new();
+        let mut users: Vec<(String, Principal)> = Vec::new();
         for (i, (t, role)) in cfg.tokens.iter().zip(roles).enumerate() {
             let tok = read_secret(&t.token, &t.token_file, &format!("auth.tokens[{i}] ({})", t.name))?;
-            if users
-                .insert(
-                    tok,
-                    Principal {
-                        name: t.name.clone(),
-                        role,
-                    },
-                )
-                .is_some()
-            {
+            if users.iter().any(|(u, _)| *u == tok) {
                 return Err(format!(
                     "auth.tokens[{i}] ({}): the same token is configured twice",
                     t.name
                 ));
             }
+            users.push((
+                tok,
+                Principal {
+                    name: t.name.clone(),
+                    role,
+                    scope: t.scope.clone().map(Arc::new),
+                },
+            ));
         }
-        let mut agents = BTreeMap::new();
+        let mut agents: BTreeMap<String, AgentCredential> = BTreeMap::new();
         for (i, a) in cfg.agents.iter().enumerate() {
             let tok = read_secret(
                 &a.token,
                 &a.token_file,
                 &format!("auth.agents[{i}] ({})", a.context),
             )?;
-            if agents.insert(a.context.clone(), tok).is_some() {
+            // An agent token speaks for exactly one context: shared with another
+            // context, or with an API token, it would be more than that.
+            if let Some((other, _)) = agents.iter().find(|(_, c)| c.token == tok) {
+                return Err(format!(
+                    "auth.agents[{i}] ({}): the same token is also context {other}'s; each agent credential is bound to exactly one context",
+                    a.context
+                ));
+            }
+            if users.iter().any(|(u, _)| *u == tok) {
+                return Err(format!(
+                    "auth.agents[{i}] ({}): the token is also an API token in auth.tokens; agent credentials must be their own",
+                    a.context
+                ));
+            }
+            if let Some(cn) = &a.common_name {
+                if cn.trim().is_empty() {
+                    return Err(format!(
+                        "auth.agents[{i}] ({}): common_name must not be empty when set",
+                        a.context
+                    ));
+                }
+                if let Some((other, _)) = agents
+                    .iter()
+                    .find(|(_, c)| c.common_name.as_deref() == Some(cn.as_str()))
+                {
+                    return Err(format!(
+                        "auth.agents[{i}] ({}): common_name {cn:?} is also context {other}'s; an agent certificate is bound to exactly one context",
+                        a.context
+                    ));
+                }
+            }
+            let credential = AgentCredential {
+                token: tok,
+                common_name: a.common_name.clone(),
+            };
+            if agents.insert(a.context.clone(), credential).is_some() {
                 return Err(format!(
                     "auth.agents[{i}]: context {} has two credentials",
                     a.context
@@ -235,7 +320,7 @@ impl Authenticator {
     /// A development authenticator: everyone is an anonymous admin.
     pub fn anonymous() -> Self {
         Authenticator {
-            users: BTreeMap::new(),
+            users: Vec::new(),
             agents: BTreeMap::new(),
             certificates: Vec::new(),
             allow_anonymous: true,
@@ -268,28 +353,79 @@ impl Authenticator {
     /// The principal for an `authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         match bearer(header) {
-            Some(t) => self.users.get(t.trim()).cloned().ok_or(AuthError::Unknown),
+            Some(t) => {
+                // Every entry is compared, each in constant time, so neither the
+                // position of a match nor a common prefix shows in the timing.
+                let t = t.trim().as_bytes();
+                let mut found = None;
+                for (tok, p) in &self.users {
+                    if constant_time_eq(tok.as_bytes(), t) {
+                        found = Some(p);
+                    }
+                }
+                found.cloned().ok_or(AuthError::Unknown)
+            }
             None if self.allow_anonymous => Ok(Principal {
                 name: "anonymous".into(),
                 role: Role::Admin,
+                scope: None,
             }),
             None => Err(AuthError::Missing),
         }
     }
 
-    /// Checks that an agent may speak for `context`.
-    pub fn authenticate_agent(&self, context: &str, token: &str) -> Result<(), AuthError> {
-        let refuse = |why: &str| AuthError::Agent {
+    /// The context whose agent token `token` is (each is bound to exactly one), compared
+    /// in constant time against every agent token: lets the agent link refuse a stranger
+    /// before it reads the session's first message.
+    pub fn agent_context(&self, token: &str) -> Option<&str> {
+        let mut found = None;
+        for (context, c) in &self.agents {
+            if constant_time_eq(c.token.as_bytes(), token.as_bytes()) {
+                found = Some(context.as_str());
+            }
+        }
+        found
+    }
+
+    /// Checks that an agent may speak for `context`: its token and, when the context's
+    /// credential names a `common_name`, the client certificate it presented (DER).
+    pub fn authenticate_agent(
+        &self,
+        context: &str,
+        token: &str,
+        client_cert: Option<&[u8]>,
+    ) -> Result<(), AuthError> {
+        let refuse = |why: String| AuthError::Agent {
             claimed: context.to_string(),
-            why: why.to_string(),
+            why,
         };
         match self.agents.get(context) {
-            Some(expected) if constant_time_eq(expected.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(c) if constant_time_eq(c.token.as_bytes(), token.as_bytes()) => {
+                let Some(want) = &c.common_name else {
+                    return Ok(());
+                };
+                let Some(der) = client_cert else {
+                    return Err(refuse(format!(
+                        "this context's agent must present a client certificate with CN={want}; it presented none"
+                    )));
+                };
+                let id = CertIdentity::from_der(der)?;
+                if id.common_name.as_deref() == Some(want.as_str()) {
+                    Ok(())
+                } else {
+                    Err(refuse(format!(
+                        "this context's agent must present a client certificate with CN={want}; it presented {:?}",
+                        id.subject
+                    )))
+                }
+            }
             Some(_) => Err(refuse(
-                "the token is not this context's (an agent may only speak for its own context)",
+                "the token is not this context's (an agent may only speak for its own context)".into(),
             )),
             None if self.allow_anonymous => Ok(()),
-            None => Err(refuse("no agent credential is configured for this context")),
+            None => Err(refuse(
+                "no agent credential is configured for this context".into(),
+            )),
         }
     }
 }
@@ -304,6 +440,46 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Principal {
+    /// How refusals name the principal: `token "ci-dev"`, `certificate "cert:CN=..."`.
+    pub fn describe(&self) -> String {
+        if self.name.starts_with("cert:") {
+            format!("certificate {:?}", self.name)
+        } else {
+            format!("token {:?}", self.name)
+        }
+    }
+
+    /// Refuses unless `release` (in `namespace`) and every one of `contexts` lie in the
+    /// principal's scope; a global principal passes. `verb` says what it was doing
+    /// (`deploy to`, `view`, `roll back`): `permission denied: token "ci-dev" may deploy
+    /// to environments [dev]; context prod-us-1 is env prod`.
+    pub fn check_scope<'a>(
+        &self,
+        verb: &str,
+        release: &str,
+        namespace: &str,
+        contexts: impl IntoIterator<Item = &'a str>,
+        registry: &BTreeMap<String, ContextInfo>,
+    ) -> Result<(), AuthError> {
+        let Some(scope) = &self.scope else {
+            return Ok(());
+        };
+        match scope.refusal(release, namespace, contexts, registry) {
+            None => Ok(()),
+            Some(why) => Err(AuthError::OutOfScope(format!(
+                "{} may {verb} {why}",
+                self.describe()
+            ))),
+        }
+    }
+
+    /// Whether the principal may see `context` (its registry entry, its agent).
+    pub fn sees_context(&self, context: &ContextInfo) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|s| s.context_refusal(context).is_none())
+    }
+
     /// Refuses unless the principal has at least `needs`.
     pub fn require(&self, needs: Role, action: &str) -> Result<(), AuthError> {
         if self.role >= needs {
@@ -351,13 +527,18 @@ mod tests {
     #[test]
     fn agents_may_only_speak_for_their_context() {
         let a = Authenticator::from_config(&cfg()).unwrap();
-        assert!(a.authenticate_agent("east", "a-east").is_ok());
-        let err = a.authenticate_agent("west", "a-east").unwrap_err().to_string();
+        assert!(a.authenticate_agent("east", "a-east", None).is_ok());
+        assert_eq!(a.agent_context("a-west"), Some("west"));
+        assert_eq!(a.agent_context("a-wes"), None);
+        let err = a
+            .authenticate_agent("west", "a-east", None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("\"west\"") && err.contains("only speak for its own context"),
             "{err}"
         );
-        assert!(a.authenticate_agent("north", "a-east").is_err());
+        assert!(a.authenticate_agent("north", "a-east", None).is_err());
     }
 
     #[test]
@@ -466,6 +647,111 @@ mod tests {
         // Roles are matched exactly, as the certificates' are.
         assert!(Role::from_config("Admin").is_err());
         assert_eq!(Role::from_config("operator"), Ok(Role::Operator));
+    }
+
+    #[test]
+    fn a_scoped_token_is_checked_against_releases_and_contexts() {
+        let c: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: ci-dev, role: deployer, token: t1, scope: {environments: [dev]}}\n\
+             - {name: admin, role: admin, token: t2}\n",
+        )
+        .unwrap();
+        let a = Authenticator::from_config(&c).unwrap();
+        let ci = a.authenticate(Some("Bearer t1")).unwrap();
+        let ctx = |name: &str, env: &str| ContextInfo {
+            name: name.into(),
+            region: "r".into(),
+            env: env.into(),
+            cloud: "c".into(),
+            cluster_name: name.into(),
+            labels: BTreeMap::new(),
+        };
+        let registry: BTreeMap<String, ContextInfo> = [ctx("dev-1", "dev"), ctx("prod-us-1", "prod")]
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        assert!(
+            ci.check_scope("deploy to", "web.shop", "shop", ["dev-1"], &registry)
+                .is_ok()
+        );
+        let err = ci
+            .check_scope("deploy to", "web.shop", "shop", ["dev-1", "prod-us-1"], &registry)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "permission denied: token \"ci-dev\" may deploy to environments [dev]; context prod-us-1 is env prod"
+        );
+        assert!(ci.sees_context(&registry["dev-1"]) && !ci.sees_context(&registry["prod-us-1"]));
+        let admin = a.authenticate(Some("Bearer t2")).unwrap();
+        assert!(admin.scope.is_none());
+        assert!(
+            admin
+                .check_scope("deploy to", "x.y", "y", ["prod-us-1", "gone"], &registry)
+                .is_ok()
+        );
+        assert_eq!(unscoped_warnings(&c).len(), 1);
+    }
+
+    #[test]
+    fn tokens_match_exactly_and_agent_tokens_are_unique() {
+        let a = Authenticator::from_config(&cfg()).unwrap();
+        for near in ["Bearer t-vie", "Bearer t-vieww", "Bearer ", "Bearer T-VIEW"] {
+            assert_eq!(a.authenticate(Some(near)), Err(AuthError::Unknown), "{near}");
+        }
+        let shared: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: t}\nagents:\n- {context: east, token: s}\n- {context: west, token: s}\n",
+        )
+        .unwrap();
+        let err = Authenticator::from_config(&shared).unwrap_err();
+        assert!(
+            err.contains("auth.agents[1] (west)")
+                && err.contains("also context east's")
+                && !err.contains(" s "),
+            "{err}"
+        );
+        let api: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: t}\nagents:\n- {context: east, token: t}\n",
+        )
+        .unwrap();
+        let err = Authenticator::from_config(&api).unwrap_err();
+        assert!(err.contains("also an API token"), "{err}");
+    }
+
+    #[test]
+    fn an_agent_certificate_is_bound_to_one_context() {
+        let c: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: t}\nagents:\n- {context: east, token: a-east, common_name: agent-east}\n- {context: west, token: a-west}\n",
+        )
+        .unwrap();
+        let a = Authenticator::from_config(&c).unwrap();
+        let east = client_cert("agent-east");
+        assert!(a.authenticate_agent("east", "a-east", Some(&east)).is_ok());
+        let err = a
+            .authenticate_agent("east", "a-east", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("must present a client certificate with CN=agent-east; it presented none"),
+            "{err}"
+        );
+        let err = a
+            .authenticate_agent("east", "a-east", Some(&client_cert("agent-west")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it presented \"CN=agent-west\""), "{err}");
+        assert!(
+            a.authenticate_agent("west", "a-west", None).is_ok(),
+            "no common_name: token only"
+        );
+        let twice: AuthConfig = serde_yaml::from_str(
+            "tokens:\n- {name: a, role: admin, token: t}\nagents:\n- {context: east, token: e, common_name: agent}\n- {context: west, token: w, common_name: agent}\n",
+        )
+        .unwrap();
+        let err = Authenticator::from_config(&twice).unwrap_err();
+        assert!(
+            err.contains("auth.agents[1] (west)") && err.contains("also context east's"),
+            "{err}"
+        );
     }
 
     #[test]

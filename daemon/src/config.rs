@@ -59,9 +59,17 @@ pub struct DaemonConfig {
     /// Vault. Refused together with `vault`.
     #[serde(default)]
     pub dev_secrets_file: Option<PathBuf>,
+    /// Which Vault paths releases may name, per environment and namespace (prefix
+    /// templates such as `kv/{env}/{namespace}/`). Absent: any path (warned at start).
+    #[serde(default)]
+    pub secret_paths: Option<crate::pipeline::SecretPaths>,
     /// TLS for the gRPC listener (API and agent link); plaintext when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Serve plaintext gRPC (no `tls`) on a non-loopback `listen` address. Refused
+    /// unless set: tokens would cross the network in the clear.
+    #[serde(default)]
+    pub allow_plaintext: bool,
     /// How often agents send heartbeats, in seconds.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_seconds: u32,
@@ -252,6 +260,18 @@ impl DaemonConfig {
                 format!("expected host:port (an IP and a port), got {:?}", self.listen),
             );
         }
+        if self.tls.is_none() && !self.listen_addr().ip().is_loopback() && !self.allow_plaintext {
+            return bad(
+                "listen",
+                format!(
+                    "{} is not a loopback address and `tls` is not configured: bearer tokens would cross the network in plaintext; configure `tls`, listen on 127.0.0.1, or set `allow_plaintext: true` (e.g. behind a TLS-terminating proxy)",
+                    self.listen
+                ),
+            );
+        }
+        if let Some(p) = &self.secret_paths {
+            p.validate()?;
+        }
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()
         {
@@ -341,6 +361,14 @@ impl DaemonConfig {
             return bad(
                 "auth.certificates",
                 "client-certificate mappings need `tls.client_ca_file` (the CA that verifies client certificates); without it no certificate is ever presented".into(),
+            );
+        }
+        if let Some(i) = self.auth.agents.iter().position(|a| a.common_name.is_some())
+            && self.tls.as_ref().is_none_or(|t| t.client_ca_file.is_none())
+        {
+            return bad(
+                &format!("auth.agents[{i}].common_name"),
+                "binding an agent to a client certificate needs `tls.client_ca_file` (the CA that verifies it)".into(),
             );
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -542,6 +570,57 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("t2"), "never the token: {err}");
+    }
+
+    #[test]
+    fn plaintext_outside_loopback_needs_allow_plaintext() {
+        let err = load("listen: 0.0.0.0:7443\n", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("`listen`") && err.contains("plaintext") && err.contains("allow_plaintext"),
+            "{err}"
+        );
+        assert!(load("listen: 0.0.0.0:7443\nallow_plaintext: true\n", &[]).is_ok());
+        assert!(load("listen: '[::1]:7443'\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn scopes_and_secret_paths_are_validated_at_load() {
+        let cfg = load(
+            "auth:\n  tokens:\n    - {name: ci-dev, role: deployer, token: t1, scope: {environments: [dev], namespaces: [shop]}}\n    - {name: admin, role: admin, token: t2}\n\
+             secret_paths:\n  default: ['kv/{env}/{namespace}/']\n  environments: {prod: ['/kv/prod/{namespace}/']}\n",
+            &[],
+        )
+        .unwrap();
+        let scope = cfg.auth.tokens[0].scope.as_ref().unwrap();
+        assert_eq!(scope.environments, ["dev"]);
+        let warnings = crate::auth::unscoped_warnings(&cfg.auth);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("auth.tokens[1] (admin) has no scope"),
+            "{warnings:?}"
+        );
+        let paths = cfg.secret_paths.unwrap();
+        assert_eq!(paths.allowed("dev", "shop"), ["kv/dev/shop/"]);
+        assert_eq!(paths.allowed("prod", "shop"), ["kv/prod/shop/"]);
+
+        let err = load(
+            "auth:\n  tokens:\n    - {name: a, role: viewer, token: t1, scope: {envs: [dev]}}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("envs"), "unknown keys in a scope are errors: {err}");
+        let err = load(
+            "auth:\n  tokens:\n    - {name: a, role: viewer, token: t1, scope: {}}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`auth.tokens[0].scope`"), "{err}");
+        let err = load("secret_paths: {default: ['kv/{team}/']}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`secret_paths.default[0]`"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::capabilities::{FactsSource, RenderFacts};
 use crate::model::{FailureBudget, OnFailure, Plan, SecretVersion};
 use crate::prepare::{
-    ApplyOptions, PrepareError, PrepareFuture, Prepared, Preparer, ReleaseMeta, RenderedManifest,
+    ApplyOptions, PrepareError, PrepareFuture, Prepared, Preparer, Preview, ReleaseMeta, RenderedManifest,
 };
 use crate::store::SubmitInputs;
 
@@ -71,10 +71,76 @@ pub enum SecretSource {
     None,
 }
 
+/// Which Vault paths a release may name: prefix templates (`kv/{env}/{namespace}/`)
+/// per environment, else the default list. See `secret_paths` in the daemon config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretPaths {
+    /// For environments without their own entry.
+    #[serde(default)]
+    pub default: Vec<String>,
+    /// Per environment (the registry's `env`), replacing `default`.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Vec<String>>,
+}
+
+impl SecretPaths {
+    /// Checks the templates; the error is `(key, reason)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let lists = std::iter::once(("secret_paths.default".to_string(), &self.default)).chain(
+            self.environments
+                .iter()
+                .map(|(e, l)| (format!("secret_paths.environments.{e}"), l)),
+        );
+        for (key, list) in lists {
+            for (i, t) in list.iter().enumerate() {
+                let rest = t.replace("{env}", "").replace("{namespace}", "");
+                if t.trim_matches('/').is_empty() || rest.contains(['{', '}']) {
+                    return Err((
+                        format!("{key}[{i}]"),
+                        format!(
+                            "{t:?}: expected a Vault path prefix such as `kv/{{env}}/{{namespace}}/` (placeholders: {{env}}, {{namespace}})"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The prefixes `environment` and `namespace` may read, placeholders filled in,
+    /// without a leading `/`.
+    pub fn allowed(&self, environment: &str, namespace: &str) -> Vec<String> {
+        self.environments
+            .get(environment)
+            .unwrap_or(&self.default)
+            .iter()
+            .map(|t| {
+                t.replace("{env}", environment)
+                    .replace("{namespace}", namespace)
+                    .trim_start_matches('/')
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Whether `path` (`/kv/dev/shop/db`) lies under one of `allowed`: on a path
+    /// segment boundary, so `kv/dev/shop` does not admit `kv/dev/shopping/x`.
+    pub fn admits(allowed: &[String], path: &str) -> bool {
+        let path = path.trim_start_matches('/');
+        allowed.iter().any(|prefix| {
+            let bare = prefix.trim_end_matches('/');
+            path == bare || path.strip_prefix(bare).is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
 /// Parse, resolve, render.
 pub struct Pipeline {
     registry: Registry,
     secrets: SecretSource,
+    /// Which Vault paths releases may name; `None`: any (not recommended).
+    secret_paths: Option<SecretPaths>,
     /// Parallel rendering of contexts (bounded by the machine's cores).
     render_threads: usize,
 }
@@ -85,8 +151,93 @@ impl Pipeline {
         Pipeline {
             registry,
             secrets,
+            secret_paths: None,
             render_threads,
         }
+    }
+
+    /// Restricts the Vault paths releases may name.
+    pub fn with_secret_paths(mut self, paths: Option<SecretPaths>) -> Self {
+        self.secret_paths = paths;
+        self
+    }
+
+    /// The release's environment: the registry `env` of its target contexts, which
+    /// must all agree (the release file's `metadata.environment`, when set, must
+    /// agree too; `validate` checks that). It picks the Vault role and the allowed
+    /// secret paths, so a release file cannot choose them.
+    fn environment(&self, release: &Release) -> Result<String, PrepareError> {
+        let mut envs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for c in release.targets() {
+            if let Some(info) = self.registry.get(c) {
+                envs.entry(info.env.as_str()).or_default().push(c);
+            }
+        }
+        match envs.len() {
+            0 => Ok(release.metadata.environment.clone().unwrap_or_default()),
+            1 => Ok(envs.into_keys().next().unwrap_or_default().to_string()),
+            _ => {
+                let spans: Vec<String> = envs
+                    .iter()
+                    .map(|(e, cs)| format!("{e} ({})", cs.join(", ")))
+                    .collect();
+                Err(PrepareError::Invalid(format!(
+                    "{}: release {} targets contexts in more than one environment: {}; a release deploys to one environment (its Vault role and secret paths follow it): split it",
+                    release.source,
+                    release.metadata.name,
+                    spans.join(" and ")
+                )))
+            }
+        }
+    }
+
+    /// Refuses a secret path outside what the environment and namespace may read,
+    /// before anything is read.
+    fn check_secret_paths(
+        &self,
+        release: &Release,
+        environment: &str,
+        requests: &[convoy_release::SecretRequest],
+    ) -> Result<(), PrepareError> {
+        let Some(paths) = &self.secret_paths else {
+            return Ok(());
+        };
+        let namespace = &release.metadata.namespace;
+        let allowed = paths.allowed(environment, namespace);
+        for r in requests {
+            if !SecretPaths::admits(&allowed, &r.vault_path) {
+                return Err(PrepareError::Denied(format!(
+                    "release {}: secret {:?} for context {} names Vault path {}, outside what environment {environment} and namespace {namespace} may read: [{}]",
+                    release.metadata.name,
+                    r.secret_id,
+                    r.context,
+                    r.vault_path,
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses and validates the release only (no chart, no secrets).
+    fn preview_release(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError> {
+        let release = self.parse(inputs)?;
+        release.validate(&self.registry).map_err(invalid)?;
+        let environment = self.environment(&release)?;
+        let o = &release.spec.options;
+        Ok(Preview {
+            meta: ReleaseMeta {
+                name: release.metadata.name.clone(),
+                namespace: release.metadata.namespace.clone(),
+                environment,
+            },
+            contexts: release.targets().map(str::to_string).collect(),
+            options: ApplyOptions {
+                force_roll: o.force_roll,
+                adopt: o.adopt,
+                force_conflicts: o.force_conflicts,
+            },
+        })
     }
 
     /// Reads a development secrets file (YAML map of `path#key` to value).
@@ -110,8 +261,10 @@ impl Pipeline {
     ) -> Result<Prepared, PrepareError> {
         let (release, chart) = self.load(inputs)?;
         release.validate(&self.registry).map_err(invalid)?;
+        let environment = self.environment(&release)?;
         let requests = convoy_release::plan_secrets(&release);
-        let (values, versions) = self.resolve(&release, &requests, pinned).await?;
+        self.check_secret_paths(&release, &environment, &requests)?;
+        let (values, versions) = self.resolve(&release, &environment, &requests, pinned).await?;
         let facts = self.facts(&release, facts).await;
         let masker = convoy_release::mask::Masker::new(values.values().flat_map(|v| v.values()));
         warn_short_secrets(&release.metadata.name, &values);
@@ -148,7 +301,7 @@ impl Pipeline {
             meta: ReleaseMeta {
                 name: release.metadata.name.clone(),
                 namespace: release.metadata.namespace.clone(),
-                environment: release.metadata.environment.clone().unwrap_or_default(),
+                environment,
             },
             plan,
             manifests,
@@ -202,23 +355,7 @@ impl Pipeline {
     /// Parses the release with its values files laid out in a scratch directory (they
     /// came over the wire), and loads the chart from the submitted archive.
     fn load(&self, inputs: &SubmitInputs) -> Result<(Release, convoy_chart::Chart), PrepareError> {
-        let scratch =
-            tempfile::tempdir().map_err(|e| PrepareError::Render(format!("scratch directory: {e}")))?;
-        for (name, content) in &inputs.values_files {
-            let rel = safe_relative(name).ok_or_else(|| {
-                PrepareError::Invalid(format!(
-                    "{}: values file name {name:?} must be a relative path inside the release's directory",
-                    inputs.source_name
-                ))
-            })?;
-            let path = scratch.path().join(rel);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| PrepareError::Render(e.to_string()))?;
-            }
-            std::fs::write(&path, content).map_err(|e| PrepareError::Render(e.to_string()))?;
-        }
-        let release =
-            Release::parse_in(&inputs.release_yaml, &inputs.source_name, scratch.path()).map_err(invalid)?;
+        let release = self.parse(inputs)?;
         if inputs.chart_archive.is_empty() {
             let what = match &release.spec.chart {
                 convoy_release::ChartRef::Path { path, .. } => {
@@ -240,10 +377,31 @@ impl Pipeline {
         Ok((release, chart))
     }
 
+    /// The release file, with its values files laid out in a scratch directory.
+    fn parse(&self, inputs: &SubmitInputs) -> Result<Release, PrepareError> {
+        let scratch =
+            tempfile::tempdir().map_err(|e| PrepareError::Render(format!("scratch directory: {e}")))?;
+        for (name, content) in &inputs.values_files {
+            let rel = safe_relative(name).ok_or_else(|| {
+                PrepareError::Invalid(format!(
+                    "{}: values file name {name:?} must be a relative path inside the release's directory",
+                    inputs.source_name
+                ))
+            })?;
+            let path = scratch.path().join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| PrepareError::Render(e.to_string()))?;
+            }
+            std::fs::write(&path, content).map_err(|e| PrepareError::Render(e.to_string()))?;
+        }
+        Release::parse_in(&inputs.release_yaml, &inputs.source_name, scratch.path()).map_err(invalid)
+    }
+
     /// Per context, `secret_id -> value` for `.Values.secrets`, and the versions read.
     async fn resolve(
         &self,
         release: &Release,
+        environment: &str,
         requests: &[convoy_release::SecretRequest],
         pinned: Option<&[SecretVersion]>,
     ) -> Result<(BTreeMap<String, BTreeMap<String, Value>>, Vec<SecretVersion>), PrepareError> {
@@ -285,7 +443,8 @@ impl Pipeline {
                         vault_key: r.vault_key.clone(),
                     })
                     .collect();
-                let env = release.metadata.environment.as_deref();
+                // The environment of the contexts' registry entries, never the file's.
+                let env = Some(environment).filter(|e| !e.is_empty());
                 // A recorded revision is re-read at the versions it shipped, never the
                 // latest: a secret rotated since must not change what it deploys. (A
                 // request without a pin is then "not resolved" below, not read fresh.)
@@ -403,6 +562,10 @@ impl Preparer for Pipeline {
         facts: &'a dyn FactsSource,
     ) -> PrepareFuture<'a> {
         Box::pin(self.run(inputs, pinned, facts))
+    }
+
+    fn preview(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError> {
+        self.preview_release(inputs)
     }
 }
 
@@ -662,6 +825,123 @@ mod tests {
         );
         assert_eq!(seen["data"]["pdbKind"], "true");
         assert_eq!(prepared.facts, facts, "the facts used travel with the render");
+    }
+
+    #[test]
+    fn secret_paths_fill_in_env_and_namespace_and_match_on_segments() {
+        let p: SecretPaths = serde_yaml::from_str(
+            "default: ['/kv/{env}/{namespace}/']\nenvironments: {prod: ['kv/prod/{namespace}', 'kv/shared-prod/']}\n",
+        )
+        .unwrap();
+        p.validate().unwrap();
+        let dev = p.allowed("dev", "shop");
+        assert_eq!(dev, ["kv/dev/shop/"]);
+        assert!(SecretPaths::admits(&dev, "/kv/dev/shop/db"));
+        assert!(SecretPaths::admits(&dev, "kv/dev/shop/a/b"));
+        assert!(!SecretPaths::admits(&dev, "/kv/dev/shopping/db"));
+        assert!(!SecretPaths::admits(&dev, "/kv/prod/shop/db"));
+        let prod = p.allowed("prod", "shop");
+        assert!(SecretPaths::admits(&prod, "/kv/prod/shop/db"));
+        assert!(!SecretPaths::admits(&prod, "/kv/prod/shopx/db"));
+        assert!(SecretPaths::admits(&prod, "/kv/shared-prod/tls"));
+        assert!(!SecretPaths::admits(&prod, "/kv/dev/shop/db"));
+        let none = SecretPaths::default();
+        assert!(!SecretPaths::admits(
+            &none.allowed("dev", "shop"),
+            "/kv/dev/shop/db"
+        ));
+        for bad in [
+            "default: ['']",
+            "default: ['kv/{team}/']",
+            "environments: {prod: ['/']}",
+        ] {
+            let p: SecretPaths = serde_yaml::from_str(bad).unwrap();
+            assert!(p.validate().is_err(), "{bad}");
+        }
+    }
+
+    const TWO_ENVS: &str = "contexts:\n  - {name: dev-a, region: r1, env: dev, cloud: gcp, clusterName: a}\n  - {name: prod-a, region: r1, env: prod, cloud: gcp, clusterName: p}\n";
+
+    fn with_contexts(inputs: &SubmitInputs, contexts: &str, extra: &str) -> SubmitInputs {
+        SubmitInputs {
+            release_yaml: format!(
+                "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: app.ns1, namespace: ns1}}\n\
+                 spec: {{chart: {{path: ./app}}, contexts: [{contexts}]{extra}}}\n"
+            ),
+            ..inputs.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_environment_comes_from_the_registry_and_may_not_span() {
+        let registry = Registry::parse(TWO_ENVS, "contexts.yaml").expect("registry");
+        let pipeline = Pipeline::new(registry, SecretSource::None);
+        let base = submit(&[]);
+        let preview = pipeline.preview(&with_contexts(&base, "prod-a", "")).unwrap();
+        assert_eq!(
+            preview.meta.environment, "prod",
+            "no metadata.environment: the registry's"
+        );
+        assert_eq!(preview.contexts, ["prod-a"]);
+        let err = pipeline
+            .preview(&with_contexts(&base, "dev-a, prod-a", ""))
+            .unwrap_err();
+        assert!(
+            matches!(&err, PrepareError::Invalid(m) if m.contains("more than one environment: dev (dev-a) and prod (prod-a)")),
+            "{err}"
+        );
+        let err = pipeline
+            .run(
+                &with_contexts(&base, "dev-a, prod-a", ""),
+                None,
+                &crate::capabilities::HelmDefaults,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PrepareError::Invalid(_)), "{err}");
+        let adopt = pipeline
+            .preview(&with_contexts(&base, "dev-a", ", options: {adopt: true}"))
+            .unwrap();
+        assert!(adopt.options.adopt && !adopt.options.force_conflicts);
+    }
+
+    #[tokio::test]
+    async fn a_secret_path_outside_the_allowed_prefixes_is_refused_before_any_read() {
+        let registry = Registry::parse(TWO_ENVS, "contexts.yaml").expect("registry");
+        let paths: SecretPaths = serde_yaml::from_str("default: ['kv/{env}/{namespace}/']").unwrap();
+        // An empty development secrets file: a read would fail with "not in the file".
+        let pipeline =
+            Pipeline::new(registry, SecretSource::DevFile(BTreeMap::new())).with_secret_paths(Some(paths));
+        let secret = |path: &str| {
+            format!(
+                ", secrets: [{{secret_id: db, contexts: [{{name: default, vaultPath: {path}, vaultKey: k}}]}}]"
+            )
+        };
+        let base = submit(&[]);
+        let err = pipeline
+            .run(
+                &with_contexts(&base, "dev-a", &secret("/kv/prod/ns1/db")),
+                None,
+                &crate::capabilities::HelmDefaults,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "permission denied: release app.ns1: secret \"db\" for context dev-a names Vault path /kv/prod/ns1/db, outside what environment dev and namespace ns1 may read: [kv/dev/ns1/]"
+        );
+        let err = pipeline
+            .run(
+                &with_contexts(&base, "dev-a", &secret("/kv/dev/ns1/db")),
+                None,
+                &crate::capabilities::HelmDefaults,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not in the development secrets file"),
+            "allowed, so read: {err}"
+        );
     }
 
     #[tokio::test]

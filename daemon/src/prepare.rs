@@ -84,6 +84,20 @@ pub enum PrepareError {
     /// The chart could not be loaded or rendered for a context.
     #[error("{0}")]
     Render(String),
+    /// The release asks for something the coordinator's policy forbids (a Vault path
+    /// outside its environment's and namespace's prefixes). Refused before any read.
+    #[error("permission denied: {0}")]
+    Denied(String),
+}
+
+/// What a submit targets, read from its release file before any secret is resolved or
+/// anything rendered: what authorization is decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub meta: ReleaseMeta,
+    /// The target contexts.
+    pub contexts: Vec<String>,
+    pub options: ApplyOptions,
 }
 
 pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<Prepared, PrepareError>> + Send + 'a>>;
@@ -102,4 +116,9 @@ pub trait Preparer: Send + Sync + 'static {
         pinned: Option<&'a [SecretVersion]>,
         facts: &'a dyn FactsSource,
     ) -> PrepareFuture<'a>;
+
+    /// Parses and validates the release file only: its name, namespace, environment
+    /// (from its contexts' registry entries), targets and options. Cheap, reads no
+    /// secret: the coordinator authorizes on it before [`Preparer::prepare`].
+    fn preview(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError>;
 }

@@ -98,7 +98,12 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
         }
         (None, None) => SecretSource::None,
     };
-    Ok(Pipeline::new(reg, secrets))
+    if cfg.secret_paths.is_none() && !matches!(secrets, SecretSource::None) {
+        tracing::warn!(
+            "secret_paths is not configured: a release may name any Vault path its environment's Vault role can read; configure prefixes such as `kv/{{env}}/{{namespace}}/`"
+        );
+    }
+    Ok(Pipeline::new(reg, secrets).with_secret_paths(cfg.secret_paths.clone()))
 }
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:
@@ -263,6 +268,12 @@ pub async fn start(
             "auth.allow_anonymous is on: every caller is an admin and agents need no credentials (development only)"
         );
     }
+    for w in crate::auth::unscoped_warnings(&cfg.auth) {
+        tracing::warn!("{w}");
+    }
+    if cfg.tls.is_none() && !cfg.listen_addr().ip().is_loopback() {
+        tracing::warn!(listen = %cfg.listen, "allow_plaintext: serving gRPC without TLS on a non-loopback address");
+    }
     let registry = registry(cfg)?;
     let metrics_listener = match &cfg.metrics_listen {
         Some(m) => Some(
@@ -306,15 +317,28 @@ pub async fn start(
     };
     let reflection = reflection_builder().build_v1()?;
     let reflection_alpha = reflection_builder().build_v1alpha()?;
-    let releases = pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
-        core: core.clone(),
-        auth: auth.clone(),
-    })
-    .max_decoding_message_size(64 << 20);
-    let clusters = pb::cluster_service_server::ClusterServiceServer::new(ClusterApi {
-        core: core.clone(),
-        auth: auth.clone(),
-    });
+    // Every API call is authenticated before its body is read or decoded, and each RPC
+    // takes requests no larger than it needs: a submit carries a chart archive, the
+    // other calls a name or a filter (`api::limits`).
+    use crate::api::limits::{BodyLimit, SMALL_LIMIT, SUBMIT_LIMIT};
+    use tonic::service::interceptor::InterceptedService;
+    let authenticate = crate::api::Authenticate(Arc::new(auth.clone()));
+    let releases = BodyLimit::new(InterceptedService::new(
+        pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
+            core: core.clone(),
+            auth: auth.clone(),
+        })
+        .max_decoding_message_size(SUBMIT_LIMIT),
+        authenticate.clone(),
+    ));
+    let clusters = BodyLimit::new(InterceptedService::new(
+        pb::cluster_service_server::ClusterServiceServer::new(ClusterApi {
+            core: core.clone(),
+            auth: auth.clone(),
+        })
+        .max_decoding_message_size(SMALL_LIMIT),
+        authenticate,
+    ));
     let link = pb::agent_link_server::AgentLinkServer::new(AgentLinkService::new(
         core.clone(),
         auth,

@@ -355,10 +355,12 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
         "contexts:\n{CONTEXT}  - {{name: west, region: us-west1, env: dev, cloud: sim, clusterName: west-1}}\n  \
-         - {{name: south, region: us-south1, env: dev, cloud: sim, clusterName: south-1}}\n{}auth:\n  \
+         - {{name: south, region: us-south1, env: dev, cloud: sim, clusterName: south-1}}\n  \
+         - {{name: north, region: us-north1, env: dev, cloud: sim, clusterName: north-1}}\n{}auth:\n  \
          certificates:\n    - {{common_name: dashboard, role: viewer}}\n  agents:\n    \
-         - {{context: east, token: agent-east}}\n    - {{context: west, token: agent-west}}\n    \
-         - {{context: south, token: agent-south}}\n",
+         - {{context: east, token: agent-east, common_name: convoy-agent-east}}\n    - {{context: west, token: agent-west}}\n    \
+         - {{context: south, token: agent-south}}\n    \
+         - {{context: north, token: agent-north, common_name: convoy-agent-north}}\n",
         tls_section(dir.path(), &ca, false)
     );
     let convoyd = Convoyd::start(&cfg).await.unwrap();
@@ -393,6 +395,24 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
         &agent_tls(dir.path(), "south", &ca, Some(&forged)),
     )
     .unwrap();
+
+    // A certificate the CA signed, with the right token, but not the one the context's
+    // credential is bound to (east's): refused, naming the certificate it wants.
+    let north = AgentProcess::launch(
+        &url,
+        "north",
+        "agent-north",
+        None,
+        &agent_tls(dir.path(), "north", &ca, Some(&east_cert)),
+    )
+    .unwrap();
+    let north_logs = wait_for_log(
+        &north,
+        "must present a client certificate with CN=convoy-agent-north",
+    )
+    .await
+    .unwrap_or_else(|logs| panic!("an agent with another context's certificate is not refused:\n{logs}"));
+    assert!(north_logs.contains("CN=convoy-agent-east"), "{north_logs}");
 
     let west_logs = wait_for_log(&west, "requires a client certificate")
         .await
@@ -437,4 +457,469 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
     assert!(connected("east"), "{list:?}");
     assert!(!connected("west"), "{list:?}");
     assert!(!connected("south"), "{list:?}");
+    assert!(!connected("north"), "{list:?}");
+}
+
+// ---- scoped principals ---------------------------------------------------------------
+
+/// A plaintext client (loopback) sending `token`.
+async fn token_client(convoyd: &Convoyd, token: &str) -> Client {
+    let channel = Endpoint::from_shared(convoyd.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ReleaseServiceClient::with_interceptor(channel, Bearer(Some(token.to_string())))
+}
+
+/// A release of the test chart: `name` in `namespace`, to `contexts`, its `db` secret
+/// at `vault_path` (none when empty), `extra` appended under `spec:`.
+fn scoped_release(name: &str, namespace: &str, contexts: &str, vault_path: &str, extra: &str) -> String {
+    let secrets = if vault_path.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  secrets:\n    - secret_id: db\n      contexts:\n        - {{name: default, vaultPath: {vault_path}, vaultKey: password}}\n"
+        )
+    };
+    // No metadata.environment: the environment (and so the Vault role) comes from the
+    // contexts' registry entries.
+    format!(
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: {name}.{namespace}, namespace: {namespace}}}\n\
+         spec:\n  chart: {{path: ./web}}\n  values: {{behavior: \"healthy,after=200ms\"}}\n  contexts: [{contexts}]\n\
+         {secrets}  health: {{progressDeadline: 1m, minReadyWindow: 1s}}\n{extra}"
+    )
+}
+
+fn scoped_submit(yaml: String, dry_run: bool) -> pb::SubmitReleaseRequest {
+    pb::SubmitReleaseRequest {
+        release_yaml: yaml,
+        dry_run,
+        reason: "scope test".into(),
+        ..submit_request(false)
+    }
+}
+
+fn denied(r: Result<impl std::fmt::Debug, Status>, what: &str, wants: &[&str]) {
+    let s = match r {
+        Ok(v) => panic!("{what}: expected PERMISSION_DENIED, got {v:?}"),
+        Err(s) => s,
+    };
+    assert_eq!(s.code(), Code::PermissionDenied, "{what}: {s:?}");
+    for want in wants {
+        assert!(
+            s.message().contains(want),
+            "{what}: {:?} lacks {want:?}",
+            s.message()
+        );
+    }
+}
+
+async fn wait_deployed(c: &mut Client, release: &str, revision: u64) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = c
+            .get_release(pb::GetReleaseRequest {
+                release: release.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if r.deployed_revision == revision {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{release} never reached revision {revision}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Tokens bound to a role and a scope, against a real convoyd, simulated agents in dev
+/// and prod, and OpenBao: a dev deployer cannot reach prod, a prod Vault path, `adopt`,
+/// or another team's release; a dev viewer sees dev only; a dev operator rolls back in
+/// dev only; a release spanning environments is refused; the Vault role follows the
+/// contexts' registry env; dry runs and diffs are audited and `convoy audit` shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_principals_act_only_inside_their_scope() {
+    use convoy_tests::openbao::OpenBao;
+    let bao = OpenBao::start().await.unwrap();
+    bao.mount_kv("kv", 2).await.unwrap();
+    bao.kv2_put("kv", "dev/shop/db", serde_json::json!({"password": "dev-pw"}))
+        .await
+        .unwrap();
+    bao.kv2_put("kv", "prod/shop/db", serde_json::json!({"password": "prod-pw"}))
+        .await
+        .unwrap();
+    // The dev environment's Vault token reads dev paths only; the release file cannot
+    // pick prod's (it has no metadata.environment at all).
+    bao.put_policy(
+        "convoy-dev",
+        "path \"kv/data/dev/*\" { capabilities = [\"read\"] }",
+    )
+    .await
+    .unwrap();
+    let dev_token = bao.create_token(&["convoy-dev"], "1h").await.unwrap();
+    let contexts = ["dev-east", "dev-west", "prod-east"];
+    let cfg = format!(
+        "contexts:\n\
+         \x20 - {{name: dev-east, region: us-east1, env: dev, cloud: sim, clusterName: de}}\n\
+         \x20 - {{name: dev-west, region: us-west1, env: dev, cloud: sim, clusterName: dw}}\n\
+         \x20 - {{name: prod-east, region: us-east1, env: prod, cloud: sim, clusterName: pe}}\n\
+         auth:\n  tokens:\n\
+         \x20   - {{name: admin, role: admin, token: t-admin}}\n\
+         \x20   - {{name: ci-dev, role: deployer, token: t-ci-dev, scope: {{environments: [dev], namespaces: [shop]}}}}\n\
+         \x20   - {{name: view-dev, role: viewer, token: t-view-dev, scope: {{environments: [dev]}}}}\n\
+         \x20   - {{name: oncall-dev, role: operator, token: t-oncall-dev, scope: {{environments: [dev]}}}}\n\
+         \x20 agents:\n{}\
+         vault:\n  address: {}\n  auth: {{method: token, token: {}}}\n  require_environment_auth: true\n  environments:\n\
+         \x20   dev: {{method: token, token: {dev_token}}}\n    prod: {{method: token, token: {}}}\n\
+         secret_paths:\n  default: ['kv/{{env}}/{{namespace}}/']\n\
+         heartbeat_seconds: 2\n",
+        contexts
+            .iter()
+            .map(|c| format!("    - {{context: {c}, token: agent-{c}}}\n"))
+            .collect::<String>(),
+        bao.addr(),
+        bao.root_token(),
+        bao.root_token(),
+    );
+    let convoyd = Convoyd::start(&cfg).await.unwrap();
+    let logs = convoyd.logs();
+    assert!(
+        logs.contains("auth.tokens[0] (admin) has no scope"),
+        "an unscoped token is warned about at start"
+    );
+    assert!(!logs.contains("(ci-dev) has no scope"));
+    let mut agents = Vec::new();
+    for c in contexts {
+        agents.push(
+            AgentProcess::start(&convoyd.addr, c, &format!("agent-{c}"), None, "")
+                .await
+                .unwrap(),
+        );
+    }
+    let mut admin = token_client(&convoyd, "t-admin").await;
+    let mut ci = token_client(&convoyd, "t-ci-dev").await;
+    let mut viewer = token_client(&convoyd, "t-view-dev").await;
+    let mut oncall = token_client(&convoyd, "t-oncall-dev").await;
+
+    // Fixtures by the admin: prod's release, and another team's release in dev.
+    let api = admin
+        .submit_release(scoped_submit(
+            scoped_release("api", "shop", "prod-east", "/kv/prod/shop/db", ""),
+            false,
+        ))
+        .await
+        .expect("the admin deploys to prod")
+        .into_inner();
+    let pay = admin
+        .submit_release(scoped_submit(
+            scoped_release("pay", "payments", "dev-east", "", ""),
+            false,
+        ))
+        .await
+        .expect("the admin deploys another team's release")
+        .into_inner();
+
+    // (a) The dev deployer: dev, namespace shop, with a dev secret (read with the dev
+    // environment's Vault token: the environment came from the registry).
+    let web = |extra: &str| scoped_release("web", "shop", "dev-east, dev-west", "/kv/dev/shop/db", extra);
+    let dry = ci
+        .submit_release(scoped_submit(web(""), true))
+        .await
+        .expect("a dev deployer dry-runs a dev release")
+        .into_inner();
+    assert_eq!(dry.rendered.len(), 2, "{dry:?}");
+    let diff = ci
+        .diff_release(pb::DiffReleaseRequest {
+            submit: Some(scoped_submit(web(""), false)),
+            timeout_seconds: 30,
+        })
+        .await
+        .expect("a dev deployer diffs a dev release")
+        .into_inner();
+    assert_eq!(diff.contexts.len(), 2, "{diff:?}");
+    let r1 = ci
+        .submit_release(scoped_submit(web(""), false))
+        .await
+        .expect("a dev deployer submits a dev release")
+        .into_inner();
+    wait_deployed(&mut admin, "web.shop", r1.revision).await;
+    let r2 = ci
+        .submit_release(scoped_submit(web(""), false))
+        .await
+        .expect("and again")
+        .into_inner();
+    wait_deployed(&mut admin, "web.shop", r2.revision).await;
+    wait_deployed(&mut admin, "api.shop", api.revision).await;
+    wait_deployed(&mut admin, "pay.payments", pay.revision).await;
+
+    // ... but not to prod, naming what was missing (before any secret is read) ...
+    denied(
+        ci.submit_release(scoped_submit(
+            scoped_release("web", "shop", "prod-east", "/kv/prod/shop/db", ""),
+            true,
+        ))
+        .await,
+        "a dev deployer to prod",
+        &[
+            r#"permission denied: token "ci-dev" may deploy to environments [dev]; context prod-east is env prod"#,
+        ],
+    );
+    // ... nor name a prod Vault path from dev (refused before the read: the path does
+    // not even exist, and the dev Vault token could not read it) ...
+    denied(
+        ci.submit_release(scoped_submit(
+            scoped_release("web", "shop", "dev-east", "/kv/prod/shop/nothing", ""),
+            false,
+        ))
+        .await,
+        "a prod Vault path from dev",
+        &[
+            "Vault path /kv/prod/shop/nothing",
+            "outside what environment dev and namespace shop may read: [kv/dev/shop/]",
+        ],
+    );
+    // ... nor adopt objects (operator) ...
+    denied(
+        ci.submit_release(scoped_submit(web("  options: {adopt: true}\n"), true))
+            .await,
+        "adopt by a deployer",
+        &[
+            "ci-dev has role deployer",
+            "spec.options.adopt needs role operator",
+        ],
+    );
+    // ... nor touch or read another team's release.
+    denied(
+        ci.submit_release(scoped_submit(
+            scoped_release("pay", "payments", "dev-east", "", ""),
+            true,
+        ))
+        .await,
+        "another team's release",
+        &[r#"token "ci-dev" may deploy to namespaces [shop]; release pay.payments is in namespace payments"#],
+    );
+    denied(
+        ci.get_release(pb::GetReleaseRequest {
+            release: "pay.payments".into(),
+        })
+        .await,
+        "reading another team's release",
+        &[r#"token "ci-dev" may view namespaces [shop]"#],
+    );
+    // A release whose contexts span environments is refused for everyone.
+    let spanning = admin
+        .submit_release(scoped_submit(
+            scoped_release("mix", "shop", "dev-east, prod-east", "", ""),
+            true,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(spanning.code(), Code::InvalidArgument, "{spanning:?}");
+    assert!(
+        spanning
+            .message()
+            .contains("more than one environment: dev (dev-east) and prod (prod-east)"),
+        "{}",
+        spanning.message()
+    );
+
+    // (b) The dev viewer sees dev only: list filters, get/history/watch/queue refuse.
+    let names: Vec<String> = viewer
+        .list_releases(pb::ListReleasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .releases
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["pay.payments", "web.shop"], "api.shop (prod) is hidden");
+    let all = admin
+        .list_releases(pb::ListReleasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.releases.len(), 3);
+    let refusal = [r#"token "view-dev" may view environments [dev]; context prod-east is env prod"#];
+    let api_req = || pb::GetReleaseRequest {
+        release: "api.shop".into(),
+    };
+    denied(viewer.get_release(api_req()).await, "get", &refusal);
+    denied(
+        viewer
+            .get_history(pb::GetHistoryRequest {
+                release: "api.shop".into(),
+                limit: 0,
+            })
+            .await,
+        "history",
+        &refusal,
+    );
+    denied(
+        viewer
+            .watch_release(pb::WatchReleaseRequest {
+                release: "api.shop".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        "watch",
+        &refusal,
+    );
+    denied(
+        viewer
+            .list_queue(pb::ListQueueRequest {
+                release: "api.shop".into(),
+            })
+            .await,
+        "queue",
+        &refusal,
+    );
+    viewer
+        .get_release(pb::GetReleaseRequest {
+            release: "web.shop".into(),
+        })
+        .await
+        .expect("a dev viewer reads a dev release");
+    let channel = Endpoint::from_shared(convoyd.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut clusters = ClusterServiceClient::with_interceptor(channel, Bearer(Some("t-view-dev".into())));
+    let seen: Vec<String> = clusters
+        .list_clusters(pb::ListClustersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .clusters
+        .into_iter()
+        .map(|c| c.context)
+        .collect();
+    assert_eq!(seen, ["dev-east", "dev-west"]);
+
+    // (c) The dev operator rolls back in dev, not in prod.
+    denied(
+        oncall
+            .rollback_release(pb::RollbackReleaseRequest {
+                release: "api.shop".into(),
+                reason: "INC-1".into(),
+                ..Default::default()
+            })
+            .await,
+        "a dev operator rolling back prod",
+        &[r#"token "oncall-dev" may roll back environments [dev]; context prod-east is env prod"#],
+    );
+    let back = oncall
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "web.shop".into(),
+            reason: "INC-2".into(),
+            to_revision: r1.revision,
+            ..Default::default()
+        })
+        .await
+        .expect("a dev operator rolls back a dev release")
+        .into_inner();
+    assert_eq!(back.rollback_to, r1.revision);
+    wait_deployed(&mut admin, "web.shop", back.revision).await;
+
+    // (d) The audit log: the dry run and the diff, the refusals, the rollback; through
+    // the RPC and `convoy audit`.
+    let entries = ci
+        .list_audit(pb::ListAuditRequest {
+            release: "web.shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let seen: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let outcome = e.outcome.split(':').next().unwrap_or_default().to_string();
+            (e.who.clone(), e.action.clone(), outcome)
+        })
+        .collect();
+    for want in [
+        ("ci-dev", "submit-dry-run", "accepted"),
+        ("ci-dev", "diff", "accepted"),
+        ("ci-dev", "submit", "accepted"),
+        ("ci-dev", "submit-dry-run", "refused"),
+        ("ci-dev", "submit", "refused"),
+        ("oncall-dev", "rollback", "accepted"),
+    ] {
+        assert!(
+            seen.iter()
+                .any(|s| (s.0.as_str(), s.1.as_str(), s.2.as_str()) == want),
+            "{want:?} not in {seen:?}"
+        );
+    }
+    // A scoped caller sees its own entries and its scope's releases only.
+    let prod_entries = viewer
+        .list_audit(pb::ListAuditRequest {
+            release: "api.shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(prod_entries.is_empty(), "{prod_entries:?}");
+    let cli = convoy_tests::convoy::binary("convoy").unwrap();
+    let out = std::process::Command::new(cli)
+        .args([
+            "audit",
+            "--release",
+            "web.shop",
+            "--since",
+            "1h",
+            "-o",
+            "json",
+            "--server",
+            &convoyd.addr,
+        ])
+        .env("CONVOY_TOKEN", "t-admin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json.as_array().expect("a JSON array");
+    for action in ["submit-dry-run", "diff", "rollback"] {
+        assert!(
+            rows.iter()
+                .any(|r| r["action"] == action && r["release"] == "web.shop"),
+            "{action} not in {json}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .all(|r| r["at"].as_str().is_some_and(|t| t.ends_with('Z'))),
+        "{json}"
+    );
+
+    // (e) Limits: a call is authenticated before its body is read, and each RPC takes
+    // requests no larger than it needs.
+    let mut stranger = token_client(&convoyd, "t-nobody").await;
+    let mut huge = scoped_submit(web(""), true);
+    huge.chart_archive = vec![0; 8 << 20];
+    let refused = stranger.submit_release(huge).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let big_name = admin
+        .get_release(pb::GetReleaseRequest {
+            release: "x".repeat(200 << 10),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(big_name.code(), Code::ResourceExhausted, "{big_name:?}");
+    assert!(
+        big_name.message().contains("GetRelease") && big_name.message().contains("65536 bytes"),
+        "{}",
+        big_name.message()
+    );
+    drop(agents);
 }

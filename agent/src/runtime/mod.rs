@@ -373,14 +373,14 @@ mod tests {
             (vec![("COORDINATOR", "https://c:7443")], "https needs ca_file"),
             (
                 vec![
-                    ("COORDINATOR", "http://c:7443"),
+                    ("COORDINATOR", "http://127.0.0.1:7443"),
                     ("TOKEN_FILE", missing.to_str().unwrap()),
                 ],
                 "token_file",
             ),
             (
                 vec![
-                    ("COORDINATOR", "http://c:7443"),
+                    ("COORDINATOR", "http://127.0.0.1:7443"),
                     ("TOKEN_FILE", empty.to_str().unwrap()),
                 ],
                 "is empty",

@@ -2,6 +2,7 @@
 //! calls through [`crate::client::Client`] and prints through [`crate::output`]; every
 //! failure is a [`CliError`], turned into the documented exit code in [`run`].
 
+mod audit;
 mod control;
 mod diff;
 mod inspect;
@@ -71,6 +72,9 @@ pub enum Online {
     /// List the clusters (contexts) the coordinator knows and whether their agents are connected.
     #[command(after_help = inspect::CLUSTERS_EXAMPLES)]
     Clusters(inspect::ClustersArgs),
+    /// Show the audit log: submits (dry runs too), diffs, rollbacks, pauses, aborts, cancels.
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(audit::AuditArgs),
 }
 
 /// Parses a full argv (`convoy submit ...`) as one online command, as the binary would.
@@ -122,6 +126,7 @@ pub(crate) fn execute(cmd: Online) -> Result<()> {
             Online::Queue(a) => inspect::queue(a).await,
             Online::Cancel(a) => control::cancel(a).await,
             Online::Clusters(a) => inspect::clusters(a).await,
+            Online::Audit(a) => audit::run(a).await,
         }
     })
 }

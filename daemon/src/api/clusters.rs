@@ -18,8 +18,8 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
         &self,
         req: Request<pb::ListClustersRequest>,
     ) -> Result<Response<pb::ListClustersResponse>, Status> {
-        principal(&self.auth, &req)?
-            .require(Role::Viewer, "list clusters")
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "list clusters")
             .map_err(super::auth_status)?;
         let filter = req.into_inner();
         let clusters = self
@@ -30,6 +30,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
             .iter()
             .filter(|c| filter.environment.is_empty() || c.info.env == filter.environment)
             .filter(|c| filter.labels.iter().all(|(k, v)| c.info.labels.get(k) == Some(v)))
+            .filter(|c| who.sees_context(&c.info))
             .map(convert::cluster)
             .collect();
         Ok(Response::new(pb::ListClustersResponse { clusters }))

@@ -4,6 +4,7 @@
 
 mod clusters;
 mod convert;
+pub mod limits;
 mod releases;
 
 pub use clusters::ClusterApi;
@@ -18,10 +19,32 @@ use crate::core::CoreError;
 /// layer verified (present only under mTLS; the first one is the client's own, the
 /// rest its chain).
 fn principal<T>(auth: &Authenticator, req: &Request<T>) -> Result<Principal, Status> {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return Ok(p.clone());
+    }
+    authenticate(auth, req)
+}
+
+fn authenticate<T>(auth: &Authenticator, req: &Request<T>) -> Result<Principal, Status> {
     let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
     let certs = req.peer_certs();
     let leaf = certs.as_deref().and_then(|c| c.first()).map(|c| c.as_ref());
     auth.authenticate_call(header, leaf).map_err(auth_status)
+}
+
+/// Authenticates every call from its headers and TLS identity *before* its body is
+/// read or decoded (tonic runs interceptors on the request head): an unauthenticated
+/// caller cannot make the coordinator buffer or parse a large message. The principal
+/// travels to the handler in the request's extensions.
+#[derive(Clone)]
+pub struct Authenticate(pub std::sync::Arc<Authenticator>);
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let p = authenticate(&self.0, &req)?;
+        req.extensions_mut().insert(p);
+        Ok(req)
+    }
 }
 
 fn auth_status(e: AuthError) -> Status {
@@ -30,7 +53,9 @@ fn auth_status(e: AuthError) -> Status {
         | AuthError::Unknown
         | AuthError::UnmappedCertificate { .. }
         | AuthError::BadCertificate { .. } => Status::unauthenticated(e.to_string()),
-        AuthError::Forbidden { .. } | AuthError::Agent { .. } => Status::permission_denied(e.to_string()),
+        AuthError::Forbidden { .. } | AuthError::OutOfScope(_) | AuthError::Agent { .. } => {
+            Status::permission_denied(e.to_string())
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::{auth_status, convert, principal, status};
-use crate::auth::{Authenticator, Role};
+use crate::auth::{AuthError, Authenticator, Principal, Role};
 use crate::core::{Control, Coordinator, WatchKind};
 use crate::model::OperationPhase;
 use crate::store::SubmitInputs;
@@ -45,6 +45,16 @@ fn submit_inputs(r: pb::SubmitReleaseRequest) -> Result<SubmitInputs, Status> {
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RolloutEvent, Status>> + Send>>;
 
 impl ReleaseApi {
+    /// Refuses unless `who` may view `release` (its scope covers it). A release that
+    /// does not exist is NOT_FOUND as for anyone.
+    async fn check_view(&self, who: &Principal, release: &str) -> Result<(), Status> {
+        if who.scope.is_none() {
+            return Ok(());
+        }
+        let v = self.core.release(release.to_string()).await.map_err(status)?;
+        visible(who, &v, self.core.registry()).map_err(auth_status)
+    }
+
     async fn control(
         &self,
         req: Request<pb::ControlRequest>,
@@ -116,7 +126,7 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         };
         let (release, contexts) = self
             .core
-            .diff(submit_inputs(submit)?, timeout)
+            .diff(who, submit_inputs(submit)?, timeout)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::DiffReleaseResponse {
@@ -129,14 +139,14 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         &self,
         req: Request<pb::GetReleaseRequest>,
     ) -> Result<Response<pb::Release>, Status> {
-        principal(&self.auth, &req)?
-            .require(Role::Viewer, "get a release")
-            .map_err(auth_status)?;
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "get a release").map_err(auth_status)?;
         let v = self
             .core
             .release(req.into_inner().release)
             .await
             .map_err(status)?;
+        visible(&who, &v, self.core.registry()).map_err(auth_status)?;
         Ok(Response::new(convert::release(&v)))
     }
 
@@ -144,9 +154,8 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         &self,
         req: Request<pb::ListReleasesRequest>,
     ) -> Result<Response<pb::ListReleasesResponse>, Status> {
-        principal(&self.auth, &req)?
-            .require(Role::Viewer, "list releases")
-            .map_err(auth_status)?;
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "list releases").map_err(auth_status)?;
         let f = req.into_inner();
         let releases = self
             .core
@@ -156,6 +165,7 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             .iter()
             .filter(|v| f.environment.is_empty() || v.record.environment == f.environment)
             .filter(|v| f.context.is_empty() || v.record.contexts.contains(&f.context))
+            .filter(|v| visible(&who, v, self.core.registry()).is_ok())
             .map(convert::release)
             .collect();
         Ok(Response::new(pb::ListReleasesResponse { releases }))
@@ -165,10 +175,10 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         &self,
         req: Request<pb::GetHistoryRequest>,
     ) -> Result<Response<pb::GetHistoryResponse>, Status> {
-        principal(&self.auth, &req)?
-            .require(Role::Viewer, "read history")
-            .map_err(auth_status)?;
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "read history").map_err(auth_status)?;
         let r = req.into_inner();
+        self.check_view(&who, &r.release).await?;
         let mut revs = self.core.history(r.release).await.map_err(status)?;
         if r.limit > 0 {
             revs.truncate(r.limit as usize);
@@ -184,10 +194,10 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         &self,
         req: Request<pb::WatchReleaseRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        principal(&self.auth, &req)?
-            .require(Role::Viewer, "watch")
-            .map_err(auth_status)?;
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "watch").map_err(auth_status)?;
         let r = req.into_inner();
+        self.check_view(&who, &r.release).await?;
         let (snapshot, mut rx) = self.core.watch(r.release).await.map_err(status)?;
         // Which operation to follow: the named one, else the running or next one,
         // else the last one that ran.
@@ -290,10 +300,11 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         &self,
         req: Request<pb::ListQueueRequest>,
     ) -> Result<Response<pb::ListQueueResponse>, Status> {
-        principal(&self.auth, &req)?
-            .require(Role::Viewer, "list the queue")
-            .map_err(auth_status)?;
-        let ops = self.core.queue(req.into_inner().release).await.map_err(status)?;
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "list the queue").map_err(auth_status)?;
+        let release = req.into_inner().release;
+        self.check_view(&who, &release).await?;
+        let ops = self.core.queue(release).await.map_err(status)?;
         Ok(Response::new(pb::ListQueueResponse {
             operations: ops.iter().map(convert::operation).collect(),
         }))
@@ -314,6 +325,71 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             operation: Some(convert::operation(&op)),
         }))
     }
+
+    async fn list_audit(
+        &self,
+        req: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let who = principal(&self.auth, &req)?;
+        who.require(Role::Viewer, "read the audit log")
+            .map_err(auth_status)?;
+        let r = req.into_inner();
+        let since = r.since.map_or(0, |t| {
+            u64::try_from(t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000)).unwrap_or(0)
+        });
+        // A scoped caller sees its own entries and those of releases in its scope.
+        let views = if who.scope.is_some() {
+            self.core.releases().await.map_err(status)?
+        } else {
+            Vec::new()
+        };
+        let in_scope = |release: &str| {
+            views
+                .iter()
+                .any(|v| v.record.name == release && visible(&who, v, self.core.registry()).is_ok())
+        };
+        let mut entries: Vec<pb::AuditEntry> = self
+            .core
+            .audit()
+            .await
+            .map_err(status)?
+            .into_iter()
+            .filter(|e| r.release.is_empty() || e.release == r.release)
+            .filter(|e| e.at >= since)
+            .filter(|e| who.scope.is_none() || e.who == who.name || in_scope(&e.release))
+            .map(|e| pb::AuditEntry {
+                seq: e.seq,
+                at: convert::ts(e.at),
+                who: e.who,
+                action: e.action,
+                release: e.release,
+                revision: e.revision.unwrap_or_default(),
+                operation_id: e.operation_id.unwrap_or_default(),
+                reason: e.reason,
+                outcome: e.outcome,
+            })
+            .collect();
+        if r.limit > 0 && entries.len() > r.limit as usize {
+            entries.drain(..entries.len() - r.limit as usize);
+        }
+        Ok(Response::new(pb::ListAuditResponse { entries }))
+    }
+}
+
+/// Whether `who` may view release `v`: its name, namespace and every context it
+/// targets or runs in lie in the scope.
+fn visible(
+    who: &Principal,
+    v: &crate::core::ReleaseView,
+    registry: &std::collections::BTreeMap<String, crate::core::ContextInfo>,
+) -> Result<(), AuthError> {
+    let r = &v.record;
+    let contexts = r
+        .contexts
+        .iter()
+        .chain(r.deployed.keys().filter(|c| !r.contexts.contains(c)))
+        .map(String::as_str);
+    who.check_scope("view", &r.name, &r.namespace, contexts, registry)
 }
 
 /// An operation event whose operation has finished.

@@ -10,7 +10,9 @@
 use serde::Deserialize;
 use x509_parser::extensions::GeneralName;
 
-use super::{AuthError, Principal, Role};
+use std::sync::Arc;
+
+use super::{AuthError, Principal, Role, Scope};
 
 /// One `auth.certificates` entry: a verified client certificate matching it acts with
 /// `role`. As written in the config; [`compile`] checks it into a [`CertificateRule`].
@@ -31,6 +33,9 @@ pub struct CertificateMapping {
     /// [`compile`], so an unknown role is reported with its key
     /// (`auth.certificates[1].role`) and the roles that exist.
     pub role: String,
+    /// Where the certificate may act; without one it is global (see `Scope`).
+    #[serde(default)]
+    pub scope: Option<Scope>,
 }
 
 /// A checked `auth.certificates` entry.
@@ -40,6 +45,7 @@ pub struct CertificateRule {
     pub dns_name: Option<String>,
     pub uri: Option<String>,
     pub role: Role,
+    pub scope: Option<Arc<Scope>>,
 }
 
 impl CertificateRule {
@@ -99,11 +105,15 @@ pub fn compile(mappings: &[CertificateMapping]) -> Result<Vec<CertificateRule>, 
             }
         }
         let role = Role::from_config(&m.role).map_err(|reason| (key(i, "role"), reason))?;
+        if let Some(s) = &m.scope {
+            s.validate().map_err(|reason| (key(i, "scope"), reason))?;
+        }
         let rule = CertificateRule {
             common_name: m.common_name.clone(),
             dns_name: m.dns_name.clone(),
             uri: m.uri.clone(),
             role,
+            scope: m.scope.clone().map(Arc::new),
         };
         if let Some(j) = rules.iter().position(|o| {
             (&o.common_name, &o.dns_name, &o.uri) == (&rule.common_name, &rule.dns_name, &rule.uri)
@@ -186,6 +196,7 @@ pub fn principal(rules: &[CertificateRule], id: &CertIdentity) -> Result<Princip
         .map(|m| Principal {
             name: m.principal_name(),
             role: m.role,
+            scope: m.scope.clone(),
         })
         .ok_or_else(|| AuthError::UnmappedCertificate {
             subject: id.subject.clone(),

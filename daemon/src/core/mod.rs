@@ -244,6 +244,15 @@ pub(crate) enum Msg {
     },
     Clusters(Reply<Vec<ClusterView>>),
     Audit(Reply<Vec<AuditEntry>>),
+    /// Write an audit entry for something decided outside the core thread (a diff, a
+    /// dry-run submit, a submit refused or failed before it reached the core).
+    Record {
+        who: Principal,
+        action: String,
+        release: String,
+        reason: String,
+        outcome: String,
+    },
     Metrics(Reply<String>),
     AgentConnected {
         hello: AgentHello,
@@ -302,6 +311,8 @@ pub struct Coordinator {
     tx: std_mpsc::Sender<Msg>,
     preparer: Arc<dyn Preparer>,
     heartbeat: Duration,
+    /// The context registry by name, for scope checks.
+    registry: Arc<BTreeMap<String, ContextInfo>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -347,6 +358,13 @@ impl Coordinator {
         let (tx, rx) = std_mpsc::channel();
         core.set_renderer(spawn_renderer(preparer.clone(), tx.clone()));
         let tick = settings.tick;
+        let registry = Arc::new(
+            settings
+                .registry
+                .iter()
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect(),
+        );
         std::thread::Builder::new()
             .name("convoy-core".into())
             .spawn(move || core.run(rx, tick))
@@ -355,11 +373,78 @@ impl Coordinator {
             tx,
             preparer,
             heartbeat: settings.heartbeat,
+            registry,
         })
     }
 
     pub fn heartbeat_interval(&self) -> Duration {
         self.heartbeat
+    }
+
+    /// The context registry by name.
+    pub fn registry(&self) -> &BTreeMap<String, ContextInfo> {
+        &self.registry
+    }
+
+    /// Writes an audit entry (asynchronously, through the core thread).
+    pub fn record(&self, who: &Principal, action: &str, release: &str, reason: &str, outcome: &str) {
+        self.tell(Msg::Record {
+            who: who.clone(),
+            action: action.to_string(),
+            release: release.to_string(),
+            reason: reason.to_string(),
+            outcome: outcome.to_string(),
+        });
+    }
+
+    /// Reads the release file (nothing else) and decides whether `who` may `action`
+    /// it: the role (deployer; operator for `spec.options.adopt` or `forceConflicts`)
+    /// and the scope (its name, namespace and every target context). Runs before any
+    /// secret is read; a refusal is audited and names what was missing.
+    fn authorize_submit(
+        &self,
+        who: &Principal,
+        inputs: &SubmitInputs,
+        action: &str,
+        reason: &str,
+    ) -> Result<crate::prepare::Preview, CoreError> {
+        use crate::auth::Role;
+        let preview = self.preparer.preview(inputs).map_err(prepare_error)?;
+        let meta = &preview.meta;
+        let o = preview.options;
+        // Role messages say what the caller did (`submit`, `diff`); the audit entry
+        // says which kind (`submit-dry-run`).
+        let verb = if action == "diff" { "diff" } else { "submit" };
+        let checked = who
+            .require(Role::Deployer, verb)
+            .and_then(|()| {
+                let risky: Vec<&str> = [("adopt", o.adopt), ("forceConflicts", o.force_conflicts)]
+                    .into_iter()
+                    .filter_map(|(name, on)| on.then_some(name))
+                    .collect();
+                if risky.is_empty() {
+                    Ok(())
+                } else {
+                    who.require(
+                        Role::Operator,
+                        &format!("{verb} with spec.options.{}", risky.join(" and ")),
+                    )
+                }
+            })
+            .and_then(|()| {
+                who.check_scope(
+                    "deploy to",
+                    &meta.name,
+                    &meta.namespace,
+                    preview.contexts.iter().map(String::as_str),
+                    &self.registry,
+                )
+            });
+        if let Err(e) = checked {
+            self.record(who, action, &meta.name, reason, &format!("refused: {e}"));
+            return Err(CoreError::PermissionDenied(e.to_string()));
+        }
+        Ok(preview)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, CoreError> {
@@ -380,10 +465,26 @@ impl Coordinator {
         self.preparer
             .prepare(inputs, None, self)
             .await
-            .map_err(|e| match e {
-                crate::prepare::PrepareError::Invalid(m) => CoreError::Invalid(m),
-                other => CoreError::FailedPrecondition(other.to_string()),
-            })
+            .map_err(prepare_error)
+    }
+
+    /// Authorizes, then prepares (reading secrets); both audited when refused or failed.
+    async fn authorize_and_prepare(
+        &self,
+        who: &Principal,
+        inputs: &SubmitInputs,
+        action: &str,
+        reason: &str,
+    ) -> Result<Prepared, CoreError> {
+        let preview = self.authorize_submit(who, inputs, action, reason)?;
+        self.prepare(inputs).await.inspect_err(|e| {
+            let kind = if matches!(e, CoreError::PermissionDenied(_)) {
+                "refused"
+            } else {
+                "failed"
+            };
+            self.record(who, action, &preview.meta.name, reason, &format!("{kind}: {e}"));
+        })
     }
 
     /// Validates, resolves and renders a submit (before any cluster is touched), then
@@ -395,7 +496,8 @@ impl Coordinator {
         reason: String,
         dry_run: bool,
     ) -> Result<(Accepted, Vec<RenderSummary>), CoreError> {
-        let prepared = self.prepare(&inputs).await?;
+        let action = if dry_run { "submit-dry-run" } else { "submit" };
+        let prepared = self.authorize_and_prepare(&who, &inputs, action, &reason).await?;
         let summary: Vec<RenderSummary> = prepared
             .manifests
             .iter()
@@ -410,6 +512,17 @@ impl Coordinator {
             })
             .collect();
         if dry_run {
+            let contexts: Vec<&str> = summary.iter().map(|r| r.context.as_str()).collect();
+            self.record(
+                &who,
+                action,
+                &prepared.meta.name,
+                &reason,
+                &format!(
+                    "accepted: rendered {} (nothing recorded or applied)",
+                    contexts.join(", ")
+                ),
+            );
             let accepted = Accepted {
                 release: prepared.meta.name.clone(),
                 revision: 0,
@@ -438,11 +551,12 @@ impl Coordinator {
     /// recorded. Secret values are masked in what comes back.
     pub async fn diff(
         &self,
+        who: Principal,
         inputs: SubmitInputs,
         timeout: Duration,
     ) -> Result<(String, Vec<crate::diff::ContextDiff>), CoreError> {
         use crate::diff::{ContextDiff, DiffOutcome};
-        let prepared = self.prepare(&inputs).await?;
+        let prepared = self.authorize_and_prepare(&who, &inputs, "diff", "").await?;
         let release = prepared.meta.name.clone();
         let masker = prepared.masker.clone();
         let (reply, rx) = oneshot::channel();
@@ -482,6 +596,24 @@ impl Coordinator {
         for d in &mut diffs {
             crate::diff::mask(&mut d.outcome, &masker);
         }
+        let compared: Vec<&str> = diffs
+            .iter()
+            .filter(|d| matches!(d.outcome, DiffOutcome::Done(_)))
+            .map(|d| d.context.as_str())
+            .collect();
+        self.record(
+            &who,
+            "diff",
+            &release,
+            "",
+            &format!(
+                "accepted: dry run in {} of {} context(s){}{}",
+                compared.len(),
+                diffs.len(),
+                if compared.is_empty() { "" } else { ": " },
+                compared.join(", ")
+            ),
+        );
         Ok((release, diffs))
     }
 
@@ -580,6 +712,16 @@ impl Coordinator {
     /// Stops the core thread (after it finishes the message at hand).
     pub fn shutdown(&self) {
         self.tell(Msg::Shutdown);
+    }
+}
+
+/// A prepare error as the core reports it.
+fn prepare_error(e: crate::prepare::PrepareError) -> CoreError {
+    use crate::prepare::PrepareError;
+    match e {
+        PrepareError::Invalid(m) => CoreError::Invalid(m),
+        PrepareError::Denied(_) => CoreError::PermissionDenied(e.to_string()),
+        other => CoreError::FailedPrecondition(other.to_string()),
     }
 }
 

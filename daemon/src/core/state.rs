@@ -420,6 +420,21 @@ impl Core {
             Msg::Audit(reply) => {
                 let _ = reply.send(self.store.audit().map_err(|e| CoreError::Store(e.to_string())));
             }
+            Msg::Record {
+                who,
+                action,
+                release,
+                reason,
+                outcome,
+            } => {
+                let what = Audit {
+                    action: &action,
+                    release: &release,
+                    revision: None,
+                    op: None,
+                };
+                self.audit(&who, what, &reason, &outcome);
+            }
             Msg::AgentConnected { hello, tx } => self.agent_connected(hello, tx),
             Msg::AgentDisconnected { context, session_id } => self.agent_disconnected(&context, &session_id),
             Msg::AgentReport { context, report } => self.agent_report(&context, report),
@@ -633,6 +648,56 @@ impl Core {
 
     // ---- submit, rollback, control ----------------------------------------------
 
+    /// Refuses (and audits the refusal) unless `release` and `contexts` lie in `who`'s
+    /// scope; `verb` is what it was doing (`roll back`).
+    fn check_scope(
+        &mut self,
+        who: &Principal,
+        verb: &str,
+        action: &str,
+        release: &str,
+        contexts: &[String],
+        reason: &str,
+    ) -> Result<(), CoreError> {
+        let namespace = self
+            .releases
+            .get(release)
+            .map(|r| r.record.namespace.clone())
+            .unwrap_or_default();
+        let checked = who.check_scope(
+            verb,
+            release,
+            &namespace,
+            contexts.iter().map(String::as_str),
+            &self.registry,
+        );
+        if let Err(e) = checked {
+            let what = Audit {
+                action,
+                release,
+                revision: None,
+                op: None,
+            };
+            self.audit(who, what, reason, &format!("refused: {e}"));
+            return Err(CoreError::PermissionDenied(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Every context a release runs or ran in.
+    fn release_contexts(&self, release: &str) -> Vec<String> {
+        let Some(rel) = self.releases.get(release) else {
+            return Vec::new();
+        };
+        let mut contexts = rel.record.contexts.clone();
+        for c in rel.record.deployed.keys() {
+            if !contexts.contains(c) {
+                contexts.push(c.clone());
+            }
+        }
+        contexts
+    }
+
     fn submit(
         &mut self,
         who: &Principal,
@@ -821,6 +886,13 @@ impl Core {
         if !self.releases.contains_key(release) {
             return Err(CoreError::NotFound(release.to_string()));
         }
+        // Only what it touches must lie in the scope: an operator may roll back the
+        // contexts of its scope (`--context`) of a release that spans more.
+        let mut touched = self.release_contexts(release);
+        if !only.is_empty() {
+            touched.retain(|c| only.contains(c));
+        }
+        self.check_scope(who, "roll back", "rollback", release, &touched, reason)?;
         let target = if to_revision == 0 {
             self.previous_revision(release).ok_or_else(|| {
                 CoreError::FailedPrecondition(format!(
@@ -998,10 +1070,12 @@ impl Core {
             );
             return Err(CoreError::PermissionDenied(e.to_string()));
         }
-        let rel = self
-            .releases
-            .get(release)
-            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        if !self.releases.contains_key(release) {
+            return Err(CoreError::NotFound(release.to_string()));
+        }
+        let contexts = self.release_contexts(release);
+        self.check_scope(who, action, action, release, &contexts, reason)?;
+        let rel = &self.releases[release];
         let Some(id) = rel.queue.front().cloned() else {
             return Err(CoreError::FailedPrecondition(format!(
                 "{release} has no running operation to {action}"
@@ -1055,10 +1129,12 @@ impl Core {
         op_id: &str,
         reason: &str,
     ) -> Result<Operation, CoreError> {
-        let rel = self
-            .releases
-            .get(release)
-            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        if !self.releases.contains_key(release) {
+            return Err(CoreError::NotFound(release.to_string()));
+        }
+        let contexts = self.release_contexts(release);
+        self.check_scope(who, "cancel operations in", "cancel", release, &contexts, reason)?;
+        let rel = &self.releases[release];
         let Some(pos) = rel.queue.iter().position(|id| id == op_id) else {
             return Err(CoreError::FailedPrecondition(format!(
                 "{op_id} is not queued for {release}"

@@ -182,6 +182,7 @@ fn deployer() -> Principal {
     Principal {
         name: "jenkins".into(),
         role: Role::Deployer,
+        scope: None,
     }
 }
 

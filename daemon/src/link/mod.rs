@@ -50,6 +50,19 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_string);
+        // Each agent token belongs to exactly one context: a token that is none of
+        // them is refused before the session's first message is read.
+        if let Some(t) = &header_token
+            && self.auth.agent_context(t).is_none()
+            && !self.auth.allows_anonymous()
+        {
+            return Err(Status::unauthenticated(
+                "unknown agent token: it is no context's credential in auth.agents",
+            ));
+        }
+        let client_cert = request
+            .peer_certs()
+            .and_then(|c| c.first().map(|c| c.as_ref().to_vec()));
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(30), inbound.next())
             .await
@@ -72,7 +85,7 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
             hello.token.clone()
         };
         self.auth
-            .authenticate_agent(&hello.context, &token)
+            .authenticate_agent(&hello.context, &token, client_cert.as_deref())
             .map_err(|e| Status::permission_denied(e.to_string()))?;
 
         let session_id = format!("{}-{:016x}", hello.context, rand_u64());
