@@ -34,6 +34,7 @@ pub fn mask_error(e: PrepareError, masker: &convoy_release::mask::Masker) -> Pre
         PrepareError::Invalid(m) => PrepareError::Invalid(masker.mask(&m)),
         PrepareError::Secrets(m) => PrepareError::Secrets(masker.mask(&m)),
         PrepareError::Render(m) => PrepareError::Render(masker.mask(&m)),
+        PrepareError::Denied(m) => PrepareError::Denied(masker.mask(&m)),
     }
 }
 
@@ -236,6 +237,7 @@ impl Pipeline {
                 force_roll: o.force_roll,
                 adopt: o.adopt,
                 force_conflicts: o.force_conflicts,
+                allow_mass_deletion: o.allow_mass_deletion,
             },
         })
     }
