@@ -144,7 +144,12 @@ pub struct Pipeline {
     secret_paths: Option<SecretPaths>,
     /// Parallel rendering of contexts (bounded by the machine's cores).
     render_threads: usize,
+    /// Submits rendering at once ([`RENDER_SLOTS`]).
+    render_slots: tokio::sync::Semaphore,
 }
+
+/// How many submits may render at the same time (each spreads its contexts over the cores).
+pub const RENDER_SLOTS: usize = 2;
 
 impl Pipeline {
     pub fn new(registry: Registry, secrets: SecretSource) -> Self {
@@ -154,6 +159,7 @@ impl Pipeline {
             secrets,
             secret_paths: None,
             render_threads,
+            render_slots: tokio::sync::Semaphore::new(RENDER_SLOTS),
         }
     }
 
@@ -272,9 +278,20 @@ impl Pipeline {
         warn_short_secrets(&release.metadata.name, &values);
         // A template error may quote a secret (`{{ fail .Values.secrets.db }}`, a
         // scaling or YAML error citing a value): it is masked before anyone sees it.
-        let (manifests, hooks) = self
-            .render_all(&release, &chart, &values, &facts)
-            .map_err(|e| mask_error(e, &masker))?;
+        // Rendering is CPU work: it runs off the async workers (so the API and the agent
+        // links keep answering while a chart renders) and at most RENDER_SLOTS submits
+        // render at once; each render is bounded by its deadline and output budget.
+        let _slot = self
+            .render_slots
+            .acquire()
+            .await
+            .map_err(|_| PrepareError::Render("the render pool is closed".into()))?;
+        let render = || self.render_all(&release, &chart, &values, &facts);
+        let rendered = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(render),
+            _ => render(),
+        };
+        let (manifests, hooks) = rendered.map_err(|e| mask_error(e, &masker))?;
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
             .map(|c| convoy_release::values_digest(&release, c))
