@@ -47,20 +47,6 @@ pub fn parse(expr: &str) -> Result<Map<String, Json>> {
     Ok(m)
 }
 
-/// Every number as float64, as Go's `encoding/json` decodes into `interface{}`.
-fn floats(v: Json) -> Json {
-    match v {
-        Json::Number(n) => n
-            .as_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
-        Json::Array(a) => Json::Array(a.into_iter().map(floats).collect()),
-        Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, floats(v))).collect()),
-        other => other,
-    }
-}
-
 /// Helm's `typedVal`.
 fn typed(v: &str) -> Json {
     if v.eq_ignore_ascii_case("true") {
@@ -178,12 +164,12 @@ impl Parser<'_> {
         self.pos += used;
         skip_blank(self);
         match self.chars.get(self.pos) {
-            None => Ok((floats(value), true)),
+            None => Ok((crate::values::numbers_as_float64(&value), true)),
             Some(',') => {
                 self.pos += 1;
-                Ok((floats(value), false))
+                Ok((crate::values::numbers_as_float64(&value), false))
             }
-            _ => Ok((floats(value), false)),
+            _ => Ok((crate::values::numbers_as_float64(&value), false)),
         }
     }
 

@@ -168,6 +168,25 @@ pub fn merge_user_values(base: &mut Map<String, Json>, overlay: Map<String, Json
     }
 }
 
+/// Every number as a float64, as Go's `encoding/json` decodes into `interface{}` (how
+/// Helm's values and `--set-json` values arrive at templates).
+pub fn numbers_as_float64(v: &Json) -> Json {
+    match v {
+        Json::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        Json::Array(a) => Json::Array(a.iter().map(numbers_as_float64).collect()),
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_float64(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

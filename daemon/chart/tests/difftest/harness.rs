@@ -100,16 +100,7 @@ pub fn shorten(s: &str, n: usize) -> String {
 /// Every number as a float64, as Helm's values are (they come through JSON into
 /// `interface{}`); the oracle decodes them the same way.
 pub fn normalize_numbers(v: &Json) -> Json {
-    match v {
-        Json::Number(n) => n
-            .as_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
-        Json::Array(a) => Json::Array(a.iter().map(normalize_numbers).collect()),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), normalize_numbers(v))).collect()),
-        other => other.clone(),
-    }
+    convoy_chart::values::numbers_as_float64(v)
 }
 
 /// convoy's side: `render_str` with the values normalised as Helm reads them.
