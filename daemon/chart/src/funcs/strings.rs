@@ -9,6 +9,7 @@ use crate::tmpl::{FuncMap, Value};
 
 use super::add;
 use super::conv::{arity, call_error, int_arg, list, map, str_arg, string, strval};
+use crate::tmpl::go_quote;
 
 pub(crate) fn register(m: &mut FuncMap) {
     add(m, "hello", |_| Ok(string("Hello!")));
@@ -262,38 +263,6 @@ fn go_replace_all(s: &str, old: &str, new: &str) -> String {
         return out;
     }
     s.replace(old, new)
-}
-
-/// Go's `strconv.Quote`.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() || c == '\u{feff}' => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn title(s: &str) -> String {

@@ -20,6 +20,9 @@ pub mod value;
 pub use exec::{Limits, MissingKey, Set};
 pub use value::{Dict, Error, FuncMap, Map, Object, Result, Value, ValueFunc};
 
+/// Go's `strconv.Quote` (also sprig's `quote`, which is `%q`).
+pub(crate) use lex::go_quote;
+
 /// Parses `tpl` as template "t" with `funcs` and executes it with `data`: Go's texts on
 /// error. For the function library's tests.
 #[cfg(test)]
