@@ -534,27 +534,7 @@ impl Lexer<'_> {
     }
 
     fn char_constant(&mut self) -> bool {
-        loop {
-            match self.next() {
-                Some('\\') => {
-                    if let Some(c) = self.next()
-                        && c != '\n'
-                    {
-                        continue;
-                    }
-                    self.error("unterminated character constant".into());
-                    return false;
-                }
-                None | Some('\n') => {
-                    self.error("unterminated character constant".into());
-                    return false;
-                }
-                Some('\'') => break,
-                Some(_) => {}
-            }
-        }
-        self.emit(Kind::CharConstant);
-        true
+        self.quoted('\'', Kind::CharConstant, "unterminated character constant")
     }
 
     fn number(&mut self) -> bool {
@@ -607,6 +587,11 @@ impl Lexer<'_> {
     }
 
     fn quote(&mut self) -> bool {
+        self.quoted('"', Kind::String, "unterminated quoted string")
+    }
+
+    /// A quoted item up to an unescaped `close` on the same line (the opening quote is read).
+    fn quoted(&mut self, close: char, kind: Kind, unterminated: &str) -> bool {
         loop {
             match self.next() {
                 Some('\\') => {
@@ -615,18 +600,18 @@ impl Lexer<'_> {
                     {
                         continue;
                     }
-                    self.error("unterminated quoted string".into());
+                    self.error(unterminated.into());
                     return false;
                 }
                 None | Some('\n') => {
-                    self.error("unterminated quoted string".into());
+                    self.error(unterminated.into());
                     return false;
                 }
-                Some('"') => break,
+                Some(c) if c == close => break,
                 Some(_) => {}
             }
         }
-        self.emit(Kind::String);
+        self.emit(kind);
         true
     }
 
