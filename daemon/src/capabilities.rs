@@ -135,6 +135,7 @@ impl RenderFacts {
             is_upgrade: self.is_upgrade,
             kube_version: self.capabilities.as_ref().map(|c| c.kube_version()),
             api_versions: self.capabilities.as_ref().map(|c| c.api_versions()),
+            limits: convoy_release::RenderLimits::default(),
         }
     }
 

@@ -76,6 +76,117 @@ pub struct DaemonConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Bounds on loading and rendering a submitted chart.
+    #[serde(default)]
+    pub render: RenderConfig,
+}
+
+/// Bounds on loading and rendering charts, so a hostile or broken chart fails with a
+/// clear error while the API and the agent links keep answering. The defaults are
+/// bounds no real chart meets (Helm's own for the archive).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    /// How long one context's render may run, in seconds.
+    #[serde(default = "default_render_time_limit")]
+    pub time_limit_seconds: u32,
+    /// How much one context's render may write, in MiB.
+    #[serde(default = "default_render_max_output")]
+    pub max_output_mib: u32,
+    /// How large a chart may unpack to, its subcharts included, in MiB.
+    #[serde(default = "default_max_chart")]
+    pub max_chart_mib: u32,
+    /// How large one file of a chart may unpack to, in MiB.
+    #[serde(default = "default_max_chart_file")]
+    pub max_chart_file_mib: u32,
+    /// How deep subcharts may nest (1: no subcharts).
+    #[serde(default = "default_max_subchart_depth")]
+    pub max_subchart_depth: u32,
+    /// How many submits (or diffs) may render at the same time; each spreads its
+    /// contexts over the machine's cores. Others wait their turn.
+    #[serde(default = "default_concurrent_renders")]
+    pub concurrent_submits: u32,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            time_limit_seconds: default_render_time_limit(),
+            max_output_mib: default_render_max_output(),
+            max_chart_mib: default_max_chart(),
+            max_chart_file_mib: default_max_chart_file(),
+            max_subchart_depth: default_max_subchart_depth(),
+            concurrent_submits: default_concurrent_renders(),
+        }
+    }
+}
+
+impl RenderConfig {
+    /// The pipeline's bounds.
+    pub fn limits(&self) -> crate::pipeline::PipelineLimits {
+        const MIB: u64 = 1024 * 1024;
+        crate::pipeline::PipelineLimits {
+            render: convoy_release::RenderLimits {
+                time: std::time::Duration::from_secs(self.time_limit_seconds.into()),
+                output_bytes: (u64::from(self.max_output_mib) * MIB) as usize,
+            },
+            load: convoy_chart::LoadLimits {
+                max_total_bytes: u64::from(self.max_chart_mib) * MIB,
+                max_file_bytes: u64::from(self.max_chart_file_mib) * MIB,
+                max_depth: self.max_subchart_depth as usize,
+            },
+            concurrent_submits: self.concurrent_submits as usize,
+        }
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fields = [
+            ("time_limit_seconds", self.time_limit_seconds),
+            ("max_output_mib", self.max_output_mib),
+            ("max_chart_mib", self.max_chart_mib),
+            ("max_chart_file_mib", self.max_chart_file_mib),
+            ("max_subchart_depth", self.max_subchart_depth),
+            ("concurrent_submits", self.concurrent_submits),
+        ];
+        if let Some((k, _)) = fields.iter().find(|(_, v)| *v == 0) {
+            return Err((format!("render.{k}"), "must be at least 1".into()));
+        }
+        if self.max_output_mib > 4096 || self.max_chart_mib > 4096 {
+            return Err((
+                "render".into(),
+                "max_output_mib and max_chart_mib must be at most 4096".into(),
+            ));
+        }
+        if self.max_chart_file_mib > self.max_chart_mib {
+            return Err((
+                "render.max_chart_file_mib".into(),
+                format!(
+                    "{} is more than render.max_chart_mib ({}): one file cannot be larger than the chart",
+                    self.max_chart_file_mib, self.max_chart_mib
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_render_time_limit() -> u32 {
+    convoy_release::RenderLimits::default().time.as_secs() as u32
+}
+fn default_render_max_output() -> u32 {
+    (convoy_release::RenderLimits::default().output_bytes / (1024 * 1024)) as u32
+}
+fn default_max_chart() -> u32 {
+    (convoy_chart::LoadLimits::default().max_total_bytes / (1024 * 1024)) as u32
+}
+fn default_max_chart_file() -> u32 {
+    (convoy_chart::LoadLimits::default().max_file_bytes / (1024 * 1024)) as u32
+}
+fn default_max_subchart_depth() -> u32 {
+    convoy_chart::LoadLimits::default().max_depth as u32
+}
+fn default_concurrent_renders() -> u32 {
+    2
 }
 
 /// Server TLS.
@@ -272,6 +383,7 @@ impl DaemonConfig {
         if let Some(p) = &self.secret_paths {
             p.validate()?;
         }
+        self.render.validate()?;
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()
         {
@@ -475,6 +587,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("store.backend") && err.contains("postgres"), "{err}");
+    }
+
+    #[test]
+    fn render_limits_default_to_bounds_no_chart_meets_and_are_validated() {
+        let cfg = DaemonConfig::load_with_env(None, Vec::new()).unwrap();
+        let l = cfg.render.limits();
+        assert_eq!(l.render, convoy_release::RenderLimits::default());
+        assert_eq!(l.load, convoy_chart::LoadLimits::default());
+        assert_eq!(l.load.max_total_bytes, 100 << 20);
+        let cfg = load(
+            "render: {time_limit_seconds: 3, max_chart_mib: 8}\n",
+            &[("CONVOY_DAEMON__RENDER__CONCURRENT_SUBMITS", "4")],
+        )
+        .unwrap();
+        let l = cfg.render.limits();
+        assert_eq!(l.render.time, std::time::Duration::from_secs(3));
+        assert_eq!(l.load.max_total_bytes, 8 << 20);
+        assert_eq!(l.concurrent_submits, 4);
+        let err = load("render: {time_limit_seconds: 0}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("render.time_limit_seconds") && err.contains("at least 1"),
+            "{err}"
+        );
+        let err = load("render: {max_chart_mib: 2, max_chart_file_mib: 5}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("render.max_chart_file_mib"), "{err}");
+        let err = load("render: {time_limit: 3}\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("time_limit"), "{err}");
     }
 
     /// A TLS section whose files exist, with or without a client CA.

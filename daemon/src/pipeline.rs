@@ -62,6 +62,16 @@ fn warn_short_secrets(release: &str, values: &BTreeMap<String, BTreeMap<String, 
     }
 }
 
+/// Runs CPU-bound `f` without holding up the async workers (so the API and the agent
+/// links keep answering): in place on a multi-threaded runtime, which moves its other
+/// tasks elsewhere meanwhile; directly elsewhere (tests on a current-thread runtime).
+fn off_async<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Where secret values come from.
 pub enum SecretSource {
     Vault(Arc<convoy_secrets::Vault>),
@@ -144,12 +154,32 @@ pub struct Pipeline {
     secret_paths: Option<SecretPaths>,
     /// Parallel rendering of contexts (bounded by the machine's cores).
     render_threads: usize,
-    /// Submits rendering at once ([`RENDER_SLOTS`]).
+    /// Submits rendering at once ([`PipelineLimits::concurrent_submits`]).
     render_slots: tokio::sync::Semaphore,
+    limits: PipelineLimits,
 }
 
-/// How many submits may render at the same time (each spreads its contexts over the cores).
-pub const RENDER_SLOTS: usize = 2;
+/// Bounds on loading and rendering a submit (the daemon config's `render` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineLimits {
+    /// Each context's render.
+    pub render: convoy_release::RenderLimits,
+    /// The submitted chart archive.
+    pub load: convoy_chart::LoadLimits,
+    /// How many submits may render at the same time (each spreads its contexts over
+    /// the cores).
+    pub concurrent_submits: usize,
+}
+
+impl Default for PipelineLimits {
+    fn default() -> Self {
+        PipelineLimits {
+            render: convoy_release::RenderLimits::default(),
+            load: convoy_chart::LoadLimits::default(),
+            concurrent_submits: 2,
+        }
+    }
+}
 
 impl Pipeline {
     pub fn new(registry: Registry, secrets: SecretSource) -> Self {
@@ -159,8 +189,16 @@ impl Pipeline {
             secrets,
             secret_paths: None,
             render_threads,
-            render_slots: tokio::sync::Semaphore::new(RENDER_SLOTS),
+            render_slots: tokio::sync::Semaphore::new(PipelineLimits::default().concurrent_submits),
+            limits: PipelineLimits::default(),
         }
+    }
+
+    /// Bounds loading and rendering.
+    pub fn with_limits(mut self, limits: PipelineLimits) -> Self {
+        self.render_slots = tokio::sync::Semaphore::new(limits.concurrent_submits.max(1));
+        self.limits = limits;
+        self
     }
 
     /// Restricts the Vault paths releases may name.
@@ -267,7 +305,12 @@ impl Pipeline {
         pinned: Option<&[SecretVersion]>,
         facts: &dyn FactsSource,
     ) -> Result<Prepared, PrepareError> {
-        let (release, chart) = self.load(inputs)?;
+        // Unpacking a chart (up to `render.max_chart_mib`) is CPU work too: a render slot,
+        // off the async workers.
+        let (release, chart) = {
+            let _slot = self.render_slot().await?;
+            off_async(|| self.load(inputs))?
+        };
         release.validate(&self.registry).map_err(invalid)?;
         let environment = self.environment(&release)?;
         let requests = convoy_release::plan_secrets(&release);
@@ -279,18 +322,10 @@ impl Pipeline {
         // A template error may quote a secret (`{{ fail .Values.secrets.db }}`, a
         // scaling or YAML error citing a value): it is masked before anyone sees it.
         // Rendering is CPU work: it runs off the async workers (so the API and the agent
-        // links keep answering while a chart renders) and at most RENDER_SLOTS submits
+        // links keep answering while a chart renders) and at most `concurrent_submits`
         // render at once; each render is bounded by its deadline and output budget.
-        let _slot = self
-            .render_slots
-            .acquire()
-            .await
-            .map_err(|_| PrepareError::Render("the render pool is closed".into()))?;
-        let render = || self.render_all(&release, &chart, &values, &facts);
-        let rendered = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(render),
-            _ => render(),
-        };
+        let _slot = self.render_slot().await?;
+        let rendered = off_async(|| self.render_all(&release, &chart, &values, &facts));
         let (manifests, hooks) = rendered.map_err(|e| mask_error(e, &masker))?;
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
@@ -387,12 +422,13 @@ impl Pipeline {
                 inputs.source_name
             )));
         }
-        let chart = convoy_chart::Chart::load_archive(&inputs.chart_archive).map_err(|e| {
-            PrepareError::Render(format!(
-                "{}: the submitted chart archive: {e}",
-                inputs.source_name
-            ))
-        })?;
+        let chart = convoy_chart::Chart::load_archive_within(&inputs.chart_archive, &self.limits.load)
+            .map_err(|e| {
+                PrepareError::Render(format!(
+                    "{}: the submitted chart archive: {e}",
+                    inputs.source_name
+                ))
+            })?;
         Ok((release, chart))
     }
 
@@ -512,6 +548,14 @@ impl Pipeline {
         }
     }
 
+    /// Waits for one of the `concurrent_submits` render slots.
+    async fn render_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PrepareError> {
+        self.render_slots
+            .acquire()
+            .await
+            .map_err(|_| PrepareError::Render("the render pool is closed".into()))
+    }
+
     /// Renders every target context with its facts, spread over a few threads.
     fn render_all(
         &self,
@@ -538,7 +582,8 @@ impl Pipeline {
                                     ))
                                 })?;
                                 let secrets = values.get(*ctx).unwrap_or(&empty);
-                                let env = facts.get(*ctx).unwrap_or(&install).env();
+                                let mut env = facts.get(*ctx).unwrap_or(&install).env();
+                                env.limits = self.limits.render;
                                 let r =
                                     convoy_release::render_context_in(release, chart, context, secrets, &env)
                                         .map_err(render_error)?;

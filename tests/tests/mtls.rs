@@ -6,6 +6,8 @@
 //! `tls.client_cert_optional` lets certificate-less token holders in). Real
 //! `convoy-agent` processes get through such a listener with a client certificate
 //! (`tls.client_cert_file`), and are refused without one, saying why in their log.
+//! Also what any caller meets at the API: scoped tokens, the audit log, request limits,
+//! and render bounds that keep the coordinator answering while a chart misbehaves.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -463,6 +465,18 @@ async fn agents_get_through_a_required_client_ca_with_a_certificate_only() {
 // ---- scoped principals ---------------------------------------------------------------
 
 /// A plaintext client (loopback) sending `token`.
+/// The audit entries about `release` that the caller may see.
+async fn audit_of(c: &mut Client, release: &str) -> Vec<pb::AuditEntry> {
+    c.list_audit(pb::ListAuditRequest {
+        release: release.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .entries
+}
+
 async fn token_client(convoyd: &Convoyd, token: &str) -> Client {
     let channel = Endpoint::from_shared(convoyd.addr.clone())
         .unwrap()
@@ -692,6 +706,22 @@ async fn scoped_principals_act_only_inside_their_scope() {
             "spec.options.adopt needs role operator",
         ],
     );
+    // ... nor allow a mass deletion, from the file or from the request (operator).
+    denied(
+        ci.submit_release(scoped_submit(web("  options: {allowMassDeletion: true}\n"), true))
+            .await,
+        "allowMassDeletion by a deployer",
+        &["spec.options.allowMassDeletion needs role operator"],
+    );
+    denied(
+        ci.submit_release(pb::SubmitReleaseRequest {
+            allow_mass_deletion: true,
+            ..scoped_submit(web(""), true)
+        })
+        .await,
+        "--allow-mass-deletion by a deployer",
+        &["submit with allow_mass_deletion (--allow-mass-deletion) needs role operator"],
+    );
     // ... nor touch or read another team's release.
     denied(
         ci.submit_release(scoped_submit(
@@ -829,15 +859,7 @@ async fn scoped_principals_act_only_inside_their_scope() {
 
     // (d) The audit log: the dry run and the diff, the refusals, the rollback; through
     // the RPC and `convoy audit`.
-    let entries = ci
-        .list_audit(pb::ListAuditRequest {
-            release: "web.shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let entries = audit_of(&mut ci, "web.shop").await;
     let seen: Vec<(String, String, String)> = entries
         .iter()
         .map(|e| {
@@ -860,15 +882,7 @@ async fn scoped_principals_act_only_inside_their_scope() {
         );
     }
     // A scoped caller sees its own entries and its scope's releases only.
-    let prod_entries = viewer
-        .list_audit(pb::ListAuditRequest {
-            release: "api.shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let prod_entries = audit_of(&mut viewer, "api.shop").await;
     assert!(prod_entries.is_empty(), "{prod_entries:?}");
     let cli = convoy_tests::convoy::binary("convoy").unwrap();
     let out = std::process::Command::new(cli)
@@ -922,4 +936,171 @@ async fn scoped_principals_act_only_inside_their_scope() {
         big_name.message()
     );
     drop(agents);
+}
+
+/// Copies `tests/charts/web` into `dir/web` and adds `files` (path, content) to it.
+fn web_chart_with(dir: &Path, files: &[(&str, Vec<u8>)]) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/web");
+    let dst = dir.join("web");
+    for entry in ["Chart.yaml", "values.yaml"].into_iter().map(String::from).chain(
+        std::fs::read_dir(src.join("templates"))
+            .unwrap()
+            .map(|e| format!("templates/{}", e.unwrap().file_name().to_string_lossy())),
+    ) {
+        let to = dst.join(&entry);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(&entry), &to).unwrap();
+    }
+    for (name, data) in files {
+        let to = dst.join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(&to, data).unwrap();
+    }
+    dst
+}
+
+/// Rendering cannot stall the coordinator: with `render.time_limit_seconds: 3`, a chart
+/// whose nested 8-million-step loops run a loop each fails the submit at its deadline, with a message
+/// naming the limit, while `convoy status` keeps answering (each call timed: under a
+/// second) and the deployed revision is untouched; a chart that unpacks beyond
+/// `render.max_chart_file_mib` (a gzip bomb) and one whose subcharts nest deeper than
+/// `render.max_subchart_depth` are refused naming the bound; the failures are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_chart_fails_at_its_deadline_while_the_api_answers() {
+    let cfg = format!(
+        "contexts:\n{CONTEXT}auth:\n  tokens:\n    - {{name: admin, role: admin, token: t-admin}}\n  \
+         agents:\n    - {{context: east, token: agent-east}}\n\
+         render: {{time_limit_seconds: 3, max_chart_mib: 4, max_chart_file_mib: 1, max_subchart_depth: 3}}\n\
+         heartbeat_seconds: 2\n"
+    );
+    let convoyd = Convoyd::start(&cfg).await.unwrap();
+    let _agent = AgentProcess::start(&convoyd.addr, "east", "agent-east", None, "")
+        .await
+        .unwrap();
+    let mut admin = token_client(&convoyd, "t-admin").await;
+    let fast = || scoped_submit(scoped_release("web", "shop", "east", "", ""), false);
+    let good = admin
+        .submit_release(fast())
+        .await
+        .expect("the web chart deploys")
+        .into_inner();
+    wait_deployed(&mut admin, "web.shop", good.revision).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let with_chart = |chart: &Path| pb::SubmitReleaseRequest {
+        chart_archive: convoy_chart::package_dir(chart).expect("packaging"),
+        ..fast()
+    };
+    // Nested loops of 2,000 x 4,000 steps, each step a 100-step loop: 800 million
+    // iterations, a minute or more in any template engine.
+    let spin = web_chart_with(
+        &dir.path().join("spin"),
+        &[(
+            "templates/spin.yaml",
+            b"{{- range $i := until 2000 }}{{- range $j := until 4000 }}{{- range until 100 }}{{- end }}{{- end }}{{- end }}\n"
+                .to_vec(),
+        )],
+    );
+    let mut submitter = admin.clone();
+    let runaway = with_chart(&spin);
+    let started = Instant::now();
+    let submit = tokio::spawn(async move { (submitter.submit_release(runaway).await, started.elapsed()) });
+    let cli = convoy_tests::convoy::binary("convoy").unwrap();
+    let mut answers = Vec::new();
+    while !submit.is_finished() {
+        let asked = Instant::now();
+        let out = tokio::process::Command::new(&cli)
+            .args(["status", "web.shop", "--server", &convoyd.addr])
+            .env("CONVOY_TOKEN", "t-admin")
+            .output()
+            .await
+            .unwrap();
+        let took = asked.elapsed();
+        assert!(
+            out.status.success(),
+            "convoy status while a chart renders: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("web.shop"));
+        answers.push(took);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (result, elapsed) = submit.await.unwrap();
+    let refused = result.expect_err("a chart looping 800 million times must not render in 3 s");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("render deadline exceeded")
+            && refused.message().contains("the render's time limit is 3s")
+            && refused.message().contains("spin.yaml"),
+        "{}",
+        refused.message()
+    );
+    // It failed at its deadline (not before, not long after).
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(12),
+        "the submit took {elapsed:?}"
+    );
+    let slowest = answers.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "runaway chart refused after {elapsed:?}; {} `convoy status` calls meanwhile, slowest {slowest:?}",
+        answers.len()
+    );
+    assert!(answers.len() >= 3, "status was asked {} times", answers.len());
+    assert!(
+        slowest < Duration::from_secs(1),
+        "convoy status took {slowest:?} while a chart rendered"
+    );
+
+    // A gzip bomb: a file of 2 MiB of zeros (a few KiB packed) over a 1 MiB bound.
+    let bomb = web_chart_with(&dir.path().join("bomb"), &[("files/zeros", vec![0; 2 << 20])]);
+    let refused = admin.submit_release(with_chart(&bomb)).await.unwrap_err();
+    assert!(
+        refused
+            .message()
+            .contains("files/zeros unpacks to more than 1 MiB")
+            && refused.message().contains("render.max_chart_file_mib"),
+        "{}",
+        refused.message()
+    );
+    // Subcharts four levels deep, three allowed.
+    let meta = |n: &str| format!("apiVersion: v2\nname: {n}\nversion: 0.1.0\n").into_bytes();
+    let deep = web_chart_with(
+        &dir.path().join("deep"),
+        &[
+            ("charts/a/Chart.yaml", meta("a")),
+            ("charts/a/charts/b/Chart.yaml", meta("b")),
+            ("charts/a/charts/b/charts/c/Chart.yaml", meta("c")),
+        ],
+    );
+    let refused = admin.submit_release(with_chart(&deep)).await.unwrap_err();
+    assert!(
+        refused.message().contains("subcharts nest deeper than 3 levels"),
+        "{}",
+        refused.message()
+    );
+
+    // Nothing of it reached the cluster or the history; the refusals are audited.
+    let r = admin
+        .get_release(pb::GetReleaseRequest {
+            release: "web.shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.deployed_revision, good.revision, "{r:?}");
+    let history = admin
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.revisions.len(), 1, "{history:?}");
+    let audit = audit_of(&mut admin, "web.shop").await;
+    let failed = audit
+        .iter()
+        .filter(|e| e.action == "submit" && e.outcome.starts_with("failed"))
+        .count();
+    assert_eq!(failed, 3, "{audit:?}");
 }

@@ -15,8 +15,44 @@ use crate::error::{ChartError, Result};
 use crate::ignore::Rules;
 use crate::metadata::{Dependency, Metadata};
 
-/// Upper bound for one unpacked archive, so a hostile .tgz cannot fill memory.
-const MAX_ARCHIVE_BYTES: u64 = 256 * 1024 * 1024;
+/// Bounds on what loading an archive may unpack, so a hostile `.tgz` (a gzip bomb, or
+/// subcharts nested in subcharts) cannot fill memory or recurse without end. The bytes
+/// count every file of the chart and of every nested subchart archive together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// All unpacked files together, subcharts included.
+    pub max_total_bytes: u64,
+    /// One unpacked file.
+    pub max_file_bytes: u64,
+    /// How deep subcharts may nest (a chart with subcharts of its own is depth 2).
+    pub max_depth: usize,
+}
+
+impl Default for LoadLimits {
+    /// Helm's own bounds (`--max-chart-size` 100 MiB, `--max-file-size` 5 MiB since
+    /// Helm 3.17), so every chart Helm loads loads here; Helm has no depth bound,
+    /// 16 levels is far beyond any real chart (the deepest we know nest 3).
+    fn default() -> Self {
+        LoadLimits {
+            max_total_bytes: 100 * 1024 * 1024,
+            max_file_bytes: 5 * 1024 * 1024,
+            max_depth: 16,
+        }
+    }
+}
+
+/// What is left of a [`LoadLimits`] while an archive unpacks.
+struct Budget {
+    limits: LoadLimits,
+    used: u64,
+}
+
+/// Upper bound for the CLI's own local archives, which it reads without limits set.
+const UNLIMITED: LoadLimits = LoadLimits {
+    max_total_bytes: 1024 * 1024 * 1024,
+    max_file_bytes: 1024 * 1024 * 1024,
+    max_depth: 64,
+};
 
 /// One file of a chart, its path relative to the chart root with `/` separators.
 #[derive(Clone)]
@@ -70,8 +106,19 @@ impl Chart {
 
     /// Loads a packaged chart (`.tgz`): one top-level directory holding the chart.
     pub fn load_archive(bytes: &[u8]) -> Result<Chart> {
-        let files = unpack(bytes, "archive")?;
-        Chart::from_files(files, "archive")
+        Chart::load_archive_within(bytes, &UNLIMITED)
+    }
+
+    /// [`Chart::load_archive`] within `limits`: a chart (with its subcharts) that
+    /// unpacks to more, or nests deeper, fails with an error saying which bound and
+    /// by how much, before it is held in memory whole.
+    pub fn load_archive_within(bytes: &[u8], limits: &LoadLimits) -> Result<Chart> {
+        let mut budget = Budget {
+            limits: *limits,
+            used: 0,
+        };
+        let files = unpack(bytes, "archive", &mut budget)?;
+        Chart::from_files_in(files, "archive", &mut budget, 1)
     }
 
     /// Loads a chart from a directory or a `.tgz` file.
@@ -81,8 +128,12 @@ impl Chart {
             return Chart::load_dir(path);
         }
         let bytes = std::fs::read(path).map_err(|e| ChartError::io(path, e))?;
-        let files = unpack(&bytes, &path.display().to_string())?;
-        Chart::from_files(files, &path.display().to_string())
+        let mut budget = Budget {
+            limits: UNLIMITED,
+            used: 0,
+        };
+        let files = unpack(&bytes, &path.display().to_string(), &mut budget)?;
+        Chart::from_files_in(files, &path.display().to_string(), &mut budget, 1)
     }
 
     /// The chart's name (the alias once a parent renames it).
@@ -120,6 +171,21 @@ impl Chart {
 
     /// Builds a chart from files relative to its root (`origin` names it in errors).
     pub fn from_files(files: Vec<ChartFile>, origin: &str) -> Result<Chart> {
+        let mut budget = Budget {
+            limits: UNLIMITED,
+            used: 0,
+        };
+        Chart::from_files_in(files, origin, &mut budget, 1)
+    }
+
+    /// [`Chart::from_files`] for a chart at `depth` (1: the top), nested archives
+    /// unpacked within `budget`.
+    fn from_files_in(
+        files: Vec<ChartFile>,
+        origin: &str,
+        budget: &mut Budget,
+        depth: usize,
+    ) -> Result<Chart> {
         let mut metadata = None;
         let mut values = None;
         let mut schema = None;
@@ -177,6 +243,20 @@ impl Chart {
         }
         metadata.validate()?;
         let mut dependencies = Vec::new();
+        let is_chart = |name: &str, files: &[ChartFile]| {
+            name.ends_with(".tgz") || files.iter().any(|f| f.name == "Chart.yaml")
+        };
+        if depth >= budget.limits.max_depth
+            && let Some((name, _)) = sub.iter().find(|(n, f)| is_chart(n, f))
+        {
+            return Err(ChartError::Archive {
+                name: format!("{origin}/charts/{name}"),
+                message: format!(
+                    "subcharts nest deeper than {} levels (the coordinator's render.max_subchart_depth)",
+                    budget.limits.max_depth
+                ),
+            });
+        }
         for (name, files) in sub {
             let sub_origin = format!("{origin}/charts/{name}");
             let unpack_err = |e: ChartError| ChartError::Archive {
@@ -186,12 +266,16 @@ impl Chart {
             if name.ends_with(".tgz") {
                 for f in files {
                     if f.name.is_empty() {
-                        let unpacked = unpack(&f.data, &sub_origin).map_err(unpack_err)?;
-                        dependencies.push(Chart::from_files(unpacked, &sub_origin).map_err(unpack_err)?);
+                        let unpacked = unpack(&f.data, &sub_origin, budget).map_err(unpack_err)?;
+                        dependencies.push(
+                            Chart::from_files_in(unpacked, &sub_origin, budget, depth + 1)
+                                .map_err(unpack_err)?,
+                        );
                     }
                 }
             } else if files.iter().any(|f| f.name == "Chart.yaml") {
-                dependencies.push(Chart::from_files(files, &sub_origin).map_err(unpack_err)?);
+                dependencies
+                    .push(Chart::from_files_in(files, &sub_origin, budget, depth + 1).map_err(unpack_err)?);
             } else {
                 // Not a chart (a README in charts/, say): Helm keeps such files as plain files.
                 other.extend(files.into_iter().map(|f| ChartFile {
@@ -281,14 +365,15 @@ pub fn package_dir(path: &Path) -> Result<Vec<u8>> {
     builder.into_inner().map_err(err)?.finish().map_err(err)
 }
 
-/// Unpacks a gzipped tar into files relative to its single top-level directory.
-fn unpack(bytes: &[u8], name: &str) -> Result<Vec<ChartFile>> {
+/// Unpacks a gzipped tar into files relative to its single top-level directory, every
+/// file counted against `budget`.
+fn unpack(bytes: &[u8], name: &str, budget: &mut Budget) -> Result<Vec<ChartFile>> {
     let err = |message: String| ChartError::Archive {
         name: name.to_string(),
         message,
     };
     let gz = flate2::read::GzDecoder::new(bytes);
-    let mut archive = tar::Archive::new(gz.take(MAX_ARCHIVE_BYTES));
+    let mut archive = tar::Archive::new(gz);
     let mut files = Vec::new();
     let mut top: Option<String> = None;
     for entry in archive
@@ -322,10 +407,29 @@ fn unpack(bytes: &[u8], name: &str) -> Result<Vec<ChartFile>> {
             }
             _ => {}
         }
+        // The header's size can lie: what is read is bounded, not what is announced.
+        let limits = budget.limits;
+        let left = limits.max_total_bytes.saturating_sub(budget.used);
+        let cap = limits.max_file_bytes.min(left);
         let mut data = Vec::new();
-        entry
+        (&mut entry)
+            .take(cap + 1)
             .read_to_end(&mut data)
             .map_err(|e| err(format!("reading {path}: {e}")))?;
+        if data.len() as u64 > cap {
+            return Err(err(if cap == limits.max_file_bytes {
+                format!(
+                    "{path} unpacks to more than {} (the coordinator's render.max_chart_file_mib)",
+                    mib(limits.max_file_bytes)
+                )
+            } else {
+                format!(
+                    "the chart unpacks to more than {} with its subcharts (the coordinator's render.max_chart_mib); stopped at {path}",
+                    mib(limits.max_total_bytes)
+                )
+            }));
+        }
+        budget.used += data.len() as u64;
         files.push(ChartFile {
             name: rest.to_string(),
             data,
@@ -335,6 +439,16 @@ fn unpack(bytes: &[u8], name: &str) -> Result<Vec<ChartFile>> {
         return Err(err("no files in chart archive".to_string()));
     }
     Ok(files)
+}
+
+/// `n` bytes in MiB for messages (`5 MiB`, `0.5 MiB`).
+fn mib(n: u64) -> String {
+    let m = n as f64 / (1024.0 * 1024.0);
+    if m.fract() == 0.0 {
+        format!("{m} MiB")
+    } else {
+        format!("{m:.2} MiB")
+    }
 }
 
 #[cfg(test)]
@@ -358,20 +472,8 @@ pub(crate) mod tests {
 
     /// Packs files under `top/` into a .tgz.
     pub(crate) fn tgz(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (n, d) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(d.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            builder
-                .append_data(&mut h, format!("{top}/{n}"), d.as_bytes())
-                .unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (*n, d.as_bytes())).collect();
+        tgz_bytes(top, &files)
     }
 
     #[test]
@@ -397,6 +499,99 @@ pub(crate) mod tests {
         assert_eq!(c.dependencies[0].name(), "sub");
         assert_eq!(c.crd_files().count(), 1);
         assert_eq!(c.default_values()["a"].as_f64(), Some(1.0));
+    }
+
+    /// Packs binary files under `top/` into a .tgz.
+    pub(crate) fn tgz_bytes(top: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::best(),
+        ));
+        for (n, d) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            builder.append_data(&mut h, format!("{top}/{n}"), *d).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn meta(name: &str) -> Vec<u8> {
+        format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n").into_bytes()
+    }
+
+    /// A chart whose subcharts nest `levels` deep, each as an archive in its parent.
+    fn nested(levels: usize) -> Vec<u8> {
+        let mut inner = tgz_bytes(
+            &format!("c{levels}"),
+            &[("Chart.yaml", &meta(&format!("c{levels}")))],
+        );
+        for i in (1..levels).rev() {
+            let name = format!("c{i}");
+            let sub = format!("charts/c{}.tgz", i + 1);
+            inner = tgz_bytes(&name, &[("Chart.yaml", &meta(&name)), (&sub, &inner)]);
+        }
+        inner
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_file_and_total_bounds() {
+        let limits = LoadLimits {
+            max_total_bytes: 3 * 1024 * 1024,
+            max_file_bytes: 1024 * 1024,
+            max_depth: 4,
+        };
+        // 2 MiB of zeros compresses to a few KiB.
+        let zeros = vec![0u8; 2 * 1024 * 1024];
+        let bomb = tgz_bytes("app", &[("Chart.yaml", &meta("app")), ("files/zeros", &zeros)]);
+        assert!(bomb.len() < 20_000, "{}", bomb.len());
+        let e = Chart::load_archive_within(&bomb, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("files/zeros unpacks to more than 1 MiB") && e.contains("render.max_chart_file_mib"),
+            "{e}"
+        );
+        // Many files each under the bound, more than the total: the total stops it,
+        // counting subchart archives too.
+        let mb = vec![b'x'; 900 * 1024];
+        let sub = tgz_bytes("sub", &[("Chart.yaml", &meta("sub")), ("a", &mb), ("b", &mb)]);
+        let parent = tgz_bytes(
+            "app",
+            &[
+                ("Chart.yaml", &meta("app")),
+                ("c", &mb),
+                ("d", &mb),
+                ("charts/sub.tgz", &sub),
+            ],
+        );
+        let e = Chart::load_archive_within(&parent, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unpacks to more than 3 MiB with its subcharts"), "{e}");
+        assert!(e.contains("charts/sub.tgz"), "names the subchart: {e}");
+        // Within the bounds it loads.
+        let ok = tgz_bytes("app", &[("Chart.yaml", &meta("app")), ("c", &mb)]);
+        assert_eq!(Chart::load_archive_within(&ok, &limits).unwrap().name(), "app");
+    }
+
+    #[test]
+    fn subcharts_nest_only_as_deep_as_allowed() {
+        let limits = LoadLimits {
+            max_depth: 4,
+            ..LoadLimits::default()
+        };
+        let c = Chart::load_archive_within(&nested(4), &limits).unwrap();
+        assert_eq!(
+            c.dependencies()[0].dependencies()[0].dependencies()[0].name(),
+            "c4"
+        );
+        let e = Chart::load_archive_within(&nested(5), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("subcharts nest deeper than 4 levels"), "{e}");
+        assert!(e.contains("render.max_subchart_depth"), "{e}");
     }
 
     #[test]

@@ -230,6 +230,7 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
     let mut outputs = BTreeMap::new();
     let mut limits = crate::tmpl::Limits {
         deadline: opts.time_limit.map(|d| started + d),
+        time_limit: opts.time_limit,
         max_output: opts.max_output_bytes,
     };
     for t in &tpls {

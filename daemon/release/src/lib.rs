@@ -32,7 +32,7 @@ pub use de::did_you_mean;
 pub use error::{Diagnostic, Diagnostics, ReleaseError, Result};
 pub use model::*;
 pub use registry::{Context, Registry};
-pub use render::{Manifest, RenderEnv, RenderedContext, render_context, render_context_in};
+pub use render::{Manifest, RenderEnv, RenderLimits, RenderedContext, render_context, render_context_in};
 pub use sections::{
     DEFAULT_MIN_READY_WINDOW, DEFAULT_OFFLINE_AGENT_DEADLINE, DEFAULT_PROGRESS_DEADLINE, MAX_REPLICAS,
 };

@@ -19,6 +19,26 @@ pub const RENDER_TIME_LIMIT: std::time::Duration = std::time::Duration::from_sec
 /// How much one context's render may write (real charts write kilobytes to a few MiB).
 pub const RENDER_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
 
+/// Bounds on one context's render, so a hostile or broken chart cannot stall the
+/// coordinator: it fails with an error naming the bound instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// How long the render may run.
+    pub time: std::time::Duration,
+    /// How many bytes of manifests it may write.
+    pub output_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    /// [`RENDER_TIME_LIMIT`] and [`RENDER_OUTPUT_LIMIT`]: bounds no real chart meets.
+    fn default() -> Self {
+        RenderLimits {
+            time: RENDER_TIME_LIMIT,
+            output_bytes: RENDER_OUTPUT_LIMIT,
+        }
+    }
+}
+
 /// Kinds a scaling entry may name.
 const SCALABLE: &[&str] = &["Deployment", "StatefulSet"];
 
@@ -96,6 +116,8 @@ pub struct RenderEnv<'a> {
     /// `.Capabilities.APIVersions`, exactly (a cluster's `group/version` and
     /// `group/version/Kind` entries); None: Helm's default list.
     pub api_versions: Option<&'a [String]>,
+    /// The render's time and output bounds.
+    pub limits: RenderLimits,
 }
 
 /// Renders `chart` for `context`: values in the documented order, `.Release.Name` = the
@@ -139,8 +161,8 @@ pub fn render_context_in(
         // CRDs go to the cluster like everything else, first.
         include_crds: true,
         // A render must not stall the coordinator: bounds no real chart meets.
-        time_limit: Some(RENDER_TIME_LIMIT),
-        max_output_bytes: Some(RENDER_OUTPUT_LIMIT),
+        time_limit: Some(env.limits.time),
+        max_output_bytes: Some(env.limits.output_bytes),
         // A deploy render must not reach the network (getHostByName resolves DNS).
         no_network_functions: true,
         ..RenderOptions::default()

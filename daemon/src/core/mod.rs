@@ -398,7 +398,8 @@ impl Coordinator {
     }
 
     /// Reads the release file (nothing else) and decides whether `who` may `action`
-    /// it: the role (deployer; operator for `spec.options.adopt` or `forceConflicts`)
+    /// it: the role (deployer; operator for `spec.options.adopt`, `forceConflicts` or
+    /// `allowMassDeletion`, or the request's `allow_mass_deletion`)
     /// and the scope (its name, namespace and every target context). Runs before any
     /// secret is read; a refusal is audited and names what was missing.
     fn authorize_submit(
@@ -418,17 +419,24 @@ impl Coordinator {
         let checked = who
             .require(Role::Deployer, verb)
             .and_then(|()| {
-                let risky: Vec<&str> = [("adopt", o.adopt), ("forceConflicts", o.force_conflicts)]
-                    .into_iter()
-                    .filter_map(|(name, on)| on.then_some(name))
-                    .collect();
+                // What can take or destroy objects beyond the release's own needs the
+                // operator role, from the file or from the request.
+                let risky: Vec<&str> = [
+                    ("spec.options.adopt", o.adopt),
+                    ("spec.options.forceConflicts", o.force_conflicts),
+                    ("spec.options.allowMassDeletion", o.allow_mass_deletion),
+                    (
+                        "allow_mass_deletion (--allow-mass-deletion)",
+                        inputs.allow_mass_deletion,
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(name, on)| on.then_some(name))
+                .collect();
                 if risky.is_empty() {
                     Ok(())
                 } else {
-                    who.require(
-                        Role::Operator,
-                        &format!("{verb} with spec.options.{}", risky.join(" and ")),
-                    )
+                    who.require(Role::Operator, &format!("{verb} with {}", risky.join(" and ")))
                 }
             })
             .and_then(|()| {

@@ -151,6 +151,8 @@ impl Set {
 pub struct Limits {
     /// Fail once this instant has passed (checked every few thousand steps).
     pub deadline: Option<std::time::Instant>,
+    /// The time limit the deadline stands for, for the message.
+    pub time_limit: Option<std::time::Duration>,
     /// Fail once more than this many bytes of output were written (includes count too).
     pub max_output: Option<usize>,
 }
@@ -447,7 +449,13 @@ impl<'s> Exec<'s> {
             return Err(self.err(
                 f,
                 At::Node(node),
-                format!("render deadline exceeded after {} steps", self.steps),
+                match self.limits.time_limit {
+                    Some(t) => format!(
+                        "render deadline exceeded: the render's time limit is {:?}, stopped after {} steps",
+                        t, self.steps
+                    ),
+                    None => format!("render deadline exceeded after {} steps", self.steps),
+                },
             ));
         }
         Ok(())
