@@ -881,6 +881,19 @@ async fn scoped_principals_act_only_inside_their_scope() {
             "{want:?} not in {seen:?}"
         );
     }
+    // A file that does not parse is audited too, under no release, naming the file.
+    let broken = ci
+        .submit_release(scoped_submit("kind: Release\nspec: [\n".into(), false))
+        .await
+        .unwrap_err();
+    assert_eq!(broken.code(), Code::InvalidArgument, "{broken:?}");
+    let mine = audit_of(&mut ci, "").await;
+    assert!(
+        mine.iter().any(|e| e.who == "ci-dev"
+            && e.release.is_empty()
+            && e.outcome.starts_with("refused: web.yaml:")),
+        "{mine:?}"
+    );
     // A scoped caller sees its own entries and its scope's releases only.
     let prod_entries = audit_of(&mut viewer, "api.shop").await;
     assert!(prod_entries.is_empty(), "{prod_entries:?}");

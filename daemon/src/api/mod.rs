@@ -29,7 +29,14 @@ fn authenticate<T>(auth: &Authenticator, req: &Request<T>) -> Result<Principal, 
     let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
     let certs = req.peer_certs();
     let leaf = certs.as_deref().and_then(|c| c.first()).map(|c| c.as_ref());
-    auth.authenticate_call(header, leaf).map_err(auth_status)
+    auth.authenticate_call(header, leaf).map_err(|e| {
+        // Who tried and why, never what they presented: a token is a secret even when wrong.
+        let peer = req
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        tracing::warn!(peer = %peer, reason = %e, "call refused before its body was read");
+        auth_status(e)
+    })
 }
 
 /// Authenticates every call from its headers and TLS identity *before* its body is

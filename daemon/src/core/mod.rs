@@ -410,7 +410,15 @@ impl Coordinator {
         reason: &str,
     ) -> Result<crate::prepare::Preview, CoreError> {
         use crate::auth::Role;
-        let preview = self.preparer.preview(inputs).map_err(prepare_error)?;
+        let preview = self.preparer.preview(inputs).map_err(|e| {
+            // Audited too (no secret was read): who sent what could not be parsed. The
+            // release is unknown; the file names it. The first line says why.
+            let e = prepare_error(e);
+            let why = e.to_string();
+            let first = why.lines().next().unwrap_or_default();
+            self.record(who, action, "", reason, &format!("refused: {first}"));
+            e
+        })?;
         let meta = &preview.meta;
         let o = preview.options;
         // Role messages say what the caller did (`submit`, `diff`); the audit entry
