@@ -153,9 +153,11 @@ impl AgentConfig {
     ) -> Result<Self, ConfigError> {
         let source_name = path.map_or_else(|| "<environment>".to_string(), |p| p.display().to_string());
         let cfg: AgentConfig =
-            crate::layered_config::load(path, ENV_PREFIX, env).map_err(|message| ConfigError::Load {
-                source_name: source_name.clone(),
-                message,
+            convoy_common::layered_config::load(path, ENV_PREFIX, env).map_err(|message| {
+                ConfigError::Load {
+                    source_name: source_name.clone(),
+                    message,
+                }
             })?;
         cfg.validate().map_err(|(key, reason)| ConfigError::Invalid {
             source_name,

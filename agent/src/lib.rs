@@ -8,7 +8,6 @@ pub mod config;
 pub mod diff;
 pub mod hooks;
 pub mod kube;
-mod layered_config;
 pub mod mask;
 pub mod runtime;
 pub mod sim;

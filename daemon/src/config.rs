@@ -343,9 +343,11 @@ impl DaemonConfig {
     ) -> Result<Self, ConfigError> {
         let source_name = path.map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
         let cfg: DaemonConfig =
-            crate::layered_config::load(path, ENV_PREFIX, env).map_err(|message| ConfigError::Load {
-                source_name: source_name.clone(),
-                message,
+            convoy_common::layered_config::load(path, ENV_PREFIX, env).map_err(|message| {
+                ConfigError::Load {
+                    source_name: source_name.clone(),
+                    message,
+                }
             })?;
         cfg.validate().map_err(|(key, reason)| ConfigError::Invalid {
             source_name,

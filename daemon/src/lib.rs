@@ -10,7 +10,6 @@ pub mod config;
 pub mod core;
 pub mod diff;
 pub mod http;
-mod layered_config;
 pub mod link;
 pub mod model;
 pub mod orchestrator;

@@ -3,53 +3,15 @@
 //! tier do not depend on each other, so a tier is applied concurrently; pruning walks
 //! the tiers in reverse.
 
-/// Helm's `InstallOrder` (pkg/releaseutil/kind_sorter.go), minus the two kinds we put
-/// in front of everything else.
-const HELM_INSTALL_ORDER: &[&str] = &[
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "PodSecurityPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Secret",
-    "SecretList",
-    "ConfigMap",
-    "StorageClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "ClusterRole",
-    "ClusterRoleList",
-    "ClusterRoleBinding",
-    "ClusterRoleBindingList",
-    "Role",
-    "RoleList",
-    "RoleBinding",
-    "RoleBindingList",
-    "Service",
-    "DaemonSet",
-    "Pod",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "IngressClass",
-    "Ingress",
-    "APIService",
-];
-
 /// The tier of a kind: lower tiers are applied first.
 pub fn tier(kind: &str) -> usize {
     match kind {
         "Namespace" => 0,
         "CustomResourceDefinition" => 1,
-        other => HELM_INSTALL_ORDER
-            .iter()
-            .position(|k| *k == other)
-            .map_or(HELM_INSTALL_ORDER.len() + 2, |i| i + 2),
+        // Helm's order (shared with the chart engine); its Namespace and CRD ranks are
+        // never reached here.
+        other => convoy_common::install_order::rank(other)
+            .map_or(convoy_common::INSTALL_ORDER.len() + 2, |i| i + 2),
     }
 }
 
@@ -108,5 +70,19 @@ mod tests {
         assert!(tier("ConfigMap") < tier("Deployment"));
         assert!(tier("ServiceAccount") < tier("RoleBinding"));
         assert!(tier("Deployment") < tier("Widget"));
+    }
+
+    #[test]
+    fn every_kind_helm_orders_is_ordered_here_as_helm_orders_it() {
+        // Before the order was shared, the agent's copy lacked PriorityClass and the
+        // webhook configurations, which were then applied last, as unknown kinds.
+        assert!(tier("PriorityClass") < tier("Deployment"));
+        assert!(tier("ValidatingWebhookConfiguration") < tier("Widget"));
+        let helm: Vec<&str> = convoy_common::INSTALL_ORDER
+            .iter()
+            .copied()
+            .filter(|k| !matches!(*k, "Namespace" | "CustomResourceDefinition"))
+            .collect();
+        assert!(helm.windows(2).all(|w| tier(w[0]) < tier(w[1])), "{helm:?}");
     }
 }

@@ -35,9 +35,10 @@ pub mod tmpl;
 pub mod values;
 
 pub use chart::{Chart, ChartFile, LoadLimits, package_dir};
+pub use convoy_common::INSTALL_ORDER;
 pub use engine::objects::DEFAULT_API_VERSIONS;
 pub use error::{ChartError, Result};
-pub use manifest::{INSTALL_ORDER, Rendered, RenderedManifest, split_manifests};
+pub use manifest::{Rendered, RenderedManifest, split_manifests};
 pub use manifest_json::{manifest_documents_to_json, manifest_to_json};
 pub use render::{DEFAULT_KUBE_VERSION, RenderOptions, StrTemplate, render, render_str};
 pub use template_cmd::TemplateRequest;

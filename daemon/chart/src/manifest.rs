@@ -4,54 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use convoy_common::install_order::rank as kind_rank;
 use regex::Regex;
 
 use crate::chart::Chart;
 use crate::error::{ChartError, Result};
 use crate::glob::{Dialect, matches};
 use crate::render::{RenderOptions, base_name};
-
-/// Helm's `releaseutil.InstallOrder`: the order `helm install` applies kinds in.
-pub const INSTALL_ORDER: &[&str] = &[
-    "PriorityClass",
-    "Namespace",
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "PodSecurityPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Secret",
-    "SecretList",
-    "ConfigMap",
-    "StorageClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "CustomResourceDefinition",
-    "ClusterRole",
-    "ClusterRoleList",
-    "ClusterRoleBinding",
-    "ClusterRoleBindingList",
-    "Role",
-    "RoleList",
-    "RoleBinding",
-    "RoleBindingList",
-    "Service",
-    "DaemonSet",
-    "Pod",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "IngressClass",
-    "Ingress",
-    "APIService",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-];
 
 const HOOK_EVENTS: &[&str] = &[
     "pre-install",
@@ -213,10 +172,6 @@ fn head(doc: &str, source: &str) -> Result<Head> {
         name: text(meta.and_then(|m| m.get("name"))),
         hook,
     })
-}
-
-fn kind_rank(kind: &str) -> Option<usize> {
-    INSTALL_ORDER.iter().position(|k| *k == kind)
 }
 
 /// Helm's `sortManifestsByKind`: known kinds in install order, unknown kinds after them
