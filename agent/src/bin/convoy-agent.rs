@@ -36,8 +36,16 @@ fn main() -> anyhow::Result<()> {
         AgentConfig::load(args.config.as_deref()).context("refusing to start: invalid configuration")?;
     if args.check_config {
         // The runtime's own checks too: https without ca_file, unreadable files, a
-        // client certificate and key that do not belong together.
+        // client certificate and key that do not belong together; everything start-up
+        // checks before it connects.
         convoy_agent::runtime::RuntimeConfig::from_agent_config(&cfg)
+            .context("refusing to start: invalid configuration")?;
+        // And the backend's: the kubeconfig exists, parses and names a usable context.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(convoy_agent::runtime::check_backend(&cfg))
             .context("refusing to start: invalid configuration")?;
         println!(
             "configuration ok (context {}, backend {})",

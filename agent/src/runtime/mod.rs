@@ -41,7 +41,7 @@ pub use error::RuntimeError;
 use ledger::Ledger;
 use metrics::Metrics;
 use outbox::Outbox;
-pub use start::run_agent;
+pub use start::{check_backend, run_agent};
 pub use tls::ClientIdentity;
 
 /// A bearer token. Never printed: `Debug` shows only that one is set.

@@ -43,7 +43,18 @@ pub async fn run_agent(cfg: &AgentConfig, shutdown: CancellationToken) -> Result
     }
 }
 
-/// A client from `kubeconfig` when set, else the in-cluster service account.
+/// What start-up checks of the backend before it contacts anything, for
+/// `--check-config`: the backend's name, and for `kubernetes` that the kubeconfig (or
+/// the in-cluster service account) yields a client configuration.
+pub async fn check_backend(cfg: &AgentConfig) -> Result<(), RuntimeError> {
+    if cfg.backend == "kubernetes" {
+        kube_client(cfg).await?;
+    }
+    Ok(())
+}
+
+/// A client from `kubeconfig` when set, else the in-cluster service account. Builds the
+/// client only: nothing is contacted yet.
 async fn kube_client(cfg: &AgentConfig) -> Result<kube::Client, RuntimeError> {
     let err = |reason: String| RuntimeError::Backend {
         backend: "kubernetes".into(),
