@@ -112,7 +112,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     let contexts: Vec<convoy_release::Context> = registry.contexts().cloned().collect();
 
     // Secrets: OpenBao when installed, else a development file.
-    let admin_token = format!("demo-{:016x}", rand_u64());
+    let admin_token = format!("demo-{:016x}", rand::random::<u64>());
     let (secrets_cfg, _bao) = secrets(root, args).await?;
 
     // The coordinator, in this process, on a real loopback port.
@@ -122,7 +122,7 @@ async fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     );
     let agent_tokens: Vec<(String, String)> = contexts
         .iter()
-        .map(|c| (c.name.clone(), format!("agent-{:016x}", rand_u64())))
+        .map(|c| (c.name.clone(), format!("agent-{:016x}", rand::random::<u64>())))
         .collect();
     for (ctx, tok) in &agent_tokens {
         cfg.push_str(&format!("    - {{context: {ctx}, token: {tok}}}\n"));
@@ -388,7 +388,7 @@ async fn start_bao(
 ) -> anyhow::Result<(String, String, Bao)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("http://127.0.0.1:{port}");
-    let token = format!("root-{:016x}", rand_u64());
+    let token = format!("root-{:016x}", rand::random::<u64>());
     let log = std::fs::File::create(root.join("openbao.log"))?;
     let child = Command::new(bao)
         .args(["server", "-dev"])
@@ -440,15 +440,4 @@ async fn start_bao(
         }
     }
     Ok((addr, token, child))
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }

@@ -30,26 +30,8 @@ use crate::sim::behavior::Behavior;
 /// How long an image pull fails before the pod shows `ImagePullBackOff`.
 const IMAGE_PULL_BACKOFF_AFTER: Duration = Duration::from_secs(1);
 
-/// The workload kinds the simulated cluster rolls out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    Job,
-}
-
-impl WorkloadKind {
-    pub(crate) fn from_kind(kind: &str) -> Option<Self> {
-        match kind {
-            "Deployment" => Some(WorkloadKind::Deployment),
-            "StatefulSet" => Some(WorkloadKind::StatefulSet),
-            "DaemonSet" => Some(WorkloadKind::DaemonSet),
-            "Job" => Some(WorkloadKind::Job),
-            _ => None,
-        }
-    }
-}
+/// The workload kinds the simulated cluster rolls out: those whose rollout is judged.
+pub(crate) use crate::kube::health::verdict::WorkloadKind;
 
 /// What a workload's pod template says, as the simulated controllers need it.
 #[derive(Debug, Clone, PartialEq, Eq)]

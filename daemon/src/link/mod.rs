@@ -88,7 +88,7 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
             .authenticate_agent(&hello.context, &token, client_cert.as_deref())
             .map_err(|e| Status::permission_denied(e.to_string()))?;
 
-        let session_id = format!("{}-{:016x}", hello.context, rand_u64());
+        let session_id = format!("{}-{:016x}", hello.context, rand::random::<u64>());
         let context = hello.context.clone();
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::CoordinatorMessage, Status>>(256);
@@ -190,15 +190,4 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
         let stream = tokio_stream::wrappers::ReceiverStream::new(out_rx);
         Ok(Response::new(Box::pin(stream)))
     }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
