@@ -56,15 +56,7 @@ const ADMIN_TOKEN_NAME: &str = "demo-admin";
 /// The region whose build crash-loops in the second release.
 const BAD_CONTEXT: &str = "dev-europe-west1-0";
 
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// Keep the demo's directory (store, configs, logs) instead of deleting it.
-    #[arg(long)]
-    pub keep: bool,
-    /// Use the development secrets file even when OpenBao is installed.
-    #[arg(long)]
-    pub no_openbao: bool,
-}
+pub use crate::demo_args::DemoArgs;
 
 pub const EXAMPLES: &str = "\
 Examples:

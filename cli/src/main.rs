@@ -5,7 +5,12 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 mod client;
 mod commands;
 mod completions;
+#[cfg(feature = "demo")]
 mod demo;
+#[cfg(not(feature = "demo"))]
+#[path = "demo_absent.rs"]
+mod demo;
+mod demo_args;
 mod exit;
 mod offline;
 mod output;

@@ -77,7 +77,9 @@ pub enum Online {
     Audit(audit::AuditArgs),
 }
 
-/// Parses a full argv (`convoy submit ...`) as one online command, as the binary would.
+/// Parses a full argv (`convoy submit ...`) as one online command, as the binary would
+/// (the demo runs its steps through it).
+#[cfg(any(feature = "demo", test))]
 pub(crate) fn parse_online(argv: &[String]) -> std::result::Result<Online, clap::Error> {
     #[derive(clap::Parser)]
     struct Wrap {
