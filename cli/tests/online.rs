@@ -112,7 +112,7 @@ fn stderr(o: &Output) -> String {
 /// Replaces what differs between runs with stable placeholders.
 fn redact(text: &str) -> String {
     let rules = [
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<TIME>"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", "<TIME>"),
         (r"op-\d+", "op-<ID>"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>"),
         (r"\(\d+(\.\d+)?(ms|s)\)|\(\d+m\d\ds\)", "(<DURATION>)"),

@@ -925,7 +925,10 @@ async fn scoped_principals_act_only_inside_their_scope() {
     }
     assert!(
         rows.iter()
-            .all(|r| r["at"].as_str().is_some_and(|t| t.ends_with('Z'))),
+            // RFC 3339 UTC with milliseconds: 2026-12-05T04:00:00.123Z
+            .all(|r| r["at"]
+                .as_str()
+                .is_some_and(|t| t.len() == 24 && t.ends_with('Z') && &t[19..20] == ".")),
         "{json}"
     );
 

@@ -73,7 +73,7 @@ pub async fn run(a: AuditArgs) -> Result<()> {
 fn entry_json(e: &pb::AuditEntry) -> serde_json::Value {
     json!({
         "seq": e.seq,
-        "at": time(e.at.as_ref()),
+        "at": output::json::ts(e.at.as_ref()),
         "who": e.who,
         "action": e.action,
         "release": e.release,
@@ -113,36 +113,11 @@ fn since_at(text: &str, now: i64) -> std::result::Result<i64, String> {
         };
         return Ok(now - n.saturating_mul(unit));
     }
-    // YYYY-MM-DDTHH:MM:SSZ (fractions of a second ignored).
-    let t = t
-        .strip_suffix('Z')
-        .or_else(|| t.strip_suffix('z'))
-        .ok_or_else(bad)?;
-    let (date, clock) = t.split_once(['T', 't', ' ']).ok_or_else(bad)?;
-    let clock = clock.split('.').next().unwrap_or_default();
-    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
-    let d: Vec<&str> = date.split('-').collect();
-    let c: Vec<&str> = clock.split(':').collect();
-    if d.len() != 3 || c.len() != 3 {
-        return Err(bad());
-    }
-    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
-    let (hh, mm, ss) = (num(c[0])?, num(c[1])?, num(c[2])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    Ok(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// (year, month, day) to days since 1970-01-01 (the inverse of `output::time`'s).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    // An RFC 3339 time with its offset (`Z` or `+02:00`); fractions of a second are
+    // dropped (the API filters by whole seconds).
+    t.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -161,9 +136,17 @@ mod tests {
         );
         assert_eq!(since_at("1970-01-01T00:00:00Z", 5), Ok(0));
         assert_eq!(since_at("2000-03-01T00:00:01.5Z", 0), Ok(951_868_801));
+        assert_eq!(since_at("2026-12-05T04:00:00+02:00", 0), Ok(1_796_436_000));
         assert_eq!(since_at("30m", 10_000), Ok(8_200));
         assert_eq!(since_at("2d", 200_000), Ok(27_200));
-        for bad in ["yesterday", "5w", "m", "2026-12-05", "2026-13-01T00:00:00Z"] {
+        for bad in [
+            "yesterday",
+            "5w",
+            "m",
+            "2026-12-05",
+            "2026-13-01T00:00:00Z",
+            "2026-12-05T02:00:00",
+        ] {
             assert!(since_at(bad, 0).is_err(), "{bad}");
         }
     }

@@ -7,10 +7,11 @@
 use convoy_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use super::{ctx_phase, diff, op_kind, op_phase, time};
+use super::{ctx_phase, diff, op_kind, op_phase, time_ms};
 
-fn ts(t: Option<&prost_types::Timestamp>) -> Value {
-    let s = time(t);
+/// A time with milliseconds, or null.
+pub fn ts(t: Option<&prost_types::Timestamp>) -> Value {
+    let s = time_ms(t);
     if s.is_empty() {
         Value::Null
     } else {

@@ -66,46 +66,32 @@ pub fn op_kind(k: i32) -> &'static str {
     })
 }
 
-/// RFC 3339 in UTC with second precision (`2026-11-21T10:00:01Z`); empty when unset.
+/// RFC 3339 in UTC with second precision (`2026-11-21T10:00:01Z`), for people; empty
+/// when unset.
 pub fn time(t: Option<&prost_types::Timestamp>) -> String {
-    let Some(t) = t else { return String::new() };
-    let secs = t.seconds;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format_time(t, "%Y-%m-%dT%H:%M:%SZ")
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-11-21T10:00:01.250Z`), for scripts (`-o
+/// json`): events of one rollout are often less than a second apart.
+pub fn time_ms(t: Option<&prost_types::Timestamp>) -> String {
+    format_time(t, "%Y-%m-%dT%H:%M:%S%.3fZ")
+}
+
+fn format_time(t: Option<&prost_types::Timestamp>, format: &str) -> String {
+    t.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+        .map(|t| t.strftime(format).to_string())
+        .unwrap_or_default()
 }
 
 /// The current time as a protobuf timestamp (for lines about events the coordinator
 /// did not timestamp, such as the final summary).
 pub fn now() -> prost_types::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = jiff::Timestamp::now();
     prost_types::Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: 0,
+        seconds: now.as_second(),
+        nanos: now.subsec_nanosecond(),
     }
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar,
-/// by counting 400-year eras whose years start in March (so leap days fall last).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A duration in milliseconds as people read it (`850ms`, `12.4s`, `3m05s`).
@@ -171,6 +157,10 @@ mod tests {
         assert_eq!(t(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(t(1_795_255_201), "2026-11-21T10:00:01Z");
         assert_eq!(time(None), "");
+        let ms = |s, nanos| time_ms(Some(&prost_types::Timestamp { seconds: s, nanos }));
+        assert_eq!(ms(1_795_255_201, 250_000_000), "2026-11-21T10:00:01.250Z");
+        assert_eq!(ms(1_795_255_201, 0), "2026-11-21T10:00:01.000Z");
+        assert_eq!(time_ms(None), "");
     }
 
     #[test]
