@@ -59,6 +59,18 @@ fn release(image: &str, behavior: &str, crash_in: Option<&str>, soak: &str) -> S
     let crash = crash_in
         .map(|c| format!("  contextValues:\n    {c}: {{behavior: \"crashloop,after=300ms\"}}\n"))
         .unwrap_or_default();
+    release_with(
+        image,
+        behavior,
+        &crash,
+        &format!("{{waves: [[east], [west, south]], maxFailures: 0, onFailure: rollback, soak: {soak}}}"),
+    )
+}
+
+/// [`release`] with its `contextValues` block (as lines under `spec:`, or empty) and
+/// its `strategy` (a flow mapping) given.
+fn release_with(image: &str, behavior: &str, context_values: &str, strategy: &str) -> String {
+    let crash = context_values;
     format!(
         r#"apiVersion: convoy.dev/v1
 kind: Release
@@ -71,7 +83,7 @@ spec:
     - secret_id: db
       contexts:
         - {{name: default, vaultPath: /kv/dev/shop/db, vaultKey: password}}
-  strategy: {{waves: [[east], [west, south]], maxFailures: 0, onFailure: rollback, soak: {soak}}}
+  strategy: {strategy}
   health: {{progressDeadline: 2m, minReadyWindow: 2s}}
 "#
     )
@@ -151,8 +163,16 @@ fn phase(p: i32) -> pb::OperationPhase {
     pb::OperationPhase::try_from(p).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn convoy_end_to_end_on_three_clusters() {
+/// OpenBao with the canary secret, three clusters (control plane + pod simulator), a
+/// convoyd with admin, deployer and viewer tokens, and an agent per cluster.
+struct Fleet {
+    bao: OpenBao,
+    clusters: [TestCluster; 3],
+    convoyd: Convoyd,
+    agents: Vec<AgentProcess>,
+}
+
+async fn start_fleet() -> Fleet {
     let started = Instant::now();
     let (bao, east, west, south) = tokio::join!(
         OpenBao::start(),
@@ -185,7 +205,7 @@ async fn convoy_end_to_end_on_three_clusters() {
         bao.addr(),
         bao.root_token()
     ));
-    let mut convoyd = Convoyd::start(&cfg).await.unwrap();
+    let convoyd = Convoyd::start(&cfg).await.unwrap();
     eprintln!("convoyd ready in {:?}", convoyd.startup);
     let mut agents = Vec::new();
     for (c, cluster) in CONTEXTS.iter().zip(&clusters) {
@@ -196,6 +216,22 @@ async fn convoy_end_to_end_on_three_clusters() {
                 .unwrap(),
         );
     }
+    Fleet {
+        bao,
+        clusters,
+        convoyd,
+        agents,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn convoy_end_to_end_on_three_clusters() {
+    let Fleet {
+        bao,
+        clusters,
+        mut convoyd,
+        mut agents,
+    } = start_fleet().await;
 
     // An agent may only speak for its own context.
     {
@@ -765,4 +801,192 @@ async fn charts_render_against_their_own_cluster() {
         kube::Error::Api(status) => assert_eq!(status.code, 404, "{status:?}"),
         other => panic!("expected the API server to refuse policy/v1: {other}"),
     }
+}
+
+/// Runs the real `convoy` CLI against the fleet as on-call would; (success, output).
+fn cli(convoyd: &Convoyd, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(convoy_tests::convoy::binary("convoy").unwrap())
+        .args(args)
+        .args(["--server", &convoyd.addr])
+        .env("CONVOY_TOKEN", "t-admin")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Waits until `context` is in `phase` for `revision`.
+async fn wait_context(c: &mut Client, context: &str, p: pb::ContextPhase, revision: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let rel = c
+            .get_release(pb::GetReleaseRequest {
+                release: "web.shop".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if rel
+            .contexts
+            .iter()
+            .any(|s| s.context == context && s.phase == p as i32 && s.revision == revision)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{context} never reached {p:?} at revision {revision}: {rel:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The operator's controls and the failure budget on three real clusters, driven through
+/// the `convoy` CLI: pause holds the next wave (past its soak) until resume; abort stops a
+/// rollout and leaves what was applied; `maxFailures` as a count and as a percentage lets
+/// a rollout succeed with one crash-looping region; a release one cluster's API server
+/// refuses in preflight is applied nowhere; `convoy rollback` with OpenBao stopped takes
+/// every region back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_controls_and_failure_budgets_on_three_clusters() {
+    let Fleet {
+        mut bao,
+        clusters,
+        convoyd,
+        agents: _agents,
+    } = start_fleet().await;
+    let mut admin = client(&convoyd.addr, "t-admin").await;
+    let waves = |extra: &str| format!("{{waves: [[east], [west, south]], onFailure: rollback{extra}}}");
+    let fast = "healthy,after=300ms";
+    let run = |image: &str, cv: &str, strategy: String| release_with(image, fast, cv, &strategy);
+
+    let r1 = submit(&mut admin, run("registry.example/web:1.0", "", waves("")), "one").await;
+    let op = final_operation(&watch(&mut admin, &r1.operation_id, Duration::from_secs(120)).await);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Succeeded, "{}", op.message);
+
+    // Pause during the first wave's soak: the second wave does not start, even once the
+    // soak is long over; resume starts it.
+    let r2 = submit(
+        &mut admin,
+        run("registry.example/web:2.0", "", waves(", soak: 3s")),
+        "pause me",
+    )
+    .await;
+    wait_context(&mut admin, "east", pb::ContextPhase::Healthy, r2.revision).await;
+    let (ok, text) = cli(&convoyd, &["pause", "web.shop", "--reason", "INC-7 hold"]);
+    assert!(ok, "convoy pause: {text}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let rel = admin
+        .get_release(pb::GetReleaseRequest {
+            release: "web.shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let current = rel.current_operation.expect("the paused operation");
+    assert_eq!(phase(current.phase), pb::OperationPhase::Paused, "{current:?}");
+    assert_eq!(
+        images(&clusters).await,
+        [
+            "registry.example/web:2.0",
+            "registry.example/web:1.0",
+            "registry.example/web:1.0"
+        ]
+    );
+    let (ok, text) = cli(&convoyd, &["resume", "web.shop", "--reason", "INC-7 clear"]);
+    assert!(ok, "convoy resume: {text}");
+    let op = final_operation(&watch(&mut admin, &r2.operation_id, Duration::from_secs(120)).await);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Succeeded, "{}", op.message);
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:2.0"; 3]);
+
+    // Abort while the first wave is still progressing: the rollout stops there; what was
+    // applied stays, the second wave never starts.
+    let slow = release_with("registry.example/web:3.0", "healthy,after=30s", "", &waves(""));
+    let r3 = submit(&mut admin, slow, "abort me").await;
+    wait_context(&mut admin, "east", pb::ContextPhase::Progressing, r3.revision).await;
+    let (ok, text) = cli(&convoyd, &["abort", "web.shop", "--reason", "INC-8 stop"]);
+    assert!(ok, "convoy abort: {text}");
+    let op = final_operation(&watch(&mut admin, &r3.operation_id, Duration::from_secs(60)).await);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Aborted, "{}", op.message);
+    assert_eq!(
+        images(&clusters).await,
+        [
+            "registry.example/web:3.0",
+            "registry.example/web:2.0",
+            "registry.example/web:2.0"
+        ]
+    );
+
+    // A failure budget of one context, as a count and as a percentage (34 % of 3 is 1):
+    // one region crash-loops, the rollout still succeeds and says so.
+    let crash = |c: &str| format!("  contextValues:\n    {c}: {{behavior: \"crashloop,after=300ms\"}}\n");
+    for (image, crashing, budget) in [
+        ("registry.example/web:4.0", "south", "1"),
+        ("registry.example/web:5.0", "west", "\"34%\""),
+    ] {
+        let r = submit(
+            &mut admin,
+            run(
+                image,
+                &crash(crashing),
+                waves(&format!(", maxFailures: {budget}")),
+            ),
+            "within budget",
+        )
+        .await;
+        let events = watch(&mut admin, &r.operation_id, Duration::from_secs(180)).await;
+        let op = final_operation(&events);
+        assert_eq!(
+            phase(op.phase),
+            pb::OperationPhase::Succeeded,
+            "maxFailures {budget}: {}",
+            op.message
+        );
+        assert!(
+            op.message.contains("1 failed within maxFailures"),
+            "{}",
+            op.message
+        );
+        assert_eq!(images(&clusters).await, vec![image; 3], "maxFailures {budget}");
+    }
+
+    // One cluster's API server refuses the release in preflight (west: replicas -1):
+    // nothing is applied anywhere.
+    let refused = submit(
+        &mut admin,
+        run(
+            "registry.example/web:6.0",
+            "  contextValues:\n    west: {replicas: -1}\n",
+            waves(""),
+        ),
+        "refused in west",
+    )
+    .await;
+    let op = final_operation(&watch(&mut admin, &refused.operation_id, Duration::from_secs(120)).await);
+    assert_eq!(phase(op.phase), pb::OperationPhase::Failed, "{}", op.message);
+    assert!(op.message.contains("west"), "{}", op.message);
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:5.0"; 3]);
+
+    // OpenBao goes down; `convoy rollback` takes every region back to revision 2 anyway
+    // (the agents restore it from their clusters' history: no Vault, no chart).
+    bao.kill();
+    let (ok, text) = cli(
+        &convoyd,
+        &[
+            "rollback",
+            "web.shop",
+            "--to-revision",
+            &r2.revision.to_string(),
+            "--reason",
+            "INC-9 back to 2.0",
+            "--yes",
+            "--wait",
+        ],
+    );
+    assert!(ok, "convoy rollback with OpenBao down: {text}");
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:2.0"; 3]);
 }
