@@ -79,6 +79,9 @@ pub struct DaemonConfig {
     /// Bounds on loading and rendering a submitted chart.
     #[serde(default)]
     pub render: RenderConfig,
+    /// Webhooks told about operations (Slack-compatible or JSON).
+    #[serde(default)]
+    pub notifications: crate::notify::NotificationsConfig,
 }
 
 /// Bounds on loading and rendering charts, so a hostile or broken chart fails with a
@@ -386,6 +389,7 @@ impl DaemonConfig {
             p.validate()?;
         }
         self.render.validate()?;
+        self.notifications.validate()?;
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()
         {

@@ -302,6 +302,11 @@ pub async fn start(
         },
     )
     .await?;
+    if !cfg.notifications.webhooks.is_empty() {
+        let by_name = registry.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        crate::notify::spawn(&cfg.notifications, by_name, core.subscribe_operations())
+            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

@@ -8,6 +8,7 @@
 //! | both together | [`kube::TestCluster`] | |
 //! | Vault API | [`openbao::OpenBao`] | `bao server -dev` |
 //! | etcd | [`etcd::Etcd`] | Debian's `etcd` |
+//! | webhook receiver | [`webhook::Receiver`] | (in process, axum) |
 //!
 //! Binaries come from `KUBEBUILDER_ASSETS` (envtest's convention) when set, else from
 //! the cache `.ci/install-deps` fills (`$CONVOY_CACHE`, default `~/.cache/convoy`), else
@@ -27,6 +28,7 @@ pub mod openbao;
 pub mod podsim;
 pub mod process;
 pub mod tools;
+pub mod webhook;
 
 pub use process::ServiceError;
 

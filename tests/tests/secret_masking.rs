@@ -2,7 +2,8 @@
 //! `getHostByName` (DNS), through transformed values (b64enc, upper) in a ConfigMap that
 //! a diff shows, through a Kubernetes validation error (an invalid label value built from
 //! it). It must reach the cluster's objects and nothing else: no gRPC response, no log
-//! line of convoyd or the agent, no store file, no Kubernetes event, no CLI output.
+//! line of convoyd or the agent, no store file, no Kubernetes event, no CLI output, no
+//! notification (webhooks: JSON, Slack, dead letters).
 //!
 //! convoyd + one agent on a real control plane, OpenBao for the secret.
 
@@ -13,6 +14,7 @@ use convoy_proto::v1 as pb;
 use convoy_tests::convoy::{AgentProcess, Convoyd};
 use convoy_tests::kube::ControlPlane;
 use convoy_tests::openbao::OpenBao;
+use convoy_tests::webhook::Receiver;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::Api;
 use kube::api::ListParams;
@@ -180,10 +182,31 @@ async fn leak_everywhere(etcd: Option<&convoy_tests::etcd::Etcd>) {
     bao.kv2_put("kv", "dev/leak/db", serde_json::json!({"password": CANARY}))
         .await
         .unwrap();
+    // Notifications: a JSON webhook that refuses its first POST (retried), a Slack one
+    // whose URL is in a file (a credential: never logged), one nobody listens on (dead
+    // letters). Every message must be as clean as the API's answers.
+    let (json_hook, slack_hook) = tokio::join!(Receiver::start(1), Receiver::start(0));
+    let (json_hook, slack_hook) = (json_hook.unwrap(), slack_hook.unwrap());
+    let notify_dir = tempfile::tempdir().unwrap();
+    let slack_url_file = notify_dir.path().join("slack-url");
+    std::fs::write(&slack_url_file, &slack_hook.url).unwrap();
+    let dead_letters = notify_dir.path().join("dead.jsonl");
+    let nobody = format!("http://127.0.0.1:{}/hook", convoy_tests::free_port());
+    let notifications = format!(
+        "notifications:\n  attempts: 3\n  backoff_ms: 100\n  dead_letter_file: {}\n  webhooks:\n\
+         \x20   - {{name: ops, url: '{}'}}\n\
+         \x20   - {{name: chat, url_file: {}, format: slack, events: [failed, succeeded]}}\n\
+         \x20   - {{name: dead, url: '{nobody}', events: [failed]}}\n\
+         \x20   - {{name: prod-only, url: '{}', scope: {{environments: [prod]}}}}\n",
+        dead_letters.display(),
+        json_hook.url,
+        slack_url_file.display(),
+        json_hook.url,
+    );
     let cfg = format!(
         "contexts:\n  - {{name: solo, region: solo-1, env: dev, cloud: sim, clusterName: solo}}\n\
          auth:\n  tokens:\n    - {{name: alice, role: admin, token: t-admin}}\n  agents:\n    - {{context: solo, token: agent-solo}}\n\
-         vault:\n  address: {}\n  auth: {{method: token, token: {}}}\nheartbeat_seconds: 2\n{}",
+         vault:\n  address: {}\n  auth: {{method: token, token: {}}}\nheartbeat_seconds: 2\n{notifications}{}",
         bao.addr(),
         bao.root_token(),
         etcd.map(|e| format!(
@@ -356,6 +379,69 @@ async fn leak_everywhere(etcd: Option<&convoy_tests::etcd::Etcd>) {
         })
         .collect();
     assert_clean("a Kubernetes event", &messages.join("\n"));
+
+    // The notifications: each rollout's start and end reached the JSON webhook (after a
+    // refused first POST), the failure with its masked reason; the Slack webhook got
+    // its one-line messages; the prod-scoped webhook (same receiver) nothing extra; the
+    // dead one's notifications are in the dead-letter file. None carries the secret.
+    let ops = json_hook
+        .wait_until(Duration::from_secs(30), |b| {
+            b.iter().filter(|x| x.contains("\"event\":\"failed\"")).count() >= 2
+                && b.iter().filter(|x| x.contains("\"event\":\"succeeded\"")).count() >= 2
+        })
+        .await
+        .unwrap_or_else(|b| panic!("the JSON webhook missed events: {b:#?}"));
+    assert_eq!(json_hook.refused(), 1, "the first POST was refused, then retried");
+    let parsed: Vec<serde_json::Value> = ops.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    let r1_events: Vec<&str> = parsed
+        .iter()
+        .filter(|v| v["operationId"] == r1.operation_id.as_str())
+        .map(|v| v["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(r1_events, ["started", "wave_settled", "succeeded"], "{parsed:#?}");
+    let failed = parsed
+        .iter()
+        .find(|v| v["event"] == "failed" && v["operationId"] == r3.operation_id.as_str())
+        .unwrap_or_else(|| panic!("no failed notice for {}: {parsed:#?}", r3.operation_id));
+    assert_eq!(failed["release"], "web.leak");
+    assert_eq!(failed["environments"], serde_json::json!(["dev"]));
+    assert!(
+        failed["failures"]["solo"].as_str().unwrap().contains("<masked>"),
+        "{failed}"
+    );
+    let chat = slack_hook
+        .wait_until(Duration::from_secs(30), |b| {
+            b.iter().any(|x| x.contains(":x: *web.leak*"))
+        })
+        .await
+        .unwrap_or_else(|b| panic!("the Slack webhook missed the failure: {b:#?}"));
+    assert!(chat.iter().all(|b| !b.contains("started")), "{chat:#?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let text = std::fs::read_to_string(&dead_letters).unwrap_or_default();
+        if text.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(dead.lines().count() >= 2, "dead letters: {dead}");
+    for line in dead.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (v["webhook"].as_str(), v["attempts"].as_u64()),
+            (Some("dead"), Some(3)),
+            "{v}"
+        );
+        assert_eq!(v["payload"]["event"], "failed", "{v}");
+    }
+    assert_clean("a notification", &ops.join("\n"));
+    assert_clean("a Slack notification", &chat.join("\n"));
+    assert_clean("a dead letter", &dead);
+    assert!(
+        !convoyd.logs().contains(&slack_hook.url),
+        "a webhook URL reached the log"
+    );
+    assert!(convoyd.logs().contains("notification dead-lettered"));
 
     // Nor a log line, nor the store.
     assert_clean("convoyd's log", &convoyd.logs());

@@ -244,6 +244,8 @@ pub(crate) enum Msg {
     },
     Clusters(Reply<Vec<ClusterView>>),
     Audit(Reply<Vec<AuditEntry>>),
+    /// Every committed change of an operation, from now on (the notifier).
+    SubscribeOperations(tokio::sync::mpsc::UnboundedSender<crate::model::Operation>),
     /// Write an audit entry for something decided outside the core thread (a diff, a
     /// dry-run submit, a submit refused or failed before it reached the core).
     Record {
@@ -718,6 +720,13 @@ impl Coordinator {
 
     pub async fn audit(&self) -> Result<Vec<AuditEntry>, CoreError> {
         self.ask(Msg::Audit).await
+    }
+
+    /// Every change of every operation once it is committed, from now on, in order.
+    pub fn subscribe_operations(&self) -> tokio::sync::mpsc::UnboundedReceiver<crate::model::Operation> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.tell(Msg::SubscribeOperations(tx));
+        rx
     }
 
     /// Prometheus text for `/metrics`.

@@ -63,6 +63,8 @@ pub(super) struct Core {
     pub revisions: BTreeMap<String, Vec<RevisionRecord>>,
     pub agents: BTreeMap<String, AgentState>,
     watchers: HashMap<String, broadcast::Sender<WatchEvent>>,
+    /// Who hears of every committed operation change (the notifier).
+    op_listeners: Vec<mpsc::UnboundedSender<Operation>>,
     metrics: Metrics,
     // Pending effects, released by `flush` after the store write.
     batch: Batch,
@@ -154,6 +156,7 @@ impl Core {
             revisions: BTreeMap::new(),
             agents: BTreeMap::new(),
             watchers: HashMap::new(),
+            op_listeners: Vec::new(),
             metrics: Metrics::default(),
             batch: Batch::default(),
             dirty_ops: Vec::new(),
@@ -420,6 +423,7 @@ impl Core {
             Msg::Audit(reply) => {
                 let _ = reply.send(self.store.audit().map_err(|e| CoreError::Store(e.to_string())));
             }
+            Msg::SubscribeOperations(tx) => self.op_listeners.push(tx),
             Msg::Record {
                 who,
                 action,
@@ -609,6 +613,9 @@ impl Core {
             }
         }
         for ev in std::mem::take(&mut self.events) {
+            if let WatchKind::Operation(op) = &ev.kind {
+                self.op_listeners.retain(|l| l.send((**op).clone()).is_ok());
+            }
             if let Some(w) = self.watchers.get(&ev.release) {
                 let _ = w.send(ev);
             }

@@ -132,21 +132,8 @@ impl Gateway {
                 )));
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-            .map_err(|e| GatewayError(format!("etcd client: cannot load the system's CA roots: {e}")))?;
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| GatewayError(format!("etcd client: TLS setup: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .tls_backend_preconfigured(tls)
-            .build()
-            .map_err(|e| GatewayError(format!("etcd client: cannot build the HTTP client: {e}")))?;
+        let http =
+            crate::tls::https_client(timeout).map_err(|e| GatewayError(format!("etcd client: {e}")))?;
         Ok(Gateway {
             http,
             endpoints: endpoints
