@@ -4,3 +4,7 @@ pub mod install_order;
 pub mod layered_config;
 
 pub use install_order::INSTALL_ORDER;
+
+/// The content type of `/metrics` (the coordinator's and the agent's): the OpenMetrics
+/// text format `prometheus-client` writes, which Prometheus negotiates and parses.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

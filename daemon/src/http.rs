@@ -8,10 +8,19 @@ use tokio::net::TcpListener;
 
 use crate::core::Coordinator;
 
-async fn metrics(State(core): State<Coordinator>) -> (StatusCode, String) {
+async fn metrics(State(core): State<Coordinator>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     match core.metrics().await {
-        Ok(text) => (StatusCode::OK, text),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                convoy_common::OPENMETRICS_CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 

@@ -63,7 +63,7 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             let mut r = text(StatusCode::OK, metrics.render());
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                hyper::header::HeaderValue::from_static(convoy_common::OPENMETRICS_CONTENT_TYPE),
             );
             r
         }

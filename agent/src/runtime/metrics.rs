@@ -1,47 +1,106 @@
-//! The runtime's counters and gauges, read by `/readyz` and `/metrics` (Prometheus
-//! text format). Plain atomics: a scrape never blocks the link or an operation.
+//! The runtime's counters and gauges, read by `/readyz` and `/metrics` (OpenMetrics
+//! text, `prometheus-client`). Atomics underneath (the metric types are): a scrape never blocks
+//! the link or an operation.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-#[derive(Debug, Default)]
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+/// The outcomes every scrape shows (zero until they happen).
+const OUTCOMES: [&str; 4] = ["healthy", "failed", "aborted", "dry_run"];
+
+#[derive(Debug)]
 pub struct Metrics {
-    connected: AtomicBool,
-    reconnects: AtomicU64,
-    in_flight: AtomicI64,
-    /// Unix seconds of the last heartbeat sent; 0 before the first.
-    last_heartbeat: AtomicU64,
+    registry: Registry,
     /// Finished operations by outcome (`healthy`, `failed`, `aborted`, `dry_run`).
-    outcomes: Mutex<BTreeMap<&'static str, u64>>,
+    outcomes: Family<Outcome, Counter>,
+    in_flight: Gauge,
+    connected_gauge: Gauge,
+    reconnects_total: Counter,
+    /// Unix seconds of the last heartbeat sent; 0 before the first.
+    last_heartbeat: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let outcomes = Family::<Outcome, Counter>::default();
+        for outcome in OUTCOMES {
+            let _ = outcomes.get_or_create(&Outcome { outcome });
+        }
+        registry.register(
+            "convoy_agent_operations",
+            "Operations finished, by outcome",
+            outcomes.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "convoy_agent_operations_in_flight",
+            "Operations running now",
+            in_flight.clone(),
+        );
+        let connected_gauge = Gauge::default();
+        registry.register(
+            "convoy_agent_connected",
+            "1 while a session with the coordinator is up",
+            connected_gauge.clone(),
+        );
+        let reconnects_total = Counter::default();
+        registry.register(
+            "convoy_agent_reconnects",
+            "Sessions re-established (or attempted) after the first",
+            reconnects_total.clone(),
+        );
+        let last_heartbeat = Gauge::default();
+        registry.register(
+            "convoy_agent_last_heartbeat_timestamp_seconds",
+            "Unix time of the last heartbeat sent to the coordinator",
+            last_heartbeat.clone(),
+        );
+        Metrics {
+            registry,
+            outcomes,
+            in_flight,
+            connected_gauge,
+            reconnects_total,
+            last_heartbeat,
+        }
+    }
 }
 
 impl Metrics {
     pub fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
+        self.connected_gauge.set(i64::from(connected));
     }
 
     /// Whether a session with the coordinator is up (`/readyz`).
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        self.connected_gauge.get() == 1
     }
 
     pub fn reconnect(&self) {
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.reconnects_total.inc();
     }
 
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
+        self.reconnects_total.get()
     }
 
     pub fn started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.inc();
     }
 
     pub fn finished(&self, outcome: Option<&'static str>) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight.dec();
         if let Some(outcome) = outcome {
             self.count(outcome);
         }
@@ -50,11 +109,7 @@ impl Metrics {
     /// Counts an outcome of a command that never ran as an operation (a dry run, an
     /// abort of an unknown operation).
     pub fn count(&self, outcome: &'static str) {
-        let mut o = self
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *o.entry(outcome).or_default() += 1;
+        self.outcomes.get_or_create(&Outcome { outcome }).inc();
     }
 
     pub fn heartbeat(&self, at: SystemTime) {
@@ -62,52 +117,14 @@ impl Metrics {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        self.last_heartbeat.store(secs, Ordering::Relaxed);
+        self.last_heartbeat.set(i64::try_from(secs).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let outcomes = self
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        s.push_str("# HELP convoy_agent_operations_total Operations finished, by outcome.\n");
-        s.push_str("# TYPE convoy_agent_operations_total counter\n");
-        for outcome in ["healthy", "failed", "aborted", "dry_run"] {
-            let n = outcomes.get(outcome).copied().unwrap_or(0);
-            let _ = writeln!(s, "convoy_agent_operations_total{{outcome=\"{outcome}\"}} {n}");
-        }
-        let gauges: [(&str, &str, &str, i128); 4] = [
-            (
-                "convoy_agent_operations_in_flight",
-                "gauge",
-                "Operations running now.",
-                i128::from(self.in_flight.load(Ordering::Relaxed)),
-            ),
-            (
-                "convoy_agent_connected",
-                "gauge",
-                "1 while a session with the coordinator is up.",
-                i128::from(u8::from(self.connected())),
-            ),
-            (
-                "convoy_agent_reconnects_total",
-                "counter",
-                "Sessions re-established (or attempted) after the first.",
-                i128::from(self.reconnects()),
-            ),
-            (
-                "convoy_agent_last_heartbeat_timestamp_seconds",
-                "gauge",
-                "Unix time of the last heartbeat sent to the coordinator.",
-                i128::from(self.last_heartbeat.load(Ordering::Relaxed)),
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
     }
 }

@@ -6,6 +6,11 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{broadcast, mpsc};
 
 use super::diffs::{DiffWait, PendingDiffs};
@@ -1789,13 +1794,85 @@ impl Core {
     }
 }
 
-/// Counters for `/metrics`, kept by the core thread.
-#[derive(Default)]
+/// What `/metrics` shows, kept by the core thread in a Prometheus registry
+/// (`prometheus-client`, OpenMetrics text).
 struct Metrics {
-    /// (kind, phase) -> operations finished.
-    finished: BTreeMap<(&'static str, &'static str), u64>,
-    /// context -> (rollouts settled, total milliseconds from dispatch to settled).
-    durations: BTreeMap<String, (u64, u64)>,
+    registry: prometheus_client::registry::Registry,
+    /// Operations finished, by kind and outcome.
+    finished: Family<OperationLabels, Counter>,
+    /// Time from dispatch to settled, per context.
+    rollout: Family<ContextLabel, Histogram, fn() -> Histogram>,
+    connected: Gauge,
+    contexts: Gauge,
+    running: Gauge,
+    queued: Gauge,
+    diffs_pending: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContextLabel {
+    context: String,
+}
+
+/// Buckets of a context's rollout time: 1 s to about 2 h, doubling.
+fn rollout_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 14,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let finished = Family::<OperationLabels, Counter>::default();
+        let rollout = Family::<ContextLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            rollout_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "convoy_operations",
+            "Operations finished, by kind and outcome",
+            finished.clone(),
+        );
+        registry.register_with_unit(
+            "convoy_context_rollout",
+            "Time from dispatch to settled, per context",
+            prometheus_client::registry::Unit::Seconds,
+            rollout.clone(),
+        );
+        let gauge = |registry: &mut prometheus_client::registry::Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        Metrics {
+            connected: gauge(&mut registry, "convoy_agents_connected", "Agents connected now"),
+            contexts: gauge(&mut registry, "convoy_contexts", "Contexts in the registry"),
+            running: gauge(
+                &mut registry,
+                "convoy_operations_running",
+                "Operations running now",
+            ),
+            queued: gauge(
+                &mut registry,
+                "convoy_operations_queued",
+                "Operations waiting behind a running one",
+            ),
+            diffs_pending: gauge(
+                &mut registry,
+                "convoy_diff_dry_runs_pending",
+                "Diff dry runs waiting for an agent's answer",
+            ),
+            registry,
+            finished,
+            rollout,
+        }
+    }
 }
 
 impl Metrics {
@@ -1804,82 +1881,38 @@ impl Metrics {
             OperationKind::Deploy => "deploy",
             OperationKind::Rollback => "rollback",
         };
-        let phase = match op.phase {
+        let outcome = match op.phase {
             OperationPhase::Succeeded => "succeeded",
             OperationPhase::Failed => "failed",
             OperationPhase::Aborted => "aborted",
             OperationPhase::Cancelled => "cancelled",
             _ => "other",
         };
-        *self.finished.entry((kind, phase)).or_default() += 1;
+        self.finished
+            .get_or_create(&OperationLabels { kind, outcome })
+            .inc();
         for c in op.contexts.values() {
             if let (Some(a), Some(b)) = (c.dispatched_at, c.finished_at) {
-                let d = self.durations.entry(c.context.clone()).or_default();
-                d.0 += 1;
-                d.1 += b.saturating_sub(a);
+                self.rollout
+                    .get_or_create(&ContextLabel {
+                        context: c.context.clone(),
+                    })
+                    .observe(b.saturating_sub(a) as f64 / 1000.0);
             }
         }
     }
 
-    /// Prometheus text exposition.
+    /// The OpenMetrics text exposition, with the gauges as they are now.
     fn render(&self, g: &Gauges) -> String {
-        let Gauges {
-            connected,
-            contexts,
-            running,
-            queued,
-            diffs_pending,
-        } = *g;
-        use std::fmt::Write;
+        let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.connected.set(as_gauge(g.connected));
+        self.contexts.set(as_gauge(g.contexts));
+        self.running.set(as_gauge(g.running));
+        self.queued.set(as_gauge(g.queued));
+        self.diffs_pending.set(as_gauge(g.diffs_pending));
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP convoy_operations_total Operations finished, by kind and outcome."
-        );
-        let _ = writeln!(out, "# TYPE convoy_operations_total counter");
-        for ((kind, phase), n) in &self.finished {
-            let _ = writeln!(
-                out,
-                "convoy_operations_total{{kind=\"{kind}\",outcome=\"{phase}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP convoy_context_rollout_seconds Time from dispatch to settled, per context."
-        );
-        let _ = writeln!(out, "# TYPE convoy_context_rollout_seconds summary");
-        for (ctx, (count, ms)) in &self.durations {
-            let _ = writeln!(
-                out,
-                "convoy_context_rollout_seconds_sum{{context=\"{ctx}\"}} {:.3}",
-                *ms as f64 / 1000.0
-            );
-            let _ = writeln!(
-                out,
-                "convoy_context_rollout_seconds_count{{context=\"{ctx}\"}} {count}"
-            );
-        }
-        let _ = writeln!(out, "# HELP convoy_agents_connected Agents connected now.");
-        let _ = writeln!(out, "# TYPE convoy_agents_connected gauge");
-        let _ = writeln!(out, "convoy_agents_connected {connected}");
-        let _ = writeln!(out, "# HELP convoy_contexts Contexts in the registry.");
-        let _ = writeln!(out, "# TYPE convoy_contexts gauge");
-        let _ = writeln!(out, "convoy_contexts {contexts}");
-        let _ = writeln!(out, "# HELP convoy_operations_running Operations running now.");
-        let _ = writeln!(out, "# TYPE convoy_operations_running gauge");
-        let _ = writeln!(out, "convoy_operations_running {running}");
-        let _ = writeln!(
-            out,
-            "# HELP convoy_operations_queued Operations waiting behind a running one."
-        );
-        let _ = writeln!(out, "# TYPE convoy_operations_queued gauge");
-        let _ = writeln!(out, "convoy_operations_queued {queued}");
-        let _ = writeln!(
-            out,
-            "# HELP convoy_diff_dry_runs_pending Diff dry runs waiting for an agent's answer."
-        );
-        let _ = writeln!(out, "# TYPE convoy_diff_dry_runs_pending gauge");
-        let _ = writeln!(out, "convoy_diff_dry_runs_pending {diffs_pending}");
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -1901,5 +1934,70 @@ fn mask_report(r: Report, m: &convoy_release::mask::Masker) -> Report {
             message: m.mask(&message),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+    use crate::model::{FailureBudget, OnFailure, Plan, Requested};
+
+    #[test]
+    fn metrics_keep_their_names_and_labels_in_openmetrics_text() {
+        let plan = Plan {
+            waves: vec![vec!["east".into()]],
+            max_concurrency: 0,
+            max_failures: FailureBudget::Count(0),
+            on_failure: OnFailure::Rollback,
+            soak: std::time::Duration::ZERO,
+            offline_deadline: std::time::Duration::from_secs(60),
+            progress_deadline: std::time::Duration::from_secs(60),
+            min_ready_window: std::time::Duration::ZERO,
+            preflight: false,
+        };
+        let req = Requested {
+            by: "jenkins",
+            reason: "",
+            at: 1,
+        };
+        let mut op = Operation::queued(
+            "op-1".into(),
+            "web.shop".into(),
+            OperationKind::Deploy,
+            2,
+            plan,
+            &BTreeMap::new(),
+            req,
+        );
+        op.phase = OperationPhase::Succeeded;
+        let east = op.contexts.get_mut("east").unwrap();
+        east.dispatched_at = Some(1_000);
+        east.finished_at = Some(4_500);
+        let mut m = Metrics::default();
+        m.record(&op);
+        let text = m.render(&Gauges {
+            connected: 3,
+            contexts: 4,
+            running: 1,
+            queued: 2,
+            diffs_pending: 0,
+        });
+        for line in [
+            "# TYPE convoy_operations counter",
+            "convoy_operations_total{kind=\"deploy\",outcome=\"succeeded\"} 1",
+            "# TYPE convoy_context_rollout_seconds histogram",
+            "convoy_context_rollout_seconds_sum{context=\"east\"} 3.5",
+            "convoy_context_rollout_seconds_count{context=\"east\"} 1",
+            "convoy_context_rollout_seconds_bucket{le=\"4.0\",context=\"east\"} 1",
+            "convoy_context_rollout_seconds_bucket{le=\"2.0\",context=\"east\"} 0",
+            "convoy_agents_connected 3",
+            "convoy_contexts 4",
+            "convoy_operations_running 1",
+            "convoy_operations_queued 2",
+            "convoy_diff_dry_runs_pending 0",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
     }
 }
