@@ -332,6 +332,15 @@ fn load_rest(
             })?;
             (chart, PathBuf::from(format!("{repo} {name} {version}")))
         }
+        (None, None, ChartRef::Oci { oci, .. }) => {
+            let sources = oci_sources()?;
+            let fetched = block_on(sources.fetch(&release.spec.chart))?
+                .map_err(|e| anyhow::anyhow!("{}: spec.chart: {e}", release.source))?
+                .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
+            let chart = Chart::load_archive(&fetched.archive)
+                .map_err(|e| invalid(format!("{}: chart {}: {e}", release.source, fetched.origin)))?;
+            (chart, PathBuf::from(oci))
+        }
         (None, None, ChartRef::Path { .. }) => {
             return Err(invalid(format!("{}: no chart path", release.source)));
         }
@@ -350,6 +359,44 @@ fn load_rest(
         plan,
         supplied,
     })
+}
+
+/// Registry access for `spec.chart.oci`: the same credentials as [`repo_options`];
+/// `CONVOY_OCI_PLAIN_HTTP=1` talks plain HTTP (a registry on loopback).
+pub fn oci_sources() -> anyhow::Result<convoy_daemon::sources::ChartSources> {
+    use convoy_daemon::sources::{ChartSources, Credentials};
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let creds = match (
+        env("CONVOY_REPO_TOKEN"),
+        env("CONVOY_REPO_USERNAME"),
+        env("CONVOY_REPO_PASSWORD"),
+    ) {
+        (Some(token), _, _) => Credentials::Bearer(token),
+        (None, Some(username), Some(password)) => Credentials::Basic(username, password),
+        _ => Credentials::Anonymous,
+    };
+    let plain = env("CONVOY_OCI_PLAIN_HTTP").is_some_and(|v| v == "1" || v == "true");
+    Ok(ChartSources::direct(creds, plain))
+}
+
+/// Runs `f` to completion on a runtime of its own (the offline commands are
+/// synchronous, and may be called from within the CLI's runtime).
+pub fn block_on<F>(f: F) -> anyhow::Result<F::Output>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(f))
+        })
+        .join()
+    })
+    .map_err(|_| anyhow::anyhow!("the fetch panicked"))?
+    .map_err(|e| anyhow::anyhow!("cannot start a runtime: {e}"))
 }
 
 /// Repository access for `spec.chart.repo`: credentials from `CONVOY_REPO_TOKEN` (bearer)

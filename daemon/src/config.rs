@@ -63,6 +63,11 @@ pub struct DaemonConfig {
     /// templates such as `kv/{env}/{namespace}/`). Absent: any path (warned at start).
     #[serde(default)]
     pub secret_paths: Option<crate::pipeline::SecretPaths>,
+    /// Chart repositories and OCI registries the coordinator fetches `spec.chart.repo`
+    /// and `spec.chart.oci` charts from, with their credentials (see `crate::sources`).
+    /// A source no entry matches is fetched anonymously over HTTPS.
+    #[serde(default)]
+    pub chart_sources: Vec<crate::sources::ChartSourceConfig>,
     /// TLS for the gRPC listener (API and agent link); plaintext when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -272,6 +277,7 @@ impl DaemonConfig {
         if let Some(p) = &self.secret_paths {
             p.validate()?;
         }
+        crate::sources::validate(&self.chart_sources)?;
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()
         {

@@ -17,5 +17,6 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod prepare;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod telemetry;

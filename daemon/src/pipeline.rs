@@ -35,6 +35,7 @@ pub fn mask_error(e: PrepareError, masker: &convoy_release::mask::Masker) -> Pre
         PrepareError::Secrets(m) => PrepareError::Secrets(masker.mask(&m)),
         PrepareError::Render(m) => PrepareError::Render(masker.mask(&m)),
         PrepareError::Denied(m) => PrepareError::Denied(masker.mask(&m)),
+        PrepareError::Source(m) => PrepareError::Source(masker.mask(&m)),
     }
 }
 
@@ -146,6 +147,8 @@ pub struct Pipeline {
     render_threads: usize,
     /// Submits rendering at once ([`RENDER_SLOTS`]).
     render_slots: tokio::sync::Semaphore,
+    /// Where `repo` and `oci` charts are fetched from, with which credentials.
+    chart_sources: crate::sources::ChartSources,
 }
 
 /// How many submits may render at the same time (each spreads its contexts over the cores).
@@ -160,7 +163,14 @@ impl Pipeline {
             secret_paths: None,
             render_threads,
             render_slots: tokio::sync::Semaphore::new(RENDER_SLOTS),
+            chart_sources: crate::sources::ChartSources::default(),
         }
+    }
+
+    /// The chart repositories and registries `repo` and `oci` charts are fetched from.
+    pub fn with_chart_sources(mut self, sources: crate::sources::ChartSources) -> Self {
+        self.chart_sources = sources;
+        self
     }
 
     /// Restricts the Vault paths releases may name.
@@ -380,12 +390,29 @@ impl Pipeline {
                 convoy_release::ChartRef::Path { path, .. } => {
                     format!("spec.chart.path {path:?} is on the submitter's disk")
                 }
-                convoy_release::ChartRef::Repo { repo, name, .. } => format!("spec.chart {name} from {repo}"),
+                convoy_release::ChartRef::Repo { repo, name, .. } => format!(
+                    "spec.chart {name} from {}: not fetched",
+                    crate::sources::redact(repo)
+                ),
+                convoy_release::ChartRef::Oci { oci, .. } => {
+                    format!("spec.chart {}: not fetched", crate::sources::redact(oci))
+                }
             };
             return Err(PrepareError::Invalid(format!(
                 "{}: {what}: send the chart with the submit (the convoy CLI packages it: `convoy submit -f FILE`)",
                 inputs.source_name
             )));
+        }
+        // What the revision recorded is what is rendered: the archive kept with it must
+        // still be the one its digest names.
+        if !inputs.chart_digest.is_empty() {
+            let actual = crate::sources::sha256(&inputs.chart_archive);
+            if actual != inputs.chart_digest {
+                return Err(PrepareError::Render(format!(
+                    "{}: the kept chart archive is {actual}, but the revision recorded {}",
+                    inputs.source_name, inputs.chart_digest
+                )));
+            }
         }
         let chart = convoy_chart::Chart::load_archive(&inputs.chart_archive).map_err(|e| {
             PrepareError::Render(format!(
@@ -586,6 +613,26 @@ impl Preparer for Pipeline {
     fn preview(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError> {
         self.preview_release(inputs)
     }
+
+    fn fetch_chart<'a>(&'a self, inputs: &'a SubmitInputs) -> crate::prepare::FetchFuture<'a> {
+        Box::pin(async move {
+            let release = self.parse(inputs)?;
+            let chart = &release.spec.chart;
+            if matches!(chart, convoy_release::ChartRef::Path { .. }) {
+                return Ok(None);
+            }
+            if !inputs.chart_archive.is_empty() {
+                return Err(PrepareError::Invalid(format!(
+                    "{}: spec.chart: the coordinator fetches `repo` and `oci` charts itself; the submit must not carry a chart archive",
+                    inputs.source_name
+                )));
+            }
+            self.chart_sources
+                .fetch(chart)
+                .await
+                .map_err(|e| PrepareError::Source(format!("{}: spec.chart: {e}", inputs.source_name)))
+        })
+    }
 }
 
 /// The objects as Helm would send them to Kubernetes: each YAML document read as YAML 1.1
@@ -668,6 +715,8 @@ mod tests {
             source_name: "app.yaml".into(),
             values_files: Vec::new(),
             chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+            chart_digest: String::new(),
+            chart_origin: String::new(),
             allow_mass_deletion: false,
         }
     }

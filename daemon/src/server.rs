@@ -103,7 +103,9 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
             "secret_paths is not configured: a release may name any Vault path its environment's Vault role can read; configure prefixes such as `kv/{{env}}/{{namespace}}/`"
         );
     }
-    Ok(Pipeline::new(reg, secrets).with_secret_paths(cfg.secret_paths.clone()))
+    Ok(Pipeline::new(reg, secrets)
+        .with_secret_paths(cfg.secret_paths.clone())
+        .with_chart_sources(crate::sources::ChartSources::new(cfg.chart_sources.clone())))
 }
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:

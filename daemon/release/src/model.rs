@@ -74,6 +74,16 @@ pub enum ChartRef {
         version: String,
         pos: Pos,
     },
+    /// A chart in an OCI registry (Helm's layout), by tag or manifest digest. With both,
+    /// the digest decides and the tag is only shown.
+    Oci {
+        /// `oci://REGISTRY/PATH/NAME`, without tag or digest.
+        oci: String,
+        version: Option<String>,
+        /// `sha256:<hex>` of the manifest.
+        digest: Option<String>,
+        pos: Pos,
+    },
 }
 
 /// A values file named in `spec.valuesFiles`, with its content.
@@ -241,7 +251,7 @@ impl Release {
                 Some(dir) => dir.join(path),
                 None => PathBuf::from(path),
             }),
-            ChartRef::Repo { .. } => None,
+            ChartRef::Repo { .. } | ChartRef::Oci { .. } => None,
         }
     }
 }

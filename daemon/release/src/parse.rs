@@ -31,7 +31,7 @@ const SPEC: &[&str] = &[
     "health",
     "options",
 ];
-const CHART: &[&str] = &["path", "repo", "name", "version"];
+const CHART: &[&str] = &["path", "repo", "oci", "name", "version", "digest"];
 impl Release {
     /// Reads and parses a release file; relative paths in it resolve against its directory.
     pub fn load(path: &Path) -> Result<Release> {
@@ -250,13 +250,39 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
 
 fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
     let f = r.fields(node, "spec.chart", CHART)?;
-    match (f.optional("path"), f.optional("repo")) {
-        (Some(p), None) => {
-            for other in ["name", "version"] {
-                if let Some(n) = f.get(other) {
-                    r.error(n.pos, &f.at(other), "only used with `repo`; a `path` chart takes its name and version from its Chart.yaml");
-                }
+    let kinds: Vec<&str> = ["path", "repo", "oci"]
+        .into_iter()
+        .filter(|k| f.optional(k).is_some())
+        .collect();
+    if kinds.len() > 1 {
+        let second = kinds[1];
+        if let Some(n) = f.get(second) {
+            r.error(
+                n.pos,
+                &f.at(second),
+                &format!(
+                    "give only one of `path`, `repo` or `oci`, not {}",
+                    kinds.join(" and ")
+                ),
+            );
+        }
+        return None;
+    }
+    let only = |r: &mut Reader, keys: &[&str], why: &str| {
+        for other in keys {
+            if let Some(n) = f.get(other) {
+                r.error(n.pos, &f.at(other), why);
             }
+        }
+    };
+    match kinds.first().copied() {
+        Some("path") => {
+            let p = f.optional("path")?;
+            only(
+                r,
+                &["name", "version", "digest"],
+                "only used with `repo` or `oci`; a `path` chart takes its name and version from its Chart.yaml",
+            );
             let path = r.string(
                 p,
                 "spec.chart.path",
@@ -264,7 +290,13 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
             )?;
             Some(ChartRef::Path { path, pos: p.pos })
         }
-        (None, Some(repo)) => {
+        Some("repo") => {
+            let repo = f.optional("repo")?;
+            only(
+                r,
+                &["digest"],
+                "only used with `oci`; a repository's index.yaml gives the digest",
+            );
             let repo = r.string(repo, "spec.chart.repo", "a chart repository URL");
             let name = f
                 .required(r, "name", "the chart's name in the repository")
@@ -283,23 +315,79 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
                 pos: node.pos,
             })
         }
-        (Some(_), Some(repo)) => {
-            r.error(
-                repo.pos,
-                "spec.chart.repo",
-                "give either `path` or `repo`, not both",
+        Some(_) => {
+            let oci_node = f.optional("oci")?;
+            only(
+                r,
+                &["name"],
+                "only used with `repo`; an `oci` reference ends with the chart's name",
             );
-            None
+            let oci = r.string(
+                oci_node,
+                "spec.chart.oci",
+                "an OCI reference such as `oci://registry.example.com/charts/app1`",
+            );
+            if let Some(o) = &oci
+                && (!o.starts_with("oci://")
+                    || o.contains('@')
+                    || o.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|last| last.contains(':')))
+            {
+                r.error(
+                    oci_node.pos,
+                    "spec.chart.oci",
+                    "expected `oci://REGISTRY/PATH/NAME` without a tag or digest (give `version` or `digest` instead)",
+                );
+            }
+            let version = f
+                .optional("version")
+                .and_then(|n| r.string_or_number(n, "spec.chart.version", "a chart version (an OCI tag)"));
+            let digest = f
+                .optional("digest")
+                .and_then(|n| r.string(n, "spec.chart.digest", "a manifest digest `sha256:<64 hex>`"));
+            if let Some(d) = &digest
+                && !is_sha256_digest(d)
+            {
+                r.error(
+                    f.get("digest").map_or(node.pos, |n| n.pos),
+                    "spec.chart.digest",
+                    "expected a manifest digest `sha256:<64 hex>`",
+                );
+            }
+            if version.is_none() && digest.is_none() {
+                r.error(
+                    node.pos,
+                    "spec.chart",
+                    "an `oci` chart needs `version` (a tag such as `1.4.2`) or `digest` (`sha256:...`)",
+                );
+            }
+            Some(ChartRef::Oci {
+                oci: oci?,
+                version,
+                digest,
+                pos: node.pos,
+            })
         }
-        (None, None) => {
+        None => {
             r.error(
                 node.pos,
                 "spec.chart",
-                "expected `path` (a local chart) or `repo` + `name` + `version`",
+                "expected `path` (a local chart), `repo` + `name` + `version`, or `oci` + `version` or `digest`",
             );
             None
         }
     }
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn read_values(r: &mut Reader, node: &Node, path: &str) -> Option<Value> {

@@ -169,13 +169,73 @@ fn chart_reference_forms() {
     let e = errors(&MINIMAL.replace("{path: ./chart}", "{path: ./chart, repo: https://x}"));
     assert_eq!(
         e,
-        vec!["release.yaml:6:32: spec.chart.repo: give either `path` or `repo`, not both"]
+        vec![
+            "release.yaml:6:32: spec.chart.repo: give only one of `path`, `repo` or `oci`, not path and repo"
+        ]
     );
     let e = errors(&MINIMAL.replace("{path: ./chart}", "{repo: https://x}"));
     assert_has(
         &e,
         "release.yaml:6:10: spec.chart: missing field `name`: expected the chart's name in the repository",
     );
+}
+
+/// Whether some line of `lines` contains `part`.
+fn contains(lines: &[String], part: &str) {
+    assert!(
+        lines.iter().any(|l| l.contains(part)),
+        "no line containing\n  {part}\nin\n  {}",
+        lines.join("\n  ")
+    );
+}
+
+#[test]
+fn oci_chart_references() {
+    let by_tag = MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://registry.example.com/charts/app1\", version: 1.4.2}",
+    );
+    let rel = Release::parse_str(&by_tag, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart,
+        ChartRef::Oci { oci, version: Some(v), digest: None, .. }
+            if oci == "oci://registry.example.com/charts/app1" && v == "1.4.2"));
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let by_digest = MINIMAL.replace(
+        "{path: ./chart}",
+        &format!("{{oci: \"oci://r.example.com/app1\", digest: \"{digest}\"}}"),
+    );
+    let rel = Release::parse_str(&by_digest, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart, ChartRef::Oci { digest: Some(d), version: None, .. } if *d == digest));
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{oci: \"oci://r.example.com/app1\"}"));
+    contains(&e, "spec.chart: an `oci` chart needs `version`");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://r.example.com/app1:1.0.0\", version: 1.0.0}",
+    ));
+    contains(
+        &e,
+        "spec.chart.oci: expected `oci://REGISTRY/PATH/NAME` without a tag",
+    );
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"https://r.example.com/app1\", version: 1.0.0}",
+    ));
+    contains(&e, "spec.chart.oci: expected `oci://");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://r.example.com/app1\", digest: \"sha256:xyz\"}",
+    ));
+    contains(&e, "spec.chart.digest: expected a manifest digest");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://r.example.com/app1\", version: 1.0.0, name: app1}",
+    ));
+    contains(&e, "spec.chart.name: only used with `repo`");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{repo: https://x, oci: \"oci://r/app\", name: a, version: 1}",
+    ));
+    contains(&e, "give only one of `path`, `repo` or `oci`");
 }
 
 #[test]

@@ -1,0 +1,502 @@
+//! Charts the coordinator fetches itself: `spec.chart.repo` (an HTTP chart repository's
+//! `index.yaml`) and `spec.chart.oci` (Helm's OCI layout), with credentials configured
+//! here per source (`chart_sources` in the daemon config), so a submitter needs no
+//! access to the source and never sees its credentials.
+//!
+//! A fetch happens once, at submit (or diff): the archive is then kept with the
+//! revision's inputs in the store, with its SHA-256, so a re-render after a restart or a
+//! rollback never asks the source again and renders the same bytes even if a tag moved
+//! or the source is down.
+//!
+//! Credentials are read from their files at each fetch (so a rotated file is picked up)
+//! and never appear in logs, errors, the store or API responses: errors name the source
+//! by its URL (user info removed) and the config entry, never a secret.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Helm's OCI media types.
+pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/// Helm's provenance layer: accepted (Helm may push it) but not used.
+const HELM_PROV_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.provenance.v1.prov";
+
+/// How long one fetch may take (index, archive, or an OCI pull).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One `chart_sources` entry: how the coordinator reaches the sources whose URL starts
+/// with `url`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartSourceConfig {
+    /// A URL prefix: `https://charts.example.com/` (chart repositories) or
+    /// `oci://registry.example.com/team` (OCI registries). The longest matching prefix
+    /// (at a `/` boundary) applies.
+    pub url: String,
+    /// Basic authentication: the user name, with `password_file`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic authentication: a file holding the password (one trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Bearer authentication: a file holding the token. Not with `username`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `oci://` only: talk plain HTTP to the registry (a registry on loopback or
+    /// behind a TLS-terminating proxy), as Helm's `--plain-http`.
+    #[serde(default)]
+    pub plain_http: bool,
+}
+
+impl std::fmt::Debug for ChartSourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChartSourceConfig")
+            .field("url", &redact(&self.url))
+            .field("username", &self.username)
+            .field("password_file", &self.password_file)
+            .field("token_file", &self.token_file)
+            .field("plain_http", &self.plain_http)
+            .finish()
+    }
+}
+
+/// Checks the `chart_sources` entries: `(key, reason)` for the first bad one.
+pub fn validate(sources: &[ChartSourceConfig]) -> Result<(), (String, String)> {
+    for (i, s) in sources.iter().enumerate() {
+        let key = |k: &str| format!("chart_sources[{i}].{k}");
+        let oci = s.url.starts_with("oci://");
+        if !(oci || s.url.starts_with("https://") || s.url.starts_with("http://")) {
+            return Err((
+                key("url"),
+                format!(
+                    "expected a URL prefix starting with https://, http:// or oci://, got {:?}",
+                    redact(&s.url)
+                ),
+            ));
+        }
+        if s.url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|host| host.contains('@')))
+        {
+            return Err((
+                key("url"),
+                "must not carry credentials; use `username` + `password_file` or `token_file`".into(),
+            ));
+        }
+        if s.username.is_some() != s.password_file.is_some() {
+            return Err((
+                key(if s.username.is_some() {
+                    "password_file"
+                } else {
+                    "username"
+                }),
+                "basic authentication needs both `username` and `password_file`".into(),
+            ));
+        }
+        if s.token_file.is_some() && s.username.is_some() {
+            return Err((
+                key("token_file"),
+                "give either `token_file` (bearer) or `username` + `password_file` (basic), not both".into(),
+            ));
+        }
+        if s.plain_http && !oci {
+            return Err((
+                key("plain_http"),
+                "only for `oci://` sources; write the repository URL as http:// instead".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A chart the coordinator fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedChart {
+    /// The packaged chart, as the source served it.
+    pub archive: Vec<u8>,
+    /// What was fetched, for the revision record: the source URL (no user info), the
+    /// chart and the resolved version or manifest digest. Never a credential.
+    pub origin: String,
+}
+
+/// The credentials of one source, read from their files (or given directly to
+/// [`ChartSources::direct`]).
+#[derive(Clone)]
+pub enum Credentials {
+    Anonymous,
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => write!(f, "Anonymous"),
+            Credentials::Basic(u, _) => write!(f, "Basic({u}, <redacted>)"),
+            Credentials::Bearer(_) => write!(f, "Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// The configured chart sources.
+#[derive(Debug, Clone, Default)]
+pub struct ChartSources {
+    sources: Vec<ChartSourceConfig>,
+    /// For the CLI's own fetches: credentials and plain HTTP for any source.
+    direct: Option<(Credentials, bool)>,
+}
+
+impl ChartSources {
+    pub fn new(sources: Vec<ChartSourceConfig>) -> Self {
+        ChartSources {
+            sources,
+            direct: None,
+        }
+    }
+
+    /// One set of credentials for whatever is fetched (the CLI's `lint`, `render`,
+    /// `push`, which take them from the environment); `plain_http` for OCI.
+    pub fn direct(credentials: Credentials, plain_http: bool) -> Self {
+        ChartSources {
+            sources: Vec::new(),
+            direct: Some((credentials, plain_http)),
+        }
+    }
+
+    /// The entry for `url`: the longest `url` prefix ending at a `/` boundary.
+    fn entry(&self, url: &str) -> Option<(usize, &ChartSourceConfig)> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                let prefix = s.url.trim_end_matches('/');
+                url.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by_key(|(_, s)| s.url.trim_end_matches('/').len())
+    }
+
+    fn credentials(&self, url: &str) -> Result<Credentials, String> {
+        if let Some((c, _)) = &self.direct {
+            return Ok(c.clone());
+        }
+        let Some((i, s)) = self.entry(url) else {
+            return Ok(Credentials::Anonymous);
+        };
+        let read = |key: &str, path: &Path| {
+            std::fs::read_to_string(path)
+                .map(|t| t.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| {
+                    format!(
+                        "the coordinator's chart_sources[{i}].{key} {}: cannot read it: {e}",
+                        path.display()
+                    )
+                })
+        };
+        Ok(match (&s.username, &s.password_file, &s.token_file) {
+            (Some(u), Some(p), _) => Credentials::Basic(u.clone(), read("password_file", p)?),
+            (_, _, Some(t)) => Credentials::Bearer(read("token_file", t)?),
+            _ => Credentials::Anonymous,
+        })
+    }
+
+    /// Fetches `chart` when it lives in a repository or registry; `None` for a `path`
+    /// chart (the submitter sends it). Errors name the source and what went wrong.
+    pub async fn fetch(&self, chart: &convoy_release::ChartRef) -> Result<Option<FetchedChart>, String> {
+        use convoy_release::ChartRef;
+        match chart {
+            ChartRef::Path { .. } => Ok(None),
+            ChartRef::Repo {
+                repo, name, version, ..
+            } => self.fetch_repo(repo, name, version).await.map(Some),
+            ChartRef::Oci {
+                oci, version, digest, ..
+            } => self
+                .fetch_oci(oci, version.as_deref(), digest.as_deref())
+                .await
+                .map(Some),
+        }
+    }
+
+    async fn fetch_repo(&self, repo: &str, name: &str, range: &str) -> Result<FetchedChart, String> {
+        use convoy_chart::repo::{Auth, RepoOptions};
+        let shown = format!("chart repository {}", redact(repo));
+        let auth = match self.credentials(repo).map_err(|e| format!("{shown}: {e}"))? {
+            Credentials::Anonymous => None,
+            Credentials::Basic(username, password) => Some(Auth::Basic { username, password }),
+            Credentials::Bearer(t) => Some(Auth::Bearer(t)),
+        };
+        let opts = RepoOptions {
+            auth,
+            cache_dir: None,
+            timeout: Some(FETCH_TIMEOUT),
+        };
+        let (r, n, v) = (repo.to_string(), name.to_string(), range.to_string());
+        let found = tokio::task::spawn_blocking(move || {
+            let index = convoy_chart::repo::fetch_index(&r, &opts)?;
+            let version = index.find(&n, &v, &r)?.version.clone();
+            // The exact version found: the index is read again, but the archive
+            // fetched is the one this version names (digest verified).
+            let bytes = convoy_chart::repo::fetch_chart(&r, &n, &version, &opts)?;
+            Ok::<_, convoy_chart::ChartError>((version, bytes))
+        })
+        .await
+        .map_err(|e| format!("{shown}: the fetch failed: {e}"))?;
+        let (version, archive) = found.map_err(|e| format!("{shown}: chart {name} {range}: {e}"))?;
+        Ok(FetchedChart {
+            archive,
+            origin: format!("{} {name} {version}", redact(repo)),
+        })
+    }
+
+    async fn fetch_oci(
+        &self,
+        oci: &str,
+        version: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<FetchedChart, String> {
+        let shown = format!("OCI registry {}", redact(oci));
+        let repo = oci.trim_start_matches("oci://").trim_end_matches('/');
+        let auth = self.oci_auth(oci).map_err(|e| format!("{shown}: {e}"))?;
+        let client = self.oci_client(oci).map_err(|e| format!("{shown}: {e}"))?;
+        let (reference, tag) = match (digest, version) {
+            (Some(d), _) => (format!("{repo}@{d}"), None),
+            (None, Some(v)) => {
+                let t = resolve_tag(&client, repo, v, &auth, &shown).await?;
+                (format!("{repo}:{t}"), Some(t))
+            }
+            (None, None) => return Err(format!("{shown}: neither a version nor a digest")),
+        };
+        let parsed: oci_client::Reference = reference
+            .parse()
+            .map_err(|e| format!("{shown}: {reference:?} is not an OCI reference: {e}"))?;
+        let pulled = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            client.pull(
+                &parsed,
+                &auth,
+                vec![HELM_CHART_LAYER_MEDIA_TYPE, HELM_PROV_MEDIA_TYPE],
+            ),
+        )
+        .await
+        .map_err(|_| format!("{shown}: pulling {reference} timed out"))?
+        .map_err(|e| format!("{shown}: pulling {reference}: {}", oci_error(&e)))?;
+        if pulled.config.media_type != HELM_CONFIG_MEDIA_TYPE {
+            return Err(format!(
+                "{shown}: {reference} is not a Helm chart: its config is {:?}, expected {HELM_CONFIG_MEDIA_TYPE}",
+                pulled.config.media_type
+            ));
+        }
+        let mut charts = pulled
+            .layers
+            .into_iter()
+            .filter(|l| l.media_type == HELM_CHART_LAYER_MEDIA_TYPE);
+        let (Some(layer), None) = (charts.next(), charts.next()) else {
+            return Err(format!(
+                "{shown}: {reference}: expected exactly one {HELM_CHART_LAYER_MEDIA_TYPE} layer"
+            ));
+        };
+        let manifest = pulled.digest.unwrap_or_default();
+        Ok(FetchedChart {
+            archive: layer.data.to_vec(),
+            origin: match tag {
+                Some(t) => format!("{}:{t}@{manifest}", redact(oci)),
+                None => format!("{}@{manifest}", redact(oci)),
+            },
+        })
+    }
+
+    pub fn oci_auth(&self, url: &str) -> Result<oci_client::secrets::RegistryAuth, String> {
+        use oci_client::secrets::RegistryAuth;
+        Ok(match self.credentials(url)? {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic(u, p) => RegistryAuth::Basic(u, p),
+            Credentials::Bearer(t) => RegistryAuth::Bearer(t),
+        })
+    }
+
+    pub fn oci_client(&self, url: &str) -> Result<oci_client::Client, String> {
+        let plain = match &self.direct {
+            Some((_, plain)) => *plain,
+            None => self.entry(url).is_some_and(|(_, s)| s.plain_http),
+        };
+        oci_client_for(plain)
+    }
+}
+
+/// An OCI client for Helm charts, plain HTTP when `plain_http`.
+pub fn oci_client_for(plain_http: bool) -> Result<oci_client::Client, String> {
+    // reqwest is built without a TLS provider of its own: ring, as everywhere in
+    // convoy (an error only means one is installed already).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = oci_client::client::ClientConfig {
+        protocol: if plain_http {
+            oci_client::client::ClientProtocol::Http
+        } else {
+            oci_client::client::ClientProtocol::Https
+        },
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(Duration::from_secs(30)),
+        ..Default::default()
+    };
+    oci_client::Client::try_from(config).map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// The tag for `version`: Helm writes `+` as `_` in tags. A range (`~1.4`, `>=1 <2`)
+/// is resolved against the registry's tags, the highest matching version winning.
+async fn resolve_tag(
+    client: &oci_client::Client,
+    repo: &str,
+    version: &str,
+    auth: &oci_client::secrets::RegistryAuth,
+    shown: &str,
+) -> Result<String, String> {
+    if semver::Version::parse(version.trim_start_matches('v')).is_ok() {
+        return Ok(version.replace('+', "_"));
+    }
+    let constraint = convoy_chart::constraint::Constraint::parse(version)
+        .map_err(|e| format!("{shown}: version {version:?}: {e}"))?;
+    let reference: oci_client::Reference = format!("{repo}:latest")
+        .parse()
+        .map_err(|e| format!("{shown}: not an OCI reference: {e}"))?;
+    let tags = tokio::time::timeout(FETCH_TIMEOUT, client.list_tags(&reference, auth, None, None))
+        .await
+        .map_err(|_| format!("{shown}: listing tags timed out"))?
+        .map_err(|e| format!("{shown}: listing tags: {}", oci_error(&e)))?;
+    let allow_pre = version.contains('-');
+    tags.tags
+        .iter()
+        .filter_map(|t| {
+            let v = semver::Version::parse(&t.replace('_', "+")).ok()?;
+            ((allow_pre || v.pre.is_empty()) && constraint.matches(&v)).then_some((v, t))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| format!("{shown}: no tag matches version {version:?}"))
+}
+
+/// An OCI error for users: authentication failures said plainly.
+fn oci_error(e: &oci_client::errors::OciDistributionError) -> String {
+    use oci_client::errors::OciDistributionError as E;
+    match e {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
+            "authentication failed (check the coordinator's chart_sources credentials for this registry)"
+                .to_string()
+        }
+        other => {
+            let text = other.to_string();
+            if text.contains("401") || text.to_ascii_lowercase().contains("unauthorized") {
+                format!(
+                    "authentication failed (check the coordinator's chart_sources credentials for this registry): {text}"
+                )
+            } else {
+                text
+            }
+        }
+    }
+}
+
+/// A URL safe to show: user info removed.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            match path {
+                Some(p) => format!("{scheme}://{host}/{p}"),
+                None => format!("{scheme}://{host}"),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(url: &str) -> ChartSourceConfig {
+        ChartSourceConfig {
+            url: url.into(),
+            username: None,
+            password_file: None,
+            token_file: None,
+            plain_http: false,
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_at_a_slash_boundary_applies() {
+        let s = ChartSources::new(vec![
+            src("https://charts.example.com"),
+            src("https://charts.example.com/team/"),
+        ]);
+        assert_eq!(s.entry("https://charts.example.com/team/stable").unwrap().0, 1);
+        assert_eq!(s.entry("https://charts.example.com/other").unwrap().0, 0);
+        assert_eq!(s.entry("https://charts.example.com").unwrap().0, 0);
+        assert!(s.entry("https://charts.example.com.evil.org/x").is_none());
+        assert!(
+            s.entry("https://charts.example.com/teamx")
+                .is_some_and(|(i, _)| i == 0)
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_their_key() {
+        let mut basic = src("https://c.example.com");
+        basic.username = Some("u".into());
+        assert_eq!(
+            validate(&[basic]).unwrap_err().0,
+            "chart_sources[0].password_file"
+        );
+        let mut both = src("oci://r.example.com");
+        both.username = Some("u".into());
+        both.password_file = Some("p".into());
+        both.token_file = Some("t".into());
+        assert_eq!(validate(&[both]).unwrap_err().0, "chart_sources[0].token_file");
+        assert_eq!(validate(&[src("ftp://x")]).unwrap_err().0, "chart_sources[0].url");
+        let creds = validate(&[src("https://u:p@c.example.com/")]).unwrap_err();
+        assert!(!creds.1.contains("u:p"), "{}", creds.1);
+        let mut plain = src("https://c.example.com");
+        plain.plain_http = true;
+        assert_eq!(validate(&[plain]).unwrap_err().0, "chart_sources[0].plain_http");
+    }
+
+    #[test]
+    fn credentials_come_from_files_and_a_missing_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let mut basic = src("oci://r.example.com/team");
+        basic.username = Some("ci".into());
+        basic.password_file = Some(dir.path().join("pw"));
+        let mut missing = src("oci://r.example.com/other");
+        missing.token_file = Some(dir.path().join("absent"));
+        let s = ChartSources::new(vec![basic, missing]);
+        assert!(
+            matches!(s.credentials("oci://r.example.com/team/app").unwrap(), Credentials::Basic(u, p) if u == "ci" && p == "s3cret")
+        );
+        let e = s.credentials("oci://r.example.com/other/app").err().unwrap();
+        assert!(
+            e.contains("chart_sources[1].token_file") && e.contains("absent"),
+            "{e}"
+        );
+        assert!(matches!(
+            s.credentials("oci://elsewhere.example.com/app").unwrap(),
+            Credentials::Anonymous
+        ));
+    }
+
+    #[test]
+    fn redaction_drops_user_info() {
+        assert_eq!(redact("https://u:p@h.example.com/x"), "https://h.example.com/x");
+        assert_eq!(redact("oci://h:5000/a/b"), "oci://h:5000/a/b");
+    }
+}
