@@ -344,6 +344,86 @@ pub fn oci_client_for(plain_http: bool) -> Result<oci_client::Client, String> {
     oci_client::Client::try_from(config).map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
+/// A chart pushed to a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// `oci://REGISTRY/PATH/NAME:TAG`.
+    pub reference: String,
+    /// The manifest's `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// Pushes a packaged chart as `helm push` does: to `dest/NAME:VERSION` (`dest` is
+/// `oci://REGISTRY/PATH`, the chart's name and version from its Chart.yaml; `+` in the
+/// version written `_`), with Helm's config and layer media types.
+pub async fn push_chart(archive: &[u8], dest: &str, sources: &ChartSources) -> Result<Pushed, String> {
+    use oci_client::client::{Config, ImageLayer};
+    let chart =
+        convoy_chart::Chart::load_archive(archive).map_err(|e| format!("not a chart archive: {e}"))?;
+    let Some(base) = dest.strip_prefix("oci://") else {
+        return Err(format!(
+            "{:?}: expected a destination `oci://REGISTRY/PATH`",
+            redact(dest)
+        ));
+    };
+    let base = base.trim_end_matches('/');
+    let tag = chart.version().replace('+', "_");
+    let url = format!("oci://{base}/{}", chart.name());
+    let shown = format!("OCI registry {}", redact(&url));
+    let reference: oci_client::Reference = format!("{base}/{}:{tag}", chart.name())
+        .parse()
+        .map_err(|e| format!("{shown}: not an OCI reference: {e}"))?;
+    let auth = sources.oci_auth(&url).map_err(|e| format!("{shown}: {e}"))?;
+    let client = sources.oci_client(&url).map_err(|e| format!("{shown}: {e}"))?;
+    let m = chart.metadata();
+    let mut config = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        let empty = v.is_null()
+            || v.as_str().is_some_and(str::is_empty)
+            || v.as_array().is_some_and(Vec::is_empty)
+            || v.as_object().is_some_and(serde_json::Map::is_empty)
+            || v == serde_json::Value::Bool(false);
+        if !empty {
+            config.insert(k.to_string(), v);
+        }
+    };
+    put("name", m.name.clone().into());
+    put("home", m.home.clone().into());
+    put("sources", m.sources.clone().into());
+    put("version", m.version.clone().into());
+    put("description", m.description.clone().into());
+    put("keywords", m.keywords.clone().into());
+    put("icon", m.icon.clone().into());
+    put("apiVersion", m.api_version.clone().into());
+    put("appVersion", m.app_version.clone().into());
+    put("deprecated", m.deprecated.into());
+    put(
+        "annotations",
+        serde_json::to_value(&m.annotations).unwrap_or(serde_json::Value::Null),
+    );
+    let config = Config::new(
+        serde_json::to_vec(&config).map_err(|e| format!("{shown}: {e}"))?,
+        HELM_CONFIG_MEDIA_TYPE.to_string(),
+        None,
+    );
+    let layer = ImageLayer::new(archive.to_vec(), HELM_CHART_LAYER_MEDIA_TYPE.to_string(), None);
+    tokio::time::timeout(
+        FETCH_TIMEOUT,
+        client.push(&reference, &[layer], config, &auth, None),
+    )
+    .await
+    .map_err(|_| format!("{shown}: pushing {tag} timed out"))?
+    .map_err(|e| format!("{shown}: pushing {tag}: {}", oci_error(&e)))?;
+    let digest = tokio::time::timeout(FETCH_TIMEOUT, client.fetch_manifest_digest(&reference, &auth))
+        .await
+        .map_err(|_| format!("{shown}: reading back {tag} timed out"))?
+        .map_err(|e| format!("{shown}: reading back {tag}: {}", oci_error(&e)))?;
+    Ok(Pushed {
+        reference: format!("{}:{tag}", redact(&url)),
+        digest,
+    })
+}
+
 /// The tag for `version`: Helm writes `+` as `_` in tags. A range (`~1.4`, `>=1 <2`)
 /// is resolved against the registry's tags, the highest matching version winning.
 async fn resolve_tag(

@@ -260,7 +260,7 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
             r.error(
                 n.pos,
                 &f.at(second),
-                &format!(
+                format!(
                     "give only one of `path`, `repo` or `oci`, not {}",
                     kinds.join(" and ")
                 ),
