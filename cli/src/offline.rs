@@ -332,6 +332,21 @@ fn load_rest(
             })?;
             (chart, PathBuf::from(format!("{repo} {name} {version}")))
         }
+        (
+            None,
+            None,
+            ChartRef::Git {
+                git, reference, path, ..
+            },
+        ) => {
+            let sources = oci_sources()?;
+            let fetched = block_on(sources.fetch(&release.spec.chart))?
+                .map_err(|e| anyhow::anyhow!("{}: spec.chart: {e}", release.source))?
+                .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
+            let chart = Chart::load_archive(&fetched.archive)
+                .map_err(|e| invalid(format!("{}: chart {}: {e}", release.source, fetched.origin)))?;
+            (chart, PathBuf::from(format!("{git} {reference} {path}")))
+        }
         (None, None, ChartRef::Oci { oci, .. }) => {
             let sources = oci_sources()?;
             let fetched = block_on(sources.fetch(&release.spec.chart))?

@@ -397,6 +397,10 @@ impl Pipeline {
                 convoy_release::ChartRef::Oci { oci, .. } => {
                     format!("spec.chart {}: not fetched", crate::sources::redact(oci))
                 }
+                convoy_release::ChartRef::Git { git, reference, .. } => format!(
+                    "spec.chart {} {reference}: not fetched",
+                    crate::sources::redact(git)
+                ),
             };
             return Err(PrepareError::Invalid(format!(
                 "{}: {what}: send the chart with the submit (the convoy CLI packages it: `convoy submit -f FILE`)",
@@ -623,7 +627,7 @@ impl Preparer for Pipeline {
             }
             if !inputs.chart_archive.is_empty() {
                 return Err(PrepareError::Invalid(format!(
-                    "{}: spec.chart: the coordinator fetches `repo` and `oci` charts itself; the submit must not carry a chart archive",
+                    "{}: spec.chart: the coordinator fetches `repo`, `oci` and `git` charts itself; the submit must not carry a chart archive",
                     inputs.source_name
                 )));
             }

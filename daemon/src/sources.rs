@@ -67,15 +67,6 @@ pub fn validate(sources: &[ChartSourceConfig]) -> Result<(), (String, String)> {
     for (i, s) in sources.iter().enumerate() {
         let key = |k: &str| format!("chart_sources[{i}].{k}");
         let oci = s.url.starts_with("oci://");
-        if !(oci || s.url.starts_with("https://") || s.url.starts_with("http://")) {
-            return Err((
-                key("url"),
-                format!(
-                    "expected a URL prefix starting with https://, http:// or oci://, got {:?}",
-                    redact(&s.url)
-                ),
-            ));
-        }
         if s.url
             .split_once("://")
             .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|host| host.contains('@')))
@@ -99,6 +90,16 @@ pub fn validate(sources: &[ChartSourceConfig]) -> Result<(), (String, String)> {
             return Err((
                 key("token_file"),
                 "give either `token_file` (bearer) or `username` + `password_file` (basic), not both".into(),
+            ));
+        }
+        let git = s.url.starts_with("git://");
+        if !(oci || git || s.url.starts_with("https://") || s.url.starts_with("http://")) {
+            return Err((
+                key("url"),
+                format!(
+                    "expected a URL prefix starting with https://, http://, git:// or oci://, got {:?}",
+                    redact(&s.url)
+                ),
             ));
         }
         if s.plain_http && !oci {
@@ -217,7 +218,43 @@ impl ChartSources {
                 .fetch_oci(oci, version.as_deref(), digest.as_deref())
                 .await
                 .map(Some),
+            ChartRef::Git {
+                git, reference, path, ..
+            } => self.fetch_git(git, reference, path).await.map(Some),
         }
+    }
+
+    async fn fetch_git(&self, url: &str, reference: &str, dir: &str) -> Result<FetchedChart, String> {
+        let shown = format!("git repository {}", redact(url));
+        let credentials = match self.credentials(url).map_err(|e| format!("{shown}: {e}"))? {
+            Credentials::Anonymous => None,
+            Credentials::Basic(username, password) => {
+                Some(gix::sec::identity::Credentials::UsernamePassword {
+                    username,
+                    password,
+                    oauth_refresh_token: None,
+                })
+            }
+            Credentials::Bearer(credential) => Some(gix::sec::identity::Credentials::Encoded {
+                authtype: "Bearer".into(),
+                credential,
+                oauth_refresh_token: None,
+            }),
+        };
+        ensure_tls_provider();
+        let (u, r, d) = (url.to_string(), reference.to_string(), dir.to_string());
+        let (archive, commit) = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            tokio::task::spawn_blocking(move || crate::sources::git::fetch(&u, &r, &d, credentials)),
+        )
+        .await
+        .map_err(|_| format!("{shown}: fetching {reference} timed out"))?
+        .map_err(|e| format!("{shown}: the fetch failed: {e}"))?
+        .map_err(|e| format!("{shown}: {e}"))?;
+        Ok(FetchedChart {
+            archive,
+            origin: format!("{} {reference}@{commit} {dir}", redact(url)),
+        })
     }
 
     async fn fetch_repo(&self, repo: &str, name: &str, range: &str) -> Result<FetchedChart, String> {
@@ -326,11 +363,18 @@ impl ChartSources {
     }
 }
 
+mod git;
+
+/// reqwest (under oci-client and gix) is built without a TLS provider of its own:
+/// ring, as everywhere in convoy, installed process-wide (an error only means one is
+/// installed already).
+fn ensure_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// An OCI client for Helm charts, plain HTTP when `plain_http`.
 pub fn oci_client_for(plain_http: bool) -> Result<oci_client::Client, String> {
-    // reqwest is built without a TLS provider of its own: ring, as everywhere in
-    // convoy (an error only means one is installed already).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ensure_tls_provider();
     let config = oci_client::client::ClientConfig {
         protocol: if plain_http {
             oci_client::client::ClientProtocol::Http

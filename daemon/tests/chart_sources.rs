@@ -18,7 +18,7 @@ use convoy_agent::runtime::{AgentRuntime, Credentials, RuntimeConfig, Token};
 use convoy_agent::sim::backend::{SimBackend, SimConfig};
 use convoy_daemon::config::DaemonConfig;
 use convoy_proto::v1 as pb;
-use convoy_tests::charts::{ChartServer, Registry, index_yaml};
+use convoy_tests::charts::{ChartServer, GitServer, Registry, git, index_yaml};
 use tokio_util::sync::CancellationToken;
 
 type Client = pb::release_service_client::ReleaseServiceClient<tonic::transport::Channel>;
@@ -296,7 +296,8 @@ async fn repository_charts_by_version_range_with_and_without_authentication() {
     let e = c.submit_release(with_archive).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(
-        e.message().contains("fetches `repo` and `oci` charts itself"),
+        e.message()
+            .contains("fetches `repo`, `oci` and `git` charts itself"),
         "{}",
         e.message()
     );
@@ -499,6 +500,217 @@ async fn oci_charts_keep_their_digest_through_a_moved_tag_a_dead_registry_and_a_
         config_map(&b, "pub.other").unwrap(),
         ("2.0.0".into(), "anon".into(), "late".into())
     );
+    stop.cancel();
+    running.stop().await.unwrap();
+}
+
+/// A bare repository `NAME.git` under `server`'s root, from a work tree at `work` holding
+/// `charts/app` (chart `app` at 1.0.0 with `marker`), committed on `main` and tagged
+/// `v1`; returns the commit id.
+fn git_repo(server: &GitServer, work: &Path, name: &str, marker: &str) -> String {
+    let chart = work.join("charts/app");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    let archive_dir = work.join("..").join(format!("{name}-src-{marker}"));
+    let packaged = chart_files(&archive_dir, marker);
+    for (rel, content) in packaged {
+        let p = chart.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    if !work.join(".git").exists() {
+        git(work, &["init", "-q", "-b", "main"]);
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", marker]);
+    git(work, &["tag", "-f", "v1"]);
+    let bare = server.root().join(format!("{name}.git"));
+    if !bare.exists() {
+        git(server.root(), &["init", "-q", "--bare", &format!("{name}.git")]);
+    }
+    git(
+        work,
+        &[
+            "push",
+            "-q",
+            "--force",
+            bare.to_str().unwrap(),
+            "main",
+            "refs/tags/v1",
+        ],
+    );
+    git(work, &["rev-parse", "HEAD"])
+}
+
+/// The files of chart `app` 1.0.0 carrying `marker` (as [`chart`] writes them).
+fn chart_files(dir: &Path, marker: &str) -> Vec<(String, Vec<u8>)> {
+    let archive = chart(dir, "1.0.0", marker);
+    let c = dir.join(format!("app-1.0.0-{marker}"));
+    assert!(!archive.is_empty());
+    ["Chart.yaml", "templates/cm.yaml"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(c.join(f)).unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut private = GitServer::start(Some(("ci", "git-pw-1"))).await.unwrap();
+    let public = GitServer::start(None).await.unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let first = git_repo(&private, &work, "charts", "v1");
+    let pw = secret_file(dir.path(), "git-password", "git-pw-1");
+    let sources = format!(
+        "  - {{url: \"{}\", username: ci, password_file: {}}}\n",
+        private.url(),
+        pw.display()
+    );
+    let running = coordinator(dir.path(), &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+    let repo = format!("{}/charts.git", private.url());
+
+    // By tag, with the coordinator's credentials: the revision names the commit.
+    let by_tag = format!("{{git: \"{repo}\", ref: v1, path: charts/app}}");
+    let r1 = c
+        .submit_release(release("app.team", "sim-a", &by_tag, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "app.team", &r1.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
+    let h = history(&mut c, "app.team").await;
+    assert_eq!(h[0].chart_source, format!("{repo} v1@{first} charts/app"));
+    assert!(h[0].chart_digest.starts_with("sha256:"));
+
+    // The tag moves to a new commit: the next submit gets it and names the new commit.
+    let moved = git_repo(&private, &work, "charts", "v1-moved");
+    assert_ne!(moved, first);
+    let r2 = c
+        .submit_release(release("app.team", "sim-a", &by_tag, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r2.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1-moved");
+    let h = history(&mut c, "app.team").await;
+    assert_eq!(h[1].chart_source, format!("{repo} v1@{moved} charts/app"));
+    assert_ne!(h[1].chart_digest, h[0].chart_digest);
+
+    // By the first commit's id, and by branch.
+    let by_commit = format!("{{git: \"{repo}\", ref: \"{first}\", path: charts/app}}");
+    let r = c
+        .submit_release(release("app.team", "sim-a", &by_commit, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
+    let by_branch = format!("{{git: \"{repo}\", ref: main, path: charts/app}}");
+    let r = c
+        .submit_release(release("app.team", "sim-a", &by_branch, "blue"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(
+        config_map(&a, "app.team").unwrap(),
+        ("1.0.0".into(), "v1-moved".into(), "blue".into())
+    );
+
+    // A wrong password, a missing ref and a missing directory: clear errors, nothing recorded.
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let e = c
+        .submit_release(release("app.team", "sim-a", &by_tag, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains(&format!("git repository {repo}"))
+            && e.message().contains("authentication failed"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        !e.message().contains("wrong") && !e.message().contains("git-pw-1"),
+        "{}",
+        e.message()
+    );
+    std::fs::write(&pw, "git-pw-1\n").unwrap();
+    let e = c
+        .submit_release(release(
+            "app.team",
+            "sim-a",
+            &format!("{{git: \"{repo}\", ref: v9, path: charts/app}}"),
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("cannot fetch \"v9\""), "{}", e.message());
+    let e = c
+        .submit_release(release(
+            "app.team",
+            "sim-a",
+            &format!("{{git: \"{repo}\", ref: v1, path: charts/nope}}"),
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("no directory \"charts/nope\""),
+        "{}",
+        e.message()
+    );
+    assert_eq!(history(&mut c, "app.team").await.len(), 4);
+
+    // A repository without authentication.
+    let pub_work = dir.path().join("pub-work");
+    std::fs::create_dir_all(&pub_work).unwrap();
+    git_repo(&public, &pub_work, "open", "open");
+    let open = format!(
+        "{{git: \"{}/open.git\", ref: v1, path: charts/app}}",
+        public.url()
+    );
+    let r = c
+        .submit_release(release("pub.team", "sim-a", &open, "green"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "pub.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "pub.team").unwrap().1, "open");
+
+    // The private server goes down: rolling back to revision 1 still works.
+    private.stop();
+    let rb = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "app.team".into(),
+            to_revision: 1,
+            reason: "back".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &rb.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
     stop.cancel();
     running.stop().await.unwrap();
 }

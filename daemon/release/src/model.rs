@@ -84,6 +84,16 @@ pub enum ChartRef {
         digest: Option<String>,
         pos: Pos,
     },
+    /// A chart directory in a git repository at a tag, branch or commit.
+    Git {
+        /// The repository URL (`https://`, `http://`, `git://`, `file://`).
+        git: String,
+        /// A tag, a branch or a full commit id.
+        reference: String,
+        /// The chart directory inside the repository (`charts/app1`).
+        path: String,
+        pos: Pos,
+    },
 }
 
 /// A values file named in `spec.valuesFiles`, with its content.
@@ -251,7 +261,7 @@ impl Release {
                 Some(dir) => dir.join(path),
                 None => PathBuf::from(path),
             }),
-            ChartRef::Repo { .. } | ChartRef::Oci { .. } => None,
+            ChartRef::Repo { .. } | ChartRef::Oci { .. } | ChartRef::Git { .. } => None,
         }
     }
 }

@@ -31,7 +31,7 @@ const SPEC: &[&str] = &[
     "health",
     "options",
 ];
-const CHART: &[&str] = &["path", "repo", "oci", "name", "version", "digest"];
+const CHART: &[&str] = &["path", "repo", "oci", "git", "ref", "name", "version", "digest"];
 impl Release {
     /// Reads and parses a release file; relative paths in it resolve against its directory.
     pub fn load(path: &Path) -> Result<Release> {
@@ -250,6 +250,12 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
 
 fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
     let f = r.fields(node, "spec.chart", CHART)?;
+    if let Some(g) = f.optional("git") {
+        return read_git_chart(r, node, &f, g);
+    }
+    if let Some(n) = f.get("ref") {
+        r.error(n.pos, &f.at("ref"), "only used with `git`");
+    }
     let kinds: Vec<&str> = ["path", "repo", "oci"]
         .into_iter()
         .filter(|k| f.optional(k).is_some())
@@ -379,6 +385,63 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
             None
         }
     }
+}
+
+/// `spec.chart: {git: URL, ref: REF, path: DIR}`.
+fn read_git_chart(r: &mut Reader, node: &Node, f: &crate::de::Fields<'_>, g: &Node) -> Option<ChartRef> {
+    for other in ["repo", "oci", "name", "version", "digest"] {
+        if let Some(n) = f.get(other) {
+            r.error(
+                n.pos,
+                &f.at(other),
+                "not with `git`: a git chart is `{git: URL, ref: TAG|BRANCH|COMMIT, path: DIR}`",
+            );
+        }
+    }
+    let git = r.string(
+        g,
+        "spec.chart.git",
+        "a git repository URL (https://, http://, git:// or file://)",
+    );
+    if let Some(u) = &git
+        && !["https://", "http://", "git://", "file://"]
+            .iter()
+            .any(|s| u.starts_with(s))
+    {
+        r.error(
+            g.pos,
+            "spec.chart.git",
+            "expected a git repository URL starting with https://, http://, git:// or file://",
+        );
+    }
+    let reference = f
+        .required(r, "ref", "a tag, a branch or a full commit id")
+        .and_then(|n| r.string_or_number(n, "spec.chart.ref", "a tag, a branch or a full commit id"));
+    let path = f
+        .required(
+            r,
+            "path",
+            "the chart's directory in the repository, such as `charts/app1`",
+        )
+        .and_then(|n| {
+            let p = r.string(n, "spec.chart.path", "the chart's directory in the repository")?;
+            let bad = p.starts_with('/') || p.split('/').any(|c| c == "..");
+            if bad {
+                r.error(
+                    n.pos,
+                    "spec.chart.path",
+                    "expected a relative directory inside the repository, without `..`",
+                );
+                return None;
+            }
+            Some(p)
+        });
+    Some(ChartRef::Git {
+        git: git?,
+        reference: reference?,
+        path: path?,
+        pos: node.pos,
+    })
 }
 
 /// `sha256:` and 64 lowercase hex digits.

@@ -239,6 +239,38 @@ fn oci_chart_references() {
 }
 
 #[test]
+fn git_chart_references() {
+    let git = MINIMAL.replace(
+        "{path: ./chart}",
+        "{git: \"https://git.example.com/charts.git\", ref: v1.2.0, path: charts/app1}",
+    );
+    let rel = Release::parse_str(&git, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart,
+        ChartRef::Git { git, reference, path, .. }
+            if git == "https://git.example.com/charts.git" && reference == "v1.2.0" && path == "charts/app1"));
+    assert_eq!(rel.chart_path(), None);
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{git: \"https://g/c.git\", path: charts/app1}"));
+    contains(&e, "spec.chart: missing field `ref`");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{git: \"https://g/c.git\", ref: main, path: ../x}",
+    ));
+    contains(
+        &e,
+        "spec.chart.path: expected a relative directory inside the repository",
+    );
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{git: \"ssh://g/c.git\", ref: main, path: c}"));
+    contains(&e, "spec.chart.git: expected a git repository URL");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{git: \"https://g/c.git\", ref: main, path: c, version: 1}",
+    ));
+    contains(&e, "spec.chart.version: not with `git`");
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{path: ./chart, ref: main}"));
+    contains(&e, "spec.chart.ref: only used with `git`");
+}
+
+#[test]
 fn self_consistency_checks_are_reported_together() {
     let text = "apiVersion: convoy.dev/v1
 kind: Release
