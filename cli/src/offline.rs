@@ -340,7 +340,7 @@ fn load_rest(
             },
         ) => {
             let sources = oci_sources()?;
-            let fetched = block_on(sources.fetch(&release.spec.chart))?
+            let fetched = block_on(sources.fetch(&release.spec.chart, ""))?
                 .map_err(|e| anyhow::anyhow!("{}: spec.chart: {e}", release.source))?
                 .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
             let chart = Chart::load_archive(&fetched.archive)
@@ -349,7 +349,7 @@ fn load_rest(
         }
         (None, None, ChartRef::Oci { oci, .. }) => {
             let sources = oci_sources()?;
-            let fetched = block_on(sources.fetch(&release.spec.chart))?
+            let fetched = block_on(sources.fetch(&release.spec.chart, ""))?
                 .map_err(|e| anyhow::anyhow!("{}: spec.chart: {e}", release.source))?
                 .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
             let chart = Chart::load_archive(&fetched.archive)

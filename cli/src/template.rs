@@ -164,7 +164,7 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
             digest: None,
             pos: Default::default(),
         };
-        let fetched = crate::offline::block_on(sources.fetch(&chart))?
+        let fetched = crate::offline::block_on(sources.fetch(&chart, ""))?
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .ok_or_else(|| anyhow::anyhow!("{oci}: nothing fetched"))?;
         let path = scratch.path().join("chart.tgz");

@@ -65,7 +65,7 @@ pub struct DaemonConfig {
     pub secret_paths: Option<crate::pipeline::SecretPaths>,
     /// Chart repositories and OCI registries the coordinator fetches `spec.chart.repo`
     /// and `spec.chart.oci` charts from, with their credentials (see `crate::sources`).
-    /// A source no entry matches is fetched anonymously over HTTPS.
+    /// Only listed sources may be used (per entry, optionally only by some environments).
     #[serde(default)]
     pub chart_sources: Vec<crate::sources::ChartSourceConfig>,
     /// TLS for the gRPC listener (API and agent link); plaintext when absent.

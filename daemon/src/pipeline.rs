@@ -631,8 +631,9 @@ impl Preparer for Pipeline {
                     inputs.source_name
                 )));
             }
+            let environment = self.environment(&release)?;
             self.chart_sources
-                .fetch(chart)
+                .fetch(chart, &environment)
                 .await
                 .map_err(|e| PrepareError::Source(format!("{}: spec.chart: {e}", inputs.source_name)))
         })

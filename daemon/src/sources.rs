@@ -48,6 +48,10 @@ pub struct ChartSourceConfig {
     /// behind a TLS-terminating proxy), as Helm's `--plain-http`.
     #[serde(default)]
     pub plain_http: bool,
+    /// The environments (registry `env` of a release's contexts) whose releases may
+    /// use this source; absent: every environment.
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for ChartSourceConfig {
@@ -58,6 +62,7 @@ impl std::fmt::Debug for ChartSourceConfig {
             .field("password_file", &self.password_file)
             .field("token_file", &self.token_file)
             .field("plain_http", &self.plain_http)
+            .field("environments", &self.environments)
             .finish()
     }
 }
@@ -100,6 +105,15 @@ pub fn validate(sources: &[ChartSourceConfig]) -> Result<(), (String, String)> {
                     "expected a URL prefix starting with https://, http://, git:// or oci://, got {:?}",
                     redact(&s.url)
                 ),
+            ));
+        }
+        if s.environments
+            .as_ref()
+            .is_some_and(|e| e.is_empty() || e.iter().any(|x| x.trim().is_empty()))
+        {
+            return Err((
+                key("environments"),
+                "expected a non-empty list of environment names (leave it out for every environment)".into(),
             ));
         }
         if s.plain_http && !oci {
@@ -203,10 +217,46 @@ impl ChartSources {
         })
     }
 
+    /// Whether a release of `environment` may fetch from `url`: only sources listed in
+    /// `chart_sources` (so a release file cannot make the coordinator reach anything
+    /// else), and only from entries open to its environment. [`ChartSources::direct`]
+    /// (the CLI's own fetches) allows any.
+    pub fn check_allowed(&self, url: &str, environment: &str) -> Result<(), String> {
+        if self.direct.is_some() {
+            return Ok(());
+        }
+        match self.entry(url) {
+            None => Err(format!(
+                "{} is not among the coordinator's chart_sources (ask its operators to add it)",
+                redact(url)
+            )),
+            Some((i, s)) => match &s.environments {
+                Some(envs) if !envs.iter().any(|e| e == environment) => Err(format!(
+                    "{} (chart_sources[{i}]) is not open to environment {environment:?} (only {})",
+                    redact(url),
+                    envs.join(", ")
+                )),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// Fetches `chart` when it lives in a repository or registry; `None` for a `path`
     /// chart (the submitter sends it). Errors name the source and what went wrong.
-    pub async fn fetch(&self, chart: &convoy_release::ChartRef) -> Result<Option<FetchedChart>, String> {
+    /// `environment`: the release's, checked with [`ChartSources::check_allowed`].
+    pub async fn fetch(
+        &self,
+        chart: &convoy_release::ChartRef,
+        environment: &str,
+    ) -> Result<Option<FetchedChart>, String> {
         use convoy_release::ChartRef;
+        let url = match chart {
+            ChartRef::Path { .. } => return Ok(None),
+            ChartRef::Repo { repo, .. } => repo,
+            ChartRef::Oci { oci, .. } => oci,
+            ChartRef::Git { git, .. } => git,
+        };
+        self.check_allowed(url, environment)?;
         match chart {
             ChartRef::Path { .. } => Ok(None),
             ChartRef::Repo {
@@ -554,7 +604,30 @@ mod tests {
             password_file: None,
             token_file: None,
             plain_http: false,
+            environments: None,
         }
+    }
+
+    #[test]
+    fn only_listed_sources_open_to_the_environment_are_allowed() {
+        let mut prod = src("oci://r.example.com/prod");
+        prod.environments = Some(vec!["prod".into()]);
+        let s = ChartSources::new(vec![src("https://charts.example.com"), prod]);
+        assert!(
+            s.check_allowed("https://charts.example.com/stable", "dev")
+                .is_ok()
+        );
+        let e = s
+            .check_allowed("http://169.254.169.254/latest", "dev")
+            .unwrap_err();
+        assert!(e.contains("not among the coordinator's chart_sources"), "{e}");
+        assert!(s.check_allowed("oci://r.example.com/prod/app", "prod").is_ok());
+        let e = s
+            .check_allowed("oci://r.example.com/prod/app", "dev")
+            .unwrap_err();
+        assert!(e.contains("chart_sources[1]") && e.contains("\"dev\""), "{e}");
+        let direct = ChartSources::direct(Credentials::Anonymous, false);
+        assert!(direct.check_allowed("https://anything.example.com", "").is_ok());
     }
 
     #[test]

@@ -186,14 +186,39 @@ async fn repository_charts_by_version_range_with_and_without_authentication() {
     public.put("/app-1.1.0.tgz", v110.clone());
     let pw = secret_file(dir.path(), "repo-password", "repo-pw-1");
     let sources = format!(
-        "  - {{url: \"{}\", username: ci, password_file: {}}}\n",
+        "  - {{url: \"{}\", username: ci, password_file: {}}}\n  - {{url: \"{}\"}}\n  - {{url: \"http://127.0.0.1:9/prod\", environments: [prod]}}\n",
         private.url(),
-        pw.display()
+        pw.display(),
+        public.url()
     );
     let running = coordinator(dir.path(), &sources, None).await;
     let stop = CancellationToken::new();
     let a = agent(&running, "sim-a", &stop).await;
     let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+
+    // Only sources the coordinator lists, open to the release's environment (dev).
+    let unlisted = "{repo: \"http://127.0.0.1:9/elsewhere\", name: app, version: 1.0.0}";
+    let e = c
+        .submit_release(release("app.team", "sim-a", unlisted, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("http://127.0.0.1:9/elsewhere is not among the coordinator's chart_sources"),
+        "{}",
+        e.message()
+    );
+    let prod_only = "{repo: \"http://127.0.0.1:9/prod/charts\", name: app, version: 1.0.0}";
+    let e = c
+        .submit_release(release("app.team", "sim-a", prod_only, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("is not open to environment \"dev\" (only prod)"),
+        "{}",
+        e.message()
+    );
 
     // Helm's `~1.0` (>=1.0.0 <1.1.0) from the private repository, with the coordinator's
     // credentials; the submit carries no archive.
@@ -562,9 +587,10 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
     let first = git_repo(&private, &work, "charts", "v1");
     let pw = secret_file(dir.path(), "git-password", "git-pw-1");
     let sources = format!(
-        "  - {{url: \"{}\", username: ci, password_file: {}}}\n",
+        "  - {{url: \"{}\", username: ci, password_file: {}}}\n  - {{url: \"{}\", environments: [dev]}}\n",
         private.url(),
-        pw.display()
+        pw.display(),
+        public.url()
     );
     let running = coordinator(dir.path(), &sources, None).await;
     let stop = CancellationToken::new();
