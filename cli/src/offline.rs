@@ -136,7 +136,8 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 
 fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
     let o = &args.offline;
-    let release = Release::load(&o.file).map_err(report)?;
+    let mut release = Release::load(&o.file).map_err(report)?;
+    fetch_values_from(&mut release)?;
     let (registry, registry_path) = load_registry(o)?;
     let valid = match release.validate(&registry) {
         Ok(()) => true,
@@ -190,7 +191,8 @@ fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
 
 fn run_render(args: &RenderArgs) -> anyhow::Result<()> {
     let o = &args.offline;
-    let release = Release::load(&o.file).map_err(report)?;
+    let mut release = Release::load(&o.file).map_err(report)?;
+    fetch_values_from(&mut release)?;
     let (registry, registry_path) = load_registry(o)?;
     release.validate(&registry).map_err(report)?;
     if !release.targets().any(|t| t == args.context) {
@@ -374,6 +376,22 @@ fn load_rest(
         plan,
         supplied,
     })
+}
+
+/// Fetches `spec.valuesFrom` (with the same credentials as [`oci_sources`]) into
+/// `release`, as the coordinator does at submit.
+fn fetch_values_from(release: &mut Release) -> anyhow::Result<()> {
+    if release.spec.values_from.is_empty() {
+        return Ok(());
+    }
+    let sources = oci_sources()?;
+    let mut fetched = Vec::new();
+    for (i, from) in release.spec.values_from.iter().enumerate() {
+        let v = block_on(sources.fetch_values(from, ""))?
+            .map_err(|e| anyhow::anyhow!("{}: spec.valuesFrom[{i}]: {e}", release.source))?;
+        fetched.push(v);
+    }
+    release.attach_values_from(&fetched).map_err(invalid)
 }
 
 /// Registry access for `spec.chart.oci`: the same credentials as [`repo_options`];

@@ -384,7 +384,10 @@ impl Pipeline {
     /// Parses the release with its values files laid out in a scratch directory (they
     /// came over the wire), and loads the chart from the submitted archive.
     fn load(&self, inputs: &SubmitInputs) -> Result<(Release, convoy_chart::Chart), PrepareError> {
-        let release = self.parse(inputs)?;
+        let mut release = self.parse(inputs)?;
+        release
+            .attach_values_from(&inputs.values_from)
+            .map_err(PrepareError::Invalid)?;
         if inputs.chart_archive.is_empty() {
             let what = match &release.spec.chart {
                 convoy_release::ChartRef::Path { path, .. } => {
@@ -618,12 +621,24 @@ impl Preparer for Pipeline {
         self.preview_release(inputs)
     }
 
-    fn fetch_chart<'a>(&'a self, inputs: &'a SubmitInputs) -> crate::prepare::FetchFuture<'a> {
+    fn fetch_sources<'a>(&'a self, inputs: &'a SubmitInputs) -> crate::prepare::FetchFuture<'a> {
         Box::pin(async move {
             let release = self.parse(inputs)?;
+            let environment = self.environment(&release)?;
+            let source_err =
+                |e: String, at: &str| PrepareError::Source(format!("{}: {at}: {e}", inputs.source_name));
+            let mut fetched = crate::sources::Fetched::default();
+            for (i, from) in release.spec.values_from.iter().enumerate() {
+                let v = self
+                    .chart_sources
+                    .fetch_values(from, &environment)
+                    .await
+                    .map_err(|e| source_err(e, &format!("spec.valuesFrom[{i}]")))?;
+                fetched.values_from.push(v);
+            }
             let chart = &release.spec.chart;
             if matches!(chart, convoy_release::ChartRef::Path { .. }) {
-                return Ok(None);
+                return Ok(fetched);
             }
             if !inputs.chart_archive.is_empty() {
                 return Err(PrepareError::Invalid(format!(
@@ -631,11 +646,12 @@ impl Preparer for Pipeline {
                     inputs.source_name
                 )));
             }
-            let environment = self.environment(&release)?;
-            self.chart_sources
+            fetched.chart = self
+                .chart_sources
                 .fetch(chart, &environment)
                 .await
-                .map_err(|e| PrepareError::Source(format!("{}: spec.chart: {e}", inputs.source_name)))
+                .map_err(|e| source_err(e, "spec.chart"))?;
+            Ok(fetched)
         })
     }
 }
@@ -722,6 +738,7 @@ mod tests {
             chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
             chart_digest: String::new(),
             chart_origin: String::new(),
+            values_from: Vec::new(),
             allow_mass_deletion: false,
         }
     }

@@ -105,7 +105,7 @@ pub struct Preview {
 }
 
 pub type FetchFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<crate::sources::FetchedChart>, PrepareError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<crate::sources::Fetched, PrepareError>> + Send + 'a>>;
 
 pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<Prepared, PrepareError>> + Send + 'a>>;
 
@@ -129,12 +129,13 @@ pub trait Preparer: Send + Sync + 'static {
     /// secret: the coordinator authorizes on it before [`Preparer::prepare`].
     fn preview(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError>;
 
-    /// Fetches the release's chart when it lives in a chart repository or OCI
-    /// registry (`None` for a chart the submit carries). Called once per submit or
-    /// diff, after authorization; what it returns is kept with the revision, so a
-    /// re-render never calls it again.
-    fn fetch_chart<'a>(&'a self, inputs: &'a SubmitInputs) -> FetchFuture<'a> {
+    /// Fetches what the release names elsewhere: its chart when it lives in a chart
+    /// repository, OCI registry or git repository (none for a chart the submit
+    /// carries), and its `spec.valuesFrom` files. Called once per submit or diff, after
+    /// authorization; what it returns is kept with the revision, so a re-render never
+    /// calls it again.
+    fn fetch_sources<'a>(&'a self, inputs: &'a SubmitInputs) -> FetchFuture<'a> {
         let _ = inputs;
-        Box::pin(async { Ok(None) })
+        Box::pin(async { Ok(crate::sources::Fetched::default()) })
     }
 }

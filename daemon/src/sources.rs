@@ -136,6 +136,15 @@ pub struct FetchedChart {
     pub origin: String,
 }
 
+/// What a submit's release needs from elsewhere, fetched by the coordinator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// The chart, for a `repo`, `oci` or `git` chart.
+    pub chart: Option<FetchedChart>,
+    /// `spec.valuesFrom`, in order: `(origin, text)`.
+    pub values_from: Vec<(String, String)>,
+}
+
 /// The credentials of one source, read from their files (or given directly to
 /// [`ChartSources::direct`]).
 #[derive(Clone)]
@@ -274,9 +283,9 @@ impl ChartSources {
         }
     }
 
-    async fn fetch_git(&self, url: &str, reference: &str, dir: &str) -> Result<FetchedChart, String> {
-        let shown = format!("git repository {}", redact(url));
-        let credentials = match self.credentials(url).map_err(|e| format!("{shown}: {e}"))? {
+    /// gix's form of the credentials for `url`.
+    fn git_credentials(&self, url: &str) -> Result<Option<gix::sec::identity::Credentials>, String> {
+        Ok(match self.credentials(url)? {
             Credentials::Anonymous => None,
             Credentials::Basic(username, password) => {
                 Some(gix::sec::identity::Credentials::UsernamePassword {
@@ -290,7 +299,39 @@ impl ChartSources {
                 credential,
                 oauth_refresh_token: None,
             }),
-        };
+        })
+    }
+
+    /// Fetches one `spec.valuesFrom` file: `(origin, text)`, `origin` being
+    /// `URL REF@COMMIT PATH`. Allowed as charts are ([`ChartSources::check_allowed`]).
+    pub async fn fetch_values(
+        &self,
+        from: &convoy_release::ValuesFrom,
+        environment: &str,
+    ) -> Result<(String, String), String> {
+        self.check_allowed(&from.git, environment)?;
+        let shown = format!("git repository {}", redact(&from.git));
+        let credentials = self
+            .git_credentials(&from.git)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        ensure_tls_provider();
+        let (u, r, p) = (from.git.clone(), from.reference.clone(), from.path.clone());
+        let (data, commit) = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            tokio::task::spawn_blocking(move || crate::sources::git::fetch_file(&u, &r, &p, credentials)),
+        )
+        .await
+        .map_err(|_| format!("{shown}: fetching {} timed out", from.reference))?
+        .map_err(|e| format!("{shown}: the fetch failed: {e}"))?
+        .map_err(|e| format!("{shown}: {e}"))?;
+        let origin = format!("{} {}@{commit} {}", redact(&from.git), from.reference, from.path);
+        let text = String::from_utf8(data).map_err(|_| format!("{origin}: not UTF-8 text"))?;
+        Ok((origin, text))
+    }
+
+    async fn fetch_git(&self, url: &str, reference: &str, dir: &str) -> Result<FetchedChart, String> {
+        let shown = format!("git repository {}", redact(url));
+        let credentials = self.git_credentials(url).map_err(|e| format!("{shown}: {e}"))?;
         ensure_tls_provider();
         let (u, r, d) = (url.to_string(), reference.to_string(), dir.to_string());
         let (archive, commit) = tokio::time::timeout(

@@ -542,6 +542,12 @@ fn git_repo(server: &GitServer, work: &Path, name: &str, marker: &str) -> String
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, content).unwrap();
     }
+    std::fs::create_dir_all(work.join("values")).unwrap();
+    std::fs::write(
+        work.join("values/dev.yaml"),
+        format!("flavor: from-git-{marker}\n"),
+    )
+    .unwrap();
     if !work.join(".git").exists() {
         git(work, &["init", "-q", "-b", "main"]);
     }
@@ -656,6 +662,37 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
         ("1.0.0".into(), "v1-moved".into(), "blue".into())
     );
 
+    // Values from a file in the repository, merged over `spec.values`.
+    let with_values = {
+        let mut r = release("app.team", "sim-a", &by_tag, "red");
+        r.release_yaml = r.release_yaml.replace(
+            "  contexts:",
+            &format!(
+                "  valuesFrom: [{{git: \"{repo}\", ref: \"{first}\", path: values/dev.yaml}}]\n  contexts:"
+            ),
+        );
+        r
+    };
+    let r = c.submit_release(with_values.clone()).await.unwrap().into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(
+        config_map(&a, "app.team").unwrap(),
+        ("1.0.0".into(), "v1-moved".into(), "from-git-v1".into())
+    );
+    let mut missing = with_values.clone();
+    missing.release_yaml = missing
+        .release_yaml
+        .replace("values/dev.yaml", "values/prod.yaml");
+    let e = c.submit_release(missing).await.unwrap_err();
+    assert!(
+        e.message().contains("spec.valuesFrom[0]") && e.message().contains("no file \"values/prod.yaml\""),
+        "{}",
+        e.message()
+    );
+
     // A wrong password, a missing ref and a missing directory: clear errors, nothing recorded.
     std::fs::write(&pw, "wrong\n").unwrap();
     let e = c
@@ -699,7 +736,7 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
         "{}",
         e.message()
     );
-    assert_eq!(history(&mut c, "app.team").await.len(), 4);
+    assert_eq!(history(&mut c, "app.team").await.len(), 5);
 
     // A repository without authentication.
     let pub_work = dir.path().join("pub-work");

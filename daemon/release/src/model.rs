@@ -51,6 +51,9 @@ pub struct Spec {
     pub values: Value,
     /// Values files, applied in order after `values`.
     pub values_files: Vec<ValuesFile>,
+    /// `spec.valuesFrom`: values files in git repositories, merged after `valuesFiles`.
+    /// Their values are `None` until fetched (the coordinator fetches them at submit).
+    pub values_from: Vec<ValuesFrom>,
     /// Values for single contexts, over the release-wide values.
     pub context_values: Vec<ContextValues>,
     /// The target contexts, in the order given.
@@ -94,6 +97,19 @@ pub enum ChartRef {
         path: String,
         pos: Pos,
     },
+}
+
+/// `spec.valuesFrom[]`: a values file in a git repository at a tag, branch or commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuesFrom {
+    pub git: String,
+    /// A tag, a branch or a full commit id.
+    pub reference: String,
+    /// The file's path in the repository.
+    pub path: String,
+    pub pos: Pos,
+    /// The file's values once fetched ([`Release::attach_values_from`]).
+    pub values: Option<serde_json::Value>,
 }
 
 /// A values file named in `spec.valuesFiles`, with its content.

@@ -23,6 +23,7 @@ const SPEC: &[&str] = &[
     "chart",
     "values",
     "valuesFiles",
+    "valuesFrom",
     "contextValues",
     "contexts",
     "scaling",
@@ -202,6 +203,10 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
         Some(v) => read_values_files(r, v, base_dir),
         None => Some(Vec::new()),
     };
+    let values_from = match f.optional("valuesFrom") {
+        Some(v) => read_values_from(r, v),
+        None => Some(Vec::new()),
+    };
     let context_values = match f.optional("contextValues") {
         Some(v) => read_context_values(r, v),
         None => Some(Vec::new()),
@@ -238,6 +243,7 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
         chart: chart?,
         values: values?,
         values_files: values_files?,
+        values_from: values_from?,
         context_values: context_values?,
         contexts: contexts?,
         scaling: scaling?,
@@ -442,6 +448,115 @@ fn read_git_chart(r: &mut Reader, node: &Node, f: &crate::de::Fields<'_>, g: &No
         path: path?,
         pos: node.pos,
     })
+}
+
+/// `spec.valuesFrom: [{git: URL, ref: REF, path: FILE}]`.
+fn read_values_from(r: &mut Reader, node: &Node) -> Option<Vec<ValuesFrom>> {
+    let items = r.seq(
+        node,
+        "spec.valuesFrom",
+        "a list of `{git: URL, ref: REF, path: FILE}`",
+    )?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let at = index("spec.valuesFrom", i);
+        let Some(f) = r.fields(item, &at, &["git", "ref", "path"]) else {
+            ok = false;
+            continue;
+        };
+        let git = f.required(r, "git", "a git repository URL").and_then(|n| {
+            let u = r.string(n, &format!("{at}.git"), "a git repository URL")?;
+            if !["https://", "http://", "git://", "file://"]
+                .iter()
+                .any(|s| u.starts_with(s))
+            {
+                r.error(
+                    n.pos,
+                    &format!("{at}.git"),
+                    "expected a git repository URL starting with https://, http://, git:// or file://",
+                );
+                return None;
+            }
+            Some(u)
+        });
+        let reference = f
+            .required(r, "ref", "a tag, a branch or a full commit id")
+            .and_then(|n| r.string_or_number(n, &format!("{at}.ref"), "a tag, a branch or a full commit id"));
+        let path = f
+            .required(r, "path", "the values file's path in the repository")
+            .and_then(|n| {
+                let p = r.string(
+                    n,
+                    &format!("{at}.path"),
+                    "the values file's path in the repository",
+                )?;
+                if p.starts_with('/') || p.split('/').any(|c| c == ".." || c.is_empty()) {
+                    r.error(
+                        n.pos,
+                        &format!("{at}.path"),
+                        "expected a relative file path inside the repository, without `..`",
+                    );
+                    return None;
+                }
+                Some(p)
+            });
+        match (git, reference, path) {
+            (Some(git), Some(reference), Some(path)) => out.push(ValuesFrom {
+                git,
+                reference,
+                path,
+                pos: item.pos,
+                values: None,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Values YAML text (a values file fetched from elsewhere) as a JSON mapping; `shown`
+/// names it in errors (`shown:LINE:COL: message`). An empty document is `{}`.
+pub fn parse_values_text(text: &str, shown: &str) -> std::result::Result<Value, String> {
+    match yaml::parse_single(text) {
+        Ok(None) => Ok(Value::Object(Default::default())),
+        Ok(Some(n)) if n.as_map().is_none() => Err(format!(
+            "{shown}:{}: expected a mapping of chart values, found {}",
+            n.pos,
+            n.describe()
+        )),
+        Ok(Some(n)) => n.to_values_json("").map_err(|e| {
+            format!(
+                "{shown}:{}: {}: {}",
+                e.pos,
+                e.path.trim_start_matches('.'),
+                e.message
+            )
+        }),
+        Err(e) => Err(format!("{shown}:{}: invalid YAML: {}", e.pos, e.message)),
+    }
+}
+
+impl Release {
+    /// Sets the values of `spec.valuesFrom`, fetched elsewhere: `(origin, text)` per
+    /// entry, in order (`origin` names the file in errors). Refuses a count that does
+    /// not match the release's entries.
+    pub fn attach_values_from(&mut self, fetched: &[(String, String)]) -> std::result::Result<(), String> {
+        if fetched.len() != self.spec.values_from.len() {
+            return Err(format!(
+                "{}: spec.valuesFrom: {} file(s) fetched for {} entries",
+                self.source,
+                fetched.len(),
+                self.spec.values_from.len()
+            ));
+        }
+        for (i, (entry, (origin, text))) in self.spec.values_from.iter_mut().zip(fetched).enumerate() {
+            let values = parse_values_text(text, origin)
+                .map_err(|e| format!("{}: spec.valuesFrom[{i}]: {e}", self.source))?;
+            entry.values = Some(values);
+        }
+        Ok(())
+    }
 }
 
 /// `sha256:` and 64 lowercase hex digits.

@@ -410,6 +410,57 @@ fn secrets_resolve_per_context_with_default() {
 }
 
 #[test]
+fn values_from_git_merge_after_values_files_and_before_context_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), "layer: file-a\nfileOnly: 1\n").unwrap();
+    let text = format!(
+        "{MINIMAL}  values: {{layer: values}}\n  valuesFiles: [a.yaml]\n  valuesFrom:\n    - {{git: \"https://git.example.com/cfg.git\", ref: v2, path: envs/dev.yaml}}\n    - {{git: \"https://git.example.com/cfg.git\", ref: main, path: envs/extra.yaml}}\n  contextValues:\n    dev-europe-west1-0: {{layer: context}}\n"
+    );
+    let mut rel = Release::parse_in(&text, "release.yaml", dir.path()).unwrap();
+    assert_eq!(rel.spec.values_from.len(), 2);
+    assert_eq!(rel.spec.values_from[0].reference, "v2");
+    assert_eq!(rel.spec.values_from[1].path, "envs/extra.yaml");
+    let reg = registry();
+    let us = reg.get("dev-us-central1-0").unwrap();
+    let eu = reg.get("dev-europe-west1-0").unwrap();
+
+    let e = rel
+        .attach_values_from(&[("x".into(), "a: 1".into())])
+        .unwrap_err();
+    assert!(
+        e.contains("spec.valuesFrom: 1 file(s) fetched for 2 entries"),
+        "{e}"
+    );
+    let e = rel
+        .attach_values_from(&[("o1".into(), "[1]".into()), ("o2".into(), "".into())])
+        .unwrap_err();
+    assert!(
+        e.contains("spec.valuesFrom[0]: o1:1:1: expected a mapping"),
+        "{e}"
+    );
+
+    rel.attach_values_from(&[
+        ("o1".into(), "layer: git-1\ngitOnly: yes\n".into()),
+        ("o2".into(), "layer: git-2\n".into()),
+    ])
+    .unwrap();
+    let v = context_values(&rel, us, &BTreeMap::new());
+    assert_eq!(v["layer"], json!("git-2"));
+    assert_eq!(v["gitOnly"], json!(true));
+    assert_eq!(v["fileOnly"], json!(1.0));
+    assert_eq!(
+        context_values(&rel, eu, &BTreeMap::new())["layer"],
+        json!("context")
+    );
+
+    let e = errors(&format!(
+        "{MINIMAL}  valuesFrom: [{{git: \"https://g/c.git\", path: ../x.yaml}}]\n"
+    ));
+    contains(&e, "spec.valuesFrom[0]: missing field `ref`");
+    contains(&e, "spec.valuesFrom[0].path: expected a relative file path");
+}
+
+#[test]
 fn values_merge_in_documented_order() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -40,6 +40,7 @@ fn submit_inputs(r: pb::SubmitReleaseRequest) -> Result<SubmitInputs, Status> {
         chart_archive: r.chart_archive,
         chart_digest: String::new(),
         chart_origin: String::new(),
+        values_from: Vec::new(),
         allow_mass_deletion: r.allow_mass_deletion,
     })
 }

@@ -480,7 +480,9 @@ impl Coordinator {
     ) -> Result<Prepared, CoreError> {
         let preview = self.authorize_submit(who, inputs, action, reason)?;
         let prepared = async {
-            if let Some(fetched) = self.preparer.fetch_chart(inputs).await.map_err(prepare_error)? {
+            let fetched = self.preparer.fetch_sources(inputs).await.map_err(prepare_error)?;
+            inputs.values_from = fetched.values_from;
+            if let Some(fetched) = fetched.chart {
                 tracing::info!(
                     release = %preview.meta.name,
                     source = %fetched.origin,

@@ -44,6 +44,7 @@ fn inputs(dir: &Path) -> SubmitInputs {
         chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
         chart_digest: String::new(),
         chart_origin: String::new(),
+        values_from: Vec::new(),
         allow_mass_deletion: false,
     }
 }

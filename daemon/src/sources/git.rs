@@ -16,6 +16,44 @@ pub(super) fn fetch(
     credentials: Option<gix::sec::identity::Credentials>,
 ) -> Result<(Vec<u8>, String), String> {
     let scratch = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
+    let repo = checkout(url, reference, credentials, scratch.path())?;
+    read_chart(&repo, reference, dir)
+}
+
+/// The file at `path` of `url` at `reference`, and the commit id it came from.
+pub(super) fn fetch_file(
+    url: &str,
+    reference: &str,
+    path: &str,
+    credentials: Option<gix::sec::identity::Credentials>,
+) -> Result<(Vec<u8>, String), String> {
+    let scratch = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
+    let repo = checkout(url, reference, credentials, scratch.path())?;
+    let head = repo
+        .head_commit()
+        .map_err(|e| format!("{reference}: no commit fetched: {e}"))?;
+    let commit = head.id.to_string();
+    let tree = head.tree().map_err(|e| format!("{reference} ({commit}): {e}"))?;
+    let entry = tree
+        .lookup_entry_by_path(path)
+        .map_err(|e| format!("{reference} ({commit}): {path}: {e}"))?
+        .filter(|e| e.mode().is_blob())
+        .ok_or_else(|| format!("{reference} ({commit}): no file {path:?} in the repository"))?;
+    let data = entry
+        .object()
+        .map_err(|e| format!("{reference} ({commit}): {path}: {e}"))?
+        .detach()
+        .data;
+    Ok((data, commit))
+}
+
+/// A bare repository under `scratch` holding `reference` of `url` (shallow).
+fn checkout(
+    url: &str,
+    reference: &str,
+    credentials: Option<gix::sec::identity::Credentials>,
+    scratch: &Path,
+) -> Result<gix::Repository, String> {
     // A full commit id is fetched as is; a name is tried as a tag, then as a branch.
     let candidates: Vec<String> = if reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit())
     {
@@ -28,13 +66,8 @@ pub(super) fn fetch(
     };
     let mut last = String::new();
     for (i, revision) in candidates.iter().enumerate() {
-        match fetch_revision(
-            url,
-            revision,
-            credentials.clone(),
-            &scratch.path().join(i.to_string()),
-        ) {
-            Ok(repo) => return read_chart(&repo, reference, dir),
+        match fetch_revision(url, revision, credentials.clone(), &scratch.join(i.to_string())) {
+            Ok(repo) => return Ok(repo),
             Err(e) => last = e,
         }
     }

@@ -172,6 +172,11 @@ pub struct SubmitInputs {
     /// Empty for a chart sent with the submit. Never a credential.
     #[serde(default)]
     pub chart_origin: String,
+    /// `spec.valuesFrom` as the coordinator fetched it at submit, in order:
+    /// `(origin, text)`, origin `URL REF@COMMIT PATH`. Re-renders use these, never the
+    /// repository.
+    #[serde(default)]
+    pub values_from: Vec<(String, String)>,
     /// The submit's `allow_mass_deletion` (ORed with the release file's option).
     #[serde(default)]
     pub allow_mass_deletion: bool,
