@@ -637,7 +637,21 @@ impl Preparer for Pipeline {
                 fetched.values_from.push(v);
             }
             let chart = &release.spec.chart;
+            let deps_err =
+                |e: String| PrepareError::Source(format!("{}: spec.chart: {e}", inputs.source_name));
             if matches!(chart, convoy_release::ChartRef::Path { .. }) {
+                // A chart sent with the submit may leave its dependencies to be fetched.
+                if let Some((archive, deps)) = self
+                    .chart_sources
+                    .complete_dependencies(&inputs.chart_archive, &environment)
+                    .await
+                    .map_err(deps_err)?
+                {
+                    fetched.chart = Some(crate::sources::FetchedChart {
+                        archive,
+                        origin: format!("dependencies: {}", deps.join("; ")),
+                    });
+                }
                 return Ok(fetched);
             }
             if !inputs.chart_archive.is_empty() {
@@ -651,6 +665,16 @@ impl Preparer for Pipeline {
                 .fetch(chart, &environment)
                 .await
                 .map_err(|e| source_err(e, "spec.chart"))?;
+            if let Some(c) = &mut fetched.chart
+                && let Some((archive, deps)) = self
+                    .chart_sources
+                    .complete_dependencies(&c.archive, &environment)
+                    .await
+                    .map_err(deps_err)?
+            {
+                c.archive = archive;
+                c.origin = format!("{}; dependencies: {}", c.origin, deps.join("; "));
+            }
             Ok(fetched)
         })
     }

@@ -283,6 +283,84 @@ impl ChartSources {
         }
     }
 
+    /// `archive` with the Chart.yaml dependencies it does not vendor in `charts/`
+    /// fetched from their `repository` (a chart repository or `oci://` registry, allowed
+    /// as charts are), at the version `Chart.lock` pins, else the highest matching their
+    /// range; `None` when nothing was missing. Also returns what was fetched
+    /// (`NAME VERSION from ORIGIN`, for the revision record).
+    pub async fn complete_dependencies(
+        &self,
+        archive: &[u8],
+        environment: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<String>)>, String> {
+        // An archive that does not load is reported by the render, as any other.
+        let Ok(mut files) = convoy_chart::unpack_archive(archive) else {
+            return Ok(None);
+        };
+        let Ok(chart) = convoy_chart::Chart::from_files(files.clone(), "archive") else {
+            return Ok(None);
+        };
+        let missing: Vec<convoy_chart::metadata::Dependency> = chart
+            .metadata()
+            .dependencies
+            .iter()
+            .filter(|d| !chart.dependencies().iter().any(|c| c.name() == d.name))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let lock: Vec<(String, String, String)> = files
+            .iter()
+            .find(|f| f.name == "Chart.lock" || f.name == "requirements.lock")
+            .map(|f| {
+                let text = String::from_utf8_lossy(&f.data);
+                convoy_chart::values::yaml_to_json(&text, &format!("{}/{}", chart.name(), f.name))
+                    .map_err(|e| e.to_string())
+            })
+            .transpose()?
+            .and_then(|doc| doc.get("dependencies").and_then(|d| d.as_array()).cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                (s("name"), s("repository"), s("version"))
+            })
+            .collect();
+        let mut fetched = Vec::new();
+        for dep in missing {
+            let at = format!("{} dependency {}", chart.name(), dep.name);
+            let version = lock
+                .iter()
+                .find(|(n, r, _)| *n == dep.name && *r == dep.repository)
+                .map(|(_, _, v)| v.clone())
+                .unwrap_or_else(|| dep.version.clone());
+            let repo = dep.repository.trim_end_matches('/');
+            let got = if repo.starts_with("oci://") {
+                let oci = format!("{repo}/{}", dep.name);
+                self.check_allowed(&oci, environment).map_err(|e| format!("{at}: {e}"))?;
+                self.fetch_oci(&oci, Some(&version), None).await
+            } else if repo.starts_with("https://") || repo.starts_with("http://") {
+                self.check_allowed(repo, environment).map_err(|e| format!("{at}: {e}"))?;
+                self.fetch_repo(repo, &dep.name, &version).await
+            } else {
+                return Err(format!(
+                    "{at}: not in charts/ and its repository {:?} cannot be fetched: vendor it (`helm dependency build`) or name an https:// or oci:// repository",
+                    redact(&dep.repository)
+                ));
+            }
+            .map_err(|e| format!("{at}: {e}"))?;
+            let sub = convoy_chart::Chart::load_archive(&got.archive).map_err(|e| format!("{at}: {e}"))?;
+            files.push(convoy_chart::ChartFile {
+                name: format!("charts/{}-{}.tgz", sub.name(), sub.version()),
+                data: got.archive,
+            });
+            fetched.push(format!("{} {} from {}", sub.name(), sub.version(), got.origin));
+        }
+        let archive = convoy_chart::package_files(&files, chart.name()).map_err(|e| e.to_string())?;
+        Ok(Some((archive, fetched)))
+    }
+
     /// gix's form of the credentials for `url`.
     fn git_credentials(&self, url: &str) -> Result<Option<gix::sec::identity::Credentials>, String> {
         Ok(match self.credentials(url)? {

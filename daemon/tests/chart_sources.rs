@@ -43,6 +43,26 @@ fn chart(dir: &Path, version: &str, marker: &str) -> Vec<u8> {
     convoy_chart::package_dir(&c).unwrap()
 }
 
+/// A chart `stack` 1.0.0 with no templates of its own and a dependency on `app` `~1.0`
+/// from repository `repo`, not vendored; `lock`: the version its Chart.lock pins.
+fn parent_chart(dir: &Path, repo: &str, lock: Option<&str>) -> Vec<u8> {
+    let c = dir.join(format!("stack-{}", lock.unwrap_or("unlocked")));
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(
+        c.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: stack\nversion: 1.0.0\ndependencies:\n  - {{name: app, version: \"~1.0\", repository: \"{repo}\"}}\n"),
+    )
+    .unwrap();
+    if let Some(v) = lock {
+        std::fs::write(
+            c.join("Chart.lock"),
+            format!("dependencies:\n- name: app\n  repository: {repo}\n  version: {v}\ndigest: sha256:0\ngenerated: \"2026-01-01T00:00:00Z\"\n"),
+        )
+        .unwrap();
+    }
+    convoy_chart::package_dir(&c).unwrap()
+}
+
 /// A release of `name` in context `ctx` with `chart` as the `spec.chart` flow mapping.
 fn release(name: &str, ctx: &str, chart: &str, flavor: &str) -> pb::SubmitReleaseRequest {
     let ns = name.split('.').nth(1).unwrap();
@@ -243,15 +263,18 @@ async fn repository_charts_by_version_range_with_and_without_authentication() {
     assert_eq!(h[0].chart_source, format!("{} app 1.0.0", private.url()));
 
     // A patch release appears: the same range now resolves to it.
+    let stack = parent_chart(dir.path(), private.url(), Some("1.0.0"));
     private.put(
         "/index.yaml",
         index_yaml(&[
             ("app", "1.0.0", &v100),
             ("app", "1.0.1", &v101),
             ("app", "1.1.0", &v110),
+            ("stack", "1.0.0", &stack),
         ])
         .into_bytes(),
     );
+    private.put("/stack-1.0.0.tgz", stack.clone());
     private.put("/app-1.0.1.tgz", v101.clone());
     private.put("/app-1.1.0.tgz", v110.clone());
     let r2 = c
@@ -264,6 +287,39 @@ async fn repository_charts_by_version_range_with_and_without_authentication() {
         pb::OperationPhase::Succeeded as i32
     );
     assert_eq!(config_map(&a, "app.team").unwrap().1, "one-fix");
+
+    // A chart whose dependency is not vendored: fetched from its repository at the
+    // version Chart.lock pins (1.0.0, though 1.0.1 matches `~1.0`)...
+    let stack_spec = format!("{{repo: \"{}\", name: stack, version: 1.0.0}}", private.url());
+    let r = c
+        .submit_release(release("stack.team", "sim-a", &stack_spec, "layered"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "stack.team", &r.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&a, "stack.team").unwrap(),
+        ("1.0.0".into(), "one".into(), "plain".into())
+    );
+    let h = history(&mut c, "stack.team").await;
+    assert!(
+        h[0].chart_source.ends_with(&format!(
+            "dependencies: app 1.0.0 from {} app 1.0.0",
+            private.url()
+        )),
+        "{}",
+        h[0].chart_source
+    );
+    // ...and for a chart sent with the submit without a lock, the highest match.
+    let mut local = release("local.team", "sim-a", "{path: ./stack}", "x");
+    local.chart_archive = parent_chart(dir.path(), private.url(), None);
+    let r = c.submit_release(local).await.unwrap().into_inner();
+    assert_eq!(
+        wait_op(&mut c, "local.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "local.team").unwrap().1, "one-fix");
 
     // The password file now holds a wrong password (read at each fetch): the submit
     // fails naming the repository, never showing the password; nothing is recorded.

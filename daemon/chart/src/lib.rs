@@ -34,7 +34,7 @@ pub mod template_cmd;
 pub mod tmpl;
 pub mod values;
 
-pub use chart::{Chart, ChartFile, package_dir};
+pub use chart::{Chart, ChartFile, package_dir, package_files, unpack_archive};
 pub use engine::objects::DEFAULT_API_VERSIONS;
 pub use error::{ChartError, Result};
 pub use manifest::{INSTALL_ORDER, Rendered, RenderedManifest, split_manifests};
