@@ -313,6 +313,13 @@ fn load_rest(
                     path.display()
                 ))
             })?;
+            let chart = with_dependencies(chart, &release.source, || {
+                if path.is_dir() {
+                    Ok(convoy_chart::package_dir(&path)?)
+                } else {
+                    Ok(std::fs::read(&path)?)
+                }
+            })?;
             (chart, path)
         }
         (
@@ -332,6 +339,7 @@ fn load_rest(
                     release.source
                 ))
             })?;
+            let chart = with_dependencies(chart, &release.source, || Ok(bytes.clone()))?;
             (chart, PathBuf::from(format!("{repo} {name} {version}")))
         }
         (
@@ -347,6 +355,7 @@ fn load_rest(
                 .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
             let chart = Chart::load_archive(&fetched.archive)
                 .map_err(|e| invalid(format!("{}: chart {}: {e}", release.source, fetched.origin)))?;
+            let chart = with_dependencies(chart, &release.source, || Ok(fetched.archive.clone()))?;
             (chart, PathBuf::from(format!("{git} {reference} {path}")))
         }
         (None, None, ChartRef::Oci { oci, .. }) => {
@@ -356,6 +365,7 @@ fn load_rest(
                 .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
             let chart = Chart::load_archive(&fetched.archive)
                 .map_err(|e| invalid(format!("{}: chart {}: {e}", release.source, fetched.origin)))?;
+            let chart = with_dependencies(chart, &release.source, || Ok(fetched.archive.clone()))?;
             (chart, PathBuf::from(oci))
         }
         (None, None, ChartRef::Path { .. }) => {
@@ -376,6 +386,33 @@ fn load_rest(
         plan,
         supplied,
     })
+}
+
+/// `chart` with the Chart.yaml dependencies it does not vendor fetched as the
+/// coordinator fetches them (same credentials as [`oci_sources`]); `archive` gives the
+/// chart packaged, asked only when something is missing.
+fn with_dependencies(
+    chart: Chart,
+    source: &str,
+    archive: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Chart> {
+    let missing = chart
+        .metadata()
+        .dependencies
+        .iter()
+        .any(|d| !chart.dependencies().iter().any(|c| c.name() == d.name));
+    if !missing {
+        return Ok(chart);
+    }
+    let bytes = archive()?;
+    let sources = oci_sources()?;
+    match block_on(sources.complete_dependencies(&bytes, ""))?
+        .map_err(|e| anyhow::anyhow!("{source}: spec.chart: {e}"))?
+    {
+        Some((completed, _)) => Chart::load_archive(&completed)
+            .map_err(|e| invalid(format!("{source}: chart with its dependencies: {e}"))),
+        None => Ok(chart),
+    }
 }
 
 /// Fetches `spec.valuesFrom` (with the same credentials as [`oci_sources`]) into

@@ -124,4 +124,40 @@ async fn package_push_and_render_from_a_registry() {
         "{}",
         text(&out.stderr)
     );
+
+    // A local chart whose dependency is not vendored: render fetches it from the
+    // registry, as the coordinator would at submit.
+    let parent = d.join("parent");
+    std::fs::create_dir_all(&parent).unwrap();
+    std::fs::write(
+        parent.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n  - {{name: app1, version: \"~1.4\", repository: \"{remote}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("parent.yaml"),
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {name: stack.ns1, namespace: ns1}\nspec:\n  chart: {path: ./parent}\n  contexts: [dev-us-central1-0]\n",
+    )
+    .unwrap();
+    let render = [
+        "render",
+        "-f",
+        "parent.yaml",
+        "--registry",
+        &registry_file,
+        "--context",
+        "dev-us-central1-0",
+    ];
+    let out = convoy(d, &render, &env);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("parent/charts/app1/templates/"), "{stdout}");
+    let out = convoy(d, &render, &[("CONVOY_OCI_PLAIN_HTTP", "1")]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("parent dependency app1")
+            && text(&out.stderr).contains("authentication failed"),
+        "{}",
+        text(&out.stderr)
+    );
 }
