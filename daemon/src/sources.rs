@@ -442,11 +442,9 @@ impl ChartSources {
         let (r, n, v) = (repo.to_string(), name.to_string(), range.to_string());
         let found = tokio::task::spawn_blocking(move || {
             let index = convoy_chart::repo::fetch_index(&r, &opts)?;
-            let version = index.find(&n, &v, &r)?.version.clone();
-            // The exact version found: the index is read again, but the archive
-            // fetched is the one this version names (digest verified).
-            let bytes = convoy_chart::repo::fetch_chart(&r, &n, &version, &opts)?;
-            Ok::<_, convoy_chart::ChartError>((version, bytes))
+            let entry = index.find(&n, &v, &r)?;
+            let bytes = convoy_chart::repo::download(&r, entry, &opts)?;
+            Ok::<_, convoy_chart::ChartError>((entry.version.clone(), bytes))
         })
         .await
         .map_err(|e| format!("{shown}: the fetch failed: {e}"))?;

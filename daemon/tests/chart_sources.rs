@@ -359,6 +359,19 @@ async fn repository_charts_by_version_range_with_and_without_authentication() {
         ("1.1.0".into(), "eleven".into(), "green".into())
     );
 
+    // An archive that is not what the index's digest says is refused.
+    public.put("/app-1.1.0.tgz", v100.clone());
+    let e = c
+        .submit_release(release("pub.team", "sim-a", &public_spec, "tampered"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains(public.url()) && e.message().contains("digest mismatch"),
+        "{}",
+        e.message()
+    );
+    public.put("/app-1.1.0.tgz", v110.clone());
+
     // No version matches: the error says so and names the repository.
     let none = format!("{{repo: \"{}\", name: app, version: \"~5\"}}", public.url());
     let e = c
