@@ -826,6 +826,16 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
     );
     assert_eq!(config_map(&a, "pub.team").unwrap().1, "open");
 
+    // A release for sim-b (no agent yet) is recorded and queued with its chart and
+    // values fetched...
+    let mut queued_req = with_values.clone();
+    queued_req.release_yaml = queued_req
+        .release_yaml
+        .replace("name: app.team", "name: vals.team")
+        .replace("contexts: [sim-a]", "contexts: [sim-b]");
+    queued_req.source_name = "vals.team.yaml".into();
+    let queued = c.submit_release(queued_req).await.unwrap().into_inner();
+
     // The private server goes down: rolling back to revision 1 still works.
     private.stop();
     let rb = c
@@ -843,6 +853,21 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
         pb::OperationPhase::Succeeded as i32
     );
     assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
+
+    // ...and a restarted coordinator renders it from what it kept, the server still down.
+    let addr = running.addr;
+    stop.cancel();
+    running.stop().await.unwrap();
+    let running = coordinator(dir.path(), &sources, Some(addr)).await;
+    let stop = CancellationToken::new();
+    let b = agent(&running, "sim-b", &stop).await;
+    let mut c = Client::connect(format!("http://{addr}")).await.unwrap();
+    let op = wait_op(&mut c, "vals.team", &queued.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&b, "vals.team").unwrap(),
+        ("1.0.0".into(), "v1-moved".into(), "from-git-v1".into())
+    );
     stop.cancel();
     running.stop().await.unwrap();
 }
