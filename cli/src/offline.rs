@@ -433,8 +433,8 @@ fn fetch_values_from(release: &mut Release) -> anyhow::Result<()> {
 
 /// Registry access for `spec.chart.oci`: the same credentials as [`repo_options`];
 /// `CONVOY_OCI_PLAIN_HTTP=1` talks plain HTTP (a registry on loopback).
-pub fn oci_sources() -> anyhow::Result<convoy_daemon::sources::ChartSources> {
-    use convoy_daemon::sources::{ChartSources, Credentials};
+pub fn oci_sources() -> anyhow::Result<convoy_sources::ChartSources> {
+    use convoy_sources::{ChartSources, Credentials};
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let creds = match (
         env("CONVOY_REPO_TOKEN"),

@@ -79,7 +79,7 @@ pub fn package(a: PackageArgs) -> anyhow::Result<()> {
 
 /// Runs `convoy push`: prints the pushed reference and its digest.
 pub fn push(a: PushArgs) -> anyhow::Result<()> {
-    use convoy_daemon::sources::{ChartSources, Credentials};
+    use convoy_sources::{ChartSources, Credentials};
     let archive = std::fs::read(&a.chart).with_context(|| format!("reading {}", a.chart.display()))?;
     let credentials = match (a.token, a.username, a.password) {
         (Some(t), _, _) => Credentials::Bearer(t),
@@ -87,7 +87,7 @@ pub fn push(a: PushArgs) -> anyhow::Result<()> {
         _ => Credentials::Anonymous,
     };
     let sources = ChartSources::direct(credentials, a.plain_http);
-    let pushed = crate::offline::block_on(convoy_daemon::sources::push_chart(&archive, &a.remote, &sources))?
+    let pushed = crate::offline::block_on(convoy_sources::push_chart(&archive, &a.remote, &sources))?
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.chart.display()))?;
     println!("Pushed: {}\nDigest: {}", pushed.reference, pushed.digest);
     Ok(())

@@ -147,7 +147,7 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
     let mut args = a.args;
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     if let Some(oci) = args.last().filter(|c| c.starts_with("oci://")).cloned() {
-        use convoy_daemon::sources::{ChartSources, Credentials};
+        use convoy_sources::{ChartSources, Credentials};
         let version = a
             .version
             .clone()

@@ -64,7 +64,7 @@ pub struct DaemonConfig {
     #[serde(default)]
     pub secret_paths: Option<crate::pipeline::SecretPaths>,
     /// Chart repositories and OCI registries the coordinator fetches `spec.chart.repo`
-    /// and `spec.chart.oci` charts from, with their credentials (see `crate::sources`).
+    /// and `spec.chart.oci` charts from, with their credentials (see the `convoy-sources` crate, `daemon/sources`).
     /// Only listed sources may be used (per entry, optionally only by some environments).
     #[serde(default)]
     pub chart_sources: Vec<crate::sources::ChartSourceConfig>,

@@ -8,6 +8,9 @@
 //! rollback never asks the source again and renders the same bytes even if a tag moved
 //! or the source is down.
 //!
+//! The crate is shared: convoyd fetches with its configured credentials, the CLI
+//! (`convoy push`, `template`, `lint`, `render`) with its user's ([`ChartSources::direct`]).
+//!
 //! Credentials are read from their files at each fetch (so a rotated file is picked up)
 //! and never appear in logs, errors, the store or API responses: errors name the source
 //! by its URL (user info removed) and the config entry, never a secret.
@@ -396,7 +399,7 @@ impl ChartSources {
         let (u, r, p) = (from.git.clone(), from.reference.clone(), from.path.clone());
         let (data, commit) = tokio::time::timeout(
             FETCH_TIMEOUT,
-            tokio::task::spawn_blocking(move || crate::sources::git::fetch_file(&u, &r, &p, credentials)),
+            tokio::task::spawn_blocking(move || crate::git::fetch_file(&u, &r, &p, credentials)),
         )
         .await
         .map_err(|_| format!("{shown}: fetching {} timed out", from.reference))?
@@ -414,7 +417,7 @@ impl ChartSources {
         let (u, r, d) = (url.to_string(), reference.to_string(), dir.to_string());
         let (archive, commit) = tokio::time::timeout(
             FETCH_TIMEOUT,
-            tokio::task::spawn_blocking(move || crate::sources::git::fetch(&u, &r, &d, credentials)),
+            tokio::task::spawn_blocking(move || crate::git::fetch(&u, &r, &d, credentials)),
         )
         .await
         .map_err(|_| format!("{shown}: fetching {reference} timed out"))?
