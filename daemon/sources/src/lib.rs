@@ -229,6 +229,16 @@ impl ChartSources {
         })
     }
 
+    /// Reads every configured credential file once: an unreadable one is named
+    /// (`chart_sources[i].password_file PATH: ...`) so convoyd refuses to start rather
+    /// than failing submits later. The contents are dropped.
+    pub fn check_credential_files(&self) -> Result<(), String> {
+        for s in &self.sources {
+            self.credentials(&s.url)?;
+        }
+        Ok(())
+    }
+
     /// Whether a release of `environment` may fetch from `url`: only sources listed in
     /// `chart_sources` (so a release file cannot make the coordinator reach anything
     /// else), and only from entries open to its environment. [`ChartSources::direct`]
@@ -809,6 +819,29 @@ mod tests {
             s.credentials("oci://elsewhere.example.com/app").unwrap(),
             Credentials::Anonymous
         ));
+    }
+
+    #[test]
+    fn unreadable_credential_files_are_named_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ok = src("https://a.example.com");
+        ok.token_file = Some(dir.path().join("token"));
+        std::fs::write(dir.path().join("token"), "t\n").unwrap();
+        assert!(
+            ChartSources::new(vec![ok.clone()])
+                .check_credential_files()
+                .is_ok()
+        );
+        let mut bad = src("https://b.example.com");
+        bad.username = Some("u".into());
+        bad.password_file = Some(dir.path().join("missing"));
+        let e = ChartSources::new(vec![ok, bad])
+            .check_credential_files()
+            .unwrap_err();
+        assert!(
+            e.contains("chart_sources[1].password_file") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]
