@@ -14,6 +14,7 @@ mod demo_args;
 mod exit;
 mod offline;
 mod output;
+mod package;
 mod progress;
 mod template;
 
@@ -37,6 +38,10 @@ enum Command {
     Lint(offline::LintArgs),
     /// Print what one context of a release would receive, secret values masked (no daemon).
     Render(offline::RenderArgs),
+    /// Package a chart directory as NAME-VERSION.tgz, as `helm package` does.
+    Package(package::PackageArgs),
+    /// Push a packaged chart to an OCI registry, as `helm push` does.
+    Push(package::PushArgs),
     #[command(flatten)]
     Online(commands::Online),
     /// Print a shell completion script (bash, zsh, fish, ...).
@@ -49,6 +54,8 @@ fn main() -> anyhow::Result<()> {
         Command::Template(args) => template::run(args),
         Command::Lint(args) => offline::lint(args),
         Command::Render(args) => offline::render(args),
+        Command::Package(args) => package::package(args),
+        Command::Push(args) => package::push(args),
         Command::Online(cmd) => commands::run(cmd),
         Command::Completions(args) => completions::run(args, Args::command()),
     }

@@ -136,7 +136,8 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 
 fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
     let o = &args.offline;
-    let release = Release::load(&o.file).map_err(report)?;
+    let mut release = Release::load(&o.file).map_err(report)?;
+    fetch_values_from(&mut release)?;
     let (registry, registry_path) = load_registry(o)?;
     let valid = match release.validate(&registry) {
         Ok(()) => true,
@@ -190,7 +191,8 @@ fn run_lint(args: &LintArgs) -> anyhow::Result<()> {
 
 fn run_render(args: &RenderArgs) -> anyhow::Result<()> {
     let o = &args.offline;
-    let release = Release::load(&o.file).map_err(report)?;
+    let mut release = Release::load(&o.file).map_err(report)?;
+    fetch_values_from(&mut release)?;
     let (registry, registry_path) = load_registry(o)?;
     release.validate(&registry).map_err(report)?;
     if !release.targets().any(|t| t == args.context) {
@@ -311,6 +313,13 @@ fn load_rest(
                     path.display()
                 ))
             })?;
+            let chart = with_dependencies(chart, &release.source, || {
+                if path.is_dir() {
+                    Ok(convoy_chart::package_dir(&path)?)
+                } else {
+                    Ok(std::fs::read(&path)?)
+                }
+            })?;
             (chart, path)
         }
         (
@@ -330,7 +339,34 @@ fn load_rest(
                     release.source
                 ))
             })?;
+            let chart = with_dependencies(chart, &release.source, || Ok(bytes.clone()))?;
             (chart, PathBuf::from(format!("{repo} {name} {version}")))
+        }
+        (
+            None,
+            None,
+            ChartRef::Git {
+                git, reference, path, ..
+            },
+        ) => {
+            let sources = oci_sources()?;
+            let fetched = block_on(sources.fetch(&release.spec.chart, ""))?
+                .map_err(|e| anyhow::anyhow!("{}: spec.chart: {e}", release.source))?
+                .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
+            let chart = Chart::load_archive(&fetched.archive)
+                .map_err(|e| invalid(format!("{}: chart {}: {e}", release.source, fetched.origin)))?;
+            let chart = with_dependencies(chart, &release.source, || Ok(fetched.archive.clone()))?;
+            (chart, PathBuf::from(format!("{git} {reference} {path}")))
+        }
+        (None, None, ChartRef::Oci { oci, .. }) => {
+            let sources = oci_sources()?;
+            let fetched = block_on(sources.fetch(&release.spec.chart, ""))?
+                .map_err(|e| anyhow::anyhow!("{}: spec.chart: {e}", release.source))?
+                .ok_or_else(|| anyhow::anyhow!("{}: spec.chart: nothing fetched", release.source))?;
+            let chart = Chart::load_archive(&fetched.archive)
+                .map_err(|e| invalid(format!("{}: chart {}: {e}", release.source, fetched.origin)))?;
+            let chart = with_dependencies(chart, &release.source, || Ok(fetched.archive.clone()))?;
+            (chart, PathBuf::from(oci))
         }
         (None, None, ChartRef::Path { .. }) => {
             return Err(invalid(format!("{}: no chart path", release.source)));
@@ -350,6 +386,87 @@ fn load_rest(
         plan,
         supplied,
     })
+}
+
+/// `chart` with the Chart.yaml dependencies it does not vendor fetched as the
+/// coordinator fetches them (same credentials as [`oci_sources`]); `archive` gives the
+/// chart packaged, asked only when something is missing.
+fn with_dependencies(
+    chart: Chart,
+    source: &str,
+    archive: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Chart> {
+    let missing = chart
+        .metadata()
+        .dependencies
+        .iter()
+        .any(|d| !chart.dependencies().iter().any(|c| c.name() == d.name));
+    if !missing {
+        return Ok(chart);
+    }
+    let bytes = archive()?;
+    let sources = oci_sources()?;
+    match block_on(sources.complete_dependencies(&bytes, ""))?
+        .map_err(|e| anyhow::anyhow!("{source}: spec.chart: {e}"))?
+    {
+        Some((completed, _)) => Chart::load_archive(&completed)
+            .map_err(|e| invalid(format!("{source}: chart with its dependencies: {e}"))),
+        None => Ok(chart),
+    }
+}
+
+/// Fetches `spec.valuesFrom` (with the same credentials as [`oci_sources`]) into
+/// `release`, as the coordinator does at submit.
+fn fetch_values_from(release: &mut Release) -> anyhow::Result<()> {
+    if release.spec.values_from.is_empty() {
+        return Ok(());
+    }
+    let sources = oci_sources()?;
+    let mut fetched = Vec::new();
+    for (i, from) in release.spec.values_from.iter().enumerate() {
+        let v = block_on(sources.fetch_values(from, ""))?
+            .map_err(|e| anyhow::anyhow!("{}: spec.valuesFrom[{i}]: {e}", release.source))?;
+        fetched.push(v);
+    }
+    release.attach_values_from(&fetched).map_err(invalid)
+}
+
+/// Registry access for `spec.chart.oci`: the same credentials as [`repo_options`];
+/// `CONVOY_OCI_PLAIN_HTTP=1` talks plain HTTP (a registry on loopback).
+pub fn oci_sources() -> anyhow::Result<convoy_sources::ChartSources> {
+    use convoy_sources::{ChartSources, Credentials};
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let creds = match (
+        env("CONVOY_REPO_TOKEN"),
+        env("CONVOY_REPO_USERNAME"),
+        env("CONVOY_REPO_PASSWORD"),
+    ) {
+        (Some(token), _, _) => Credentials::Bearer(token),
+        (None, Some(username), Some(password)) => Credentials::Basic(username, password),
+        _ => Credentials::Anonymous,
+    };
+    let plain = env("CONVOY_OCI_PLAIN_HTTP").is_some_and(|v| v == "1" || v == "true");
+    Ok(ChartSources::direct(creds, plain))
+}
+
+/// Runs `f` to completion on a runtime of its own (the offline commands are
+/// synchronous, and may be called from within the CLI's runtime).
+pub fn block_on<F>(f: F) -> anyhow::Result<F::Output>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(f))
+        })
+        .join()
+    })
+    .map_err(|_| anyhow::anyhow!("the fetch panicked"))?
+    .map_err(|e| anyhow::anyhow!("cannot start a runtime: {e}"))
 }
 
 /// Repository access for `spec.chart.repo`: credentials from `CONVOY_REPO_TOKEN` (bearer)

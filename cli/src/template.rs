@@ -29,6 +29,9 @@ Examples:
   CONVOY_REPO_PASSWORD=... convoy template app1 app1 --repo https://charts.example.com \\
       --version '^1.4' --username ci
 
+  # From an OCI registry (a tag or a version range; --plain-http without TLS)
+  convoy template app1 oci://registry.example.com/charts/app1 --version 1.4.2
+
   # One file per template instead of stdout
   convoy template ./app --output-dir ./rendered";
 
@@ -117,6 +120,9 @@ pub struct TemplateArgs {
     /// Repository bearer token; prefer the environment variable.
     #[arg(long, env = "CONVOY_REPO_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// With an `oci://` CHART: talk plain HTTP to the registry (no TLS).
+    #[arg(long = "plain-http")]
+    plain_http: bool,
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -136,8 +142,42 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
+    // An `oci://` chart is pulled first (with --version, a tag or range) and rendered
+    // from a scratch copy of its archive.
+    let mut args = a.args;
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    if let Some(oci) = args.last().filter(|c| c.starts_with("oci://")).cloned() {
+        use convoy_sources::{ChartSources, Credentials};
+        let version = a
+            .version
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{oci}: give --version (a tag or a version range)"))?;
+        let credentials = match (&a.token, &a.username) {
+            (Some(t), _) => Credentials::Bearer(t.clone()),
+            (None, Some(u)) => Credentials::Basic(u.clone(), a.password.clone().unwrap_or_default()),
+            _ => Credentials::Anonymous,
+        };
+        let sources = ChartSources::direct(credentials, a.plain_http);
+        let chart = convoy_release::ChartRef::Oci {
+            oci: oci.clone(),
+            version: Some(version),
+            digest: None,
+            pos: Default::default(),
+        };
+        let fetched = crate::offline::block_on(sources.fetch(&chart, ""))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .ok_or_else(|| anyhow::anyhow!("{oci}: nothing fetched"))?;
+        let path = scratch.path().join("chart.tgz");
+        std::fs::write(&path, fetched.archive).context("writing the pulled chart")?;
+        if let Some(last) = args.last_mut() {
+            *last = path.display().to_string();
+        }
+    }
+    let oci = args
+        .last()
+        .is_some_and(|c| c.starts_with(&scratch.path().display().to_string()));
     let req = convoy_chart::TemplateRequest {
-        args: a.args,
+        args,
         values_files: a.values,
         set: a.set,
         set_string: a.set_string,
@@ -156,7 +196,7 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
         is_upgrade: a.is_upgrade,
         output_dir: a.output_dir,
         repo: a.repo,
-        version: a.version,
+        version: if oci { None } else { a.version },
         base_dir: std::env::current_dir().context("reading the current directory")?,
         repo_options: RepoOptions {
             auth,

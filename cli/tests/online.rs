@@ -118,6 +118,10 @@ fn redact(text: &str) -> String {
         (r"\(\d+(\.\d+)?(ms|s)\)|\(\d+m\d\ds\)", "(<DURATION>)"),
         (r#""durationMs": \d+"#, r#""durationMs": "<DURATION>""#),
         (r"last seen \d+s ago", "last seen <N>s ago"),
+        (
+            r#""chartDigest": "sha256:[0-9a-f]{64}""#,
+            r#""chartDigest": "sha256:<DIGEST>""#,
+        ),
     ];
     rules.iter().fold(text.to_string(), |t, (re, with)| {
         regex::Regex::new(re).unwrap().replace_all(&t, *with).into_owned()

@@ -63,6 +63,11 @@ pub struct DaemonConfig {
     /// templates such as `kv/{env}/{namespace}/`). Absent: any path (warned at start).
     #[serde(default)]
     pub secret_paths: Option<crate::pipeline::SecretPaths>,
+    /// Chart repositories and OCI registries the coordinator fetches `spec.chart.repo`
+    /// and `spec.chart.oci` charts from, with their credentials (see the `convoy-sources` crate, `daemon/sources`).
+    /// Only listed sources may be used (per entry, optionally only by some environments).
+    #[serde(default)]
+    pub chart_sources: Vec<crate::sources::ChartSourceConfig>,
     /// TLS for the gRPC listener (API and agent link); plaintext when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -390,6 +395,7 @@ impl DaemonConfig {
         }
         self.render.validate()?;
         self.notifications.validate()?;
+        crate::sources::validate(&self.chart_sources)?;
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()
         {

@@ -17,6 +17,8 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod prepare;
 pub mod server;
+/// Chart sources: the `convoy-sources` crate (shared with the CLI).
+pub use convoy_sources as sources;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -316,6 +316,13 @@ pub struct RevisionRecord {
     pub submitted_at: Millis,
     pub chart_name: String,
     pub chart_version: String,
+    /// `sha256:<hex>` of the chart archive rendered (empty in records from before
+    /// convoy kept it).
+    #[serde(default)]
+    pub chart_digest: String,
+    /// Where the coordinator fetched the chart (see `SubmitInputs::chart_origin`).
+    #[serde(default)]
+    pub chart_origin: String,
     pub values_digest: String,
     pub secret_versions: Vec<SecretVersion>,
     pub outcomes: Vec<ContextOutcome>,

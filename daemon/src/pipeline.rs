@@ -35,6 +35,7 @@ pub fn mask_error(e: PrepareError, masker: &convoy_release::mask::Masker) -> Pre
         PrepareError::Secrets(m) => PrepareError::Secrets(masker.mask(&m)),
         PrepareError::Render(m) => PrepareError::Render(masker.mask(&m)),
         PrepareError::Denied(m) => PrepareError::Denied(masker.mask(&m)),
+        PrepareError::Source(m) => PrepareError::Source(masker.mask(&m)),
     }
 }
 
@@ -157,6 +158,8 @@ pub struct Pipeline {
     /// Submits rendering at once ([`PipelineLimits::concurrent_submits`]).
     render_slots: tokio::sync::Semaphore,
     limits: PipelineLimits,
+    /// Where `repo` and `oci` charts are fetched from, with which credentials.
+    chart_sources: crate::sources::ChartSources,
 }
 
 /// Bounds on loading and rendering a submit (the daemon config's `render` section).
@@ -191,6 +194,7 @@ impl Pipeline {
             render_threads,
             render_slots: tokio::sync::Semaphore::new(PipelineLimits::default().concurrent_submits),
             limits: PipelineLimits::default(),
+            chart_sources: crate::sources::ChartSources::default(),
         }
     }
 
@@ -198,6 +202,12 @@ impl Pipeline {
     pub fn with_limits(mut self, limits: PipelineLimits) -> Self {
         self.render_slots = tokio::sync::Semaphore::new(limits.concurrent_submits.max(1));
         self.limits = limits;
+        self
+    }
+
+    /// The chart repositories and registries `repo` and `oci` charts are fetched from.
+    pub fn with_chart_sources(mut self, sources: crate::sources::ChartSources) -> Self {
+        self.chart_sources = sources;
         self
     }
 
@@ -409,18 +419,42 @@ impl Pipeline {
     /// Parses the release with its values files laid out in a scratch directory (they
     /// came over the wire), and loads the chart from the submitted archive.
     fn load(&self, inputs: &SubmitInputs) -> Result<(Release, convoy_chart::Chart), PrepareError> {
-        let release = self.parse(inputs)?;
+        let mut release = self.parse(inputs)?;
+        release
+            .attach_values_from(&inputs.values_from)
+            .map_err(PrepareError::Invalid)?;
         if inputs.chart_archive.is_empty() {
             let what = match &release.spec.chart {
                 convoy_release::ChartRef::Path { path, .. } => {
                     format!("spec.chart.path {path:?} is on the submitter's disk")
                 }
-                convoy_release::ChartRef::Repo { repo, name, .. } => format!("spec.chart {name} from {repo}"),
+                convoy_release::ChartRef::Repo { repo, name, .. } => format!(
+                    "spec.chart {name} from {}: not fetched",
+                    crate::sources::redact(repo)
+                ),
+                convoy_release::ChartRef::Oci { oci, .. } => {
+                    format!("spec.chart {}: not fetched", crate::sources::redact(oci))
+                }
+                convoy_release::ChartRef::Git { git, reference, .. } => format!(
+                    "spec.chart {} {reference}: not fetched",
+                    crate::sources::redact(git)
+                ),
             };
             return Err(PrepareError::Invalid(format!(
                 "{}: {what}: send the chart with the submit (the convoy CLI packages it: `convoy submit -f FILE`)",
                 inputs.source_name
             )));
+        }
+        // What the revision recorded is what is rendered: the archive kept with it must
+        // still be the one its digest names.
+        if !inputs.chart_digest.is_empty() {
+            let actual = crate::sources::sha256(&inputs.chart_archive);
+            if actual != inputs.chart_digest {
+                return Err(PrepareError::Render(format!(
+                    "{}: the kept chart archive is {actual}, but the revision recorded {}",
+                    inputs.source_name, inputs.chart_digest
+                )));
+            }
         }
         let chart = convoy_chart::Chart::load_archive_within(&inputs.chart_archive, &self.limits.load)
             .map_err(|e| {
@@ -631,6 +665,64 @@ impl Preparer for Pipeline {
     fn preview(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError> {
         self.preview_release(inputs)
     }
+
+    fn fetch_sources<'a>(&'a self, inputs: &'a SubmitInputs) -> crate::prepare::FetchFuture<'a> {
+        Box::pin(async move {
+            let release = self.parse(inputs)?;
+            let environment = self.environment(&release)?;
+            let source_err =
+                |e: String, at: &str| PrepareError::Source(format!("{}: {at}: {e}", inputs.source_name));
+            let mut fetched = crate::sources::Fetched::default();
+            for (i, from) in release.spec.values_from.iter().enumerate() {
+                let v = self
+                    .chart_sources
+                    .fetch_values(from, &environment)
+                    .await
+                    .map_err(|e| source_err(e, &format!("spec.valuesFrom[{i}]")))?;
+                fetched.values_from.push(v);
+            }
+            let chart = &release.spec.chart;
+            let deps_err =
+                |e: String| PrepareError::Source(format!("{}: spec.chart: {e}", inputs.source_name));
+            if matches!(chart, convoy_release::ChartRef::Path { .. }) {
+                // A chart sent with the submit may leave its dependencies to be fetched.
+                if let Some((archive, deps)) = self
+                    .chart_sources
+                    .complete_dependencies(&inputs.chart_archive, &environment)
+                    .await
+                    .map_err(deps_err)?
+                {
+                    fetched.chart = Some(crate::sources::FetchedChart {
+                        archive,
+                        origin: format!("dependencies: {}", deps.join("; ")),
+                    });
+                }
+                return Ok(fetched);
+            }
+            if !inputs.chart_archive.is_empty() {
+                return Err(PrepareError::Invalid(format!(
+                    "{}: spec.chart: the coordinator fetches `repo`, `oci` and `git` charts itself; the submit must not carry a chart archive",
+                    inputs.source_name
+                )));
+            }
+            fetched.chart = self
+                .chart_sources
+                .fetch(chart, &environment)
+                .await
+                .map_err(|e| source_err(e, "spec.chart"))?;
+            if let Some(c) = &mut fetched.chart
+                && let Some((archive, deps)) = self
+                    .chart_sources
+                    .complete_dependencies(&c.archive, &environment)
+                    .await
+                    .map_err(deps_err)?
+            {
+                c.archive = archive;
+                c.origin = format!("{}; dependencies: {}", c.origin, deps.join("; "));
+            }
+            Ok(fetched)
+        })
+    }
 }
 
 /// The objects as Helm would send them to Kubernetes: each YAML document read as YAML 1.1
@@ -713,6 +805,9 @@ mod tests {
             source_name: "app.yaml".into(),
             values_files: Vec::new(),
             chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+            chart_digest: String::new(),
+            chart_origin: String::new(),
+            values_from: Vec::new(),
             allow_mass_deletion: false,
         }
     }

@@ -84,6 +84,10 @@ pub enum PrepareError {
     /// The chart could not be loaded or rendered for a context.
     #[error("{0}")]
     Render(String),
+    /// The chart's repository or registry could not be read (down, refused the
+    /// coordinator's credentials, no such chart or version). Names the source.
+    #[error("{0}")]
+    Source(String),
     /// The release asks for something the coordinator's policy forbids (a Vault path
     /// outside its environment's and namespace's prefixes). Refused before any read.
     #[error("permission denied: {0}")]
@@ -99,6 +103,9 @@ pub struct Preview {
     pub contexts: Vec<String>,
     pub options: ApplyOptions,
 }
+
+pub type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<crate::sources::Fetched, PrepareError>> + Send + 'a>>;
 
 pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<Prepared, PrepareError>> + Send + 'a>>;
 
@@ -121,4 +128,14 @@ pub trait Preparer: Send + Sync + 'static {
     /// (from its contexts' registry entries), targets and options. Cheap, reads no
     /// secret: the coordinator authorizes on it before [`Preparer::prepare`].
     fn preview(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError>;
+
+    /// Fetches what the release names elsewhere: its chart when it lives in a chart
+    /// repository, OCI registry or git repository (none for a chart the submit
+    /// carries), and its `spec.valuesFrom` files. Called once per submit or diff, after
+    /// authorization; what it returns is kept with the revision, so a re-render never
+    /// calls it again.
+    fn fetch_sources<'a>(&'a self, inputs: &'a SubmitInputs) -> FetchFuture<'a> {
+        let _ = inputs;
+        Box::pin(async { Ok(crate::sources::Fetched::default()) })
+    }
 }

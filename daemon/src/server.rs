@@ -103,9 +103,14 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
             "secret_paths is not configured: a release may name any Vault path its environment's Vault role can read; configure prefixes such as `kv/{{env}}/{{namespace}}/`"
         );
     }
+    let chart_sources = crate::sources::ChartSources::new(cfg.chart_sources.clone());
+    chart_sources
+        .check_credential_files()
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(Pipeline::new(reg, secrets)
         .with_secret_paths(cfg.secret_paths.clone())
-        .with_limits(cfg.render.limits()))
+        .with_limits(cfg.render.limits())
+        .with_chart_sources(chart_sources))
 }
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:

@@ -9,6 +9,8 @@
 //! | Vault API | [`openbao::OpenBao`] | `bao server -dev` |
 //! | etcd | [`etcd::Etcd`] | Debian's `etcd` |
 //! | webhook receiver | [`webhook::Receiver`] | (in process, axum) |
+//! | chart repository | [`charts::ChartServer`] | (in process, tokio) |
+//! | OCI registry | [`charts::Registry`] | Debian's `docker-registry` |
 //!
 //! Binaries come from `KUBEBUILDER_ASSETS` (envtest's convention) when set, else from
 //! the cache `.ci/install-deps` fills (`$CONVOY_CACHE`, default `~/.cache/convoy`), else
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod charts;
 pub mod convoy;
 pub mod etcd;
 pub mod http;

@@ -66,6 +66,11 @@ pub fn etcd() -> Result<PathBuf, ServiceError> {
     find("etcd", "etcd", &[])
 }
 
+/// Debian's `docker-registry` (CNCF distribution), an OCI registry.
+pub fn docker_registry() -> Result<PathBuf, ServiceError> {
+    find("docker-registry", "docker-registry", &[])
+}
+
 /// OpenBao's `bao`.
 pub fn bao() -> Result<PathBuf, ServiceError> {
     find("openbao", "bao", &[cache_dir().join("openbao/bin")])

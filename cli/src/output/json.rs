@@ -79,6 +79,8 @@ pub fn revision(r: &pb::Revision) -> Value {
         "submittedAt": ts(r.submitted_at.as_ref()),
         "chartName": r.chart_name,
         "chartVersion": r.chart_version,
+        "chartDigest": r.chart_digest,
+        "chartSource": r.chart_source,
         "valuesDigest": r.values_digest,
         "secretVersions": r.secret_versions.iter().map(|s| json!({
             "secretId": s.secret_id,

@@ -346,14 +346,33 @@ pub fn package_dir(path: &Path) -> Result<Vec<u8>> {
     }
     let mut files = Vec::new();
     walk(path, "", &rules, &mut files)?;
+    package_files(&files, &path.display().to_string())
+}
+
+/// The files of a packaged chart, relative to its top-level directory, as
+/// [`package_files`] takes them back; within Helm's bounds ([`LoadLimits::default`]).
+pub fn unpack_archive(bytes: &[u8]) -> Result<Vec<ChartFile>> {
+    let mut budget = Budget {
+        limits: LoadLimits::default(),
+        used: 0,
+    };
+    unpack(bytes, "archive", &mut budget)
+}
+
+/// Packs a chart's files (relative to its root) into a `.tgz` as [`package_dir`] does;
+/// `origin` names the chart in errors.
+pub fn package_files(files: &[ChartFile], origin: &str) -> Result<Vec<u8>> {
     // Validates the chart (and learns its name) before packing it.
-    let chart = Chart::from_files(files.clone(), &path.display().to_string())?;
-    let err = |e: std::io::Error| ChartError::io(path, e);
+    let chart = Chart::from_files(files.to_vec(), origin)?;
+    let err = |e: std::io::Error| ChartError::Archive {
+        name: origin.to_string(),
+        message: e.to_string(),
+    };
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::default(),
     ));
-    for f in &files {
+    for f in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(f.data.len() as u64);
         h.set_mode(0o644);

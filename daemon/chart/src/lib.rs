@@ -34,7 +34,7 @@ pub mod template_cmd;
 pub mod tmpl;
 pub mod values;
 
-pub use chart::{Chart, ChartFile, LoadLimits, package_dir};
+pub use chart::{Chart, ChartFile, LoadLimits, package_dir, package_files, unpack_archive};
 pub use convoy_common::INSTALL_ORDER;
 pub use engine::objects::DEFAULT_API_VERSIONS;
 pub use error::{ChartError, Result};

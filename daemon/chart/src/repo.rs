@@ -234,6 +234,13 @@ fn sha256_hex(data: &[u8]) -> String {
 pub fn fetch_chart(repo: &str, name: &str, range: &str, opts: &RepoOptions) -> Result<Vec<u8>> {
     let index = fetch_index(repo, opts)?;
     let entry = index.find(name, range, repo)?;
+    download(repo, entry, opts)
+}
+
+/// The archive `entry` of repository `repo`'s index names, its digest verified (from the
+/// cache when its digest is there).
+pub fn download(repo: &str, entry: &ChartVersion, opts: &RepoOptions) -> Result<Vec<u8>> {
+    let name = &entry.name;
     let digest = entry.digest.trim().to_ascii_lowercase();
     if let (Some(dir), false) = (&opts.cache_dir, digest.is_empty()) {
         let cached = dir.join(format!("{digest}.tgz"));

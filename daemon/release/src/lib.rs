@@ -31,6 +31,7 @@ pub mod yaml;
 pub use de::did_you_mean;
 pub use error::{Diagnostic, Diagnostics, ReleaseError, Result};
 pub use model::*;
+pub use parse::parse_values_text;
 pub use registry::{Context, Registry};
 pub use render::{Manifest, RenderEnv, RenderLimits, RenderedContext, render_context, render_context_in};
 pub use sections::{

@@ -51,6 +51,9 @@ pub struct Spec {
     pub values: Value,
     /// Values files, applied in order after `values`.
     pub values_files: Vec<ValuesFile>,
+    /// `spec.valuesFrom`: values files in git repositories, merged after `valuesFiles`.
+    /// Their values are `None` until fetched (the coordinator fetches them at submit).
+    pub values_from: Vec<ValuesFrom>,
     /// Values for single contexts, over the release-wide values.
     pub context_values: Vec<ContextValues>,
     /// The target contexts, in the order given.
@@ -74,6 +77,39 @@ pub enum ChartRef {
         version: String,
         pos: Pos,
     },
+    /// A chart in an OCI registry (Helm's layout), by tag or manifest digest. With both,
+    /// the digest decides and the tag is only shown.
+    Oci {
+        /// `oci://REGISTRY/PATH/NAME`, without tag or digest.
+        oci: String,
+        version: Option<String>,
+        /// `sha256:<hex>` of the manifest.
+        digest: Option<String>,
+        pos: Pos,
+    },
+    /// A chart directory in a git repository at a tag, branch or commit.
+    Git {
+        /// The repository URL (`https://`, `http://`, `git://`, `file://`).
+        git: String,
+        /// A tag, a branch or a full commit id.
+        reference: String,
+        /// The chart directory inside the repository (`charts/app1`).
+        path: String,
+        pos: Pos,
+    },
+}
+
+/// `spec.valuesFrom[]`: a values file in a git repository at a tag, branch or commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuesFrom {
+    pub git: String,
+    /// A tag, a branch or a full commit id.
+    pub reference: String,
+    /// The file's path in the repository.
+    pub path: String,
+    pub pos: Pos,
+    /// The file's values once fetched ([`Release::attach_values_from`]).
+    pub values: Option<serde_json::Value>,
 }
 
 /// A values file named in `spec.valuesFiles`, with its content.
@@ -241,7 +277,7 @@ impl Release {
                 Some(dir) => dir.join(path),
                 None => PathBuf::from(path),
             }),
-            ChartRef::Repo { .. } => None,
+            ChartRef::Repo { .. } | ChartRef::Oci { .. } | ChartRef::Git { .. } => None,
         }
     }
 }

@@ -23,6 +23,7 @@ const SPEC: &[&str] = &[
     "chart",
     "values",
     "valuesFiles",
+    "valuesFrom",
     "contextValues",
     "contexts",
     "scaling",
@@ -31,7 +32,7 @@ const SPEC: &[&str] = &[
     "health",
     "options",
 ];
-const CHART: &[&str] = &["path", "repo", "name", "version"];
+const CHART: &[&str] = &["path", "repo", "oci", "git", "ref", "name", "version", "digest"];
 impl Release {
     /// Reads and parses a release file; relative paths in it resolve against its directory.
     pub fn load(path: &Path) -> Result<Release> {
@@ -202,6 +203,10 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
         Some(v) => read_values_files(r, v, base_dir),
         None => Some(Vec::new()),
     };
+    let values_from = match f.optional("valuesFrom") {
+        Some(v) => read_values_from(r, v),
+        None => Some(Vec::new()),
+    };
     let context_values = match f.optional("contextValues") {
         Some(v) => read_context_values(r, v),
         None => Some(Vec::new()),
@@ -238,6 +243,7 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
         chart: chart?,
         values: values?,
         values_files: values_files?,
+        values_from: values_from?,
         context_values: context_values?,
         contexts: contexts?,
         scaling: scaling?,
@@ -250,13 +256,45 @@ fn read_spec(r: &mut Reader, node: &Node, base_dir: Option<&Path>) -> Option<Spe
 
 fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
     let f = r.fields(node, "spec.chart", CHART)?;
-    match (f.optional("path"), f.optional("repo")) {
-        (Some(p), None) => {
-            for other in ["name", "version"] {
-                if let Some(n) = f.get(other) {
-                    r.error(n.pos, &f.at(other), "only used with `repo`; a `path` chart takes its name and version from its Chart.yaml");
-                }
+    if let Some(g) = f.optional("git") {
+        return read_git_chart(r, node, &f, g);
+    }
+    if let Some(n) = f.get("ref") {
+        r.error(n.pos, &f.at("ref"), "only used with `git`");
+    }
+    let kinds: Vec<&str> = ["path", "repo", "oci"]
+        .into_iter()
+        .filter(|k| f.optional(k).is_some())
+        .collect();
+    if kinds.len() > 1 {
+        let second = kinds[1];
+        if let Some(n) = f.get(second) {
+            r.error(
+                n.pos,
+                &f.at(second),
+                format!(
+                    "give only one of `path`, `repo` or `oci`, not {}",
+                    kinds.join(" and ")
+                ),
+            );
+        }
+        return None;
+    }
+    let only = |r: &mut Reader, keys: &[&str], why: &str| {
+        for other in keys {
+            if let Some(n) = f.get(other) {
+                r.error(n.pos, &f.at(other), why);
             }
+        }
+    };
+    match kinds.first().copied() {
+        Some("path") => {
+            let p = f.optional("path")?;
+            only(
+                r,
+                &["name", "version", "digest"],
+                "only used with `repo` or `oci`; a `path` chart takes its name and version from its Chart.yaml",
+            );
             let path = r.string(
                 p,
                 "spec.chart.path",
@@ -264,7 +302,13 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
             )?;
             Some(ChartRef::Path { path, pos: p.pos })
         }
-        (None, Some(repo)) => {
+        Some("repo") => {
+            let repo = f.optional("repo")?;
+            only(
+                r,
+                &["digest"],
+                "only used with `oci`; a repository's index.yaml gives the digest",
+            );
             let repo = r.string(repo, "spec.chart.repo", "a chart repository URL");
             let name = f
                 .required(r, "name", "the chart's name in the repository")
@@ -283,23 +327,245 @@ fn read_chart(r: &mut Reader, node: &Node) -> Option<ChartRef> {
                 pos: node.pos,
             })
         }
-        (Some(_), Some(repo)) => {
-            r.error(
-                repo.pos,
-                "spec.chart.repo",
-                "give either `path` or `repo`, not both",
+        Some(_) => {
+            let oci_node = f.optional("oci")?;
+            only(
+                r,
+                &["name"],
+                "only used with `repo`; an `oci` reference ends with the chart's name",
             );
-            None
+            let oci = r.string(
+                oci_node,
+                "spec.chart.oci",
+                "an OCI reference such as `oci://registry.example.com/charts/app1`",
+            );
+            if let Some(o) = &oci
+                && (!o.starts_with("oci://")
+                    || o.contains('@')
+                    || o.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|last| last.contains(':')))
+            {
+                r.error(
+                    oci_node.pos,
+                    "spec.chart.oci",
+                    "expected `oci://REGISTRY/PATH/NAME` without a tag or digest (give `version` or `digest` instead)",
+                );
+            }
+            let version = f
+                .optional("version")
+                .and_then(|n| r.string_or_number(n, "spec.chart.version", "a chart version (an OCI tag)"));
+            let digest = f
+                .optional("digest")
+                .and_then(|n| r.string(n, "spec.chart.digest", "a manifest digest `sha256:<64 hex>`"));
+            if let Some(d) = &digest
+                && !is_sha256_digest(d)
+            {
+                r.error(
+                    f.get("digest").map_or(node.pos, |n| n.pos),
+                    "spec.chart.digest",
+                    "expected a manifest digest `sha256:<64 hex>`",
+                );
+            }
+            if version.is_none() && digest.is_none() {
+                r.error(
+                    node.pos,
+                    "spec.chart",
+                    "an `oci` chart needs `version` (a tag such as `1.4.2`) or `digest` (`sha256:...`)",
+                );
+            }
+            Some(ChartRef::Oci {
+                oci: oci?,
+                version,
+                digest,
+                pos: node.pos,
+            })
         }
-        (None, None) => {
+        None => {
             r.error(
                 node.pos,
                 "spec.chart",
-                "expected `path` (a local chart) or `repo` + `name` + `version`",
+                "expected `path` (a local chart), `repo` + `name` + `version`, or `oci` + `version` or `digest`",
             );
             None
         }
     }
+}
+
+/// `spec.chart: {git: URL, ref: REF, path: DIR}`.
+fn read_git_chart(r: &mut Reader, node: &Node, f: &crate::de::Fields<'_>, g: &Node) -> Option<ChartRef> {
+    for other in ["repo", "oci", "name", "version", "digest"] {
+        if let Some(n) = f.get(other) {
+            r.error(
+                n.pos,
+                &f.at(other),
+                "not with `git`: a git chart is `{git: URL, ref: TAG|BRANCH|COMMIT, path: DIR}`",
+            );
+        }
+    }
+    let git = r.string(
+        g,
+        "spec.chart.git",
+        "a git repository URL (https://, http://, git:// or file://)",
+    );
+    if let Some(u) = &git
+        && !["https://", "http://", "git://", "file://"]
+            .iter()
+            .any(|s| u.starts_with(s))
+    {
+        r.error(
+            g.pos,
+            "spec.chart.git",
+            "expected a git repository URL starting with https://, http://, git:// or file://",
+        );
+    }
+    let reference = f
+        .required(r, "ref", "a tag, a branch or a full commit id")
+        .and_then(|n| r.string_or_number(n, "spec.chart.ref", "a tag, a branch or a full commit id"));
+    let path = f
+        .required(
+            r,
+            "path",
+            "the chart's directory in the repository, such as `charts/app1`",
+        )
+        .and_then(|n| {
+            let p = r.string(n, "spec.chart.path", "the chart's directory in the repository")?;
+            let bad = p.starts_with('/') || p.split('/').any(|c| c == "..");
+            if bad {
+                r.error(
+                    n.pos,
+                    "spec.chart.path",
+                    "expected a relative directory inside the repository, without `..`",
+                );
+                return None;
+            }
+            Some(p)
+        });
+    Some(ChartRef::Git {
+        git: git?,
+        reference: reference?,
+        path: path?,
+        pos: node.pos,
+    })
+}
+
+/// `spec.valuesFrom: [{git: URL, ref: REF, path: FILE}]`.
+fn read_values_from(r: &mut Reader, node: &Node) -> Option<Vec<ValuesFrom>> {
+    let items = r.seq(
+        node,
+        "spec.valuesFrom",
+        "a list of `{git: URL, ref: REF, path: FILE}`",
+    )?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let at = index("spec.valuesFrom", i);
+        let Some(f) = r.fields(item, &at, &["git", "ref", "path"]) else {
+            ok = false;
+            continue;
+        };
+        let git = f.required(r, "git", "a git repository URL").and_then(|n| {
+            let u = r.string(n, &format!("{at}.git"), "a git repository URL")?;
+            if !["https://", "http://", "git://", "file://"]
+                .iter()
+                .any(|s| u.starts_with(s))
+            {
+                r.error(
+                    n.pos,
+                    &format!("{at}.git"),
+                    "expected a git repository URL starting with https://, http://, git:// or file://",
+                );
+                return None;
+            }
+            Some(u)
+        });
+        let reference = f
+            .required(r, "ref", "a tag, a branch or a full commit id")
+            .and_then(|n| r.string_or_number(n, &format!("{at}.ref"), "a tag, a branch or a full commit id"));
+        let path = f
+            .required(r, "path", "the values file's path in the repository")
+            .and_then(|n| {
+                let p = r.string(
+                    n,
+                    &format!("{at}.path"),
+                    "the values file's path in the repository",
+                )?;
+                if p.starts_with('/') || p.split('/').any(|c| c == ".." || c.is_empty()) {
+                    r.error(
+                        n.pos,
+                        &format!("{at}.path"),
+                        "expected a relative file path inside the repository, without `..`",
+                    );
+                    return None;
+                }
+                Some(p)
+            });
+        match (git, reference, path) {
+            (Some(git), Some(reference), Some(path)) => out.push(ValuesFrom {
+                git,
+                reference,
+                path,
+                pos: item.pos,
+                values: None,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Values YAML text (a values file fetched from elsewhere) as a JSON mapping; `shown`
+/// names it in errors (`shown:LINE:COL: message`). An empty document is `{}`.
+pub fn parse_values_text(text: &str, shown: &str) -> std::result::Result<Value, String> {
+    match yaml::parse_single(text) {
+        Ok(None) => Ok(Value::Object(Default::default())),
+        Ok(Some(n)) if n.as_map().is_none() => Err(format!(
+            "{shown}:{}: expected a mapping of chart values, found {}",
+            n.pos,
+            n.describe()
+        )),
+        Ok(Some(n)) => n.to_values_json("").map_err(|e| {
+            format!(
+                "{shown}:{}: {}: {}",
+                e.pos,
+                e.path.trim_start_matches('.'),
+                e.message
+            )
+        }),
+        Err(e) => Err(format!("{shown}:{}: invalid YAML: {}", e.pos, e.message)),
+    }
+}
+
+impl Release {
+    /// Sets the values of `spec.valuesFrom`, fetched elsewhere: `(origin, text)` per
+    /// entry, in order (`origin` names the file in errors). Refuses a count that does
+    /// not match the release's entries.
+    pub fn attach_values_from(&mut self, fetched: &[(String, String)]) -> std::result::Result<(), String> {
+        if fetched.len() != self.spec.values_from.len() {
+            return Err(format!(
+                "{}: spec.valuesFrom: {} file(s) fetched for {} entries",
+                self.source,
+                fetched.len(),
+                self.spec.values_from.len()
+            ));
+        }
+        for (i, (entry, (origin, text))) in self.spec.values_from.iter_mut().zip(fetched).enumerate() {
+            let values = parse_values_text(text, origin)
+                .map_err(|e| format!("{}: spec.valuesFrom[{i}]: {e}", self.source))?;
+            entry.values = Some(values);
+        }
+        Ok(())
+    }
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn read_values(r: &mut Reader, node: &Node, path: &str) -> Option<Value> {

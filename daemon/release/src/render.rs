@@ -149,6 +149,23 @@ pub fn render_context_in(
     env: &RenderEnv<'_>,
 ) -> Result<RenderedContext> {
     let revision = env.revision;
+    // A `valuesFrom` file not fetched would silently drop its values: refused.
+    let missing: Vec<crate::error::Diagnostic> = release
+        .spec
+        .values_from
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.values.is_none())
+        .map(|(i, v)| crate::error::Diagnostic {
+            file: release.source.clone(),
+            pos: v.pos,
+            path: format!("spec.valuesFrom[{i}]"),
+            message: format!("{} {} {} was not fetched", v.git, v.reference, v.path),
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ReleaseError::Invalid(crate::error::Diagnostics(missing)));
+    }
     let values = context_values(release, context, secrets);
     let opts = RenderOptions {
         release_name: release.metadata.app.clone(),

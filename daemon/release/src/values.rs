@@ -3,7 +3,7 @@
 //! Merge order, later wins (README.md states the same):
 //! 1. chart defaults (`values.yaml`; coalesced by the chart engine at render time)
 //! 2. `spec.values`
-//! 3. `spec.valuesFiles`, in order
+//! 3. `spec.valuesFiles`, in order, then `spec.valuesFrom`, in order
 //! 4. `spec.contextValues.<context>`
 //! 5. `.Values.global.{cloud,env,region,clusterName}` from the context registry
 //! 6. `.Values.secrets.<secret_id>`, resolved per context
@@ -60,6 +60,12 @@ pub fn context_values(release: &Release, context: &Context, secrets: &BTreeMap<S
     merge(&mut values, &release.spec.values);
     for file in &release.spec.values_files {
         merge(&mut values, &file.values);
+    }
+    // An entry not fetched is refused by `render_context_in` before this is reached.
+    for from in &release.spec.values_from {
+        if let Some(v) = &from.values {
+            merge(&mut values, v);
+        }
     }
     for cv in release
         .spec

@@ -169,13 +169,105 @@ fn chart_reference_forms() {
     let e = errors(&MINIMAL.replace("{path: ./chart}", "{path: ./chart, repo: https://x}"));
     assert_eq!(
         e,
-        vec!["release.yaml:6:32: spec.chart.repo: give either `path` or `repo`, not both"]
+        vec![
+            "release.yaml:6:32: spec.chart.repo: give only one of `path`, `repo` or `oci`, not path and repo"
+        ]
     );
     let e = errors(&MINIMAL.replace("{path: ./chart}", "{repo: https://x}"));
     assert_has(
         &e,
         "release.yaml:6:10: spec.chart: missing field `name`: expected the chart's name in the repository",
     );
+}
+
+/// Whether some line of `lines` contains `part`.
+fn contains(lines: &[String], part: &str) {
+    assert!(
+        lines.iter().any(|l| l.contains(part)),
+        "no line containing\n  {part}\nin\n  {}",
+        lines.join("\n  ")
+    );
+}
+
+#[test]
+fn oci_chart_references() {
+    let by_tag = MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://registry.example.com/charts/app1\", version: 1.4.2}",
+    );
+    let rel = Release::parse_str(&by_tag, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart,
+        ChartRef::Oci { oci, version: Some(v), digest: None, .. }
+            if oci == "oci://registry.example.com/charts/app1" && v == "1.4.2"));
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let by_digest = MINIMAL.replace(
+        "{path: ./chart}",
+        &format!("{{oci: \"oci://r.example.com/app1\", digest: \"{digest}\"}}"),
+    );
+    let rel = Release::parse_str(&by_digest, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart, ChartRef::Oci { digest: Some(d), version: None, .. } if *d == digest));
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{oci: \"oci://r.example.com/app1\"}"));
+    contains(&e, "spec.chart: an `oci` chart needs `version`");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://r.example.com/app1:1.0.0\", version: 1.0.0}",
+    ));
+    contains(
+        &e,
+        "spec.chart.oci: expected `oci://REGISTRY/PATH/NAME` without a tag",
+    );
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"https://r.example.com/app1\", version: 1.0.0}",
+    ));
+    contains(&e, "spec.chart.oci: expected `oci://");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://r.example.com/app1\", digest: \"sha256:xyz\"}",
+    ));
+    contains(&e, "spec.chart.digest: expected a manifest digest");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{oci: \"oci://r.example.com/app1\", version: 1.0.0, name: app1}",
+    ));
+    contains(&e, "spec.chart.name: only used with `repo`");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{repo: https://x, oci: \"oci://r/app\", name: a, version: 1}",
+    ));
+    contains(&e, "give only one of `path`, `repo` or `oci`");
+}
+
+#[test]
+fn git_chart_references() {
+    let git = MINIMAL.replace(
+        "{path: ./chart}",
+        "{git: \"https://git.example.com/charts.git\", ref: v1.2.0, path: charts/app1}",
+    );
+    let rel = Release::parse_str(&git, "release.yaml").unwrap();
+    assert!(matches!(&rel.spec.chart,
+        ChartRef::Git { git, reference, path, .. }
+            if git == "https://git.example.com/charts.git" && reference == "v1.2.0" && path == "charts/app1"));
+    assert_eq!(rel.chart_path(), None);
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{git: \"https://g/c.git\", path: charts/app1}"));
+    contains(&e, "spec.chart: missing field `ref`");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{git: \"https://g/c.git\", ref: main, path: ../x}",
+    ));
+    contains(
+        &e,
+        "spec.chart.path: expected a relative directory inside the repository",
+    );
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{git: \"ssh://g/c.git\", ref: main, path: c}"));
+    contains(&e, "spec.chart.git: expected a git repository URL");
+    let e = errors(&MINIMAL.replace(
+        "{path: ./chart}",
+        "{git: \"https://g/c.git\", ref: main, path: c, version: 1}",
+    ));
+    contains(&e, "spec.chart.version: not with `git`");
+    let e = errors(&MINIMAL.replace("{path: ./chart}", "{path: ./chart, ref: main}"));
+    contains(&e, "spec.chart.ref: only used with `git`");
 }
 
 #[test]
@@ -315,6 +407,57 @@ fn secrets_resolve_per_context_with_default() {
     assert_eq!(get("dev-us-central1-0"), "/kv/dev/ns1/app1/test");
     assert_eq!(get("dev-europe-west1-0"), "/kv/dev/ns1/app1/eu");
     assert_eq!(get("dev-asia-east1-0"), "/kv/dev/ns1/app1/test");
+}
+
+#[test]
+fn values_from_git_merge_after_values_files_and_before_context_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), "layer: file-a\nfileOnly: 1\n").unwrap();
+    let text = format!(
+        "{MINIMAL}  values: {{layer: values}}\n  valuesFiles: [a.yaml]\n  valuesFrom:\n    - {{git: \"https://git.example.com/cfg.git\", ref: v2, path: envs/dev.yaml}}\n    - {{git: \"https://git.example.com/cfg.git\", ref: main, path: envs/extra.yaml}}\n  contextValues:\n    dev-europe-west1-0: {{layer: context}}\n"
+    );
+    let mut rel = Release::parse_in(&text, "release.yaml", dir.path()).unwrap();
+    assert_eq!(rel.spec.values_from.len(), 2);
+    assert_eq!(rel.spec.values_from[0].reference, "v2");
+    assert_eq!(rel.spec.values_from[1].path, "envs/extra.yaml");
+    let reg = registry();
+    let us = reg.get("dev-us-central1-0").unwrap();
+    let eu = reg.get("dev-europe-west1-0").unwrap();
+
+    let e = rel
+        .attach_values_from(&[("x".into(), "a: 1".into())])
+        .unwrap_err();
+    assert!(
+        e.contains("spec.valuesFrom: 1 file(s) fetched for 2 entries"),
+        "{e}"
+    );
+    let e = rel
+        .attach_values_from(&[("o1".into(), "[1]".into()), ("o2".into(), "".into())])
+        .unwrap_err();
+    assert!(
+        e.contains("spec.valuesFrom[0]: o1:1:1: expected a mapping"),
+        "{e}"
+    );
+
+    rel.attach_values_from(&[
+        ("o1".into(), "layer: git-1\ngitOnly: yes\n".into()),
+        ("o2".into(), "layer: git-2\n".into()),
+    ])
+    .unwrap();
+    let v = context_values(&rel, us, &BTreeMap::new());
+    assert_eq!(v["layer"], json!("git-2"));
+    assert_eq!(v["gitOnly"], json!(true));
+    assert_eq!(v["fileOnly"], json!(1.0));
+    assert_eq!(
+        context_values(&rel, eu, &BTreeMap::new())["layer"],
+        json!("context")
+    );
+
+    let e = errors(&format!(
+        "{MINIMAL}  valuesFrom: [{{git: \"https://g/c.git\", path: ../x.yaml}}]\n"
+    ));
+    contains(&e, "spec.valuesFrom[0]: missing field `ref`");
+    contains(&e, "spec.valuesFrom[0].path: expected a relative file path");
 }
 
 #[test]

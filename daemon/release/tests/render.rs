@@ -113,6 +113,26 @@ fn a_scaled_name_missing_from_the_render_is_a_positioned_error() {
 }
 
 #[test]
+fn values_from_not_fetched_is_refused_not_dropped() {
+    let (mut rel, reg, chart) = setup(|t| {
+        t.replace(
+            "spec:\n",
+            "spec:\n  valuesFrom: [{git: \"https://git.example.com/cfg.git\", ref: v1, path: dev.yaml}]\n",
+        )
+    });
+    let ctx = reg.get("dev-us-central1-0").unwrap();
+    let e = render_context(&rel, &chart, ctx, &BTreeMap::new(), 1).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("spec.valuesFrom[0]: https://git.example.com/cfg.git v1 dev.yaml was not fetched"),
+        "{e}"
+    );
+    rel.attach_values_from(&[("cfg".into(), "greeting: from-git\n".into())])
+        .unwrap();
+    render_context(&rel, &chart, ctx, &BTreeMap::new(), 1).unwrap();
+}
+
+#[test]
 fn chart_errors_name_the_context() {
     let (rel, reg, chart) = setup(|t| t.replace("image: {tag: \"2.3.1\"}", "image: 5"));
     let e = render_context(

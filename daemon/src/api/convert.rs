@@ -111,6 +111,8 @@ pub fn revision(r: &RevisionRecord) -> pb::Revision {
         submitted_at: ts(r.submitted_at),
         chart_name: r.chart_name.clone(),
         chart_version: r.chart_version.clone(),
+        chart_digest: r.chart_digest.clone(),
+        chart_source: r.chart_origin.clone(),
         values_digest: r.values_digest.clone(),
         secret_versions: r
             .secret_versions

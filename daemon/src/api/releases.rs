@@ -38,6 +38,9 @@ fn submit_inputs(r: pb::SubmitReleaseRequest) -> Result<SubmitInputs, Status> {
         },
         values_files: r.values_files.into_iter().map(|v| (v.name, v.content)).collect(),
         chart_archive: r.chart_archive,
+        chart_digest: String::new(),
+        chart_origin: String::new(),
+        values_from: Vec::new(),
         allow_mass_deletion: r.allow_mass_deletion,
     })
 }

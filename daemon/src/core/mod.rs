@@ -487,15 +487,37 @@ impl Coordinator {
     }
 
     /// Authorizes, then prepares (reading secrets); both audited when refused or failed.
+    /// A chart in a repository or registry is fetched here, after authorization and
+    /// before anything else, into `inputs` (kept with the revision, by digest).
     async fn authorize_and_prepare(
         &self,
         who: &Principal,
-        inputs: &SubmitInputs,
+        inputs: &mut SubmitInputs,
         action: &str,
         reason: &str,
     ) -> Result<Prepared, CoreError> {
         let preview = self.authorize_submit(who, inputs, action, reason)?;
-        self.prepare(inputs).await.inspect_err(|e| {
+        let prepared = async {
+            let fetched = self.preparer.fetch_sources(inputs).await.map_err(prepare_error)?;
+            inputs.values_from = fetched.values_from;
+            if let Some(fetched) = fetched.chart {
+                tracing::info!(
+                    release = %preview.meta.name,
+                    source = %fetched.origin,
+                    bytes = fetched.archive.len(),
+                    "fetched the chart"
+                );
+                inputs.chart_archive = fetched.archive;
+                inputs.chart_origin = fetched.origin;
+            }
+            inputs.chart_digest = if inputs.chart_archive.is_empty() {
+                String::new()
+            } else {
+                crate::sources::sha256(&inputs.chart_archive)
+            };
+            self.prepare(inputs).await
+        };
+        prepared.await.inspect_err(|e| {
             let kind = if matches!(e, CoreError::PermissionDenied(_)) {
                 "refused"
             } else {
@@ -510,12 +532,14 @@ impl Coordinator {
     pub async fn submit(
         &self,
         who: Principal,
-        inputs: SubmitInputs,
+        mut inputs: SubmitInputs,
         reason: String,
         dry_run: bool,
     ) -> Result<(Accepted, Vec<RenderSummary>), CoreError> {
         let action = if dry_run { "submit-dry-run" } else { "submit" };
-        let prepared = self.authorize_and_prepare(&who, &inputs, action, &reason).await?;
+        let prepared = self
+            .authorize_and_prepare(&who, &mut inputs, action, &reason)
+            .await?;
         let summary: Vec<RenderSummary> = prepared
             .manifests
             .iter()
@@ -570,11 +594,11 @@ impl Coordinator {
     pub async fn diff(
         &self,
         who: Principal,
-        inputs: SubmitInputs,
+        mut inputs: SubmitInputs,
         timeout: Duration,
     ) -> Result<(String, Vec<crate::diff::ContextDiff>), CoreError> {
         use crate::diff::{ContextDiff, DiffOutcome};
-        let prepared = self.authorize_and_prepare(&who, &inputs, "diff", "").await?;
+        let prepared = self.authorize_and_prepare(&who, &mut inputs, "diff", "").await?;
         let release = prepared.meta.name.clone();
         let masker = prepared.masker.clone();
         let (reply, rx) = oneshot::channel();

@@ -794,6 +794,8 @@ impl Core {
             submitted_at: now,
             chart_name: prepared.chart_name.clone(),
             chart_version: prepared.chart_version.clone(),
+            chart_digest: inputs.chart_digest.clone(),
+            chart_origin: inputs.chart_origin.clone(),
             values_digest: prepared.values_digest.clone(),
             secret_versions: prepared.secret_versions.clone(),
             outcomes: Vec::new(),
@@ -1005,6 +1007,8 @@ impl Core {
             submitted_at: now,
             chart_name: base.as_ref().map(|b| b.chart_name.clone()).unwrap_or_default(),
             chart_version: base.as_ref().map(|b| b.chart_version.clone()).unwrap_or_default(),
+            chart_digest: base.as_ref().map(|b| b.chart_digest.clone()).unwrap_or_default(),
+            chart_origin: base.as_ref().map(|b| b.chart_origin.clone()).unwrap_or_default(),
             values_digest: base.as_ref().map(|b| b.values_digest.clone()).unwrap_or_default(),
             secret_versions: base.map(|b| b.secret_versions).unwrap_or_default(),
             outcomes: Vec::new(),
@@ -1500,6 +1504,14 @@ impl Core {
                 chart_version: restored
                     .as_ref()
                     .map(|r| r.chart_version.clone())
+                    .unwrap_or_default(),
+                chart_digest: restored
+                    .as_ref()
+                    .map(|r| r.chart_digest.clone())
+                    .unwrap_or_default(),
+                chart_origin: restored
+                    .as_ref()
+                    .map(|r| r.chart_origin.clone())
                     .unwrap_or_default(),
                 values_digest: restored
                     .as_ref()

@@ -42,6 +42,9 @@ fn inputs(dir: &Path) -> SubmitInputs {
         source_name: "web.yaml".into(),
         values_files: Vec::new(),
         chart_archive: convoy_chart::package_dir(&chart).expect("chart packs"),
+        chart_digest: String::new(),
+        chart_origin: String::new(),
+        values_from: Vec::new(),
         allow_mass_deletion: false,
     }
 }

@@ -163,6 +163,20 @@ pub struct SubmitInputs {
     /// The chart archive (base64 in JSON).
     #[serde(with = "b64")]
     pub chart_archive: Vec<u8>,
+    /// `sha256:<hex>` of `chart_archive`, set by the coordinator when it accepts the
+    /// submit and checked whenever the revision is rendered again.
+    #[serde(default)]
+    pub chart_digest: String,
+    /// Where the coordinator fetched the chart (`spec.chart.repo` / `oci`): the source
+    /// URL without user info, the chart and the resolved version or manifest digest.
+    /// Empty for a chart sent with the submit. Never a credential.
+    #[serde(default)]
+    pub chart_origin: String,
+    /// `spec.valuesFrom` as the coordinator fetched it at submit, in order:
+    /// `(origin, text)`, origin `URL REF@COMMIT PATH`. Re-renders use these, never the
+    /// repository.
+    #[serde(default)]
+    pub values_from: Vec<(String, String)>,
     /// The submit's `allow_mass_deletion` (ORed with the release file's option).
     #[serde(default)]
     pub allow_mass_deletion: bool,

@@ -1,0 +1,873 @@
+//! Charts the coordinator fetches itself, from real sources on loopback: an HTTP chart
+//! repository (index.yaml + .tgz, basic authentication or none) and a real OCI registry
+//! (Debian's `docker-registry`, htpasswd authentication or none). The coordinator runs
+//! in process with simulated agents, over real gRPC.
+//!
+//! What a user notices: a release names a chart by repository and version range or by
+//! registry and tag/digest and deploys without the submitter having any access; the
+//! revision records the archive's digest and source; a moved tag or a dead source does
+//! not change what a rollback or a restarted coordinator ships; a wrong credential or a
+//! dead source fails the submit with the source named, nothing recorded, no secret shown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use convoy_agent::runtime::{AgentRuntime, Credentials, RuntimeConfig, Token};
+use convoy_agent::sim::backend::{SimBackend, SimConfig};
+use convoy_daemon::config::DaemonConfig;
+use convoy_proto::v1 as pb;
+use convoy_tests::charts::{ChartServer, GitServer, Registry, git, index_yaml};
+use tokio_util::sync::CancellationToken;
+
+type Client = pb::release_service_client::ReleaseServiceClient<tonic::transport::Channel>;
+
+/// A chart `app` at `version` whose ConfigMap carries `marker` (to tell two archives of
+/// one version apart).
+fn chart(dir: &Path, version: &str, marker: &str) -> Vec<u8> {
+    let c = dir.join(format!("app-{version}-{marker}"));
+    std::fs::create_dir_all(c.join("templates")).unwrap();
+    std::fs::write(
+        c.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: app\nversion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        c.join("templates/cm.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {{{{ .Release.Name }}}}-cm}}\ndata:\n  chart: {{{{ .Chart.Version | quote }}}}\n  marker: {marker:?}\n  flavor: {{{{ .Values.flavor | default \"plain\" | quote }}}}\n"
+        ),
+    )
+    .unwrap();
+    convoy_chart::package_dir(&c).unwrap()
+}
+
+/// A chart `stack` 1.0.0 with no templates of its own and a dependency on `app` `~1.0`
+/// from repository `repo`, not vendored; `lock`: the version its Chart.lock pins.
+fn parent_chart(dir: &Path, repo: &str, lock: Option<&str>) -> Vec<u8> {
+    let c = dir.join(format!("stack-{}", lock.unwrap_or("unlocked")));
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(
+        c.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: stack\nversion: 1.0.0\ndependencies:\n  - {{name: app, version: \"~1.0\", repository: \"{repo}\"}}\n"),
+    )
+    .unwrap();
+    if let Some(v) = lock {
+        std::fs::write(
+            c.join("Chart.lock"),
+            format!("dependencies:\n- name: app\n  repository: {repo}\n  version: {v}\ndigest: sha256:0\ngenerated: \"2026-01-01T00:00:00Z\"\n"),
+        )
+        .unwrap();
+    }
+    convoy_chart::package_dir(&c).unwrap()
+}
+
+/// A release of `name` in context `ctx` with `chart` as the `spec.chart` flow mapping.
+fn release(name: &str, ctx: &str, chart: &str, flavor: &str) -> pb::SubmitReleaseRequest {
+    let ns = name.split('.').nth(1).unwrap();
+    pb::SubmitReleaseRequest {
+        release_yaml: format!(
+            "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  chart: {chart}\n  values: {{flavor: {flavor}}}\n  contexts: [{ctx}]\n  strategy: {{maxFailures: 0, onFailure: pause}}\n  health: {{progressDeadline: 1m, minReadyWindow: 0s}}\n"
+        ),
+        source_name: format!("{name}.yaml"),
+        reason: "chart sources test".into(),
+        ..Default::default()
+    }
+}
+
+/// The ConfigMap `app` of `release` in `b`'s cluster: (chart, marker, flavor).
+fn config_map(b: &SimBackend, release: &str) -> Option<(String, String, String)> {
+    let o = b
+        .objects_of(release)
+        .into_iter()
+        .find(|o| o.kind == "ConfigMap")?;
+    let v = b.object(&o)?;
+    let s = |k: &str| v["data"][k].as_str().unwrap_or_default().to_string();
+    Some((s("chart"), s("marker"), s("flavor")))
+}
+
+async fn wait_op(c: &mut Client, release: &str, op: &str) -> pb::Operation {
+    let mut s = c
+        .watch_release(pb::WatchReleaseRequest {
+            release: release.into(),
+            operation_id: op.into(),
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(60), s.message())
+        .await
+        .expect("watch stalled")
+        .unwrap()
+    {
+        if let Some(pb::rollout_event::Event::Operation(o)) = e.event {
+            last = Some(o);
+        }
+    }
+    last.expect("an operation event")
+}
+
+async fn history(c: &mut Client, release: &str) -> Vec<pb::Revision> {
+    let mut h = c
+        .get_history(pb::GetHistoryRequest {
+            release: release.into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revisions;
+    h.sort_by_key(|r| r.number);
+    h
+}
+
+/// A coordinator in process: `sources` is the `chart_sources` YAML list (indented
+/// flow entries), contexts `sim-a` and `sim-b`, state in `dir`; on `addr` when given
+/// (a restart keeps its address for the agents).
+async fn coordinator(dir: &Path, sources: &str, addr: Option<SocketAddr>) -> convoy_daemon::server::Running {
+    let cfg = format!(
+        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\nchart_sources:\n{sources}contexts:\n  - {{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}}\n  - {{name: sim-b, region: r1, env: dev, cloud: sim, clusterName: b}}\n",
+        dir.join("state.redb").display()
+    );
+    let path = dir.join("convoyd.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
+    // A coordinator just stopped may hold its store file for a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listener = tokio::net::TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+        let pipeline = convoy_daemon::server::pipeline(&cfg).unwrap();
+        match convoy_daemon::server::start(&cfg, listener, Arc::new(pipeline)).await {
+            Ok(r) => return r,
+            Err(e) if e.to_string().contains("already open") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("starting the coordinator: {e}"),
+        }
+    }
+}
+
+/// A simulated agent for `context`, connected to `running` when this returns.
+async fn agent(
+    running: &convoy_daemon::server::Running,
+    context: &str,
+    stop: &CancellationToken,
+) -> Arc<SimBackend> {
+    let backend = Arc::new(SimBackend::new(SimConfig {
+        history_limit: 10,
+        apply_latency: Duration::from_millis(0),
+        ..SimConfig::default()
+    }));
+    let mut rc = RuntimeConfig::new(format!("http://{}", running.addr), context.to_string());
+    rc.credentials = Credentials::Token(Token::new("unused"));
+    tokio::spawn(AgentRuntime::new(rc, backend.clone()).run(stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !running
+        .core
+        .clusters()
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.info.name == context && c.connected)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent {context} did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    backend
+}
+
+fn secret_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{content}\n")).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_charts_by_version_range_with_and_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v100, v101, v110) = (
+        chart(dir.path(), "1.0.0", "one"),
+        chart(dir.path(), "1.0.1", "one-fix"),
+        chart(dir.path(), "1.1.0", "eleven"),
+    );
+    let private = ChartServer::start(Some(("ci", "repo-pw-1"))).await.unwrap();
+    private.put("/index.yaml", index_yaml(&[("app", "1.0.0", &v100)]).into_bytes());
+    private.put("/app-1.0.0.tgz", v100.clone());
+    let mut public = ChartServer::start(None).await.unwrap();
+    public.put("/index.yaml", index_yaml(&[("app", "1.1.0", &v110)]).into_bytes());
+    public.put("/app-1.1.0.tgz", v110.clone());
+    let pw = secret_file(dir.path(), "repo-password", "repo-pw-1");
+    let sources = format!(
+        "  - {{url: \"{}\", username: ci, password_file: {}}}\n  - {{url: \"{}\"}}\n  - {{url: \"http://127.0.0.1:9/prod\", environments: [prod]}}\n",
+        private.url(),
+        pw.display(),
+        public.url()
+    );
+    let running = coordinator(dir.path(), &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+
+    // Only sources the coordinator lists, open to the release's environment (dev).
+    let unlisted = "{repo: \"http://127.0.0.1:9/elsewhere\", name: app, version: 1.0.0}";
+    let e = c
+        .submit_release(release("app.team", "sim-a", unlisted, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("http://127.0.0.1:9/elsewhere is not among the coordinator's chart_sources"),
+        "{}",
+        e.message()
+    );
+    let prod_only = "{repo: \"http://127.0.0.1:9/prod/charts\", name: app, version: 1.0.0}";
+    let e = c
+        .submit_release(release("app.team", "sim-a", prod_only, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("is not open to environment \"dev\" (only prod)"),
+        "{}",
+        e.message()
+    );
+
+    // Helm's `~1.0` (>=1.0.0 <1.1.0) from the private repository, with the coordinator's
+    // credentials; the submit carries no archive.
+    let spec = format!("{{repo: \"{}\", name: app, version: \"~1.0\"}}", private.url());
+    let r1 = c
+        .submit_release(release("app.team", "sim-a", &spec, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "app.team", &r1.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&a, "app.team"),
+        Some(("1.0.0".into(), "one".into(), "red".into()))
+    );
+    let h = history(&mut c, "app.team").await;
+    assert_eq!(h[0].chart_version, "1.0.0");
+    assert_eq!(
+        h[0].chart_digest,
+        format!("sha256:{}", convoy_tests::charts::sha256_hex(&v100))
+    );
+    assert_eq!(h[0].chart_source, format!("{} app 1.0.0", private.url()));
+
+    // A patch release appears: the same range now resolves to it.
+    let stack = parent_chart(dir.path(), private.url(), Some("1.0.0"));
+    private.put(
+        "/index.yaml",
+        index_yaml(&[
+            ("app", "1.0.0", &v100),
+            ("app", "1.0.1", &v101),
+            ("app", "1.1.0", &v110),
+            ("stack", "1.0.0", &stack),
+        ])
+        .into_bytes(),
+    );
+    private.put("/stack-1.0.0.tgz", stack.clone());
+    private.put("/app-1.0.1.tgz", v101.clone());
+    private.put("/app-1.1.0.tgz", v110.clone());
+    let r2 = c
+        .submit_release(release("app.team", "sim-a", &spec, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r2.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "one-fix");
+
+    // A chart whose dependency is not vendored: fetched from its repository at the
+    // version Chart.lock pins (1.0.0, though 1.0.1 matches `~1.0`)...
+    let stack_spec = format!("{{repo: \"{}\", name: stack, version: 1.0.0}}", private.url());
+    let r = c
+        .submit_release(release("stack.team", "sim-a", &stack_spec, "layered"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "stack.team", &r.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&a, "stack.team").unwrap(),
+        ("1.0.0".into(), "one".into(), "plain".into())
+    );
+    let h = history(&mut c, "stack.team").await;
+    assert!(
+        h[0].chart_source.ends_with(&format!(
+            "dependencies: app 1.0.0 from {} app 1.0.0",
+            private.url()
+        )),
+        "{}",
+        h[0].chart_source
+    );
+    // ...and for a chart sent with the submit without a lock, the highest match.
+    let mut local = release("local.team", "sim-a", "{path: ./stack}", "x");
+    local.chart_archive = parent_chart(dir.path(), private.url(), None);
+    let r = c.submit_release(local).await.unwrap().into_inner();
+    assert_eq!(
+        wait_op(&mut c, "local.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "local.team").unwrap().1, "one-fix");
+
+    // The password file now holds a wrong password (read at each fetch): the submit
+    // fails naming the repository, never showing the password; nothing is recorded.
+    std::fs::write(&pw, "wrong-pw\n").unwrap();
+    let e = c
+        .submit_release(release("app.team", "sim-a", &spec, "blue"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    assert!(
+        e.message()
+            .contains(&format!("chart repository {}", private.url()))
+            && e.message().contains("authentication failed"),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("wrong-pw") && !e.message().contains("repo-pw-1"));
+    assert_eq!(history(&mut c, "app.team").await.len(), 2);
+    std::fs::write(&pw, "repo-pw-1\n").unwrap();
+
+    // A range with `||` and AND against the public repository, no credentials.
+    let public_spec = format!(
+        "{{repo: \"{}\", name: app, version: \">=1.1 <2 || ^3\"}}",
+        public.url()
+    );
+    let r = c
+        .submit_release(release("pub.team", "sim-a", &public_spec, "green"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "pub.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(
+        config_map(&a, "pub.team").unwrap(),
+        ("1.1.0".into(), "eleven".into(), "green".into())
+    );
+
+    // An archive that is not what the index's digest says is refused.
+    public.put("/app-1.1.0.tgz", v100.clone());
+    let e = c
+        .submit_release(release("pub.team", "sim-a", &public_spec, "tampered"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains(public.url()) && e.message().contains("digest mismatch"),
+        "{}",
+        e.message()
+    );
+    public.put("/app-1.1.0.tgz", v110.clone());
+
+    // No version matches: the error says so and names the repository.
+    let none = format!("{{repo: \"{}\", name: app, version: \"~5\"}}", public.url());
+    let e = c
+        .submit_release(release("pub.team", "sim-a", &none, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains(public.url()) && e.message().contains("no version of chart \"app\" matches"),
+        "{}",
+        e.message()
+    );
+
+    // A submit that sends an archive for a repository chart is refused.
+    let mut with_archive = release("pub.team", "sim-a", &public_spec, "x");
+    with_archive.chart_archive = v110.clone();
+    let e = c.submit_release(with_archive).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("fetches `repo`, `oci` and `git` charts itself"),
+        "{}",
+        e.message()
+    );
+
+    // The public repository goes down: a rollback needs nothing from it.
+    public.stop();
+    let e = c
+        .submit_release(release("pub.team", "sim-a", &public_spec, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains(&format!("chart repository {}", public.url())),
+        "{}",
+        e.message()
+    );
+    let rb = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "app.team".into(),
+            to_revision: 1,
+            reason: "back".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "app.team", &rb.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "one");
+    let h = history(&mut c, "app.team").await;
+    assert_eq!(h.last().unwrap().chart_digest, h[0].chart_digest);
+    stop.cancel();
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_charts_keep_their_digest_through_a_moved_tag_a_dead_registry_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::start(Some(("pusher", "reg-pw-1"))).await.unwrap();
+    let anon = Registry::start(None).await.unwrap();
+    let repo = format!("oci://{}/charts", registry.host());
+    let pushing = convoy_daemon::sources::ChartSources::direct(
+        convoy_daemon::sources::Credentials::Basic("pusher".into(), "reg-pw-1".into()),
+        true,
+    );
+    let first = chart(dir.path(), "1.0.0", "first");
+    let pushed = convoy_daemon::sources::push_chart(&first, &repo, &pushing)
+        .await
+        .unwrap();
+    assert_eq!(pushed.reference, format!("{repo}/app:1.0.0"));
+
+    // Pushing without credentials is refused by the registry, clearly.
+    let anonymous =
+        convoy_daemon::sources::ChartSources::direct(convoy_daemon::sources::Credentials::Anonymous, true);
+    let e = convoy_daemon::sources::push_chart(&first, &repo, &anonymous)
+        .await
+        .unwrap_err();
+    assert!(e.contains("authentication failed"), "{e}");
+
+    // The anonymous registry holds another chart, named by digest in its release.
+    let other = chart(dir.path(), "2.0.0", "anon");
+    let anon_pushed =
+        convoy_daemon::sources::push_chart(&other, &format!("oci://{}/pub", anon.host()), &anonymous)
+            .await
+            .unwrap();
+
+    let pw = secret_file(dir.path(), "registry-password", "reg-pw-1");
+    let sources = format!(
+        "  - {{url: \"{repo}\", username: pusher, password_file: {}, plain_http: true}}\n  - {{url: \"oci://{}\", plain_http: true}}\n",
+        pw.display(),
+        anon.host()
+    );
+    let running = coordinator(dir.path(), &sources, None).await;
+    let addr = running.addr;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{addr}")).await.unwrap();
+
+    let spec = format!("{{oci: \"{repo}/app\", version: 1.0.0}}");
+    let r1 = c
+        .submit_release(release("web.team", "sim-a", &spec, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "web.team", &r1.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(config_map(&a, "web.team").unwrap().1, "first");
+    let h = history(&mut c, "web.team").await;
+    assert_eq!(
+        h[0].chart_digest,
+        format!("sha256:{}", convoy_tests::charts::sha256_hex(&first))
+    );
+    assert_eq!(h[0].chart_source, format!("{repo}/app:1.0.0@{}", pushed.digest));
+
+    // By digest, from the registry without authentication.
+    let by_digest = format!(
+        "{{oci: \"oci://{}/pub/app\", digest: \"{}\"}}",
+        anon.host(),
+        anon_pushed.digest
+    );
+    let r = c
+        .submit_release(release("pub.team", "sim-a", &by_digest, "blue"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "pub.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(
+        config_map(&a, "pub.team").unwrap(),
+        ("2.0.0".into(), "anon".into(), "blue".into())
+    );
+
+    // The tag moves: 1.0.0 is pushed again with other content. A new submit gets it...
+    let second = chart(dir.path(), "1.0.0", "second");
+    convoy_daemon::sources::push_chart(&second, &repo, &pushing)
+        .await
+        .unwrap();
+    let r2 = c
+        .submit_release(release("web.team", "sim-a", &spec, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "web.team", &r2.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "web.team").unwrap().1, "second");
+    let h = history(&mut c, "web.team").await;
+    assert_ne!(h[1].chart_digest, h[0].chart_digest);
+
+    // ...a wrong password fails clearly, recording nothing...
+    std::fs::write(&pw, "nope\n").unwrap();
+    let e = c
+        .submit_release(release("web.team", "sim-a", &spec, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains(&format!("OCI registry {repo}/app"))
+            && e.message().contains("authentication failed"),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("nope") && !e.message().contains("reg-pw-1"));
+    std::fs::write(&pw, "reg-pw-1\n").unwrap();
+
+    // ...and with the registry down, rolling back to revision 1 ships revision 1's
+    // archive, not what the tag names now.
+    registry.kill();
+    let rb = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "web.team".into(),
+            to_revision: 1,
+            reason: "back".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "web.team", &rb.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "web.team").unwrap().1, "first");
+    let e = c
+        .submit_release(release("web.team", "sim-a", &spec, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains(&format!("OCI registry {repo}/app")),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        history(&mut c, "web.team").await.len(),
+        3,
+        "a failed fetch records nothing"
+    );
+
+    // A submit to sim-b (no agent yet) is recorded and queued; the coordinator restarts
+    // with the anonymous registry gone too, re-renders the queued revision from the
+    // archive it kept, and sim-b's agent gets it.
+    let queued = c
+        .submit_release(release("pub.other", "sim-b", &by_digest, "late"))
+        .await
+        .unwrap()
+        .into_inner();
+    drop(anon);
+    stop.cancel();
+    running.stop().await.unwrap();
+    let running = coordinator(dir.path(), &sources, Some(addr)).await;
+    let stop = CancellationToken::new();
+    let b = agent(&running, "sim-b", &stop).await;
+    let mut c = Client::connect(format!("http://{addr}")).await.unwrap();
+    let op = wait_op(&mut c, "pub.other", &queued.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&b, "pub.other").unwrap(),
+        ("2.0.0".into(), "anon".into(), "late".into())
+    );
+    stop.cancel();
+    running.stop().await.unwrap();
+}
+
+/// A bare repository `NAME.git` under `server`'s root, from a work tree at `work` holding
+/// `charts/app` (chart `app` at 1.0.0 with `marker`), committed on `main` and tagged
+/// `v1`; returns the commit id.
+fn git_repo(server: &GitServer, work: &Path, name: &str, marker: &str) -> String {
+    let chart = work.join("charts/app");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    let archive_dir = work.join("..").join(format!("{name}-src-{marker}"));
+    let packaged = chart_files(&archive_dir, marker);
+    for (rel, content) in packaged {
+        let p = chart.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    std::fs::create_dir_all(work.join("values")).unwrap();
+    std::fs::write(
+        work.join("values/dev.yaml"),
+        format!("flavor: from-git-{marker}\n"),
+    )
+    .unwrap();
+    if !work.join(".git").exists() {
+        git(work, &["init", "-q", "-b", "main"]);
+    }
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", marker]);
+    git(work, &["tag", "-f", "v1"]);
+    let bare = server.root().join(format!("{name}.git"));
+    if !bare.exists() {
+        git(server.root(), &["init", "-q", "--bare", &format!("{name}.git")]);
+    }
+    git(
+        work,
+        &[
+            "push",
+            "-q",
+            "--force",
+            bare.to_str().unwrap(),
+            "main",
+            "refs/tags/v1",
+        ],
+    );
+    git(work, &["rev-parse", "HEAD"])
+}
+
+/// The files of chart `app` 1.0.0 carrying `marker` (as [`chart`] writes them).
+fn chart_files(dir: &Path, marker: &str) -> Vec<(String, Vec<u8>)> {
+    let archive = chart(dir, "1.0.0", marker);
+    let c = dir.join(format!("app-1.0.0-{marker}"));
+    assert!(!archive.is_empty());
+    ["Chart.yaml", "templates/cm.yaml"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(c.join(f)).unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut private = GitServer::start(Some(("ci", "git-pw-1"))).await.unwrap();
+    let public = GitServer::start(None).await.unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let first = git_repo(&private, &work, "charts", "v1");
+    let pw = secret_file(dir.path(), "git-password", "git-pw-1");
+    let sources = format!(
+        "  - {{url: \"{}\", username: ci, password_file: {}}}\n  - {{url: \"{}\", environments: [dev]}}\n",
+        private.url(),
+        pw.display(),
+        public.url()
+    );
+    let running = coordinator(dir.path(), &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+    let repo = format!("{}/charts.git", private.url());
+
+    // By tag, with the coordinator's credentials: the revision names the commit.
+    let by_tag = format!("{{git: \"{repo}\", ref: v1, path: charts/app}}");
+    let r1 = c
+        .submit_release(release("app.team", "sim-a", &by_tag, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "app.team", &r1.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
+    let h = history(&mut c, "app.team").await;
+    assert_eq!(h[0].chart_source, format!("{repo} v1@{first} charts/app"));
+    assert!(h[0].chart_digest.starts_with("sha256:"));
+
+    // The tag moves to a new commit: the next submit gets it and names the new commit.
+    let moved = git_repo(&private, &work, "charts", "v1-moved");
+    assert_ne!(moved, first);
+    let r2 = c
+        .submit_release(release("app.team", "sim-a", &by_tag, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r2.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1-moved");
+    let h = history(&mut c, "app.team").await;
+    assert_eq!(h[1].chart_source, format!("{repo} v1@{moved} charts/app"));
+    assert_ne!(h[1].chart_digest, h[0].chart_digest);
+
+    // By the first commit's id, and by branch.
+    let by_commit = format!("{{git: \"{repo}\", ref: \"{first}\", path: charts/app}}");
+    let r = c
+        .submit_release(release("app.team", "sim-a", &by_commit, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
+    let by_branch = format!("{{git: \"{repo}\", ref: main, path: charts/app}}");
+    let r = c
+        .submit_release(release("app.team", "sim-a", &by_branch, "blue"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(
+        config_map(&a, "app.team").unwrap(),
+        ("1.0.0".into(), "v1-moved".into(), "blue".into())
+    );
+
+    // Values from a file in the repository, merged over `spec.values`.
+    let with_values = {
+        let mut r = release("app.team", "sim-a", &by_tag, "red");
+        r.release_yaml = r.release_yaml.replace(
+            "  contexts:",
+            &format!(
+                "  valuesFrom: [{{git: \"{repo}\", ref: \"{first}\", path: values/dev.yaml}}]\n  contexts:"
+            ),
+        );
+        r
+    };
+    let r = c.submit_release(with_values.clone()).await.unwrap().into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(
+        config_map(&a, "app.team").unwrap(),
+        ("1.0.0".into(), "v1-moved".into(), "from-git-v1".into())
+    );
+    let mut missing = with_values.clone();
+    missing.release_yaml = missing
+        .release_yaml
+        .replace("values/dev.yaml", "values/prod.yaml");
+    let e = c.submit_release(missing).await.unwrap_err();
+    assert!(
+        e.message().contains("spec.valuesFrom[0]") && e.message().contains("no file \"values/prod.yaml\""),
+        "{}",
+        e.message()
+    );
+
+    // A wrong password, a missing ref and a missing directory: clear errors, nothing recorded.
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let e = c
+        .submit_release(release("app.team", "sim-a", &by_tag, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains(&format!("git repository {repo}"))
+            && e.message().contains("authentication failed"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        !e.message().contains("wrong") && !e.message().contains("git-pw-1"),
+        "{}",
+        e.message()
+    );
+    std::fs::write(&pw, "git-pw-1\n").unwrap();
+    let e = c
+        .submit_release(release(
+            "app.team",
+            "sim-a",
+            &format!("{{git: \"{repo}\", ref: v9, path: charts/app}}"),
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("cannot fetch \"v9\""), "{}", e.message());
+    let e = c
+        .submit_release(release(
+            "app.team",
+            "sim-a",
+            &format!("{{git: \"{repo}\", ref: v1, path: charts/nope}}"),
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("no directory \"charts/nope\""),
+        "{}",
+        e.message()
+    );
+    assert_eq!(history(&mut c, "app.team").await.len(), 5);
+
+    // A repository without authentication.
+    let pub_work = dir.path().join("pub-work");
+    std::fs::create_dir_all(&pub_work).unwrap();
+    git_repo(&public, &pub_work, "open", "open");
+    let open = format!(
+        "{{git: \"{}/open.git\", ref: v1, path: charts/app}}",
+        public.url()
+    );
+    let r = c
+        .submit_release(release("pub.team", "sim-a", &open, "green"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "pub.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "pub.team").unwrap().1, "open");
+
+    // A release for sim-b (no agent yet) is recorded and queued with its chart and
+    // values fetched...
+    let mut queued_req = with_values.clone();
+    queued_req.release_yaml = queued_req
+        .release_yaml
+        .replace("name: app.team", "name: vals.team")
+        .replace("contexts: [sim-a]", "contexts: [sim-b]");
+    queued_req.source_name = "vals.team.yaml".into();
+    let queued = c.submit_release(queued_req).await.unwrap().into_inner();
+
+    // The private server goes down: rolling back to revision 1 still works.
+    private.stop();
+    let rb = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: "app.team".into(),
+            to_revision: 1,
+            reason: "back".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "app.team", &rb.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+    assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
+
+    // ...and a restarted coordinator renders it from what it kept, the server still down.
+    let addr = running.addr;
+    stop.cancel();
+    running.stop().await.unwrap();
+    let running = coordinator(dir.path(), &sources, Some(addr)).await;
+    let stop = CancellationToken::new();
+    let b = agent(&running, "sim-b", &stop).await;
+    let mut c = Client::connect(format!("http://{addr}")).await.unwrap();
+    let op = wait_op(&mut c, "vals.team", &queued.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&b, "vals.team").unwrap(),
+        ("1.0.0".into(), "v1-moved".into(), "from-git-v1".into())
+    );
+    stop.cancel();
+    running.stop().await.unwrap();
+}

@@ -1,0 +1,427 @@
+//! Chart sources on loopback: a small HTTP file server for chart repositories
+//! (`index.yaml` + `.tgz`, optional basic authentication) and a real OCI registry
+//! (Debian's `docker-registry`, CNCF distribution, with htpasswd authentication).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::process::{Service, WorkDir};
+use crate::{ServiceError, free_port, http};
+
+type Files = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
+
+/// An HTTP/1.1 server serving files by path on 127.0.0.1, requiring basic
+/// authentication when built with credentials. Stopped (connections refused) by
+/// [`ChartServer::stop`] or on drop.
+#[derive(Debug)]
+pub struct ChartServer {
+    url: String,
+    files: Files,
+    /// Requests answered, per path.
+    hits: Arc<Mutex<BTreeMap<String, usize>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ChartServer {
+    /// Starts serving (no files yet); `basic`: the user and password required.
+    pub async fn start(basic: Option<(&str, &str)>) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let files: Files = Arc::default();
+        let hits: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let expected = basic.map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        let (f, h) = (files.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (f, h, expected) = (f.clone(), h.clone(), expected.clone());
+                tokio::spawn(async move {
+                    let _ = serve_one(stream, &f, &h, expected.as_deref()).await;
+                });
+            }
+        });
+        Ok(ChartServer {
+            url,
+            files,
+            hits,
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Serves `content` at `path` (`/index.yaml`), replacing what was there.
+    pub fn put(&self, path: &str, content: Vec<u8>) {
+        self.files
+            .lock()
+            .expect("files")
+            .insert(path.to_string(), content);
+    }
+
+    /// How many requests for `path` were answered.
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().expect("hits").get(path).copied().unwrap_or(0)
+    }
+
+    /// Stops listening: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for ChartServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serve_one(
+    stream: tokio::net::TcpStream,
+    files: &Files,
+    hits: &Mutex<BTreeMap<String, usize>>,
+    expected: Option<&str>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut authorization = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).await? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':')
+            && k.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(v.trim().to_string());
+        }
+    }
+    let (status, body) = if expected.is_some() && authorization.as_deref() != expected {
+        ("401 Unauthorized", b"unauthorized\n".to_vec())
+    } else {
+        match files.lock().expect("files").get(&path) {
+            Some(b) => ("200 OK", b.clone()),
+            None => ("404 Not Found", b"not found\n".to_vec()),
+        }
+    };
+    *hits.lock().expect("hits").entry(path).or_default() += 1;
+    let mut stream = reader.into_inner();
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\nWWW-Authenticate: Basic realm=\"charts\"\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.shutdown().await
+}
+
+/// `sha256` hex of `data`, as `index.yaml` gives digests.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// An `index.yaml` listing `(name, version, archive)` entries, each archive served at
+/// `/NAME-VERSION.tgz` (a relative URL, as `helm repo index` writes).
+pub fn index_yaml(entries: &[(&str, &str, &[u8])]) -> String {
+    let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, version, archive) in entries {
+        by_name.entry(name).or_default().push(format!(
+            "  - apiVersion: v2\n    name: {name}\n    version: {version}\n    digest: {}\n    urls: [{name}-{version}.tgz]\n",
+            sha256_hex(archive)
+        ));
+    }
+    let mut out = String::from("apiVersion: v1\nentries:\n");
+    for (name, versions) in by_name {
+        out.push_str(&format!("  {name}:\n"));
+        for v in versions {
+            out.push_str(&v);
+        }
+    }
+    out
+}
+
+/// A real OCI registry (`docker-registry serve`, CNCF distribution) on 127.0.0.1, plain
+/// HTTP, filesystem storage, optionally with htpasswd (bcrypt) authentication. Stopped
+/// on drop or by [`Registry::kill`].
+#[derive(Debug)]
+pub struct Registry {
+    service: Service,
+    host: String,
+    /// How long it took to answer.
+    pub startup: Duration,
+    _dir: WorkDir,
+}
+
+impl Registry {
+    /// Starts a registry; `basic`: the only user and password it accepts.
+    pub async fn start(basic: Option<(&str, &str)>) -> Result<Self, ServiceError> {
+        let bin = crate::tools::docker_registry()?;
+        let dir = WorkDir::new("registry")?;
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let auth = match basic {
+            Some((user, password)) => {
+                let hash = bcrypt::hash_with_result(password, 4)
+                    .map_err(|e| ServiceError::setup("docker-registry", e))?
+                    .format_for_version(bcrypt::Version::TwoA);
+                let path = dir.path().join("htpasswd");
+                std::fs::write(&path, format!("{user}:{hash}\n"))
+                    .map_err(|e| ServiceError::setup("docker-registry", e))?;
+                format!(
+                    "auth:\n  htpasswd:\n    realm: convoy-test\n    path: {}\n",
+                    path.display()
+                )
+            }
+            None => String::new(),
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: convoy-test-secret\n{auth}",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).map_err(|e| ServiceError::setup("docker-registry", e))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve").arg(&config_path);
+        let mut service = Service::spawn("docker-registry", cmd, dir.path().join("docker-registry.log"))?;
+        let probe = format!("http://{host}/v2/");
+        let startup = service
+            .wait_ready(Duration::from_secs(30), || async {
+                http::request("GET", &probe, &[], None)
+                    .await
+                    .is_ok_and(|r| r.status == 200 || r.status == 401)
+            })
+            .await?;
+        Ok(Registry {
+            service,
+            host,
+            startup,
+            _dir: dir,
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Stops the registry (SIGKILL).
+    pub fn kill(&mut self) {
+        self.service.kill();
+    }
+}
+
+/// Git repositories served over smart HTTP on 127.0.0.1 by `git http-backend` (run as a
+/// CGI program per request), requiring basic authentication when built with
+/// credentials. Repositories live under [`GitServer::root`]; stopped by
+/// [`GitServer::stop`] or on drop.
+#[derive(Debug)]
+pub struct GitServer {
+    url: String,
+    root: tempfile::TempDir,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl GitServer {
+    /// Starts serving; `basic`: the user and password required.
+    pub async fn start(basic: Option<(&str, &str)>) -> std::io::Result<Self> {
+        let root = tempfile::tempdir()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let expected = basic.map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        let dir = root.path().to_path_buf();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (dir, expected) = (dir.clone(), expected.clone());
+                tokio::spawn(async move {
+                    let _ = serve_git(stream, &dir, expected.as_deref()).await;
+                });
+            }
+        });
+        Ok(GitServer {
+            url,
+            root,
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`; a repository `NAME` under the root is `URL/NAME`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where the served repositories live.
+    pub fn root(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
+    /// Stops listening: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serve_git(
+    stream: tokio::net::TcpStream,
+    root: &std::path::Path,
+    expected: Option<&str>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).await? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let mut body = Vec::new();
+    if let Some(n) = headers
+        .get("content-length")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        body.resize(n, 0);
+        reader.read_exact(&mut body).await?;
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).await?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let mut stream = reader.into_inner();
+    if expected.is_some() && headers.get("authorization").map(String::as_str) != expected {
+        let msg = b"unauthorized\n";
+        let head = format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            msg.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(msg).await?;
+        return stream.shutdown().await;
+    }
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("REMOTE_USER", "test")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (h, var) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+        ("git-protocol", "GIT_PROTOCOL"),
+    ] {
+        if let Some(v) = headers.get(h) {
+            cmd.env(var, v);
+        }
+    }
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&body).await?;
+    }
+    let out = child.wait_with_output().await?;
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| out.stdout.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let (cgi_head, cgi_body) = match split {
+        Some((i, n)) => (
+            String::from_utf8_lossy(&out.stdout[..i]).into_owned(),
+            &out.stdout[i + n..],
+        ),
+        None => (String::new(), &out.stdout[..]),
+    };
+    let mut status = "200 OK".to_string();
+    let mut head = String::new();
+    for l in cgi_head.lines() {
+        match l.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
+            Some(_) => head.push_str(&format!("{}\r\n", l.trim())),
+            None => {}
+        }
+    }
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        cgi_body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(cgi_body).await?;
+    stream.shutdown().await
+}
+
+/// Runs `git` with `args` in `dir` (a test's repository setup); panics with its output
+/// when it fails.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "convoy test")
+        .env("GIT_AUTHOR_EMAIL", "test@convoy.invalid")
+        .env("GIT_COMMITTER_NAME", "convoy test")
+        .env("GIT_COMMITTER_EMAIL", "test@convoy.invalid")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
