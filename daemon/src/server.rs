@@ -369,18 +369,29 @@ pub async fn start(
                     let _ = rx.await;
                 },
             );
-        let Some(mut lost) = lost else {
-            return serve.await.context("gRPC server");
+        let leadership_lost = async {
+            match lost {
+                Some(mut lost) => lost.wait_for(Option::is_some).await.map_or_else(
+                    |_| "leadership lost".to_string(),
+                    |w| w.clone().unwrap_or_default(),
+                ),
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             r = serve => r.context("gRPC server"),
-            why = lost.wait_for(Option::is_some) => {
+            why = leadership_lost => {
                 // Stop acting at once: another coordinator may lead already, and every
                 // further write would be refused anyway (fencing).
                 fenced_core.shutdown();
-                let why = why.map_or_else(|_| "leadership lost".to_string(), |w| w.clone().unwrap_or_default());
                 tracing::error!(reason = %why, "no longer the leader: stopping so that a standby takes over (restart to rejoin as a standby)");
                 Err(anyhow::anyhow!("{why}: stopped acting; restart convoyd to rejoin as a standby"))
+            }
+            why = fenced_core.failed() => {
+                // Fail-stop: the core's memory is ahead of the store. Exiting (non-zero)
+                // lets the supervisor restart convoyd, which resumes from the store.
+                tracing::error!(reason = %why, "stopping: convoyd exits so that a restart resumes from the state store");
+                Err(anyhow::anyhow!("{why}: stopped; restart convoyd to resume from the state store"))
             }
         }
     });

@@ -254,9 +254,13 @@ pub(crate) enum Msg {
         outcome: String,
     },
     Metrics(Reply<String>),
+    /// An agent's hello. `stored` is answered once the reports it brought (its
+    /// unacknowledged final events) are durable: only then may the link acknowledge
+    /// them in its welcome, and the agent drop them.
     AgentConnected {
         hello: AgentHello,
         tx: mpsc::UnboundedSender<OutCommand>,
+        stored: Reply<()>,
     },
     AgentDisconnected {
         context: String,
@@ -313,6 +317,8 @@ pub struct Coordinator {
     heartbeat: Duration,
     /// The context registry by name, for scope checks.
     registry: Arc<BTreeMap<String, ContextInfo>>,
+    /// Why the core stopped, once a commit failed; closed when the core thread ends.
+    failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -358,6 +364,7 @@ impl Coordinator {
         let (tx, rx) = std_mpsc::channel();
         core.set_renderer(spawn_renderer(preparer.clone(), tx.clone()));
         let tick = settings.tick;
+        let failure = core.failure.subscribe();
         let registry = Arc::new(
             settings
                 .registry
@@ -374,7 +381,25 @@ impl Coordinator {
             preparer,
             heartbeat: settings.heartbeat,
             registry,
+            failure,
         })
+    }
+
+    /// Resolves when the core stopped because a commit failed, with why; never if it
+    /// stops for a shutdown. The server then exits non-zero (see `server::start`).
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failure.clone();
+        let why = rx.wait_for(Option::is_some).await.map(|w| w.clone());
+        match why {
+            Ok(why) => why.unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Resolves once the core thread has ended, its last commit done.
+    pub async fn stopped(&self) {
+        let mut rx = self.failure.clone();
+        while rx.changed().await.is_ok() {}
     }
 
     pub fn heartbeat_interval(&self) -> Duration {

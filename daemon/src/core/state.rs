@@ -82,6 +82,12 @@ pub(super) struct Core {
     /// (context, instance) of agents already logged as reporting no capabilities.
     silent_agents: HashSet<(String, String)>,
     stop: bool,
+    /// Set once a commit failed: why the core stopped (see [`Core::flush`]).
+    pub failure: tokio::sync::watch::Sender<Option<String>>,
+    /// Commit once this many writes are pending (half the backend's atomic limit), so
+    /// a burst of reports is committed in several whole batches, each within etcd's
+    /// `--max-txn-ops`, rather than one that the store must split.
+    commit_every: Option<usize>,
 }
 
 /// The orchestrator's view of the world during one step.
@@ -166,6 +172,8 @@ impl Core {
             rerendered: HashSet::new(),
             silent_agents: HashSet::new(),
             stop: false,
+            failure: tokio::sync::watch::channel(None).0,
+            commit_every: store.max_batch_writes().map(|n| (n / 2).max(1)),
             store,
         };
         for (context, caps) in core.store.context_capabilities().map_err(st)? {
@@ -299,7 +307,7 @@ impl Core {
     pub fn run(mut self, rx: std_mpsc::Receiver<Msg>, tick: Duration) {
         // Finish what a restart left: failed resumes, and queue heads to start.
         self.finish_restored();
-        // A failed write is logged in flush and its effects held back.
+        // A failed write stops the core (see flush).
         let _ = self.flush();
         let mut next_tick = Instant::now() + tick;
         while !self.stop {
@@ -308,20 +316,36 @@ impl Core {
                 Ok(msg) => {
                     self.handle(msg);
                     for msg in rx.try_iter().take(4096) {
-                        self.handle(msg);
                         if self.stop {
                             break;
                         }
+                        if self
+                            .commit_every
+                            .is_some_and(|n| self.batch.len() + self.dirty_ops.len() >= n)
+                        {
+                            let _ = self.flush();
+                            if self.stop {
+                                break;
+                            }
+                        }
+                        self.handle(msg);
                     }
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if self.stop {
+                let _ = self.flush();
+                break;
             }
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + tick;
             }
             let _ = self.flush();
+        }
+        if self.failure.borrow().is_none() {
+            tracing::info!("core stopped; every change is in the store");
         }
     }
 
@@ -435,7 +459,10 @@ impl Core {
                 };
                 self.audit(&who, what, &reason, &outcome);
             }
-            Msg::AgentConnected { hello, tx } => self.agent_connected(hello, tx),
+            Msg::AgentConnected { hello, tx, stored } => {
+                self.agent_connected(hello, tx);
+                self.reply(stored, Ok(()));
+            }
             Msg::AgentDisconnected { context, session_id } => self.agent_disconnected(&context, &session_id),
             Msg::AgentReport { context, report } => self.agent_report(&context, report),
             Msg::AgentHeartbeat { context, in_flight } => {
@@ -575,7 +602,17 @@ impl Core {
 
     /// Writes pending changes, then sends commands and events. Nothing leaves before
     /// the store has it.
+    ///
+    /// Fail-stop: a commit that fails leaves the in-memory state ahead of the store
+    /// (revisions, audit entries, operation steps the store never got), so the core
+    /// acts on none of it. It holds the effects back, answers the caller with the
+    /// error, stops taking messages and reports why on [`Core::failure`]; the server
+    /// then exits non-zero and a restarted coordinator resumes from what the store
+    /// holds, as after a crash.
     fn flush(&mut self) -> Result<(), CoreError> {
+        if self.failure.borrow().is_some() {
+            return Err(CoreError::Unavailable);
+        }
         // One write per operation per commit: a drained batch of reports marks the same
         // operation dirty once per report, and serialising a 1,000-context operation
         // once per report made commits (and memory) grow with the square of the fleet.
@@ -596,9 +633,15 @@ impl Core {
         }
         let batch = std::mem::take(&mut self.batch);
         if let Err(e) = self.store.commit(batch) {
-            tracing::error!(error = %e, "state store write failed; holding commands back");
+            tracing::error!(
+                error = %e,
+                "state store commit failed: stopping the coordinator so that it restarts from what the store holds; no command or event of the lost change was sent"
+            );
             self.sends.clear();
             self.events.clear();
+            self.stop = true;
+            self.failure
+                .send_replace(Some(format!("state store commit failed: {e}")));
             return Err(CoreError::Store(e.to_string()));
         }
         for (ctx, cmd) in std::mem::take(&mut self.sends) {
