@@ -24,6 +24,9 @@ use crate::store::etcd::{Campaign, Candidate, EtcdSettings, EtcdStore, Leadershi
 use crate::store::{MemoryStore, RedbStore, StateStore};
 
 /// A running daemon.
+/// How long a graceful stop waits for the core and for open calls.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
 pub struct Running {
     pub addr: SocketAddr,
     pub core: Coordinator,
@@ -41,22 +44,35 @@ impl std::fmt::Debug for Running {
 
 impl Running {
     /// Stops serving and the core.
+    /// A graceful stop (SIGTERM, SIGINT): the server takes no new connection or call,
+    /// the core finishes the message at hand and its commit, then stops, which closes
+    /// every agent session; calls still open are cut after [`STOP_GRACE`]. Unfinished
+    /// operations are in the store and resume at the next start.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         self.core.shutdown();
-        let served = (&mut self.server).await.context("server task")?;
+        if tokio::time::timeout(STOP_GRACE, self.core.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?STOP_GRACE, "the core did not stop in time");
+        }
+        let served = match tokio::time::timeout(STOP_GRACE, &mut self.server).await {
+            Ok(joined) => joined.context("server task")?,
+            Err(_) => {
+                tracing::warn!(grace = ?STOP_GRACE, "calls still open after the grace period: closing them");
+                self.server.abort();
+                Ok(())
+            }
+        };
         if let Some(l) = self.leadership.take() {
-            // A standby takes over now rather than after the lease TTL.
             l.resign().await;
         }
         served
     }
 
-    /// Resolves when the server stops on its own (an error), or, on etcd, when this
-    /// coordinator lost its leadership: it has stopped acting, and the process should
-    /// exit (a supervisor restarts it as a standby).
     pub async fn wait_for_exit(&mut self) -> anyhow::Result<()> {
         (&mut self.server).await.context("server task")?
     }

