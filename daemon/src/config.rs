@@ -73,6 +73,11 @@ pub struct DaemonConfig {
     /// How often agents send heartbeats, in seconds.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_seconds: u32,
+    /// The largest command sent to an agent, in bytes: a release whose rendered
+    /// manifests for one context make a larger one is refused at submit. At most
+    /// [`convoy_proto::AGENT_LINK_MESSAGE_LIMIT`] (what agents accept), the default.
+    #[serde(default = "default_link_limit")]
+    pub agent_link_max_message_bytes: usize,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -118,8 +123,8 @@ pub struct StoreConfig {
     /// lease's TTL), in seconds.
     #[serde(default = "default_etcd_lease_ttl")]
     pub etcd_lease_ttl_seconds: u32,
-    /// The etcd cluster's `--max-txn-ops` (128 unless changed there): a state change
-    /// with more writes is refused rather than split, which would break its atomicity.
+    /// The etcd cluster's `--max-txn-ops` (128 unless changed there): no transaction
+    /// holds more writes (see `store::etcd`).
     #[serde(default = "default_etcd_max_txn_ops")]
     pub etcd_max_txn_ops: u32,
     /// The name this coordinator leads under, shown by standbys (`standby: leader is
@@ -208,6 +213,10 @@ fn default_etcd_prefix() -> String {
 fn default_etcd_lease_ttl() -> u32 {
     10
 }
+fn default_link_limit() -> usize {
+    convoy_proto::AGENT_LINK_MESSAGE_LIMIT
+}
+
 fn default_etcd_max_txn_ops() -> u32 {
     128
 }
@@ -334,6 +343,16 @@ impl DaemonConfig {
         }
         if self.heartbeat_seconds == 0 {
             return bad("heartbeat_seconds", "must be at least 1".into());
+        }
+        let most = convoy_proto::AGENT_LINK_MESSAGE_LIMIT;
+        if !(64 << 10..=most).contains(&self.agent_link_max_message_bytes) {
+            return bad(
+                "agent_link_max_message_bytes",
+                format!(
+                    "expected 65536 to {most} (what agents accept), got {}",
+                    self.agent_link_max_message_bytes
+                ),
+            );
         }
         if let Some(t) = &self.tls {
             for (k, p) in [

@@ -313,6 +313,7 @@ pub async fn start(
             registry: registry.clone(),
             heartbeat: Duration::from_secs(u64::from(cfg.heartbeat_seconds)),
             tick: Duration::from_millis(250),
+            link_message_limit: cfg.agent_link_max_message_bytes,
         },
     )
     .await?;
@@ -360,8 +361,10 @@ pub async fn start(
         auth,
         registry.iter().map(|c| c.name.clone()),
     ))
-    .max_encoding_message_size(64 << 20)
-    .max_decoding_message_size(64 << 20);
+    // Commands are refused at submit when larger than the configured limit (which is at
+    // most what agents accept); agents send at most the shared limit.
+    .max_encoding_message_size(cfg.agent_link_max_message_bytes)
+    .max_decoding_message_size(convoy_proto::AGENT_LINK_MESSAGE_LIMIT);
 
     let mut builder = grpc_builder(cfg)?;
     let addr = listener.local_addr()?;

@@ -180,3 +180,60 @@ async fn sigterm_stops_cleanly_and_the_rollout_resumes() {
         "{history:#?}"
     );
 }
+
+/// A release whose rendered manifests make a command larger than the agent link carries
+/// is refused at submit, naming the limit, before any cluster is touched; one within
+/// the limit deploys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_too_large_for_the_agent_link_is_refused_at_submit() {
+    let convoyd = Convoyd::start(&config("agent_link_max_message_bytes: 65536\n"))
+        .await
+        .expect("convoyd starts");
+    let agents = agents(&convoyd).await;
+    let mut c = client(&convoyd).await;
+    let big = "x".repeat(100 << 10);
+    let refused = c
+        .submit_release(submit_request(&format!(
+            "{{behavior: \"healthy,after=200ms\", message: \"{big}\"}}"
+        )))
+        .await
+        .expect_err("a release over the limit is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    let msg = refused.message();
+    assert!(
+        msg.contains("too large for context east")
+            && msg.contains("(65536 bytes)")
+            && msg.contains("agent_link_max_message_bytes")
+            && msg.contains("nothing was recorded or applied"),
+        "{msg}"
+    );
+    let missing = c
+        .get_release(pb::GetReleaseRequest {
+            release: "web.shop".into(),
+        })
+        .await
+        .expect_err("nothing was recorded");
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
+
+    let accepted = c
+        .submit_release(submit_request("{behavior: \"healthy,after=200ms\"}"))
+        .await
+        .expect("a release within the limit is accepted")
+        .into_inner();
+    wait_until(
+        &mut c,
+        Duration::from_secs(60),
+        "the small release deployed",
+        |r| r.deployed_revision == accepted.revision,
+    )
+    .await;
+    for a in &agents {
+        let logs = a.logs();
+        assert_eq!(
+            logs.matches("command accepted").count(),
+            2,
+            "{}: only the small release's dry run and apply reached the agent: {logs}",
+            a.context
+        );
+    }
+}

@@ -317,6 +317,7 @@ pub struct Coordinator {
     heartbeat: Duration,
     /// The context registry by name, for scope checks.
     registry: Arc<BTreeMap<String, ContextInfo>>,
+    link_message_limit: usize,
     /// Why the core stopped, once a commit failed; closed when the core thread ends.
     failure: tokio::sync::watch::Receiver<Option<String>>,
 }
@@ -335,6 +336,10 @@ pub struct CoreSettings {
     pub heartbeat: Duration,
     /// How often deadlines and soak times are checked.
     pub tick: Duration,
+    /// The largest command the agent link sends (see
+    /// [`convoy_proto::AGENT_LINK_MESSAGE_LIMIT`]): a release whose command for a
+    /// context would be larger is refused before anything is recorded or sent.
+    pub link_message_limit: usize,
 }
 
 impl Coordinator {
@@ -356,13 +361,21 @@ impl Coordinator {
                     continue;
                 }
             };
+            let limit = settings.link_message_limit;
             match preparer.prepare(&t.inputs, Some(&t.pinned), &facts).await {
-                Ok(p) => core.attach_prepared(&t.op_id, p),
+                Ok(p) => match fits_the_link(&p, limit) {
+                    Ok(()) => core.attach_prepared(&t.op_id, p),
+                    Err(why) => core.fail_unpreparable(&t.op_id, &why),
+                },
                 Err(e) => core.fail_unpreparable(&t.op_id, &e.to_string()),
             }
         }
         let (tx, rx) = std_mpsc::channel();
-        core.set_renderer(spawn_renderer(preparer.clone(), tx.clone()));
+        core.set_renderer(spawn_renderer(
+            preparer.clone(),
+            tx.clone(),
+            settings.link_message_limit,
+        ));
         let tick = settings.tick;
         let failure = core.failure.subscribe();
         let registry = Arc::new(
@@ -381,6 +394,7 @@ impl Coordinator {
             preparer,
             heartbeat: settings.heartbeat,
             registry,
+            link_message_limit: settings.link_message_limit,
             failure,
         })
     }
@@ -523,6 +537,16 @@ impl Coordinator {
     ) -> Result<(Accepted, Vec<RenderSummary>), CoreError> {
         let action = if dry_run { "submit-dry-run" } else { "submit" };
         let prepared = self.authorize_and_prepare(&who, &inputs, action, &reason).await?;
+        if let Err(why) = fits_the_link(&prepared, self.link_message_limit) {
+            self.record(
+                &who,
+                action,
+                &prepared.meta.name,
+                &reason,
+                &format!("refused: {why}"),
+            );
+            return Err(CoreError::Invalid(why));
+        }
         let summary: Vec<RenderSummary> = prepared
             .manifests
             .iter()
@@ -771,6 +795,7 @@ impl FactsSource for Coordinator {
 fn spawn_renderer(
     preparer: Arc<dyn Preparer>,
     core: std_mpsc::Sender<Msg>,
+    link_message_limit: usize,
 ) -> mpsc::UnboundedSender<RenderJob> {
     let (tx, mut rx) = mpsc::unbounded_channel::<RenderJob>();
     tokio::spawn(async move {
@@ -778,8 +803,8 @@ fn spawn_renderer(
             let result = preparer
                 .prepare(&job.inputs, Some(&job.pinned), &job.facts)
                 .await
-                .map(Box::new)
-                .map_err(|e| e.to_string());
+                .map_err(|e| e.to_string())
+                .and_then(|p| fits_the_link(&p, link_message_limit).map(|()| Box::new(p)));
             if core
                 .send(Msg::Rendered {
                     op_id: job.op_id,
@@ -792,6 +817,43 @@ fn spawn_renderer(
         }
     });
     tx
+}
+
+/// Whether every context's apply of `prepared` fits in one agent-link message of
+/// `limit` bytes, encoded as the link sends it; if not, why, naming the context, the
+/// size and the limit.
+pub(crate) fn fits_the_link(prepared: &Prepared, limit: usize) -> Result<(), String> {
+    use convoy_proto::v1 as pb;
+    use prost::Message;
+    // The largest operation id, revision and health: an upper bound of what is sent.
+    for context in prepared.manifests.keys().chain(prepared.hooks.keys()) {
+        let cmd = OutCommand {
+            release: prepared.meta.name.clone(),
+            revision: u64::MAX,
+            operation_id: "op-00000000000000000000-preflight".into(),
+            body: OutBody::Apply(ApplyBody::of(prepared, context, (Duration::MAX, Duration::MAX))),
+        };
+        let size = pb::CoordinatorMessage {
+            message: Some(pb::coordinator_message::Message::Command(
+                crate::link::command_to_wire(&cmd),
+            )),
+        }
+        .encoded_len();
+        if size > limit {
+            return Err(format!(
+                "release {} is too large for context {context}: its rendered manifests and hooks make a {} command, over the {} agent-link message limit (agent_link_max_message_bytes); nothing was recorded or applied: split the release or make its manifests smaller",
+                prepared.meta.name,
+                bytes(size),
+                bytes(limit),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `16.0 MiB (16777216 bytes)`.
+fn bytes(n: usize) -> String {
+    format!("{:.1} MiB ({n} bytes)", n as f64 / f64::from(1 << 20))
 }
 
 /// sha256 over a context's manifests (and hooks), to compare renders without content.

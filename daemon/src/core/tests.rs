@@ -58,11 +58,16 @@ async fn open(path: &Path) -> StateStore {
 }
 
 async fn start(store: StateStore) -> Coordinator {
+    start_with_limit(store, convoy_proto::AGENT_LINK_MESSAGE_LIMIT).await
+}
+
+async fn start_with_limit(store: StateStore, link_message_limit: usize) -> Coordinator {
     let registry = convoy_release::Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
     let settings = CoreSettings {
         registry: registry.contexts().cloned().collect(),
         heartbeat: Duration::from_secs(5),
         tick: Duration::from_millis(50),
+        link_message_limit,
     };
     Coordinator::start(
         store,
@@ -571,5 +576,52 @@ async fn a_burst_is_committed_within_the_backends_batch_limit() {
     assert_eq!(entries.last().map(|e| e.reason.as_str()), Some("burst 299"));
     let largest = store.largest.load(std::sync::atomic::Ordering::SeqCst);
     assert!((1..=8).contains(&largest), "largest commit: {largest} writes");
+    core.shutdown();
+}
+
+/// A release whose command for a context would exceed the agent link's message limit is
+/// refused at submit, naming the context and the limit; nothing is recorded or sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_larger_than_the_link_limit_is_refused_at_submit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = start_with_limit(
+        StateStore::new(Box::new(crate::store::MemoryStore::default())),
+        4096,
+    )
+    .await;
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let small = inputs(dir.path());
+    // The same chart with a 5 KB ConfigMap.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{blob: {:?}}}\n",
+        "x".repeat(5000)
+    );
+    std::fs::write(dir.path().join("web/templates/big.yaml"), big).expect("write");
+    let large = SubmitInputs {
+        chart_archive: convoy_chart::package_dir(&dir.path().join("web")).expect("chart packs"),
+        ..small.clone()
+    };
+    let err = core
+        .submit(deployer(), large, "big".into(), false)
+        .await
+        .unwrap_err();
+    let CoreError::Invalid(msg) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        msg.contains("too large for context dev-a") && msg.contains("(4096 bytes)"),
+        "{msg}"
+    );
+    assert!(matches!(
+        core.history(RELEASE.into()).await,
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(rx.try_recv().is_err(), "nothing was sent");
+    // Without the big ConfigMap it fits, and deploys.
+    core.submit(deployer(), small, "small".into(), false)
+        .await
+        .expect("a release within the limit is accepted");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    assert_eq!(apply.revision, 1);
     core.shutdown();
 }
