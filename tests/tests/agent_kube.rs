@@ -1388,3 +1388,77 @@ async fn a_history_larger_than_one_secret_is_split_and_rolls_back() {
     let kept = secrets.get("convoy.big.hist.v3").await.unwrap();
     assert!(kept.annotations().contains_key("convoy.dev/parts"));
 }
+
+// ---------------------------------------------------------------- intent before apply
+
+/// An agent killed in the middle of an apply (its future dropped, as a SIGKILL would)
+/// leaves a pending revision that owns what it may have created; the next agent marks
+/// it failed at start, and a rollback from it prunes every object the killed apply
+/// created: none is left that no revision owns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_midway_leaves_nothing_unowned() {
+    let cluster = ControlPlane::start("agent-intent").await.unwrap();
+    let client = cluster.client().await;
+    create_namespace(&client, "intent").await;
+    let b = Arc::new(backend(
+        client.clone(),
+        "agent-intent",
+        5,
+        Duration::from_secs(30),
+    ));
+    let rel = "kill.intent";
+    b.apply(&request(rel, 1, "intent", &[configmap("base", "blue")]))
+        .await
+        .unwrap();
+    let mut v2 = vec![configmap("base", "green")];
+    v2.extend((0..150).map(|i| configmap(&format!("n{i}"), "red")));
+    let req = request(rel, 2, "intent", &v2);
+    let applying = {
+        let b = b.clone();
+        tokio::spawn(async move { b.apply(&req).await })
+    };
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "intent");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        let names: Vec<String> = cms
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .filter(|n| n.starts_with('n'))
+            .collect();
+        if !names.is_empty() {
+            applying.abort();
+            break names.len();
+        }
+        assert!(Instant::now() < deadline, "revision 2 never started applying");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    assert!(applying.await.is_err(), "the apply was killed, not finished");
+    println!("killed with {created}+ of 150 new objects applied");
+
+    // The next agent settles the interrupted revision, then rolls back from it.
+    let restarted = backend(client.clone(), "agent-intent-2", 5, Duration::from_secs(30));
+    let settled = restarted.recover().await.unwrap();
+    assert_eq!(settled, vec![(rel.to_string(), 2)]);
+    let deployed = restarted.deployed().await.unwrap();
+    let d = deployed.iter().find(|d| d.release == rel).unwrap();
+    assert_eq!((d.revision, d.kept.clone()), (1, vec![1, 2]), "{deployed:?}");
+    restarted.rollback(&op(rel, 3), 1).await.unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    assert_eq!(
+        left,
+        ["base"],
+        "objects of the killed apply outlived the rollback"
+    );
+    assert_eq!(color_of(&client, "intent", "base").await.as_deref(), Some("blue"));
+}

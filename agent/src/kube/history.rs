@@ -50,6 +50,10 @@ pub enum RevisionStatus {
     Superseded,
     /// Its apply or its rollout failed.
     Failed,
+    /// Being applied: recorded before the apply starts (the intent), replaced by
+    /// Deployed or Failed when it ends. Found at an agent's start, the apply was
+    /// interrupted: [`History::settle_pending`] marks it failed.
+    Pending,
 }
 
 impl RevisionStatus {
@@ -58,12 +62,14 @@ impl RevisionStatus {
             RevisionStatus::Deployed => "deployed",
             RevisionStatus::Superseded => "superseded",
             RevisionStatus::Failed => "failed",
+            RevisionStatus::Pending => "pending",
         }
     }
     fn parse(s: &str) -> Self {
         match s {
             "deployed" => RevisionStatus::Deployed,
             "failed" => RevisionStatus::Failed,
+            "pending" => RevisionStatus::Pending,
             _ => RevisionStatus::Superseded,
         }
     }
@@ -270,6 +276,10 @@ impl History {
         self.delete_parts(&record.release, record.revision, chunks.len())
             .await?;
 
+        if status == RevisionStatus::Pending {
+            // Only the intent: the history changes when the outcome is recorded.
+            return Ok(());
+        }
         let list = self.list(&record.release).await?;
         for i in &list {
             if i.revision != record.revision && i.status == RevisionStatus::Deployed {
@@ -348,6 +358,26 @@ impl History {
             }
         }
         Ok(())
+    }
+
+    /// Marks every pending revision (an apply interrupted by the agent's death) failed;
+    /// returns them. Its record owns everything the apply may have created, so what
+    /// follows (the coordinator's re-sent command, a rollback, the next revision)
+    /// prunes from it.
+    pub async fn settle_pending(&self) -> Result<Vec<(String, u64)>, Failure> {
+        let mut settled = Vec::new();
+        for i in self.list_all().await? {
+            if i.status == RevisionStatus::Pending {
+                self.set_labels(
+                    &i.release,
+                    i.revision,
+                    &[(HEALTHY_LABEL, "false"), (STATUS_LABEL, "failed")],
+                )
+                .await?;
+                settled.push((i.release, i.revision));
+            }
+        }
+        Ok(settled)
     }
 
     /// Records how the revision's rollout ended.

@@ -455,12 +455,13 @@ async fn a_failed_commit_stops_the_core_and_a_restart_resumes_from_the_store() {
     );
     // Nothing of the change the store did not get went out: the session closed with
     // no apply sent.
-    while let Some(cmd) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    let after = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
-        .expect("the session closes")
-    {
-        panic!("a command left after the failed commit: {cmd:?}");
-    }
+        .expect("the session closes");
+    assert!(
+        after.is_none(),
+        "a command left after the failed commit: {after:?}"
+    );
     assert_eq!(core.releases().await.unwrap_err(), CoreError::Unavailable);
     let refused = core
         .submit(deployer(), inputs(dir.path()), "second".into(), false)
