@@ -20,11 +20,26 @@ pub struct OpenBao {
 
 impl OpenBao {
     pub async fn start() -> Result<Self, ServiceError> {
-        let bin = crate::tools::bao()?;
         let dir = WorkDir::new("openbao")?;
         let port = free_port();
-        let addr = format!("http://127.0.0.1:{port}");
         let root_token = format!("root-{}", rand::random::<u64>());
+        let (service, startup) = Self::spawn(&dir, port, &root_token, 0).await?;
+        Ok(OpenBao {
+            service,
+            addr: format!("http://127.0.0.1:{port}"),
+            root_token,
+            startup,
+            _dir: dir,
+        })
+    }
+
+    async fn spawn(
+        dir: &WorkDir,
+        port: u16,
+        root_token: &str,
+        generation: u32,
+    ) -> Result<(Service, Duration), ServiceError> {
+        let bin = crate::tools::bao()?;
         let mut cmd = Command::new(bin);
         cmd.args(["server", "-dev"])
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -33,8 +48,9 @@ impl OpenBao {
             .env("HOME", dir.path())
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR");
-        let mut service = Service::spawn("openbao", cmd, dir.path().join("openbao.log"))?;
-        let health = format!("{addr}/v1/sys/health");
+        let log = dir.path().join(format!("openbao.{generation}.log"));
+        let mut service = Service::spawn("openbao", cmd, log)?;
+        let health = format!("http://127.0.0.1:{port}/v1/sys/health");
         let startup = service
             .wait_ready(Duration::from_secs(30), || async {
                 http::request("GET", &health, &[], None)
@@ -42,13 +58,23 @@ impl OpenBao {
                     .is_ok_and(|r| r.status == 200)
             })
             .await?;
-        Ok(OpenBao {
-            service,
-            addr,
-            root_token,
-            startup,
-            _dir: dir,
-        })
+        Ok((service, startup))
+    }
+
+    /// Starts it again (after [`OpenBao::kill`]) on the same address with the same root
+    /// token. Dev mode keeps nothing: the secrets must be written again.
+    pub async fn restart(&mut self) -> Result<Duration, ServiceError> {
+        self.service.kill();
+        let port: u16 = self
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| ServiceError::setup("openbao", "no port in its address"))?;
+        let generation = std::fs::read_dir(self._dir.path()).map_or(1, |d| d.count() as u32);
+        let (service, startup) = Self::spawn(&self._dir, port, &self.root_token, generation).await?;
+        self.service = service;
+        Ok(startup)
     }
 
     /// `http://127.0.0.1:PORT`.

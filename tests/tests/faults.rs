@@ -237,3 +237,90 @@ async fn a_release_too_large_for_the_agent_link_is_refused_at_submit() {
         );
     }
 }
+
+/// OpenBao stopped across a coordinator restart in the middle of a rollout: the
+/// operation cannot be rendered again, so it waits, saying why ("waiting for Vault:
+/// ..."), starts no further context (no mixed revisions beyond the wave in flight),
+/// and goes on to the end once OpenBao answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_waits_for_vault_across_a_restart() {
+    let mut bao = convoy_tests::openbao::OpenBao::start()
+        .await
+        .expect("OpenBao starts");
+    bao.wait_kv2_ready("secret").await.expect("kv ready");
+    put_secret(&bao).await;
+    let vault = format!(
+        "vault:\n  address: {}\n  auth: {{method: token, token: {}}}\n",
+        bao.addr(),
+        bao.root_token()
+    );
+    let mut convoyd = Convoyd::start(&config(&vault)).await.expect("convoyd starts");
+    let mut agents = agents(&convoyd).await;
+    let mut c = client(&convoyd).await;
+    let mut request = submit_request("{image: \"registry.example/web:3.0\", behavior: \"healthy,after=4s\"}");
+    request.release_yaml.push_str(
+        "  secrets:\n    - secret_id: db\n      contexts:\n        - {name: default, vaultPath: /secret/shop/db, vaultKey: password}\n",
+    );
+    let accepted = c.submit_release(request).await.expect("submit").into_inner();
+    wait_until(&mut c, Duration::from_secs(30), "east progressing", progressing).await;
+
+    // OpenBao goes away, then the coordinator restarts (SIGKILL) mid-wave.
+    bao.kill();
+    convoyd.kill();
+    convoyd.restart().await.expect("convoyd starts again");
+    for a in &mut agents {
+        a.wait_connected().await.expect("agent reconnects");
+    }
+    let mut c = client(&convoyd).await;
+    wait_until(
+        &mut c,
+        Duration::from_secs(30),
+        "the operation says it waits for Vault",
+        |r| {
+            r.current_operation.as_ref().is_some_and(|o| {
+                o.phase == pb::OperationPhase::Paused as i32 && o.message.starts_with("waiting for Vault: ")
+            })
+        },
+    )
+    .await;
+    // East finishes the revision it had; west is not started while Vault is away.
+    wait_until(&mut c, Duration::from_secs(30), "east healthy", |r| {
+        r.contexts
+            .iter()
+            .any(|x| x.context == "east" && x.phase == pb::ContextPhase::Healthy as i32)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = release(&mut c).await;
+    let west = r.contexts.iter().find(|x| x.context == "west").expect("west");
+    assert_eq!(west.phase, pb::ContextPhase::Pending as i32, "{r:#?}");
+    let op = r.current_operation.expect("operation");
+    assert!(op.message.contains("Vault unreachable"), "{}", op.message);
+    assert!(!op.message.contains("s3cr3t"), "{}", op.message);
+
+    // OpenBao is back (dev mode keeps nothing: the secret is written again, version 1
+    // as the revision pinned): the rollout goes on to the end.
+    bao.restart().await.expect("OpenBao starts again");
+    bao.wait_kv2_ready("secret").await.expect("kv ready");
+    put_secret(&bao).await;
+    wait_until(&mut c, Duration::from_secs(60), "the rollout finished", |r| {
+        r.deployed_revision == accepted.revision
+    })
+    .await;
+    let logs = convoyd.logs();
+    assert!(
+        logs.contains("waiting for Vault to render this operation again"),
+        "{logs}"
+    );
+    assert!(!logs.contains("s3cr3t-faults-7f1e"), "a secret reached the log");
+}
+
+async fn put_secret(bao: &convoy_tests::openbao::OpenBao) {
+    bao.api(
+        "POST",
+        "secret/data/shop/db",
+        Some(serde_json::json!({"data": {"password": "s3cr3t-faults-7f1e"}})),
+    )
+    .await
+    .expect("secret written");
+}

@@ -291,6 +291,17 @@ pub(crate) enum Msg {
         contexts: Vec<String>,
         reply: oneshot::Sender<BTreeMap<String, RenderFacts>>,
     },
+    /// An operation that waited for Vault after a restart was prepared again, or can
+    /// never be (see `Coordinator::start`).
+    Reprepared {
+        op_id: String,
+        result: Result<Box<Prepared>, String>,
+    },
+    /// Vault still does not answer for an operation waiting to be prepared again.
+    StillWaitingForVault {
+        op_id: String,
+        why: String,
+    },
     /// A queued deploy rendered again before it starts (see [`RenderJob`]).
     Rendered {
         op_id: String,
@@ -328,6 +339,11 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
+/// How soon an operation waiting for Vault after a restart is prepared again, and the
+/// most it waits between two attempts (doubling in between).
+const PREPARE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const PREPARE_RETRY_MAX: Duration = Duration::from_secs(15);
+
 /// Settings of the core.
 #[derive(Debug, Clone)]
 pub struct CoreSettings {
@@ -351,23 +367,37 @@ impl Coordinator {
         settings: CoreSettings,
     ) -> Result<Self, CoreError> {
         let (mut core, to_prepare) = state::Core::restore(store, &settings)?;
+        let limit = settings.link_message_limit;
+        let mut waiting = Vec::new();
         for t in to_prepare {
             // Rendered again with what the revision recorded: the same clusters'
             // capabilities and history as its first render.
             let facts = match t.facts {
                 Ok(f) => f,
                 Err(why) => {
-                    core.fail_unpreparable(&t.op_id, &why);
+                    let _ = core.unpreparable(&t.op_id, &why);
                     continue;
                 }
             };
-            let limit = settings.link_message_limit;
             match preparer.prepare(&t.inputs, Some(&t.pinned), &facts).await {
                 Ok(p) => match fits_the_link(&p, limit) {
-                    Ok(()) => core.attach_prepared(&t.op_id, p),
-                    Err(why) => core.fail_unpreparable(&t.op_id, &why),
+                    Ok(()) => {
+                        core.attach_prepared(&t.op_id, p);
+                        core.resume_if_it_waited(&t.op_id);
+                    }
+                    Err(why) => {
+                        let _ = core.unpreparable(&t.op_id, &why);
+                    }
                 },
-                Err(e) => core.fail_unpreparable(&t.op_id, &e.to_string()),
+                // Vault does not answer: the operation waits (held, saying why) and is
+                // prepared again in the background until it does.
+                Err(crate::prepare::PrepareError::SecretsUnavailable(why)) => {
+                    core.wait_for_secrets(&t.op_id, &why);
+                    waiting.push((t.op_id, t.inputs, t.pinned, facts));
+                }
+                Err(e) => {
+                    let _ = core.unpreparable(&t.op_id, &e.to_string());
+                }
             }
         }
         let (tx, rx) = std_mpsc::channel();
@@ -376,6 +406,40 @@ impl Coordinator {
             tx.clone(),
             settings.link_message_limit,
         ));
+        for (op_id, inputs, pinned, facts) in waiting {
+            let (preparer, tx) = (preparer.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut delay = PREPARE_RETRY_FIRST;
+                loop {
+                    tokio::time::sleep(delay).await;
+                    let msg = match preparer.prepare(&inputs, Some(&pinned), &facts).await {
+                        Ok(p) => Msg::Reprepared {
+                            op_id: op_id.clone(),
+                            result: fits_the_link(&p, limit).map(|()| Box::new(p)),
+                        },
+                        Err(crate::prepare::PrepareError::SecretsUnavailable(why)) => {
+                            delay = (delay * 2).min(PREPARE_RETRY_MAX);
+                            if tx
+                                .send(Msg::StillWaitingForVault {
+                                    op_id: op_id.clone(),
+                                    why,
+                                })
+                                .is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(e) => Msg::Reprepared {
+                            op_id: op_id.clone(),
+                            result: Err(e.to_string()),
+                        },
+                    };
+                    let _ = tx.send(msg);
+                    return;
+                }
+            });
+        }
         let tick = settings.tick;
         let failure = core.failure.subscribe();
         let registry = Arc::new(

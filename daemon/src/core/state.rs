@@ -82,6 +82,10 @@ pub(super) struct Core {
     /// (context, instance) of agents already logged as reporting no capabilities.
     silent_agents: HashSet<(String, String)>,
     stop: bool,
+    /// Operations waiting, after a restart, for Vault to answer so that they can be
+    /// rendered again; whether each resumes then (it was rolling out, not queued or
+    /// paused by an operator).
+    vault_wait: HashMap<String, bool>,
     /// Set once a commit failed: why the core stopped (see [`Core::flush`]).
     pub failure: tokio::sync::watch::Sender<Option<String>>,
     /// Commit once this many writes are pending (half the backend's atomic limit), so
@@ -111,6 +115,9 @@ impl Env for StepEnv<'_> {
 }
 
 const PREFLIGHT_SUFFIX: &str = "-preflight";
+
+/// How the status of an operation waiting for Vault after a restart begins.
+pub(super) const WAITING_FOR_VAULT: &str = "waiting for Vault: ";
 
 /// The gauges of `/metrics`, read from the core's state when asked.
 #[derive(Clone, Copy)]
@@ -172,6 +179,7 @@ impl Core {
             rerendered: HashSet::new(),
             silent_agents: HashSet::new(),
             stop: false,
+            vault_wait: HashMap::new(),
             failure: tokio::sync::watch::channel(None).0,
             commit_every: store.max_batch_writes().map(|n| (n / 2).max(1)),
             store,
@@ -299,6 +307,135 @@ impl Core {
             op.finished_at = Some(now);
             op.message = format!("could not resume after a coordinator restart: re-rendering failed: {why}");
             self.dirty_ops.push(op_id.to_string());
+        }
+    }
+
+    /// An operation that cannot be rendered again after a restart. Where no context has
+    /// received its revision, it fails (nothing was applied). Where some has, the
+    /// contexts that have not fail with the reason and the release's `onFailure` policy
+    /// decides (a rollback needs no render): no context is left on the new revision
+    /// while the others stay behind unnoticed.
+    /// True when the operation failed outright (the caller finishes it).
+    pub fn unpreparable(&mut self, op_id: &str, why: &str) -> bool {
+        let Some(op) = self.ops.get(op_id) else {
+            return false;
+        };
+        let applied_somewhere = op.kind == OperationKind::Deploy
+            && (op.contexts.values().all(|c| c.preflight_ok) || !op.plan.preflight)
+            && op.contexts.values().any(|c| {
+                !matches!(
+                    c.phase,
+                    crate::model::ContextPhase::Pending | crate::model::ContextPhase::WaitingForAgent
+                )
+            })
+            && matches!(op.phase, OperationPhase::Running | OperationPhase::Paused);
+        if !applied_somewhere {
+            self.fail_unpreparable(op_id, why);
+            return true;
+        }
+        let why = format!("could not resume after a coordinator restart: re-rendering failed: {why}");
+        tracing::error!(operation = %op_id, reason = %why, "contexts not yet updated fail; the release's onFailure policy applies");
+        let step = self.step(op_id, |op, env, now| op.fail_unstarted(env, now, &why));
+        self.apply_step(op_id, step);
+        self.push_op_event(op_id);
+        false
+    }
+
+    /// After a restart, Vault does not answer for `op_id`'s secrets: the operation is
+    /// held (no new context or wave starts; in-flight ones finish) with `why` in its
+    /// status until it can be prepared again (see [`Msg::Reprepared`]).
+    pub fn wait_for_secrets(&mut self, op_id: &str, why: &str) {
+        let Some(op) = self.ops.get_mut(op_id) else { return };
+        let message = format!(
+            "{WAITING_FOR_VAULT}{why}; the rollout goes on when Vault answers (contexts already updating finish meanwhile)"
+        );
+        if op.message == message {
+            return;
+        }
+        let resume = match op.phase {
+            OperationPhase::Running | OperationPhase::Preflight => true,
+            OperationPhase::Paused => op.message.starts_with(WAITING_FOR_VAULT),
+            _ => false,
+        };
+        let first = !self.vault_wait.contains_key(op_id);
+        self.vault_wait.insert(op_id.to_string(), resume);
+        if first {
+            tracing::warn!(operation = %op_id, release = %op.release, reason = %why, "waiting for Vault to render this operation again after the restart");
+        }
+        if resume {
+            let step = self.step(op_id, |op, _, _| op.hold(&message));
+            self.apply_step(op_id, step);
+        } else if op.phase == OperationPhase::Queued {
+            op.message = message;
+            self.dirty_ops.push(op_id.to_string());
+        }
+        self.push_op_event(op_id);
+    }
+
+    /// A restored operation held waiting for Vault by the coordinator before this one
+    /// (its stored status says so) that is prepared now: it goes on.
+    pub fn resume_if_it_waited(&mut self, op_id: &str) {
+        let held = self.ops.get(op_id).is_some_and(|op| {
+            op.phase == OperationPhase::Paused && op.message.starts_with(WAITING_FOR_VAULT)
+        });
+        if held {
+            let step = self.step(op_id, |op, env, now| {
+                op.release_hold(env, now, "Vault answered: rendered again, the rollout goes on")
+            });
+            self.apply_step(op_id, step);
+        }
+    }
+
+    /// An operation that waited for Vault is prepared again (it goes on where it
+    /// stood), or can never be (see [`Core::unpreparable`]).
+    fn reprepared(&mut self, op_id: &str, result: Result<Box<Prepared>, String>) {
+        let Some(resume) = self.vault_wait.remove(op_id) else {
+            return;
+        };
+        let Some(op) = self.ops.get(op_id) else { return };
+        if op.phase.is_final() {
+            return;
+        }
+        let release = op.release.clone();
+        match result {
+            Ok(prepared) => {
+                tracing::info!(operation = %op_id, %release, "Vault answered: the operation was rendered again and goes on");
+                self.attach_prepared(op_id, *prepared);
+                let phase = self.ops[op_id].phase;
+                if phase == OperationPhase::Queued {
+                    if let Some(op) = self.ops.get_mut(op_id) {
+                        op.message.clear();
+                        self.dirty_ops.push(op_id.to_string());
+                    }
+                    self.start_next(&release);
+                    return;
+                }
+                if !resume {
+                    return;
+                }
+                let step = self.step(op_id, |op, env, now| {
+                    op.release_hold(env, now, "Vault answered: rendered again, the rollout goes on")
+                });
+                self.apply_step(op_id, step);
+                // Commands for contexts in flight were held back while it waited.
+                let in_flight: Vec<String> = self.ops[op_id]
+                    .contexts
+                    .values()
+                    .filter(|c| c.phase.is_in_flight())
+                    .map(|c| c.context.clone())
+                    .collect();
+                for ctx in in_flight {
+                    let step = self.step(op_id, |op, env, now| op.on_agent_online(env, &ctx, now));
+                    self.apply_step(op_id, step);
+                }
+                self.push_op_event(op_id);
+            }
+            Err(why) => {
+                if self.unpreparable(op_id, &why) {
+                    self.push_op_event(op_id);
+                    self.finish_op(op_id);
+                }
+            }
         }
     }
 
@@ -521,6 +658,12 @@ impl Core {
                 let _ = reply.send(self.current_facts(&release, revision, &contexts));
             }
             Msg::Rendered { op_id, result } => self.rendered(&op_id, result),
+            Msg::Reprepared { op_id, result } => self.reprepared(&op_id, result),
+            Msg::StillWaitingForVault { op_id, why } => {
+                if self.vault_wait.contains_key(&op_id) {
+                    self.wait_for_secrets(&op_id, &why);
+                }
+            }
             Msg::Shutdown => self.stop = true,
         }
     }
@@ -1235,6 +1378,10 @@ impl Core {
                 return;
             };
             if self.ops[&id].phase != OperationPhase::Queued {
+                return;
+            }
+            if self.vault_wait.contains_key(&id) {
+                // Started once Vault answers (see `reprepared`).
                 return;
             }
             if self.ops[&id].kind == OperationKind::Deploy && !self.prepared.contains_key(&id) {
