@@ -1597,6 +1597,16 @@ impl Core {
         let Some(op) = self.ops.get(id).cloned() else {
             return;
         };
+        // Once only: a finished operation stays known (for status), and a late report
+        // for it (an agent's unacknowledged final event after a restart) steps it
+        // again; finishing it twice would record its rollback revision twice.
+        if !self
+            .releases
+            .get(&op.release)
+            .is_some_and(|r| r.queue.iter().any(|q| q == id))
+        {
+            return;
+        }
         let now = now_millis();
         let outcomes: Vec<ContextOutcome> = op
             .contexts

@@ -626,3 +626,65 @@ async fn a_release_larger_than_the_link_limit_is_refused_at_submit() {
     assert_eq!(apply.revision, 1);
     core.shutdown();
 }
+
+/// A final report that arrives again for an operation already finished (an agent
+/// re-sends its unacknowledged final events after a coordinator restart) changes
+/// nothing: the automatic rollback's revision is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_report_for_a_finished_operation_records_nothing_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Faulty::default();
+    let core = start(store.store()).await;
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let (first, _) = core
+        .submit(deployer(), inputs(dir.path()), "first".into(), false)
+        .await
+        .expect("submit");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    report(&core, &apply, crate::orchestrator::Report::Healthy);
+    wait_finished(&core, first.revision).await;
+    let (second, _) = core
+        .submit(deployer(), inputs(dir.path()), "second".into(), false)
+        .await
+        .expect("submit");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    report(
+        &core,
+        &apply,
+        crate::orchestrator::Report::Failed {
+            reason: "CrashLoopBackOff".into(),
+            message: "web crashed".into(),
+        },
+    );
+    let rollback = next(&mut rx).await;
+    assert!(matches!(rollback.body, OutBody::Rollback { .. }), "{rollback:?}");
+    report(&core, &rollback, crate::orchestrator::Report::Healthy);
+    assert_eq!(
+        wait_finished(&core, second.revision).await.phase,
+        OperationPhase::Failed
+    );
+    let numbers = |h: Vec<RevisionRecord>| h.iter().map(|r| r.number).collect::<Vec<_>>();
+    let before = numbers(core.history(RELEASE.into()).await.expect("history"));
+    assert_eq!(before, [3, 2, 1]);
+    // The agent reconnects with both final reports unacknowledged.
+    let late = |cmd: &OutCommand, report| AgentReport {
+        release: cmd.release.clone(),
+        revision: cmd.revision,
+        operation_id: cmd.operation_id.clone(),
+        report,
+    };
+    let (_rx, stored) = connect_with(
+        &core,
+        2,
+        caps("v1.20.2", false),
+        Vec::new(),
+        vec![
+            late(&rollback, crate::orchestrator::Report::Healthy),
+            late(&rollback, crate::orchestrator::Report::Healthy),
+        ],
+    );
+    stored.await.expect("answered").expect("stored");
+    let after = numbers(core.history(RELEASE.into()).await.expect("history"));
+    assert_eq!(after, before, "a revision recorded twice");
+    core.shutdown();
+}
