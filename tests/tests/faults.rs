@@ -1,8 +1,10 @@
 //! Rollouts that survive faults, on the real binaries: `convoyd` stopped with SIGTERM in
 //! the middle of a rollout exits 0 within seconds and the rollout finishes after a
 //! restart; a release too large for the agent link is refused at submit, naming the
-//! limit, before any cluster is touched. Simulated agents (`convoy-agent` with the
-//! simulated backend) stand in for clusters.
+//! limit, before any cluster is touched; with OpenBao down across a restart a rollout
+//! waits, saying why, and finishes once it is back; seeded SIGKILLs at random moments
+//! of rollouts never keep one from converging or lose a record. Simulated agents
+//! (`convoy-agent` with the simulated backend) stand in for clusters.
 
 use std::time::{Duration, Instant};
 
@@ -323,4 +325,134 @@ async fn put_secret(bao: &convoy_tests::openbao::OpenBao) {
     )
     .await
     .expect("secret written");
+}
+
+/// Seeded fault injection: rounds of rollouts (some with a crash-looping context, so
+/// the release's `onFailure: rollback` applies), convoyd killed with SIGKILL at a random
+/// moment of each and restarted. Every rollout converges to what its policy promises
+/// (all contexts on the new revision, or all back on the previous one) and no revision
+/// record is lost. The seed is printed; `CONVOY_FAULT_SEED` replays it and
+/// `CONVOY_FAULT_ROUNDS` (default 3) sets the rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_converge_through_random_coordinator_kills() {
+    use rand::{Rng, SeedableRng};
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let seed = env("CONVOY_FAULT_SEED").unwrap_or_else(rand::random);
+    let rounds = env("CONVOY_FAULT_ROUNDS").unwrap_or(3);
+    eprintln!("fault injection: CONVOY_FAULT_SEED={seed} CONVOY_FAULT_ROUNDS={rounds}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let mut convoyd = Convoyd::start(&config("")).await.expect("convoyd starts");
+    let mut agents = agents(&convoyd).await;
+    let mut deployed = 0u64;
+    for round in 0..rounds {
+        let started = Instant::now();
+        // The first round installs; later ones may crash-loop in west (wave 2).
+        let crash = round > 0 && rng.random_bool(0.4);
+        let kill_after = Duration::from_millis(rng.random_range(0..2500));
+        let mut request = submit_request(&format!(
+            "{{image: \"registry.example/web:r{round}\", behavior: \"healthy,after=300ms\"}}"
+        ));
+        if crash {
+            request
+                .release_yaml
+                .push_str("  contextValues:\n    west: {behavior: \"crashloop,after=300ms\"}\n");
+        }
+        request.reason = format!("round {round}");
+        let mut c = client(&convoyd).await;
+        let accepted = c.submit_release(request).await.expect("submit").into_inner();
+        tokio::time::sleep(kill_after).await;
+        convoyd.kill();
+        convoyd.restart().await.expect("convoyd starts again");
+        for a in &mut agents {
+            a.wait_connected().await.expect("agent reconnects");
+        }
+        let mut c = client(&convoyd).await;
+        let what = format!(
+            "round {round} (seed {seed}, crash {crash}, killed after {kill_after:?}): revision {} settles",
+            accepted.revision
+        );
+        let history = tokio::time::timeout(Duration::from_secs(90), async {
+            loop {
+                let h = c
+                    .get_history(pb::GetHistoryRequest {
+                        release: "web.shop".into(),
+                        limit: 0,
+                    })
+                    .await
+                    .expect("history")
+                    .into_inner();
+                let settled = h.revisions.iter().any(|r| {
+                    r.number == accepted.revision
+                        && matches!(
+                            pb::OperationPhase::try_from(r.phase),
+                            Ok(pb::OperationPhase::Succeeded | pb::OperationPhase::Failed)
+                        )
+                });
+                if settled {
+                    return h;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within 90s"));
+        let rev = history
+            .revisions
+            .iter()
+            .find(|r| r.number == accepted.revision)
+            .expect("its revision");
+        assert_eq!(rev.reason, format!("round {round}"), "{what}");
+        let want = if crash {
+            pb::OperationPhase::Failed
+        } else {
+            pb::OperationPhase::Succeeded
+        };
+        assert_eq!(rev.phase, want as i32, "{what}: {history:#?}");
+        let previous = deployed;
+        // Every context ends where the policy says: all on the new revision, or all
+        // rolled back to the previous one by the rollback revision the failure recorded
+        // next (it settles after the deploy's record, so wait for it).
+        deployed = if crash {
+            accepted.revision + 1
+        } else {
+            accepted.revision
+        };
+        wait_until(&mut c, Duration::from_secs(60), &what, |r| {
+            r.deployed_revision == deployed
+                && r.current_operation.as_ref().is_some_and(|o| {
+                    matches!(
+                        pb::OperationPhase::try_from(o.phase),
+                        Ok(pb::OperationPhase::Succeeded | pb::OperationPhase::Failed)
+                    )
+                })
+        })
+        .await;
+        // No record lost: revisions 1..=latest, each once; a rollback restores the
+        // revision deployed before.
+        let history = c
+            .get_history(pb::GetHistoryRequest {
+                release: "web.shop".into(),
+                limit: 0,
+            })
+            .await
+            .expect("history")
+            .into_inner();
+        let numbers: Vec<u64> = history.revisions.iter().rev().map(|r| r.number).collect();
+        let latest = release(&mut c).await.latest_revision;
+        assert_eq!(numbers, (1..=latest).collect::<Vec<_>>(), "{what}");
+        if crash {
+            let rb = history
+                .revisions
+                .iter()
+                .find(|r| r.number == deployed)
+                .expect("the rollback revision");
+            assert_eq!(
+                (rb.kind, rb.rollback_to),
+                (pb::OperationKind::Rollback as i32, previous),
+                "{what}: {rb:#?}"
+            );
+        }
+        eprintln!("{what}: converged in {:?}", started.elapsed());
+    }
 }
