@@ -450,6 +450,30 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_link_limit_is_at_most_what_agents_accept() {
+        let cfg = load("", &[]).unwrap();
+        assert_eq!(
+            cfg.agent_link_max_message_bytes,
+            convoy_proto::AGENT_LINK_MESSAGE_LIMIT
+        );
+        assert_eq!(
+            load("agent_link_max_message_bytes: 1048576\n", &[])
+                .unwrap()
+                .agent_link_max_message_bytes,
+            1 << 20
+        );
+        for bad in ["100", "33554432"] {
+            let err = load(&format!("agent_link_max_message_bytes: {bad}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("agent_link_max_message_bytes") && err.contains("what agents accept"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_without_a_file() {
         let cfg = DaemonConfig::load_with_env(None, Vec::new()).unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:7443");

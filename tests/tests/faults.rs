@@ -246,10 +246,10 @@ async fn a_release_too_large_for_the_agent_link_is_refused_at_submit() {
 /// and goes on to the end once OpenBao answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_waits_for_vault_across_a_restart() {
-    let mut bao = convoy_tests::openbao::OpenBao::start()
+    // Persistent storage: OpenBao comes back with its data, as a real Vault does.
+    let mut bao = convoy_tests::openbao::OpenBao::start_persistent()
         .await
         .expect("OpenBao starts");
-    bao.wait_kv2_ready("secret").await.expect("kv ready");
     put_secret(&bao).await;
     let vault = format!(
         "vault:\n  address: {}\n  auth: {{method: token, token: {}}}\n",
@@ -299,12 +299,19 @@ async fn a_rollout_waits_for_vault_across_a_restart() {
     let op = r.current_operation.expect("operation");
     assert!(op.message.contains("Vault unreachable"), "{}", op.message);
     assert!(!op.message.contains("s3cr3t"), "{}", op.message);
+    // An operator cannot resume it meanwhile: it has nothing to send yet.
+    let refused = c
+        .resume_release(pb::ControlRequest {
+            release: "web.shop".into(),
+            reason: "impatient".into(),
+        })
+        .await
+        .expect_err("resume refused while waiting for Vault");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("waiting for Vault"), "{refused:?}");
 
-    // OpenBao is back (dev mode keeps nothing: the secret is written again, version 1
-    // as the revision pinned): the rollout goes on to the end.
+    // OpenBao is back: the rollout goes on to the end.
     bao.restart().await.expect("OpenBao starts again");
-    bao.wait_kv2_ready("secret").await.expect("kv ready");
-    put_secret(&bao).await;
     wait_until(&mut c, Duration::from_secs(60), "the rollout finished", |r| {
         r.deployed_revision == accepted.revision
     })

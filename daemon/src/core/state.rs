@@ -1267,6 +1267,12 @@ impl Core {
                 "{release} has no running operation to {action}"
             )));
         };
+        if control == Control::Resume && self.vault_wait.contains_key(&id) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "{id} is waiting for Vault to render it again after a restart ({}); it goes on by itself when Vault answers (abort it to stop)",
+                self.ops[&id].message
+            )));
+        }
         let now = now_millis();
         let step = {
             let op = self.ops.get_mut(&id).expect("queued ops are known");
