@@ -494,6 +494,13 @@ pub trait Backend: Send + Sync + 'static {
         cancel: CancellationToken,
     ) -> impl Future<Output = HookOutcome> + Send;
 
+    /// At the agent's start: settles what a previous instance left half done (an apply
+    /// interrupted between its intent and its outcome: see `kube::history`); returns
+    /// the (release, revision) pairs it settled.
+    fn recover(&self) -> impl Future<Output = Result<Vec<(String, u64)>, Failure>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Every release this cluster's history knows, for the agent's hello.
     fn deployed(&self) -> impl Future<Output = Result<Vec<DeployedRevision>, Failure>> + Send;
 

@@ -78,6 +78,11 @@ pub struct DaemonConfig {
     /// How often agents send heartbeats, in seconds.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_seconds: u32,
+    /// The largest command sent to an agent, in bytes: a release whose rendered
+    /// manifests for one context make a larger one is refused at submit. At most
+    /// [`convoy_proto::AGENT_LINK_MESSAGE_LIMIT`] (what agents accept), the default.
+    #[serde(default = "default_link_limit")]
+    pub agent_link_max_message_bytes: usize,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -237,8 +242,8 @@ pub struct StoreConfig {
     /// lease's TTL), in seconds.
     #[serde(default = "default_etcd_lease_ttl")]
     pub etcd_lease_ttl_seconds: u32,
-    /// The etcd cluster's `--max-txn-ops` (128 unless changed there): a state change
-    /// with more writes is refused rather than split, which would break its atomicity.
+    /// The etcd cluster's `--max-txn-ops` (128 unless changed there): no transaction
+    /// holds more writes (see `store::etcd`).
     #[serde(default = "default_etcd_max_txn_ops")]
     pub etcd_max_txn_ops: u32,
     /// The name this coordinator leads under, shown by standbys (`standby: leader is
@@ -327,6 +332,10 @@ fn default_etcd_prefix() -> String {
 fn default_etcd_lease_ttl() -> u32 {
     10
 }
+fn default_link_limit() -> usize {
+    convoy_proto::AGENT_LINK_MESSAGE_LIMIT
+}
+
 fn default_etcd_max_txn_ops() -> u32 {
     128
 }
@@ -459,6 +468,16 @@ impl DaemonConfig {
         if self.heartbeat_seconds == 0 {
             return bad("heartbeat_seconds", "must be at least 1".into());
         }
+        let most = convoy_proto::AGENT_LINK_MESSAGE_LIMIT;
+        if !(64 << 10..=most).contains(&self.agent_link_max_message_bytes) {
+            return bad(
+                "agent_link_max_message_bytes",
+                format!(
+                    "expected 65536 to {most} (what agents accept), got {}",
+                    self.agent_link_max_message_bytes
+                ),
+            );
+        }
         if let Some(t) = &self.tls {
             for (k, p) in [
                 ("tls.cert_file", Some(&t.cert_file)),
@@ -551,6 +570,30 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_agent_link_limit_is_at_most_what_agents_accept() {
+        let cfg = load("", &[]).unwrap();
+        assert_eq!(
+            cfg.agent_link_max_message_bytes,
+            convoy_proto::AGENT_LINK_MESSAGE_LIMIT
+        );
+        assert_eq!(
+            load("agent_link_max_message_bytes: 1048576\n", &[])
+                .unwrap()
+                .agent_link_max_message_bytes,
+            1 << 20
+        );
+        for bad in ["100", "33554432"] {
+            let err = load(&format!("agent_link_max_message_bytes: {bad}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("agent_link_max_message_bytes") && err.contains("what agents accept"),
+                "{bad}: {err}"
+            );
         }
     }
 

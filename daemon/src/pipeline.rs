@@ -33,6 +33,7 @@ pub fn mask_error(e: PrepareError, masker: &convoy_release::mask::Masker) -> Pre
     match e {
         PrepareError::Invalid(m) => PrepareError::Invalid(masker.mask(&m)),
         PrepareError::Secrets(m) => PrepareError::Secrets(masker.mask(&m)),
+        PrepareError::SecretsUnavailable(m) => PrepareError::SecretsUnavailable(masker.mask(&m)),
         PrepareError::Render(m) => PrepareError::Render(masker.mask(&m)),
         PrepareError::Denied(m) => PrepareError::Denied(masker.mask(&m)),
         PrepareError::Source(m) => PrepareError::Source(masker.mask(&m)),
@@ -553,7 +554,18 @@ impl Pipeline {
                     }
                     None => vault.resolve(name, env, &reqs).await,
                 }
-                .map_err(|e| PrepareError::Secrets(e.to_string()))?;
+                .map_err(|e| {
+                    use convoy_secrets::Cause;
+                    let transient = e.cause().is_some_and(|c| {
+                        matches!(c, Cause::Unreachable(_) | Cause::Sealed)
+                            || matches!(c, Cause::Vault { status, .. } if *status >= 500)
+                    });
+                    if transient {
+                        PrepareError::SecretsUnavailable(e.to_string())
+                    } else {
+                        PrepareError::Secrets(e.to_string())
+                    }
+                })?;
                 for r in requests {
                     let v = resolved.get(&r.context, &r.secret_id).ok_or_else(|| {
                         PrepareError::Secrets(format!(

@@ -81,6 +81,10 @@ pub enum PrepareError {
     /// A secret could not be resolved.
     #[error("{0}")]
     Secrets(String),
+    /// Vault did not answer (unreachable, sealed, a server error): the same request may
+    /// succeed later.
+    #[error("{0}")]
+    SecretsUnavailable(String),
     /// The chart could not be loaded or rendered for a context.
     #[error("{0}")]
     Render(String),

@@ -24,6 +24,9 @@ use crate::store::etcd::{Campaign, Candidate, EtcdSettings, EtcdStore, Leadershi
 use crate::store::{MemoryStore, RedbStore, StateStore};
 
 /// A running daemon.
+/// How long a graceful stop waits for the core and for open calls.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
 pub struct Running {
     pub addr: SocketAddr,
     pub core: Coordinator,
@@ -41,22 +44,35 @@ impl std::fmt::Debug for Running {
 
 impl Running {
     /// Stops serving and the core.
+    /// A graceful stop (SIGTERM, SIGINT): the server takes no new connection or call,
+    /// the core finishes the message at hand and its commit, then stops, which closes
+    /// every agent session; calls still open are cut after [`STOP_GRACE`]. Unfinished
+    /// operations are in the store and resume at the next start.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         self.core.shutdown();
-        let served = (&mut self.server).await.context("server task")?;
+        if tokio::time::timeout(STOP_GRACE, self.core.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?STOP_GRACE, "the core did not stop in time");
+        }
+        let served = match tokio::time::timeout(STOP_GRACE, &mut self.server).await {
+            Ok(joined) => joined.context("server task")?,
+            Err(_) => {
+                tracing::warn!(grace = ?STOP_GRACE, "calls still open after the grace period: closing them");
+                self.server.abort();
+                Ok(())
+            }
+        };
         if let Some(l) = self.leadership.take() {
-            // A standby takes over now rather than after the lease TTL.
             l.resign().await;
         }
         served
     }
 
-    /// Resolves when the server stops on its own (an error), or, on etcd, when this
-    /// coordinator lost its leadership: it has stopped acting, and the process should
-    /// exit (a supervisor restarts it as a standby).
     pub async fn wait_for_exit(&mut self) -> anyhow::Result<()> {
         (&mut self.server).await.context("server task")?
     }
@@ -304,6 +320,7 @@ pub async fn start(
             registry: registry.clone(),
             heartbeat: Duration::from_secs(u64::from(cfg.heartbeat_seconds)),
             tick: Duration::from_millis(250),
+            link_message_limit: cfg.agent_link_max_message_bytes,
         },
     )
     .await?;
@@ -356,8 +373,10 @@ pub async fn start(
         auth,
         registry.iter().map(|c| c.name.clone()),
     ))
-    .max_encoding_message_size(64 << 20)
-    .max_decoding_message_size(64 << 20);
+    // Commands are refused at submit when larger than the configured limit (which is at
+    // most what agents accept); agents send at most the shared limit.
+    .max_encoding_message_size(cfg.agent_link_max_message_bytes)
+    .max_decoding_message_size(convoy_proto::AGENT_LINK_MESSAGE_LIMIT);
 
     let mut builder = grpc_builder(cfg)?;
     let addr = listener.local_addr()?;
@@ -381,18 +400,29 @@ pub async fn start(
                     let _ = rx.await;
                 },
             );
-        let Some(mut lost) = lost else {
-            return serve.await.context("gRPC server");
+        let leadership_lost = async {
+            match lost {
+                Some(mut lost) => lost.wait_for(Option::is_some).await.map_or_else(
+                    |_| "leadership lost".to_string(),
+                    |w| w.clone().unwrap_or_default(),
+                ),
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             r = serve => r.context("gRPC server"),
-            why = lost.wait_for(Option::is_some) => {
+            why = leadership_lost => {
                 // Stop acting at once: another coordinator may lead already, and every
                 // further write would be refused anyway (fencing).
                 fenced_core.shutdown();
-                let why = why.map_or_else(|_| "leadership lost".to_string(), |w| w.clone().unwrap_or_default());
                 tracing::error!(reason = %why, "no longer the leader: stopping so that a standby takes over (restart to rejoin as a standby)");
                 Err(anyhow::anyhow!("{why}: stopped acting; restart convoyd to rejoin as a standby"))
+            }
+            why = fenced_core.failed() => {
+                // Fail-stop: the core's memory is ahead of the store. Exiting (non-zero)
+                // lets the supervisor restart convoyd, which resumes from the store.
+                tracing::error!(reason = %why, "stopping: convoyd exits so that a restart resumes from the state store");
+                Err(anyhow::anyhow!("{why}: stopped; restart convoyd to resume from the state store"))
             }
         }
     });

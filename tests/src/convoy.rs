@@ -146,6 +146,11 @@ impl Convoyd {
         self.service.kill();
     }
 
+    /// SIGTERM, waiting up to `limit` for the exit: the status and how long it took.
+    pub async fn terminate(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        self.service.terminate(limit).await
+    }
+
     /// Starts it again on the same ports, config and store.
     pub async fn restart(&mut self) -> Result<Duration, ServiceError> {
         self.service.kill();

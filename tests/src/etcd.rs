@@ -19,12 +19,17 @@ pub struct Etcd {
 impl Etcd {
     /// Starts etcd with its data in a fresh temporary directory.
     pub async fn start() -> Result<Self, ServiceError> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts etcd with extra flags (`--max-txn-ops=16`).
+    pub async fn start_with(flags: &[&str]) -> Result<Self, ServiceError> {
         let dir = WorkDir::new("etcd")?;
-        Self::start_in(dir, "etcd").await
+        Self::start_in(dir, "etcd", flags).await
     }
 
     /// Starts etcd in `dir` (shared with a control plane that keeps its files together).
-    pub(crate) async fn start_in(dir: WorkDir, name: &str) -> Result<Self, ServiceError> {
+    pub(crate) async fn start_in(dir: WorkDir, name: &str, flags: &[&str]) -> Result<Self, ServiceError> {
         let bin = crate::tools::etcd()?;
         let (client, peer) = (free_port(), free_port());
         let client_url = format!("http://127.0.0.1:{client}");
@@ -41,7 +46,8 @@ impl Etcd {
             .arg("--log-outputs=stderr")
             // Small, fast, throwaway: no snapshots of consequence, short heartbeats.
             .arg("--snapshot-count=100000")
-            .arg("--quota-backend-bytes=1073741824");
+            .arg("--quota-backend-bytes=1073741824")
+            .args(flags);
         let mut service = Service::spawn(name, cmd, dir.path().join(format!("{name}.log")))?;
         let health = format!("{client_url}/health");
         let startup = service

@@ -85,7 +85,7 @@ impl ControlPlane {
 
         // etcd, in the same directory.
         let etcd_dir = WorkDir::new(&format!("kube-{name}-etcd"))?;
-        let etcd = Etcd::start_in(etcd_dir, &format!("{name}-etcd")).await?;
+        let etcd = Etcd::start_in(etcd_dir, &format!("{name}-etcd"), &[]).await?;
 
         // kube-apiserver.
         let port = free_port();

@@ -15,40 +15,158 @@ pub struct OpenBao {
     root_token: String,
     /// How long it took to become ready.
     pub startup: Duration,
+    /// A persistent server ([`OpenBao::start_persistent`]): its unseal key.
+    unseal_key: Option<String>,
     _dir: WorkDir,
+}
+
+/// The HCL of a persistent server: integrated (raft) storage in `dir`, plain HTTP on
+/// `port`, raft's cluster traffic on `cluster`.
+fn persistent_config(dir: &std::path::Path, port: u16, cluster: u16) -> String {
+    format!(
+        "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"test\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cluster}\"\n",
+        dir.join("data").display()
+    )
 }
 
 impl OpenBao {
     pub async fn start() -> Result<Self, ServiceError> {
-        let bin = crate::tools::bao()?;
+        let dir = WorkDir::new("openbao")?;
+        let port = free_port();
+        let root_token = format!("root-{}", rand::random::<u64>());
+        let args = vec![
+            "server".to_string(),
+            "-dev".into(),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+            format!("-dev-root-token-id={root_token}"),
+        ];
+        let (service, startup) = Self::spawn(&dir, port, &args, 0, true).await?;
+        Ok(OpenBao {
+            service,
+            addr: format!("http://127.0.0.1:{port}"),
+            root_token,
+            startup,
+            unseal_key: None,
+            _dir: dir,
+        })
+    }
+
+    /// A server that keeps its data across [`OpenBao::restart`] (raft storage, not dev
+    /// mode): initialised with one unseal key, unsealed, KV v2 mounted at `secret/`.
+    pub async fn start_persistent() -> Result<Self, ServiceError> {
         let dir = WorkDir::new("openbao")?;
         let port = free_port();
         let addr = format!("http://127.0.0.1:{port}");
-        let root_token = format!("root-{}", rand::random::<u64>());
-        let mut cmd = Command::new(bin);
-        cmd.args(["server", "-dev"])
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .arg(format!("-dev-root-token-id={root_token}"))
-            // Dev mode writes the token to ~/.vault-token: keep it in the test's directory.
-            .env("HOME", dir.path())
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR");
-        let mut service = Service::spawn("openbao", cmd, dir.path().join("openbao.log"))?;
-        let health = format!("{addr}/v1/sys/health");
-        let startup = service
+        let config = dir.path().join("bao.hcl");
+        std::fs::create_dir_all(dir.path().join("data")).map_err(|e| ServiceError::setup("openbao", e))?;
+        std::fs::write(&config, persistent_config(dir.path(), port, free_port()))
+            .map_err(|e| ServiceError::setup("openbao", e))?;
+        let args = vec!["server".to_string(), format!("-config={}", config.display())];
+        let (service, startup) = Self::spawn(&dir, port, &args, 0, false).await?;
+        let fail = |why: String| ServiceError::setup("openbao", why);
+        let init = http::request(
+            "PUT",
+            &format!("{addr}/v1/sys/init"),
+            &[],
+            Some(r#"{"secret_shares": 1, "secret_threshold": 1}"#),
+        )
+        .await
+        .map_err(fail)?;
+        let keys = init.json().map_err(fail)?;
+        let (Some(key), Some(root)) = (keys["keys"][0].as_str(), keys["root_token"].as_str()) else {
+            return Err(fail(format!("sys/init answered {}", init.status)));
+        };
+        let mut bao = OpenBao {
+            service,
+            addr,
+            root_token: root.to_string(),
+            startup,
+            unseal_key: Some(key.to_string()),
+            _dir: dir,
+        };
+        bao.unseal().await?;
+        bao.mount_kv("secret", 2).await.map_err(fail)?;
+        bao.wait_kv2_ready("secret").await.map_err(fail)?;
+        Ok(bao)
+    }
+
+    /// Unseals a persistent server and waits until it is active.
+    async fn unseal(&mut self) -> Result<(), ServiceError> {
+        let Some(key) = self.unseal_key.clone() else {
+            return Ok(());
+        };
+        let body = serde_json::json!({ "key": key }).to_string();
+        http::request("PUT", &format!("{}/v1/sys/unseal", self.addr), &[], Some(&body))
+            .await
+            .map_err(|e| ServiceError::setup("openbao", e))?;
+        let health = format!("{}/v1/sys/health", self.addr);
+        self.service
             .wait_ready(Duration::from_secs(30), || async {
                 http::request("GET", &health, &[], None)
                     .await
                     .is_ok_and(|r| r.status == 200)
             })
+            .await
+            .map(|_| ())
+    }
+
+    /// Spawns the server; waits until it is active (`healthy`) or merely answers.
+    async fn spawn(
+        dir: &WorkDir,
+        port: u16,
+        args: &[String],
+        generation: u32,
+        healthy: bool,
+    ) -> Result<(Service, Duration), ServiceError> {
+        let bin = crate::tools::bao()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            // Dev mode writes the token to ~/.vault-token: keep it in the test's directory.
+            .env("HOME", dir.path())
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR");
+        let log = dir.path().join(format!("openbao.{generation}.log"));
+        let mut service = Service::spawn("openbao", cmd, log)?;
+        let health = format!("http://127.0.0.1:{port}/v1/sys/health");
+        let startup = service
+            .wait_ready(Duration::from_secs(30), || async {
+                http::request("GET", &health, &[], None)
+                    .await
+                    .is_ok_and(|r| r.status == 200 || (!healthy && r.status >= 400))
+            })
             .await?;
-        Ok(OpenBao {
-            service,
-            addr,
-            root_token,
-            startup,
-            _dir: dir,
-        })
+        Ok((service, startup))
+    }
+
+    /// Starts it again (after [`OpenBao::kill`]) on the same address. A dev server comes
+    /// back empty with the same root token (write the secrets again); a persistent one
+    /// with its data, unsealed.
+    pub async fn restart(&mut self) -> Result<Duration, ServiceError> {
+        self.service.kill();
+        let port: u16 = self
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| ServiceError::setup("openbao", "no port in its address"))?;
+        let generation = std::fs::read_dir(self._dir.path()).map_or(1, |d| d.count() as u32);
+        let args = match &self.unseal_key {
+            Some(_) => vec![
+                "server".to_string(),
+                format!("-config={}", self._dir.path().join("bao.hcl").display()),
+            ],
+            None => vec![
+                "server".to_string(),
+                "-dev".into(),
+                format!("-dev-listen-address=127.0.0.1:{port}"),
+                format!("-dev-root-token-id={}", self.root_token),
+            ],
+        };
+        let persistent = self.unseal_key.is_some();
+        let (service, startup) = Self::spawn(&self._dir, port, &args, generation, !persistent).await?;
+        self.service = service;
+        self.unseal().await?;
+        Ok(startup)
     }
 
     /// `http://127.0.0.1:PORT`.

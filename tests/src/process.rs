@@ -130,6 +130,27 @@ impl Service {
         }
     }
 
+    /// Sends SIGTERM and waits up to `limit` for the process to exit: its exit status
+    /// and how long it took, or None if it was still running (it is then left running).
+    pub async fn terminate(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let pid = self.pid()?;
+        let start = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !sent {
+            return None;
+        }
+        while start.elapsed() < limit {
+            if let Some(status) = self.exited() {
+                return Some((status, start.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1317,3 +1317,148 @@ async fn pruning_cannot_destroy_what_it_does_not_own() {
         names_in(&client, "prune").await
     );
 }
+
+// ---------------------------------------------------------------- history over 1 MiB
+
+/// A ConfigMap holding `bytes` of random base64 (which gzip shrinks by a quarter at most).
+fn random_configmap(name: &str, bytes: usize) -> Value {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut raw = vec![0u8; bytes * 3 / 4];
+    rand::rng().fill_bytes(&mut raw);
+    let blob = base64::engine::general_purpose::STANDARD.encode(raw);
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"blob": blob}})
+}
+
+/// A revision whose history, compressed, is larger than the 1 MiB Kubernetes allows one
+/// Secret is kept over several Secrets, each within the limit; a rollback restores it
+/// whole; trimming the history deletes every part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_larger_than_one_secret_is_split_and_rolls_back() {
+    let cluster = ControlPlane::start("agent-bighist").await.unwrap();
+    let client = cluster.client().await;
+    create_namespace(&client, "big").await;
+    let b = backend(client.clone(), "agent-bighist", 2, Duration::from_secs(30));
+    let rel = "big.hist";
+    // 2.1 MB of objects, about 1.6 MB compressed: three history Secrets.
+    let v1: Vec<Value> = (0..3)
+        .map(|i| random_configmap(&format!("blob{i}"), 700_000))
+        .collect();
+    b.apply(&request(rel, 1, "big", &v1)).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "convoy-system");
+    let main = secrets.get("convoy.big.hist.v1").await.unwrap();
+    let parts: usize = main.annotations()["convoy.dev/parts"].parse().unwrap();
+    assert!(parts >= 2, "{parts} parts");
+    let mut names = vec!["convoy.big.hist.v1".to_string()];
+    names.extend((2..=parts).map(|p| format!("convoy.big.hist.v1.part{p}")));
+    for name in &names {
+        let s = secrets.get(name).await.unwrap();
+        let size: usize = s.data.unwrap().values().map(|v| v.0.len()).sum();
+        assert!(size < 1 << 20, "{name} holds {size} bytes");
+    }
+
+    let mut v2 = request(rel, 2, "big", &[configmap("cfg", "blue")]);
+    v2.allow_mass_deletion = true;
+    b.apply(&v2).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "big");
+    assert!(
+        cms.get_opt("blob0").await.unwrap().is_none(),
+        "2 pruned the blobs"
+    );
+    let results = b.rollback(&op(rel, 3), 1).await.unwrap();
+    assert_eq!(
+        result_for(&results, "configmap/big/blob2").action,
+        ObjectAction::Created
+    );
+    for (i, want) in v1.iter().enumerate() {
+        let got = cms.get(&format!("blob{i}")).await.unwrap();
+        assert_eq!(
+            got.data.unwrap()["blob"],
+            want["data"]["blob"].as_str().unwrap(),
+            "blob{i} restored as revision 1 had it"
+        );
+    }
+    // History limit 2: revision 1 is trimmed, every part of it.
+    for name in &names {
+        assert!(
+            secrets.get_opt(name).await.unwrap().is_none(),
+            "{name} outlived its revision"
+        );
+    }
+    let kept = secrets.get("convoy.big.hist.v3").await.unwrap();
+    assert!(kept.annotations().contains_key("convoy.dev/parts"));
+}
+
+// ---------------------------------------------------------------- intent before apply
+
+/// An agent killed in the middle of an apply (its future dropped, as a SIGKILL would)
+/// leaves a pending revision that owns what it may have created; the next agent marks
+/// it failed at start, and a rollback from it prunes every object the killed apply
+/// created: none is left that no revision owns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_midway_leaves_nothing_unowned() {
+    let cluster = ControlPlane::start("agent-intent").await.unwrap();
+    let client = cluster.client().await;
+    create_namespace(&client, "intent").await;
+    let b = Arc::new(backend(
+        client.clone(),
+        "agent-intent",
+        5,
+        Duration::from_secs(30),
+    ));
+    let rel = "kill.intent";
+    b.apply(&request(rel, 1, "intent", &[configmap("base", "blue")]))
+        .await
+        .unwrap();
+    let mut v2 = vec![configmap("base", "green")];
+    v2.extend((0..150).map(|i| configmap(&format!("n{i}"), "red")));
+    let req = request(rel, 2, "intent", &v2);
+    let applying = {
+        let b = b.clone();
+        tokio::spawn(async move { b.apply(&req).await })
+    };
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "intent");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        let names: Vec<String> = cms
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .filter(|n| n.starts_with('n'))
+            .collect();
+        if !names.is_empty() {
+            applying.abort();
+            break names.len();
+        }
+        assert!(Instant::now() < deadline, "revision 2 never started applying");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    assert!(applying.await.is_err(), "the apply was killed, not finished");
+    println!("killed with {created}+ of 150 new objects applied");
+
+    // The next agent settles the interrupted revision, then rolls back from it.
+    let restarted = backend(client.clone(), "agent-intent-2", 5, Duration::from_secs(30));
+    let settled = restarted.recover().await.unwrap();
+    assert_eq!(settled, vec![(rel.to_string(), 2)]);
+    let deployed = restarted.deployed().await.unwrap();
+    let d = deployed.iter().find(|d| d.release == rel).unwrap();
+    assert_eq!((d.revision, d.kept.clone()), (1, vec![1, 2]), "{deployed:?}");
+    restarted.rollback(&op(rel, 3), 1).await.unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    assert_eq!(
+        left,
+        ["base"],
+        "objects of the killed apply outlived the rollback"
+    );
+    assert_eq!(color_of(&client, "intent", "base").await.as_deref(), Some("blue"));
+}

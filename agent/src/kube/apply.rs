@@ -210,6 +210,25 @@ pub struct Applier<'a> {
 }
 
 impl Applier<'_> {
+    /// The bodies of `objects` placed as the apply will place them (in `namespace`
+    /// unless cluster-scoped), unstamped: what an apply of them may create, for the
+    /// intent recorded before it starts. A kind the server does not serve is placed as
+    /// namespaced (the apply refuses it).
+    pub async fn placed(&self, objects: &[Object], namespace: &str) -> Result<Vec<Value>, Failure> {
+        let mut out = Vec::with_capacity(objects.len());
+        for obj in objects {
+            let namespaced = self
+                .discovery
+                .resolve(obj.api_version(), obj.kind())
+                .await?
+                .is_none_or(|r| r.namespaced);
+            let mut placed = obj.clone();
+            manifest::place(&mut placed, namespaced, namespace);
+            out.push(placed.body);
+        }
+        Ok(out)
+    }
+
     /// Applies `objects` in tier order and prunes what `previous` had that they lack.
     /// Apply: the first refusal fails it (after its tier finishes), carrying what was
     /// applied so far. Dry run: refusals are results. `cancel` stops it before the

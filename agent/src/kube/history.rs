@@ -3,6 +3,12 @@
 //! namespace, holding the gzip-compressed JSON of every object applied, so a rollback
 //! needs neither the chart nor Vault. Status and health live in labels, so listing the
 //! history never decompresses anything; only the last `limit` revisions are kept.
+//!
+//! Kubernetes refuses a Secret over 1 MiB. A revision whose compressed body is larger
+//! than [`PART_BYTES`] is split: the revision's Secret holds the first part and says how
+//! many there are (annotation `convoy.dev/parts`); the others are Secrets
+//! `convoy.<release>.v<N>.part<I>` without the `owner: convoy` label (so listing the
+//! history never sees them), written before the revision's Secret and deleted with it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,8 +19,8 @@ use flate2::write::GzEncoder;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -28,6 +34,12 @@ const REVISION_LABEL: &str = "convoy.dev/revision";
 const STATUS_LABEL: &str = "convoy.dev/status";
 const HEALTHY_LABEL: &str = "convoy.dev/healthy";
 const DATA_KEY: &str = "release";
+const PARTS_ANNOTATION: &str = "convoy.dev/parts";
+const PART_LABEL: &str = "convoy.dev/part";
+
+/// The most compressed bytes one history Secret holds: well below Kubernetes' 1 MiB
+/// limit of a Secret's data, leaving room for its metadata.
+pub const PART_BYTES: usize = 768 << 10;
 
 /// Where a revision stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +50,10 @@ pub enum RevisionStatus {
     Superseded,
     /// Its apply or its rollout failed.
     Failed,
+    /// Being applied: recorded before the apply starts (the intent), replaced by
+    /// Deployed or Failed when it ends. Found at an agent's start, the apply was
+    /// interrupted: [`History::settle_pending`] marks it failed.
+    Pending,
 }
 
 impl RevisionStatus {
@@ -46,12 +62,14 @@ impl RevisionStatus {
             RevisionStatus::Deployed => "deployed",
             RevisionStatus::Superseded => "superseded",
             RevisionStatus::Failed => "failed",
+            RevisionStatus::Pending => "pending",
         }
     }
     fn parse(s: &str) -> Self {
         match s {
             "deployed" => RevisionStatus::Deployed,
             "failed" => RevisionStatus::Failed,
+            "pending" => RevisionStatus::Pending,
             _ => RevisionStatus::Superseded,
         }
     }
@@ -105,6 +123,11 @@ fn internal(what: String, e: impl std::fmt::Display) -> Failure {
 /// The Secret holding `release`'s revision `revision`.
 pub fn secret_name(release: &str, revision: u64) -> String {
     format!("convoy.{release}.v{revision}")
+}
+
+/// The Secret holding part `part` (2 and up) of a revision split over several.
+pub fn part_name(release: &str, revision: u64, part: usize) -> String {
+    format!("convoy.{release}.v{revision}.part{part}")
 }
 
 fn info(s: &Secret) -> Option<RevisionInfo> {
@@ -167,13 +190,32 @@ impl History {
                 why,
             )
         };
-        let data = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(DATA_KEY))
-            .ok_or_else(|| corrupt(format!("no `{DATA_KEY}` key")))?;
+        let data_of = |s: &Secret| {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get(DATA_KEY))
+                .map(|b| b.0.clone())
+                .ok_or_else(|| corrupt(format!("no `{DATA_KEY}` key")))
+        };
+        let mut data = data_of(&secret)?;
+        let parts: usize = match secret.annotations().get(PARTS_ANNOTATION) {
+            None => 1,
+            Some(n) => n
+                .parse()
+                .map_err(|_| corrupt(format!("{PARTS_ANNOTATION} is not a number: {n:?}")))?,
+        };
+        for part in 2..=parts {
+            let pname = part_name(release, revision, part);
+            let piece = self
+                .secrets
+                .get_opt(&pname)
+                .await
+                .map_err(|e| internal(format!("reading secret {}/{pname}", self.namespace), e))?
+                .ok_or_else(|| corrupt(format!("part {part} of {parts} ({pname}) is missing")))?;
+            data.extend(data_of(&piece)?);
+        }
         let mut json = Vec::new();
-        GzDecoder::new(data.0.as_slice())
+        GzDecoder::new(data.as_slice())
             .read_to_end(&mut json)
             .map_err(|e| corrupt(format!("gunzip: {e}")))?;
         let record: RevisionRecord =
@@ -202,35 +244,42 @@ impl History {
             .finish()
             .map_err(|e| internal("compressing the revision".into(), e))?;
         let name = secret_name(&record.release, record.revision);
-        let labels: BTreeMap<String, String> = [
+        let chunks: Vec<&[u8]> = compressed.chunks(PART_BYTES).collect();
+        // The parts first: the revision's Secret, which names them, only once they exist.
+        for (i, chunk) in chunks.iter().enumerate().skip(1) {
+            let part = i + 1;
+            let labels = [
+                (RELEASE_LABEL, record.release.clone()),
+                (REVISION_LABEL, record.revision.to_string()),
+                (PART_LABEL, part.to_string()),
+            ];
+            let secret = self.secret(
+                part_name(&record.release, record.revision, part),
+                &labels,
+                None,
+                chunk,
+            );
+            self.put(&secret).await?;
+        }
+        let labels = [
             (OWNER_LABEL, OWNER.to_string()),
             (RELEASE_LABEL, record.release.clone()),
             (REVISION_LABEL, record.revision.to_string()),
             (STATUS_LABEL, status.as_str().to_string()),
             (HEALTHY_LABEL, "false".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(self.namespace.clone()),
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-            type_: Some(SECRET_TYPE.to_string()),
-            data: Some(BTreeMap::from([(DATA_KEY.to_string(), ByteString(compressed))])),
-            ..Secret::default()
-        };
-        let pp = PatchParams::apply(&self.field_manager).force();
-        let mut result = self.secrets.patch(&name, &pp, &Patch::Apply(&secret)).await;
-        if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
-            self.create_namespace().await?;
-            result = self.secrets.patch(&name, &pp, &Patch::Apply(&secret)).await;
-        }
-        result.map_err(|e| internal(format!("writing history secret {}/{name}", self.namespace), e))?;
+        ];
+        let parts = (chunks.len() > 1).then(|| chunks.len().to_string());
+        let first = chunks.first().copied().unwrap_or_default();
+        let secret = self.secret(name, &labels, parts, first);
+        self.put(&secret).await?;
+        // A retried command may have written more parts before.
+        self.delete_parts(&record.release, record.revision, chunks.len())
+            .await?;
 
+        if status == RevisionStatus::Pending {
+            // Only the intent: the history changes when the outcome is recorded.
+            return Ok(());
+        }
         let list = self.list(&record.release).await?;
         for i in &list {
             if i.revision != record.revision && i.status == RevisionStatus::Deployed {
@@ -240,19 +289,95 @@ impl History {
         }
         let excess = list.len().saturating_sub(self.limit as usize);
         for i in list.iter().filter(|i| i.revision != record.revision).take(excess) {
-            let name = secret_name(&i.release, i.revision);
-            match self.secrets.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => {
-                    return Err(internal(
-                        format!("trimming history secret {}/{name}", self.namespace),
-                        e,
-                    ));
-                }
+            self.delete(&secret_name(&i.release, i.revision)).await?;
+            self.delete_parts(&i.release, i.revision, 1).await?;
+        }
+        Ok(())
+    }
+
+    /// A history Secret holding `data` (gzip, or a part of it).
+    fn secret(&self, name: String, labels: &[(&str, String)], parts: Option<String>, data: &[u8]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+                annotations: parts.map(|n| BTreeMap::from([(PARTS_ANNOTATION.to_string(), n)])),
+                ..ObjectMeta::default()
+            },
+            type_: Some(SECRET_TYPE.to_string()),
+            data: Some(BTreeMap::from([(
+                DATA_KEY.to_string(),
+                ByteString(data.to_vec()),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    /// Writes a history Secret (server-side apply), creating the namespace if needed.
+    async fn put(&self, secret: &Secret) -> Result<(), Failure> {
+        let name = secret.name_any();
+        let pp = PatchParams::apply(&self.field_manager).force();
+        let mut result = self.secrets.patch(&name, &pp, &Patch::Apply(secret)).await;
+        if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
+            self.create_namespace().await?;
+            result = self.secrets.patch(&name, &pp, &Patch::Apply(secret)).await;
+        }
+        result
+            .map(|_| ())
+            .map_err(|e| internal(format!("writing history secret {}/{name}", self.namespace), e))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), Failure> {
+        match self.secrets.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(internal(
+                format!("trimming history secret {}/{name}", self.namespace),
+                e,
+            )),
+        }
+    }
+
+    /// Deletes the part Secrets of a revision beyond its first `keep` parts.
+    async fn delete_parts(&self, release: &str, revision: u64, keep: usize) -> Result<(), Failure> {
+        let selector = format!("{RELEASE_LABEL}={release},{REVISION_LABEL}={revision},{PART_LABEL}");
+        let list = self
+            .secrets
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| internal(format!("listing history in namespace {}", self.namespace), e))?;
+        for part in list.items {
+            let index = part
+                .labels()
+                .get(PART_LABEL)
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(usize::MAX);
+            if index > keep {
+                self.delete(&part.name_any()).await?;
             }
         }
         Ok(())
+    }
+
+    /// Marks every pending revision (an apply interrupted by the agent's death) failed;
+    /// returns them. Its record owns everything the apply may have created, so what
+    /// follows (the coordinator's re-sent command, a rollback, the next revision)
+    /// prunes from it.
+    pub async fn settle_pending(&self) -> Result<Vec<(String, u64)>, Failure> {
+        let mut settled = Vec::new();
+        for i in self.list_all().await? {
+            if i.status == RevisionStatus::Pending {
+                self.set_labels(
+                    &i.release,
+                    i.revision,
+                    &[(HEALTHY_LABEL, "false"), (STATUS_LABEL, "failed")],
+                )
+                .await?;
+                settled.push((i.release, i.revision));
+            }
+        }
+        Ok(settled)
     }
 
     /// Records how the revision's rollout ended.

@@ -176,6 +176,30 @@ impl KubeBackend {
             max_prune_percent: self.config.max_prune_percent,
         };
         let prev_objects = previous.map(|p| p.objects).unwrap_or_default();
+        // The intent, before anything changes: a pending revision owning everything
+        // this apply may create and everything the previous revision owns. An agent
+        // killed before the outcome below is written leaves no object that no revision
+        // owns; at its next start it marks the revision failed (see `recover`), so the
+        // coordinator's re-sent command or rollback, or the next revision, prunes from it.
+        let planned = self.applier().placed(&objects, namespace).await?;
+        let seen: HashSet<String> = planned.iter().map(body_key).collect();
+        let mut owned = planned;
+        owned.extend(
+            prev_objects
+                .iter()
+                .filter(|b| !seen.contains(&body_key(b)))
+                .cloned(),
+        );
+        let intent = RevisionRecord {
+            release: op.release.clone(),
+            revision: op.revision,
+            namespace: namespace.to_string(),
+            chart: chart.to_string(),
+            operation_id: op.operation_id.clone(),
+            objects: owned,
+            hooks: hooks.clone(),
+        };
+        self.history.record(&intent, RevisionStatus::Pending).await?;
         let (outcome, applied) = match self.applier().run(&ctx, objects, &prev_objects, cancel).await {
             Ok(a) => (Ok(()), a),
             Err((f, a)) => (Err(f), a),
@@ -409,6 +433,10 @@ impl Backend for KubeBackend {
             })
             .collect();
         health::watch::watch(&self.client, workloads, health, progress, cancel).await
+    }
+
+    async fn recover(&self) -> Result<Vec<(String, u64)>, Failure> {
+        self.history.settle_pending().await
     }
 
     async fn record_outcome(&self, op: &OpRef, healthy: bool) -> Result<(), Failure> {

@@ -201,7 +201,9 @@ async fn session<B: Backend>(shared: &Arc<Shared<B>>, stopping: &CancellationTok
             Err(e) => return lost_or_refused(format!("cannot connect: {}", error_chain(&e)), false),
         },
     };
-    let mut client = AgentLinkClient::new(channel);
+    let mut client = AgentLinkClient::new(channel)
+        .max_decoding_message_size(convoy_proto::AGENT_LINK_MESSAGE_LIMIT)
+        .max_encoding_message_size(convoy_proto::AGENT_LINK_MESSAGE_LIMIT);
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(1024);
     let (hello, since) = hello(shared, token.as_ref()).await;
     let in_flight = hello.in_flight.len();

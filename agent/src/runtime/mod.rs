@@ -338,6 +338,16 @@ impl<B: Backend> AgentRuntime<B> {
             backend = self.shared.backend.kind(),
             "agent starting"
         );
+        match self.shared.backend.recover().await {
+            Ok(settled) => {
+                for (release, revision) in settled {
+                    tracing::warn!(%release, revision, "an apply interrupted by the agent's last exit: revision marked failed; it owns what it may have created");
+                }
+            }
+            Err(f) => {
+                tracing::warn!(error = %f.message, "could not settle interrupted applies at start: they stay pending, and the next revision still prunes from their records")
+            }
+        }
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = link::run(self.shared.clone(), stopping.clone()) => {}

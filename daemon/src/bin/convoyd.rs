@@ -43,18 +43,23 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let mut running = convoy_daemon::server::start(&cfg, listener, Arc::new(pipeline)).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let exited = tokio::select! {
         r = tokio::signal::ctrl_c() => {
-            r.context("waiting for ctrl-c")?;
-            None
+            r.context("waiting for SIGINT")?;
+            Some("SIGINT")
         }
-        r = running.wait_for_exit() => Some(r),
+        _ = terminate.recv() => Some("SIGTERM"),
+        r = running.wait_for_exit() => return r,
     };
-    match exited {
-        Some(r) => r,
-        None => {
-            tracing::info!("shutting down");
-            running.stop().await
-        }
+    if let Some(signal) = exited {
+        tracing::info!(
+            signal,
+            "shutting down: refusing new requests, finishing the state store's commits, closing agent sessions"
+        );
     }
+    running.stop().await?;
+    tracing::info!("stopped cleanly; unfinished operations resume at the next start");
+    Ok(())
 }

@@ -256,9 +256,13 @@ pub(crate) enum Msg {
         outcome: String,
     },
     Metrics(Reply<String>),
+    /// An agent's hello. `stored` is answered once the reports it brought (its
+    /// unacknowledged final events) are durable: only then may the link acknowledge
+    /// them in its welcome, and the agent drop them.
     AgentConnected {
         hello: AgentHello,
         tx: mpsc::UnboundedSender<OutCommand>,
+        stored: Reply<()>,
     },
     AgentDisconnected {
         context: String,
@@ -289,6 +293,17 @@ pub(crate) enum Msg {
         contexts: Vec<String>,
         reply: oneshot::Sender<BTreeMap<String, RenderFacts>>,
     },
+    /// An operation that waited for Vault after a restart was prepared again, or can
+    /// never be (see `Coordinator::start`).
+    Reprepared {
+        op_id: String,
+        result: Result<Box<Prepared>, String>,
+    },
+    /// Vault still does not answer for an operation waiting to be prepared again.
+    StillWaitingForVault {
+        op_id: String,
+        why: String,
+    },
     /// A queued deploy rendered again before it starts (see [`RenderJob`]).
     Rendered {
         op_id: String,
@@ -315,6 +330,9 @@ pub struct Coordinator {
     heartbeat: Duration,
     /// The context registry by name, for scope checks.
     registry: Arc<BTreeMap<String, ContextInfo>>,
+    link_message_limit: usize,
+    /// Why the core stopped, once a commit failed; closed when the core thread ends.
+    failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -322,6 +340,11 @@ impl std::fmt::Debug for Coordinator {
         f.write_str("Coordinator")
     }
 }
+
+/// How soon an operation waiting for Vault after a restart is prepared again, and the
+/// most it waits between two attempts (doubling in between).
+const PREPARE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const PREPARE_RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// Settings of the core.
 #[derive(Debug, Clone)]
@@ -331,6 +354,10 @@ pub struct CoreSettings {
     pub heartbeat: Duration,
     /// How often deadlines and soak times are checked.
     pub tick: Duration,
+    /// The largest command the agent link sends (see
+    /// [`convoy_proto::AGENT_LINK_MESSAGE_LIMIT`]): a release whose command for a
+    /// context would be larger is refused before anything is recorded or sent.
+    pub link_message_limit: usize,
 }
 
 impl Coordinator {
@@ -342,24 +369,81 @@ impl Coordinator {
         settings: CoreSettings,
     ) -> Result<Self, CoreError> {
         let (mut core, to_prepare) = state::Core::restore(store, &settings)?;
+        let limit = settings.link_message_limit;
+        let mut waiting = Vec::new();
         for t in to_prepare {
             // Rendered again with what the revision recorded: the same clusters'
             // capabilities and history as its first render.
             let facts = match t.facts {
                 Ok(f) => f,
                 Err(why) => {
-                    core.fail_unpreparable(&t.op_id, &why);
+                    let _ = core.unpreparable(&t.op_id, &why);
                     continue;
                 }
             };
             match preparer.prepare(&t.inputs, Some(&t.pinned), &facts).await {
-                Ok(p) => core.attach_prepared(&t.op_id, p),
-                Err(e) => core.fail_unpreparable(&t.op_id, &e.to_string()),
+                Ok(p) => match fits_the_link(&p, limit) {
+                    Ok(()) => {
+                        core.attach_prepared(&t.op_id, p);
+                        core.resume_if_it_waited(&t.op_id);
+                    }
+                    Err(why) => {
+                        let _ = core.unpreparable(&t.op_id, &why);
+                    }
+                },
+                // Vault does not answer: the operation waits (held, saying why) and is
+                // prepared again in the background until it does.
+                Err(crate::prepare::PrepareError::SecretsUnavailable(why)) => {
+                    core.wait_for_secrets(&t.op_id, &why);
+                    waiting.push((t.op_id, t.inputs, t.pinned, facts));
+                }
+                Err(e) => {
+                    let _ = core.unpreparable(&t.op_id, &e.to_string());
+                }
             }
         }
         let (tx, rx) = std_mpsc::channel();
-        core.set_renderer(spawn_renderer(preparer.clone(), tx.clone()));
+        core.set_renderer(spawn_renderer(
+            preparer.clone(),
+            tx.clone(),
+            settings.link_message_limit,
+        ));
+        for (op_id, inputs, pinned, facts) in waiting {
+            let (preparer, tx) = (preparer.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut delay = PREPARE_RETRY_FIRST;
+                loop {
+                    tokio::time::sleep(delay).await;
+                    let msg = match preparer.prepare(&inputs, Some(&pinned), &facts).await {
+                        Ok(p) => Msg::Reprepared {
+                            op_id: op_id.clone(),
+                            result: fits_the_link(&p, limit).map(|()| Box::new(p)),
+                        },
+                        Err(crate::prepare::PrepareError::SecretsUnavailable(why)) => {
+                            delay = (delay * 2).min(PREPARE_RETRY_MAX);
+                            if tx
+                                .send(Msg::StillWaitingForVault {
+                                    op_id: op_id.clone(),
+                                    why,
+                                })
+                                .is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(e) => Msg::Reprepared {
+                            op_id: op_id.clone(),
+                            result: Err(e.to_string()),
+                        },
+                    };
+                    let _ = tx.send(msg);
+                    return;
+                }
+            });
+        }
         let tick = settings.tick;
+        let failure = core.failure.subscribe();
         let registry = Arc::new(
             settings
                 .registry
@@ -376,7 +460,26 @@ impl Coordinator {
             preparer,
             heartbeat: settings.heartbeat,
             registry,
+            link_message_limit: settings.link_message_limit,
+            failure,
         })
+    }
+
+    /// Resolves when the core stopped because a commit failed, with why; never if it
+    /// stops for a shutdown. The server then exits non-zero (see `server::start`).
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failure.clone();
+        let why = rx.wait_for(Option::is_some).await.map(|w| w.clone());
+        match why {
+            Ok(why) => why.unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Resolves once the core thread has ended, its last commit done.
+    pub async fn stopped(&self) {
+        let mut rx = self.failure.clone();
+        while rx.changed().await.is_ok() {}
     }
 
     pub fn heartbeat_interval(&self) -> Duration {
@@ -540,6 +643,16 @@ impl Coordinator {
         let prepared = self
             .authorize_and_prepare(&who, &mut inputs, action, &reason)
             .await?;
+        if let Err(why) = fits_the_link(&prepared, self.link_message_limit) {
+            self.record(
+                &who,
+                action,
+                &prepared.meta.name,
+                &reason,
+                &format!("refused: {why}"),
+            );
+            return Err(CoreError::Invalid(why));
+        }
         let summary: Vec<RenderSummary> = prepared
             .manifests
             .iter()
@@ -795,6 +908,7 @@ impl FactsSource for Coordinator {
 fn spawn_renderer(
     preparer: Arc<dyn Preparer>,
     core: std_mpsc::Sender<Msg>,
+    link_message_limit: usize,
 ) -> mpsc::UnboundedSender<RenderJob> {
     let (tx, mut rx) = mpsc::unbounded_channel::<RenderJob>();
     tokio::spawn(async move {
@@ -802,8 +916,8 @@ fn spawn_renderer(
             let result = preparer
                 .prepare(&job.inputs, Some(&job.pinned), &job.facts)
                 .await
-                .map(Box::new)
-                .map_err(|e| e.to_string());
+                .map_err(|e| e.to_string())
+                .and_then(|p| fits_the_link(&p, link_message_limit).map(|()| Box::new(p)));
             if core
                 .send(Msg::Rendered {
                     op_id: job.op_id,
@@ -816,6 +930,43 @@ fn spawn_renderer(
         }
     });
     tx
+}
+
+/// Whether every context's apply of `prepared` fits in one agent-link message of
+/// `limit` bytes, encoded as the link sends it; if not, why, naming the context, the
+/// size and the limit.
+pub(crate) fn fits_the_link(prepared: &Prepared, limit: usize) -> Result<(), String> {
+    use convoy_proto::v1 as pb;
+    use prost::Message;
+    // The largest operation id, revision and health: an upper bound of what is sent.
+    for context in prepared.manifests.keys().chain(prepared.hooks.keys()) {
+        let cmd = OutCommand {
+            release: prepared.meta.name.clone(),
+            revision: u64::MAX,
+            operation_id: "op-00000000000000000000-preflight".into(),
+            body: OutBody::Apply(ApplyBody::of(prepared, context, (Duration::MAX, Duration::MAX))),
+        };
+        let size = pb::CoordinatorMessage {
+            message: Some(pb::coordinator_message::Message::Command(
+                crate::link::command_to_wire(&cmd),
+            )),
+        }
+        .encoded_len();
+        if size > limit {
+            return Err(format!(
+                "release {} is too large for context {context}: its rendered manifests and hooks make a {} command, over the {} agent-link message limit (agent_link_max_message_bytes); nothing was recorded or applied: split the release or make its manifests smaller",
+                prepared.meta.name,
+                bytes(size),
+                bytes(limit),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `16.0 MiB (16777216 bytes)`.
+fn bytes(n: usize) -> String {
+    format!("{:.1} MiB ({n} bytes)", n as f64 / f64::from(1 << 20))
 }
 
 /// sha256 over a context's manifests (and hooks), to compare renders without content.

@@ -89,6 +89,16 @@ pub(super) struct Core {
     /// (context, instance) of agents already logged as reporting no capabilities.
     silent_agents: HashSet<(String, String)>,
     stop: bool,
+    /// Operations waiting, after a restart, for Vault to answer so that they can be
+    /// rendered again; whether each resumes then (it was rolling out, not queued or
+    /// paused by an operator).
+    vault_wait: HashMap<String, bool>,
+    /// Set once a commit failed: why the core stopped (see [`Core::flush`]).
+    pub failure: tokio::sync::watch::Sender<Option<String>>,
+    /// Commit once this many writes are pending (half the backend's atomic limit), so
+    /// a burst of reports is committed in several whole batches, each within etcd's
+    /// `--max-txn-ops`, rather than one that the store must split.
+    commit_every: Option<usize>,
 }
 
 /// The orchestrator's view of the world during one step.
@@ -112,6 +122,9 @@ impl Env for StepEnv<'_> {
 }
 
 const PREFLIGHT_SUFFIX: &str = "-preflight";
+
+/// How the status of an operation waiting for Vault after a restart begins.
+pub(super) const WAITING_FOR_VAULT: &str = "waiting for Vault: ";
 
 /// The gauges of `/metrics`, read from the core's state when asked.
 #[derive(Clone, Copy)]
@@ -174,6 +187,9 @@ impl Core {
             rerendered: HashSet::new(),
             silent_agents: HashSet::new(),
             stop: false,
+            vault_wait: HashMap::new(),
+            failure: tokio::sync::watch::channel(None).0,
+            commit_every: store.max_batch_writes().map(|n| (n / 2).max(1)),
             store,
         };
         for (context, caps) in core.store.context_capabilities().map_err(st)? {
@@ -302,12 +318,141 @@ impl Core {
         }
     }
 
+    /// An operation that cannot be rendered again after a restart. Where no context has
+    /// received its revision, it fails (nothing was applied). Where some has, the
+    /// contexts that have not fail with the reason and the release's `onFailure` policy
+    /// decides (a rollback needs no render): no context is left on the new revision
+    /// while the others stay behind unnoticed.
+    /// True when the operation failed outright (the caller finishes it).
+    pub fn unpreparable(&mut self, op_id: &str, why: &str) -> bool {
+        let Some(op) = self.ops.get(op_id) else {
+            return false;
+        };
+        let applied_somewhere = op.kind == OperationKind::Deploy
+            && (op.contexts.values().all(|c| c.preflight_ok) || !op.plan.preflight)
+            && op.contexts.values().any(|c| {
+                !matches!(
+                    c.phase,
+                    crate::model::ContextPhase::Pending | crate::model::ContextPhase::WaitingForAgent
+                )
+            })
+            && matches!(op.phase, OperationPhase::Running | OperationPhase::Paused);
+        if !applied_somewhere {
+            self.fail_unpreparable(op_id, why);
+            return true;
+        }
+        let why = format!("could not resume after a coordinator restart: re-rendering failed: {why}");
+        tracing::error!(operation = %op_id, reason = %why, "contexts not yet updated fail; the release's onFailure policy applies");
+        let step = self.step(op_id, |op, env, now| op.fail_unstarted(env, now, &why));
+        self.apply_step(op_id, step);
+        self.push_op_event(op_id);
+        false
+    }
+
+    /// After a restart, Vault does not answer for `op_id`'s secrets: the operation is
+    /// held (no new context or wave starts; in-flight ones finish) with `why` in its
+    /// status until it can be prepared again (see [`Msg::Reprepared`]).
+    pub fn wait_for_secrets(&mut self, op_id: &str, why: &str) {
+        let Some(op) = self.ops.get_mut(op_id) else { return };
+        let message = format!(
+            "{WAITING_FOR_VAULT}{why}; the rollout goes on when Vault answers (contexts already updating finish meanwhile)"
+        );
+        if op.message == message {
+            return;
+        }
+        let resume = match op.phase {
+            OperationPhase::Running | OperationPhase::Preflight => true,
+            OperationPhase::Paused => op.message.starts_with(WAITING_FOR_VAULT),
+            _ => false,
+        };
+        let first = !self.vault_wait.contains_key(op_id);
+        self.vault_wait.insert(op_id.to_string(), resume);
+        if first {
+            tracing::warn!(operation = %op_id, release = %op.release, reason = %why, "waiting for Vault to render this operation again after the restart");
+        }
+        if resume {
+            let step = self.step(op_id, |op, _, _| op.hold(&message));
+            self.apply_step(op_id, step);
+        } else if op.phase == OperationPhase::Queued {
+            op.message = message;
+            self.dirty_ops.push(op_id.to_string());
+        }
+        self.push_op_event(op_id);
+    }
+
+    /// A restored operation held waiting for Vault by the coordinator before this one
+    /// (its stored status says so) that is prepared now: it goes on.
+    pub fn resume_if_it_waited(&mut self, op_id: &str) {
+        let held = self.ops.get(op_id).is_some_and(|op| {
+            op.phase == OperationPhase::Paused && op.message.starts_with(WAITING_FOR_VAULT)
+        });
+        if held {
+            let step = self.step(op_id, |op, env, now| {
+                op.release_hold(env, now, "Vault answered: rendered again, the rollout goes on")
+            });
+            self.apply_step(op_id, step);
+        }
+    }
+
+    /// An operation that waited for Vault is prepared again (it goes on where it
+    /// stood), or can never be (see [`Core::unpreparable`]).
+    fn reprepared(&mut self, op_id: &str, result: Result<Box<Prepared>, String>) {
+        let Some(resume) = self.vault_wait.remove(op_id) else {
+            return;
+        };
+        let Some(op) = self.ops.get(op_id) else { return };
+        if op.phase.is_final() {
+            return;
+        }
+        let release = op.release.clone();
+        match result {
+            Ok(prepared) => {
+                tracing::info!(operation = %op_id, %release, "Vault answered: the operation was rendered again and goes on");
+                self.attach_prepared(op_id, *prepared);
+                let phase = self.ops[op_id].phase;
+                if phase == OperationPhase::Queued {
+                    if let Some(op) = self.ops.get_mut(op_id) {
+                        op.message.clear();
+                        self.dirty_ops.push(op_id.to_string());
+                    }
+                    self.start_next(&release);
+                    return;
+                }
+                if !resume {
+                    return;
+                }
+                let step = self.step(op_id, |op, env, now| {
+                    op.release_hold(env, now, "Vault answered: rendered again, the rollout goes on")
+                });
+                self.apply_step(op_id, step);
+                // Commands for contexts in flight were held back while it waited.
+                let in_flight: Vec<String> = self.ops[op_id]
+                    .contexts
+                    .values()
+                    .filter(|c| c.phase.is_in_flight())
+                    .map(|c| c.context.clone())
+                    .collect();
+                for ctx in in_flight {
+                    let step = self.step(op_id, |op, env, now| op.on_agent_online(env, &ctx, now));
+                    self.apply_step(op_id, step);
+                }
+                self.push_op_event(op_id);
+            }
+            Err(why) => {
+                if self.unpreparable(op_id, &why) {
+                    self.push_op_event(op_id);
+                    self.finish_op(op_id);
+                }
+            }
+        }
+    }
+
     /// The core loop: handle a message, drain what else is waiting, commit once, then
     /// let the effects out. Ticks drive deadlines and soak times.
     pub fn run(mut self, rx: std_mpsc::Receiver<Msg>, tick: Duration) {
         // Finish what a restart left: failed resumes, and queue heads to start.
         self.finish_restored();
-        // A failed write is logged in flush and its effects held back.
+        // A failed write stops the core (see flush).
         let _ = self.flush();
         let mut next_tick = Instant::now() + tick;
         while !self.stop {
@@ -316,20 +461,36 @@ impl Core {
                 Ok(msg) => {
                     self.handle(msg);
                     for msg in rx.try_iter().take(4096) {
-                        self.handle(msg);
                         if self.stop {
                             break;
                         }
+                        if self
+                            .commit_every
+                            .is_some_and(|n| self.batch.len() + self.dirty_ops.len() >= n)
+                        {
+                            let _ = self.flush();
+                            if self.stop {
+                                break;
+                            }
+                        }
+                        self.handle(msg);
                     }
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if self.stop {
+                let _ = self.flush();
+                break;
             }
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + tick;
             }
             let _ = self.flush();
+        }
+        if self.failure.borrow().is_none() {
+            tracing::info!("core stopped; every change is in the store");
         }
     }
 
@@ -444,7 +605,10 @@ impl Core {
                 };
                 self.audit(&who, what, &reason, &outcome);
             }
-            Msg::AgentConnected { hello, tx } => self.agent_connected(hello, tx),
+            Msg::AgentConnected { hello, tx, stored } => {
+                self.agent_connected(hello, tx);
+                self.reply(stored, Ok(()));
+            }
             Msg::AgentDisconnected { context, session_id } => self.agent_disconnected(&context, &session_id),
             Msg::AgentReport { context, report } => self.agent_report(&context, report),
             Msg::AgentHeartbeat { context, in_flight } => {
@@ -503,6 +667,12 @@ impl Core {
                 let _ = reply.send(self.current_facts(&release, revision, &contexts));
             }
             Msg::Rendered { op_id, result } => self.rendered(&op_id, result),
+            Msg::Reprepared { op_id, result } => self.reprepared(&op_id, result),
+            Msg::StillWaitingForVault { op_id, why } => {
+                if self.vault_wait.contains_key(&op_id) {
+                    self.wait_for_secrets(&op_id, &why);
+                }
+            }
             Msg::Shutdown => self.stop = true,
         }
     }
@@ -584,7 +754,17 @@ impl Core {
 
     /// Writes pending changes, then sends commands and events. Nothing leaves before
     /// the store has it.
+    ///
+    /// Fail-stop: a commit that fails leaves the in-memory state ahead of the store
+    /// (revisions, audit entries, operation steps the store never got), so the core
+    /// acts on none of it. It holds the effects back, answers the caller with the
+    /// error, stops taking messages and reports why on [`Core::failure`]; the server
+    /// then exits non-zero and a restarted coordinator resumes from what the store
+    /// holds, as after a crash.
     fn flush(&mut self) -> Result<(), CoreError> {
+        if self.failure.borrow().is_some() {
+            return Err(CoreError::Unavailable);
+        }
         // One write per operation per commit: a drained batch of reports marks the same
         // operation dirty once per report, and serialising a 1,000-context operation
         // once per report made commits (and memory) grow with the square of the fleet.
@@ -605,9 +785,15 @@ impl Core {
         }
         let batch = std::mem::take(&mut self.batch);
         if let Err(e) = self.store.commit(batch) {
-            tracing::error!(error = %e, "state store write failed; holding commands back");
+            tracing::error!(
+                error = %e,
+                "state store commit failed: stopping the coordinator so that it restarts from what the store holds; no command or event of the lost change was sent"
+            );
             self.sends.clear();
             self.events.clear();
+            self.stop = true;
+            self.failure
+                .send_replace(Some(format!("state store commit failed: {e}")));
             return Err(CoreError::Store(e.to_string()));
         }
         for (ctx, cmd) in std::mem::take(&mut self.sends) {
@@ -1097,6 +1283,12 @@ impl Core {
                 "{release} has no running operation to {action}"
             )));
         };
+        if control == Control::Resume && self.vault_wait.contains_key(&id) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "{id} is waiting for Vault to render it again after a restart ({}); it goes on by itself when Vault answers (abort it to stop)",
+                self.ops[&id].message
+            )));
+        }
         let now = now_millis();
         let step = {
             let op = self.ops.get_mut(&id).expect("queued ops are known");
@@ -1208,6 +1400,10 @@ impl Core {
                 return;
             };
             if self.ops[&id].phase != OperationPhase::Queued {
+                return;
+            }
+            if self.vault_wait.contains_key(&id) {
+                // Started once Vault answers (see `reprepared`).
                 return;
             }
             if self.ops[&id].kind == OperationKind::Deploy && !self.prepared.contains_key(&id) {
@@ -1423,6 +1619,16 @@ impl Core {
         let Some(op) = self.ops.get(id).cloned() else {
             return;
         };
+        // Once only: a finished operation stays known (for status), and a late report
+        // for it (an agent's unacknowledged final event after a restart) steps it
+        // again; finishing it twice would record its rollback revision twice.
+        if !self
+            .releases
+            .get(&op.release)
+            .is_some_and(|r| r.queue.iter().any(|q| q == id))
+        {
+            return;
+        }
         let now = now_millis();
         let outcomes: Vec<ContextOutcome> = op
             .contexts

@@ -61,11 +61,16 @@ async fn open(path: &Path) -> StateStore {
 }
 
 async fn start(store: StateStore) -> Coordinator {
+    start_with_limit(store, convoy_proto::AGENT_LINK_MESSAGE_LIMIT).await
+}
+
+async fn start_with_limit(store: StateStore, link_message_limit: usize) -> Coordinator {
     let registry = convoy_release::Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
     let settings = CoreSettings {
         registry: registry.contexts().cloned().collect(),
         heartbeat: Duration::from_secs(5),
         tick: Duration::from_millis(50),
+        link_message_limit,
     };
     Coordinator::start(
         store,
@@ -98,7 +103,23 @@ fn connect(
     capabilities: ReportedCapabilities,
     deployed: Vec<(String, u64)>,
 ) -> mpsc::UnboundedReceiver<OutCommand> {
+    connect_with(core, session, capabilities, deployed, Vec::new()).0
+}
+
+/// An agent connects bringing final reports it has not had acknowledged; the second
+/// receiver answers once the core stored them (when the link may send its welcome).
+fn connect_with(
+    core: &Coordinator,
+    session: u32,
+    capabilities: ReportedCapabilities,
+    deployed: Vec<(String, u64)>,
+    unacknowledged: Vec<AgentReport>,
+) -> (
+    mpsc::UnboundedReceiver<OutCommand>,
+    tokio::sync::oneshot::Receiver<Result<(), CoreError>>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (stored, committed) = tokio::sync::oneshot::channel();
     core.tell(Msg::AgentConnected {
         hello: AgentHello {
             context: "dev-a".into(),
@@ -107,13 +128,14 @@ fn connect(
             instance: "agent-0".into(),
             backend: "simulated".into(),
             in_flight: 0,
-            unacknowledged: Vec::new(),
+            unacknowledged,
             deployed,
             capabilities,
         },
         tx,
+        stored,
     });
-    rx
+    (rx, committed)
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<OutCommand>) -> OutCommand {
@@ -354,4 +376,318 @@ fn a_revision_records_and_restores_its_facts() {
         old.values()
             .all(|f| *f == RenderFacts::of_revision(1, false, None))
     );
+}
+
+/// A store whose commits fail on demand (`failing`), or when a batch holds more writes
+/// than `limit` (as etcd refuses a transaction over its `--max-txn-ops`), over a
+/// memory store the test keeps across coordinators.
+#[derive(Clone, Default)]
+struct Faulty {
+    data: Arc<crate::store::MemoryStore>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    limit: Option<usize>,
+    largest: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl crate::store::Kv for Faulty {
+    fn commit(&self, batch: crate::store::Batch) -> crate::store::Result<()> {
+        use std::sync::atomic::Ordering;
+        let backend = |message: String| crate::store::StoreError::Backend {
+            path: "faulty".into(),
+            message,
+        };
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(backend("injected: no space left on device".into()));
+        }
+        if let Some(limit) = self.limit
+            && batch.len() > limit
+        {
+            return Err(backend(format!("{} writes exceed {limit}", batch.len())));
+        }
+        self.largest.fetch_max(batch.len(), Ordering::SeqCst);
+        self.data.commit(batch)
+    }
+
+    fn scan(&self, table: crate::store::Table, prefix: &str) -> crate::store::Result<Vec<(String, Vec<u8>)>> {
+        self.data.scan(table, prefix)
+    }
+
+    fn get(&self, table: crate::store::Table, key: &str) -> crate::store::Result<Option<Vec<u8>>> {
+        self.data.get(table, key)
+    }
+
+    fn max_batch_writes(&self) -> Option<usize> {
+        self.limit
+    }
+}
+
+impl Faulty {
+    fn store(&self) -> StateStore {
+        StateStore::new(Box::new(self.clone()))
+    }
+
+    fn fail(&self, on: bool) {
+        self.failing.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A commit that fails stops the core: it sends nothing of the lost change, refuses
+/// what follows, says why; a coordinator restarted on the store resumes from what the
+/// store holds (the preflight whose report was lost runs again) and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_stops_the_core_and_a_restart_resumes_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Faulty::default();
+    let core = start(store.store()).await;
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let (accepted, _) = core
+        .submit(deployer(), inputs(dir.path()), "first".into(), false)
+        .await
+        .expect("submit");
+    let dry = next(&mut rx).await;
+    assert!(matches!(dry.body, OutBody::DryRun(_)), "{dry:?}");
+
+    store.fail(true);
+    report(&core, &dry, crate::orchestrator::Report::DryRunPassed);
+    let why = tokio::time::timeout(Duration::from_secs(10), core.failed())
+        .await
+        .expect("the core reports its failure");
+    assert!(
+        why.contains("state store commit failed") && why.contains("no space left on device"),
+        "{why}"
+    );
+    // Nothing of the change the store did not get went out: the session closed with
+    // no apply sent.
+    let after = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the session closes");
+    assert!(
+        after.is_none(),
+        "a command left after the failed commit: {after:?}"
+    );
+    assert_eq!(core.releases().await.unwrap_err(), CoreError::Unavailable);
+    let refused = core
+        .submit(deployer(), inputs(dir.path()), "second".into(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused, CoreError::Unavailable);
+    tokio::time::timeout(Duration::from_secs(5), core.stopped())
+        .await
+        .expect("the core thread ends");
+
+    // The store is back: a new coordinator resumes the operation from the store.
+    store.fail(false);
+    let core = start(store.store()).await;
+    let mut rx = connect(&core, 2, caps("v1.20.2", false), Vec::new());
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    assert_eq!(apply.revision, accepted.revision);
+    report(&core, &apply, crate::orchestrator::Report::Healthy);
+    assert_eq!(
+        wait_finished(&core, accepted.revision).await.phase,
+        OperationPhase::Succeeded
+    );
+    let history = core.history(RELEASE.into()).await.expect("history");
+    assert_eq!(history.len(), 1, "one revision, no record lost or doubled");
+    core.shutdown();
+}
+
+/// The final reports an agent brings in its hello are acknowledged (the agent then drops
+/// them) only once they are in the store: not when the commit fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_is_acknowledged_only_once_its_reports_are_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Faulty::default();
+    let core = start(store.store()).await;
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let (accepted, _) = core
+        .submit(deployer(), inputs(dir.path()), "first".into(), false)
+        .await
+        .expect("submit");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    let healthy = AgentReport {
+        release: apply.release.clone(),
+        revision: apply.revision,
+        operation_id: apply.operation_id.clone(),
+        report: crate::orchestrator::Report::Healthy,
+    };
+    // The agent lost its session, finished, and reconnects with its final report while
+    // the store fails: no acknowledgement.
+    store.fail(true);
+    let (_rx, stored) = connect_with(
+        &core,
+        2,
+        caps("v1.20.2", false),
+        Vec::new(),
+        vec![healthy.clone()],
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(10), stored)
+        .await
+        .expect("an answer");
+    assert!(
+        matches!(answer, Ok(Err(CoreError::Store(ref m))) if m.contains("no space left")),
+        "{answer:?}"
+    );
+
+    // Restarted, the same hello is acknowledged once the revision is recorded healthy.
+    store.fail(false);
+    let core = start(store.store()).await;
+    let (_rx, stored) = connect_with(&core, 3, caps("v1.20.2", false), Vec::new(), vec![healthy]);
+    tokio::time::timeout(Duration::from_secs(10), stored)
+        .await
+        .expect("an answer")
+        .expect("answered")
+        .expect("stored");
+    let stored = StateStore::new(Box::new(store.clone()));
+    let rev = stored
+        .revisions(RELEASE)
+        .expect("revisions")
+        .into_iter()
+        .find(|r| r.number == accepted.revision)
+        .expect("revision stored");
+    assert_eq!(rev.phase, OperationPhase::Succeeded);
+    core.shutdown();
+}
+
+/// A burst of changes is committed in batches within the backend's atomic limit (etcd's
+/// `--max-txn-ops`), none refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_committed_within_the_backends_batch_limit() {
+    let store = Faulty {
+        limit: Some(8),
+        ..Faulty::default()
+    };
+    let core = start(store.store()).await;
+    for i in 0..300 {
+        core.record(
+            &deployer(),
+            "submit",
+            RELEASE,
+            &format!("burst {i}"),
+            "refused: test",
+        );
+    }
+    let entries = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match core.audit().await {
+                Ok(a) if a.len() == 300 => return a,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => panic!("the core failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("every entry stored");
+    assert_eq!(entries.last().map(|e| e.reason.as_str()), Some("burst 299"));
+    let largest = store.largest.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=8).contains(&largest), "largest commit: {largest} writes");
+    core.shutdown();
+}
+
+/// A release whose command for a context would exceed the agent link's message limit is
+/// refused at submit, naming the context and the limit; nothing is recorded or sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_larger_than_the_link_limit_is_refused_at_submit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = start_with_limit(
+        StateStore::new(Box::new(crate::store::MemoryStore::default())),
+        4096,
+    )
+    .await;
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let small = inputs(dir.path());
+    // The same chart with a 5 KB ConfigMap.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{blob: {:?}}}\n",
+        "x".repeat(5000)
+    );
+    std::fs::write(dir.path().join("web/templates/big.yaml"), big).expect("write");
+    let large = SubmitInputs {
+        chart_archive: convoy_chart::package_dir(&dir.path().join("web")).expect("chart packs"),
+        ..small.clone()
+    };
+    let err = core
+        .submit(deployer(), large, "big".into(), false)
+        .await
+        .unwrap_err();
+    let CoreError::Invalid(msg) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        msg.contains("too large for context dev-a") && msg.contains("(4096 bytes)"),
+        "{msg}"
+    );
+    assert!(matches!(
+        core.history(RELEASE.into()).await,
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(rx.try_recv().is_err(), "nothing was sent");
+    // Without the big ConfigMap it fits, and deploys.
+    core.submit(deployer(), small, "small".into(), false)
+        .await
+        .expect("a release within the limit is accepted");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    assert_eq!(apply.revision, 1);
+    core.shutdown();
+}
+
+/// A final report that arrives again for an operation already finished (an agent
+/// re-sends its unacknowledged final events after a coordinator restart) changes
+/// nothing: the automatic rollback's revision is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_report_for_a_finished_operation_records_nothing_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Faulty::default();
+    let core = start(store.store()).await;
+    let mut rx = connect(&core, 1, caps("v1.20.2", false), Vec::new());
+    let (first, _) = core
+        .submit(deployer(), inputs(dir.path()), "first".into(), false)
+        .await
+        .expect("submit");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    report(&core, &apply, crate::orchestrator::Report::Healthy);
+    wait_finished(&core, first.revision).await;
+    let (second, _) = core
+        .submit(deployer(), inputs(dir.path()), "second".into(), false)
+        .await
+        .expect("submit");
+    let apply = dry_run_then_apply(&core, &mut rx).await;
+    report(
+        &core,
+        &apply,
+        crate::orchestrator::Report::Failed {
+            reason: "CrashLoopBackOff".into(),
+            message: "web crashed".into(),
+        },
+    );
+    let rollback = next(&mut rx).await;
+    assert!(matches!(rollback.body, OutBody::Rollback { .. }), "{rollback:?}");
+    report(&core, &rollback, crate::orchestrator::Report::Healthy);
+    assert_eq!(
+        wait_finished(&core, second.revision).await.phase,
+        OperationPhase::Failed
+    );
+    let numbers = |h: Vec<RevisionRecord>| h.iter().map(|r| r.number).collect::<Vec<_>>();
+    let before = numbers(core.history(RELEASE.into()).await.expect("history"));
+    assert_eq!(before, [3, 2, 1]);
+    // The agent reconnects with both final reports unacknowledged.
+    let late = |cmd: &OutCommand, report| AgentReport {
+        release: cmd.release.clone(),
+        revision: cmd.revision,
+        operation_id: cmd.operation_id.clone(),
+        report,
+    };
+    let (_rx, stored) = connect_with(
+        &core,
+        2,
+        caps("v1.20.2", false),
+        Vec::new(),
+        vec![
+            late(&rollback, crate::orchestrator::Report::Healthy),
+            late(&rollback, crate::orchestrator::Report::Healthy),
+        ],
+    );
+    stored.await.expect("answered").expect("stored");
+    let after = numbers(core.history(RELEASE.into()).await.expect("history"));
+    assert_eq!(after, before, "a revision recorded twice");
+    core.shutdown();
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use convoy_proto::v1 as pb;
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -97,22 +97,14 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
             .iter()
             .filter_map(|e| e.op.as_ref().map(|o| o.operation_id.clone()))
             .collect();
-        let welcome = pb::CoordinatorMessage {
-            message: Some(pb::coordinator_message::Message::Welcome(pb::Welcome {
-                session_id: session_id.clone(),
-                heartbeat_interval_seconds: self.core.heartbeat_interval().as_secs().max(1) as u32,
-                acknowledged,
-            })),
-        };
-        out_tx
-            .send(Ok(welcome))
-            .await
-            .map_err(|_| Status::cancelled("agent went away"))?;
         let unacknowledged = hello
             .unacknowledged
             .iter()
             .filter_map(convert::report_from_wire)
             .collect();
+        // The welcome acknowledges the hello's final events, and the agent then drops
+        // them: it is sent only once the core has them in the store.
+        let (stored, committed) = oneshot::channel();
         self.core.tell(Msg::AgentConnected {
             hello: AgentHello {
                 context: context.clone(),
@@ -130,7 +122,28 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
                 capabilities: convert::capabilities_from_wire(hello.capabilities.as_ref()),
             },
             tx: cmd_tx,
+            stored,
         });
+        match committed.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Status::unavailable(format!(
+                    "the coordinator could not store this agent's reports ({e}); they stay with the agent: reconnect"
+                )));
+            }
+            Err(_) => return Err(Status::unavailable("the coordinator is shutting down")),
+        }
+        let welcome = pb::CoordinatorMessage {
+            message: Some(pb::coordinator_message::Message::Welcome(pb::Welcome {
+                session_id: session_id.clone(),
+                heartbeat_interval_seconds: self.core.heartbeat_interval().as_secs().max(1) as u32,
+                acknowledged,
+            })),
+        };
+        out_tx
+            .send(Ok(welcome))
+            .await
+            .map_err(|_| Status::cancelled("agent went away"))?;
 
         // Commands from the core to the stream.
         let writer_tx = out_tx.clone();

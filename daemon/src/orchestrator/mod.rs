@@ -348,6 +348,66 @@ impl Operation {
         step
     }
 
+    /// The coordinator cannot render this operation's commands now (after a restart,
+    /// its secrets' Vault does not answer): like a pause, no new context or wave starts
+    /// and in-flight contexts finish; `why` shows in its status.
+    pub fn hold(&mut self, why: &str) -> Step {
+        let mut step = Step::default();
+        if matches!(
+            self.phase,
+            OperationPhase::Running | OperationPhase::Preflight | OperationPhase::Paused
+        ) {
+            if self.phase != OperationPhase::Paused {
+                self.phase = OperationPhase::Paused;
+            }
+            self.message = why.to_string();
+            step.op_changed();
+        }
+        step
+    }
+
+    /// Ends a [`Operation::hold`]: the rollout goes on where it stood (failures are not
+    /// accepted, unlike an operator's resume).
+    pub fn release_hold(&mut self, env: &mut dyn Env, now: Millis, message: &str) -> Step {
+        let mut step = Step::default();
+        if self.phase == OperationPhase::Paused {
+            self.paused = false;
+            self.phase = if self.contexts.values().all(|c| c.preflight_ok) || !self.plan.preflight {
+                OperationPhase::Running
+            } else {
+                OperationPhase::Preflight
+            };
+            self.message = message.to_string();
+            step.op_changed();
+            self.pump(env, now, &mut step);
+        }
+        step
+    }
+
+    /// The operation's commands can never be rendered again (after a restart): every
+    /// context that has not received the revision fails with `why`, and the rollout
+    /// goes on from there, so the release's `onFailure` policy (a rollback needs no
+    /// render) decides, and no context is left on the new revision unnoticed.
+    pub fn fail_unstarted(&mut self, env: &mut dyn Env, now: Millis, why: &str) -> Step {
+        let mut step = Step::default();
+        for c in self.contexts.values_mut() {
+            if matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) {
+                c.phase = ContextPhase::Failed;
+                c.message = why.to_string();
+                c.finished_at = Some(now);
+                step.changed(c);
+            }
+        }
+        let held = self.phase == OperationPhase::Paused;
+        let resumed = self.release_hold(env, now, why);
+        step.actions.extend(resumed.actions);
+        step.persist |= resumed.persist;
+        if !held {
+            self.pump(env, now, &mut step);
+        }
+        step
+    }
+
     /// Operator resume. Failures that caused an automatic pause are accepted.
     pub fn resume(&mut self, env: &mut dyn Env, now: Millis) -> Step {
         let mut step = Step::default();

@@ -32,8 +32,8 @@ pub struct EtcdSettings {
     pub endpoints: Vec<String>,
     /// Every key lives under it (`/convoy`), so several installations can share etcd.
     pub prefix: String,
-    /// The cluster's `--max-txn-ops`: a batch with more writes is refused (see
-    /// [`EtcdStore::commit`]).
+    /// The cluster's `--max-txn-ops`: no transaction holds more writes (see
+    /// [`EtcdStore::commit`](Kv::commit)).
     pub max_txn_ops: usize,
     /// Per request.
     pub timeout: Duration,
@@ -161,48 +161,15 @@ impl EtcdStore {
     fn key(&self, table: Table, key: &str) -> Vec<u8> {
         full_key(&self.settings.prefix, table, key)
     }
-}
 
-pub(crate) fn full_key(prefix: &str, table: Table, key: &str) -> Vec<u8> {
-    format!("{prefix}/{}/{key}", table.name()).into_bytes()
-}
-
-/// A batch as etcd accepts it: one write per key (etcd refuses a transaction naming a
-/// key twice). Deletes apply before puts, as in the other backends.
-fn merge(batch: Batch) -> BTreeMap<(Table, String), Write> {
-    let mut out = BTreeMap::new();
-    for (table, key) in batch.deletes {
-        out.insert((table, key), Write::Delete);
-    }
-    for (table, key, value) in batch.puts {
-        out.insert((table, key), Write::Put(value));
-    }
-    out
-}
-
-impl Kv for EtcdStore {
-    /// One etcd transaction. etcd caps the writes of a transaction (`--max-txn-ops`,
-    /// 128 by default); splitting a batch would break its atomicity, so a larger batch
-    /// is refused with the setting to raise.
-    fn commit(&self, batch: Batch) -> Result<()> {
-        let writes = merge(batch);
-        if writes.len() > self.settings.max_txn_ops {
-            return Err(StoreError::Backend {
-                path: self.settings.shown(),
-                message: format!(
-                    "a state change of {} writes exceeds the {} writes of one etcd transaction; \
-                     raise etcd's --max-txn-ops and store.etcd_max_txn_ops together",
-                    writes.len(),
-                    self.settings.max_txn_ops
-                ),
-            });
-        }
+    /// One fenced transaction of at most `max_txn_ops` writes.
+    fn commit_txn(&self, writes: &[((Table, String), Write)]) -> Result<()> {
         let ops: Vec<_> = writes
-            .into_iter()
+            .iter()
             .map(|((table, key), w)| {
-                let k = self.key(table, &key);
+                let k = self.key(*table, key);
                 match w {
-                    Write::Put(v) => gateway::put_op(&k, &v, 0),
+                    Write::Put(v) => gateway::put_op(&k, v, 0),
                     Write::Delete => gateway::delete_op(&k),
                 }
             })
@@ -229,6 +196,64 @@ impl Kv for EtcdStore {
             f.lost.send_replace(Some(message.clone()));
         }
         Err(StoreError::Fenced { message })
+    }
+}
+
+pub(crate) fn full_key(prefix: &str, table: Table, key: &str) -> Vec<u8> {
+    format!("{prefix}/{}/{key}", table.name()).into_bytes()
+}
+
+/// A batch as etcd accepts it: one write per key (etcd refuses a transaction naming a
+/// key twice). Deletes apply before puts, as in the other backends.
+fn merge(batch: Batch) -> BTreeMap<(Table, String), Write> {
+    let mut out = BTreeMap::new();
+    for (table, key) in batch.deletes {
+        out.insert((table, key), Write::Delete);
+    }
+    for (table, key, value) in batch.puts {
+        out.insert((table, key), Write::Put(value));
+    }
+    out
+}
+
+/// A batch's writes in the order they are written: release records last.
+fn in_txn_order(batch: Batch) -> Vec<((Table, String), Write)> {
+    let (roots, rest): (Vec<_>, Vec<_>) = merge(batch)
+        .into_iter()
+        .partition(|((table, _), _)| *table == Table::Releases);
+    rest.into_iter().chain(roots).collect()
+}
+
+impl Kv for EtcdStore {
+    /// One etcd transaction, fenced on the leadership. etcd caps the writes of a
+    /// transaction (`--max-txn-ops`, 128 by default, `store.etcd_max_txn_ops` here):
+    /// the core commits before its pending writes reach that cap (see
+    /// [`Kv::max_batch_writes`]), so a batch only exceeds it when one single change
+    /// does. Such a batch is written as several transactions, each within the cap, the
+    /// release records (what a restart reads first and every other record hangs off)
+    /// last: a coordinator stopped between them restarts from records that the release
+    /// records do not yet point at, never from a release record pointing at missing
+    /// ones. A failed transaction stops the coordinator (the core is fail-stop), so the
+    /// next leader restores from exactly what landed.
+    fn commit(&self, batch: Batch) -> Result<()> {
+        let ordered = in_txn_order(batch);
+        let cap = self.settings.max_txn_ops.max(1);
+        if ordered.len() > cap {
+            tracing::warn!(
+                writes = ordered.len(),
+                max_txn_ops = cap,
+                transactions = ordered.len().div_ceil(cap),
+                "one state change exceeds etcd's --max-txn-ops: writing it as several transactions, release records last"
+            );
+        }
+        for chunk in ordered.chunks(cap) {
+            self.commit_txn(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn max_batch_writes(&self) -> Option<usize> {
+        Some(self.settings.max_txn_ops.max(1))
     }
 
     fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {

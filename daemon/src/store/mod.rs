@@ -106,6 +106,12 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty() && self.deletes.is_empty()
     }
+
+    /// How many writes the batch holds (a key written twice counts twice: an upper
+    /// bound of what a backend that merges them writes).
+    pub fn len(&self) -> usize {
+        self.puts.len() + self.deletes.len()
+    }
 }
 
 /// A key-value backend.
@@ -115,6 +121,11 @@ pub trait Kv: Send + Sync + 'static {
     /// Every (key, value) of a table whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>>;
+    /// The most writes one atomic commit may hold (etcd's `--max-txn-ops`), if the
+    /// backend has such a limit. The core commits before its pending writes reach it.
+    fn max_batch_writes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The release-level record.
@@ -245,6 +256,11 @@ impl StateStore {
             return Ok(());
         }
         self.kv.commit(batch)
+    }
+
+    /// See [`Kv::max_batch_writes`].
+    pub fn max_batch_writes(&self) -> Option<usize> {
+        self.kv.max_batch_writes()
     }
 
     fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T> {

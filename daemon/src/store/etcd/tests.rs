@@ -70,30 +70,50 @@ async fn scans_page_through_many_keys() {
     assert!(all.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// etcd refuses a transaction of more writes than its `--max-txn-ops`: a change larger
+/// than that lands whole, as several transactions within the limit, the release
+/// records last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_batch_is_refused_whole() {
-    let etcd = Etcd::start().await.unwrap();
-    let kv = EtcdStore::open(settings(&etcd, "/convoy")).unwrap();
+async fn a_change_over_max_txn_ops_lands_whole() {
+    let etcd = Etcd::start_with(&["--max-txn-ops=16"]).await.unwrap();
+    let mut s = settings(&etcd, "/convoy");
+    // What etcd itself refuses: one transaction over its limit.
+    let mut unsplit = s.clone();
+    unsplit.max_txn_ops = 1000;
+    let kv = EtcdStore::open(unsplit).unwrap();
     let mut b = Batch::default();
-    for i in 0..=DEFAULT_MAX_TXN_OPS {
-        put(&mut b, Table::Audit, &format!("{i:04}"), 1);
+    for i in 0..17u64 {
+        put(&mut b, Table::Audit, &format!("{i:04}"), i);
     }
     let err = kv.commit(b).unwrap_err().to_string();
-    assert!(
-        err.contains("129 writes") && err.contains("--max-txn-ops"),
-        "{err}"
-    );
-    assert!(
-        keys(&kv, Table::Audit, "").is_empty(),
-        "nothing of it was written"
-    );
-    // Exactly the limit passes.
+    assert!(err.contains("too many operations in txn request"), "{err}");
+    assert!(keys(&kv, Table::Audit, "").is_empty(), "etcd wrote none of it");
+
+    s.max_txn_ops = 16;
+    let kv = EtcdStore::open(s).unwrap();
+    assert_eq!(kv.max_batch_writes(), Some(16));
     let mut b = Batch::default();
-    for i in 0..DEFAULT_MAX_TXN_OPS {
-        put(&mut b, Table::Audit, &format!("{i:04}"), 1);
+    for i in 0..150u64 {
+        put(&mut b, Table::Audit, &format!("{i:04}"), i);
     }
+    put(&mut b, Table::Releases, "web.ns1", 7);
     kv.commit(b).unwrap();
-    assert_eq!(keys(&kv, Table::Audit, "").len(), DEFAULT_MAX_TXN_OPS);
+    assert_eq!(keys(&kv, Table::Audit, "").len(), 150);
+    assert_eq!(kv.get(Table::Releases, "web.ns1").unwrap(), Some(b"7".to_vec()));
+}
+
+#[test]
+fn release_records_are_written_last() {
+    let mut b = Batch::default();
+    put(&mut b, Table::Releases, "a", 1);
+    put(&mut b, Table::Operations, "a/1", 1);
+    put(&mut b, Table::Revisions, "a/1", 1);
+    b.delete(Table::Audit, "x");
+    let tables: Vec<Table> = in_txn_order(b).into_iter().map(|((t, _), _)| t).collect();
+    assert_eq!(
+        tables,
+        [Table::Revisions, Table::Operations, Table::Audit, Table::Releases]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
