@@ -146,9 +146,29 @@ impl Convoyd {
         self.service.kill();
     }
 
+    /// SIGSTOP: the coordinator freezes where it is (a long GC pause, a hung VM), its
+    /// sockets open; [`Convoyd::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        assert!(self.service.signal("STOP"), "SIGSTOP to convoyd");
+    }
+
+    /// SIGCONT after [`Convoyd::freeze`].
+    pub fn thaw(&self) {
+        assert!(self.service.signal("CONT"), "SIGCONT to convoyd");
+    }
+
     /// SIGTERM, waiting up to `limit` for the exit: the status and how long it took.
     pub async fn terminate(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
         self.service.terminate(limit).await
+    }
+
+    /// Starts it again on the same ports, config and store, without waiting for
+    /// `/readyz` (a coordinator coming back as a standby never becomes ready).
+    pub fn relaunch(&mut self) -> Result<(), ServiceError> {
+        self.service.kill();
+        let generation = next_generation(self.dir.path());
+        self.service = Self::spawn(&self.config, self.dir.path(), generation)?;
+        Ok(())
     }
 
     /// Starts it again on the same ports, config and store.

@@ -151,6 +151,16 @@ impl Service {
         None
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process; whether it was delivered.
+    pub fn signal(&self, signal: &str) -> bool {
+        self.pid().is_some_and(|pid| {
+            Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

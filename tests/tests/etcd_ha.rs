@@ -265,3 +265,189 @@ async fn a_leader_whose_lease_is_revoked_stops() {
     assert!(!status.success(), "{status}");
     assert!(a.logs().contains("leadership lost"), "{}", a.logs());
 }
+
+/// A coordinator config for `contexts` simulated contexts (`ctx-00`...).
+fn fleet_config(etcd: &Etcd, name: &str, contexts: &[String]) -> String {
+    let mut cfg = format!(
+        "store: {{backend: etcd, etcd_endpoints: [\"{}\"], etcd_lease_ttl_seconds: {}, etcd_instance_name: {name}}}\n\
+         heartbeat_seconds: 1\ncontexts:\n",
+        etcd.client_url(),
+        TTL.as_secs()
+    );
+    for c in contexts {
+        cfg.push_str(&format!(
+            "  - {{name: {c}, region: r-{c}, env: dev, cloud: sim, clusterName: {c}}}\n"
+        ));
+    }
+    cfg.push_str("auth:\n  tokens:\n    - {name: alice, role: admin, token: t-admin}\n  agents:\n");
+    for c in contexts {
+        cfg.push_str(&format!("    - {{context: {c}, token: agent-{c}}}\n"));
+    }
+    cfg
+}
+
+/// Revision `image` of a release over `contexts` in waves of five.
+fn fleet_release(contexts: &[String], image: &str) -> pb::SubmitReleaseRequest {
+    let waves: Vec<String> = contexts
+        .chunks(5)
+        .map(|w| format!("[{}]", w.join(", ")))
+        .collect();
+    pb::SubmitReleaseRequest {
+        release_yaml: format!(
+            "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: web.shop, namespace: shop}}\nspec:\n  chart: {{path: ./web}}\n  \
+             values: {{image: \"{image}\", behavior: \"healthy,after=1s\"}}\n  contexts: [{}]\n  \
+             strategy: {{waves: [{}], maxFailures: 0, onFailure: rollback, soak: 1s, offlineAgent: {{deadline: 2m}}}}\n  \
+             health: {{progressDeadline: 2m, minReadyWindow: 1s}}\n",
+            contexts.join(", "),
+            waves.join(", ")
+        ),
+        source_name: "web.yaml".into(),
+        chart_archive: chart_archive(),
+        values_files: vec![],
+        reason: format!("ha rollout {image}"),
+        dry_run: false,
+        allow_mass_deletion: false,
+    }
+}
+
+/// How many contexts are healthy at `revision`, as the coordinator at `addr` sees it;
+/// None while it does not answer.
+async fn healthy_at(addr: &str, revision: u64) -> Option<usize> {
+    let mut c = client(addr).await;
+    let r = c
+        .get_release(pb::GetReleaseRequest {
+            release: "web.shop".into(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    Some(
+        r.contexts
+            .iter()
+            .filter(|s| s.revision == revision && s.phase == pb::ContextPhase::Healthy as i32)
+            .count(),
+    )
+}
+
+async fn wait_healthy(addr: &str, revision: u64, at_least: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), healthy_at(addr, revision))
+            .await
+            .ok()
+            .flatten();
+        if n.is_some_and(|n| n >= at_least) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{at_least} contexts never healthy at revision {revision} via {addr} (last: {n:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A rollout over many contexts (20; `CONVOY_HA_CONTEXTS` for more) loses its leading
+/// coordinator twice, in the middle of its waves: SIGKILL (the standby takes over and
+/// finishes it), then SIGSTOP (the first coordinator, back as a standby, takes over once
+/// the frozen one's lease expires; thawed, the frozen one finds itself deposed and stops
+/// without writing). Every context ends healthy at each revision, and the history holds
+/// each revision once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_survives_losing_its_leader_by_sigkill_and_by_sigstop() {
+    let n: usize = std::env::var("CONVOY_HA_CONTEXTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let contexts: Vec<String> = (0..n).map(|i| format!("ctx-{i:02}")).collect();
+    let etcd = Etcd::start().await.unwrap();
+    let mut a = Convoyd::start(&fleet_config(&etcd, "coordinator-a", &contexts))
+        .await
+        .unwrap();
+    let mut b = Convoyd::launch(&fleet_config(&etcd, "coordinator-b", &contexts)).unwrap();
+    assert_standby(&b, "coordinator-a").await;
+    let both = format!("{},{}", a.addr, b.addr);
+    let mut agents = Vec::new();
+    for c in &contexts {
+        agents.push(AgentProcess::launch(&both, c, &format!("agent-{c}"), None, "").unwrap());
+    }
+    for agent in &mut agents {
+        agent.wait_connected().await.unwrap();
+    }
+
+    // SIGKILL of the leader after the first wave.
+    let r1 = client(&a.addr)
+        .await
+        .submit_release(fleet_release(&contexts, "registry.example/web:1.0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r1.revision, 1);
+    wait_healthy(&a.addr, 1, 5, Duration::from_secs(60)).await;
+    a.kill();
+    let killed = Instant::now();
+    b.wait_ready_within(Duration::from_secs(30)).await.unwrap();
+    eprintln!("B leads {:?} after A was killed", killed.elapsed());
+    wait_healthy(&b.addr, 1, n, Duration::from_secs(180)).await;
+    eprintln!(
+        "revision 1 healthy in all {n} contexts {:?} after the kill",
+        killed.elapsed()
+    );
+
+    // SIGSTOP of the new leader after the first wave of revision 2.
+    a.relaunch().unwrap();
+    assert_standby(&a, "coordinator-b").await;
+    let r2 = client(&b.addr)
+        .await
+        .submit_release(fleet_release(&contexts, "registry.example/web:2.0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r2.revision, 2);
+    wait_healthy(&b.addr, 2, 5, Duration::from_secs(60)).await;
+    b.freeze();
+    let frozen = Instant::now();
+    a.wait_ready_within(Duration::from_secs(30)).await.unwrap();
+    eprintln!("A leads {:?} after B froze", frozen.elapsed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.thaw();
+    let status = loop {
+        if let Some(s) = b.exited() {
+            break s;
+        }
+        assert!(
+            frozen.elapsed() < Duration::from_secs(60),
+            "the thawed, deposed coordinator still runs:\n{}",
+            b.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status}");
+    assert!(b.logs().contains("leadership lost"), "{}", b.logs());
+    wait_healthy(&a.addr, 2, n, Duration::from_secs(180)).await;
+    eprintln!(
+        "revision 2 healthy in all {n} contexts {:?} after the freeze",
+        frozen.elapsed()
+    );
+
+    let history = client(&a.addr)
+        .await
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, [2, 1], "each revision once: {history:?}");
+    let release = client(&a.addr)
+        .await
+        .get_release(pb::GetReleaseRequest {
+            release: "web.shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(release.deployed_revision, 2, "{release:?}");
+}
