@@ -9,6 +9,7 @@
 //! | Vault API | [`openbao::OpenBao`] | `bao server -dev` |
 //! | etcd | [`etcd::Etcd`] | Debian's `etcd` |
 //! | webhook receiver | [`webhook::Receiver`] | (in process, axum) |
+//! | a link to cut | [`proxy::TcpProxy`] | (in process, tokio) |
 //! | chart repository | [`charts::ChartServer`] | (in process, tokio) |
 //! | OCI registry | [`charts::Registry`] | Debian's `docker-registry` |
 //!
@@ -30,6 +31,7 @@ pub mod kube;
 pub mod openbao;
 pub mod podsim;
 pub mod process;
+pub mod proxy;
 pub mod tools;
 pub mod webhook;
 

@@ -3,7 +3,8 @@
 //! restart; a release too large for the agent link is refused at submit, naming the
 //! limit, before any cluster is touched; with OpenBao down across a restart a rollout
 //! waits, saying why, and finishes once it is back; seeded SIGKILLs at random moments
-//! of rollouts never keep one from converging or lose a record. Simulated agents
+//! of rollouts never keep one from converging or lose a record; an agent's link cut
+//! mid-wave and restored finishes the rollout without applying twice. Simulated agents
 //! (`convoy-agent` with the simulated backend) stand in for clusters.
 
 use std::time::{Duration, Instant};
@@ -462,4 +463,77 @@ async fn rollouts_converge_through_random_coordinator_kills() {
         }
         eprintln!("{what}: converged in {:?}", started.elapsed());
     }
+}
+
+/// An agent's link cut in the middle of its wave and restored: the rollout does not fail
+/// or apply twice; the agent reconnects, its held report is delivered, and the rollout
+/// finishes. A loopback TCP proxy between the agent and convoyd stands in for the
+/// network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_link_cut_mid_wave_and_restored_finishes_the_rollout() {
+    use convoy_tests::proxy::TcpProxy;
+    let convoyd = Convoyd::start(&config("")).await.expect("convoyd starts");
+    let east = AgentProcess::start(&convoyd.addr, "east", "agent-east", None, "")
+        .await
+        .expect("east starts");
+    let target = convoyd.addr.trim_start_matches("http://");
+    let proxy = TcpProxy::start(target).await.expect("proxy");
+    let mut west = AgentProcess::start(&format!("http://{}", proxy.addr), "west", "agent-west", None, "")
+        .await
+        .expect("west starts through the proxy");
+    let mut c = client(&convoyd).await;
+    let accepted = c
+        .submit_release(submit_request(
+            "{image: \"registry.example/web:2.0\", behavior: \"healthy,after=3s\"}",
+        ))
+        .await
+        .expect("submit")
+        .into_inner();
+    // West (the second wave) is progressing: cut its link.
+    wait_until(&mut c, Duration::from_secs(60), "west progressing", |r| {
+        r.contexts
+            .iter()
+            .any(|s| s.context == "west" && s.phase == pb::ContextPhase::Progressing as i32)
+    })
+    .await;
+    proxy.cut();
+    let cut_at = Instant::now();
+    wait_until(&mut c, Duration::from_secs(30), "west seen disconnected", |r| {
+        r.contexts
+            .iter()
+            .any(|s| s.context == "west" && !s.agent_connected)
+    })
+    .await;
+    eprintln!("west seen disconnected {:?} after the cut", cut_at.elapsed());
+    // Long enough for west's pods to become healthy while nobody hears of it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = release(&mut c).await;
+    assert_ne!(during.deployed_revision, accepted.revision, "{during:#?}");
+    proxy.restore();
+    west.wait_connected().await.expect("west reconnects");
+    wait_until(&mut c, Duration::from_secs(60), "the rollout finished", |r| {
+        r.deployed_revision == accepted.revision
+    })
+    .await;
+    eprintln!("rollout finished {:?} after the cut", cut_at.elapsed());
+    let history = c
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(history.revisions.len(), 1, "{history:#?}");
+    assert_eq!(history.revisions[0].phase, pb::OperationPhase::Succeeded as i32);
+    // West applied the revision once: a replayed command is answered from its ledger.
+    let applies = west.logs().matches("kind=\"apply\"").count();
+    assert_eq!(
+        applies,
+        1,
+        "west accepted the apply {applies} times:\n{}",
+        west.logs()
+    );
+    assert!(west.logs().contains("connected to the coordinator"));
+    drop(east);
 }
