@@ -849,8 +849,8 @@ async fn wait_context(c: &mut Client, context: &str, p: pb::ContextPhase, revisi
 /// the `convoy` CLI: pause holds the next wave (past its soak) until resume; abort stops a
 /// rollout and leaves what was applied; `maxFailures` as a count and as a percentage lets
 /// a rollout succeed with one crash-looping region; a release one cluster's API server
-/// refuses in preflight is applied nowhere; `convoy rollback` with OpenBao stopped takes
-/// every region back.
+/// refuses in preflight is applied nowhere; with OpenBao stopped a submit and a diff
+/// fail naming Vault and touch nothing, and `convoy rollback` takes every region back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operator_controls_and_failure_budgets_on_three_clusters() {
     let Fleet {
@@ -971,9 +971,52 @@ async fn operator_controls_and_failure_budgets_on_three_clusters() {
     assert!(op.message.contains("west"), "{}", op.message);
     assert_eq!(images(&clusters).await, vec!["registry.example/web:5.0"; 3]);
 
-    // OpenBao goes down; `convoy rollback` takes every region back to revision 2 anyway
-    // (the agents restore it from their clusters' history: no Vault, no chart).
+    // OpenBao goes down. A submit and a diff fail at once, saying Vault cannot be
+    // reached, with no cluster touched and nothing recorded; `convoy rollback` takes
+    // every region back to revision 2 anyway (the agents restore it from their
+    // clusters' history: no Vault, no chart).
     bao.kill();
+    let revisions_before = admin
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revisions
+        .len();
+    let work = tempfile::tempdir().unwrap();
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/web");
+    std::fs::write(
+        work.path().join("web.yaml"),
+        run("registry.example/web:7.0", "", waves("")).replace("./web", &chart.display().to_string()),
+    )
+    .unwrap();
+    let file = work.path().join("web.yaml").display().to_string();
+    for verb in ["submit", "diff"] {
+        let (ok, text) = cli(&convoyd, &[verb, "-f", &file]);
+        assert!(!ok, "convoy {verb} with OpenBao down: {text}");
+        assert!(
+            text.contains("Vault") || text.contains("vault"),
+            "convoy {verb} with OpenBao down should name Vault: {text}"
+        );
+    }
+    let revisions_after = admin
+        .get_history(pb::GetHistoryRequest {
+            release: "web.shop".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revisions
+        .len();
+    assert_eq!(
+        revisions_after, revisions_before,
+        "a submit with Vault down recorded a revision"
+    );
+    assert_eq!(images(&clusters).await, vec!["registry.example/web:5.0"; 3]);
     let (ok, text) = cli(
         &convoyd,
         &[
