@@ -92,6 +92,10 @@ pub struct DaemonConfig {
     /// Webhooks told about operations (Slack-compatible or JSON).
     #[serde(default)]
     pub notifications: crate::notify::NotificationsConfig,
+    /// Promotion between environments: `{prod: {after: staging}}` lets a release in
+    /// `prod` use only a chart archive (by digest) that already ran healthy in `staging`.
+    #[serde(default)]
+    pub promotion: BTreeMap<String, PromotionRule>,
 }
 
 /// Bounds on loading and rendering charts, so a hostile or broken chart fails with a
@@ -200,6 +204,14 @@ fn default_max_subchart_depth() -> u32 {
 }
 fn default_concurrent_renders() -> u32 {
     2
+}
+
+/// One environment's promotion rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionRule {
+    /// The environment a chart must have run healthy in first.
+    pub after: String,
 }
 
 /// Server TLS.
@@ -404,6 +416,26 @@ impl DaemonConfig {
         }
         self.render.validate()?;
         self.notifications.validate()?;
+        let envs: std::collections::BTreeSet<&str> = self.contexts.iter().map(|c| c.env.as_str()).collect();
+        for (env, rule) in &self.promotion {
+            if rule.after.trim().is_empty() || rule.after == *env {
+                return bad(
+                    &format!("promotion.{env}.after"),
+                    format!("expected another environment's name, got {:?}", rule.after),
+                );
+            }
+            let known = |e: &str| self.contexts.is_empty() || envs.contains(e);
+            if !known(env) || !known(&rule.after) {
+                return bad(
+                    &format!("promotion.{env}"),
+                    format!(
+                        "{env} after {}: both must be environments of the registry ({})",
+                        rule.after,
+                        envs.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
         crate::sources::validate(&self.chart_sources)?;
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()

@@ -323,7 +323,13 @@ pub async fn start(
             link_message_limit: cfg.agent_link_max_message_bytes,
         },
     )
-    .await?;
+    .await?
+    .with_promotion(
+        cfg.promotion
+            .iter()
+            .map(|(env, rule)| (env.clone(), rule.after.clone()))
+            .collect(),
+    );
     if !cfg.notifications.webhooks.is_empty() {
         let by_name = registry.iter().map(|c| (c.name.clone(), c.clone())).collect();
         crate::notify::spawn(&cfg.notifications, by_name, core.subscribe_operations())

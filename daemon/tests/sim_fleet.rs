@@ -96,8 +96,14 @@ async fn start_fleet(
         dir.join("state.redb").display()
     );
     for (name, region, _) in contexts {
+        // The environment follows the name: `prod-*`, `stage-*`, else dev.
+        let env = match name.split('-').next() {
+            Some("prod") => "prod",
+            Some("stage") => "staging",
+            _ => "dev",
+        };
         cfg.push_str(&format!(
-            "  - {{name: {name}, region: {region}, env: dev, cloud: sim, clusterName: {name}-cluster}}\n"
+            "  - {{name: {name}, region: {region}, env: {env}, cloud: sim, clusterName: {name}-cluster}}\n"
         ));
     }
     let path = dir.join("convoyd.yaml");
@@ -516,4 +522,94 @@ async fn diff_reports_each_context_without_secrets_or_side_effects() {
 
     stop.cancel();
     running.stop().await.unwrap();
+}
+
+/// A release of the web chart named `name` to `context`, with `image`.
+fn promoted_release(name: &str, context: &str, image: &str) -> String {
+    format!(
+        "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: {name}}}\nspec:\n  chart: {{path: ./web}}\n  values: {{image: \"{image}\", behavior: \"healthy,after=100ms\"}}\n  contexts: [{context}]\n  health: {{progressDeadline: 1m, minReadyWindow: 0s}}\n"
+    )
+}
+
+/// Promotion between environments (`promotion: {prod: {after: staging}}`): a chart
+/// archive reaches prod only once the same archive (by digest) ran healthy in staging.
+/// A dry run says so too; a changed chart is a new digest and must go through staging
+/// again; the refusal names the rule and the digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prod_takes_only_charts_that_ran_healthy_in_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let contexts = vec![
+        ("stage-1".to_string(), "r1".to_string(), 0),
+        ("prod-1".to_string(), "r1".to_string(), 0),
+    ];
+    let (running, stop, _backends) =
+        start_fleet(dir.path(), "promotion: {prod: {after: staging}}\n", &contexts, 2).await;
+    let mut c = pb::release_service_client::ReleaseServiceClient::connect(format!("http://{}", running.addr))
+        .await
+        .unwrap();
+    let chart_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/charts/web");
+    let archive = convoy_chart::package_dir(&chart_dir).unwrap();
+    let request = |name: &str, context: &str, archive: &[u8], dry_run: bool| pb::SubmitReleaseRequest {
+        release_yaml: promoted_release(name, context, "registry.example/web:1.0"),
+        source_name: format!("{name}.yaml"),
+        chart_archive: archive.to_vec(),
+        reason: "promotion test".into(),
+        dry_run,
+        ..Default::default()
+    };
+    // Not yet run in staging: refused for prod, dry run included.
+    for dry_run in [true, false] {
+        let refused = c
+            .submit_release(request("web.prod", "prod-1", &archive, dry_run))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        assert!(
+            refused
+                .message()
+                .contains("environment prod takes only charts that already ran healthy in staging")
+                && refused.message().contains("sha256:"),
+            "{}",
+            refused.message()
+        );
+    }
+    // It runs healthy in staging...
+    let staged = c
+        .submit_release(request("web.stage", "stage-1", &archive, false))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op_of(&mut c, "web.stage", &staged.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    // ... so the same archive may go to prod.
+    let prod = c
+        .submit_release(request("web.prod", "prod-1", &archive, false))
+        .await
+        .expect("the staged chart is promoted")
+        .into_inner();
+    let op = wait_op_of(&mut c, "web.prod", &prod.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    // A changed chart is another digest: back through staging first.
+    let mut files = convoy_chart::unpack_archive(&archive).unwrap();
+    for f in &mut files {
+        if f.name == "values.yaml" {
+            f.data.extend_from_slice(b"# changed\n");
+        }
+    }
+    let changed = convoy_chart::package_files(&files, "web").unwrap();
+    let refused = c
+        .submit_release(request("web.prod", "prod-1", &changed, false))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    let history = c
+        .get_history(pb::GetHistoryRequest {
+            release: "web.prod".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.revisions.len(), 1, "refusals record nothing: {history:?}");
+    stop.cancel();
 }

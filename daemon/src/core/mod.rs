@@ -244,6 +244,13 @@ pub(crate) enum Msg {
     },
     Clusters(Reply<Vec<ClusterView>>),
     Audit(Reply<Vec<AuditEntry>>),
+    /// A deploy revision of a release in `environment` whose chart archive had `digest`
+    /// and that succeeded: (release, revision).
+    RanHealthy {
+        digest: String,
+        environment: String,
+        reply: Reply<Option<(String, u64)>>,
+    },
     /// Every committed change of an operation, from now on (the notifier).
     SubscribeOperations(tokio::sync::mpsc::UnboundedSender<crate::model::Operation>),
     /// Write an audit entry for something decided outside the core thread (a diff, a
@@ -333,6 +340,8 @@ pub struct Coordinator {
     link_message_limit: usize,
     /// Why the core stopped, once a commit failed; closed when the core thread ends.
     failure: tokio::sync::watch::Receiver<Option<String>>,
+    /// Environment -> the environment a chart must have run healthy in first.
+    promotion: Arc<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -462,7 +471,44 @@ impl Coordinator {
             registry,
             link_message_limit: settings.link_message_limit,
             failure,
+            promotion: Arc::new(BTreeMap::new()),
         })
+    }
+
+    /// Promotion rules: a submit to environment `E` (a key) may only use a chart whose
+    /// archive digest already ran healthy in the environment it maps to.
+    pub fn with_promotion(mut self, rules: BTreeMap<String, String>) -> Self {
+        self.promotion = Arc::new(rules);
+        self
+    }
+
+    /// Refuses a submit whose chart has not run healthy where the promotion rule for its
+    /// environment says it must have (before any secret is read).
+    async fn check_promotion(&self, environment: &str, digest: &str) -> Result<(), CoreError> {
+        let Some(earlier) = self.promotion.get(environment) else {
+            return Ok(());
+        };
+        let ran = if digest.is_empty() {
+            None
+        } else {
+            let (digest, earlier) = (digest.to_string(), earlier.clone());
+            self.ask(|reply| Msg::RanHealthy {
+                digest,
+                environment: earlier,
+                reply,
+            })
+            .await?
+        };
+        match ran {
+            Some((release, revision)) => {
+                tracing::info!(environment, digest, promoted_from = %format!("{release} revision {revision}"), "promotion rule met");
+                Ok(())
+            }
+            None => Err(CoreError::FailedPrecondition(format!(
+                "promotion: environment {environment} takes only charts that already ran healthy in {earlier}; chart {} has not run healthy there (deploy it to {earlier} first)",
+                if digest.is_empty() { "(no archive)" } else { digest }
+            ))),
+        }
     }
 
     /// Resolves when the core stopped because a commit failed, with why; never if it
@@ -618,6 +664,10 @@ impl Coordinator {
             } else {
                 crate::sources::sha256(&inputs.chart_archive)
             };
+            if action.starts_with("submit") {
+                self.check_promotion(&preview.meta.environment, &inputs.chart_digest)
+                    .await?;
+            }
             self.prepare(inputs).await
         };
         prepared.await.inspect_err(|e| {

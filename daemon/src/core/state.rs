@@ -590,6 +590,13 @@ impl Core {
                 let _ = reply.send(self.store.audit().map_err(|e| CoreError::Store(e.to_string())));
             }
             Msg::SubscribeOperations(tx) => self.op_listeners.push(tx),
+            Msg::RanHealthy {
+                digest,
+                environment,
+                reply,
+            } => {
+                let _ = reply.send(self.ran_healthy(&digest, &environment));
+            }
             Msg::Record {
                 who,
                 action,
@@ -812,6 +819,29 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// The newest succeeded deploy of a release in `environment` that shipped the
+    /// chart archive `digest`.
+    fn ran_healthy(&self, digest: &str, environment: &str) -> Result<Option<(String, u64)>, CoreError> {
+        for rel in self
+            .releases
+            .values()
+            .filter(|r| r.record.environment == environment)
+        {
+            let revisions = self
+                .store
+                .revisions(&rel.record.name)
+                .map_err(|e| CoreError::Store(e.to_string()))?;
+            if let Some(r) = revisions.iter().rev().find(|r| {
+                r.kind == OperationKind::Deploy
+                    && r.phase == OperationPhase::Succeeded
+                    && r.chart_digest == digest
+            }) {
+                return Ok(Some((rel.record.name.clone(), r.number)));
+            }
+        }
+        Ok(None)
     }
 
     fn next_seq(&mut self) -> u64 {
