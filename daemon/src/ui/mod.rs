@@ -46,6 +46,9 @@ const MAX_SESSIONS: usize = 10_000;
 /// How many audit entries the page gets (the newest).
 const AUDIT_LIMIT: usize = 500;
 
+/// A refusal, ready to send (boxed: a response is large).
+type Refusal = Box<Response>;
+
 struct Session {
     who: Principal,
     expires: Instant,
@@ -102,7 +105,7 @@ impl Ui {
 
     /// The principal of a request: its live session, else `anonymous` when
     /// `auth.allow_anonymous` (development only), else none.
-    fn principal(&self, headers: &HeaderMap) -> Result<Principal, Response> {
+    fn principal(&self, headers: &HeaderMap) -> Result<Principal, Refusal> {
         if let Some(id) = session_id(headers) {
             let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
             match sessions.get(&id) {
@@ -117,12 +120,12 @@ impl Ui {
             return self
                 .auth
                 .authenticate(None)
-                .map_err(|e| error(StatusCode::UNAUTHORIZED, &e.to_string()));
+                .map_err(|e| Box::new(error(StatusCode::UNAUTHORIZED, &e.to_string())));
         }
-        Err(error(
+        Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "not logged in (or the session expired): log in with an API token",
-        ))
+        )))
     }
 
     fn registry(&self) -> &std::collections::BTreeMap<String, crate::core::ContextInfo> {
@@ -184,13 +187,13 @@ fn core_error(e: CoreError) -> Response {
 }
 
 /// Refuses a POST without the action header.
-fn check_action_header(headers: &HeaderMap) -> Result<(), Response> {
+fn check_action_header(headers: &HeaderMap) -> Result<(), Refusal> {
     match headers.get(ACTION_HEADER) {
         Some(v) if v == "1" => Ok(()),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "missing the X-Convoy-Action: 1 header (actions are only taken from the page)",
-        )),
+        ))),
     }
 }
 
@@ -222,7 +225,7 @@ struct LoginBody {
 
 async fn login(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = check_action_header(&headers) {
-        return r;
+        return *r;
     }
     let Ok(LoginBody { token }) = serde_json::from_slice(&body) else {
         return error(StatusCode::BAD_REQUEST, "expected {\"token\": \"...\"}");
@@ -277,7 +280,7 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Respons
 
 async fn logout(State(ui): State<Ui>, headers: HeaderMap) -> Response {
     if let Err(r) = check_action_header(&headers) {
-        return r;
+        return *r;
     }
     if let Some(id) = session_id(&headers) {
         ui.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -311,7 +314,7 @@ async fn me(State(ui): State<Ui>, headers: HeaderMap) -> Response {
             });
             json_response(StatusCode::OK, &principal_json(&who, anonymous))
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -399,7 +402,7 @@ fn release_json(v: &ReleaseView, regions: &HashMap<String, String>) -> Value {
 async fn fleet(State(ui): State<Ui>, headers: HeaderMap) -> Response {
     let who = match ui.principal(&headers) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let views = match ui.core.releases().await {
         Ok(v) => v,
@@ -466,19 +469,23 @@ fn revision_json(r: &RevisionRecord) -> Value {
 }
 
 /// Refuses unless `who` may view `release` (NOT_FOUND as for anyone when it does not exist).
-async fn check_view(ui: &Ui, who: &Principal, release: &str) -> Result<(), Response> {
-    let v = ui.core.release(release.to_string()).await.map_err(core_error)?;
+async fn check_view(ui: &Ui, who: &Principal, release: &str) -> Result<(), Refusal> {
+    let v = ui
+        .core
+        .release(release.to_string())
+        .await
+        .map_err(|e| Box::new(core_error(e)))?;
     who.may_view(&v, ui.registry())
-        .map_err(|e| error(StatusCode::FORBIDDEN, &e.to_string()))
+        .map_err(|e| Box::new(error(StatusCode::FORBIDDEN, &e.to_string())))
 }
 
 async fn history(State(ui): State<Ui>, headers: HeaderMap, Path(release): Path<String>) -> Response {
     let who = match ui.principal(&headers) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_view(&ui, &who, &release).await {
-        return r;
+        return *r;
     }
     match ui.core.history(release).await {
         Ok(revs) => json_response(
@@ -498,7 +505,7 @@ struct AuditQuery {
 async fn audit(State(ui): State<Ui>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Response {
     let who = match ui.principal(&headers) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let views = if who.scope.is_some() {
         match ui.core.releases().await {
@@ -546,7 +553,7 @@ async fn audit(State(ui): State<Ui>, headers: HeaderMap, Query(q): Query<AuditQu
 /// releases outside its scope beyond that something changed. Ends when the session does.
 async fn events(State(ui): State<Ui>, headers: HeaderMap) -> Response {
     if let Err(r) = ui.principal(&headers) {
-        return r;
+        return *r;
     }
     let mut changes = ui.changes.clone();
     changes.mark_unchanged();
@@ -584,10 +591,10 @@ async fn act(
 ) -> Response {
     let who = match ui.principal(&headers) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_action_header(&headers) {
-        return r;
+        return *r;
     }
     let Ok(body) = serde_json::from_slice::<ActionBody>(&body) else {
         return error(
