@@ -27,6 +27,7 @@ const CONTEXTS: [(&str, &str); 3] = [("east", "us-east1"), ("west", "us-west1"),
 const VIEWER: &str = "t-view-3c9e1";
 const OPERATOR: &str = "t-oncall-77b2a";
 const DEPLOYER: &str = "t-deploy-51d0f";
+const PROD_VIEWER: &str = "t-prod-view-0a4c2";
 
 #[derive(Clone)]
 struct Bearer(String);
@@ -219,6 +220,18 @@ fn cell(context: &str) -> String {
 }
 
 async fn login(b: &Client, base: &str, token: &str) {
+    submit_login(b, base, token).await;
+    wait_for(
+        b,
+        "the fleet matrix after login",
+        Duration::from_secs(10),
+        &format!("return {}", cell("east")),
+    )
+    .await;
+}
+
+/// Fills in and submits the login form.
+async fn submit_login(b: &Client, base: &str, token: &str) {
     b.goto(&format!("{base}/ui")).await.unwrap();
     let input = b
         .wait()
@@ -233,11 +246,21 @@ async fn login(b: &Client, base: &str, token: &str) {
         .click()
         .await
         .unwrap();
+}
+
+/// Clicks "Log out" and waits for the login form.
+async fn logout(b: &Client) {
+    b.find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(
         b,
-        "the fleet matrix after login",
+        "the login form after logout",
         Duration::from_secs(10),
-        &format!("return {}", cell("east")),
+        "return !document.getElementById('login').classList.contains('hidden')",
     )
     .await;
 }
@@ -281,7 +304,8 @@ async fn the_status_page_shows_the_fleet_live_and_operators_roll_back_from_it() 
     }
     cfg.push_str(&format!(
         "auth:\n  tokens:\n    - {{name: night-viewer, role: viewer, token: {VIEWER}}}\n    \
-         - {{name: oncall, role: operator, token: {OPERATOR}}}\n    - {{name: release-bot, role: deployer, token: {DEPLOYER}}}\n  agents:\n"
+         - {{name: oncall, role: operator, token: {OPERATOR}}}\n    \
+         - {{name: prod-viewer, role: viewer, token: {PROD_VIEWER}, scope: {{environments: [prod]}}}}\n    - {{name: release-bot, role: deployer, token: {DEPLOYER}}}\n  agents:\n"
     ));
     for (c, _) in CONTEXTS {
         cfg.push_str(&format!("    - {{context: {c}, token: a-{c}}}\n"));
@@ -409,20 +433,52 @@ async fn the_status_page_shows_the_fleet_live_and_operators_roll_back_from_it() 
     assert!(body.contains("X-Convoy-Action"), "{body}");
     screenshot(&b, "fleet-matrix.png").await;
 
-    // Log out; the session is gone server-side too.
-    b.find(Locator::Css("#logout"))
-        .await
-        .unwrap()
-        .click()
+    // The session cookie alone is the credential (as another client would replay it)...
+    let session = b.get_named_cookie("convoy_session").await.unwrap();
+    let cookie = format!("convoy_session={}", session.value());
+    let fleet_url = format!("{base}/ui/api/fleet");
+    let r = convoy_tests::http::request("GET", &fleet_url, &[("cookie", &cookie)], None)
         .await
         .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("web.shop") && !r.body.contains(VIEWER),
+        "{}",
+        r.body
+    );
+    // ...until logout, which ends it server-side too.
+    logout(&b).await;
+    let r = convoy_tests::http::request("GET", &fleet_url, &[("cookie", &cookie)], None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "a logged-out session still works: {}", r.body);
+
+    // A viewer scoped to prod sees neither the dev release, nor the dev contexts, nor their audit.
+    submit_login(&b, &base, PROD_VIEWER).await;
     wait_for(
         &b,
-        "the login form after logout",
+        "an empty fleet for the prod viewer",
         Duration::from_secs(10),
-        "return !document.getElementById('login').classList.contains('hidden')",
+        "return !document.getElementById('fleet-empty').classList.contains('hidden')",
     )
     .await;
+    let shown = js(
+        &b,
+        "return [document.querySelectorAll('#matrix td.cell, #matrix th[data-context], #audit-table tbody tr').length, document.body.innerText]",
+    )
+    .await;
+    assert_eq!(shown[0], json!(0), "{}", shown[1]);
+    assert!(!shown[1].as_str().unwrap().contains("web.shop"), "{}", shown[1]);
+    let v = b
+        .execute_async(
+            "const done = arguments[0]; fetch('/ui/api/releases/web.shop/history').then(r => r.text().then(t => done([r.status, t])));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(v[0], json!(403), "{v}");
+    assert!(v[1].as_str().unwrap().contains("prod-viewer"), "{v}");
+    logout(&b).await;
 
     // The operator: buttons, and a rollout that the page follows live.
     login(&b, &base, OPERATOR).await;
