@@ -473,6 +473,39 @@ impl Principal {
         }
     }
 
+    /// Refuses unless the principal may view release `v`: its name, namespace and every
+    /// context it targets or runs in lie in the scope. What the API's release reads,
+    /// and the web status page, show a scoped principal.
+    pub fn may_view(
+        &self,
+        v: &crate::core::ReleaseView,
+        registry: &BTreeMap<String, ContextInfo>,
+    ) -> Result<(), AuthError> {
+        let r = &v.record;
+        let contexts = r
+            .contexts
+            .iter()
+            .chain(r.deployed.keys().filter(|c| !r.contexts.contains(c)))
+            .map(String::as_str);
+        self.check_scope("view", &r.name, &r.namespace, contexts, registry)
+    }
+
+    /// Whether the principal may read audit entry `e`: a global principal reads every
+    /// entry; a scoped one its own and those of releases it may view (`views`: every
+    /// release, as [`crate::core::Coordinator::releases`] returns them).
+    pub fn may_read_audit(
+        &self,
+        e: &crate::store::AuditEntry,
+        views: &[crate::core::ReleaseView],
+        registry: &BTreeMap<String, ContextInfo>,
+    ) -> bool {
+        self.scope.is_none()
+            || e.who == self.name
+            || views
+                .iter()
+                .any(|v| v.record.name == e.release && self.may_view(v, registry).is_ok())
+    }
+
     /// Whether the principal may see `context` (its registry entry, its agent).
     pub fn sees_context(&self, context: &ContextInfo) -> bool {
         self.scope

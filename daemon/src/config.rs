@@ -96,6 +96,36 @@ pub struct DaemonConfig {
     /// `prod` use only a chart archive (by digest) that already ran healthy in `staging`.
     #[serde(default)]
     pub promotion: BTreeMap<String, PromotionRule>,
+    /// The web status page, served on `metrics_listen` under `/ui`.
+    #[serde(default)]
+    pub ui: UiConfig,
+}
+
+/// The live web status page (`/ui` on `metrics_listen`): the fleet, the rollouts and
+/// the audit log, with pause, resume, abort and rollback for operators. Its login
+/// takes an API token; the session lives in a cookie.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// Serve the page. Off by default.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long a login lasts, in hours (1 to 168).
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: false,
+            session_hours: default_session_hours(),
+        }
+    }
+}
+
+fn default_session_hours() -> u32 {
+    12
 }
 
 /// Bounds on loading and rendering charts, so a hostile or broken chart fails with a
@@ -441,6 +471,32 @@ impl DaemonConfig {
             && m.parse::<SocketAddr>().is_err()
         {
             return bad("metrics_listen", format!("expected host:port, got {m:?}"));
+        }
+        if !(1..=168).contains(&self.ui.session_hours) {
+            return bad(
+                "ui.session_hours",
+                format!("expected 1 to 168 hours, got {}", self.ui.session_hours),
+            );
+        }
+        if self.ui.enabled {
+            let Some(m) = self
+                .metrics_listen
+                .as_deref()
+                .and_then(|m| m.parse::<SocketAddr>().ok())
+            else {
+                return bad(
+                    "ui.enabled",
+                    "the web status page is served on `metrics_listen`, which is not set".into(),
+                );
+            };
+            if !m.ip().is_loopback() && !self.allow_plaintext {
+                return bad(
+                    "ui.enabled",
+                    format!(
+                        "metrics_listen {m} is not a loopback address and serves plain HTTP: the page's login would send API tokens, and its session cookie, across the network in plaintext; listen on 127.0.0.1, or set `allow_plaintext: true` behind a TLS-terminating proxy"
+                    ),
+                );
+            }
         }
         match self.store.backend.as_str() {
             "embedded" => {}
@@ -811,6 +867,42 @@ mod tests {
         );
         assert!(load("listen: 0.0.0.0:7443\nallow_plaintext: true\n", &[]).is_ok());
         assert!(load("listen: '[::1]:7443'\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn ui_needs_a_loopback_metrics_listener_unless_plaintext_is_allowed() {
+        let cfg = load("metrics_listen: 127.0.0.1:9090\nui: {enabled: true}\n", &[]).unwrap();
+        assert!(cfg.ui.enabled);
+        assert_eq!(cfg.ui.session_hours, 12);
+        let err = load("ui: {enabled: true}\n", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("`ui.enabled`") && err.contains("metrics_listen"),
+            "{err}"
+        );
+        let err = load("metrics_listen: 0.0.0.0:9090\nui: {enabled: true}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`ui.enabled`") && err.contains("plaintext") && err.contains("allow_plaintext"),
+            "{err}"
+        );
+        assert!(
+            load(
+                "metrics_listen: 0.0.0.0:9090\nallow_plaintext: true\nui: {enabled: true}\n",
+                &[]
+            )
+            .is_ok()
+        );
+        // Without the page, metrics may listen anywhere as before.
+        assert!(load("metrics_listen: 0.0.0.0:9090\n", &[]).is_ok());
+        let err = load("ui: {enabled: false, session_hours: 0}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`ui.session_hours`"), "{err}");
+        let err = load("ui: {enabled: true, sessions: 3}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sessions"), "{err}");
     }
 
     #[test]

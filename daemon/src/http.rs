@@ -1,4 +1,5 @@
-//! `/healthz`, `/readyz` and `/metrics` over plain HTTP, for probes and Prometheus.
+//! `/healthz`, `/readyz` and `/metrics` over plain HTTP, for probes and Prometheus; and
+//! the web status page under `/ui` when `ui.enabled` ([`crate::ui`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -59,16 +60,20 @@ pub async fn serve_standby(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves; with `ui`, the web status page too.
 pub async fn serve(
     listener: TcpListener,
     core: Coordinator,
+    ui: Option<crate::ui::Ui>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .with_state(core);
+    if let Some(ui) = ui {
+        app = app.merge(ui.router());
+    }
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

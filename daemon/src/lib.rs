@@ -22,3 +22,4 @@ pub use convoy_sources as sources;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;

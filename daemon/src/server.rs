@@ -358,6 +358,7 @@ pub async fn start(
     use crate::api::limits::{BodyLimit, SMALL_LIMIT, SUBMIT_LIMIT};
     use tonic::service::interceptor::InterceptedService;
     let authenticate = crate::api::Authenticate(Arc::new(auth.clone()));
+    let ui_auth = auth.clone();
     let releases = BodyLimit::new(InterceptedService::new(
         pb::release_service_server::ReleaseServiceServer::new(ReleaseApi {
             core: core.clone(),
@@ -435,8 +436,12 @@ pub async fn start(
     if let Some(l) = metrics_listener {
         tracing::info!(addr = %l.local_addr()?, "metrics and health endpoints listening");
         let c = core.clone();
+        let ui = cfg.ui.enabled.then(|| {
+            tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "web status page on /ui");
+            crate::ui::Ui::new(core.clone(), ui_auth, cfg.ui.session_hours)
+        });
         tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(l, c, std::future::pending()).await {
+            if let Err(e) = crate::http::serve(l, c, ui, std::future::pending()).await {
                 tracing::error!(error = %e, "metrics endpoint stopped");
             }
         });

@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::{auth_status, convert, principal, status};
-use crate::auth::{AuthError, Authenticator, Principal, Role};
+use crate::auth::{Authenticator, Principal, Role};
 use crate::core::{Control, Coordinator, WatchKind};
 use crate::model::OperationPhase;
 use crate::store::SubmitInputs;
@@ -55,7 +55,7 @@ impl ReleaseApi {
             return Ok(());
         }
         let v = self.core.release(release.to_string()).await.map_err(status)?;
-        visible(who, &v, self.core.registry()).map_err(auth_status)
+        who.may_view(&v, self.core.registry()).map_err(auth_status)
     }
 
     async fn control(
@@ -149,7 +149,7 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             .release(req.into_inner().release)
             .await
             .map_err(status)?;
-        visible(&who, &v, self.core.registry()).map_err(auth_status)?;
+        who.may_view(&v, self.core.registry()).map_err(auth_status)?;
         Ok(Response::new(convert::release(&v)))
     }
 
@@ -168,7 +168,7 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             .iter()
             .filter(|v| f.environment.is_empty() || v.record.environment == f.environment)
             .filter(|v| f.context.is_empty() || v.record.contexts.contains(&f.context))
-            .filter(|v| visible(&who, v, self.core.registry()).is_ok())
+            .filter(|v| who.may_view(v, self.core.registry()).is_ok())
             .map(convert::release)
             .collect();
         Ok(Response::new(pb::ListReleasesResponse { releases }))
@@ -346,11 +346,6 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         } else {
             Vec::new()
         };
-        let in_scope = |release: &str| {
-            views
-                .iter()
-                .any(|v| v.record.name == release && visible(&who, v, self.core.registry()).is_ok())
-        };
         let mut entries: Vec<pb::AuditEntry> = self
             .core
             .audit()
@@ -359,7 +354,7 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             .into_iter()
             .filter(|e| r.release.is_empty() || e.release == r.release)
             .filter(|e| e.at >= since)
-            .filter(|e| who.scope.is_none() || e.who == who.name || in_scope(&e.release))
+            .filter(|e| who.may_read_audit(e, &views, self.core.registry()))
             .map(|e| pb::AuditEntry {
                 seq: e.seq,
                 at: convert::ts(e.at),
@@ -377,22 +372,6 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         }
         Ok(Response::new(pb::ListAuditResponse { entries }))
     }
-}
-
-/// Whether `who` may view release `v`: its name, namespace and every context it
-/// targets or runs in lie in the scope.
-fn visible(
-    who: &Principal,
-    v: &crate::core::ReleaseView,
-    registry: &std::collections::BTreeMap<String, crate::core::ContextInfo>,
-) -> Result<(), AuthError> {
-    let r = &v.record;
-    let contexts = r
-        .contexts
-        .iter()
-        .chain(r.deployed.keys().filter(|c| !r.contexts.contains(c)))
-        .map(String::as_str);
-    who.check_scope("view", &r.name, &r.namespace, contexts, registry)
 }
 
 /// An operation event whose operation has finished.
