@@ -27,7 +27,7 @@ pub enum OperationKind {
 }
 
 /// Where an operation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OperationPhase {
     Queued,
     /// Server-side dry run in every target context before anything changes.
@@ -238,6 +238,9 @@ pub struct Operation {
     /// Failures an operator accepted by resuming a paused rollout: not counted again.
     #[serde(default)]
     pub accepted_failures: usize,
+    /// Running counts of the contexts by phase (derived, never stored).
+    #[serde(skip)]
+    pub tally: crate::orchestrator::tally::TallyCache,
 }
 
 /// Who asked for an operation, why, and when.
@@ -280,6 +283,7 @@ impl Operation {
             message: String::new(),
             paused: false,
             accepted_failures: 0,
+            tally: Default::default(),
         }
     }
 }

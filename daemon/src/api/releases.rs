@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use convoy_proto::v1 as pb;
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::{auth_status, convert, principal, status};
@@ -201,7 +200,7 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         who.require(Role::Viewer, "watch").map_err(auth_status)?;
         let r = req.into_inner();
         self.check_view(&who, &r.release).await?;
-        let (snapshot, mut rx) = self.core.watch(r.release).await.map_err(status)?;
+        let (snapshot, queue) = self.core.watch(r.release).await.map_err(status)?;
         // Which operation to follow: the named one, else the running or next one,
         // else the last one that ran.
         let target = if r.operation_id.is_empty() {
@@ -234,21 +233,18 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             if !follow && snapshot.iter().any(|e| relevant(e) && is_final_op(e)) {
                 return;
             }
+            // A reader slower than the rollout is never cut off: while it reads, newer
+            // states of the same contexts replace older ones in its queue (see
+            // `core::watch`), so it catches up with the latest state of each.
             loop {
-                match rx.recv().await {
-                    Ok(e) if relevant(&e) => {
-                        let last = !follow && is_final_op(&e);
-                        if tx.send(Ok(convert::event(&e))).await.is_err() || last {
-                            return;
-                        }
+                for e in queue.next_batch().await {
+                    if !relevant(&e) {
+                        continue;
                     }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => {
-                        let msg = format!("watcher fell {n} events behind; watch again for a fresh snapshot");
-                        let _ = tx.send(Err(Status::resource_exhausted(msg))).await;
+                    let last = !follow && is_final_op(&e);
+                    if tx.send(Ok(convert::event(&e))).await.is_err() || last {
                         return;
                     }
-                    Err(RecvError::Closed) => return,
                 }
             }
         });

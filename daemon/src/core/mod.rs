@@ -18,13 +18,14 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod views;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Principal;
 use crate::capabilities::{FactsFuture, FactsSource, RenderFacts};
@@ -240,7 +241,7 @@ pub(crate) enum Msg {
     Queue(String, Reply<Vec<Operation>>),
     Watch {
         release: String,
-        reply: Reply<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>)>,
+        reply: Reply<(Vec<WatchEvent>, Arc<watch::WatchQueue>)>,
     },
     Clusters(Reply<Vec<ClusterView>>),
     Audit(Reply<Vec<AuditEntry>>),
@@ -897,7 +898,7 @@ impl Coordinator {
     pub async fn watch(
         &self,
         release: String,
-    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
+    ) -> Result<(Vec<WatchEvent>, Arc<watch::WatchQueue>), CoreError> {
         self.ask(|reply| Msg::Watch { release, reply }).await
     }
 

@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::diffs::{DiffWait, PendingDiffs};
 use super::{
@@ -67,13 +67,18 @@ pub(super) struct Core {
     maskers: HashMap<String, convoy_release::mask::Masker>,
     pub revisions: BTreeMap<String, Vec<RevisionRecord>>,
     pub agents: BTreeMap<String, AgentState>,
-    watchers: HashMap<String, broadcast::Sender<WatchEvent>>,
+    watchers: super::watch::Watchers,
     /// Who hears of every committed operation change (the notifier).
     op_listeners: Vec<mpsc::UnboundedSender<Operation>>,
     metrics: Metrics,
     // Pending effects, released by `flush` after the store write.
     batch: Batch,
     dirty_ops: Vec<String>,
+    /// Operations whose own record changed (phase, wave, message), to write at the
+    /// next commit.
+    dirty_heads: Vec<String>,
+    /// (operation, context) whose state changed, to write at the next commit.
+    dirty_contexts: Vec<(String, String)>,
     sends: Vec<(String, OutCommand)>,
     events: Vec<WatchEvent>,
     /// Dry runs of `DiffRelease` calls waiting for their agents.
@@ -173,11 +178,13 @@ impl Core {
             maskers: HashMap::new(),
             revisions: BTreeMap::new(),
             agents: BTreeMap::new(),
-            watchers: HashMap::new(),
+            watchers: Default::default(),
             op_listeners: Vec::new(),
             metrics: Metrics::default(),
             batch: Batch::default(),
             dirty_ops: Vec::new(),
+            dirty_heads: Vec::new(),
+            dirty_contexts: Vec::new(),
             sends: Vec::new(),
             events: Vec::new(),
             diffs: PendingDiffs::new(now_millis()),
@@ -464,10 +471,7 @@ impl Core {
                         if self.stop {
                             break;
                         }
-                        if self
-                            .commit_every
-                            .is_some_and(|n| self.batch.len() + self.dirty_ops.len() >= n)
-                        {
+                        if self.commit_every.is_some_and(|n| self.pending_writes() >= n) {
                             let _ = self.flush();
                             if self.stop {
                                 break;
@@ -772,23 +776,41 @@ impl Core {
         if self.failure.borrow().is_some() {
             return Err(CoreError::Unavailable);
         }
-        // One write per operation per commit: a drained batch of reports marks the same
-        // operation dirty once per report, and serialising a 1,000-context operation
-        // once per report made commits (and memory) grow with the square of the fleet.
-        let mut dirty = std::mem::take(&mut self.dirty_ops);
-        dirty.sort_unstable();
-        dirty.dedup();
-        for id in dirty {
-            let Some(op) = self.ops.get(&id) else { continue };
-            let Some(rel) = self.releases.get(&op.release) else {
-                continue;
-            };
-            let key = rel
-                .op_keys
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| operation_key(&op.release, 0, &id));
-            self.batch.put(Table::Operations, key, op);
+        // A commit writes what changed: the contexts whose state changed and the
+        // operation records whose phase, wave or message did, each once however many
+        // reports touched it. (Writing the whole operation on every commit made a
+        // rollout's writes grow with the square of the fleet.) Contexts go first and the
+        // operation records last, the order a backend that must split a large commit
+        // keeps (see `store::etcd`).
+        let mut full = std::mem::take(&mut self.dirty_ops);
+        full.sort_unstable();
+        full.dedup();
+        let mut heads = std::mem::take(&mut self.dirty_heads);
+        heads.sort_unstable();
+        heads.dedup();
+        heads.retain(|id| full.binary_search(id).is_err());
+        let mut contexts = std::mem::take(&mut self.dirty_contexts);
+        contexts.sort_unstable();
+        contexts.dedup();
+        contexts.retain(|(id, _)| full.binary_search(id).is_err());
+        for (id, ctx) in &contexts {
+            let Some(key) = self.op_key(id) else { continue };
+            if let Some(c) = self.ops.get(id).and_then(|op| op.contexts.get(ctx)) {
+                StateStore::put_operation_context(&mut self.batch, &key, c);
+            }
+        }
+        for (id, whole) in full
+            .iter()
+            .map(|id| (id, true))
+            .chain(heads.iter().map(|id| (id, false)))
+        {
+            let Some(key) = self.op_key(id) else { continue };
+            let Some(op) = self.ops.get_mut(id) else { continue };
+            if whole {
+                StateStore::put_operation(&mut self.batch, &key, op);
+            } else {
+                StateStore::put_operation_head(&mut self.batch, &key, op);
+            }
         }
         let batch = std::mem::take(&mut self.batch);
         if let Err(e) = self.store.commit(batch) {
@@ -814,11 +836,26 @@ impl Core {
             if let WatchKind::Operation(op) = &ev.kind {
                 self.op_listeners.retain(|l| l.send((**op).clone()).is_ok());
             }
-            if let Some(w) = self.watchers.get(&ev.release) {
-                let _ = w.send(ev);
-            }
+            self.watchers.publish(&ev);
         }
         Ok(())
+    }
+
+    /// Where operation `id` is stored.
+    fn op_key(&self, id: &str) -> Option<String> {
+        let op = self.ops.get(id)?;
+        let rel = self.releases.get(&op.release)?;
+        Some(
+            rel.op_keys
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| operation_key(&op.release, 0, id)),
+        )
+    }
+
+    /// Writes waiting for the next commit (an upper bound).
+    fn pending_writes(&self) -> usize {
+        self.batch.len() + self.dirty_ops.len() + self.dirty_heads.len() + self.dirty_contexts.len()
     }
 
     /// The newest succeeded deploy of a release in `environment` that shipped the
@@ -1053,7 +1090,7 @@ impl Core {
 
     /// Adds an operation to its release's queue (at the front, behind the running one,
     /// when `next`); returns how many wait ahead of it.
-    fn enqueue(&mut self, op: Operation, seq: u64, next: bool) -> u32 {
+    fn enqueue(&mut self, mut op: Operation, seq: u64, next: bool) -> u32 {
         let rel = self.releases.get_mut(&op.release).expect("release exists");
         let key = operation_key(&op.release, seq, &op.id);
         rel.op_keys.insert(op.id.clone(), key.clone());
@@ -1064,7 +1101,7 @@ impl Core {
             rel.queue.push_back(op.id.clone());
             rel.queue.len() - 1
         };
-        self.batch.put(Table::Operations, key, &op);
+        StateStore::put_operation(&mut self.batch, &key, &mut op);
         self.ops.insert(op.id.clone(), op);
         pos as u32
     }
@@ -1588,7 +1625,25 @@ impl Core {
     /// Turns a step's actions into pending effects.
     fn apply_step(&mut self, id: &str, step: Step) {
         if step.persist {
-            self.dirty_ops.push(id.to_string());
+            // What to write: the contexts the step changed, and the operation's own
+            // record when it changed (or, for a step that says neither, all of it).
+            let mut named = false;
+            for a in &step.actions {
+                match a {
+                    Action::ContextChanged(state) => {
+                        self.dirty_contexts.push((id.to_string(), state.context.clone()));
+                        named = true;
+                    }
+                    Action::OperationChanged => {
+                        self.dirty_heads.push(id.to_string());
+                        named = true;
+                    }
+                    Action::Send { .. } => {}
+                }
+            }
+            if !named {
+                self.dirty_ops.push(id.to_string());
+            }
         }
         for action in step.actions {
             match action {
@@ -1646,7 +1701,7 @@ impl Core {
     /// Completes a finished operation: outcome in its revision, deployed revisions per
     /// context, off the queue, next one started.
     fn finish_op(&mut self, id: &str) {
-        let Some(op) = self.ops.get(id).cloned() else {
+        let Some(mut op) = self.ops.get(id).cloned() else {
             return;
         };
         // Once only: a finished operation stays known (for status), and a late report
@@ -1703,7 +1758,7 @@ impl Core {
         let record = rel.record.clone();
         self.batch.put(Table::Releases, release.clone(), &record);
         if let Some(key) = key {
-            self.batch.put(Table::Operations, key, &op);
+            StateStore::put_operation(&mut self.batch, &key, &mut op);
         }
         let revs = self.revisions.entry(release.clone()).or_default();
         if let Some(r) = revs.iter_mut().find(|r| r.number == op.revision) {
@@ -1958,12 +2013,6 @@ impl Core {
 
     // ---- watchers ----------------------------------------------------------------------
 
-    fn watcher(&mut self, release: &str) -> &broadcast::Sender<WatchEvent> {
-        self.watchers
-            .entry(release.to_string())
-            .or_insert_with(|| broadcast::channel(4096).0)
-    }
-
     pub(super) fn context_event(&self, op: &Operation, ctx: &str) -> Option<WatchEvent> {
         op.contexts
             .get(ctx)
@@ -2022,7 +2071,7 @@ impl Core {
     fn watch(
         &mut self,
         release: &str,
-    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>), CoreError> {
+    ) -> Result<(Vec<WatchEvent>, std::sync::Arc<super::watch::WatchQueue>), CoreError> {
         let rel = self
             .releases
             .get(release)
@@ -2037,7 +2086,7 @@ impl Core {
                 }
             }
         }
-        let rx = self.watcher(release).subscribe();
+        let rx = self.watchers.subscribe(release);
         Ok((snapshot, rx))
     }
 }

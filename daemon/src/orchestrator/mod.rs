@@ -14,8 +14,11 @@
 //! operator: pause / resume / abort (Aborted: in-flight contexts are told to stop)
 //! ```
 
+pub mod tally;
 #[cfg(test)]
 mod tests;
+
+use tally::{Tally, TallyCache};
 
 use crate::model::{ContextPhase, ContextState, Millis, OnFailure, Operation, OperationKind, OperationPhase};
 
@@ -90,6 +93,8 @@ pub trait Env {
 pub struct Step {
     pub actions: Vec<Action>,
     pub persist: bool,
+    /// `OperationChanged` is among the actions.
+    op_changed: bool,
 }
 
 impl Step {
@@ -100,20 +105,47 @@ impl Step {
         });
     }
 
+    /// Announces a context's new state. Only a repeat of the last action is dropped:
+    /// searching every earlier action made a step that touches every context (a wave
+    /// dispatched, a fleet-wide rollback) cost the square of the fleet.
     fn changed(&mut self, state: &ContextState) {
         self.persist = true;
-        let a = Action::ContextChanged(Box::new(state.clone()));
-        if !self.actions.contains(&a) {
-            self.actions.push(a);
+        if let Some(Action::ContextChanged(last)) = self.actions.last()
+            && **last == *state
+        {
+            return;
         }
+        self.actions.push(Action::ContextChanged(Box::new(state.clone())));
     }
 
     fn op_changed(&mut self) {
         self.persist = true;
-        if !self.actions.contains(&Action::OperationChanged) {
+        if !self.op_changed {
+            self.op_changed = true;
             self.actions.push(Action::OperationChanged);
         }
     }
+
+    /// Takes `other`'s actions after this step's.
+    fn merge(&mut self, other: Step) {
+        for a in other.actions {
+            match a {
+                Action::OperationChanged => self.op_changed(),
+                a => self.actions.push(a),
+            }
+        }
+        self.persist |= other.persist;
+    }
+}
+
+/// A context changed: counted in the operation's tally (when one is kept) and announced.
+/// A free function over the two fields so that it can be called while the context is
+/// borrowed from the operation.
+fn note(tally: &mut TallyCache, step: &mut Step, c: &ContextState) {
+    if let Some(t) = tally.0.as_mut() {
+        t.update(c);
+    }
+    step.changed(c);
 }
 
 impl Operation {
@@ -165,7 +197,7 @@ impl Operation {
                 _ => "stopped for the fleet-wide rollback".into(),
             };
             c.finished_at = Some(now);
-            step.changed(c);
+            note(&mut self.tally, &mut step, c);
             self.roll_back_context(env, context, now, &mut step);
             self.check_rollback_done(now, &mut step);
             return step;
@@ -181,14 +213,14 @@ impl Operation {
                     c.phase = ContextPhase::Pending;
                     c.preflight_ok = true;
                     c.message = "preflight dry run passed".into();
-                    step.changed(c);
+                    note(&mut self.tally, &mut step, c);
                 }
             }
             (Stage::Preflight, Report::Failed { reason, message }) => {
                 c.phase = ContextPhase::Failed;
                 c.message = format!("preflight: {reason}: {message}");
                 c.finished_at = Some(now);
-                step.changed(c);
+                note(&mut self.tally, &mut step, c);
                 if self.phase == OperationPhase::Preflight {
                     let msg = format!(
                         "preflight dry run refused in {context}: {reason}: {message}; nothing was applied"
@@ -205,17 +237,17 @@ impl Operation {
                     } else {
                         ContextPhase::Applying
                     };
-                    step.changed(c);
+                    note(&mut self.tally, &mut step, c);
                 }
             }
             (_, Report::Applied) => {
                 if matches!(c.phase, ContextPhase::Dispatched | ContextPhase::Applying) {
                     c.phase = ContextPhase::Progressing;
                     c.message = "applied; waiting for healthy".into();
-                    step.changed(c);
+                    note(&mut self.tally, &mut step, c);
                 } else if c.phase == ContextPhase::RollingBack {
                     c.message = "rollback applied; waiting for healthy".into();
-                    step.changed(c);
+                    note(&mut self.tally, &mut step, c);
                 }
             }
             (
@@ -249,7 +281,7 @@ impl Operation {
                     _ => "healthy".into(),
                 };
                 c.finished_at = Some(now);
-                step.changed(c);
+                note(&mut self.tally, &mut step, c);
             }
             (stage, Report::Failed { reason, message }) => {
                 if c.phase.is_settled() && !(stage == Stage::Main && c.phase == ContextPhase::Skipped) {
@@ -262,14 +294,14 @@ impl Operation {
                     format!("{reason}: {message}")
                 };
                 c.finished_at = Some(now);
-                step.changed(c);
+                note(&mut self.tally, &mut step, c);
             }
             (_, Report::Aborted) => {
                 if !c.phase.is_settled() {
                     c.phase = ContextPhase::Failed;
                     c.message = "aborted".into();
                     c.finished_at = Some(now);
-                    step.changed(c);
+                    note(&mut self.tally, &mut step, c);
                 }
             }
             (_, Report::DryRunPassed) => {}
@@ -323,7 +355,7 @@ impl Operation {
                 }
             );
             c.finished_at = Some(now);
-            step.changed(c);
+            note(&mut self.tally, &mut step, c);
             if self.phase == OperationPhase::Preflight {
                 let msg =
                     format!("preflight could not run in {ctx}: no agent connected; nothing was applied");
@@ -372,7 +404,7 @@ impl Operation {
         let mut step = Step::default();
         if self.phase == OperationPhase::Paused {
             self.paused = false;
-            self.phase = if self.contexts.values().all(|c| c.preflight_ok) || !self.plan.preflight {
+            self.phase = if self.tally().all_preflight_ok() || !self.plan.preflight {
                 OperationPhase::Running
             } else {
                 OperationPhase::Preflight
@@ -395,13 +427,12 @@ impl Operation {
                 c.phase = ContextPhase::Failed;
                 c.message = why.to_string();
                 c.finished_at = Some(now);
-                step.changed(c);
+                note(&mut self.tally, &mut step, c);
             }
         }
         let held = self.phase == OperationPhase::Paused;
         let resumed = self.release_hold(env, now, why);
-        step.actions.extend(resumed.actions);
-        step.persist |= resumed.persist;
+        step.merge(resumed);
         if !held {
             self.pump(env, now, &mut step);
         }
@@ -413,7 +444,7 @@ impl Operation {
         let mut step = Step::default();
         if self.phase == OperationPhase::Paused {
             self.paused = false;
-            self.phase = if self.contexts.values().all(|c| c.preflight_ok) || !self.plan.preflight {
+            self.phase = if self.tally().all_preflight_ok() || !self.plan.preflight {
                 OperationPhase::Running
             } else {
                 OperationPhase::Preflight
@@ -478,14 +509,26 @@ impl Operation {
     }
 
     /// Contexts that failed.
-    pub fn failed_count(&self) -> usize {
-        self.contexts
-            .values()
-            .filter(|c| c.phase == ContextPhase::Failed)
-            .count()
+    pub fn failed_count(&mut self) -> usize {
+        self.tally().failed()
     }
 
-    fn budget_exceeded(&self) -> bool {
+    /// The running counts, rebuilt from the contexts when none is kept (after a load or
+    /// a clone). Debug builds check them against a recount on every use.
+    fn tally(&mut self) -> &Tally {
+        let t = self
+            .tally
+            .0
+            .get_or_insert_with(|| Box::new(Tally::of(&self.plan.waves, self.contexts.values())));
+        debug_assert!(
+            **t == Tally::of(&self.plan.waves, self.contexts.values()),
+            "the tally of {} is out of step with its contexts",
+            self.id
+        );
+        t
+    }
+
+    fn budget_exceeded(&mut self) -> bool {
         let allowed = self.plan.max_failures.allowed(self.contexts.len()) + self.accepted_failures;
         self.failed_count() > allowed
     }
@@ -528,24 +571,28 @@ impl Operation {
 
     fn pump_preflight(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
         let revision = self.revision;
-        for c in self.contexts.values_mut() {
-            if matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) && !c.preflight_ok {
+        for (w, i) in self.tally().preflight_todo() {
+            let c = self
+                .contexts
+                .get_mut(&self.plan.waves[w][i])
+                .expect("plan contexts are operation contexts");
+            {
                 if env.is_online(&c.context) {
                     c.phase = ContextPhase::Dispatched;
                     c.message = "preflight dry run".into();
                     c.waiting_since = None;
                     c.updated_at = now;
                     step.send(&c.context, Command::DryRun { revision });
-                    step.changed(c);
+                    note(&mut self.tally, step, c);
                 } else if c.phase == ContextPhase::Pending {
                     c.phase = ContextPhase::WaitingForAgent;
                     c.waiting_since = Some(now);
                     c.message = "waiting for the agent to connect".into();
-                    step.changed(c);
+                    note(&mut self.tally, step, c);
                 }
             }
         }
-        if self.contexts.values().all(|c| c.preflight_ok) {
+        if self.tally().all_preflight_ok() {
             self.phase = OperationPhase::Running;
             self.message = "preflight passed in every context".into();
             step.op_changed();
@@ -564,13 +611,8 @@ impl Operation {
                 self.finish_rollout(now, step);
                 return;
             }
-            // Borrowed out of the plan rather than cloned: this runs on every report, and
-            // cloning a 1,000-name wave each time was a large share of the core's work.
-            let members = std::mem::take(&mut self.plan.waves[wave]);
-            self.dispatch_wave(env, &members, now, step);
-            let settled = members.iter().all(|m| self.contexts[m].phase.is_settled());
-            self.plan.waves[wave] = members;
-            if !settled {
+            self.dispatch_wave(env, wave, now, step);
+            if !self.tally().wave_settled(wave) {
                 return;
             }
             if wave + 1 >= self.plan.waves.len() {
@@ -598,49 +640,59 @@ impl Operation {
         }
     }
 
-    fn dispatch_wave(&mut self, env: &mut dyn Env, members: &[String], now: Millis, step: &mut Step) {
+    /// Starts the wave's pending members, in plan order, up to `maxConcurrency` in
+    /// flight. Only members that may start are visited (from the tally, a few at a time),
+    /// so a report in a wave of 10,000 does not walk the other 9,999.
+    fn dispatch_wave(&mut self, env: &mut dyn Env, wave: usize, now: Millis, step: &mut Step) {
         let limit = if self.plan.max_concurrency == 0 {
             usize::MAX
         } else {
             self.plan.max_concurrency
         };
-        let mut in_flight = self.contexts.values().filter(|c| c.phase.is_in_flight()).count();
-        for m in members {
-            if in_flight >= limit {
-                break;
-            }
-            let cmd = match self.kind {
-                OperationKind::Deploy => Command::Apply {
-                    revision: self.revision,
-                },
-                OperationKind::Rollback => Command::Rollback {
-                    revision: self.revision,
-                    target: self.rollback_to.unwrap_or_default(),
-                },
-            };
-            let c = self
-                .contexts
-                .get_mut(m)
-                .expect("plan contexts are operation contexts");
-            if !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) {
-                continue;
-            }
-            if env.is_online(m) {
-                c.phase = ContextPhase::Dispatched;
-                c.received = true;
-                c.dispatched_at = Some(now);
-                c.waiting_since = None;
-                c.message = "dispatched".into();
-                c.updated_at = now;
-                in_flight += 1;
-                step.send(m, cmd);
-                step.changed(c);
-            } else if c.phase == ContextPhase::Pending {
-                c.phase = ContextPhase::WaitingForAgent;
-                c.waiting_since = Some(now);
-                c.message = "waiting for the agent to connect".into();
-                c.updated_at = now;
-                step.changed(c);
+        let mut in_flight = self.tally().in_flight();
+        let mut from = 0;
+        while in_flight < limit {
+            let batch = self.tally().startable_from(wave, from, 256);
+            let Some(&last) = batch.last() else { break };
+            from = last + 1;
+            for i in batch {
+                if in_flight >= limit {
+                    break;
+                }
+                let m = &self.plan.waves[wave][i];
+                let cmd = match self.kind {
+                    OperationKind::Deploy => Command::Apply {
+                        revision: self.revision,
+                    },
+                    OperationKind::Rollback => Command::Rollback {
+                        revision: self.revision,
+                        target: self.rollback_to.unwrap_or_default(),
+                    },
+                };
+                let c = self
+                    .contexts
+                    .get_mut(m)
+                    .expect("plan contexts are operation contexts");
+                if !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent) {
+                    continue;
+                }
+                if env.is_online(m) {
+                    c.phase = ContextPhase::Dispatched;
+                    c.received = true;
+                    c.dispatched_at = Some(now);
+                    c.waiting_since = None;
+                    c.message = "dispatched".into();
+                    c.updated_at = now;
+                    in_flight += 1;
+                    step.send(m, cmd);
+                    note(&mut self.tally, step, c);
+                } else if c.phase == ContextPhase::Pending {
+                    c.phase = ContextPhase::WaitingForAgent;
+                    c.waiting_since = Some(now);
+                    c.message = "waiting for the agent to connect".into();
+                    c.updated_at = now;
+                    note(&mut self.tally, step, c);
+                }
             }
         }
     }
@@ -718,7 +770,7 @@ impl Operation {
                     c.phase = ContextPhase::Skipped;
                     c.message = "not started: the rollout failed elsewhere".into();
                     c.updated_at = now;
-                    step.changed(c);
+                    note(&mut self.tally, step, c);
                 }
                 continue;
             }
@@ -761,15 +813,17 @@ impl Operation {
                 c.message = format!("waiting for the agent to roll back to revision {target}");
             }
         }
-        step.changed(c);
+        note(&mut self.tally, step, c);
     }
 
     fn dispatch_waiting_rollbacks(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step) {
         let waiting: Vec<String> = self
-            .contexts
-            .values()
-            .filter(|c| c.phase == ContextPhase::WaitingForAgent && c.received && env.is_online(&c.context))
-            .map(|c| c.context.clone())
+            .tally()
+            .waiting_rollback()
+            .into_iter()
+            .map(|(w, i)| &self.plan.waves[w][i])
+            .filter(|name| env.is_online(name))
+            .cloned()
             .collect();
         for name in waiting {
             self.roll_back_context(env, &name, now, step);
@@ -781,7 +835,7 @@ impl Operation {
             return;
         }
         // Contexts still applying (abort sent) are not settled either.
-        if !self.contexts.values().all(|c| c.phase.is_settled()) {
+        if !self.tally().all_settled() {
             return;
         }
         let rolled_back = self
@@ -820,6 +874,8 @@ impl Operation {
     }
 
     fn finish(&mut self, phase: OperationPhase, message: String, now: Millis, step: &mut Step) {
+        // Contexts change below without a note each: recount if ever asked again.
+        self.tally = TallyCache::default();
         self.phase = phase;
         self.message = message;
         self.finished_at = Some(now);

@@ -67,6 +67,7 @@ fn op(plan: Plan) -> Operation {
         message: String::new(),
         paused: false,
         accepted_failures: 0,
+        tally: Default::default(),
     }
 }
 

@@ -21,7 +21,7 @@ pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
 use crate::capabilities::ClusterCapabilities;
-use crate::model::{Operation, RevisionRecord};
+use crate::model::{ContextState, Operation, RevisionRecord};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,13 @@ pub enum Table {
     Revisions,
     /// `release/000000000N` -> [`SubmitInputs`].
     Inputs,
-    /// `release/<seq>/<op id>` -> [`Operation`]: the queue is the key order.
+    /// `release/<seq>/<op id>/<context>` -> [`ContextState`]: one record per context,
+    /// so that a commit writes the contexts that changed, not the whole fleet's.
+    /// Declared before `Operations`: a backend that splits a large commit writes in
+    /// table order, so an operation's record never lands ahead of its contexts'.
+    OperationContexts,
+    /// `release/<seq>/<op id>` -> [`Operation`]: the queue is the key order. Written
+    /// without its contexts, which have records of their own (above).
     Operations,
     /// `<seq>` -> [`AuditEntry`].
     Audit,
@@ -63,11 +69,12 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Releases,
         Table::Revisions,
         Table::Inputs,
         Table::Operations,
+        Table::OperationContexts,
         Table::Audit,
         Table::Meta,
         Table::Capabilities,
@@ -79,6 +86,7 @@ impl Table {
             Table::Revisions => "revisions",
             Table::Inputs => "inputs",
             Table::Operations => "operations",
+            Table::OperationContexts => "operation_contexts",
             Table::Audit => "audit",
             Table::Meta => "meta",
             Table::Capabilities => "capabilities",
@@ -311,9 +319,41 @@ impl StateStore {
             .transpose()
     }
 
-    /// Every stored operation with its key, in key order.
+    /// Every stored operation with its key, in key order, with its contexts. (Records
+    /// written before contexts had records of their own hold them inline; a context
+    /// record, always the newer, wins.)
     pub fn operations(&self) -> Result<Vec<(String, Operation)>> {
-        self.all(Table::Operations, "")
+        let mut ops: Vec<(String, Operation)> = self.all(Table::Operations, "")?;
+        for (key, op) in &mut ops {
+            let prefix = format!("{key}/");
+            for (k, c) in self.all::<ContextState>(Table::OperationContexts, &prefix)? {
+                let name = k[prefix.len()..].to_string();
+                op.contexts.insert(name, c);
+            }
+        }
+        Ok(ops)
+    }
+
+    /// Writes the whole operation: its record and every context's.
+    pub fn put_operation(batch: &mut Batch, key: &str, op: &mut Operation) {
+        for c in op.contexts.values() {
+            Self::put_operation_context(batch, key, c);
+        }
+        Self::put_operation_head(batch, key, op);
+    }
+
+    /// Writes the operation's own record (phase, wave, message, plan), not its contexts.
+    pub fn put_operation_head(batch: &mut Batch, key: &str, op: &mut Operation) {
+        // Taken out for the write rather than copied: the record is written often and
+        // the contexts can be 10,000.
+        let contexts = std::mem::take(&mut op.contexts);
+        batch.put(Table::Operations, key, op);
+        op.contexts = contexts;
+    }
+
+    /// Writes one context's state within the operation stored under `key`.
+    pub fn put_operation_context(batch: &mut Batch, key: &str, c: &ContextState) {
+        batch.put(Table::OperationContexts, format!("{key}/{}", c.context), c);
     }
 
     /// Capabilities stored under `digest`.
@@ -416,6 +456,81 @@ mod tests {
         exercise(Box::new(RedbStore::open(&path).unwrap()));
         let s = StateStore::new(Box::new(RedbStore::open(&path).unwrap()));
         assert_eq!(s.release("app1.ns1").unwrap().unwrap().latest_revision, 2);
+    }
+
+    #[test]
+    fn an_operation_is_written_as_a_record_and_one_per_context_and_read_back_whole() {
+        let plan = crate::model::Plan {
+            waves: vec![vec!["east".into(), "west".into()]],
+            max_concurrency: 0,
+            max_failures: crate::model::FailureBudget::Count(0),
+            on_failure: crate::model::OnFailure::Rollback,
+            soak: std::time::Duration::ZERO,
+            offline_deadline: std::time::Duration::ZERO,
+            progress_deadline: std::time::Duration::ZERO,
+            min_ready_window: std::time::Duration::ZERO,
+            preflight: false,
+        };
+        let req = crate::model::Requested {
+            by: "t",
+            reason: "",
+            at: 0,
+        };
+        let mut op = Operation::queued(
+            "op-1".into(),
+            "web.ns1".into(),
+            crate::model::OperationKind::Deploy,
+            2,
+            plan,
+            &[("east".to_string(), 1)].into(),
+            req,
+        );
+        let kv = MemoryStore::default();
+        let s = StateStore::new(Box::new(kv));
+        let key = operation_key("web.ns1", 3, "op-1");
+        let mut b = Batch::default();
+        StateStore::put_operation(&mut b, &key, &mut op);
+        assert_eq!(b.len(), 3, "the record and one per context");
+        s.commit(b).unwrap();
+        assert_eq!(s.operations().unwrap(), vec![(key.clone(), op.clone())]);
+
+        // A report changes one context: one write, and the whole reads back.
+        let east = op.contexts.get_mut("east").unwrap();
+        east.phase = crate::model::ContextPhase::Healthy;
+        let mut b = Batch::default();
+        StateStore::put_operation_context(&mut b, &key, &op.contexts["east"]);
+        assert_eq!(b.len(), 1);
+        s.commit(b).unwrap();
+        op.message = "wave 1 of 1".into();
+        let mut b = Batch::default();
+        StateStore::put_operation_head(&mut b, &key, &mut op);
+        assert_eq!(b.len(), 1);
+        assert_eq!(op.contexts.len(), 2, "the contexts are back in place");
+        s.commit(b).unwrap();
+        assert_eq!(s.operations().unwrap(), vec![(key.clone(), op.clone())]);
+
+        // A record written before contexts had their own (inline) still reads, and a
+        // context record written since wins over its inline copy.
+        let older = "web.ns1/00000000000000000001/op-0".to_string();
+        let mut inline = op.clone();
+        inline.id = "op-0".into();
+        let mut b = Batch::default();
+        b.put(Table::Operations, older.clone(), &inline);
+        let mut newer = inline.contexts["west"].clone();
+        newer.phase = crate::model::ContextPhase::Failed;
+        StateStore::put_operation_context(&mut b, &older, &newer);
+        s.commit(b).unwrap();
+        let all = s.operations().unwrap();
+        assert_eq!(all[0].0, older);
+        assert_eq!(
+            all[0].1.contexts["east"].phase,
+            crate::model::ContextPhase::Healthy
+        );
+        assert_eq!(
+            all[0].1.contexts["west"].phase,
+            crate::model::ContextPhase::Failed
+        );
+        assert_eq!(all[1], (key, op));
     }
 
     #[test]

@@ -108,11 +108,18 @@ fn release_records_are_written_last() {
     put(&mut b, Table::Releases, "a", 1);
     put(&mut b, Table::Operations, "a/1", 1);
     put(&mut b, Table::Revisions, "a/1", 1);
+    put(&mut b, Table::OperationContexts, "a/1/east", 1);
     b.delete(Table::Audit, "x");
     let tables: Vec<Table> = in_txn_order(b).into_iter().map(|((t, _), _)| t).collect();
     assert_eq!(
         tables,
-        [Table::Revisions, Table::Operations, Table::Audit, Table::Releases]
+        [
+            Table::Revisions,
+            Table::OperationContexts,
+            Table::Operations,
+            Table::Audit,
+            Table::Releases
+        ]
     );
 }
 
