@@ -212,28 +212,12 @@ fn raise_fd_limit() -> BenchResult<u64> {
     Ok(soft.parse().unwrap_or(u64::MAX))
 }
 
-/// `target/release/convoyd`, built now if needed (cargo builds only this bench).
+/// The `convoyd` that cargo built with this bench (same profile and features), so that
+/// the bench does not run a `cargo build --release --bin convoyd` of its own: with the
+/// dev-dependencies' features resolved differently, that build and `cargo bench`
+/// rebuilt `convoy-daemon` and its dependencies for each other every time.
 fn convoyd_binary() -> BenchResult<PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    // target/<profile>/deps/fanout-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("unexpected bench binary location")?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "convoy-daemon", "--bin", "convoyd"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|e| format!("running cargo build for convoyd: {e}"))?;
-    if !status.success() {
-        return Err("cargo build of convoyd failed".into());
-    }
-    let path = profile_dir.join("convoyd");
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_convoyd"));
     if path.is_file() {
         Ok(path)
     } else {
