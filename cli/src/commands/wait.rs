@@ -1,6 +1,12 @@
 //! `convoy watch`, and the waiting shared by `submit --wait` and `rollback --wait`:
 //! stream the operation's events into a [`Progress`] renderer, then turn its final
 //! phase into success or a "rollout failed" error (exit 3) that says what was rolled back.
+//!
+//! A release of more than [`SUMMARY_THRESHOLD`] contexts is shown as counts by phase
+//! (per wave) and the failed contexts instead of one row or line per context (see
+//! `crate::progress`). A watch the coordinator cuts off (restart, or
+//! `RESOURCE_EXHAUSTED` when this watcher fell behind) is reopened; the new watch's
+//! snapshot replaces what was shown.
 
 use std::time::Duration;
 
@@ -10,7 +16,7 @@ use super::Common;
 use crate::client::Client;
 use crate::exit::{CliError, Result};
 use crate::output::{ctx_phase, op_kind, op_phase};
-use crate::progress::{Mode, Progress};
+use crate::progress::{Mode, PLAIN_SUMMARY_EVERY, Progress, SUMMARY_THRESHOLD};
 
 pub const WATCH_EXAMPLES: &str = "\
 Examples:
@@ -18,7 +24,13 @@ Examples:
   convoy watch web.shop --operation op-7f3a  # one operation by id (from submit's output)
   convoy watch web.shop --follow -o json     # every operation, as JSON lines, until Ctrl-C
 
-Exits 0 when the watched operation succeeds, 3 when it fails or is aborted.";
+Exits 0 when the watched operation succeeds, 3 when it fails or is aborted.
+
+Above 50 contexts (the same for submit --wait and rollback --wait), the live view
+shows counts by phase per wave and the failed contexts instead of one row per
+context, and plain output (-o plain, or not a terminal) prints a summary line on every
+operation change and at most every 5 seconds, plus one line per failed context.
+-o json prints every event, whatever the size.";
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -53,6 +65,12 @@ pub struct Finished {
 /// (about a minute) rather than fail while the rollout carries on.
 const RECONNECT_ATTEMPTS: u32 = 30;
 const RECONNECT_PAUSE: Duration = Duration::from_secs(2);
+/// The longest the coordinator may take to open a watch.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a summarised view catches up with changes its pacing held back.
+const TICK: Duration = Duration::from_millis(250);
+// The help text above quotes these.
+const _: () = assert!(SUMMARY_THRESHOLD == 50 && PLAIN_SUMMARY_EVERY.as_secs() == 5);
 
 /// Streams one operation (or all, with `follow_all`) to stdout until it ends,
 /// reopening the watch when the connection breaks or the watcher falls behind.
@@ -67,26 +85,55 @@ pub async fn follow(
     let mut releases = client.releases.clone();
     let stdout = std::io::stdout();
     let mut progress = Progress::new(mode, release, stdout.lock());
+    if mode != Mode::Json {
+        // The size decides between rows and counts from the first event on; without
+        // it (no answer), counts take over once more than the threshold arrived.
+        let get = releases.get_release(pb::GetReleaseRequest {
+            release: release.to_string(),
+        });
+        if let Ok(r) = client.call(&what, get).await {
+            progress.expect_contexts(r.contexts.len());
+        }
+    }
     let mut operation_id = operation_id.to_string();
     let mut failures = 0;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let req = pb::WatchReleaseRequest {
             release: release.to_string(),
             operation_id: operation_id.clone(),
             follow: follow_all,
         };
-        let broken = match client.call(&what, releases.watch_release(req)).await {
+        // Not `client.call`: a refusal to open (RESOURCE_EXHAUSTED while the coordinator
+        // sheds watchers, UNAVAILABLE while it restarts) is as retryable as a cut.
+        let opened = match tokio::time::timeout(OPEN_TIMEOUT, releases.watch_release(req)).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(s),
+            Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                "no answer within {}s",
+                OPEN_TIMEOUT.as_secs()
+            ))),
+        };
+        let broken = match opened {
             Ok(mut stream) => loop {
-                match stream.message().await {
-                    Ok(Some(e)) => {
-                        failures = 0;
-                        progress.event(&e)?;
-                    }
-                    Ok(None) => break None,
-                    Err(s) => break Some((retryable(s.code()), CliError::from_status(&what, &s))),
+                // `Streaming::message` is cancel safe: a tick loses no event.
+                tokio::select! {
+                    m = stream.message() => match m {
+                        Ok(Some(e)) => {
+                            failures = 0;
+                            progress.event(&e)?;
+                        }
+                        Ok(None) => break None,
+                        Err(s) => break Some((retryable(s.code()), CliError::from_status(&what, &s))),
+                    },
+                    _ = tick.tick() => progress.tick()?,
                 }
             },
-            Err(e) => Some((matches!(e, CliError::Unreachable(_)), e)),
+            Err(s) => Some((
+                retryable(s.code()) || s.code() == tonic::Code::DeadlineExceeded,
+                CliError::from_status(&what, &s),
+            )),
         };
         let ended = !follow_all && progress.operation().is_some_and(|o| is_final(o.phase));
         let (retry, err) = match broken {
@@ -112,6 +159,8 @@ pub async fn follow(
             "{err}; watching again in {}s (attempt {failures} of {RECONNECT_ATTEMPTS})",
             RECONNECT_PAUSE.as_secs()
         );
+        // The reopened watch starts with a full snapshot: it replaces what is known.
+        progress.resync();
         tokio::time::sleep(RECONNECT_PAUSE).await;
     }
     progress.finish()?;
@@ -234,6 +283,24 @@ mod tests {
             "web.shop deploy to revision 2 FAILED: revision 2 failed; rolled 2 context(s) back to revision 1\n  \
              failed: west (CrashLoopBackOff)\n  rolled back: east, south"
         );
+    }
+
+    #[test]
+    fn a_watch_cut_off_or_refused_for_load_is_reopened() {
+        use tonic::Code;
+        // `watcher fell N events behind`, a restart, a reset stream: reopen.
+        for code in [
+            Code::ResourceExhausted,
+            Code::Unavailable,
+            Code::Unknown,
+            Code::Cancelled,
+        ] {
+            assert!(retryable(code), "{code:?}");
+        }
+        // What another attempt would not change: fail at once.
+        for code in [Code::NotFound, Code::PermissionDenied, Code::InvalidArgument] {
+            assert!(!retryable(code), "{code:?}");
+        }
     }
 
     #[test]
