@@ -56,7 +56,7 @@ impl OperationPhase {
 }
 
 /// Where one context stands within an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContextPhase {
     Pending,
     WaitingForAgent,

@@ -5,15 +5,19 @@
 //!
 //! The core pushes every committed event into the queue of each watcher of the release
 //! (one lock, O(log n)); the stream task takes everything queued whenever it is woken
-//! and sends it on. Coalescing rules:
-//! - a context event replaces the queued event of the same operation and context, and
-//!   moves to the end (the reader sees states in the order they last changed);
-//! - an operation event replaces a queued event of the same operation *and phase* (a
-//!   new wave or message); a phase change is never dropped, so a reader sees Running,
-//!   RollingBack and Failed even when it reads once at the end.
+//! and sends it on. Coalescing rules — the latest state wins within a phase, and a
+//! phase change is never dropped:
+//! - a context event replaces the queued event of the same operation, context *and
+//!   phase* (progress: ready counts, messages), and moves to the end (the reader sees
+//!   states in the order they last changed); a context that fails and starts rolling
+//!   back in one step shows both, however late the reader;
+//! - an operation event replaces a queued event of the same operation and phase (a new
+//!   wave or message): a reader sees Running, RollingBack and Failed even when it reads
+//!   once at the end.
 //!
-//! A queue therefore holds at most one event per context and a few per operation,
-//! whatever the rate of events and however far behind the reader is.
+//! A queue therefore holds at most one event per context and phase (a rollout visits
+//! a handful) and a few per operation, whatever the rate of events and however far
+//! behind the reader is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -28,6 +32,7 @@ enum Slot {
     Context {
         operation: String,
         context: String,
+        phase: crate::model::ContextPhase,
     },
     Operation {
         operation: String,
@@ -40,6 +45,7 @@ fn slot(e: &WatchEvent) -> Slot {
         WatchKind::Context { state, .. } => Slot::Context {
             operation: e.operation_id.clone(),
             context: state.context.clone(),
+            phase: state.phase,
         },
         WatchKind::Operation(op) => Slot::Operation {
             operation: e.operation_id.clone(),
@@ -153,8 +159,14 @@ mod tests {
     use crate::model::{ContextPhase, ContextState, OperationPhase};
 
     fn ctx_event(op: &str, ctx: &str, phase: ContextPhase) -> WatchEvent {
+        progress_event(op, ctx, phase, 0)
+    }
+
+    fn progress_event(op: &str, ctx: &str, phase: ContextPhase, ready: u32) -> WatchEvent {
         let mut state = ContextState::new(ctx, 0, None, 0);
         state.phase = phase;
+        state.ready = ready;
+        state.desired = 1;
         WatchEvent {
             release: "web.shop".into(),
             operation_id: op.into(),
@@ -208,6 +220,9 @@ mod tests {
         events
             .iter()
             .map(|e| match &e.kind {
+                WatchKind::Context { state, .. } if state.phase == ContextPhase::Progressing => {
+                    format!("{}={:?}:{}", state.context, state.phase, state.ready)
+                }
                 WatchKind::Context { state, .. } => format!("{}={:?}", state.context, state.phase),
                 WatchKind::Operation(op) => format!("op={:?}:{}", op.phase, op.message),
             })
@@ -222,8 +237,11 @@ mod tests {
         for i in 0..10_000 {
             w.publish(&ctx_event("op-1", &format!("c{i:05}"), ContextPhase::Dispatched));
         }
-        for i in 0..10_000 {
-            w.publish(&ctx_event("op-1", &format!("c{i:05}"), ContextPhase::Progressing));
+        for ready in [0, 1] {
+            for i in 0..10_000 {
+                let c = format!("c{i:05}");
+                w.publish(&progress_event("op-1", &c, ContextPhase::Progressing, ready));
+            }
         }
         w.publish(&ctx_event("op-1", "c00007", ContextPhase::Failed));
         w.publish(&op_event("op-1", OperationPhase::RollingBack, "rolling back"));
@@ -240,21 +258,25 @@ mod tests {
         w.publish(&other);
 
         let got = describe(&q.next_batch().await);
-        assert_eq!(got.len(), 1 + 10_000 + 2, "{:?}", &got[..5]);
+        // Every phase of every context once, in its latest state: Dispatched, then
+        // Progressing 1/1 (0/1 was replaced); c00007 also Failed and RolledBack.
+        assert_eq!(got.len(), 1 + 10_000 + 10_000 + 4, "{:?}", &got[..5]);
         assert_eq!(got[0], "op=Running:wave 1 of 1");
-        assert_eq!(got[1], "c00000=Progressing");
-        assert!(!got.contains(&"c00007=Progressing".to_string()));
-        let tail: Vec<&str> = got[got.len() - 3..].iter().map(String::as_str).collect();
+        assert_eq!(got[1], "c00000=Dispatched");
+        assert_eq!(got[10_001], "c00000=Progressing:1");
+        assert!(!got.iter().any(|e| e.ends_with("Progressing:0")));
+        let tail: Vec<&str> = got[got.len() - 4..].iter().map(String::as_str).collect();
         assert_eq!(
             tail,
             [
+                "c00007=Failed",
                 "op=RollingBack:still rolling back",
                 "c00007=RolledBack",
                 "op=Failed:rolled back"
             ]
         );
-        // 10,000 Dispatched states, c00007 twice, the first RollingBack message.
-        assert_eq!(q.coalesced(), 10_000 + 2 + 1);
+        // The 10,000 progress states at 0/1 and the first RollingBack message.
+        assert_eq!(q.coalesced(), 10_000 + 1);
     }
 
     #[tokio::test]
