@@ -103,6 +103,7 @@ impl WatchQueue {
     }
 
     /// How many events were replaced by newer ones before this watcher read them.
+    #[cfg(test)]
     pub fn coalesced(&self) -> u64 {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).coalesced
     }
@@ -143,7 +144,8 @@ impl Watchers {
         }
     }
 
-    /// Live watchers (for tests and metrics).
+    /// Live watchers (for tests).
+    #[cfg(test)]
     pub fn count(&self) -> usize {
         self.by_release
             .values()

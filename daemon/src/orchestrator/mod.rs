@@ -576,20 +576,18 @@ impl Operation {
                 .contexts
                 .get_mut(&self.plan.waves[w][i])
                 .expect("plan contexts are operation contexts");
-            {
-                if env.is_online(&c.context) {
-                    c.phase = ContextPhase::Dispatched;
-                    c.message = "preflight dry run".into();
-                    c.waiting_since = None;
-                    c.updated_at = now;
-                    step.send(&c.context, Command::DryRun { revision });
-                    note(&mut self.tally, step, c);
-                } else if c.phase == ContextPhase::Pending {
-                    c.phase = ContextPhase::WaitingForAgent;
-                    c.waiting_since = Some(now);
-                    c.message = "waiting for the agent to connect".into();
-                    note(&mut self.tally, step, c);
-                }
+            if env.is_online(&c.context) {
+                c.phase = ContextPhase::Dispatched;
+                c.message = "preflight dry run".into();
+                c.waiting_since = None;
+                c.updated_at = now;
+                step.send(&c.context, Command::DryRun { revision });
+                note(&mut self.tally, step, c);
+            } else if c.phase == ContextPhase::Pending {
+                c.phase = ContextPhase::WaitingForAgent;
+                c.waiting_since = Some(now);
+                c.message = "waiting for the agent to connect".into();
+                note(&mut self.tally, step, c);
             }
         }
         if self.tally().all_preflight_ok() {
@@ -649,6 +647,15 @@ impl Operation {
         } else {
             self.plan.max_concurrency
         };
+        let cmd = match self.kind {
+            OperationKind::Deploy => Command::Apply {
+                revision: self.revision,
+            },
+            OperationKind::Rollback => Command::Rollback {
+                revision: self.revision,
+                target: self.rollback_to.unwrap_or_default(),
+            },
+        };
         let mut in_flight = self.tally().in_flight();
         let mut from = 0;
         while in_flight < limit {
@@ -660,15 +667,6 @@ impl Operation {
                     break;
                 }
                 let m = &self.plan.waves[wave][i];
-                let cmd = match self.kind {
-                    OperationKind::Deploy => Command::Apply {
-                        revision: self.revision,
-                    },
-                    OperationKind::Rollback => Command::Rollback {
-                        revision: self.revision,
-                        target: self.rollback_to.unwrap_or_default(),
-                    },
-                };
                 let c = self
                     .contexts
                     .get_mut(m)
@@ -684,7 +682,7 @@ impl Operation {
                     c.message = "dispatched".into();
                     c.updated_at = now;
                     in_flight += 1;
-                    step.send(m, cmd);
+                    step.send(m, cmd.clone());
                     note(&mut self.tally, step, c);
                 } else if c.phase == ContextPhase::Pending {
                     c.phase = ContextPhase::WaitingForAgent;
