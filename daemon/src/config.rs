@@ -293,6 +293,35 @@ pub struct StoreConfig {
     /// listen>`.
     #[serde(default)]
     pub etcd_instance_name: Option<String>,
+    /// TLS to etcd, for `https://` endpoints.
+    #[serde(default)]
+    pub etcd_tls: Option<EtcdTlsConfig>,
+    /// etcd's user (etcd run with `auth enable`); its password is read from
+    /// `etcd_password_file`, never written in this file.
+    #[serde(default)]
+    pub etcd_username: Option<String>,
+    /// A file holding the etcd user's password (one line; a trailing newline is
+    /// ignored).
+    #[serde(default)]
+    pub etcd_password_file: Option<PathBuf>,
+}
+
+/// TLS to etcd.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTlsConfig {
+    /// The CA that signed etcd's serving certificates (PEM).
+    pub ca_file: PathBuf,
+    /// A client certificate (PEM), for etcd run with `--client-cert-auth`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name etcd's certificate is checked against when it is not the endpoints'
+    /// host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -305,6 +334,9 @@ impl Default for StoreConfig {
             etcd_lease_ttl_seconds: default_etcd_lease_ttl(),
             etcd_max_txn_ops: default_etcd_max_txn_ops(),
             etcd_instance_name: None,
+            etcd_tls: None,
+            etcd_username: None,
+            etcd_password_file: None,
         }
     }
 }
@@ -533,6 +565,58 @@ impl DaemonConfig {
                 {
                     return bad("store.etcd_instance_name", "must not be empty when set".into());
                 }
+                if st.etcd_username.is_some() != st.etcd_password_file.is_some() {
+                    return bad(
+                        if st.etcd_username.is_some() {
+                            "store.etcd_password_file"
+                        } else {
+                            "store.etcd_username"
+                        },
+                        "etcd authentication needs both store.etcd_username and store.etcd_password_file"
+                            .into(),
+                    );
+                }
+                if let Some(t) = &st.etcd_tls
+                    && t.cert_file.is_some() != t.key_file.is_some()
+                {
+                    return bad(
+                        if t.cert_file.is_some() {
+                            "store.etcd_tls.key_file"
+                        } else {
+                            "store.etcd_tls.cert_file"
+                        },
+                        "a client certificate needs both cert_file and key_file".into(),
+                    );
+                }
+                for e in &st.etcd_endpoints {
+                    let https = e.starts_with("https://");
+                    if !https && !e.starts_with("http://") {
+                        return bad(
+                            "store.etcd_endpoints",
+                            format!("{e:?} is not a URL (expected http://HOST:2379 or https://HOST:2379)"),
+                        );
+                    }
+                    if https != st.etcd_tls.is_some() {
+                        return bad(
+                            "store.etcd_endpoints",
+                            if https {
+                                format!(
+                                    "{e} is https but store.etcd_tls is not set (its ca_file verifies etcd)"
+                                )
+                            } else {
+                                format!(
+                                    "{e} is plain http while store.etcd_tls is set: use https:// endpoints"
+                                )
+                            },
+                        );
+                    }
+                }
+                if !cfg!(feature = "etcd") {
+                    return bad(
+                        "store.backend",
+                        "this convoyd was built without the `etcd` cargo feature (on by default): rebuild with it to use etcd".into(),
+                    );
+                }
             }
             other => {
                 return bad(
@@ -710,6 +794,43 @@ mod tests {
     fn unknown_key_is_refused_with_its_name() {
         let err = load("lisen: 127.0.0.1:9000\n", &[]).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn etcd_tls_and_authentication_must_be_whole() {
+        let store = |keys: &str| load(&format!("store: {{backend: etcd, {keys}}}\n"), &[]);
+        let err = store("etcd_endpoints: [\"https://e:2379\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.etcd_endpoints") && err.contains("store.etcd_tls"),
+            "{err}"
+        );
+        let err = store("etcd_endpoints: [\"http://e:2379\"], etcd_tls: {ca_file: /ca.pem}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("use https://"), "{err}");
+        let err = store("etcd_endpoints: [\"http://e:2379\"], etcd_username: convoy")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.etcd_password_file"), "{err}");
+        let err =
+            store("etcd_endpoints: [\"https://e:2379\"], etcd_tls: {ca_file: /ca.pem, cert_file: /c.pem}")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("store.etcd_tls.key_file"), "{err}");
+        let cfg = store(
+            "etcd_endpoints: [\"https://e:2379\"], etcd_tls: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem}, \
+             etcd_username: convoy, etcd_password_file: /pw",
+        )
+        .unwrap();
+        assert_eq!(cfg.store.etcd_username.as_deref(), Some("convoy"));
+        // The files are read when convoyd starts (and by --check-config), naming the key.
+        let err = crate::server::etcd_settings(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("store.etcd_tls.cert_file /c.pem") && err.contains("cannot read"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,8 +20,10 @@ use crate::config::DaemonConfig;
 use crate::core::{ContextInfo, Coordinator, CoreSettings};
 use crate::link::AgentLinkService;
 use crate::prepare::Preparer;
-use crate::store::etcd::{Campaign, Candidate, EtcdSettings, EtcdStore, Leadership};
-use crate::store::{MemoryStore, RedbStore, StateStore};
+use crate::store::etcd::{
+    Campaign, Candidate, EtcdCredentials, EtcdSettings, EtcdStore, EtcdTls, Leadership,
+};
+use crate::store::{MemoryStore, RedbStore, StateStore, StoreError};
 
 /// A running daemon.
 /// How long a graceful stop waits for the core and for open calls.
@@ -136,7 +138,7 @@ pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> anyhow
         ("embedded", _) => Ok(StateStore::new(Box::new(RedbStore::open(&cfg.store.path)?))),
         ("memory", _) => Ok(StateStore::new(Box::new(MemoryStore::default()))),
         ("etcd", Some(l)) => Ok(StateStore::new(Box::new(EtcdStore::fenced(
-            etcd_settings(cfg),
+            etcd_settings(cfg)?,
             l,
         )?))),
         ("etcd", None) => anyhow::bail!(
@@ -146,11 +148,52 @@ pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> anyhow
     }
 }
 
-fn etcd_settings(cfg: &DaemonConfig) -> EtcdSettings {
-    let mut s = EtcdSettings::new(cfg.store.etcd_endpoints.clone());
-    s.prefix.clone_from(&cfg.store.etcd_prefix);
-    s.max_txn_ops = cfg.store.etcd_max_txn_ops as usize;
-    s
+/// The etcd connection settings of a config, with its TLS files and password read
+/// (`convoyd --check-config` reads them too).
+pub fn etcd_settings(cfg: &DaemonConfig) -> Result<EtcdSettings, StoreError> {
+    let st = &cfg.store;
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| StoreError::Backend {
+            path: format!("{field} {}", path.display()),
+            message: format!("cannot read it: {e}"),
+        })
+    };
+    let mut s = EtcdSettings::new(st.etcd_endpoints.clone());
+    s.prefix.clone_from(&st.etcd_prefix);
+    s.max_txn_ops = st.etcd_max_txn_ops as usize;
+    if let Some(t) = &st.etcd_tls {
+        let identity = match (&t.cert_file, &t.key_file) {
+            (Some(c), Some(k)) => Some((
+                read("store.etcd_tls.cert_file", c)?,
+                read("store.etcd_tls.key_file", k)?,
+            )),
+            _ => None,
+        };
+        s.tls = Some(EtcdTls {
+            ca_pem: read("store.etcd_tls.ca_file", &t.ca_file)?,
+            identity,
+            server_name: t.server_name.clone(),
+        });
+    }
+    if let (Some(user), Some(file)) = (&st.etcd_username, &st.etcd_password_file) {
+        let password =
+            String::from_utf8(read("store.etcd_password_file", file)?).map_err(|_| StoreError::Backend {
+                path: format!("store.etcd_password_file {}", file.display()),
+                message: "expected a UTF-8 password".into(),
+            })?;
+        let password = password.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            return Err(StoreError::Backend {
+                path: format!("store.etcd_password_file {}", file.display()),
+                message: "the file is empty: expected the etcd user's password".into(),
+            });
+        }
+        s.credentials = Some(EtcdCredentials {
+            username: user.clone(),
+            password,
+        });
+    }
+    Ok(s)
 }
 
 /// `store.etcd_instance_name`, or `<hostname>:<listen port>`.
@@ -209,7 +252,7 @@ async fn win_leadership(
 ) -> anyhow::Result<(Leadership, TcpListener, Option<TcpListener>)> {
     let ttl = Duration::from_secs(u64::from(cfg.store.etcd_lease_ttl_seconds));
     let name = instance_name(cfg);
-    let candidate = Candidate::new(&etcd_settings(cfg), name.clone(), ttl)?;
+    let candidate = Candidate::new(&etcd_settings(cfg)?, name.clone(), ttl)?;
     let (leader_tx, leader_rx) = tokio::sync::watch::channel("unknown (campaigning)".to_string());
     match candidate.campaign().await {
         Ok(Campaign::Won(l)) => {
@@ -264,8 +307,10 @@ async fn win_leadership(
         }
         None => None,
     };
-    let poll = (ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(1));
-    let leadership = candidate.lead(&leader_tx, poll).await;
+    // Between attempts the standby watches the leader key; this paces retries while
+    // etcd does not answer.
+    let retry = (ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(1));
+    let leadership = candidate.lead(&leader_tx, retry).await;
     tracing::info!(name = %name, "elected leader on etcd: taking over");
     let _ = grpc_stop.send(());
     if let Some(tx) = http_stop {

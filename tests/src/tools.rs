@@ -66,6 +66,11 @@ pub fn etcd() -> Result<PathBuf, ServiceError> {
     find("etcd", "etcd", &[])
 }
 
+/// `etcdctl` (Debian's `etcd-client`), to set up a secured etcd's users.
+pub fn etcdctl() -> Result<PathBuf, ServiceError> {
+    find("etcdctl", "etcdctl", &[])
+}
+
 /// Debian's `docker-registry` (CNCF distribution), an OCI registry.
 pub fn docker_registry() -> Result<PathBuf, ServiceError> {
     find("docker-registry", "docker-registry", &[])

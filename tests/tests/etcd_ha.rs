@@ -44,13 +44,31 @@ async fn client(addr: &str) -> Client {
     ReleaseServiceClient::with_interceptor(ch, Bearer)
 }
 
-fn config(etcd: &Etcd, name: &str) -> String {
+/// The `store:` keys for `etcd`: with TLS, a client certificate and a password when it
+/// is secured (as in production).
+fn store(etcd: &Etcd, name: &str) -> String {
+    let secure = etcd.access().map_or_else(String::new, |a| {
+        format!(
+            ", etcd_tls: {{ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\"}}, etcd_username: {}, etcd_password_file: \"{}\"",
+            a.ca_file.display(),
+            a.cert_file.display(),
+            a.key_file.display(),
+            a.username,
+            a.password_file.display()
+        )
+    });
     format!(
-        "store: {{backend: etcd, etcd_endpoints: [\"{}\"], etcd_lease_ttl_seconds: {}, etcd_instance_name: {name}}}\n\
-         contexts:\n  - {{name: east, region: east-1, env: dev, cloud: sim, clusterName: east-cluster}}\n\
-         auth:\n  tokens:\n    - {{name: alice, role: admin, token: t-admin}}\n  agents:\n    - {{context: east, token: agent-east}}\n",
+        "store: {{backend: etcd, etcd_endpoints: [\"{}\"], etcd_lease_ttl_seconds: {}, etcd_instance_name: {name}{secure}}}\n",
         etcd.client_url(),
         TTL.as_secs()
+    )
+}
+
+fn config(etcd: &Etcd, name: &str) -> String {
+    format!(
+        "{}contexts:\n  - {{name: east, region: east-1, env: dev, cloud: sim, clusterName: east-cluster}}\n\
+         auth:\n  tokens:\n    - {{name: alice, role: admin, token: t-admin}}\n  agents:\n    - {{context: east, token: agent-east}}\n",
+        store(etcd, name)
     )
 }
 
@@ -129,7 +147,8 @@ async fn assert_standby(b: &Convoyd, leader: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_with_the_leaders_state() {
-    let etcd = Etcd::start().await.unwrap();
+    // etcd as production runs it: TLS, client certificates, authentication.
+    let etcd = Etcd::start_secure("/convoy").await.unwrap();
     let a = Convoyd::start(&config(&etcd, "coordinator-a")).await.unwrap();
     let mut b = Convoyd::launch(&config(&etcd, "coordinator-b")).unwrap();
     assert_eq!(readyz(&a).await.0, 200);
@@ -167,6 +186,8 @@ async fn a_standby_takes_over_with_the_leaders_state() {
     );
     assert!(took < TTL + Duration::from_secs(5), "takeover took {took:?}");
     assert!(b.logs().contains("elected leader on etcd"), "{}", b.logs());
+    let password = &etcd.access().unwrap().password;
+    assert!(!b.logs().contains(password.as_str()) && !a.logs().contains(password.as_str()));
 
     let mut cb = client(&b.addr).await;
     let release = cb
@@ -268,12 +289,7 @@ async fn a_leader_whose_lease_is_revoked_stops() {
 
 /// A coordinator config for `contexts` simulated contexts (`ctx-00`...).
 fn fleet_config(etcd: &Etcd, name: &str, contexts: &[String]) -> String {
-    let mut cfg = format!(
-        "store: {{backend: etcd, etcd_endpoints: [\"{}\"], etcd_lease_ttl_seconds: {}, etcd_instance_name: {name}}}\n\
-         heartbeat_seconds: 1\ncontexts:\n",
-        etcd.client_url(),
-        TTL.as_secs()
-    );
+    let mut cfg = format!("{}heartbeat_seconds: 1\ncontexts:\n", store(etcd, name));
     for c in contexts {
         cfg.push_str(&format!(
             "  - {{name: {c}, region: r-{c}, env: dev, cloud: sim, clusterName: {c}}}\n"

@@ -36,6 +36,9 @@ async fn main() -> anyhow::Result<()> {
     if args.check_config {
         convoy_daemon::auth::Authenticator::from_config(&cfg.auth)
             .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+        if cfg.store.backend == "etcd" {
+            convoy_daemon::server::etcd_settings(&cfg).context("refusing to start")?;
+        }
         println!("configuration ok");
         return Ok(());
     }

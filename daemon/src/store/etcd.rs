@@ -1,57 +1,43 @@
 //! The state on etcd, for a highly available coordinator: every table lives under
 //! `<prefix>/<table>/<key>`, a batch is one etcd transaction (atomic), and a leader's
 //! transactions are fenced on its leadership key (see [`election`]), so a deposed
-//! coordinator cannot write.
+//! coordinator cannot write. etcd is reached over its gRPC API with the `etcd-client`
+//! crate ([`client`]): TLS, client certificates and username/password.
 //!
-//! The [`Kv`] trait is synchronous (the core is a std thread), the gateway client is
+//! The [`Kv`] trait is synchronous (the core is a std thread), the etcd client is
 //! async: the store owns a one-worker tokio runtime and each call waits on a std
 //! channel for its answer, which works from any thread and never enters the caller's
 //! runtime.
 
+mod client;
 mod election;
-mod gateway;
 
 use std::collections::BTreeMap;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use client::{Connection, EtcdError};
 pub use election::{Campaign, Candidate, Leadership};
-use gateway::{Gateway, GatewayError};
+
+pub use super::etcd_settings::{DEFAULT_MAX_TXN_OPS, EtcdCredentials, EtcdSettings, EtcdTls};
 
 use super::{Batch, Kv, Result, StoreError, Table};
-
-/// etcd's default `--max-txn-ops`.
-pub const DEFAULT_MAX_TXN_OPS: usize = 128;
 
 /// Keys read per range request: keeps each answer well below etcd's message limits.
 const PAGE: i64 = 500;
 
-/// Where and how to reach etcd.
-#[derive(Debug, Clone)]
-pub struct EtcdSettings {
-    pub endpoints: Vec<String>,
-    /// Every key lives under it (`/convoy`), so several installations can share etcd.
-    pub prefix: String,
-    /// The cluster's `--max-txn-ops`: no transaction holds more writes (see
-    /// [`EtcdStore::commit`](Kv::commit)).
-    pub max_txn_ops: usize,
-    /// Per request.
-    pub timeout: Duration,
-}
-
-impl EtcdSettings {
-    pub fn new(endpoints: Vec<String>) -> Self {
-        EtcdSettings {
-            endpoints,
-            prefix: "/convoy".into(),
-            max_txn_ops: DEFAULT_MAX_TXN_OPS,
-            timeout: Duration::from_secs(5),
-        }
-    }
-
-    fn shown(&self) -> String {
-        format!("etcd {}", self.endpoints.join(","))
-    }
+/// The connection for a store or a candidate.
+fn connection(settings: &EtcdSettings, timeout: Duration) -> Result<Connection> {
+    Connection::new(
+        &settings.endpoints,
+        settings.tls.clone(),
+        settings.credentials.clone(),
+        timeout,
+    )
+    .map_err(|e| StoreError::Backend {
+        path: settings.shown(),
+        message: e.0,
+    })
 }
 
 /// The condition every write of a leader carries.
@@ -64,7 +50,7 @@ struct Fence {
 
 /// A [`Kv`] on etcd.
 pub struct EtcdStore {
-    gateway: Gateway,
+    conn: Arc<Connection>,
     settings: EtcdSettings,
     fence: Option<Fence>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -96,11 +82,7 @@ enum Write {
 impl EtcdStore {
     /// An unfenced store: for tools and tests; a coordinator uses [`EtcdStore::fenced`].
     pub fn open(settings: EtcdSettings) -> Result<Self> {
-        let gateway =
-            Gateway::new(&settings.endpoints, settings.timeout).map_err(|e| StoreError::Backend {
-                path: settings.shown(),
-                message: e.0,
-            })?;
+        let conn = Arc::new(connection(&settings, settings.timeout)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("convoy-etcd")
@@ -111,7 +93,7 @@ impl EtcdStore {
                 message: format!("cannot start the etcd client's runtime: {e}"),
             })?;
         Ok(EtcdStore {
-            gateway,
+            conn,
             settings,
             fence: None,
             runtime: Some(runtime),
@@ -130,7 +112,7 @@ impl EtcdStore {
         Ok(store)
     }
 
-    fn backend(&self, e: GatewayError) -> StoreError {
+    fn backend(&self, e: EtcdError) -> StoreError {
         StoreError::Backend {
             path: self.settings.shown(),
             message: e.0,
@@ -140,7 +122,7 @@ impl EtcdStore {
     /// Runs `fut` on the store's runtime and waits for it on this thread.
     fn block<T: Send + 'static>(
         &self,
-        fut: impl std::future::Future<Output = Result<T, GatewayError>> + Send + 'static,
+        fut: impl std::future::Future<Output = Result<T, EtcdError>> + Send + 'static,
     ) -> Result<T> {
         let rt = self.runtime.as_ref().ok_or_else(|| StoreError::Backend {
             path: self.settings.shown(),
@@ -169,18 +151,18 @@ impl EtcdStore {
             .map(|((table, key), w)| {
                 let k = self.key(*table, key);
                 match w {
-                    Write::Put(v) => gateway::put_op(&k, v, 0),
-                    Write::Delete => gateway::delete_op(&k),
+                    Write::Put(v) => client::put_op(&k, v, 0),
+                    Write::Delete => client::delete_op(&k),
                 }
             })
             .collect();
         let compare = self
             .fence
             .iter()
-            .map(|f| gateway::compare_created(&f.key, f.create_revision))
+            .map(|f| client::compare_created(&f.key, f.create_revision))
             .collect();
-        let gw = self.gateway.clone();
-        let outcome = self.block(async move { gw.txn(compare, ops).await })?;
+        let conn = self.conn.clone();
+        let outcome = self.block(async move { conn.txn(compare, ops, Vec::new()).await })?;
         if outcome.succeeded {
             return Ok(());
         }
@@ -259,12 +241,12 @@ impl Kv for EtcdStore {
     fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let base = self.key(table, "");
         let mut from = self.key(table, prefix);
-        let end = gateway::prefix_end(&from);
+        let end = client::prefix_end(&from);
         let mut out = Vec::new();
         loop {
-            let gw = self.gateway.clone();
+            let conn = self.conn.clone();
             let (start, stop) = (from.clone(), end.clone());
-            let page = self.block(async move { gw.range(&start, &stop, PAGE).await })?;
+            let page = self.block(async move { conn.range(&start, &stop, PAGE).await })?;
             let last = page.kvs.last().map(|kv| kv.key.clone());
             for kv in page.kvs {
                 let key = kv
@@ -272,9 +254,7 @@ impl Kv for EtcdStore {
                     .strip_prefix(base.as_slice())
                     .map(|k| String::from_utf8_lossy(k).into_owned())
                     .ok_or_else(|| {
-                        self.backend(GatewayError(
-                            "range answered a key outside the asked range".into(),
-                        ))
+                        self.backend(EtcdError("range answered a key outside the asked range".into()))
                     })?;
                 out.push((key, kv.value));
             }
@@ -290,9 +270,9 @@ impl Kv for EtcdStore {
     }
 
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
-        let gw = self.gateway.clone();
+        let conn = self.conn.clone();
         let k = self.key(table, key);
-        let page = self.block(async move { gw.range(&k, &[], 0).await })?;
+        let page = self.block(async move { conn.range(&k, &[], 0).await })?;
         Ok(page.kvs.into_iter().next().map(|kv| kv.value))
     }
 }

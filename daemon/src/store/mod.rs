@@ -9,7 +9,12 @@
 //! submit inputs kept for resuming (release file, values files, chart archive) hold
 //! Vault paths, not values.
 
+#[cfg(feature = "etcd")]
 pub mod etcd;
+#[cfg(not(feature = "etcd"))]
+#[path = "etcd_disabled.rs"]
+pub mod etcd;
+mod etcd_settings;
 mod memory;
 mod redb_store;
 

@@ -194,3 +194,140 @@ fn a_batch_merges_to_one_write_per_key() {
         ]
     );
 }
+
+fn secure_settings(etcd: &Etcd, prefix: &str) -> EtcdSettings {
+    let access = etcd.access().expect("a secured etcd");
+    let mut s = settings(etcd, prefix);
+    s.tls = Some(EtcdTls {
+        ca_pem: std::fs::read(&access.ca_file).unwrap(),
+        identity: Some((
+            std::fs::read(&access.cert_file).unwrap(),
+            std::fs::read(&access.key_file).unwrap(),
+        )),
+        server_name: None,
+    });
+    s.credentials = Some(EtcdCredentials {
+        username: access.username.clone(),
+        password: access.password.clone(),
+    });
+    s
+}
+
+/// Production's etcd: TLS only, client certificates required, authentication on, and
+/// convoy's etcd user allowed under its prefix only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_election_on_an_etcd_with_tls_and_authentication() {
+    let etcd = Etcd::start_secure("/convoy").await.unwrap();
+    assert!(etcd.client_url().starts_with("https://"));
+    let s = secure_settings(&etcd, "/convoy");
+
+    // The store contract and a fenced leader, all through TLS + the password.
+    let candidate = Candidate::new(&s, "a".into(), Duration::from_secs(5)).unwrap();
+    let Campaign::Won(lead) = candidate.campaign().await.unwrap() else {
+        panic!("the only candidate leads")
+    };
+    let kv = EtcdStore::fenced(s.clone(), &lead).unwrap();
+    let mut b = Batch::default();
+    put(&mut b, Table::Revisions, "web/1", 1);
+    put(&mut b, Table::Releases, "web", 1);
+    kv.commit(b).unwrap();
+    assert_eq!(keys(&kv, Table::Revisions, ""), ["web/1"]);
+    assert_eq!(kv.get(Table::Releases, "web").unwrap(), Some(b"1".to_vec()));
+    lead.resign().await;
+
+    // Outside the role's prefix: refused by etcd, and the error says what to grant.
+    let other = EtcdStore::open(secure_settings(&etcd, "/elsewhere")).unwrap();
+    let err = other.get(Table::Meta, "x").unwrap_err().to_string();
+    eprintln!("outside the prefix: {err}");
+    assert!(err.contains("permission denied") && err.contains("role"), "{err}");
+
+    // A wrong password: refused, named, and the password is in no error.
+    let mut wrong = s.clone();
+    wrong.credentials = Some(EtcdCredentials {
+        username: "convoy".into(),
+        password: "canary-wrong-password".into(),
+    });
+    let err = EtcdStore::open(wrong)
+        .unwrap()
+        .get(Table::Meta, "x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("authentication failed") && err.contains("store.etcd_password_file"),
+        "{err}"
+    );
+    eprintln!("wrong password: {err}");
+    assert!(!err.contains("canary-wrong-password"), "{err}");
+
+    // No password: the client certificate's CN is no etcd user.
+    let mut anonymous = s.clone();
+    anonymous.credentials = None;
+    let err = EtcdStore::open(anonymous)
+        .unwrap()
+        .get(Table::Meta, "x")
+        .unwrap_err()
+        .to_string();
+    eprintln!("no password: {err}");
+    assert!(err.contains(etcd.client_url()), "{err}");
+
+    // Without a client certificate etcd refuses the TLS handshake.
+    let mut no_cert = s.clone();
+    if let Some(t) = no_cert.tls.as_mut() {
+        t.identity = None;
+    }
+    let err = EtcdStore::open(no_cert)
+        .unwrap()
+        .get(Table::Meta, "x")
+        .unwrap_err()
+        .to_string();
+    eprintln!("no client certificate: {err}");
+    assert!(err.contains("store.etcd_tls.cert_file"), "{err}");
+
+    // A CA that did not sign etcd's certificate: refused, pointing at etcd_tls.ca_file.
+    let mut wrong_ca = s.clone();
+    if let Some(t) = wrong_ca.tls.as_mut() {
+        t.ca_pem = convoy_tests::certs::TestCa::new("other")
+            .unwrap()
+            .cert_pem()
+            .into_bytes();
+    }
+    let err = EtcdStore::open(wrong_ca)
+        .unwrap()
+        .get(Table::Meta, "x")
+        .unwrap_err()
+        .to_string();
+    eprintln!("wrong CA: {err}");
+    assert!(err.contains("store.etcd_tls"), "{err}");
+}
+
+/// A standby watches the leader key: when the leader resigns it leads at once, not
+/// at its next periodic check (here a whole 20 s TTL away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_leads_as_soon_as_the_leader_key_is_gone() {
+    let etcd = Etcd::start().await.unwrap();
+    let s = settings(&etcd, "/convoy");
+    let ttl = Duration::from_secs(20);
+    let a = Candidate::new(&s, "a".into(), ttl).unwrap();
+    let Campaign::Won(lead_a) = a.campaign().await.unwrap() else {
+        panic!("the first candidate leads")
+    };
+    let (tx, mut rx) = tokio::sync::watch::channel(String::new());
+    let standby = tokio::spawn(async move {
+        let b = Candidate::new(&s, "b".into(), ttl).unwrap();
+        b.lead(&tx, Duration::from_millis(200)).await
+    });
+    // The standby has seen a lead, and is now waiting on its watch.
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| l == "a"))
+        .await
+        .expect("the standby names the leader")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resigned = std::time::Instant::now();
+    lead_a.resign().await;
+    let lead_b = tokio::time::timeout(Duration::from_secs(10), standby)
+        .await
+        .expect("the standby leads well before its periodic check")
+        .unwrap();
+    eprintln!("standby led {:?} after the resignation", resigned.elapsed());
+    assert!(lead_b.lost().borrow().is_none());
+}
