@@ -118,6 +118,7 @@ fn redact(text: &str) -> String {
         (r"\(\d+(\.\d+)?(ms|s)\)|\(\d+m\d\ds\)", "(<DURATION>)"),
         (r#""durationMs": \d+"#, r#""durationMs": "<DURATION>""#),
         (r"last seen \d+s ago", "last seen <N>s ago"),
+        (r"digest sha256:[0-9a-f]{64}", "digest sha256:<DIGEST>"),
         (
             r#""chartDigest": "sha256:[0-9a-f]{64}""#,
             r#""chartDigest": "sha256:<DIGEST>""#,
@@ -298,6 +299,65 @@ async fn submit_watch_status_history_and_rollback_against_a_real_coordinator() {
     let out = fleet.convoy("t-view", &["history", "web.shop", "-o", "json"]);
     assert_exit(&out, 0, Some(&fleet));
     assert_golden("history.json", &stdout(&out));
+
+    // What each revision deployed, as on-call reads it before choosing a rollback
+    // target: revision 2's images and changed values, the automatic rollback (3)
+    // shipping revision 1's images, and what changed from 1 to 2.
+    let out = fleet.convoy("t-view", &["history", "web.shop", "--show", "2"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("history_show.txt", &stdout(&out));
+    let out = fleet.convoy("t-view", &["history", "web.shop", "--show", "3"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert!(
+        stdout(&out).contains("Deployment/web web: registry.example/web:1.0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fleet.convoy("t-view", &["history", "web.shop", "--diff", "1", "2"]);
+    assert_exit(&out, 0, Some(&fleet));
+    assert_golden("history_diff.txt", &stdout(&out));
+    let out = fleet.convoy(
+        "t-view",
+        &["history", "web.shop", "--diff", "1", "2", "-o", "json"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--diff -o json is JSON");
+    assert_eq!(
+        diff["images"][0]["before"], "registry.example/web:1.0",
+        "{diff:#}"
+    );
+    assert_eq!(diff["images"][0]["after"], "registry.example/web:2.0", "{diff:#}");
+    let changed: Vec<(String, String)> = diff["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|c| {
+            (
+                c["context"].as_str().unwrap_or_default().to_string(),
+                c["path"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("".to_string(), "image".to_string()),
+            ("west".to_string(), "behavior".to_string())
+        ]
+    );
+    for args in [["--show", "2"].as_slice(), ["--diff", "1", "2"].as_slice()] {
+        let mut all = vec!["history", "web.shop"];
+        all.extend_from_slice(args);
+        let out = fleet.convoy("t-view", &all);
+        assert!(!stdout(&out).contains("dev-only-password"), "{}", stdout(&out));
+    }
+    let out = fleet.convoy("t-view", &["history", "web.shop", "--show", "9"]);
+    assert_exit(&out, 2, Some(&fleet));
+    assert!(
+        stderr(&out).contains("no revision 9 (revisions 1 to 3"),
+        "{}",
+        stderr(&out)
+    );
 
     // JSON for scripts: submit without waiting, then watch the operation as JSON lines.
     fleet.release("v3.yaml", "registry.example/web:3.0", "healthy,after=200ms", None);

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod capabilities;
 pub mod config;
 pub mod core;
+pub mod deployed;
 pub mod diff;
 pub mod http;
 pub mod link;

@@ -307,6 +307,32 @@ pub struct ContextOutcome {
     pub duration_ms: u64,
 }
 
+/// One container image a revision deployed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkloadImage {
+    /// `Deployment/web`.
+    pub workload: String,
+    pub container: String,
+    pub image: String,
+    /// The contexts that run it; empty: every target context.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contexts: Vec<String>,
+}
+
+/// The values a revision was submitted with, over the chart's defaults and without the
+/// registry's globals or any secret (a value equal to a resolved secret is masked):
+/// `spec.values`, `valuesFiles` and `valuesFrom` merged, and each context's
+/// `contextValues`. What `convoy history` compares between revisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValuesRecord {
+    pub release: serde_json::Value,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, serde_json::Value>,
+    /// Set instead of the values when they were too large to keep (bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted_bytes: Option<u64>,
+}
+
 /// A recorded revision of a release (metadata only: never manifests or secret values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevisionRecord {
@@ -336,6 +362,42 @@ pub struct RevisionRecord {
     /// What each context's render was made with besides the release (a deploy's).
     #[serde(default)]
     pub rendered_with: RenderRecord,
+    /// The container images of every workload it deployed (a rollback's: its target's).
+    #[serde(default)]
+    pub images: Vec<WorkloadImage>,
+    /// The values it was submitted with (a rollback's: its target's).
+    #[serde(default)]
+    pub values: ValuesRecord,
+}
+
+impl RevisionRecord {
+    /// A rollback revision shipping what `base` shipped (its chart, values, secret
+    /// versions and images); the caller fills in the rest with struct update syntax.
+    pub fn rollback_shipping(base: Option<&RevisionRecord>) -> RevisionRecord {
+        let shipped = |f: fn(&RevisionRecord) -> String| base.map(f).unwrap_or_default();
+        RevisionRecord {
+            release: String::new(),
+            number: 0,
+            kind: OperationKind::Rollback,
+            rollback_to: None,
+            operation_id: String::new(),
+            submitted_by: String::new(),
+            reason: String::new(),
+            submitted_at: Millis::default(),
+            chart_name: shipped(|b| b.chart_name.clone()),
+            chart_version: shipped(|b| b.chart_version.clone()),
+            chart_digest: shipped(|b| b.chart_digest.clone()),
+            chart_origin: shipped(|b| b.chart_origin.clone()),
+            values_digest: shipped(|b| b.values_digest.clone()),
+            secret_versions: base.map(|b| b.secret_versions.clone()).unwrap_or_default(),
+            outcomes: Vec::new(),
+            phase: OperationPhase::Queued,
+            contexts: Vec::new(),
+            rendered_with: RenderRecord::default(),
+            images: base.map(|b| b.images.clone()).unwrap_or_default(),
+            values: base.map(|b| b.values.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// What a revision's render of each context was made with besides the release: the

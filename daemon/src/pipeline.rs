@@ -23,6 +23,16 @@ type ContextManifests = Vec<(String, Rendered)>;
 struct Rendered {
     manifests: Vec<RenderedManifest>,
     hooks: Vec<RenderedManifest>,
+    /// Its workloads' images, for the revision's history.
+    images: Vec<(String, String, String)>,
+}
+
+/// What [`Pipeline::render_all`] gives: objects and hooks per context, and each
+/// context's images.
+struct RenderedAll {
+    manifests: PerContext,
+    hooks: PerContext,
+    images: BTreeMap<String, Vec<(String, String, String)>>,
 }
 
 /// Rendered objects per context.
@@ -337,7 +347,13 @@ impl Pipeline {
         // render at once; each render is bounded by its deadline and output budget.
         let _slot = self.render_slot().await?;
         let rendered = off_async(|| self.render_all(&release, &chart, &values, &facts));
-        let (manifests, hooks) = rendered.map_err(|e| mask_error(e, &masker))?;
+        let RenderedAll {
+            manifests,
+            hooks,
+            images,
+        } = rendered.map_err(|e| mask_error(e, &masker))?;
+        let images = crate::deployed::group_images(&images, manifests.len());
+        let values_record = crate::deployed::values_record(&release, &masker);
         let first = release.targets().next().and_then(|c| self.registry.get(c));
         let values_digest = first
             .map(|c| convoy_release::values_digest(&release, c))
@@ -374,6 +390,8 @@ impl Pipeline {
             chart_name: chart.name().to_string(),
             chart_version: chart.version().to_string(),
             values_digest,
+            images,
+            values: values_record,
             secret_versions: versions,
             options: ApplyOptions {
                 force_roll: o.force_roll,
@@ -609,7 +627,7 @@ impl Pipeline {
         chart: &convoy_chart::Chart,
         values: &BTreeMap<String, BTreeMap<String, Value>>,
         facts: &BTreeMap<String, RenderFacts>,
-    ) -> Result<(PerContext, PerContext), PrepareError> {
+    ) -> Result<RenderedAll, PrepareError> {
         let targets: Vec<&str> = release.targets().collect();
         let empty = BTreeMap::new();
         let install = RenderFacts::of_revision(1, false, None);
@@ -633,8 +651,10 @@ impl Pipeline {
                                 let r =
                                     convoy_release::render_context_in(release, chart, context, secrets, &env)
                                         .map_err(render_error)?;
+                                let manifests = as_kube_json(r.objects(), ctx)?;
                                 let rendered = Rendered {
-                                    manifests: as_kube_json(r.objects(), ctx)?,
+                                    images: crate::deployed::images_of(&manifests),
+                                    manifests,
                                     hooks: as_kube_json(r.hooks.iter(), ctx)?,
                                 };
                                 Ok((ctx.to_string(), rendered))
@@ -651,16 +671,21 @@ impl Pipeline {
                 })
                 .collect()
         });
-        let (mut manifests, mut hooks) = (BTreeMap::new(), BTreeMap::new());
+        let mut all = RenderedAll {
+            manifests: BTreeMap::new(),
+            hooks: BTreeMap::new(),
+            images: BTreeMap::new(),
+        };
         for r in results {
             for (ctx, rendered) in r? {
                 if !rendered.hooks.is_empty() {
-                    hooks.insert(ctx.clone(), rendered.hooks);
+                    all.hooks.insert(ctx.clone(), rendered.hooks);
                 }
-                manifests.insert(ctx, rendered.manifests);
+                all.images.insert(ctx.clone(), rendered.images);
+                all.manifests.insert(ctx, rendered.manifests);
             }
         }
-        Ok((manifests, hooks))
+        Ok(all)
     }
 }
 

@@ -61,6 +61,10 @@ pub struct Prepared {
     pub chart_version: String,
     /// sha256 of the merged values without secrets.
     pub values_digest: String,
+    /// The workloads' images, for the revision's history.
+    pub images: Vec<crate::model::WorkloadImage>,
+    /// The submitted values (secrets masked), for the revision's history.
+    pub values: crate::model::ValuesRecord,
     pub secret_versions: Vec<SecretVersion>,
     pub options: ApplyOptions,
     /// The resolved secret values, only to hide them where they would otherwise show

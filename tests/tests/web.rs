@@ -629,6 +629,21 @@ async fn the_status_page_shows_the_fleet_live_and_operators_roll_back_from_it() 
     // History lists the rollback; the audit view names the operator and the reason.
     wait_for(&b, "revision 4 in the history", Duration::from_secs(10),
         "const r = document.querySelector('#history-table tr[data-revision=\"4\"]'); return r && /Rollback to r2/.test(r.innerText)").await;
+    // What each revision deployed: r3's image and what changed against r2; the
+    // rollback (r4) ships r2's image again.
+    let r3 = js(&b, "const r = document.querySelector('#history-table tr[data-revision=\"3\"]'); return [r.querySelector('.images').innerText, r.querySelector('.values').innerText]").await;
+    assert_eq!(r3[0], json!("Deployment/web web: web:3.0"), "{r3}");
+    let changed = r3[1].as_str().unwrap_or_default();
+    assert!(
+        changed.contains("image: \"web:2.0\" -> \"web:3.0\"") && changed.contains("behavior:"),
+        "{r3}"
+    );
+    let r4 = js(
+        &b,
+        "return document.querySelector('#history-table tr[data-revision=\"4\"] .images').innerText",
+    )
+    .await;
+    assert_eq!(r4, json!("Deployment/web web: web:2.0"));
     let audit = wait_for(&b, "the rollback in the audit log", Duration::from_secs(10),
         "const r = document.querySelector('#audit-table tr[data-action=\"rollback\"][data-who=\"oncall\"]'); return r && r.innerText").await;
     let audit = audit.as_str().unwrap();

@@ -96,6 +96,30 @@ pub fn revision(r: &pb::Revision) -> Value {
             "durationMs": o.duration_ms,
         })).collect::<Vec<_>>(),
         "phase": op_phase(r.phase),
+        "images": r.images.iter().map(image).collect::<Vec<_>>(),
+        "values": serde_json::from_str::<Value>(&r.values_json).unwrap_or(Value::Null),
+        "valuesChanged": r.values_changed.iter().map(value_change).collect::<Vec<_>>(),
+    })
+}
+
+/// One workload's container image.
+pub fn image(i: &pb::WorkloadImage) -> Value {
+    json!({
+        "workload": i.workload,
+        "container": i.container,
+        "image": i.image,
+        "contexts": i.contexts,
+    })
+}
+
+/// One changed value (`before`/`after` null when absent on that side).
+pub fn value_change(c: &pb::ValueChange) -> Value {
+    let side = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    json!({
+        "context": c.context,
+        "path": c.path,
+        "before": side(&c.before),
+        "after": side(&c.after),
     })
 }
 

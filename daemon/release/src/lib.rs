@@ -37,5 +37,8 @@ pub use render::{Manifest, RenderEnv, RenderLimits, RenderedContext, render_cont
 pub use sections::{
     DEFAULT_MIN_READY_WINDOW, DEFAULT_OFFLINE_AGENT_DEADLINE, DEFAULT_PROGRESS_DEADLINE, MAX_REPLICAS,
 };
-pub use values::{SecretRequest, context_values, merge, plan_secrets, values_digest};
+pub use values::{
+    SecretRequest, ValueChange, context_values, merge, own_context_values, plan_secrets, record_changes,
+    release_values, value_changes, values_digest,
+};
 pub use yaml::Pos;

@@ -101,8 +101,38 @@ pub fn release(v: &ReleaseView) -> pb::Release {
     }
 }
 
-pub fn revision(r: &RevisionRecord) -> pb::Revision {
+/// A revision for the API; `previous` (the one before it) for what its values changed.
+pub fn revision(r: &RevisionRecord, previous: Option<&RevisionRecord>) -> pb::Revision {
+    let values = serde_json::to_value(&r.values).unwrap_or_default();
+    let kept = r.values.omitted_bytes.is_some() || !r.values.release.is_null();
+    let values_changed = previous
+        .map(|p| {
+            let before = serde_json::to_value(&p.values).unwrap_or_default();
+            convoy_release::record_changes(&before, &values)
+        })
+        .unwrap_or_default();
+    let json_of = |v: Option<serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
     pb::Revision {
+        images: r
+            .images
+            .iter()
+            .map(|i| pb::WorkloadImage {
+                workload: i.workload.clone(),
+                container: i.container.clone(),
+                image: i.image.clone(),
+                contexts: i.contexts.clone(),
+            })
+            .collect(),
+        values_json: if kept { values.to_string() } else { String::new() },
+        values_changed: values_changed
+            .into_iter()
+            .map(|(context, c)| pb::ValueChange {
+                path: c.path,
+                before: json_of(c.before),
+                after: json_of(c.after),
+                context,
+            })
+            .collect(),
         number: r.number,
         kind: kind(r.kind) as i32,
         rollback_to: r.rollback_to.unwrap_or_default(),

@@ -181,12 +181,17 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         who.require(Role::Viewer, "read history").map_err(auth_status)?;
         let r = req.into_inner();
         self.check_view(&who, &r.release).await?;
-        let mut revs = self.core.history(r.release).await.map_err(status)?;
-        if r.limit > 0 {
-            revs.truncate(r.limit as usize);
-        }
+        let revs = self.core.history(r.release).await.map_err(status)?;
+        let shown = if r.limit > 0 {
+            revs.len().min(r.limit as usize)
+        } else {
+            revs.len()
+        };
+        // Newest first: each revision's values are compared with the next one down.
         Ok(Response::new(pb::GetHistoryResponse {
-            revisions: revs.iter().map(convert::revision).collect(),
+            revisions: (0..shown)
+                .map(|i| convert::revision(&revs[i], revs.get(i + 1)))
+                .collect(),
         }))
     }
 

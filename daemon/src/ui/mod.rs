@@ -440,7 +440,14 @@ async fn fleet(State(ui): State<Ui>, headers: HeaderMap) -> Response {
     )
 }
 
-fn revision_json(r: &RevisionRecord) -> Value {
+/// A revision for the page; `previous` (the one before it) for what its values changed.
+fn revision_json(r: &RevisionRecord, previous: Option<&RevisionRecord>) -> Value {
+    let changes = previous
+        .map(|p| {
+            let as_json = |v| serde_json::to_value(v).unwrap_or_default();
+            convoy_release::record_changes(&as_json(&p.values), &as_json(&r.values))
+        })
+        .unwrap_or_default();
     let outcomes: Vec<Value> = r
         .outcomes
         .iter()
@@ -465,6 +472,15 @@ fn revision_json(r: &RevisionRecord) -> Value {
         "phase": phase_name(r.phase),
         "contexts": r.contexts,
         "outcomes": outcomes,
+        "images": r.images.iter().map(|i| {
+            let at = if i.contexts.is_empty() { String::new() } else { format!(" [{}]", i.contexts.join(", ")) };
+            format!("{} {}: {}{at}", i.workload, i.container, i.image)
+        }).collect::<Vec<_>>(),
+        "values_changed": changes.into_iter().map(|(ctx, c)| {
+            let side = |v: Option<Value>| v.map_or_else(|| "(absent)".to_string(), |v| v.to_string());
+            let at = if ctx.is_empty() { String::new() } else { format!("[{ctx}] ") };
+            format!("{at}{}: {} -> {}", c.path, side(c.before), side(c.after))
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -490,7 +506,7 @@ async fn history(State(ui): State<Ui>, headers: HeaderMap, Path(release): Path<S
     match ui.core.history(release).await {
         Ok(revs) => json_response(
             StatusCode::OK,
-            &json!({ "revisions": revs.iter().map(revision_json).collect::<Vec<_>>() }),
+            &json!({ "revisions": revs.iter().enumerate().map(|(i, r)| revision_json(r, revs.get(i + 1))).collect::<Vec<_>>() }),
         ),
         Err(e) => core_error(e),
     }

@@ -146,6 +146,8 @@ impl Core {
             phase: OperationPhase::Queued,
             contexts: record.contexts.clone(),
             rendered_with: RenderRecord::of(&prepared.facts),
+            images: prepared.images.clone(),
+            values: prepared.values.clone(),
         };
         self.batch.put(Table::Releases, name.clone(), &record);
         self.batch
@@ -343,22 +345,13 @@ impl Core {
         let rev = RevisionRecord {
             release: release.to_string(),
             number: revision,
-            kind: OperationKind::Rollback,
             rollback_to: Some(target),
             operation_id: id.clone(),
             submitted_by: who.name.clone(),
             reason: reason.to_string(),
             submitted_at: now,
-            chart_name: base.as_ref().map(|b| b.chart_name.clone()).unwrap_or_default(),
-            chart_version: base.as_ref().map(|b| b.chart_version.clone()).unwrap_or_default(),
-            chart_digest: base.as_ref().map(|b| b.chart_digest.clone()).unwrap_or_default(),
-            chart_origin: base.as_ref().map(|b| b.chart_origin.clone()).unwrap_or_default(),
-            values_digest: base.as_ref().map(|b| b.values_digest.clone()).unwrap_or_default(),
-            secret_versions: base.map(|b| b.secret_versions).unwrap_or_default(),
-            outcomes: Vec::new(),
-            phase: OperationPhase::Queued,
             contexts,
-            rendered_with: RenderRecord::default(),
+            ..RevisionRecord::rollback_shipping(base.as_ref())
         };
         self.batch.put(Table::Releases, release.to_string(), &record);
         self.batch

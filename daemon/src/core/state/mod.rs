@@ -1247,33 +1247,11 @@ impl Core {
             let rec = RevisionRecord {
                 release: release.clone(),
                 number: rb,
-                kind: OperationKind::Rollback,
                 rollback_to: target,
                 operation_id: op.id.clone(),
                 submitted_by: "convoy (automatic rollback)".into(),
                 reason: op.message.clone(),
                 submitted_at: now,
-                chart_name: restored
-                    .as_ref()
-                    .map(|r| r.chart_name.clone())
-                    .unwrap_or_default(),
-                chart_version: restored
-                    .as_ref()
-                    .map(|r| r.chart_version.clone())
-                    .unwrap_or_default(),
-                chart_digest: restored
-                    .as_ref()
-                    .map(|r| r.chart_digest.clone())
-                    .unwrap_or_default(),
-                chart_origin: restored
-                    .as_ref()
-                    .map(|r| r.chart_origin.clone())
-                    .unwrap_or_default(),
-                values_digest: restored
-                    .as_ref()
-                    .map(|r| r.values_digest.clone())
-                    .unwrap_or_default(),
-                secret_versions: restored.map(|r| r.secret_versions).unwrap_or_default(),
                 outcomes,
                 phase: if rolled_back_ok {
                     OperationPhase::Succeeded
@@ -1281,7 +1259,7 @@ impl Core {
                     OperationPhase::Failed
                 },
                 contexts: failed.map(|b| b.contexts).unwrap_or_default(),
-                rendered_with: RenderRecord::default(),
+                ..RevisionRecord::rollback_shipping(restored.as_ref())
             };
             self.batch.put(Table::Revisions, revision_key(&release, rb), &rec);
             revs.push(rec);
