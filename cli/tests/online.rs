@@ -24,6 +24,11 @@ async fn fleet() -> Fleet {
 
 /// A fleet whose coordinator resolves secrets from `dev_secrets` (a dev secrets file).
 async fn fleet_with_secrets(dev_secrets: &str) -> Fleet {
+    fleet_with(dev_secrets, "").await
+}
+
+/// As [`fleet_with_secrets`], with `extra` appended to the coordinator's config.
+async fn fleet_with(dev_secrets: &str, extra: &str) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("dev-secrets.yaml");
     std::fs::write(&secrets, dev_secrets).unwrap();
@@ -40,7 +45,7 @@ async fn fleet_with_secrets(dev_secrets: &str) -> Fleet {
         cfg.push_str(&format!("    - {{context: {c}, token: a-{c}}}\n"));
     }
     cfg.push_str(&format!(
-        "dev_secrets_file: {}\nheartbeat_seconds: 2\n",
+        "dev_secrets_file: {}\nheartbeat_seconds: 2\n{extra}",
         secrets.display()
     ));
     let convoyd = Convoyd::start(&cfg).await.expect("convoyd starts");
@@ -59,6 +64,11 @@ impl Fleet {
     /// Writes `web.yaml`-style release `name` into the fleet's directory: `image`
     /// everywhere, crash-looping in `crash_in`.
     fn release(&self, name: &str, image: &str, behavior: &str, crash_in: Option<&str>) {
+        self.release_with(name, image, behavior, crash_in, "");
+    }
+
+    /// As [`Fleet::release`], with `strategy` keys added (`approval: {...}`).
+    fn release_with(&self, name: &str, image: &str, behavior: &str, crash_in: Option<&str>, strategy: &str) {
         let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/charts/web");
         let crash = crash_in
             .map(|c| format!("  contextValues:\n    {c}: {{behavior: \"crashloop,after=300ms\"}}\n"))
@@ -68,7 +78,7 @@ impl Fleet {
              spec:\n  chart: {{path: {}}}\n  values: {{image: \"{image}\", behavior: \"{behavior}\", message: hi}}\n{crash}\
              \x20 contexts: [east, west, south]\n\
              \x20 secrets:\n    - secret_id: db\n      contexts:\n        - {{name: default, vaultPath: /kv/dev/shop/db, vaultKey: password}}\n\
-             \x20 strategy: {{waves: [[east], [west], [south]], maxFailures: 0, onFailure: rollback, soak: 0s}}\n\
+             \x20 strategy: {{waves: [[east], [west], [south]], maxFailures: 0, onFailure: rollback, soak: 0s{strategy}}}\n\
              \x20 health: {{progressDeadline: 1m, minReadyWindow: 500ms}}\n",
             chart.display()
         );
@@ -774,4 +784,152 @@ fn the_demo_rolls_out_diffs_and_rolls_the_fleet_back() {
             );
         }
     }
+}
+
+/// Polls `convoy status -o json` until `done` holds for the release's current (or last)
+/// operation; returns it.
+fn operation_until(
+    fleet: &Fleet,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let out = fleet.convoy("t-view", &["status", "web.shop", "-o", "json"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let op = status["currentOperation"].clone();
+        if done(&op) {
+            return op;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{what}: still {op:#}\n{}",
+            fleet.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Manual approval gates between waves, as on-call uses them: the rollout waits after
+/// wave 1 and says how to go on; a viewer may not approve; an operator's approval
+/// starts wave 2 (and is in the audit log); a refusal rolls the fleet back; a gate
+/// nobody answers fails at its deadline; a webhook hears `gate_waiting`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_gates_wait_for_an_operator() {
+    let receiver = convoy_tests::webhook::Receiver::start(0).await.unwrap();
+    let fleet = fleet_with(
+        "\"/kv/dev/shop/db#password\": dev-only-password\n",
+        &format!(
+            "notifications:\n  webhooks:\n    - {{name: gates, url: \"{}\", events: [gate_waiting]}}\n",
+            receiver.url
+        ),
+    )
+    .await;
+    let waiting_at = |wave: u64| move |op: &serde_json::Value| op["awaitingApprovalWave"] == wave;
+
+    // Approved: wave 2 starts at once; wave 3 was approved ahead of time.
+    let gate = ", approval: {beforeWaves: [2, 3], deadline: 5m}";
+    fleet.release_with(
+        "v1.yaml",
+        "registry.example/web:1.0",
+        "healthy,after=200ms",
+        None,
+        gate,
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v1.yaml", "--reason", "gated"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "waiting at wave 2", waiting_at(2));
+    assert!(
+        op["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("convoy approve web.shop --wave 2"),
+        "{op:#}"
+    );
+    assert_eq!(op["gatedWaves"], serde_json::json!([2, 3]));
+    let out = fleet.convoy("t-view", &["approve", "web.shop", "--reason", "looks fine"]);
+    assert_exit(&out, 4, Some(&fleet));
+    let out = fleet.convoy(
+        "t-admin",
+        &["approve", "web.shop", "--wave", "3", "--reason", "ahead of time"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let out = fleet.convoy(
+        "t-admin",
+        &["approve", "web.shop", "--reason", "canary dashboards clean"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v1 succeeded", |op| op["phase"] == "SUCCEEDED");
+    assert_eq!(op["approvedWaves"], serde_json::json!([3, 2]), "{op:#}");
+    let out = fleet.convoy("t-view", &["audit", "--release", "web.shop", "-o", "json"]);
+    let audit = stdout(&out);
+    assert!(
+        audit.contains("canary dashboards clean")
+            && audit.contains("accepted: wave 2")
+            && audit.contains("\"approve\""),
+        "{audit}"
+    );
+    let told = receiver
+        .wait_until(std::time::Duration::from_secs(10), |b| !b.is_empty())
+        .await
+        .expect("the webhook hears the gate");
+    let first: serde_json::Value = serde_json::from_str(&told[0]).unwrap();
+    assert_eq!(
+        (first["event"].as_str(), first["wave"].as_u64()),
+        (Some("gate_waiting"), Some(2)),
+        "{first:#}"
+    );
+
+    // Refused: the gate fails, the fleet rolls back (east had revision 2 applied).
+    let gate = ", approval: {beforeWaves: [2], deadline: 5m}";
+    fleet.release_with(
+        "v2.yaml",
+        "registry.example/web:2.0",
+        "healthy,after=200ms",
+        None,
+        gate,
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v2.yaml", "--reason", "to refuse"]);
+    assert_exit(&out, 0, Some(&fleet));
+    operation_until(&fleet, "v2 waiting at wave 2", waiting_at(2));
+    let out = fleet.convoy("t-admin", &["refuse", "web.shop"]);
+    assert_exit(&out, 2, None);
+    let out = fleet.convoy("t-admin", &["refuse", "web.shop", "--reason", "p99 up in east"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v2 rolled back", |op| op["phase"] == "FAILED");
+    let msg = op["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("wave 2 refused: p99 up in east (alice)"), "{op:#}");
+    let out = fleet.convoy("t-view", &["history", "web.shop", "--show", "3"]);
+    assert!(
+        stdout(&out).contains("rollback to revision 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("registry.example/web:1.0"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Nobody answers: the gate fails at its deadline, then onFailure (rollback).
+    let gate = ", approval: {beforeWaves: [2], deadline: 2s}";
+    fleet.release_with(
+        "v4.yaml",
+        "registry.example/web:4.0",
+        "healthy,after=200ms",
+        None,
+        gate,
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v4.yaml", "--reason", "unanswered"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v4 timed out and rolled back", |op| {
+        op["phase"] == "FAILED"
+    });
+    assert!(
+        op["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nobody approved wave 2 within 2s"),
+        "{op:#}"
+    );
 }

@@ -143,6 +143,27 @@ pub struct Plan {
     pub min_ready_window: Duration,
     /// Server-side dry run in every target context before anything is applied.
     pub preflight: bool,
+    /// Waves that start only once an operator approves them.
+    #[serde(default)]
+    pub approval: ApprovalGates,
+}
+
+/// Manual approval gates before waves (`spec.strategy.approval`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalGates {
+    /// The gated waves, 0-based.
+    pub before: Vec<usize>,
+    /// How long a gate waits for an answer (zero: no gate).
+    #[serde(with = "duration_ms")]
+    pub deadline: Duration,
+}
+
+/// A rollout waiting at an approval gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingApproval {
+    /// The wave that starts once approved, 0-based.
+    pub wave: usize,
+    pub since: Millis,
 }
 
 impl Plan {
@@ -238,6 +259,16 @@ pub struct Operation {
     /// Failures an operator accepted by resuming a paused rollout: not counted again.
     #[serde(default)]
     pub accepted_failures: usize,
+    /// Gated waves approved so far (0-based; who approved is in the audit log).
+    #[serde(default)]
+    pub approved: Vec<usize>,
+    /// The gate the rollout waits at, if it does.
+    #[serde(default)]
+    pub awaiting_approval: Option<AwaitingApproval>,
+    /// Why the rollout failed when no context did (a refused or unanswered gate):
+    /// kept for the final message once the rollback is done.
+    #[serde(default)]
+    pub failed_because: Option<String>,
     /// Running counts of the contexts by phase (derived, never stored).
     #[serde(skip)]
     pub tally: crate::orchestrator::tally::TallyCache,
@@ -283,6 +314,9 @@ impl Operation {
             message: String::new(),
             paused: false,
             accepted_failures: 0,
+            approved: Vec::new(),
+            awaiting_approval: None,
+            failed_because: None,
             tally: Default::default(),
         }
     }

@@ -95,6 +95,7 @@ fn default_format() -> String {
 pub const EVENTS: &[&str] = &[
     "started",
     "wave_settled",
+    "gate_waiting",
     "paused",
     "rolling_back",
     "succeeded",
@@ -160,6 +161,8 @@ pub struct Notice {
 struct Seen {
     phase: OperationPhase,
     current_wave: usize,
+    /// The gated wave it waits at (0-based).
+    awaiting: Option<usize>,
 }
 
 /// Works out the events between what was seen of an operation before and now.
@@ -168,6 +171,7 @@ fn notices(before: Option<Seen>, op: &Operation) -> Vec<Notice> {
     let now = Seen {
         phase: op.phase,
         current_wave: op.current_wave,
+        awaiting: op.awaiting_approval.map(|a| a.wave),
     };
     let notice = |event| Notice { event, wave: None };
     let was = before.map(|b| b.phase);
@@ -204,6 +208,14 @@ fn notices(before: Option<Seen>, op: &Operation) -> Vec<Notice> {
             event: "wave_settled",
             wave: Some(w + 1),
         }));
+    }
+    if let Some(w) = now.awaiting
+        && before.and_then(|b| b.awaiting) != Some(w)
+    {
+        out.push(Notice {
+            event: "gate_waiting",
+            wave: Some(w + 1),
+        });
     }
     if was != Some(now.phase) {
         let event = match now.phase {
@@ -265,6 +277,7 @@ fn slack_payload(op: &Operation, n: &Notice) -> Value {
         "failed" => ":x:",
         "rolling_back" => ":rewind:",
         "paused" => ":double_vertical_bar:",
+        "gate_waiting" => ":raised_hand:",
         "aborted" | "cancelled" => ":no_entry_sign:",
         _ => ":arrow_forward:",
     };
@@ -277,6 +290,10 @@ fn slack_payload(op: &Operation, n: &Notice) -> Value {
     };
     let event = match (n.event, n.wave) {
         ("wave_settled", Some(w)) => format!("wave {w} of {} settled", op.plan.waves.len()),
+        ("gate_waiting", Some(w)) => format!(
+            "wave {w} waits for an approval (`convoy approve {} --wave {w}`)",
+            op.release
+        ),
         (e, _) => e.replace('_', " "),
     };
     let mut text = format!("{icon} *{}* {what}: {event}", op.release);
@@ -489,6 +506,7 @@ pub fn spawn(
                     Seen {
                         phase: op.phase,
                         current_wave: op.current_wave,
+                        awaiting: op.awaiting_approval.map(|a| a.wave),
                     },
                 );
             }
@@ -513,6 +531,7 @@ mod tests {
             progress_deadline: Duration::from_secs(60),
             min_ready_window: Duration::ZERO,
             preflight: true,
+            approval: Default::default(),
         };
         let mut o = Operation::queued(
             "op-1".into(),
@@ -533,7 +552,11 @@ mod tests {
     }
 
     fn events(before: Option<(OperationPhase, usize)>, now: (OperationPhase, usize)) -> Vec<String> {
-        let before = before.map(|(phase, current_wave)| Seen { phase, current_wave });
+        let before = before.map(|(phase, current_wave)| Seen {
+            phase,
+            current_wave,
+            awaiting: None,
+        });
         notices(before, &op(now.0, now.1))
             .into_iter()
             .map(|n| match n.wave {
@@ -564,6 +587,38 @@ mod tests {
         assert_eq!(events(Some((Running, 0)), (RollingBack, 0)), ["rolling_back"]);
         assert_eq!(events(Some((RollingBack, 0)), (Failed, 0)), ["failed"]);
         assert_eq!(events(Some((Queued, 0)), (Cancelled, 0)), ["cancelled"]);
+        // An approval gate: told once, with the wave that waits.
+        let mut waiting = op(Running, 0);
+        waiting.awaiting_approval = Some(crate::model::AwaitingApproval { wave: 1, since: 5 });
+        let before = Seen {
+            phase: Running,
+            current_wave: 0,
+            awaiting: None,
+        };
+        let told: Vec<_> = notices(Some(before), &waiting)
+            .into_iter()
+            .map(|n| (n.event, n.wave))
+            .collect();
+        assert_eq!(told, [("gate_waiting", Some(2))]);
+        let again = Seen {
+            awaiting: Some(1),
+            ..before
+        };
+        assert!(notices(Some(again), &waiting).is_empty());
+        let slack = slack_payload(
+            &waiting,
+            &Notice {
+                event: "gate_waiting",
+                wave: Some(2),
+            },
+        );
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .contains("wave 2 waits for an approval"),
+            "{slack}"
+        );
     }
 
     #[test]

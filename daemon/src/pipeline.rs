@@ -376,6 +376,14 @@ impl Pipeline {
             progress_deadline: release.spec.health.progress_deadline,
             min_ready_window: release.spec.health.min_ready_window,
             preflight: true,
+            approval: s
+                .approval
+                .as_ref()
+                .map(|a| crate::model::ApprovalGates {
+                    before: a.before_waves.iter().map(|w| *w as usize - 1).collect(),
+                    deadline: a.deadline,
+                })
+                .unwrap_or_default(),
         };
         let o = &release.spec.options;
         Ok(Prepared {

@@ -305,6 +305,7 @@ async fn a_rollout_waits_for_vault_across_a_restart() {
         .resume_release(pb::ControlRequest {
             release: "web.shop".into(),
             reason: "impatient".into(),
+            wave: 0,
         })
         .await
         .expect_err("resume refused while waiting for Vault");

@@ -1,5 +1,6 @@
 //! Commands that change a running release (role operator, or deployer for cancelling
-//! one's own submit): `rollback`, `pause`, `resume`, `abort`, `cancel`.
+//! one's own submit): `rollback`, `pause`, `resume`, `abort`, `approve`, `refuse`,
+//! `cancel`.
 
 use std::io::{BufRead, Write};
 
@@ -34,6 +35,16 @@ pub const ABORT_EXAMPLES: &str = "\
 Examples:
   convoy abort web.shop --reason \"INC-42\"
   convoy rollback web.shop --reason \"INC-42\" --yes    # then undo what was applied";
+
+pub const APPROVE_EXAMPLES: &str = "\
+Examples:
+  convoy status web.shop                                 # \"waiting for an approval to start wave 2\"
+  convoy approve web.shop --reason \"canary dashboards clean\"
+  convoy approve web.shop --wave 3 --reason \"approved ahead for tonight\"";
+
+pub const REFUSE_EXAMPLES: &str = "\
+Examples:
+  convoy refuse web.shop --reason \"p99 latency up 30% in eu\"   # onFailure applies (rollback by default)";
 
 pub const CANCEL_EXAMPLES: &str = "\
 Examples:
@@ -72,6 +83,20 @@ pub struct ControlArgs {
     /// The release, `app.namespace`.
     pub release: String,
     /// Why; recorded in the audit log (required for abort).
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    pub reason: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// The release, `app.namespace`.
+    pub release: String,
+    /// The gated wave (1-based). Default: the one the rollout waits at.
+    #[arg(long, value_name = "N")]
+    pub wave: Option<u32>,
+    /// Why; recorded in the audit log (required to refuse).
     #[arg(long, default_value = "", value_name = "TEXT")]
     pub reason: String,
     #[command(flatten)]
@@ -210,6 +235,7 @@ pub async fn control(action: Action, a: ControlArgs) -> Result<()> {
     let req = pb::ControlRequest {
         release: a.release.clone(),
         reason: a.reason.clone(),
+        wave: 0,
     };
     let (verb, resp) = match action {
         Action::Pause => (
@@ -236,6 +262,34 @@ pub async fn control(action: Action, a: ControlArgs) -> Result<()> {
         &format!("{verb} {}", a.release),
         resp.operation.as_ref(),
     )
+}
+
+/// `convoy approve` (`approve`) or `convoy refuse`.
+pub async fn gate(approve: bool, a: GateArgs) -> Result<()> {
+    if !approve && a.reason.trim().is_empty() {
+        return Err(CliError::InvalidInput(
+            "refuse needs a --reason (it is recorded in the audit log and shown as why the gate failed)"
+                .into(),
+        ));
+    }
+    if a.wave == Some(0) {
+        return Err(CliError::InvalidInput("--wave counts from 1".into()));
+    }
+    let client = a.common.client().await?;
+    let mut releases = client.releases.clone();
+    let req = pb::ControlRequest {
+        release: a.release.clone(),
+        reason: a.reason.clone(),
+        wave: a.wave.unwrap_or(0),
+    };
+    let verb = if approve { "approve" } else { "refuse" };
+    let what = format!("{verb} {}", a.release);
+    let resp = if approve {
+        client.call(&what, releases.approve_release(req)).await?
+    } else {
+        client.call(&what, releases.refuse_release(req)).await?
+    };
+    print_operation(&a.common, &what, resp.operation.as_ref())
 }
 
 pub async fn cancel(a: CancelArgs) -> Result<()> {

@@ -63,6 +63,14 @@ pub enum Online {
     /// Abort the running operation (what was applied stays; roll back to undo it).
     #[command(after_help = control::ABORT_EXAMPLES)]
     Abort(control::ControlArgs),
+    /// Approve a gated wave (`strategy.approval`): it starts once the waves before it
+    /// settled; default: the wave the rollout waits at. Recorded in the audit log.
+    #[command(after_help = control::APPROVE_EXAMPLES)]
+    Approve(control::GateArgs),
+    /// Refuse a gated wave: the gate fails and the release's onFailure applies (a
+    /// fleet-wide rollback by default).
+    #[command(after_help = control::REFUSE_EXAMPLES)]
+    Refuse(control::GateArgs),
     /// List the running operation and those queued behind it.
     #[command(after_help = inspect::QUEUE_EXAMPLES)]
     Queue(inspect::QueueArgs),
@@ -125,6 +133,8 @@ pub(crate) fn execute(cmd: Online) -> Result<()> {
             Online::Pause(a) => control::control(control::Action::Pause, a).await,
             Online::Resume(a) => control::control(control::Action::Resume, a).await,
             Online::Abort(a) => control::control(control::Action::Abort, a).await,
+            Online::Approve(a) => control::gate(true, a).await,
+            Online::Refuse(a) => control::gate(false, a).await,
             Online::Queue(a) => inspect::queue(a).await,
             Online::Cancel(a) => control::cancel(a).await,
             Online::Clusters(a) => inspect::clusters(a).await,

@@ -21,6 +21,18 @@ pub fn ts(t: Option<&prost_types::Timestamp>) -> Value {
 
 /// One operation.
 pub fn operation(o: &pb::Operation) -> Value {
+    let mut v = operation_fields(o);
+    // Approval gates, for releases that have them.
+    if !o.gated_waves.is_empty() {
+        v["gatedWaves"] = json!(o.gated_waves);
+        v["approvedWaves"] = json!(o.approved_waves);
+        v["awaitingApprovalWave"] = json!(o.awaiting_approval_wave);
+        v["approvalDeadline"] = json!(ts(o.approval_deadline.as_ref()));
+    }
+    v
+}
+
+fn operation_fields(o: &pb::Operation) -> Value {
     json!({
         "id": o.id,
         "kind": op_kind(o.kind),

@@ -76,6 +76,17 @@ pub(crate) fn check_self_consistency(r: &mut Reader, rel: &Release) {
         }
     }
 
+    if let Some(a) = &spec.strategy.approval {
+        let waves = rel.waves().len();
+        if let Some(beyond) = a.before_waves.iter().find(|w| **w as usize > waves) {
+            r.error(
+                a.pos,
+                "spec.strategy.approval.beforeWaves",
+                format!("wave {beyond} does not exist: the release has {waves} wave(s)"),
+            );
+        }
+    }
+
     if let Some(pos) = spec.strategy.max_failures_pos {
         let n = targets.len();
         if spec.strategy.max_failures.allowed(n) >= n {

@@ -180,6 +180,18 @@ pub struct Strategy {
     pub soak: Duration,
     /// How long an agent may stay disconnected during a rollout before its context counts as failed.
     pub offline_agent_deadline: Duration,
+    /// Waves that start only once an operator approves them (`convoy approve`).
+    pub approval: Option<Approval>,
+}
+
+/// `spec.strategy.approval`: a manual gate before some waves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    /// The gated waves, 1-based (2 and up: the first wave starts with the submit).
+    pub before_waves: Vec<u32>,
+    /// How long a gate waits; nobody answering fails it (then `onFailure` applies).
+    pub deadline: Duration,
+    pub pos: Pos,
 }
 
 /// The order of contexts.

@@ -20,8 +20,12 @@ const STRATEGY: &[&str] = &[
     "onFailure",
     "soak",
     "offlineAgent",
+    "approval",
 ];
 const OFFLINE_AGENT: &[&str] = &["deadline"];
+const APPROVAL: &[&str] = &["beforeWaves", "deadline"];
+/// How long an approval gate waits by default.
+pub const DEFAULT_APPROVAL_DEADLINE: Duration = Duration::from_secs(3600);
 const HEALTH: &[&str] = &["progressDeadline", "minReadyWindow"];
 const OPTIONS: &[&str] = &["forceRoll", "adopt", "forceConflicts", "allowMassDeletion"];
 
@@ -163,6 +167,7 @@ pub(crate) fn default_strategy() -> Strategy {
         on_failure: OnFailure::Rollback,
         soak: Duration::ZERO,
         offline_agent_deadline: DEFAULT_OFFLINE_AGENT_DEADLINE,
+        approval: None,
     }
 }
 
@@ -264,7 +269,77 @@ pub(crate) fn read_strategy(r: &mut Reader, node: &Node) -> Option<Strategy> {
             ok = false;
         }
     }
+    if let Some(n) = f.optional("approval") {
+        match read_approval(r, n) {
+            Some(a) => s.approval = Some(a),
+            None => ok = false,
+        }
+    }
     ok.then_some(s)
+}
+
+/// `spec.strategy.approval: {beforeWaves: [2, 3], deadline: 1h}`.
+fn read_approval(r: &mut Reader, node: &Node) -> Option<Approval> {
+    const PATH: &str = "spec.strategy.approval";
+    let f = r.fields(node, PATH, APPROVAL)?;
+    let waves = f.required(
+        r,
+        "beforeWaves",
+        "the waves that wait for an approval, such as `[2]`",
+    )?;
+    let mut before_waves = Vec::new();
+    let mut ok = true;
+    for (i, w) in r
+        .seq(
+            waves,
+            "spec.strategy.approval.beforeWaves",
+            "wave numbers (2 and up)",
+        )?
+        .iter()
+        .enumerate()
+    {
+        match r.count(w, &index("spec.strategy.approval.beforeWaves", i), 2, 10_000) {
+            Some(n) if before_waves.contains(&n) => {
+                r.error(
+                    w.pos,
+                    &index("spec.strategy.approval.beforeWaves", i),
+                    format!("wave {n} is listed twice"),
+                );
+                ok = false;
+            }
+            Some(n) => before_waves.push(n),
+            None => ok = false,
+        }
+    }
+    if before_waves.is_empty() && ok {
+        r.error(
+            waves.pos,
+            "spec.strategy.approval.beforeWaves",
+            "expected at least one wave number (2 and up; the first wave starts with the submit)",
+        );
+        ok = false;
+    }
+    let mut deadline = DEFAULT_APPROVAL_DEADLINE;
+    if let Some(d) = f.optional("deadline") {
+        match r.duration(d, "spec.strategy.approval.deadline") {
+            Some(d) if !d.is_zero() => deadline = d,
+            Some(_) => {
+                r.error(
+                    d.pos,
+                    "spec.strategy.approval.deadline",
+                    "expected a duration above zero, such as `30m`",
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    before_waves.sort_unstable();
+    ok.then_some(Approval {
+        before_waves,
+        deadline,
+        pos: node.pos,
+    })
 }
 
 fn read_max_failures(r: &mut Reader, node: &Node) -> Option<MaxFailures> {

@@ -585,3 +585,48 @@ fn registry_from_contexts_refuses_duplicates_and_the_reserved_name() {
             .contains("reserved")
     );
 }
+
+#[test]
+fn approval_gates_name_existing_later_waves() {
+    let ok = format!(
+        "{MINIMAL}  strategy: {{canary: dev-us-central1-0, approval: {{beforeWaves: [2], deadline: 30m}}}}\n"
+    );
+    let rel = Release::parse_str(&ok, "release.yaml").unwrap();
+    let a = rel.spec.strategy.approval.clone().expect("approval");
+    assert_eq!(
+        (a.before_waves, a.deadline),
+        (vec![2], std::time::Duration::from_secs(1800))
+    );
+    let default =
+        format!("{MINIMAL}  strategy: {{canary: dev-us-central1-0, approval: {{beforeWaves: [2]}}}}\n");
+    let rel = Release::parse_str(&default, "release.yaml").unwrap();
+    assert_eq!(
+        rel.spec.strategy.approval.expect("approval").deadline,
+        std::time::Duration::from_secs(3600)
+    );
+    for (strategy, expected) in [
+        (
+            "{approval: {beforeWaves: [1]}}",
+            "spec.strategy.approval.beforeWaves[0]: expected a whole number from 2 to 10000, found `1`",
+        ),
+        (
+            "{approval: {beforeWaves: [2]}}",
+            "spec.strategy.approval.beforeWaves: wave 2 does not exist: the release has 1 wave(s)",
+        ),
+        (
+            "{canary: dev-us-central1-0, approval: {beforeWaves: [2, 2]}}",
+            "spec.strategy.approval.beforeWaves[1]: wave 2 is listed twice",
+        ),
+        (
+            "{canary: dev-us-central1-0, approval: {beforeWaves: [2], deadline: 0s}}",
+            "spec.strategy.approval.deadline: expected a duration above zero, such as `30m`",
+        ),
+        (
+            "{approval: {deadline: 5m}}",
+            "spec.strategy.approval: missing field `beforeWaves`",
+        ),
+    ] {
+        let e = errors(&format!("{MINIMAL}  strategy: {strategy}\n"));
+        assert!(e.len() == 1 && e[0].contains(expected), "{strategy}: {e:?}");
+    }
+}

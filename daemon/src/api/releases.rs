@@ -75,6 +75,11 @@ impl ReleaseApi {
     }
 }
 
+/// A request's 1-based gated wave, 0-based (`None`: the gate the rollout waits at).
+fn gate_wave(wave: u32) -> Option<usize> {
+    (wave > 0).then(|| wave as usize - 1)
+}
+
 #[tonic::async_trait]
 impl pb::release_service_server::ReleaseService for ReleaseApi {
     async fn submit_release(
@@ -298,6 +303,22 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
         req: Request<pb::ControlRequest>,
     ) -> Result<Response<pb::ControlResponse>, Status> {
         self.control(req, Control::Abort).await
+    }
+
+    async fn approve_release(
+        &self,
+        req: Request<pb::ControlRequest>,
+    ) -> Result<Response<pb::ControlResponse>, Status> {
+        let wave = gate_wave(req.get_ref().wave);
+        self.control(req, Control::Approve(wave)).await
+    }
+
+    async fn refuse_release(
+        &self,
+        req: Request<pb::ControlRequest>,
+    ) -> Result<Response<pb::ControlResponse>, Status> {
+        let wave = gate_wave(req.get_ref().wave);
+        self.control(req, Control::Refuse(wave)).await
     }
 
     async fn list_queue(

@@ -198,6 +198,10 @@ pub enum Control {
     Pause,
     Resume,
     Abort,
+    /// Approve a gated wave (0-based; `None`: the one the rollout waits at).
+    Approve(Option<usize>),
+    /// Refuse a gated wave: the gate fails.
+    Refuse(Option<usize>),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, CoreError>>;

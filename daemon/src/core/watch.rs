@@ -193,6 +193,7 @@ mod tests {
             progress_deadline: std::time::Duration::ZERO,
             min_ready_window: std::time::Duration::ZERO,
             preflight: false,
+            approval: Default::default(),
         };
         let mut o = crate::model::Operation::queued(
             op.into(),

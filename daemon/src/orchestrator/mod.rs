@@ -12,6 +12,8 @@
 //!                              ├─ onFailure pause ─▶ Paused ─(resume)─▶ Running
 //!                              └─ onFailure continue ─▶ ... ─▶ Failed
 //! operator: pause / resume / abort (Aborted: in-flight contexts are told to stop)
+//! approval gates: a gated wave starts once approved; refused or unanswered by its
+//! deadline, the gate fails and onFailure applies
 //! ```
 
 pub mod tally;
@@ -20,7 +22,9 @@ mod tests;
 
 use tally::{Tally, TallyCache};
 
-use crate::model::{ContextPhase, ContextState, Millis, OnFailure, Operation, OperationKind, OperationPhase};
+use crate::model::{
+    AwaitingApproval, ContextPhase, ContextState, Millis, OnFailure, Operation, OperationKind, OperationPhase,
+};
 
 /// Which command a report answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,10 +635,128 @@ impl Operation {
                 }
                 return;
             }
+            let next = wave + 1;
+            if self.plan.approval.before.contains(&next) && !self.approved.contains(&next) {
+                self.wait_for_approval(env, wave, now, step);
+                return;
+            }
             self.current_wave += 1;
             self.wave_settled_at = None;
             self.message = format!("wave {} of {}", self.current_wave + 1, self.plan.waves.len());
             step.op_changed();
+        }
+    }
+
+    /// Wave `wave` settled and soaked; the next one is gated: wait for an operator,
+    /// until the gate's deadline.
+    fn wait_for_approval(&mut self, env: &mut dyn Env, wave: usize, now: Millis, step: &mut Step) {
+        let next = wave + 1;
+        let since = match self.awaiting_approval {
+            Some(a) if a.wave == next => a.since,
+            _ => {
+                self.awaiting_approval = Some(AwaitingApproval {
+                    wave: next,
+                    since: now,
+                });
+                self.message = format!(
+                    "wave {} settled; waiting for an approval to start wave {} (`convoy approve {} --wave {}`)",
+                    wave + 1,
+                    next + 1,
+                    self.release,
+                    next + 1
+                );
+                step.op_changed();
+                now
+            }
+        };
+        let deadline = self.plan.approval.deadline.as_millis() as u64;
+        if deadline > 0 && now >= since.saturating_add(deadline) {
+            let why = format!(
+                "nobody approved wave {} within {}",
+                next + 1,
+                convoy_release::duration::format_duration(self.plan.approval.deadline)
+            );
+            self.fail_gate(env, now, step, why);
+        }
+    }
+
+    /// Whether gated wave `wave` (0-based) may be approved or refused now.
+    fn check_gate(&self, wave: usize) -> Result<(), String> {
+        let shown = wave + 1;
+        if self.phase.is_final() {
+            return Err(format!("the operation has ended ({:?})", self.phase));
+        }
+        if !self.plan.approval.before.contains(&wave) {
+            let gated: Vec<String> = self
+                .plan
+                .approval
+                .before
+                .iter()
+                .map(|w| (w + 1).to_string())
+                .collect();
+            return Err(if gated.is_empty() {
+                "this operation has no approval gate".into()
+            } else {
+                format!(
+                    "wave {shown} has no approval gate (gated: wave {})",
+                    gated.join(", ")
+                )
+            });
+        }
+        if self.approved.contains(&wave) {
+            return Err(format!("wave {shown} is already approved"));
+        }
+        if self.phase == OperationPhase::RollingBack {
+            return Err("the operation is rolling back".into());
+        }
+        Ok(())
+    }
+
+    /// An operator approves gated wave `wave` (0-based): it starts as soon as the waves
+    /// before it settled (at once when the rollout waits at its gate). Approving ahead
+    /// of time is allowed.
+    pub fn approve(&mut self, env: &mut dyn Env, wave: usize, now: Millis) -> Result<Step, String> {
+        self.check_gate(wave)?;
+        let mut step = Step::default();
+        self.approved.push(wave);
+        step.op_changed();
+        if self.awaiting_approval.is_some_and(|a| a.wave == wave) {
+            self.awaiting_approval = None;
+            self.message = format!("wave {} approved", wave + 1);
+            self.pump(env, now, &mut step);
+        }
+        Ok(step)
+    }
+
+    /// An operator refuses gated wave `wave`: the gate fails, and the release's
+    /// `onFailure` decides (a fleet-wide rollback by default).
+    pub fn refuse(&mut self, env: &mut dyn Env, wave: usize, why: &str, now: Millis) -> Result<Step, String> {
+        self.check_gate(wave)?;
+        let mut step = Step::default();
+        self.fail_gate(env, now, &mut step, format!("wave {} refused: {why}", wave + 1));
+        Ok(step)
+    }
+
+    /// A gate failed (refused, or nobody answered in time): `onFailure` rollback rolls
+    /// every updated context back; pause waits for an operator (a resume waits at the
+    /// gate again); continue ends the rollout failed without starting the gated wave.
+    fn fail_gate(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step, why: String) {
+        self.awaiting_approval = None;
+        self.failed_because = Some(why.clone());
+        match self.plan.on_failure {
+            OnFailure::Rollback => {
+                self.begin_rollback(env, now, step);
+                if self.phase == OperationPhase::RollingBack {
+                    self.message = format!("{why}; rolling every updated context back");
+                }
+            }
+            OnFailure::Pause => {
+                self.phase = OperationPhase::Paused;
+                self.paused = true;
+                self.message = format!("{why}; paused for an operator (a resume waits at the gate again)");
+                step.op_changed();
+            }
+            OnFailure::Continue => self.finish(OperationPhase::Failed, why, now, step),
         }
     }
 
@@ -856,15 +978,15 @@ impl Operation {
             .filter(|c| c.phase == ContextPhase::Failed && c.message.starts_with("rollback failed"))
             .map(|c| c.context.as_str())
             .collect();
+        let failed = match &self.failed_because {
+            Some(why) => format!("revision {} failed ({why})", self.revision),
+            None => format!("revision {} failed", self.revision),
+        };
         let msg = if failed_rollbacks.is_empty() {
-            format!(
-                "revision {} failed; rolled {rolled_back} context(s) back to {target}",
-                self.revision
-            )
+            format!("{failed}; rolled {rolled_back} context(s) back to {target}")
         } else {
             format!(
-                "revision {} failed; rolled {rolled_back} context(s) back to {target}; rollback FAILED in {}",
-                self.revision,
+                "{failed}; rolled {rolled_back} context(s) back to {target}; rollback FAILED in {}",
                 failed_rollbacks.join(", ")
             )
         };

@@ -42,6 +42,7 @@ fn plan(waves: &[&[&str]]) -> Plan {
         progress_deadline: Duration::from_secs(600),
         min_ready_window: Duration::from_secs(30),
         preflight: false,
+        approval: Default::default(),
     }
 }
 
@@ -67,6 +68,9 @@ fn op(plan: Plan) -> Operation {
         message: String::new(),
         paused: false,
         accepted_failures: 0,
+        approved: Vec::new(),
+        awaiting_approval: None,
+        failed_because: None,
         tally: Default::default(),
     }
 }
@@ -507,4 +511,129 @@ fn a_thousand_contexts_settle_in_linear_time() {
         healthy(&mut o, &mut e, n, 1);
     }
     assert_eq!(o.phase, OperationPhase::Succeeded);
+}
+
+fn gated(waves: &[&[&str]], before: &[usize], on_failure: OnFailure) -> Operation {
+    let mut p = plan(waves);
+    p.on_failure = on_failure;
+    p.approval = crate::model::ApprovalGates {
+        before: before.to_vec(),
+        deadline: Duration::from_secs(60),
+    };
+    op(p)
+}
+
+#[test]
+fn a_gated_wave_waits_for_its_approval() {
+    let mut e = env(&["a", "b", "c"]);
+    let mut o = gated(&[&["a"], &["b"], &["c"]], &[1], OnFailure::Rollback);
+    o.start(&mut e, 0);
+    let step = healthy(&mut o, &mut e, "a", 1_000);
+    assert!(sends(&step).is_empty(), "wave 2 waits for its approval");
+    assert_eq!(o.awaiting_approval.map(|a| (a.wave, a.since)), Some((1, 1_000)));
+    assert!(
+        o.message.contains("convoy approve app1.ns1 --wave 2"),
+        "{}",
+        o.message
+    );
+    assert!(
+        sends(&o.on_tick(&mut e, 30_000)).is_empty(),
+        "still within the deadline"
+    );
+    // Wave 3 is not gated: approving it is refused, naming the gated ones.
+    assert_eq!(
+        o.approve(&mut e, 2, 31_000).unwrap_err(),
+        "wave 3 has no approval gate (gated: wave 2)"
+    );
+    let step = o.approve(&mut e, 1, 31_000).unwrap();
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+    assert_eq!(o.awaiting_approval, None);
+    assert_eq!(
+        o.approve(&mut e, 1, 31_500).unwrap_err(),
+        "wave 2 is already approved"
+    );
+    healthy(&mut o, &mut e, "b", 32_000);
+    let step = healthy(&mut o, &mut e, "c", 33_000);
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn a_wave_approved_ahead_of_time_starts_without_waiting() {
+    let mut e = env(&["a", "b"]);
+    let mut o = gated(&[&["a"], &["b"]], &[1], OnFailure::Rollback);
+    o.start(&mut e, 0);
+    o.approve(&mut e, 1, 10).unwrap();
+    let step = healthy(&mut o, &mut e, "a", 20);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+    assert_eq!(o.awaiting_approval, None);
+}
+
+#[test]
+fn a_refused_gate_rolls_the_fleet_back() {
+    let mut e = env(&["a", "b"]);
+    let mut o = gated(&[&["a"], &["b"]], &[1], OnFailure::Rollback);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    let step = o.refuse(&mut e, 1, "error rate too high in a", 2_000).unwrap();
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert_eq!(
+        sends(&step),
+        vec![(
+            "a".into(),
+            Command::Rollback {
+                revision: 6,
+                target: 4
+            }
+        )]
+    );
+    assert!(
+        o.message
+            .starts_with("wave 2 refused: error rate too high in a; rolling"),
+        "{}",
+        o.message
+    );
+    assert_eq!(
+        o.contexts["b"].phase,
+        ContextPhase::Skipped,
+        "the gated wave never started"
+    );
+}
+
+#[test]
+fn an_unanswered_gate_fails_at_its_deadline_and_on_failure_decides() {
+    // pause: the rollout stops; a resume waits at the gate again.
+    let mut e = env(&["a", "b"]);
+    let mut o = gated(&[&["a"], &["b"]], &[1], OnFailure::Pause);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    assert!(sends(&o.on_tick(&mut e, 60_999)).is_empty());
+    assert_eq!(o.phase, OperationPhase::Running);
+    let step = o.on_tick(&mut e, 61_000);
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.phase, OperationPhase::Paused);
+    assert!(
+        o.message.starts_with("nobody approved wave 2 within 1m"),
+        "{}",
+        o.message
+    );
+    let step = o.resume(&mut e, 62_000);
+    assert!(sends(&step).is_empty(), "a resume does not approve");
+    assert_eq!(o.awaiting_approval.map(|a| a.wave), Some(1));
+    let step = o.approve(&mut e, 1, 63_000).unwrap();
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+
+    // continue: the rollout ends failed without starting the gated wave.
+    let mut e = env(&["a", "b"]);
+    let mut o = gated(&[&["a"], &["b"]], &[1], OnFailure::Continue);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    let step = o.on_tick(&mut e, 61_000);
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.phase, OperationPhase::Failed);
+    assert_eq!(o.contexts["b"].phase, ContextPhase::Skipped);
+    assert!(
+        o.approve(&mut e, 1, 62_000).is_err(),
+        "an ended operation takes no approval"
+    );
 }

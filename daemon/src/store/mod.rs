@@ -475,6 +475,7 @@ mod tests {
             progress_deadline: std::time::Duration::ZERO,
             min_ready_window: std::time::Duration::ZERO,
             preflight: false,
+            approval: Default::default(),
         };
         let req = crate::model::Requested {
             by: "t",

@@ -316,6 +316,7 @@ impl Core {
                 .as_ref()
                 .map_or(Duration::from_secs(30), |p| p.min_ready_window),
             preflight: false,
+            approval: Default::default(),
         };
         let seq = self.next_seq();
         let id = format!("op-{seq:06}");
@@ -408,6 +409,8 @@ impl Core {
             Control::Pause => "pause",
             Control::Resume => "resume",
             Control::Abort => "abort",
+            Control::Approve(_) => "approve",
+            Control::Refuse(_) => "refuse",
         };
         if let Err(e) = who.require(Role::Operator, action) {
             self.audit(
@@ -441,6 +444,7 @@ impl Core {
             )));
         }
         let now = now_millis();
+        let mut outcome = "accepted".to_string();
         let step = {
             let op = self.ops.get_mut(&id).expect("queued ops are known");
             let rel = self.releases.get_mut(release).expect("checked");
@@ -458,6 +462,25 @@ impl Core {
                 Control::Pause => op.pause(now),
                 Control::Resume => op.resume(&mut env, now),
                 Control::Abort => op.abort(reason, now),
+                Control::Approve(wave) | Control::Refuse(wave) => {
+                    let gate = wave.or(op.awaiting_approval.map(|a| a.wave)).ok_or_else(|| {
+                        CoreError::FailedPrecondition(format!(
+                            "{id} is not waiting at an approval gate; name the wave to {action} ahead of time"
+                        ))
+                    })?;
+                    outcome = format!("accepted: wave {}", gate + 1);
+                    let step = if matches!(control, Control::Approve(_)) {
+                        op.approve(&mut env, gate, now)
+                    } else {
+                        let why = if reason.is_empty() {
+                            "no reason given"
+                        } else {
+                            reason
+                        };
+                        op.refuse(&mut env, gate, &format!("{why} ({})", who.name), now)
+                    };
+                    step.map_err(|e| CoreError::FailedPrecondition(format!("{id}: {e}")))?
+                }
             }
         };
         if step.actions.is_empty() && !step.persist {
@@ -475,7 +498,7 @@ impl Core {
                 op: Some(&id),
             },
             reason,
-            "accepted",
+            &outcome,
         );
         self.apply_step(&id, step);
         Ok(self.ops[&id].clone())

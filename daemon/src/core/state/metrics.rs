@@ -142,6 +142,7 @@ mod metrics_tests {
             progress_deadline: std::time::Duration::from_secs(60),
             min_ready_window: std::time::Duration::ZERO,
             preflight: false,
+            approval: Default::default(),
         };
         let req = Requested {
             by: "jenkins",
