@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::diffs::{DiffWait, PendingDiffs};
 use super::{
-    Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg,
-    OutBody, OutCommand, RenderJob, ReportedCapabilities, WatchEvent, WatchKind,
+    Accepted, AgentHello, AgentReport, ApplyBody, CommandSender, ContextInfo, Control, CoreError,
+    CoreSettings, Msg, OutBody, OutCommand, RenderJob, ReportedCapabilities, WatchEvent, WatchKind,
 };
 use crate::auth::{Principal, Role};
 use crate::capabilities::{ClusterCapabilities, RenderFacts};
@@ -41,7 +41,7 @@ use metrics::Metrics;
 /// A connected agent, or what is remembered of one.
 pub(super) struct AgentState {
     pub session_id: Option<String>,
-    pub tx: Option<mpsc::UnboundedSender<OutCommand>>,
+    pub tx: Option<CommandSender>,
     pub version: String,
     pub instance: String,
     pub backend: String,
@@ -726,7 +726,7 @@ impl Core {
             let agent = self.agents.get(context);
             let sent = agent
                 .and_then(|a| a.tx.as_ref())
-                .is_some_and(|tx| tx.send(cmd).is_ok());
+                .is_some_and(|tx| tx.send(Box::new(cmd)).is_ok());
             if sent {
                 let (tx, answer) = tokio::sync::oneshot::channel();
                 self.diffs.wait_for(&operation_id, context, tx);
@@ -836,7 +836,7 @@ impl Core {
             if let Some(tx) = self.agents.get(&ctx).and_then(|a| a.tx.as_ref()) {
                 // A closed session is noticed by the link; the command is re-sent when
                 // the agent reconnects (commands are idempotent).
-                let _ = tx.send(cmd);
+                let _ = tx.send(Box::new(cmd));
             }
         }
         for ev in std::mem::take(&mut self.events) {

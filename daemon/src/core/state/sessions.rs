@@ -3,7 +3,7 @@
 use super::*;
 
 impl Core {
-    pub(super) fn agent_connected(&mut self, hello: AgentHello, tx: mpsc::UnboundedSender<OutCommand>) {
+    pub(super) fn agent_connected(&mut self, hello: AgentHello, tx: CommandSender) {
         let now = now_millis();
         let ctx = hello.context.clone();
         tracing::info!(context = %ctx, instance = %hello.instance, version = %hello.version, "agent connected");
