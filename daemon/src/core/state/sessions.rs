@@ -74,7 +74,8 @@ impl Core {
                     context_capabilities_key(ctx),
                     &caps.digest().to_string(),
                 );
-                self.capabilities.insert(ctx.to_string(), Arc::new(caps));
+                let caps = self.shared_capabilities(caps);
+                self.capabilities.insert(ctx.to_string(), caps);
             }
             ReportedCapabilities::Failed(why) => {
                 let kept = self.capabilities.get(ctx).map(|c| c.kube_version().to_string());
