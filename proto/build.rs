@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let includes = [PathBuf::from("proto"), include];
     let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
     tonic_prost_build::configure()
+        // Smaller per-call buffers than tonic's (see `codec` in src/lib.rs).
+        .codec_path("crate::codec::ConvoyCodec")
         .file_descriptor_set_path(out.join("convoy_v1_descriptor.bin"))
         .compile_with_config(config, &files, &includes)?;
     Ok(())

@@ -273,6 +273,11 @@ pub struct StoreConfig {
     /// The embedded store's file.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// The embedded store's page cache, in MiB: pages read or written stay in memory up
+    /// to this size (redb's own default is 1 GiB, which a long-lived coordinator reaches
+    /// as its file grows with history).
+    #[serde(default = "default_store_cache_size_mb")]
+    pub cache_size_mb: u32,
     /// etcd endpoints (`http://10.0.0.1:2379`), for the `etcd` backend.
     #[serde(default)]
     pub etcd_endpoints: Vec<String>,
@@ -329,6 +334,7 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: default_store_backend(),
             path: default_store_path(),
+            cache_size_mb: default_store_cache_size_mb(),
             etcd_endpoints: Vec::new(),
             etcd_prefix: default_etcd_prefix(),
             etcd_lease_ttl_seconds: default_etcd_lease_ttl(),
@@ -410,6 +416,9 @@ fn default_link_limit() -> usize {
     convoy_proto::AGENT_LINK_MESSAGE_LIMIT
 }
 
+fn default_store_cache_size_mb() -> u32 {
+    64
+}
 fn default_etcd_max_txn_ops() -> u32 {
     128
 }

@@ -135,7 +135,10 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
 /// every commit is fenced on it.
 pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> anyhow::Result<StateStore> {
     match (cfg.store.backend.as_str(), leadership) {
-        ("embedded", _) => Ok(StateStore::new(Box::new(RedbStore::open(&cfg.store.path)?))),
+        ("embedded", _) => Ok(StateStore::new(Box::new(RedbStore::open_with_cache(
+            &cfg.store.path,
+            (cfg.store.cache_size_mb as usize) << 20,
+        )?))),
         ("memory", _) => Ok(StateStore::new(Box::new(MemoryStore::default()))),
         ("etcd", Some(l)) => Ok(StateStore::new(Box::new(EtcdStore::fenced(
             etcd_settings(cfg)?,

@@ -67,6 +67,13 @@ pub struct OutCommand {
     pub body: OutBody,
 }
 
+/// The core's end of an agent session: commands go boxed, so that the channel's
+/// storage (allocated in blocks of 32 slots, one channel per connected agent) holds
+/// pointers rather than whole commands: 256 bytes per agent instead of about 6 KB.
+pub type CommandSender = mpsc::UnboundedSender<Box<OutCommand>>;
+/// The link's end of an agent session.
+pub type CommandReceiver = mpsc::UnboundedReceiver<Box<OutCommand>>;
+
 #[derive(Debug, Clone)]
 pub enum OutBody {
     Apply(ApplyBody),
@@ -273,7 +280,7 @@ pub(crate) enum Msg {
     /// them in its welcome, and the agent drop them.
     AgentConnected {
         hello: AgentHello,
-        tx: mpsc::UnboundedSender<OutCommand>,
+        tx: CommandSender,
         stored: Reply<()>,
     },
     AgentDisconnected {

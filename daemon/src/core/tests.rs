@@ -102,7 +102,7 @@ fn connect(
     session: u32,
     capabilities: ReportedCapabilities,
     deployed: Vec<(String, u64)>,
-) -> mpsc::UnboundedReceiver<OutCommand> {
+) -> CommandReceiver {
     connect_with(core, session, capabilities, deployed, Vec::new()).0
 }
 
@@ -115,7 +115,7 @@ fn connect_with(
     deployed: Vec<(String, u64)>,
     unacknowledged: Vec<AgentReport>,
 ) -> (
-    mpsc::UnboundedReceiver<OutCommand>,
+    CommandReceiver,
     tokio::sync::oneshot::Receiver<Result<(), CoreError>>,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -138,8 +138,8 @@ fn connect_with(
     (rx, committed)
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<OutCommand>) -> OutCommand {
-    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+async fn next(rx: &mut CommandReceiver) -> OutCommand {
+    *tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
         .expect("a command within 20s")
         .expect("the session is open")
@@ -159,7 +159,7 @@ fn report(core: &Coordinator, cmd: &OutCommand, report: crate::orchestrator::Rep
 
 /// The next command is the preflight's dry run (passed), then the apply: returns the
 /// apply, not yet reported on.
-async fn dry_run_then_apply(core: &Coordinator, rx: &mut mpsc::UnboundedReceiver<OutCommand>) -> OutCommand {
+async fn dry_run_then_apply(core: &Coordinator, rx: &mut CommandReceiver) -> OutCommand {
     let dry = next(rx).await;
     assert!(matches!(dry.body, OutBody::DryRun(_)), "{dry:?}");
     report(core, &dry, crate::orchestrator::Report::DryRunPassed);

@@ -90,8 +90,7 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
 
         let session_id = format!("{}-{:016x}", hello.context, rand::random::<u64>());
         let context = hello.context.clone();
-        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
-        let (out_tx, out_rx) = mpsc::channel::<Result<pb::CoordinatorMessage, Status>>(256);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let acknowledged: Vec<String> = hello
             .unacknowledged
             .iter()
@@ -140,23 +139,6 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
                 acknowledged,
             })),
         };
-        out_tx
-            .send(Ok(welcome))
-            .await
-            .map_err(|_| Status::cancelled("agent went away"))?;
-
-        // Commands from the core to the stream.
-        let writer_tx = out_tx.clone();
-        tokio::spawn(async move {
-            while let Some(cmd) = cmd_rx.recv().await {
-                let msg = pb::CoordinatorMessage {
-                    message: Some(pb::coordinator_message::Message::Command(command_to_wire(&cmd))),
-                };
-                if writer_tx.send(Ok(msg)).await.is_err() {
-                    break;
-                }
-            }
-        });
         // Events from the stream to the core.
         let core = self.core.clone();
         tokio::spawn(async move {
@@ -200,7 +182,18 @@ impl pb::agent_link_server::AgentLink for AgentLinkService {
             }
             core.tell(Msg::AgentDisconnected { context, session_id });
         });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(out_rx);
+        // The welcome, then the core's commands, converted as the stream is read: no
+        // task and no second queue per session (a forwarding task and a bounded queue,
+        // whose first block of 32 messages alone was 7 KB, cost ~9 KB per connected
+        // agent: BENCHMARKS.md, issue 16). The stream ends when the core drops the
+        // session's sender; when the agent goes away, the stream and its receiver are
+        // dropped and the core's next send fails.
+        let commands = tokio_stream::wrappers::UnboundedReceiverStream::new(cmd_rx).map(|cmd| {
+            Ok::<_, Status>(pb::CoordinatorMessage {
+                message: Some(pb::coordinator_message::Message::Command(command_to_wire(&cmd))),
+            })
+        });
+        let stream = tokio_stream::once(Ok(welcome)).chain(commands);
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -21,9 +21,20 @@ fn def(t: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
     TableDefinition::new(t.name())
 }
 
+/// The page cache [`RedbStore::open`] gives redb: 64 MiB (redb's default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 impl RedbStore {
-    /// Opens (or creates) the store file, creating its directory and tables.
+    /// Opens (or creates) the store file with a [`DEFAULT_CACHE_BYTES`] page cache.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store file, creating its directory and tables. redb keeps
+    /// every page it reads or writes in memory up to `cache_bytes` (pages written by a
+    /// commit go to the cache too), so its share of the coordinator's memory grows with
+    /// the file up to this bound; a read that misses costs a file read.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self> {
         let name = path.display().to_string();
         let err = |e: &dyn std::fmt::Display| StoreError::Backend {
             path: name.clone(),
@@ -32,7 +43,10 @@ impl RedbStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
-        let db = Database::create(path).map_err(|e| err(&e))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         for t in Table::ALL {
             txn.open_table(def(t)).map_err(|e| err(&e))?;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::diffs::{DiffWait, PendingDiffs};
 use super::{
-    Accepted, AgentHello, AgentReport, ApplyBody, ContextInfo, Control, CoreError, CoreSettings, Msg,
-    OutBody, OutCommand, RenderJob, ReportedCapabilities, WatchEvent, WatchKind,
+    Accepted, AgentHello, AgentReport, ApplyBody, CommandSender, ContextInfo, Control, CoreError,
+    CoreSettings, Msg, OutBody, OutCommand, RenderJob, ReportedCapabilities, WatchEvent, WatchKind,
 };
 use crate::auth::{Principal, Role};
 use crate::capabilities::{ClusterCapabilities, RenderFacts};
@@ -41,7 +41,7 @@ use metrics::Metrics;
 /// A connected agent, or what is remembered of one.
 pub(super) struct AgentState {
     pub session_id: Option<String>,
-    pub tx: Option<mpsc::UnboundedSender<OutCommand>>,
+    pub tx: Option<CommandSender>,
     pub version: String,
     pub instance: String,
     pub backend: String,
@@ -92,6 +92,10 @@ pub(super) struct Core {
     diffs: PendingDiffs,
     /// Per context, the capabilities its agent reported last (kept across restarts).
     capabilities: BTreeMap<String, Arc<ClusterCapabilities>>,
+    /// Each distinct set of capabilities by digest, shared by the contexts that report
+    /// it: clusters of one Kubernetes version and setup report the same few hundred API
+    /// versions, kept once rather than once per context.
+    capability_sets: HashMap<String, std::sync::Weak<ClusterCapabilities>>,
     /// Renders queued deploys again before they start (see [`RenderJob`]).
     renderer: Option<mpsc::UnboundedSender<RenderJob>>,
     /// Queued deploys being rendered again; they start when the render is back.
@@ -196,6 +200,7 @@ impl Core {
             events: Vec::new(),
             diffs: PendingDiffs::new(now_millis()),
             capabilities: BTreeMap::new(),
+            capability_sets: HashMap::new(),
             renderer: None,
             rendering: HashSet::new(),
             rerendered: HashSet::new(),
@@ -207,7 +212,8 @@ impl Core {
             store,
         };
         for (context, caps) in core.store.context_capabilities().map_err(st)? {
-            core.capabilities.insert(context, Arc::new(caps));
+            let caps = core.shared_capabilities(caps);
+            core.capabilities.insert(context, caps);
         }
         for record in core.store.releases().map_err(st)? {
             let revisions = core.store.revisions(&record.name).map_err(st)?;
@@ -266,6 +272,20 @@ impl Core {
     fn remember_masker(&mut self, prepared: &Prepared) {
         self.maskers
             .insert(prepared.meta.name.clone(), prepared.masker.clone());
+    }
+
+    /// `caps`, or the equal set another context already holds.
+    pub(super) fn shared_capabilities(&mut self, caps: ClusterCapabilities) -> Arc<ClusterCapabilities> {
+        if let Some(shared) = self.capability_sets.get(caps.digest()).and_then(|w| w.upgrade()) {
+            return shared;
+        }
+        // A set no context holds any more is forgotten when a new one comes (new sets
+        // are rare: a cluster upgraded, a new kind of cluster).
+        self.capability_sets.retain(|_, w| w.strong_count() > 0);
+        let caps = Arc::new(caps);
+        self.capability_sets
+            .insert(caps.digest().to_string(), Arc::downgrade(&caps));
+        caps
     }
 
     /// The capabilities `context`'s agent reported last.
@@ -726,7 +746,7 @@ impl Core {
             let agent = self.agents.get(context);
             let sent = agent
                 .and_then(|a| a.tx.as_ref())
-                .is_some_and(|tx| tx.send(cmd).is_ok());
+                .is_some_and(|tx| tx.send(Box::new(cmd)).is_ok());
             if sent {
                 let (tx, answer) = tokio::sync::oneshot::channel();
                 self.diffs.wait_for(&operation_id, context, tx);
@@ -836,7 +856,7 @@ impl Core {
             if let Some(tx) = self.agents.get(&ctx).and_then(|a| a.tx.as_ref()) {
                 // A closed session is noticed by the link; the command is re-sent when
                 // the agent reconnects (commands are idempotent).
-                let _ = tx.send(cmd);
+                let _ = tx.send(Box::new(cmd));
             }
         }
         for ev in std::mem::take(&mut self.events) {

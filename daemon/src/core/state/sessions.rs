@@ -3,7 +3,7 @@
 use super::*;
 
 impl Core {
-    pub(super) fn agent_connected(&mut self, hello: AgentHello, tx: mpsc::UnboundedSender<OutCommand>) {
+    pub(super) fn agent_connected(&mut self, hello: AgentHello, tx: CommandSender) {
         let now = now_millis();
         let ctx = hello.context.clone();
         tracing::info!(context = %ctx, instance = %hello.instance, version = %hello.version, "agent connected");
@@ -74,7 +74,8 @@ impl Core {
                     context_capabilities_key(ctx),
                     &caps.digest().to_string(),
                 );
-                self.capabilities.insert(ctx.to_string(), Arc::new(caps));
+                let caps = self.shared_capabilities(caps);
+                self.capabilities.insert(ctx.to_string(), caps);
             }
             ReportedCapabilities::Failed(why) => {
                 let kept = self.capabilities.get(ctx).map(|c| c.kube_version().to_string());
