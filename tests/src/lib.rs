@@ -7,7 +7,7 @@
 //! | kubelet stand-in | [`podsim::PodSimulator`] | (in process, kube-rs) |
 //! | both together | [`kube::TestCluster`] | |
 //! | Vault API | [`openbao::OpenBao`] | `bao server -dev` |
-//! | etcd | [`etcd::Etcd`] | Debian's `etcd` |
+//! | etcd | [`etcd::Etcd`] (plain, or secured: TLS, client certificates, users) | Debian's `etcd`, `etcdctl` |
 //! | webhook receiver | [`webhook::Receiver`] | (in process, axum) |
 //! | a link to cut | [`proxy::TcpProxy`] | (in process, tokio) |
 //! | chart repository | [`charts::ChartServer`] | (in process, tokio) |
