@@ -611,5 +611,19 @@ async fn prod_takes_only_charts_that_ran_healthy_in_staging() {
         .unwrap()
         .into_inner();
     assert_eq!(history.revisions.len(), 1, "refusals record nothing: {history:?}");
+    // History says where the archive ran healthy: staging first, then prod.
+    let ran: Vec<(String, String, u64)> = history.revisions[0]
+        .chart_ran_healthy
+        .iter()
+        .map(|d| (d.environment.clone(), d.release.clone(), d.revision))
+        .collect();
+    let mut expected = vec![
+        ("prod".to_string(), "web.prod".to_string(), 1),
+        ("staging".to_string(), "web.stage".to_string(), 1),
+    ];
+    expected.sort();
+    let mut sorted = ran.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "{ran:?}");
     stop.cancel();
 }

@@ -409,6 +409,14 @@ fn show_revision(out: &mut impl Write, release: &str, r: &pb::Revision) -> std::
     if !r.chart_source.is_empty() {
         writeln!(out, "  from {}", r.chart_source)?;
     }
+    if !r.chart_ran_healthy.is_empty() {
+        let runs: Vec<String> = r
+            .chart_ran_healthy
+            .iter()
+            .map(|d| format!("{} ({} r{})", d.environment, d.release, d.revision))
+            .collect();
+        writeln!(out, "  ran healthy in {}", runs.join(", "))?;
+    }
     writeln!(out, "images:")?;
     if r.images.is_empty() {
         writeln!(out, "  (none recorded)")?;

@@ -111,6 +111,11 @@ pub fn revision(r: &pb::Revision) -> Value {
         "images": r.images.iter().map(image).collect::<Vec<_>>(),
         "values": serde_json::from_str::<Value>(&r.values_json).unwrap_or(Value::Null),
         "valuesChanged": r.values_changed.iter().map(value_change).collect::<Vec<_>>(),
+        "chartRanHealthy": r.chart_ran_healthy.iter().map(|d| json!({
+            "environment": d.environment,
+            "release": d.release,
+            "revision": d.revision,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -120,6 +120,8 @@ pub fn revision(r: &RevisionRecord, previous: Option<&RevisionRecord>) -> pb::Re
         .unwrap_or_default();
     let json_of = |v: Option<serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
     pb::Revision {
+        // Filled in by the history call (it needs the core and the caller's scope).
+        chart_ran_healthy: Vec::new(),
         images: r
             .images
             .iter()

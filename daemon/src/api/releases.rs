@@ -1,5 +1,6 @@
 //! `convoy.v1.ReleaseService`.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -193,11 +194,39 @@ impl pb::release_service_server::ReleaseService for ReleaseApi {
             revs.len()
         };
         // Newest first: each revision's values are compared with the next one down.
-        Ok(Response::new(pb::GetHistoryResponse {
-            revisions: (0..shown)
-                .map(|i| convert::revision(&revs[i], revs.get(i + 1)))
-                .collect(),
-        }))
+        let mut revisions: Vec<pb::Revision> = (0..shown)
+            .map(|i| convert::revision(&revs[i], revs.get(i + 1)))
+            .collect();
+        // Where each chart archive ran healthy, in the releases this caller may view.
+        let digests: Vec<String> = revisions
+            .iter()
+            .map(|r| r.chart_digest.clone())
+            .filter(|d| !d.is_empty())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let runs = self.core.digest_runs(digests).await.map_err(status)?;
+        let names: std::collections::BTreeSet<String> =
+            runs.values().flatten().map(|d| d.release.clone()).collect();
+        let mut visible: BTreeMap<String, bool> = BTreeMap::new();
+        for name in names {
+            let ok = self.check_view(&who, &name).await.is_ok();
+            visible.insert(name, ok);
+        }
+        for r in &mut revisions {
+            r.chart_ran_healthy = runs
+                .get(&r.chart_digest)
+                .into_iter()
+                .flatten()
+                .filter(|d| visible.get(&d.release).copied().unwrap_or(false))
+                .map(|d| pb::DigestRun {
+                    environment: d.environment.clone(),
+                    release: d.release.clone(),
+                    revision: d.revision,
+                })
+                .collect();
+        }
+        Ok(Response::new(pb::GetHistoryResponse { revisions }))
     }
 
     type WatchReleaseStream = WatchStream;

@@ -200,6 +200,14 @@ pub struct Accepted {
     pub queue_position: u32,
 }
 
+/// A succeeded deploy of a chart archive: where a digest has run healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestRun {
+    pub environment: String,
+    pub release: String,
+    pub revision: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Pause,
@@ -263,6 +271,8 @@ pub(crate) enum Msg {
         environment: String,
         reply: Reply<Option<(String, u64)>>,
     },
+    /// For each digest, every succeeded deploy that shipped a chart archive with it.
+    DigestRuns(Vec<String>, Reply<BTreeMap<String, Vec<DigestRun>>>),
     /// Every committed change of an operation, from now on (the notifier).
     SubscribeOperations(tokio::sync::mpsc::UnboundedSender<crate::model::Operation>),
     /// Write an audit entry for something decided outside the core thread (a diff, a
@@ -899,6 +909,15 @@ impl Coordinator {
 
     pub async fn history(&self, name: String) -> Result<Vec<RevisionRecord>, CoreError> {
         self.ask(|r| Msg::History(name, r)).await
+    }
+
+    /// Where each of `digests` ran healthy: the succeeded deploys of every release that
+    /// shipped a chart archive with it, oldest first.
+    pub async fn digest_runs(
+        &self,
+        digests: Vec<String>,
+    ) -> Result<BTreeMap<String, Vec<DigestRun>>, CoreError> {
+        self.ask(|r| Msg::DigestRuns(digests, r)).await
     }
 
     pub async fn queue(&self, name: String) -> Result<Vec<Operation>, CoreError> {

@@ -621,6 +621,30 @@ impl Core {
                 let _ = reply.send(self.store.audit().map_err(|e| CoreError::Store(e.to_string())));
             }
             Msg::SubscribeOperations(tx) => self.op_listeners.push(tx),
+            Msg::DigestRuns(digests, reply) => {
+                let mut runs: BTreeMap<String, Vec<super::DigestRun>> = BTreeMap::new();
+                for (name, revs) in &self.revisions {
+                    let environment = self
+                        .releases
+                        .get(name)
+                        .map(|r| r.record.environment.clone())
+                        .unwrap_or_default();
+                    for r in revs.iter().filter(|r| {
+                        r.kind == OperationKind::Deploy
+                            && r.phase == OperationPhase::Succeeded
+                            && digests.contains(&r.chart_digest)
+                    }) {
+                        runs.entry(r.chart_digest.clone())
+                            .or_default()
+                            .push(super::DigestRun {
+                                environment: environment.clone(),
+                                release: name.clone(),
+                                revision: r.number,
+                            });
+                    }
+                }
+                let _ = reply.send(Ok(runs));
+            }
             Msg::RanHealthy {
                 digest,
                 environment,
