@@ -39,7 +39,7 @@ impl Core {
         let rel = self
             .releases
             .get(name)
-            .ok_or_else(|| CoreError::NotFound(name.to_string()))?;
+            .ok_or_else(|| CoreError::NotFound { release: name.to_string() })?;
         let head = rel.queue.front().and_then(|id| self.ops.get(id));
         let running = head.is_some_and(|o| o.phase != crate::model::OperationPhase::Queued);
         let operation = if running {

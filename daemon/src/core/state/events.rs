@@ -66,7 +66,7 @@ impl Core {
         let rel = self
             .releases
             .get(release)
-            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+            .ok_or_else(|| CoreError::NotFound { release: release.to_string() })?;
         let mut snapshot = Vec::new();
         let ids: Vec<String> = rel.last_op.iter().chain(rel.queue.iter()).cloned().collect();
         for id in ids {
