@@ -77,7 +77,9 @@ fn status(e: CoreError) -> Status {
         CoreError::Denied(_) | CoreError::Prepare(PrepareError::Denied(_)) => {
             Status::permission_denied(e.to_string())
         }
-        CoreError::FailedPrecondition(_) | CoreError::Prepare(_) => Status::failed_precondition(e.to_string()),
+        CoreError::FailedPrecondition(_) | CoreError::Prepare(_) => {
+            Status::failed_precondition(e.to_string())
+        }
         CoreError::Store { .. } | CoreError::Thread(_) => Status::internal(e.to_string()),
         CoreError::Unavailable => Status::unavailable(e.to_string()),
     }

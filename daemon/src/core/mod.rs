@@ -90,7 +90,10 @@ impl CoreError {
     /// The caller was refused (role, scope or policy), rather than the request failing:
     /// what the audit log records as "refused".
     pub fn is_refusal(&self) -> bool {
-        matches!(self, CoreError::Denied(_) | CoreError::Prepare(PrepareError::Denied(_)))
+        matches!(
+            self,
+            CoreError::Denied(_) | CoreError::Prepare(PrepareError::Denied(_))
+        )
     }
 }
 
@@ -684,7 +687,11 @@ impl Coordinator {
     ) -> Result<Prepared, CoreError> {
         let preview = self.authorize_submit(who, inputs, action, reason)?;
         let prepared = async {
-            let fetched = self.preparer.fetch_sources(inputs).await.map_err(CoreError::Prepare)?;
+            let fetched = self
+                .preparer
+                .fetch_sources(inputs)
+                .await
+                .map_err(CoreError::Prepare)?;
             inputs.values_from = fetched.values_from;
             if let Some(fetched) = fetched.chart {
                 tracing::info!(
@@ -708,11 +715,7 @@ impl Coordinator {
             self.prepare(inputs).await
         };
         prepared.await.inspect_err(|e| {
-            let kind = if e.is_refusal() {
-                "refused"
-            } else {
-                "failed"
-            };
+            let kind = if e.is_refusal() { "refused" } else { "failed" };
             self.record(who, action, &preview.meta.name, reason, &format!("{kind}: {e}"));
         })
     }
@@ -963,7 +966,6 @@ impl Coordinator {
         self.tell(Msg::Shutdown);
     }
 }
-
 
 /// The facts of a submit as it would be recorded now: asked of the core thread.
 impl FactsSource for Coordinator {

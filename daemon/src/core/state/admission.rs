@@ -242,7 +242,9 @@ impl Core {
             ));
         }
         if !self.releases.contains_key(release) {
-            return Err(CoreError::NotFound { release: release.to_string() });
+            return Err(CoreError::NotFound {
+                release: release.to_string(),
+            });
         }
         // Only what it touches must lie in the scope: an operator may roll back the
         // contexts of its scope (`--context`) of a release that spans more.
@@ -431,7 +433,9 @@ impl Core {
             return Err(CoreError::Denied(e));
         }
         if !self.releases.contains_key(release) {
-            return Err(CoreError::NotFound { release: release.to_string() });
+            return Err(CoreError::NotFound {
+                release: release.to_string(),
+            });
         }
         let contexts = self.release_contexts(release);
         self.check_scope(who, action, action, release, &contexts, reason)?;
@@ -496,7 +500,9 @@ impl Core {
         reason: &str,
     ) -> Result<Operation, CoreError> {
         if !self.releases.contains_key(release) {
-            return Err(CoreError::NotFound { release: release.to_string() });
+            return Err(CoreError::NotFound {
+                release: release.to_string(),
+            });
         }
         let contexts = self.release_contexts(release);
         self.check_scope(who, "cancel operations in", "cancel", release, &contexts, reason)?;

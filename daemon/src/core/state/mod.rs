@@ -598,7 +598,11 @@ impl Core {
                 let _ = reply.send(Ok(self.cluster_views()));
             }
             Msg::Audit(reply) => {
-                let _ = reply.send(self.store.audit().map_err(CoreError::store("reading the audit log")));
+                let _ = reply.send(
+                    self.store
+                        .audit()
+                        .map_err(CoreError::store("reading the audit log")),
+                );
             }
             Msg::SubscribeOperations(tx) => self.op_listeners.push(tx),
             Msg::RanHealthy {
