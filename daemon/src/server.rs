@@ -59,17 +59,18 @@ pub enum ServerError {
     /// The `auth` section is invalid (the reason names the key).
     #[error("refusing to start: {reason}")]
     Auth { reason: String },
-    /// The `notifications` section is invalid (the reason names the webhook).
+    /// The notifications could not be set up (the reason names the webhook and its
+    /// `url_file`, or the HTTPS client).
     #[error("refusing to start: {reason}")]
     Notifications { reason: String },
     /// `store.backend` names a backend this build does not have.
-    #[error("store.backend {backend:?} is not available in this build (embedded, memory or etcd)")]
+    #[error("store.backend {backend:?} is not available in this build (configure embedded or etcd)")]
     UnknownStore { backend: String },
     /// The etcd store was opened before this coordinator won the election.
     #[error("store.backend etcd: the store opens only once this coordinator leads (see server::start)")]
     NotLeading,
-    /// The state store could not be opened, or etcd joined for the election (the
-    /// store's error names the store).
+    /// The state store could not be opened, or (etcd) this coordinator could not
+    /// stand for election; the store's error names the store.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A file named by the configuration (`setting`) could not be read.
@@ -576,4 +577,87 @@ pub async fn start(
         server,
         leadership,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const CONTEXT: &str = "{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}";
+
+    fn config(dir: &Path, extra: &str) -> DaemonConfig {
+        let path = dir.join("convoyd.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\n{extra}",
+                dir.join("state.redb").display()
+            ),
+        )
+        .unwrap();
+        DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn a_context_both_in_the_registry_file_and_inline_is_refused_naming_the_file_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("contexts.yaml");
+        std::fs::write(&file, format!("contexts:\n  - {CONTEXT}\n")).unwrap();
+        let cfg = config(
+            dir.path(),
+            &format!("registry_file: {}\ncontexts:\n  - {CONTEXT}\n", file.display()),
+        );
+        let err = registry(&cfg).unwrap_err();
+        assert!(
+            matches!(&err, ServerError::DuplicateContext { path, context } if *path == file && context == "sim-a"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "registry_file {}: context \"sim-a\" is also defined inline in `contexts`",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn an_unreadable_registry_file_is_named_and_keeps_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), "");
+        let missing = dir.path().join("missing.yaml");
+        cfg.registry_file = Some(missing.clone());
+        let err = registry(&cfg).unwrap_err();
+        let ServerError::RegistryFile { path, source } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*path, missing);
+        assert!(
+            matches!(source, convoy_release::ReleaseError::Read { .. }),
+            "{source:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("registry_file: ") && text.contains(&missing.display().to_string()),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn an_unknown_store_backend_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), "");
+        cfg.store.backend = "sqlite".into();
+        let Err(err) = open_store(&cfg, None) else {
+            panic!("a store named sqlite opened")
+        };
+        assert!(
+            matches!(&err, ServerError::UnknownStore { backend } if backend == "sqlite"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("store.backend \"sqlite\""), "{err}");
+    }
 }
