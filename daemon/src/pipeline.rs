@@ -505,10 +505,13 @@ impl Pipeline {
                 ))
             })?;
             let path = scratch.path().join(rel);
+            let scratch_error = |e: std::io::Error| {
+                PrepareError::Render(format!("scratch directory: writing values file {name:?}: {e}"))
+            };
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| PrepareError::Render(e.to_string()))?;
+                std::fs::create_dir_all(dir).map_err(scratch_error)?;
             }
-            std::fs::write(&path, content).map_err(|e| PrepareError::Render(e.to_string()))?;
+            std::fs::write(&path, content).map_err(scratch_error)?;
         }
         Release::parse_in(&inputs.release_yaml, &inputs.source_name, scratch.path()).map_err(invalid)
     }

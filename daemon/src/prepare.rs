@@ -77,6 +77,11 @@ pub struct Prepared {
 
 /// Why a submit could not be prepared. Messages name the file, field, context, secret
 /// path and key as relevant; never a secret value.
+///
+/// The variants carry finished messages rather than source errors on purpose: every
+/// message goes through the secret masker ([`crate::pipeline::mask_error`]) before it
+/// leaves the pipeline, and a source error (a render error quoting a template's
+/// output, a Vault response) would carry its text past the masker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrepareError {
     /// The release file (or a values file) is invalid: one line per problem.

@@ -7,17 +7,17 @@
 //! leader that loses its leadership stops (see [`Running::wait_for_exit`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use convoy_proto::v1 as pb;
 use tokio::net::TcpListener;
 
 use crate::api::{ClusterApi, ReleaseApi};
 use crate::auth::Authenticator;
 use crate::config::DaemonConfig;
-use crate::core::{ContextInfo, Coordinator, CoreSettings};
+use crate::core::{ContextInfo, Coordinator, CoreError, CoreSettings};
 use crate::link::AgentLinkService;
 use crate::prepare::Preparer;
 use crate::store::etcd::{
@@ -25,15 +25,112 @@ use crate::store::etcd::{
 };
 use crate::store::{MemoryStore, RedbStore, StateStore, StoreError};
 
-/// A running daemon.
 /// How long a graceful stop waits for the core and for open calls.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// Why the coordinator refused to start, or stopped serving. Each names the setting,
+/// file or part at fault and, where another error is behind it, keeps it as its
+/// source.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// `registry_file` could not be read or is invalid (the release crate's error names
+    /// the file and, for a validation error, the line and column of each problem).
+    #[error("registry_file: {source}")]
+    RegistryFile {
+        path: PathBuf,
+        #[source]
+        source: convoy_release::ReleaseError,
+    },
+    /// A context of `registry_file` is also defined inline.
+    #[error("registry_file {}: context {context:?} is also defined inline in `contexts`", path.display())]
+    DuplicateContext { path: PathBuf, context: String },
+    /// The contexts, inline and from `registry_file`, do not make a valid registry.
+    #[error("registry: {reason}")]
+    Registry { reason: String },
+    /// The `vault` section is invalid (names the key).
+    #[error(transparent)]
+    Vault(#[from] convoy_secrets::SecretsError),
+    /// `dev_secrets_file` could not be read or is not a map of `"path#key": value`
+    /// (the reason names the file).
+    #[error("{reason}")]
+    DevSecrets { path: PathBuf, reason: String },
+    /// A credential file of `chart_sources` could not be read (the reason names the
+    /// entry, the key and the file).
+    #[error("{reason}")]
+    ChartSources { reason: String },
+    /// The `auth` section is invalid (the reason names the key).
+    #[error("refusing to start: {reason}")]
+    Auth { reason: String },
+    /// The notifications could not be set up (the reason names the webhook and its
+    /// `url_file`, or the HTTPS client).
+    #[error("refusing to start: {reason}")]
+    Notifications { reason: String },
+    /// `store.backend` names a backend this build does not have.
+    #[error("store.backend {backend:?} is not available in this build (configure embedded or etcd)")]
+    UnknownStore { backend: String },
+    /// The etcd store was opened before this coordinator won the election.
+    #[error("store.backend etcd: the store opens only once this coordinator leads (see server::start)")]
+    NotLeading,
+    /// The state store could not be opened, or (etcd) this coordinator could not
+    /// stand for election; the store's error names the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file named by the configuration (`setting`) could not be read.
+    #[error("{setting} {}: {source}", path.display())]
+    ReadFile {
+        setting: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `tls` certificate, key or client CA is not usable.
+    #[error("tls configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    /// `metrics_listen` could not be bound.
+    #[error("binding metrics_listen {addr}: {source}")]
+    BindMetrics {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listening socket (`which`: the gRPC one handed to [`start`], or
+    /// `metrics_listen`) could not be used.
+    #[error("the {which} listener: {source}")]
+    Listener {
+        which: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC reflection service could not be built.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The core could not start (restoring the state from the store).
+    #[error("starting the core: {0}")]
+    Core(#[source] CoreError),
+    /// The gRPC server failed while serving.
+    #[error("gRPC server: {0}")]
+    Serve(#[source] tonic::transport::Error),
+    /// On etcd: this coordinator lost its leadership (`reason`) and stopped acting.
+    #[error("{reason}: stopped acting; restart convoyd to rejoin as a standby")]
+    LeadershipLost { reason: String },
+    /// The core stopped because a commit failed (`reason`): its memory is ahead of
+    /// the store.
+    #[error("{reason}: stopped; restart convoyd to resume from the state store")]
+    CoreFailed { reason: String },
+    /// The server task panicked or was cancelled.
+    #[error("server task: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// The result of this module's functions.
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+/// A running daemon.
 pub struct Running {
     pub addr: SocketAddr,
     pub core: Coordinator,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: tokio::task::JoinHandle<Result<()>>,
     /// On etcd: this coordinator's term, given up on a clean stop.
     leadership: Option<Leadership>,
 }
@@ -50,7 +147,7 @@ impl Running {
     /// the core finishes the message at hand and its commit, then stops, which closes
     /// every agent session; calls still open are cut after [`STOP_GRACE`]. Unfinished
     /// operations are in the store and resume at the next start.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -62,7 +159,7 @@ impl Running {
             tracing::warn!(grace = ?STOP_GRACE, "the core did not stop in time");
         }
         let served = match tokio::time::timeout(STOP_GRACE, &mut self.server).await {
-            Ok(joined) => joined.context("server task")?,
+            Ok(joined) => joined.map_err(ServerError::Task)?,
             Err(_) => {
                 tracing::warn!(grace = ?STOP_GRACE, "calls still open after the grace period: closing them");
                 self.server.abort();
@@ -75,23 +172,27 @@ impl Running {
         served
     }
 
-    pub async fn wait_for_exit(&mut self) -> anyhow::Result<()> {
-        (&mut self.server).await.context("server task")?
+    /// Resolves when the server stops by itself: its error, or why it stopped acting
+    /// (leadership lost, a failed commit), for convoyd to exit non-zero.
+    pub async fn wait_for_exit(&mut self) -> Result<()> {
+        (&mut self.server).await.map_err(ServerError::Task)?
     }
 }
 
 /// The registry: inline contexts plus the registry file's.
-pub fn registry(cfg: &DaemonConfig) -> anyhow::Result<Vec<ContextInfo>> {
+pub fn registry(cfg: &DaemonConfig) -> Result<Vec<ContextInfo>> {
     let mut out: Vec<ContextInfo> = cfg.contexts.iter().cloned().map(ContextInfo::from).collect();
     if let Some(path) = &cfg.registry_file {
-        let file = convoy_release::Registry::load(path)?;
+        let file = convoy_release::Registry::load(path).map_err(|source| ServerError::RegistryFile {
+            path: path.clone(),
+            source,
+        })?;
         for c in file.contexts() {
             if out.iter().any(|o| o.name == c.name) {
-                anyhow::bail!(
-                    "registry_file {}: context {:?} is also defined inline in `contexts`",
-                    path.display(),
-                    c.name
-                );
+                return Err(ServerError::DuplicateContext {
+                    path: path.clone(),
+                    context: c.name.clone(),
+                });
             }
             out.push(c.clone());
         }
@@ -100,10 +201,10 @@ pub fn registry(cfg: &DaemonConfig) -> anyhow::Result<Vec<ContextInfo>> {
 }
 
 /// The production preparer for a config: its registry and secret source.
-pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline> {
+pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
     use crate::pipeline::{Pipeline, SecretSource};
     let reg = convoy_release::Registry::from_contexts(registry(cfg)?)
-        .map_err(|e| anyhow::anyhow!("registry: {e}"))?;
+        .map_err(|reason| ServerError::Registry { reason })?;
     let secrets = match (&cfg.vault, &cfg.dev_secrets_file) {
         (Some(v), _) => {
             let vault = std::sync::Arc::new(convoy_secrets::Vault::new(v)?);
@@ -112,7 +213,12 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
         }
         (None, Some(f)) => {
             tracing::warn!(file = %f.display(), "secrets come from a DEVELOPMENT secrets file, not Vault: never use this in production");
-            SecretSource::DevFile(Pipeline::dev_secrets(f).map_err(|e| anyhow::anyhow!(e))?)
+            SecretSource::DevFile(
+                Pipeline::dev_secrets(f).map_err(|reason| ServerError::DevSecrets {
+                    path: f.clone(),
+                    reason,
+                })?,
+            )
         }
         (None, None) => SecretSource::None,
     };
@@ -124,7 +230,7 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
     let chart_sources = crate::sources::ChartSources::new(cfg.chart_sources.clone());
     chart_sources
         .check_credential_files()
-        .map_err(|e| anyhow::anyhow!(e))?;
+        .map_err(|reason| ServerError::ChartSources { reason })?;
     Ok(Pipeline::new(reg, secrets)
         .with_secret_paths(cfg.secret_paths.clone())
         .with_limits(cfg.render.limits())
@@ -133,7 +239,7 @@ pub fn pipeline(cfg: &DaemonConfig) -> anyhow::Result<crate::pipeline::Pipeline>
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:
 /// every commit is fenced on it.
-pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> anyhow::Result<StateStore> {
+pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> Result<StateStore> {
     match (cfg.store.backend.as_str(), leadership) {
         ("embedded", _) => Ok(StateStore::new(Box::new(RedbStore::open_with_cache(
             &cfg.store.path,
@@ -144,10 +250,10 @@ pub fn open_store(cfg: &DaemonConfig, leadership: Option<&Leadership>) -> anyhow
             etcd_settings(cfg)?,
             l,
         )?))),
-        ("etcd", None) => anyhow::bail!(
-            "store.backend etcd: the store opens only once this coordinator leads (see server::start)"
-        ),
-        (other, _) => anyhow::bail!("store.backend {other:?} is not available in this build"),
+        ("etcd", None) => Err(ServerError::NotLeading),
+        (other, _) => Err(ServerError::UnknownStore {
+            backend: other.to_string(),
+        }),
     }
 }
 
@@ -222,26 +328,37 @@ fn twin(l: TcpListener) -> std::io::Result<(TcpListener, TcpListener)> {
 }
 
 /// The gRPC server builder with the configured TLS.
-fn grpc_builder(cfg: &DaemonConfig) -> anyhow::Result<tonic::transport::Server> {
+fn grpc_builder(cfg: &DaemonConfig) -> Result<tonic::transport::Server> {
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true);
     if let Some(tls) = &cfg.tls {
-        let cert = std::fs::read(&tls.cert_file)
-            .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
-        let key = std::fs::read(&tls.key_file)
-            .with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
+        let cert = read_file("tls.cert_file", &tls.cert_file)?;
+        let key = read_file("tls.key_file", &tls.key_file)?;
         let mut t = tonic::transport::ServerTlsConfig::new()
             .identity(tonic::transport::Identity::from_pem(cert, key));
         if let Some(ca) = &tls.client_ca_file {
-            let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca_file {}", ca.display()))?;
+            let ca = read_file("tls.client_ca_file", ca)?;
             t = t
                 .client_ca_root(tonic::transport::Certificate::from_pem(ca))
                 .client_auth_optional(tls.client_cert_optional);
         }
-        builder = builder.tls_config(t).context("tls configuration")?;
+        builder = builder.tls_config(t).map_err(ServerError::Tls)?;
     }
     Ok(builder)
+}
+
+fn listener_error(which: &'static str) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Listener { which, source }
+}
+
+/// Reads a file the configuration names at `setting`.
+fn read_file(setting: &'static str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| ServerError::ReadFile {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Waits until this coordinator leads. Meanwhile it serves as a standby on both
@@ -252,7 +369,7 @@ async fn win_leadership(
     cfg: &DaemonConfig,
     listener: TcpListener,
     metrics: Option<TcpListener>,
-) -> anyhow::Result<(Leadership, TcpListener, Option<TcpListener>)> {
+) -> Result<(Leadership, TcpListener, Option<TcpListener>)> {
     let ttl = Duration::from_secs(u64::from(cfg.store.etcd_lease_ttl_seconds));
     let name = instance_name(cfg);
     let candidate = Candidate::new(&etcd_settings(cfg)?, name.clone(), ttl)?;
@@ -268,7 +385,7 @@ async fn win_leadership(
         }
         Err(e) => tracing::warn!(error = %e, "standby: cannot reach etcd to campaign; retrying"),
     }
-    let (grpc, grpc_keep) = twin(listener)?;
+    let (grpc, grpc_keep) = twin(listener).map_err(listener_error("gRPC"))?;
     let (grpc_stop, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let refusals = tonic::service::Routes::from(axum::Router::new().fallback({
         let leader = leader_rx.clone();
@@ -294,7 +411,7 @@ async fn win_leadership(
     let mut http_stop = None;
     let metrics = match metrics {
         Some(m) => {
-            let (serve, keep) = twin(m)?;
+            let (serve, keep) = twin(m).map_err(listener_error("metrics_listen"))?;
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             http_stop = Some(tx);
             let leader = leader_rx.clone();
@@ -331,9 +448,8 @@ pub async fn start(
     cfg: &DaemonConfig,
     listener: TcpListener,
     preparer: Arc<dyn Preparer>,
-) -> anyhow::Result<Running> {
-    let auth =
-        Authenticator::from_config(&cfg.auth).map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+) -> Result<Running> {
+    let auth = Authenticator::from_config(&cfg.auth).map_err(|reason| ServerError::Auth { reason })?;
     if auth.allows_anonymous() {
         tracing::warn!(
             "auth.allow_anonymous is on: every caller is an admin and agents need no credentials (development only)"
@@ -350,7 +466,10 @@ pub async fn start(
         Some(m) => Some(
             TcpListener::bind(m)
                 .await
-                .with_context(|| format!("binding metrics_listen {m}"))?,
+                .map_err(|source| ServerError::BindMetrics {
+                    addr: m.clone(),
+                    source,
+                })?,
         ),
         None => None,
     };
@@ -371,7 +490,8 @@ pub async fn start(
             link_message_limit: cfg.agent_link_max_message_bytes,
         },
     )
-    .await?
+    .await
+    .map_err(ServerError::Core)?
     .with_promotion(
         cfg.promotion
             .iter()
@@ -381,7 +501,7 @@ pub async fn start(
     if !cfg.notifications.webhooks.is_empty() {
         let by_name = registry.iter().map(|c| (c.name.clone(), c.clone())).collect();
         crate::notify::spawn(&cfg.notifications, by_name, core.subscribe_operations())
-            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+            .map_err(|reason| ServerError::Notifications { reason })?;
     }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -398,8 +518,10 @@ pub async fn start(
             .register_encoded_file_descriptor_set(convoy_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection = reflection_builder().build_v1()?;
-    let reflection_alpha = reflection_builder().build_v1alpha()?;
+    let reflection = reflection_builder().build_v1().map_err(ServerError::Reflection)?;
+    let reflection_alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(ServerError::Reflection)?;
     // Every API call is authenticated before its body is read or decoded, and each RPC
     // takes requests no larger than it needs: a submit carries a chart archive, the
     // other calls a name or a filter (`api::limits`).
@@ -434,7 +556,7 @@ pub async fn start(
     .max_decoding_message_size(convoy_proto::AGENT_LINK_MESSAGE_LIMIT);
 
     let mut builder = grpc_builder(cfg)?;
-    let addr = listener.local_addr()?;
+    let addr = listener.local_addr().map_err(listener_error("gRPC"))?;
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
     let router = builder
         .add_service(health_service)
@@ -465,27 +587,28 @@ pub async fn start(
             }
         };
         tokio::select! {
-            r = serve => r.context("gRPC server"),
+            r = serve => r.map_err(ServerError::Serve),
             why = leadership_lost => {
                 // Stop acting at once: another coordinator may lead already, and every
                 // further write would be refused anyway (fencing).
                 fenced_core.shutdown();
                 tracing::error!(reason = %why, "no longer the leader: stopping so that a standby takes over (restart to rejoin as a standby)");
-                Err(anyhow::anyhow!("{why}: stopped acting; restart convoyd to rejoin as a standby"))
+                Err(ServerError::LeadershipLost { reason: why })
             }
             why = fenced_core.failed() => {
                 // Fail-stop: the core's memory is ahead of the store. Exiting (non-zero)
                 // lets the supervisor restart convoyd, which resumes from the store.
                 tracing::error!(reason = %why, "stopping: convoyd exits so that a restart resumes from the state store");
-                Err(anyhow::anyhow!("{why}: stopped; restart convoyd to resume from the state store"))
+                Err(ServerError::CoreFailed { reason: why })
             }
         }
     });
     if let Some(l) = metrics_listener {
-        tracing::info!(addr = %l.local_addr()?, "metrics and health endpoints listening");
+        let metrics_addr = l.local_addr().map_err(listener_error("metrics_listen"))?;
+        tracing::info!(addr = %metrics_addr, "metrics and health endpoints listening");
         let c = core.clone();
         let ui = cfg.ui.enabled.then(|| {
-            tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "web status page on /ui");
+            tracing::info!(addr = %metrics_addr, "web status page on /ui");
             crate::ui::Ui::new(core.clone(), ui_auth, cfg.ui.session_hours)
         });
         tokio::spawn(async move {
@@ -502,4 +625,87 @@ pub async fn start(
         server,
         leadership,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const CONTEXT: &str = "{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}";
+
+    fn config(dir: &Path, extra: &str) -> DaemonConfig {
+        let path = dir.join("convoyd.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\n{extra}",
+                dir.join("state.redb").display()
+            ),
+        )
+        .unwrap();
+        DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn a_context_both_in_the_registry_file_and_inline_is_refused_naming_the_file_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("contexts.yaml");
+        std::fs::write(&file, format!("contexts:\n  - {CONTEXT}\n")).unwrap();
+        let cfg = config(
+            dir.path(),
+            &format!("registry_file: {}\ncontexts:\n  - {CONTEXT}\n", file.display()),
+        );
+        let err = registry(&cfg).unwrap_err();
+        assert!(
+            matches!(&err, ServerError::DuplicateContext { path, context } if *path == file && context == "sim-a"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "registry_file {}: context \"sim-a\" is also defined inline in `contexts`",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn an_unreadable_registry_file_is_named_and_keeps_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), "");
+        let missing = dir.path().join("missing.yaml");
+        cfg.registry_file = Some(missing.clone());
+        let err = registry(&cfg).unwrap_err();
+        let ServerError::RegistryFile { path, source } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*path, missing);
+        assert!(
+            matches!(source, convoy_release::ReleaseError::Read { .. }),
+            "{source:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("registry_file: ") && text.contains(&missing.display().to_string()),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn an_unknown_store_backend_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), "");
+        cfg.store.backend = "sqlite".into();
+        let Err(err) = open_store(&cfg, None) else {
+            panic!("a store named sqlite opened")
+        };
+        assert!(
+            matches!(&err, ServerError::UnknownStore { backend } if backend == "sqlite"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("store.backend \"sqlite\""), "{err}");
+    }
 }

@@ -19,12 +19,13 @@ use flate2::write::GzEncoder;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::backend::{DeployedRevision, Failure, FailureReason};
+use super::{create_namespace, internal};
+use crate::backend::{DeployedRevision, Failure};
 
 pub const SECRET_TYPE: &str = "convoy.dev/release.v1";
 const OWNER_LABEL: &str = "owner";
@@ -114,10 +115,6 @@ pub struct History {
     namespace: String,
     limit: u32,
     field_manager: String,
-}
-
-fn internal(what: String, e: impl std::fmt::Display) -> Failure {
-    Failure::new(FailureReason::Internal, format!("{what}: {e}"))
 }
 
 /// The Secret holding `release`'s revision `revision`.
@@ -320,7 +317,7 @@ impl History {
         let pp = PatchParams::apply(&self.field_manager).force();
         let mut result = self.secrets.patch(&name, &pp, &Patch::Apply(secret)).await;
         if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
-            self.create_namespace().await?;
+            create_namespace(&self.namespaces, &self.namespace, "revision history").await?;
             result = self.secrets.patch(&name, &pp, &Patch::Apply(secret)).await;
         }
         result
@@ -410,24 +407,6 @@ impl History {
             .await
             .map(|_| ())
             .map_err(|e| internal(format!("updating history secret {}/{name}", self.namespace), e))
-    }
-
-    async fn create_namespace(&self) -> Result<(), Failure> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match self.namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(internal(
-                format!("creating the history namespace {}", self.namespace),
-                e,
-            )),
-        }
     }
 
     /// Every release the history knows, with its current revision.

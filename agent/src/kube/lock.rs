@@ -16,6 +16,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio_util::sync::CancellationToken;
 
+use super::{create_namespace, internal};
 use crate::backend::{Failure, FailureReason, LockToken, OpRef};
 
 pub fn lease_name(release: &str) -> String {
@@ -30,10 +31,6 @@ pub struct Locks {
     ttl: Duration,
     /// Renewal tasks of the leases held, by release.
     renewers: Arc<Mutex<HashMap<String, CancellationToken>>>,
-}
-
-fn internal(what: String, e: impl std::fmt::Display) -> Failure {
-    Failure::new(FailureReason::Internal, format!("{what}: {e}"))
 }
 
 fn ttl_secs(ttl: Duration) -> i32 {
@@ -131,7 +128,9 @@ impl Locks {
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 // The history namespace does not exist yet: create it and retry.
-                Err(kube::Error::Api(s)) if s.code == 404 => self.create_namespace().await?,
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    create_namespace(&self.namespaces, &self.namespace, "release locks").await?
+                }
                 Err(e) => return Err(internal(format!("taking lease {name}"), e)),
             }
         }
@@ -142,24 +141,6 @@ impl Locks {
                 op.release
             ),
         ))
-    }
-
-    async fn create_namespace(&self) -> Result<(), Failure> {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match self.namespaces.create(&PostParams::default(), &ns).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(internal(
-                format!("creating namespace {} for release locks", self.namespace),
-                e,
-            )),
-        }
     }
 
     fn start_renewing(&self, release: &str, name: &str, holder: &str) {

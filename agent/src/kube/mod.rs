@@ -43,7 +43,10 @@ pub mod order;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
+use kube::api::{Api, PostParams};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -227,6 +230,34 @@ impl KubeBackend {
         };
         self.history.record(&record, status).await?;
         outcome.map(|()| applied.results)
+    }
+}
+
+/// An unexpected API error while doing `what`, as the Backend's failure.
+pub(crate) fn internal(what: String, e: impl std::fmt::Display) -> Failure {
+    Failure::new(FailureReason::Internal, format!("{what}: {e}"))
+}
+
+/// Creates the namespace `name` that the agent's own objects (revision history
+/// Secrets, release Leases) live in; one that already exists (409, created meanwhile
+/// by the other user of it or by another agent) is success. `purpose` says what the
+/// namespace is for in the error message.
+pub(crate) async fn create_namespace(
+    namespaces: &Api<Namespace>,
+    name: &str,
+    purpose: &str,
+) -> Result<(), Failure> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(internal(format!("creating namespace {name} for {purpose}"), e)),
     }
 }
 

@@ -68,12 +68,19 @@ fn auth_status(e: AuthError) -> Status {
 
 /// The one mapping from core errors to gRPC statuses.
 fn status(e: CoreError) -> Status {
+    use crate::prepare::PrepareError;
     match e {
-        CoreError::NotFound(_) => Status::not_found(e.to_string()),
-        CoreError::Invalid(_) => Status::invalid_argument(e.to_string()),
-        CoreError::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
-        CoreError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
-        CoreError::Store(_) => Status::internal(e.to_string()),
+        CoreError::NotFound { .. } => Status::not_found(e.to_string()),
+        CoreError::Invalid(_) | CoreError::Prepare(PrepareError::Invalid(_)) => {
+            Status::invalid_argument(e.to_string())
+        }
+        CoreError::Denied(_) | CoreError::Prepare(PrepareError::Denied(_)) => {
+            Status::permission_denied(e.to_string())
+        }
+        CoreError::FailedPrecondition(_) | CoreError::Prepare(_) => {
+            Status::failed_precondition(e.to_string())
+        }
+        CoreError::Store { .. } | CoreError::Thread(_) => Status::internal(e.to_string()),
         CoreError::Unavailable => Status::unavailable(e.to_string()),
     }
 }

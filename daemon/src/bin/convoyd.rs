@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             Some("SIGINT")
         }
         _ = terminate.recv() => Some("SIGTERM"),
-        r = running.wait_for_exit() => return r,
+        r = running.wait_for_exit() => return Ok(r?),
     };
     if let Some(signal) = exited {
         tracing::info!(

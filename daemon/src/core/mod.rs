@@ -27,12 +27,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::Principal;
+use crate::auth::{AuthError, Principal};
 use crate::capabilities::{FactsFuture, FactsSource, RenderFacts};
 use crate::model::{ContextState, Millis, Operation, RevisionRecord};
 use crate::orchestrator::Report;
-use crate::prepare::{ApplyOptions, Prepared, Preparer, RenderedManifest};
-use crate::store::{AuditEntry, StateStore, SubmitInputs};
+use crate::prepare::{ApplyOptions, PrepareError, Prepared, Preparer, RenderedManifest};
+use crate::store::{AuditEntry, StateStore, StoreError, SubmitInputs};
 
 pub use diffs::{DIFF_PREFIX, DiffWait};
 pub use views::{ClusterView, ReleaseView};
@@ -41,21 +41,60 @@ pub use views::{ClusterView, ReleaseView};
 /// `contexts` of the config and the core all speak it).
 pub use convoy_release::Context as ContextInfo;
 
-/// Why the core refused a request. The API maps each kind to a gRPC status once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the core refused a request. The API maps each kind to a gRPC status once
+/// (`api::status`), the web page to an HTTP status (`ui::core_error`).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CoreError {
-    #[error("release {0:?} not found")]
-    NotFound(String),
+    /// No release of this name.
+    #[error("release {release:?} not found")]
+    NotFound { release: String },
+    /// The request is invalid as the core sees it (an unknown context, a missing
+    /// reason, a revision that does not exist...): says what and what is expected.
     #[error("{0}")]
     Invalid(String),
+    /// The request is valid but the release's state does not allow it now (nothing to
+    /// roll back to, an operation already running...): says what to do instead.
     #[error("{0}")]
     FailedPrecondition(String),
-    #[error("{0}")]
-    PermissionDenied(String),
-    #[error("state store: {0}")]
-    Store(String),
+    /// The caller's role or scope does not allow it: who, what it may do, what it asked.
+    #[error(transparent)]
+    Denied(#[from] AuthError),
+    /// The submit could not be prepared: an invalid release file, a secret, the chart,
+    /// its source, or the coordinator's policy (see [`PrepareError`]; already masked).
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// Reading or writing the state store failed while `doing` (the store's error
+    /// names the store and the record).
+    #[error("{doing}: {source}")]
+    Store {
+        doing: &'static str,
+        #[source]
+        source: Arc<StoreError>,
+    },
+    /// The core's thread could not be started.
+    #[error("starting the core thread: {0}")]
+    Thread(#[source] Arc<std::io::Error>),
     #[error("the coordinator is shutting down")]
     Unavailable,
+}
+
+impl CoreError {
+    /// A state store failure while doing `doing`.
+    pub(crate) fn store(doing: &'static str) -> impl Fn(StoreError) -> CoreError + Copy {
+        move |e| CoreError::Store {
+            doing,
+            source: Arc::new(e),
+        }
+    }
+
+    /// The caller was refused (role, scope or policy), rather than the request failing:
+    /// what the audit log records as "refused".
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Denied(_) | CoreError::Prepare(PrepareError::Denied(_))
+        )
+    }
 }
 
 /// A command for an agent, in domain terms; the link turns it into `convoy.v1`.
@@ -424,7 +463,7 @@ impl Coordinator {
                 },
                 // Vault does not answer: the operation waits (held, saying why) and is
                 // prepared again in the background until it does.
-                Err(crate::prepare::PrepareError::SecretsUnavailable(why)) => {
+                Err(PrepareError::SecretsUnavailable(why)) => {
                     core.wait_for_secrets(&t.op_id, &why);
                     waiting.push((t.op_id, t.inputs, t.pinned, facts));
                 }
@@ -450,7 +489,7 @@ impl Coordinator {
                             op_id: op_id.clone(),
                             result: fits_the_link(&p, limit).map(|()| Box::new(p)),
                         },
-                        Err(crate::prepare::PrepareError::SecretsUnavailable(why)) => {
+                        Err(PrepareError::SecretsUnavailable(why)) => {
                             delay = (delay * 2).min(PREPARE_RETRY_MAX);
                             if tx
                                 .send(Msg::StillWaitingForVault {
@@ -485,7 +524,7 @@ impl Coordinator {
         std::thread::Builder::new()
             .name("convoy-core".into())
             .spawn(move || core.run(rx, tick))
-            .map_err(|e| CoreError::Store(format!("starting the core thread: {e}")))?;
+            .map_err(|e| CoreError::Thread(Arc::new(e)))?;
         Ok(Coordinator {
             tx,
             preparer,
@@ -586,7 +625,7 @@ impl Coordinator {
         let preview = self.preparer.preview(inputs).map_err(|e| {
             // Audited too (no secret was read): who sent what could not be parsed. The
             // release is unknown; the file names it. The first line says why.
-            let e = prepare_error(e);
+            let e = CoreError::Prepare(e);
             let why = e.to_string();
             let first = why.lines().next().unwrap_or_default();
             self.record(who, action, "", reason, &format!("refused: {first}"));
@@ -631,7 +670,7 @@ impl Coordinator {
             });
         if let Err(e) = checked {
             self.record(who, action, &meta.name, reason, &format!("refused: {e}"));
-            return Err(CoreError::PermissionDenied(e.to_string()));
+            return Err(CoreError::Denied(e));
         }
         Ok(preview)
     }
@@ -654,7 +693,7 @@ impl Coordinator {
         self.preparer
             .prepare(inputs, None, self)
             .await
-            .map_err(prepare_error)
+            .map_err(CoreError::Prepare)
     }
 
     /// Authorizes, then prepares (reading secrets); both audited when refused or failed.
@@ -669,7 +708,11 @@ impl Coordinator {
     ) -> Result<Prepared, CoreError> {
         let preview = self.authorize_submit(who, inputs, action, reason)?;
         let prepared = async {
-            let fetched = self.preparer.fetch_sources(inputs).await.map_err(prepare_error)?;
+            let fetched = self
+                .preparer
+                .fetch_sources(inputs)
+                .await
+                .map_err(CoreError::Prepare)?;
             inputs.values_from = fetched.values_from;
             if let Some(fetched) = fetched.chart {
                 tracing::info!(
@@ -693,11 +736,7 @@ impl Coordinator {
             self.prepare(inputs).await
         };
         prepared.await.inspect_err(|e| {
-            let kind = if matches!(e, CoreError::PermissionDenied(_)) {
-                "refused"
-            } else {
-                "failed"
-            };
+            let kind = if e.is_refusal() { "refused" } else { "failed" };
             self.record(who, action, &preview.meta.name, reason, &format!("{kind}: {e}"));
         })
     }
@@ -955,16 +994,6 @@ impl Coordinator {
     /// Stops the core thread (after it finishes the message at hand).
     pub fn shutdown(&self) {
         self.tell(Msg::Shutdown);
-    }
-}
-
-/// A prepare error as the core reports it.
-fn prepare_error(e: crate::prepare::PrepareError) -> CoreError {
-    use crate::prepare::PrepareError;
-    match e {
-        PrepareError::Invalid(m) => CoreError::Invalid(m),
-        PrepareError::Denied(_) => CoreError::PermissionDenied(e.to_string()),
-        other => CoreError::FailedPrecondition(other.to_string()),
     }
 }
 

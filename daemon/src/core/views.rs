@@ -36,10 +36,9 @@ pub struct ClusterView {
 
 impl Core {
     pub(super) fn release_view(&self, name: &str) -> Result<ReleaseView, CoreError> {
-        let rel = self
-            .releases
-            .get(name)
-            .ok_or_else(|| CoreError::NotFound(name.to_string()))?;
+        let rel = self.releases.get(name).ok_or_else(|| CoreError::NotFound {
+            release: name.to_string(),
+        })?;
         let head = rel.queue.front().and_then(|id| self.ops.get(id));
         let running = head.is_some_and(|o| o.phase != crate::model::OperationPhase::Queued);
         let operation = if running {

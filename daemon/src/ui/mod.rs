@@ -175,12 +175,13 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn core_error(e: CoreError) -> Response {
+    use crate::prepare::PrepareError;
     let status = match e {
-        CoreError::NotFound(_) => StatusCode::NOT_FOUND,
-        CoreError::Invalid(_) => StatusCode::BAD_REQUEST,
-        CoreError::FailedPrecondition(_) => StatusCode::CONFLICT,
-        CoreError::PermissionDenied(_) => StatusCode::FORBIDDEN,
-        CoreError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+        CoreError::Invalid(_) | CoreError::Prepare(PrepareError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        CoreError::Denied(_) | CoreError::Prepare(PrepareError::Denied(_)) => StatusCode::FORBIDDEN,
+        CoreError::FailedPrecondition(_) | CoreError::Prepare(_) => StatusCode::CONFLICT,
+        CoreError::Store { .. } | CoreError::Thread(_) => StatusCode::INTERNAL_SERVER_ERROR,
         CoreError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     error(status, &e.to_string())

@@ -35,7 +35,7 @@ impl Core {
                 op: None,
             };
             self.audit(who, what, reason, &format!("refused: {e}"));
-            return Err(CoreError::PermissionDenied(e.to_string()));
+            return Err(CoreError::Denied(e));
         }
         Ok(())
     }
@@ -74,7 +74,7 @@ impl Core {
                 reason,
                 &format!("refused: {e}"),
             );
-            return Err(CoreError::PermissionDenied(e.to_string()));
+            return Err(CoreError::Denied(e));
         }
         let unknown: Vec<&String> = prepared
             .plan
@@ -236,7 +236,7 @@ impl Core {
                 reason,
                 &format!("refused: {e}"),
             );
-            return Err(CoreError::PermissionDenied(e.to_string()));
+            return Err(CoreError::Denied(e));
         }
         if reason.trim().is_empty() {
             return Err(CoreError::Invalid(
@@ -244,7 +244,9 @@ impl Core {
             ));
         }
         if !self.releases.contains_key(release) {
-            return Err(CoreError::NotFound(release.to_string()));
+            return Err(CoreError::NotFound {
+                release: release.to_string(),
+            });
         }
         // Only what it touches must lie in the scope: an operator may roll back the
         // contexts of its scope (`--context`) of a release that spans more.
@@ -424,10 +426,12 @@ impl Core {
                 reason,
                 &format!("refused: {e}"),
             );
-            return Err(CoreError::PermissionDenied(e.to_string()));
+            return Err(CoreError::Denied(e));
         }
         if !self.releases.contains_key(release) {
-            return Err(CoreError::NotFound(release.to_string()));
+            return Err(CoreError::NotFound {
+                release: release.to_string(),
+            });
         }
         let contexts = self.release_contexts(release);
         self.check_scope(who, action, action, release, &contexts, reason)?;
@@ -512,7 +516,9 @@ impl Core {
         reason: &str,
     ) -> Result<Operation, CoreError> {
         if !self.releases.contains_key(release) {
-            return Err(CoreError::NotFound(release.to_string()));
+            return Err(CoreError::NotFound {
+                release: release.to_string(),
+            });
         }
         let contexts = self.release_contexts(release);
         self.check_scope(who, "cancel operations in", "cancel", release, &contexts, reason)?;
@@ -536,7 +542,7 @@ impl Core {
                 reason,
                 &format!("refused: {e}"),
             );
-            return Err(CoreError::PermissionDenied(e.to_string()));
+            return Err(CoreError::Denied(e));
         }
         if pos == 0 && op.phase != OperationPhase::Queued {
             return Err(CoreError::FailedPrecondition(format!(

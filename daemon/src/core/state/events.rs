@@ -63,10 +63,9 @@ impl Core {
         &mut self,
         release: &str,
     ) -> Result<(Vec<WatchEvent>, std::sync::Arc<crate::core::watch::WatchQueue>), CoreError> {
-        let rel = self
-            .releases
-            .get(release)
-            .ok_or_else(|| CoreError::NotFound(release.to_string()))?;
+        let rel = self.releases.get(release).ok_or_else(|| CoreError::NotFound {
+            release: release.to_string(),
+        })?;
         let mut snapshot = Vec::new();
         let ids: Vec<String> = rel.last_op.iter().chain(rel.queue.iter()).cloned().collect();
         for id in ids {

@@ -174,7 +174,7 @@ impl Core {
     /// Loads every release, revision and unfinished operation. Returns the operations
     /// whose rendered objects must be prepared again (never stored: they hold secrets).
     pub fn restore(store: StateStore, settings: &CoreSettings) -> Result<(Self, Vec<ToPrepare>), CoreError> {
-        let st = |e: crate::store::StoreError| CoreError::Store(e.to_string());
+        let st = CoreError::store("restoring the releases and operations");
         let seq = store.load_seq().map_err(st)?;
         let mut core = Core {
             registry: settings
@@ -596,7 +596,7 @@ impl Core {
             Msg::History(name, reply) => {
                 let r = match self.revisions.get(&name) {
                     Some(revs) => Ok(revs.iter().rev().cloned().collect()),
-                    None => Err(CoreError::NotFound(name)),
+                    None => Err(CoreError::NotFound { release: name }),
                 };
                 let _ = reply.send(r);
             }
@@ -607,7 +607,7 @@ impl Core {
                         .iter()
                         .filter_map(|id| self.ops.get(id).cloned())
                         .collect()),
-                    None => Err(CoreError::NotFound(name)),
+                    None => Err(CoreError::NotFound { release: name }),
                 };
                 let _ = reply.send(r);
             }
@@ -618,7 +618,11 @@ impl Core {
                 let _ = reply.send(Ok(self.cluster_views()));
             }
             Msg::Audit(reply) => {
-                let _ = reply.send(self.store.audit().map_err(|e| CoreError::Store(e.to_string())));
+                let _ = reply.send(
+                    self.store
+                        .audit()
+                        .map_err(CoreError::store("reading the audit log")),
+                );
             }
             Msg::SubscribeOperations(tx) => self.op_listeners.push(tx),
             Msg::DigestRuns(digests, reply) => {
@@ -874,7 +878,7 @@ impl Core {
             self.stop = true;
             self.failure
                 .send_replace(Some(format!("state store commit failed: {e}")));
-            return Err(CoreError::Store(e.to_string()));
+            return Err(CoreError::store("committing a change")(e));
         }
         for (ctx, cmd) in std::mem::take(&mut self.sends) {
             if let Some(tx) = self.agents.get(&ctx).and_then(|a| a.tx.as_ref()) {
@@ -920,7 +924,7 @@ impl Core {
             let revisions = self
                 .store
                 .revisions(&rel.record.name)
-                .map_err(|e| CoreError::Store(e.to_string()))?;
+                .map_err(CoreError::store("reading the release's revisions"))?;
             if let Some(r) = revisions.iter().rev().find(|r| {
                 r.kind == OperationKind::Deploy
                     && r.phase == OperationPhase::Succeeded
