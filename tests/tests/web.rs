@@ -656,6 +656,53 @@ async fn the_status_page_shows_the_fleet_live_and_operators_roll_back_from_it() 
     assert!(refused.as_str().unwrap().contains("refused"), "{refused}");
     assert_eq!(js(&b, "return window.__noReload").await, json!("still here"));
 
+    // An approval gate, answered from the page: the rollout waits after wave 1, the
+    // operator sees "Approve wave 2", confirms with a reason, and wave 2 runs.
+    let gated = release("web:5.0", "healthy,after=200ms", "rollback").replace(
+        "soak: 0s}",
+        "soak: 0s, approval: {beforeWaves: [2], deadline: 5m}}",
+    );
+    submit(&mut api, gated, "gated from the page").await;
+    wait_for(&b, "the approve button", Duration::from_secs(40),
+        "const a = document.getElementById('act-approve'); return a && !a.classList.contains('hidden') && a.textContent === 'Approve wave 2' && /waiting for an approval to start wave 2/.test(document.getElementById('op-message').innerText)").await;
+    screenshot(&b, "approval-gate.png").await;
+    b.find(Locator::Css("#act-approve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &b,
+        "the approval dialog",
+        Duration::from_secs(5),
+        "return document.getElementById('confirm').open",
+    )
+    .await;
+    b.find(Locator::Css("#confirm-reason"))
+        .await
+        .unwrap()
+        .send_keys("canary east looks good")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#confirm-ok"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&b, "the gated rollout succeeded", Duration::from_secs(40),
+        "const p = document.getElementById('op-phase'); return p && p.dataset.phase === 'Succeeded' && /deploy r5/.test(document.getElementById('op-summary').innerText) && document.getElementById('act-approve').classList.contains('hidden')").await;
+    let approved = wait_for(&b, "the approval in the audit log", Duration::from_secs(10),
+        "const r = document.querySelector('#audit-table tr[data-action=\"approve\"]'); return r && r.innerText").await;
+    let approved = approved.as_str().unwrap();
+    assert!(
+        approved.contains("oncall")
+            && approved.contains("canary east looks good")
+            && approved.contains("accepted: wave 2"),
+        "{approved}"
+    );
+
     b.close().await.unwrap();
     drop(agents);
 }

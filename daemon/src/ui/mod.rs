@@ -1,7 +1,7 @@
 //! The live web status page (`ui.enabled`), served under `/ui` on the metrics/health
 //! listener: the fleet matrix (releases x contexts), the current rollout's waves, each
 //! release's history and the audit log, refreshed live through Server-Sent Events; and
-//! pause, resume, abort and rollback for operators.
+//! pause, resume, abort, approve or refuse a gated wave, and rollback for operators.
 //!
 //! Authentication is the API's: the login form posts an API token, checked by the same
 //! [`Authenticator`]; on success the browser gets a random session id in an `HttpOnly`,
@@ -360,6 +360,7 @@ fn operation_json(op: &Operation, regions: &HashMap<String, String>) -> Value {
         "message": op.message,
         "current_wave": op.current_wave,
         "paused": op.paused,
+        "awaiting_approval_wave": op.awaiting_approval.map(|a| a.wave + 1),
         "created_at": op.created_at,
         "started_at": op.started_at,
         "finished_at": op.finished_at,
@@ -623,6 +624,11 @@ async fn act(
         "pause" => Control::Pause,
         "resume" => Control::Resume,
         "abort" => Control::Abort,
+        "approve" => Control::Approve(None),
+        "refuse" if body.reason.trim().is_empty() => {
+            return error(StatusCode::BAD_REQUEST, "a refusal needs a reason");
+        }
+        "refuse" => Control::Refuse(None),
         "rollback" => {
             return match ui
                 .core
@@ -653,7 +659,9 @@ async fn act(
         other => {
             return error(
                 StatusCode::NOT_FOUND,
-                &format!("unknown action {other:?}: expected pause, resume, abort or rollback"),
+                &format!(
+                    "unknown action {other:?}: expected pause, resume, abort, approve, refuse or rollback"
+                ),
             );
         }
     };
