@@ -53,7 +53,11 @@ pub enum Table {
     Releases,
     /// `release/000000000N` -> [`RevisionRecord`].
     Revisions,
-    /// `release/000000000N` -> [`SubmitInputs`].
+    /// `sha256:<hex>` -> [`ChartArchive`]: each chart archive once, however many
+    /// revisions rendered it. Declared before `Inputs`: a split commit writes an archive
+    /// before the inputs that name it.
+    Charts,
+    /// `release/000000000N` -> [`SubmitInputs`] (the archive by digest, in `Charts`).
     Inputs,
     /// `release/<seq>/<op id>/<context>` -> [`ContextState`]: one record per context,
     /// so that a commit writes the contexts that changed, not the whole fleet's.
@@ -74,9 +78,10 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Releases,
         Table::Revisions,
+        Table::Charts,
         Table::Inputs,
         Table::Operations,
         Table::OperationContexts,
@@ -89,6 +94,7 @@ impl Table {
         match self {
             Table::Releases => "releases",
             Table::Revisions => "revisions",
+            Table::Charts => "charts",
             Table::Inputs => "inputs",
             Table::Operations => "operations",
             Table::OperationContexts => "operation_contexts",
@@ -110,6 +116,11 @@ impl Batch {
     pub fn put<T: Serialize>(&mut self, table: Table, key: impl Into<String>, value: &T) {
         let bytes = serde_json::to_vec(value).expect("state records serialize");
         self.puts.push((table, key.into(), bytes));
+    }
+
+    /// Whether this batch already writes `table`/`key`.
+    pub fn writes(&self, table: Table, key: &str) -> bool {
+        self.puts.iter().any(|(t, k, _)| *t == table && k == key)
     }
 
     pub fn delete(&mut self, table: Table, key: impl Into<String>) {
@@ -204,6 +215,13 @@ pub struct SubmitInputs {
     /// The submit's `allow_mass_deletion` (ORed with the release file's option).
     #[serde(default)]
     pub allow_mass_deletion: bool,
+}
+
+/// A chart archive as kept in [`Table::Charts`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChartArchive {
+    #[serde(with = "b64")]
+    pub archive: Vec<u8>,
 }
 
 mod b64 {
@@ -316,12 +334,61 @@ impl StateStore {
             .collect())
     }
 
+    /// A revision's submit inputs, with its chart archive (kept once per digest in
+    /// [`Table::Charts`]; records from before that hold it inline).
     pub fn inputs(&self, release: &str, revision: u64) -> Result<Option<SubmitInputs>> {
         let key = revision_key(release, revision);
-        self.kv
+        let Some(mut inputs) = self
+            .kv
             .get(Table::Inputs, &key)?
-            .map(|b| Self::decode(Table::Inputs, &key, &b))
-            .transpose()
+            .map(|b| Self::decode::<SubmitInputs>(Table::Inputs, &key, &b))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        if inputs.chart_archive.is_empty() && !inputs.chart_digest.is_empty() {
+            let digest = inputs.chart_digest.clone();
+            let kept: ChartArchive = self
+                .kv
+                .get(Table::Charts, &digest)?
+                .map(|b| Self::decode(Table::Charts, &digest, &b))
+                .transpose()?
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: Table::Inputs.name(),
+                    key: key.clone(),
+                    message: format!("its chart archive {digest} is not in the charts table"),
+                })?;
+            inputs.chart_archive = kept.archive;
+        }
+        Ok(Some(inputs))
+    }
+
+    /// Whether the chart archive `digest` is kept already.
+    pub fn has_chart(&self, digest: &str) -> Result<bool> {
+        Ok(self.kv.get(Table::Charts, digest)?.is_some())
+    }
+
+    /// Puts a revision's inputs into `batch`: the archive once per digest (not again when
+    /// `kept`), the inputs naming it.
+    pub fn put_inputs(batch: &mut Batch, key: &str, inputs: &SubmitInputs, kept: bool) {
+        if inputs.chart_digest.is_empty() {
+            batch.put(Table::Inputs, key, inputs);
+            return;
+        }
+        if !kept {
+            batch.put(
+                Table::Charts,
+                inputs.chart_digest.as_str(),
+                &ChartArchive {
+                    archive: inputs.chart_archive.clone(),
+                },
+            );
+        }
+        let by_digest = SubmitInputs {
+            chart_archive: Vec::new(),
+            ..inputs.clone()
+        };
+        batch.put(Table::Inputs, key, &by_digest);
     }
 
     /// Every stored operation with its key, in key order, with its contexts. (Records
@@ -537,6 +604,65 @@ mod tests {
             crate::model::ContextPhase::Failed
         );
         assert_eq!(all[1], (key, op));
+    }
+
+    #[test]
+    fn a_chart_archive_is_kept_once_per_digest_and_old_inline_inputs_still_load() {
+        let inputs = |digest: &str, archive: &[u8]| SubmitInputs {
+            release_yaml: "r".into(),
+            source_name: "web.yaml".into(),
+            values_files: Vec::new(),
+            chart_archive: archive.to_vec(),
+            chart_digest: digest.into(),
+            chart_origin: String::new(),
+            values_from: Vec::new(),
+            allow_mass_deletion: false,
+        };
+        let s = StateStore::new(Box::new(MemoryStore::default()));
+        let mut b = Batch::default();
+        StateStore::put_inputs(
+            &mut b,
+            &revision_key("web", 1),
+            &inputs("sha256:aa", b"archive-a"),
+            false,
+        );
+        s.commit(b).unwrap();
+        assert!(s.has_chart("sha256:aa").unwrap());
+        let mut b = Batch::default();
+        StateStore::put_inputs(
+            &mut b,
+            &revision_key("web", 2),
+            &inputs("sha256:aa", b"archive-a"),
+            true,
+        );
+        assert!(
+            !b.writes(Table::Charts, "sha256:aa"),
+            "a kept archive is not written again"
+        );
+        // A record from before archives were kept by digest: inline.
+        b.put(
+            Table::Inputs,
+            revision_key("web", 3),
+            &inputs("sha256:bb", b"archive-b"),
+        );
+        s.commit(b).unwrap();
+        for (rev, archive) in [(1, &b"archive-a"[..]), (2, b"archive-a"), (3, b"archive-b")] {
+            assert_eq!(
+                s.inputs("web", rev).unwrap().unwrap().chart_archive,
+                archive,
+                "revision {rev}"
+            );
+        }
+        assert_eq!(s.kv.scan(Table::Charts, "").unwrap().len(), 1);
+        // Inputs naming an archive the store lacks: named, not an empty chart.
+        let mut b = Batch::default();
+        StateStore::put_inputs(&mut b, &revision_key("web", 4), &inputs("sha256:cc", b"x"), true);
+        s.commit(b).unwrap();
+        let err = s.inputs("web", 4).unwrap_err().to_string();
+        assert!(
+            err.contains(&revision_key("web", 4)) && err.contains("sha256:cc"),
+            "{err}"
+        );
     }
 
     #[test]

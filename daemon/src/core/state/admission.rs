@@ -152,8 +152,12 @@ impl Core {
         self.batch.put(Table::Releases, name.clone(), &record);
         self.batch
             .put(Table::Revisions, revision_key(&name, revision), &rev);
-        self.batch
-            .put(Table::Inputs, revision_key(&name, revision), &inputs);
+        // The archive once per digest: a revision that re-ships a kept chart (a new
+        // image, new values) stores only its inputs.
+        let kept = inputs.chart_digest.is_empty()
+            || self.store.has_chart(&inputs.chart_digest).unwrap_or(false)
+            || self.batch.writes(Table::Charts, &inputs.chart_digest);
+        StateStore::put_inputs(&mut self.batch, &revision_key(&name, revision), &inputs, kept);
         self.revisions.entry(name.clone()).or_default().push(rev);
         self.remember_masker(&prepared);
         self.prepared.insert(id.clone(), Arc::new(prepared));
