@@ -1,8 +1,9 @@
 //! A chart from an OCI registry end to end, as a team would ship it: `convoy package`,
 //! `convoy push` to a real registry with authentication (Debian's `docker-registry`),
 //! then `convoy submit` of a release naming it by tag, with no registry credentials on
-//! the submitter's side: `convoyd` pulls it with its own (`chart_sources`), an agent
-//! applies it to a real control plane, and the revision records the archive's digest.
+//! the submitter's side: `convoyd` pulls it with its own (`chart_sources`), three agents
+//! apply it to three real control planes in two waves, and the revision records the
+//! archive's digest.
 //! The registry password appears in no CLI output, no API answer and no coordinator log.
 
 use std::process::Command;
@@ -49,9 +50,15 @@ fn text(b: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oci_chart_pushed_with_convoy_push_deploys_to_a_real_cluster() {
-    let cluster = ControlPlane::start("oci").await.unwrap();
-    let registry = Registry::start(Some(("ci", PASSWORD))).await.unwrap();
+async fn an_oci_chart_pushed_with_convoy_push_deploys_to_three_real_clusters() {
+    let (k1, k2, k3, registry) = tokio::join!(
+        ControlPlane::start("oci-1"),
+        ControlPlane::start("oci-2"),
+        ControlPlane::start("oci-3"),
+        Registry::start(Some(("ci", PASSWORD)))
+    );
+    let clusters = [("k1", k1.unwrap()), ("k2", k2.unwrap()), ("k3", k3.unwrap())];
+    let registry = registry.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
@@ -86,27 +93,36 @@ async fn an_oci_chart_pushed_with_convoy_push_deploys_to_a_real_cluster() {
     std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
     let cfg = format!(
         "contexts:\n  - {{name: k1, region: r1, env: dev, cloud: sim, clusterName: k1}}\n\
-         auth:\n  tokens:\n    - {{name: jenkins, role: deployer, token: t-deploy}}\n  agents:\n    - {{context: k1, token: agent-k1}}\n\
+         \x20 - {{name: k2, region: r2, env: dev, cloud: sim, clusterName: k2}}\n\
+         \x20 - {{name: k3, region: r3, env: dev, cloud: sim, clusterName: k3}}\n\
+         auth:\n  tokens:\n    - {{name: jenkins, role: deployer, token: t-deploy}}\n  agents:\n\
+         \x20   - {{context: k1, token: agent-k1}}\n    - {{context: k2, token: agent-k2}}\n    - {{context: k3, token: agent-k3}}\n\
          heartbeat_seconds: 2\n\
          chart_sources:\n  - {{url: \"{remote}\", username: ci, password_file: {}, plain_http: true}}\n",
         pw_file.display()
     );
     let convoyd = Convoyd::start(&cfg).await.unwrap();
-    let _agent = AgentProcess::start(
-        &convoyd.addr,
-        "k1",
-        "agent-k1",
-        Some(&cluster.kubeconfig_yaml()),
-        "",
-    )
-    .await
-    .unwrap();
+    let mut agents = Vec::new();
+    for (name, cluster) in &clusters {
+        agents.push(
+            AgentProcess::start(
+                &convoyd.addr,
+                name,
+                &format!("agent-{name}"),
+                Some(&cluster.kubeconfig_yaml()),
+                "",
+            )
+            .await
+            .unwrap(),
+        );
+    }
 
     std::fs::write(
         d.join("greeter.yaml"),
         format!(
             "apiVersion: convoy.dev/v1\nkind: Release\nmetadata: {{name: greeter.hello, namespace: hello, environment: dev}}\n\
-             spec:\n  chart: {{oci: \"{remote}/greeter\", version: 0.3.1}}\n  values: {{greeting: hi}}\n  contexts: [k1]\n  health: {{progressDeadline: 1m, minReadyWindow: 0s}}\n"
+             spec:\n  chart: {{oci: \"{remote}/greeter\", version: 0.3.1}}\n  values: {{greeting: hi}}\n  contexts: [k1, k2, k3]\n  \
+             strategy: {{waves: [[k1], [k2, k3]]}}\n  health: {{progressDeadline: 1m, minReadyWindow: 0s}}\n"
         ),
     )
     .unwrap();
@@ -129,12 +145,14 @@ async fn an_oci_chart_pushed_with_convoy_push_deploys_to_a_real_cluster() {
         convoyd.logs()
     );
 
-    // In the cluster.
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.client().await, "hello");
-    let cm = cms.get("greeter").await.unwrap();
-    let data = cm.data.unwrap_or_default();
-    assert_eq!(data.get("greeting").map(String::as_str), Some("hi"));
-    assert_eq!(data.get("chart").map(String::as_str), Some("0.3.1"));
+    // In every cluster.
+    for (name, cluster) in &clusters {
+        let cms: Api<ConfigMap> = Api::namespaced(cluster.client().await, "hello");
+        let cm = cms.get("greeter").await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let data = cm.data.unwrap_or_default();
+        assert_eq!(data.get("greeting").map(String::as_str), Some("hi"), "{name}");
+        assert_eq!(data.get("chart").map(String::as_str), Some("0.3.1"), "{name}");
+    }
 
     // The revision records what was rendered and where it came from.
     let ch = tonic::transport::Channel::from_shared(convoyd.addr.clone())
