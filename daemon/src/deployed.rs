@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::model::{ValuesRecord, WorkloadImage};
+use crate::model::{RevisionRecord, ValuesRecord, WorkloadImage};
 use crate::prepare::RenderedManifest;
 
 /// The values of one revision kept at most this large (serialized); larger values keep
@@ -102,6 +102,20 @@ pub fn values_record(
         };
     }
     record
+}
+
+/// What `r`'s values changed against `previous` (the revision before it; none for the
+/// first), as (context, change): the shared values under context "".
+pub fn values_changed(
+    r: &RevisionRecord,
+    previous: Option<&RevisionRecord>,
+) -> Vec<(String, convoy_release::ValueChange)> {
+    previous
+        .map(|p| {
+            let as_json = |v: &ValuesRecord| serde_json::to_value(v).unwrap_or_default();
+            convoy_release::record_changes(&as_json(&p.values), &as_json(&r.values))
+        })
+        .unwrap_or_default()
 }
 
 /// Masks every string that holds a resolved secret, and shows whole numbers as

@@ -112,12 +112,7 @@ pub fn release(v: &ReleaseView) -> pb::Release {
 pub fn revision(r: &RevisionRecord, previous: Option<&RevisionRecord>) -> pb::Revision {
     let values = serde_json::to_value(&r.values).unwrap_or_default();
     let kept = r.values.omitted_bytes.is_some() || !r.values.release.is_null();
-    let values_changed = previous
-        .map(|p| {
-            let before = serde_json::to_value(&p.values).unwrap_or_default();
-            convoy_release::record_changes(&before, &values)
-        })
-        .unwrap_or_default();
+    let values_changed = crate::deployed::values_changed(r, previous);
     let json_of = |v: Option<serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
     pb::Revision {
         // Filled in by the history call (it needs the core and the caller's scope).

@@ -444,12 +444,7 @@ async fn fleet(State(ui): State<Ui>, headers: HeaderMap) -> Response {
 
 /// A revision for the page; `previous` (the one before it) for what its values changed.
 fn revision_json(r: &RevisionRecord, previous: Option<&RevisionRecord>) -> Value {
-    let changes = previous
-        .map(|p| {
-            let as_json = |v| serde_json::to_value(v).unwrap_or_default();
-            convoy_release::record_changes(&as_json(&p.values), &as_json(&r.values))
-        })
-        .unwrap_or_default();
+    let changes = crate::deployed::values_changed(r, previous);
     let outcomes: Vec<Value> = r
         .outcomes
         .iter()

@@ -54,6 +54,22 @@ impl Core {
         contexts
     }
 
+    /// `who` must hold `role` for `what`; a refusal is audited (as `about`) and
+    /// returned as [`CoreError::Denied`].
+    fn require_role(
+        &mut self,
+        who: &Principal,
+        role: Role,
+        what: &str,
+        about: Audit<'_>,
+        reason: &str,
+    ) -> Result<(), CoreError> {
+        who.require(role, what).map_err(|e| {
+            self.audit(who, about, reason, &format!("refused: {e}"));
+            CoreError::Denied(e)
+        })
+    }
+
     pub(super) fn submit(
         &mut self,
         who: &Principal,
@@ -62,20 +78,18 @@ impl Core {
         reason: &str,
     ) -> Result<Accepted, CoreError> {
         let name = prepared.meta.name.clone();
-        if let Err(e) = who.require(Role::Deployer, "submit") {
-            self.audit(
-                who,
-                Audit {
-                    action: "submit",
-                    release: &name,
-                    revision: None,
-                    op: None,
-                },
-                reason,
-                &format!("refused: {e}"),
-            );
-            return Err(CoreError::Denied(e));
-        }
+        self.require_role(
+            who,
+            Role::Deployer,
+            "submit",
+            Audit {
+                action: "submit",
+                release: &name,
+                revision: None,
+                op: None,
+            },
+            reason,
+        )?;
         let unknown: Vec<&String> = prepared
             .plan
             .contexts()
@@ -228,20 +242,18 @@ impl Core {
         preempt: bool,
         only: &[String],
     ) -> Result<Accepted, CoreError> {
-        if let Err(e) = who.require(Role::Operator, "rollback") {
-            self.audit(
-                who,
-                Audit {
-                    action: "rollback",
-                    release,
-                    revision: None,
-                    op: None,
-                },
-                reason,
-                &format!("refused: {e}"),
-            );
-            return Err(CoreError::Denied(e));
-        }
+        self.require_role(
+            who,
+            Role::Operator,
+            "rollback",
+            Audit {
+                action: "rollback",
+                release,
+                revision: None,
+                op: None,
+            },
+            reason,
+        )?;
         if reason.trim().is_empty() {
             return Err(CoreError::Invalid(
                 "rollback needs a reason (recorded in history and the audit log)".into(),
@@ -418,20 +430,18 @@ impl Core {
             Control::Approve(_) => "approve",
             Control::Refuse(_) => "refuse",
         };
-        if let Err(e) = who.require(Role::Operator, action) {
-            self.audit(
-                who,
-                Audit {
-                    action,
-                    release,
-                    revision: None,
-                    op: None,
-                },
-                reason,
-                &format!("refused: {e}"),
-            );
-            return Err(CoreError::Denied(e));
-        }
+        self.require_role(
+            who,
+            Role::Operator,
+            action,
+            Audit {
+                action,
+                release,
+                revision: None,
+                op: None,
+            },
+            reason,
+        )?;
         if !self.releases.contains_key(release) {
             return Err(CoreError::NotFound {
                 release: release.to_string(),
@@ -534,20 +544,22 @@ impl Core {
         };
         let op = &self.ops[op_id];
         let own = op.requested_by == who.name && who.role >= Role::Deployer;
-        if !own && let Err(e) = who.require(Role::Operator, "cancel another user's operation") {
-            self.audit(
+        if !own {
+            let revision = Some(op.revision);
+            self.require_role(
                 who,
+                Role::Operator,
+                "cancel another user's operation",
                 Audit {
                     action: "cancel",
                     release,
-                    revision: Some(op.revision),
+                    revision,
                     op: Some(op_id),
                 },
                 reason,
-                &format!("refused: {e}"),
-            );
-            return Err(CoreError::Denied(e));
+            )?;
         }
+        let op = &self.ops[op_id];
         if pos == 0 && op.phase != OperationPhase::Queued {
             return Err(CoreError::FailedPrecondition(format!(
                 "{op_id} is already running; abort it instead"

@@ -1329,18 +1329,23 @@ impl Core {
         self.start_next(&release);
     }
 
-    fn tick(&mut self) {
-        self.diffs.sweep();
-        let running: Vec<String> = self
-            .releases
+    /// The operation at the front of each release's queue that has started (not
+    /// `Queued`) and for which `keep` holds.
+    pub(super) fn started_ops(&self, keep: impl Fn(&Operation) -> bool) -> Vec<String> {
+        self.releases
             .values()
             .filter_map(|r| r.queue.front().cloned())
             .filter(|id| {
                 self.ops
                     .get(id)
-                    .is_some_and(|o| !o.phase.is_final() && o.phase != OperationPhase::Queued)
+                    .is_some_and(|o| o.phase != OperationPhase::Queued && keep(o))
             })
-            .collect();
+            .collect()
+    }
+
+    fn tick(&mut self) {
+        self.diffs.sweep();
+        let running = self.started_ops(|o| !o.phase.is_final());
         for id in running {
             let step = self.step(&id, |op, env, now| op.on_tick(env, now));
             self.apply_step(&id, step);

@@ -35,16 +35,7 @@ impl Core {
         for report in hello.unacknowledged {
             self.agent_report(&ctx, report);
         }
-        let ops: Vec<String> = self
-            .releases
-            .values()
-            .filter_map(|r| r.queue.front().cloned())
-            .filter(|id| {
-                self.ops
-                    .get(id)
-                    .is_some_and(|o| o.contexts.contains_key(&ctx) && o.phase != OperationPhase::Queued)
-            })
-            .collect();
+        let ops = self.started_ops(|o| o.contexts.contains_key(&ctx));
         for id in ops {
             let step = self.step(&id, |op, env, now| op.on_agent_online(env, &ctx, now));
             self.apply_step(&id, step);
