@@ -35,7 +35,21 @@ path "kv/data/prod/*" { capabilities = ["read"] }
 
 /// A server with `kv/` (KV v2, as in the seeds' paths), `kv1/` (KV v1), dev mode's
 /// `secret/` (KV v2), the policies above and a few secrets.
+/// Installs, once per process and before any test logs, a global subscriber that is
+/// interested in every event and discards it. Tests that capture logs install their own
+/// scoped subscriber; without a global one that is always interested, a callsite first hit
+/// on another test's thread while a capture is being installed can cache "never" and its
+/// events escape the capture (seen once in CI: the canary test's "reading secret" lines).
+fn every_callsite_live() {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let all = tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::TRACE);
+        tracing::subscriber::set_global_default(all).expect("the first global subscriber");
+    });
+}
+
 async fn start_bao() -> OpenBao {
+    every_callsite_live();
     let bao = OpenBao::start().await.expect("start OpenBao");
     bao.mount_kv("kv", 2).await.unwrap();
     bao.wait_kv2_ready("kv").await.unwrap();
@@ -727,6 +741,7 @@ impl Write for Capture {
 
 #[tokio::test]
 async fn canary_value_never_reaches_logs_errors_or_debug_output() {
+    every_callsite_live();
     const CANARY: &str = "CANARY-7f3a9c-do-not-log";
     const SECRET_ID_CANARY: &str = "CANARY-secret-id-51d0e2";
     let bao = start_bao().await;
@@ -876,6 +891,7 @@ async fn service_account_jwt(client: kube::Client, namespace: &str, sa: &str) ->
 
 #[tokio::test]
 async fn kubernetes_auth_with_the_service_account_token() {
+    every_callsite_live();
     use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
     use kube::api::{Api, PostParams};
 
@@ -944,6 +960,7 @@ async fn kubernetes_auth_with_the_service_account_token() {
 
 #[tokio::test]
 async fn https_with_a_ca_file_and_refusal_without_it() {
+    every_callsite_live();
     let bao = convoy_tests::openbao::TlsOpenBao::start()
         .await
         .expect("start OpenBao with TLS");
