@@ -92,6 +92,9 @@ pub struct DaemonConfig {
     /// Webhooks told about operations (Slack-compatible or JSON).
     #[serde(default)]
     pub notifications: crate::notify::NotificationsConfig,
+    /// The Prometheus servers and webhooks release files' `spec.strategy.gates` may name.
+    #[serde(default)]
+    pub gates: crate::gates::GatesConfig,
     /// Promotion between environments: `{prod: {after: staging}}` lets a release in
     /// `prod` use only a chart archive (by digest) that already ran healthy in `staging`.
     #[serde(default)]
@@ -487,6 +490,7 @@ impl DaemonConfig {
         }
         self.render.validate()?;
         self.notifications.validate()?;
+        self.gates.validate()?;
         let envs: std::collections::BTreeSet<&str> = self.contexts.iter().map(|c| c.env.as_str()).collect();
         for (env, rule) in &self.promotion {
             if rule.after.trim().is_empty() || rule.after == *env {

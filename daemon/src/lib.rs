@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod deployed;
 pub mod diff;
+pub mod gates;
 pub mod http;
 pub mod link;
 pub mod model;

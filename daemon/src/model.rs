@@ -146,6 +146,98 @@ pub struct Plan {
     /// Waves that start only once an operator approves them.
     #[serde(default)]
     pub approval: ApprovalGates,
+    /// Automatic checks before some waves (`spec.strategy.gates`), in order.
+    #[serde(default)]
+    pub gates: Vec<GateSpec>,
+}
+
+/// One automatic gate (`spec.strategy.gates[i]`), as the plan keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateSpec {
+    pub name: String,
+    /// The gated waves, 0-based.
+    pub before: Vec<usize>,
+    pub check: GateCheckSpec,
+}
+
+/// What a gate checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GateCheckSpec {
+    /// `count` measurements of `query`, `interval` apart.
+    Analysis {
+        provider: String,
+        query: String,
+        #[serde(with = "duration_ms")]
+        interval: Duration,
+        count: u32,
+        /// `result < 0.05`, as written (checked at submit).
+        success: String,
+        failure_limit: u32,
+        inconclusive_limit: u32,
+    },
+    /// One call to a named webhook, retried.
+    Webhook {
+        name: String,
+        #[serde(with = "duration_ms")]
+        timeout: Duration,
+        retries: u32,
+    },
+}
+
+impl GateSpec {
+    /// How a measurement is judged: (measurements, failures tolerated, inconclusive
+    /// tolerated). A webhook is one measurement that must pass.
+    pub fn limits(&self) -> (u32, u32, u32) {
+        match &self.check {
+            GateCheckSpec::Analysis {
+                count,
+                failure_limit,
+                inconclusive_limit,
+                ..
+            } => (*count, *failure_limit, *inconclusive_limit),
+            GateCheckSpec::Webhook { .. } => (1, 0, 0),
+        }
+    }
+
+    /// `analysis error-rate` / `webhook smoke`.
+    pub fn title(&self) -> String {
+        match &self.check {
+            GateCheckSpec::Analysis { .. } => format!("analysis {}", self.name),
+            GateCheckSpec::Webhook { .. } => format!("webhook gate {}", self.name),
+        }
+    }
+}
+
+/// How one measurement of a gate came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// No answer to judge (no series, NaN, the provider unreachable).
+    Inconclusive,
+}
+
+/// One measurement of a gate: when, the verdict, and what was seen (the query per
+/// context, the value, the condition; or the webhook's answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub at: Millis,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+/// A rollout checking a gate before a wave: which, since when, the measurements so far
+/// (kept with the operation, so a restarted coordinator resumes at the same one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verifying {
+    /// The gated wave, 0-based.
+    pub wave: usize,
+    /// The gate's index in the plan's gates.
+    pub gate: usize,
+    pub since: Millis,
+    pub measurements: Vec<Measurement>,
 }
 
 /// Manual approval gates before waves (`spec.strategy.approval`).
@@ -164,6 +256,10 @@ pub struct AwaitingApproval {
     /// The wave that starts once approved, 0-based.
     pub wave: usize,
     pub since: Millis,
+    /// Waiting because this automatic gate (index in the plan's gates) was
+    /// inconclusive: an approval passes it, a refusal fails it.
+    #[serde(default)]
+    pub gate: Option<usize>,
 }
 
 impl Plan {
@@ -269,6 +365,12 @@ pub struct Operation {
     /// kept for the final message once the rollback is done.
     #[serde(default)]
     pub failed_because: Option<String>,
+    /// The automatic gate being checked, if one is.
+    #[serde(default)]
+    pub verifying: Option<Verifying>,
+    /// Automatic gates passed so far: (gated wave, gate index), both 0-based.
+    #[serde(default)]
+    pub passed_gates: Vec<(usize, usize)>,
     /// Running counts of the contexts by phase (derived, never stored).
     #[serde(skip)]
     pub tally: crate::orchestrator::tally::TallyCache,
@@ -317,6 +419,8 @@ impl Operation {
             approved: Vec::new(),
             awaiting_approval: None,
             failed_because: None,
+            verifying: None,
+            passed_gates: Vec::new(),
             tally: Default::default(),
         }
     }

@@ -532,6 +532,7 @@ mod tests {
             min_ready_window: Duration::ZERO,
             preflight: true,
             approval: Default::default(),
+            gates: Vec::new(),
         };
         let mut o = Operation::queued(
             "op-1".into(),
@@ -589,7 +590,11 @@ mod tests {
         assert_eq!(events(Some((Queued, 0)), (Cancelled, 0)), ["cancelled"]);
         // An approval gate: told once, with the wave that waits.
         let mut waiting = op(Running, 0);
-        waiting.awaiting_approval = Some(crate::model::AwaitingApproval { wave: 1, since: 5 });
+        waiting.awaiting_approval = Some(crate::model::AwaitingApproval {
+            wave: 1,
+            since: 5,
+            gate: None,
+        });
         let before = Seen {
             phase: Running,
             current_wave: 0,

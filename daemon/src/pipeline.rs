@@ -171,6 +171,8 @@ pub struct Pipeline {
     limits: PipelineLimits,
     /// Where `repo` and `oci` charts are fetched from, with which credentials.
     chart_sources: crate::sources::ChartSources,
+    /// The Prometheus servers and webhooks release gates may name.
+    gates: crate::gates::GatesConfig,
 }
 
 /// Bounds on loading and rendering a submit (the daemon config's `render` section).
@@ -206,7 +208,44 @@ impl Pipeline {
             render_slots: tokio::sync::Semaphore::new(PipelineLimits::default().concurrent_submits),
             limits: PipelineLimits::default(),
             chart_sources: crate::sources::ChartSources::default(),
+            gates: crate::gates::GatesConfig::default(),
         }
+    }
+
+    /// The Prometheus servers and webhooks release gates may name.
+    pub fn with_gates(mut self, gates: crate::gates::GatesConfig) -> Self {
+        self.gates = gates;
+        self
+    }
+
+    /// Refuses gates naming a Prometheus or webhook the coordinator does not know.
+    fn check_gates(&self, release: &Release) -> Result<(), PrepareError> {
+        for (i, g) in release.spec.strategy.gates.iter().enumerate() {
+            let (key, name, section, known) = match &g.check {
+                convoy_release::GateCheck::Analysis(a) => (
+                    "analysis.provider",
+                    &a.provider,
+                    "gates.prometheus",
+                    &self.gates.prometheus,
+                ),
+                convoy_release::GateCheck::Webhook(w) => {
+                    ("webhook.name", &w.name, "gates.webhooks", &self.gates.webhooks)
+                }
+            };
+            if !known.iter().any(|e| e.name == *name) {
+                let names: Vec<&str> = known.iter().map(|e| e.name.as_str()).collect();
+                return Err(PrepareError::Invalid(format!(
+                    "{}: spec.strategy.gates[{i}].{key}: {name:?} is not in the coordinator's `{section}` (known: {})",
+                    release.source,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Bounds loading and rendering.
@@ -289,6 +328,7 @@ impl Pipeline {
     fn preview_release(&self, inputs: &SubmitInputs) -> Result<Preview, PrepareError> {
         let release = self.parse(inputs)?;
         release.validate(&self.registry).map_err(invalid)?;
+        self.check_gates(&release)?;
         let environment = self.environment(&release)?;
         let o = &release.spec.options;
         Ok(Preview {
@@ -333,6 +373,7 @@ impl Pipeline {
             off_async(|| self.load(inputs))?
         };
         release.validate(&self.registry).map_err(invalid)?;
+        self.check_gates(&release)?;
         let environment = self.environment(&release)?;
         let requests = convoy_release::plan_secrets(&release);
         self.check_secret_paths(&release, &environment, &requests)?;
@@ -384,6 +425,7 @@ impl Pipeline {
                     deadline: a.deadline,
                 })
                 .unwrap_or_default(),
+            gates: s.gates.iter().map(crate::gates::plan_gate).collect(),
         };
         let o = &release.spec.options;
         Ok(Prepared {

@@ -65,6 +65,9 @@ pub enum ServerError {
     /// `url_file`, or the HTTPS client).
     #[error("refusing to start: {reason}")]
     Notifications { reason: String },
+    /// The `gates` section could not be set up (the reason names the key and file).
+    #[error("refusing to start: {reason}")]
+    Gates { reason: String },
     /// `store.backend` names a backend this build does not have.
     #[error("store.backend {backend:?} is not available in this build (configure embedded or etcd)")]
     UnknownStore { backend: String },
@@ -234,7 +237,8 @@ pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
     Ok(Pipeline::new(reg, secrets)
         .with_secret_paths(cfg.secret_paths.clone())
         .with_limits(cfg.render.limits())
-        .with_chart_sources(chart_sources))
+        .with_chart_sources(chart_sources)
+        .with_gates(cfg.gates.clone()))
 }
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:
@@ -480,6 +484,11 @@ pub async fn start(
         (None, listener, metrics_listener)
     };
     let store = open_store(cfg, leadership.as_ref())?;
+    let gates = if cfg.gates.prometheus.is_empty() && cfg.gates.webhooks.is_empty() {
+        None
+    } else {
+        Some(crate::gates::Gates::new(&cfg.gates).map_err(|reason| ServerError::Gates { reason })?)
+    };
     let core = Coordinator::start(
         store,
         preparer,
@@ -487,6 +496,7 @@ pub async fn start(
             registry: registry.clone(),
             heartbeat: Duration::from_secs(u64::from(cfg.heartbeat_seconds)),
             tick: Duration::from_millis(250),
+            gates,
             link_message_limit: cfg.agent_link_max_message_bytes,
         },
     )

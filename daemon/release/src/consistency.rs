@@ -87,6 +87,27 @@ pub(crate) fn check_self_consistency(r: &mut Reader, rel: &Release) {
         }
     }
 
+    let waves = rel.waves().len();
+    let mut names: Vec<&str> = Vec::new();
+    for (i, g) in spec.strategy.gates.iter().enumerate() {
+        let path = format!("spec.strategy.gates[{i}]");
+        if let Some(beyond) = g.before_waves.iter().find(|w| **w as usize > waves) {
+            r.error(
+                g.pos,
+                &format!("{path}.beforeWaves"),
+                format!("wave {beyond} does not exist: the release has {waves} wave(s)"),
+            );
+        }
+        if names.contains(&g.name.as_str()) {
+            r.error(
+                g.pos,
+                &format!("{path}.name"),
+                format!("gate {:?} is named twice; each gate needs its own name", g.name),
+            );
+        }
+        names.push(&g.name);
+    }
+
     if let Some(pos) = spec.strategy.max_failures_pos {
         let n = targets.len();
         if spec.strategy.max_failures.allowed(n) >= n {

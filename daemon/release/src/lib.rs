@@ -35,7 +35,9 @@ pub use parse::parse_values_text;
 pub use registry::{Context, Registry};
 pub use render::{Manifest, RenderEnv, RenderLimits, RenderedContext, render_context, render_context_in};
 pub use sections::{
-    DEFAULT_MIN_READY_WINDOW, DEFAULT_OFFLINE_AGENT_DEADLINE, DEFAULT_PROGRESS_DEADLINE, MAX_REPLICAS,
+    DEFAULT_ANALYSIS_INTERVAL, DEFAULT_APPROVAL_DEADLINE, DEFAULT_MIN_READY_WINDOW,
+    DEFAULT_OFFLINE_AGENT_DEADLINE, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_RETRIES,
+    DEFAULT_WEBHOOK_TIMEOUT, MAX_REPLICAS,
 };
 pub use values::{
     SecretRequest, ValueChange, context_values, merge, own_context_values, plan_secrets, record_changes,

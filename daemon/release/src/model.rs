@@ -182,6 +182,160 @@ pub struct Strategy {
     pub offline_agent_deadline: Duration,
     /// Waves that start only once an operator approves them (`convoy approve`).
     pub approval: Option<Approval>,
+    /// Checks that must pass before some waves start (`spec.strategy.gates`), in order.
+    pub gates: Vec<Gate>,
+}
+
+/// `spec.strategy.gates[i]`: an automatic check run once the waves before a gated wave
+/// settled (and soaked), before that wave starts. A failed gate follows `onFailure`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// Names the gate in status, history and errors.
+    pub name: String,
+    /// The gated waves, 1-based (2 and up).
+    pub before_waves: Vec<u32>,
+    pub check: GateCheck,
+    pub pos: Pos,
+}
+
+/// What a gate checks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateCheck {
+    /// Measurements of a PromQL query against a Prometheus the coordinator knows.
+    Analysis(Analysis),
+    /// A call to a webhook the coordinator knows, which must answer 2xx.
+    Webhook(WebhookGate),
+}
+
+/// `analysis:` — `count` measurements, `interval` apart, of `query` (per context when it
+/// names a context's facts, such as `{{region}}`), each judged by `successCondition`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// A `gates.prometheus[].name` of the coordinator's config.
+    pub provider: String,
+    pub query: String,
+    pub interval: Duration,
+    pub count: u32,
+    pub success: Condition,
+    /// Failed measurements tolerated; one more fails the gate.
+    pub failure_limit: u32,
+    /// Measurements without an answer (no series, NaN, Prometheus unreachable)
+    /// tolerated; one more makes the gate inconclusive: it waits for an operator.
+    pub inconclusive_limit: u32,
+}
+
+/// `webhook:` — one call (retried on timeouts, connection errors and 5xx).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookGate {
+    /// A `gates.webhooks[].name` of the coordinator's config.
+    pub name: String,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// A condition on a measurement: `result < 0.05`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Condition {
+    pub op: CmpOp,
+    pub threshold: f64,
+}
+
+/// A comparison operator of a [`Condition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+        }
+    }
+}
+
+impl Condition {
+    /// Parses `result OP NUMBER`.
+    pub fn parse(text: &str) -> std::result::Result<Condition, String> {
+        let expected =
+            "expected `result OP NUMBER` with OP one of <, <=, >, >=, ==, != (such as `result < 0.05`)";
+        let rest = text
+            .trim()
+            .strip_prefix("result")
+            .ok_or_else(|| format!("{text:?}: {expected}"))?
+            .trim_start();
+        let (op, number) = [
+            ("<=", CmpOp::Le),
+            (">=", CmpOp::Ge),
+            ("==", CmpOp::Eq),
+            ("!=", CmpOp::Ne),
+            ("<", CmpOp::Lt),
+            (">", CmpOp::Gt),
+        ]
+        .iter()
+        .find_map(|(sym, op)| rest.strip_prefix(sym).map(|n| (*op, n.trim())))
+        .ok_or_else(|| format!("{text:?}: {expected}"))?;
+        let threshold: f64 = number
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| format!("{text:?}: {number:?} is not a number; {expected}"))?;
+        Ok(Condition { op, threshold })
+    }
+
+    /// Whether `value` meets the condition (NaN never does).
+    pub fn holds(&self, value: f64) -> bool {
+        match self.op {
+            CmpOp::Lt => value < self.threshold,
+            CmpOp::Le => value <= self.threshold,
+            CmpOp::Gt => value > self.threshold,
+            CmpOp::Ge => value >= self.threshold,
+            CmpOp::Eq => value == self.threshold,
+            CmpOp::Ne => !value.is_nan() && value != self.threshold,
+        }
+    }
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "result {} {}", self.op.symbol(), self.threshold)
+    }
+}
+
+/// The facts of a context a gate's query may name, as `{{name}}`.
+pub const GATE_QUERY_FACTS: &[&str] = &[
+    "context",
+    "region",
+    "env",
+    "cloud",
+    "cluster",
+    "release",
+    "namespace",
+];
+
+/// The `{{name}}` placeholders of `query`, in order; an unclosed `{{` is an error.
+pub fn query_placeholders(query: &str) -> std::result::Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut rest = query;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| "a `{{` without its `}}`".to_string())?;
+        out.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    Ok(out)
 }
 
 /// `spec.strategy.approval`: a manual gate before some waves.

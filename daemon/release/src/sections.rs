@@ -21,7 +21,23 @@ const STRATEGY: &[&str] = &[
     "soak",
     "offlineAgent",
     "approval",
+    "gates",
 ];
+const GATE: &[&str] = &["name", "beforeWaves", "analysis", "webhook"];
+const ANALYSIS: &[&str] = &[
+    "provider",
+    "query",
+    "interval",
+    "count",
+    "successCondition",
+    "failureLimit",
+    "inconclusiveLimit",
+];
+const WEBHOOK_GATE: &[&str] = &["name", "timeout", "retries"];
+/// Defaults of a gate's analysis and webhook, also stated in README.md.
+pub const DEFAULT_ANALYSIS_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_WEBHOOK_RETRIES: u32 = 2;
 const OFFLINE_AGENT: &[&str] = &["deadline"];
 const APPROVAL: &[&str] = &["beforeWaves", "deadline"];
 /// How long an approval gate waits by default.
@@ -168,6 +184,7 @@ pub(crate) fn default_strategy() -> Strategy {
         soak: Duration::ZERO,
         offline_agent_deadline: DEFAULT_OFFLINE_AGENT_DEADLINE,
         approval: None,
+        gates: Vec::new(),
     }
 }
 
@@ -275,36 +292,23 @@ pub(crate) fn read_strategy(r: &mut Reader, node: &Node) -> Option<Strategy> {
             None => ok = false,
         }
     }
+    if let Some(n) = f.optional("gates") {
+        match read_list(r, n, "spec.strategy.gates", "a list of gates", read_gate) {
+            Some(g) => s.gates = g,
+            None => ok = false,
+        }
+    }
     ok.then_some(s)
 }
 
-/// `spec.strategy.approval: {beforeWaves: [2, 3], deadline: 1h}`.
-fn read_approval(r: &mut Reader, node: &Node) -> Option<Approval> {
-    const PATH: &str = "spec.strategy.approval";
-    let f = r.fields(node, PATH, APPROVAL)?;
-    let waves = f.required(
-        r,
-        "beforeWaves",
-        "the waves that wait for an approval, such as `[2]`",
-    )?;
+/// Reads `beforeWaves` (at `path`): wave numbers from 2, each once, at least one; sorted.
+fn read_before_waves(r: &mut Reader, waves: &Node, path: &str, what: &str) -> Option<Vec<u32>> {
     let mut before_waves = Vec::new();
     let mut ok = true;
-    for (i, w) in r
-        .seq(
-            waves,
-            "spec.strategy.approval.beforeWaves",
-            "wave numbers (2 and up)",
-        )?
-        .iter()
-        .enumerate()
-    {
-        match r.count(w, &index("spec.strategy.approval.beforeWaves", i), 2, 10_000) {
+    for (i, w) in r.seq(waves, path, "wave numbers (2 and up)")?.iter().enumerate() {
+        match r.count(w, &index(path, i), 2, 10_000) {
             Some(n) if before_waves.contains(&n) => {
-                r.error(
-                    w.pos,
-                    &index("spec.strategy.approval.beforeWaves", i),
-                    format!("wave {n} is listed twice"),
-                );
+                r.error(w.pos, &index(path, i), format!("wave {n} is listed twice"));
                 ok = false;
             }
             Some(n) => before_waves.push(n),
@@ -314,11 +318,195 @@ fn read_approval(r: &mut Reader, node: &Node) -> Option<Approval> {
     if before_waves.is_empty() && ok {
         r.error(
             waves.pos,
-            "spec.strategy.approval.beforeWaves",
-            "expected at least one wave number (2 and up; the first wave starts with the submit)",
+            path,
+            format!("expected at least one wave number (2 and up; the first wave starts with the submit, before any {what})"),
         );
         ok = false;
     }
+    before_waves.sort_unstable();
+    ok.then_some(before_waves)
+}
+
+/// `spec.strategy.gates[i]: {name, beforeWaves, analysis: {...} | webhook: {...}}`.
+fn read_gate(r: &mut Reader, node: &Node, path: &str) -> Option<Gate> {
+    let f = r.fields(node, path, GATE)?;
+    let name = f
+        .required(r, "name", "a name for the gate, such as `error-rate`")
+        .and_then(|n| r.string(n, &f.at("name"), "a name for the gate"));
+    let before_waves = f
+        .required(r, "beforeWaves", "the waves the gate runs before, such as `[2]`")
+        .and_then(|n| read_before_waves(r, n, &f.at("beforeWaves"), "gate"));
+    let check = match (f.optional("analysis"), f.optional("webhook")) {
+        (Some(a), None) => read_analysis(r, a, &f.at("analysis")).map(GateCheck::Analysis),
+        (None, Some(w)) => read_webhook_gate(r, w, &f.at("webhook")).map(GateCheck::Webhook),
+        (Some(_), Some(w)) => {
+            r.error(
+                w.pos,
+                path,
+                "a gate has either `analysis` or `webhook`, not both: write two gates",
+            );
+            None
+        }
+        (None, None) => {
+            r.error(
+                node.pos,
+                path,
+                "expected `analysis: {provider, query, successCondition, ...}` or `webhook: {name, ...}`",
+            );
+            None
+        }
+    };
+    Some(Gate {
+        name: name?,
+        before_waves: before_waves?,
+        check: check?,
+        pos: node.pos,
+    })
+}
+
+fn read_analysis(r: &mut Reader, node: &Node, path: &str) -> Option<Analysis> {
+    let f = r.fields(node, path, ANALYSIS)?;
+    let mut ok = true;
+    let provider = f
+        .required(
+            r,
+            "provider",
+            "the name of a Prometheus in the coordinator's `gates.prometheus`",
+        )
+        .and_then(|n| r.string(n, &f.at("provider"), "a provider name"));
+    let query = f
+        .required(r, "query", "a PromQL query answering one number, such as `sum(rate(errors_total{region=\"{{region}}\"}[5m]))`")
+        .and_then(|n| {
+            let q = r.string(n, &f.at("query"), "a PromQL query")?;
+            match query_placeholders(&q) {
+                Ok(names) => {
+                    for name in names {
+                        if !GATE_QUERY_FACTS.contains(&name) {
+                            r.error(
+                                n.pos,
+                                &f.at("query"),
+                                format!(
+                                    "unknown placeholder {{{{{name}}}}}; expected one of {}",
+                                    GATE_QUERY_FACTS
+                                        .iter()
+                                        .map(|f| format!("{{{{{f}}}}}"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                    Some(q)
+                }
+                Err(e) => {
+                    r.error(n.pos, &f.at("query"), e);
+                    None
+                }
+            }
+        });
+    let success = f
+        .required(r, "successCondition", "a condition such as `result < 0.05`")
+        .and_then(|n| {
+            let text = r.string(
+                n,
+                &f.at("successCondition"),
+                "a condition such as `result < 0.05`",
+            )?;
+            Condition::parse(&text)
+                .map_err(|e| r.error(n.pos, &f.at("successCondition"), e))
+                .ok()
+        });
+    let mut interval = DEFAULT_ANALYSIS_INTERVAL;
+    if let Some(n) = f.optional("interval") {
+        match r.duration(n, &f.at("interval")) {
+            Some(d) if !d.is_zero() => interval = d,
+            Some(_) => {
+                r.error(
+                    n.pos,
+                    &f.at("interval"),
+                    "expected a duration above zero, such as `30s`",
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    let mut count_of = |name: &str, default: u32, min: u32| match f.optional(name) {
+        Some(n) => {
+            let v = r.count(n, &f.at(name), min, 1_000);
+            ok &= v.is_some();
+            v.unwrap_or(default)
+        }
+        None => default,
+    };
+    let count = count_of("count", 1, 1);
+    let failure_limit = count_of("failureLimit", 0, 0);
+    let inconclusive_limit = count_of("inconclusiveLimit", 0, 0);
+    let a = Analysis {
+        provider: provider?,
+        query: query?,
+        interval,
+        count,
+        success: success?,
+        failure_limit,
+        inconclusive_limit,
+    };
+    ok.then_some(a)
+}
+
+fn read_webhook_gate(r: &mut Reader, node: &Node, path: &str) -> Option<WebhookGate> {
+    let f = r.fields(node, path, WEBHOOK_GATE)?;
+    let mut ok = true;
+    let name = f
+        .required(
+            r,
+            "name",
+            "the name of a webhook in the coordinator's `gates.webhooks`",
+        )
+        .and_then(|n| r.string(n, &f.at("name"), "a webhook name"));
+    let mut timeout = DEFAULT_WEBHOOK_TIMEOUT;
+    if let Some(n) = f.optional("timeout") {
+        match r.duration(n, &f.at("timeout")) {
+            Some(d) if !d.is_zero() => timeout = d,
+            Some(_) => {
+                r.error(
+                    n.pos,
+                    &f.at("timeout"),
+                    "expected a duration above zero, such as `10s`",
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    let mut retries = DEFAULT_WEBHOOK_RETRIES;
+    if let Some(n) = f.optional("retries") {
+        match r.count(n, &f.at("retries"), 0, 100) {
+            Some(v) => retries = v,
+            None => ok = false,
+        }
+    }
+    let w = WebhookGate {
+        name: name?,
+        timeout,
+        retries,
+    };
+    ok.then_some(w)
+}
+
+/// `spec.strategy.approval: {beforeWaves: [2, 3], deadline: 1h}`.
+fn read_approval(r: &mut Reader, node: &Node) -> Option<Approval> {
+    const PATH: &str = "spec.strategy.approval";
+    let f = r.fields(node, PATH, APPROVAL)?;
+    let before_waves = f
+        .required(
+            r,
+            "beforeWaves",
+            "the waves that wait for an approval, such as `[2]`",
+        )
+        .and_then(|n| read_before_waves(r, n, "spec.strategy.approval.beforeWaves", "approval"));
+    let mut ok = before_waves.is_some();
     let mut deadline = DEFAULT_APPROVAL_DEADLINE;
     if let Some(d) = f.optional("deadline") {
         match r.duration(d, "spec.strategy.approval.deadline") {
@@ -334,9 +522,8 @@ fn read_approval(r: &mut Reader, node: &Node) -> Option<Approval> {
             None => ok = false,
         }
     }
-    before_waves.sort_unstable();
     ok.then_some(Approval {
-        before_waves,
+        before_waves: before_waves?,
         deadline,
         pos: node.pos,
     })

@@ -630,3 +630,91 @@ fn approval_gates_name_existing_later_waves() {
         assert!(e.len() == 1 && e[0].contains(expected), "{strategy}: {e:?}");
     }
 }
+
+#[test]
+fn gates_read_analysis_and_webhook_checks_with_defaults() {
+    let text = format!(
+        "{MINIMAL}  strategy:\n    canary: dev-us-central1-0\n    gates:\n\
+         \x20     - name: error-rate\n        beforeWaves: [2]\n        analysis:\n\
+         \x20         provider: main\n          query: 'sum(rate(errors{{region=\"{{{{region}}}}\"}}[1m]))'\n\
+         \x20         successCondition: result <= 0.05\n          count: 3\n          interval: 10s\n          inconclusiveLimit: 1\n\
+         \x20     - {{name: smoke, beforeWaves: [2], webhook: {{name: smoke-tests}}}}\n"
+    );
+    let rel = Release::parse_str(&text, "release.yaml").unwrap();
+    let gates = &rel.spec.strategy.gates;
+    assert_eq!(gates.len(), 2);
+    let GateCheck::Analysis(a) = &gates[0].check else {
+        panic!("{gates:?}")
+    };
+    assert_eq!(
+        (
+            a.provider.as_str(),
+            a.count,
+            a.interval,
+            a.failure_limit,
+            a.inconclusive_limit
+        ),
+        ("main", 3, std::time::Duration::from_secs(10), 0, 1)
+    );
+    assert_eq!(a.query, "sum(rate(errors{region=\"{{region}}\"}[1m]))");
+    assert!(a.success.holds(0.05) && !a.success.holds(0.051) && !a.success.holds(f64::NAN));
+    assert_eq!(a.success.to_string(), "result <= 0.05");
+    let GateCheck::Webhook(w) = &gates[1].check else {
+        panic!("{gates:?}")
+    };
+    assert_eq!(
+        (w.name.as_str(), w.timeout, w.retries),
+        ("smoke-tests", std::time::Duration::from_secs(10), 2)
+    );
+
+    let gate = |body: &str| {
+        format!(
+            "{MINIMAL}  strategy: {{canary: dev-us-central1-0, gates: [{{name: g, beforeWaves: [2], {body}}}]}}\n"
+        )
+    };
+    for (text, expected) in [
+        (
+            gate("analysis: {provider: p, query: 'up{x=\"{{zone}}\"}', successCondition: result > 0}"),
+            "spec.strategy.gates[0].analysis.query: unknown placeholder {{zone}}; expected one of {{context}}",
+        ),
+        (
+            gate("analysis: {provider: p, query: up, successCondition: 'result ~ 3'}"),
+            "spec.strategy.gates[0].analysis.successCondition: \"result ~ 3\": expected `result OP NUMBER`",
+        ),
+        (
+            gate("analysis: {provider: p, query: up, successCondition: result > x}"),
+            "\"x\" is not a number",
+        ),
+        (
+            gate("analysis: {provider: p, query: up}"),
+            "spec.strategy.gates[0].analysis: missing field `successCondition`",
+        ),
+        (
+            gate("analysis: {provider: p, query: up, successCondition: result > 0, interval: 0s}"),
+            "spec.strategy.gates[0].analysis.interval: expected a duration above zero",
+        ),
+        (
+            gate("webhook: {name: w}, analysis: {provider: p, query: up, successCondition: result > 0}"),
+            "spec.strategy.gates[0]: a gate has either `analysis` or `webhook`, not both",
+        ),
+        (
+            gate("beforeWave: 2"),
+            "spec.strategy.gates[0].beforeWave: unknown field `beforeWave`; did you mean `beforeWaves`?",
+        ),
+        (
+            format!(
+                "{MINIMAL}  strategy: {{gates: [{{name: g, beforeWaves: [2], webhook: {{name: w}}}}]}}\n"
+            ),
+            "spec.strategy.gates[0].beforeWaves: wave 2 does not exist: the release has 1 wave(s)",
+        ),
+        (
+            format!(
+                "{MINIMAL}  strategy: {{canary: dev-us-central1-0, gates: [{{name: g, beforeWaves: [2], webhook: {{name: w}}}}, {{name: g, beforeWaves: [2], webhook: {{name: v}}}}]}}\n"
+            ),
+            "spec.strategy.gates[1].name: gate \"g\" is named twice",
+        ),
+    ] {
+        let e = errors(&text);
+        assert!(e.iter().any(|e| e.contains(expected)), "{text}: {e:?}");
+    }
+}

@@ -377,6 +377,13 @@ pub(crate) enum Msg {
         op_id: String,
         result: Result<Box<Prepared>, String>,
     },
+    /// A measurement of the gate an operation is checking (see [`crate::gates`]).
+    Measured {
+        op_id: String,
+        wave: usize,
+        gate: usize,
+        measurement: crate::model::Measurement,
+    },
     Shutdown,
 }
 
@@ -424,6 +431,9 @@ pub struct CoreSettings {
     pub heartbeat: Duration,
     /// How often deadlines and soak times are checked.
     pub tick: Duration,
+    /// What automatic gates are measured with (`None`: releases with gates are
+    /// refused before they get here, see [`crate::pipeline::Pipeline::with_gates`]).
+    pub gates: Option<crate::gates::Gates>,
     /// The largest command the agent link sends (see
     /// [`convoy_proto::AGENT_LINK_MESSAGE_LIMIT`]): a release whose command for a
     /// context would be larger is refused before anything is recorded or sent.
@@ -478,6 +488,19 @@ impl Coordinator {
             tx.clone(),
             settings.link_message_limit,
         ));
+        if let Some(gates) = settings.gates.clone() {
+            let to_core = std::sync::Mutex::new(tx.clone());
+            let report: crate::gates::Report = Arc::new(move |op_id, wave, gate, measurement| {
+                let tx = to_core.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = tx.send(Msg::Measured {
+                    op_id,
+                    wave,
+                    gate,
+                    measurement,
+                });
+            });
+            core.set_gate_runner(crate::gates::GateRunner::spawn(gates, report));
+        }
         for (op_id, inputs, pinned, facts) in waiting {
             let (preparer, tx) = (preparer.clone(), tx.clone());
             tokio::spawn(async move {

@@ -70,6 +70,7 @@ async fn start_with_limit(store: StateStore, link_message_limit: usize) -> Coord
         registry: registry.contexts().cloned().collect(),
         heartbeat: Duration::from_secs(5),
         tick: Duration::from_millis(50),
+        gates: None,
         link_message_limit,
     };
     Coordinator::start(

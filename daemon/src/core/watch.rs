@@ -194,6 +194,7 @@ mod tests {
             min_ready_window: std::time::Duration::ZERO,
             preflight: false,
             approval: Default::default(),
+            gates: Vec::new(),
         };
         let mut o = crate::model::Operation::queued(
             op.into(),

@@ -14,6 +14,8 @@
 //! operator: pause / resume / abort (Aborted: in-flight contexts are told to stop)
 //! approval gates: a gated wave starts once approved; refused or unanswered by its
 //! deadline, the gate fails and onFailure applies
+//! automatic gates (analysis, webhook) before a wave: measured outside, fed back with
+//! on_measurement; failed: onFailure applies; inconclusive: waits for an operator
 //! ```
 
 pub mod tally;
@@ -23,7 +25,8 @@ mod tests;
 use tally::{Tally, TallyCache};
 
 use crate::model::{
-    AwaitingApproval, ContextPhase, ContextState, Millis, OnFailure, Operation, OperationKind, OperationPhase,
+    AwaitingApproval, ContextPhase, ContextState, Measurement, Millis, OnFailure, Operation, OperationKind,
+    OperationPhase, Verdict, Verifying,
 };
 
 /// Which command a report answers.
@@ -636,6 +639,17 @@ impl Operation {
                 return;
             }
             let next = wave + 1;
+            if let Some(g) = self.pending_gate(next) {
+                if self
+                    .awaiting_approval
+                    .is_some_and(|a| a.wave == next && a.gate == Some(g))
+                {
+                    self.wait_for_approval(env, wave, now, step);
+                } else {
+                    self.verify(wave, g, now, step);
+                }
+                return;
+            }
             if self.plan.approval.before.contains(&next) && !self.approved.contains(&next) {
                 self.wait_for_approval(env, wave, now, step);
                 return;
@@ -657,6 +671,7 @@ impl Operation {
                 self.awaiting_approval = Some(AwaitingApproval {
                     wave: next,
                     since: now,
+                    gate: None,
                 });
                 self.message = format!(
                     "wave {} settled; waiting for an approval to start wave {} (`convoy approve {} --wave {}`)",
@@ -669,15 +684,128 @@ impl Operation {
                 now
             }
         };
-        let deadline = self.plan.approval.deadline.as_millis() as u64;
-        if deadline > 0 && now >= since.saturating_add(deadline) {
-            let why = format!(
-                "nobody approved wave {} within {}",
-                next + 1,
-                convoy_release::duration::format_duration(self.plan.approval.deadline)
-            );
+        let deadline = self.approval_deadline();
+        if now >= since.saturating_add(deadline.as_millis() as u64) {
+            let within = convoy_release::duration::format_duration(deadline);
+            let why = match self.awaiting_approval.and_then(|a| a.gate) {
+                Some(g) => format!(
+                    "{} before wave {} was inconclusive and nobody decided within {within}",
+                    self.plan.gates[g].title(),
+                    next + 1
+                ),
+                None => format!("nobody approved wave {} within {within}", next + 1),
+            };
             self.fail_gate(env, now, step, why);
         }
+    }
+
+    /// How long an operator has to answer a gate: the release's approval deadline, or
+    /// an hour (an inconclusive analysis in a release without approval gates).
+    fn approval_deadline(&self) -> std::time::Duration {
+        if self.plan.approval.deadline.is_zero() {
+            convoy_release::DEFAULT_APPROVAL_DEADLINE
+        } else {
+            self.plan.approval.deadline
+        }
+    }
+
+    /// The first automatic gate before wave `wave` (0-based) not passed yet.
+    fn pending_gate(&self, wave: usize) -> Option<usize> {
+        self.plan
+            .gates
+            .iter()
+            .enumerate()
+            .find(|(i, g)| g.before.contains(&wave) && !self.passed_gates.contains(&(wave, *i)))
+            .map(|(i, _)| i)
+    }
+
+    /// Wave `wave` settled and soaked; gate `gate` runs before the next one. The
+    /// measurements are taken outside (the coordinator runs a task for the operation's
+    /// `verifying` while it is running) and fed back through [`Operation::on_measurement`].
+    fn verify(&mut self, wave: usize, gate: usize, now: Millis, step: &mut Step) {
+        let next = wave + 1;
+        if self
+            .verifying
+            .as_ref()
+            .is_some_and(|v| v.wave == next && v.gate == gate)
+        {
+            return;
+        }
+        self.verifying = Some(Verifying {
+            wave: next,
+            gate,
+            since: now,
+            measurements: Vec::new(),
+        });
+        self.message = format!(
+            "wave {} settled; {} before wave {}: measuring",
+            wave + 1,
+            self.plan.gates[gate].title(),
+            next + 1
+        );
+        step.op_changed();
+    }
+
+    /// A measurement of the gate being checked: too many failures fail the gate
+    /// (`onFailure` applies), too many without an answer make it wait for an operator,
+    /// `count` of them within the limits pass it. A measurement for a gate no longer
+    /// being checked (a task that outlived it) is ignored.
+    pub fn on_measurement(
+        &mut self,
+        env: &mut dyn Env,
+        wave: usize,
+        gate: usize,
+        measurement: Measurement,
+        now: Millis,
+    ) -> Step {
+        let mut step = Step::default();
+        if self.phase != OperationPhase::Running {
+            return step;
+        }
+        let Some(v) = self
+            .verifying
+            .as_mut()
+            .filter(|v| v.wave == wave && v.gate == gate)
+        else {
+            return step;
+        };
+        let detail = measurement.detail.clone();
+        v.measurements.push(measurement);
+        let taken = v.measurements.len() as u32;
+        let tally = |verdict| v.measurements.iter().filter(|m| m.verdict == verdict).count() as u32;
+        let (failed, inconclusive) = (tally(Verdict::Failed), tally(Verdict::Inconclusive));
+        let spec = &self.plan.gates[gate];
+        let (count, failure_limit, inconclusive_limit) = spec.limits();
+        let title = spec.title();
+        let shown = wave + 1;
+        if failed > failure_limit {
+            let why = format!(
+                "{title} before wave {shown} failed: {detail} (measurement {taken} of {count}; {failed} failed, {failure_limit} tolerated)"
+            );
+            self.fail_gate(env, now, &mut step, why);
+        } else if inconclusive > inconclusive_limit {
+            self.verifying = None;
+            self.awaiting_approval = Some(AwaitingApproval {
+                wave,
+                since: now,
+                gate: Some(gate),
+            });
+            self.message = format!(
+                "{title} before wave {shown} was inconclusive: {detail}; waiting for an operator: `convoy approve {} --wave {shown}` passes the gate, `convoy refuse` fails it",
+                self.release
+            );
+            step.op_changed();
+        } else if taken >= count {
+            self.verifying = None;
+            self.passed_gates.push((wave, gate));
+            self.message = format!("{title} before wave {shown} passed: {detail}");
+            step.op_changed();
+            self.pump(env, now, &mut step);
+        } else {
+            self.message = format!("{title} before wave {shown}: measurement {taken} of {count}: {detail}");
+            step.op_changed();
+        }
+        step
     }
 
     /// Whether gated wave `wave` (0-based) may be approved or refused now.
@@ -686,7 +814,10 @@ impl Operation {
         if self.phase.is_final() {
             return Err(format!("the operation has ended ({:?})", self.phase));
         }
-        if !self.plan.approval.before.contains(&wave) {
+        let inconclusive = self
+            .awaiting_approval
+            .is_some_and(|a| a.wave == wave && a.gate.is_some());
+        if !self.plan.approval.before.contains(&wave) && !inconclusive {
             let gated: Vec<String> = self
                 .plan
                 .approval
@@ -703,7 +834,7 @@ impl Operation {
                 )
             });
         }
-        if self.approved.contains(&wave) {
+        if self.approved.contains(&wave) && !inconclusive {
             return Err(format!("wave {shown} is already approved"));
         }
         if self.phase == OperationPhase::RollingBack {
@@ -718,6 +849,22 @@ impl Operation {
     pub fn approve(&mut self, env: &mut dyn Env, wave: usize, now: Millis) -> Result<Step, String> {
         self.check_gate(wave)?;
         let mut step = Step::default();
+        if let Some(g) = self
+            .awaiting_approval
+            .filter(|a| a.wave == wave)
+            .and_then(|a| a.gate)
+        {
+            self.awaiting_approval = None;
+            self.passed_gates.push((wave, g));
+            self.message = format!(
+                "{} before wave {} passed by an operator",
+                self.plan.gates[g].title(),
+                wave + 1
+            );
+            step.op_changed();
+            self.pump(env, now, &mut step);
+            return Ok(step);
+        }
         self.approved.push(wave);
         step.op_changed();
         if self.awaiting_approval.is_some_and(|a| a.wave == wave) {
@@ -742,6 +889,7 @@ impl Operation {
     /// gate again); continue ends the rollout failed without starting the gated wave.
     fn fail_gate(&mut self, env: &mut dyn Env, now: Millis, step: &mut Step, why: String) {
         self.awaiting_approval = None;
+        self.verifying = None;
         self.failed_because = Some(why.clone());
         match self.plan.on_failure {
             OnFailure::Rollback => {

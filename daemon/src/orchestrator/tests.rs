@@ -43,6 +43,7 @@ fn plan(waves: &[&[&str]]) -> Plan {
         min_ready_window: Duration::from_secs(30),
         preflight: false,
         approval: Default::default(),
+        gates: Vec::new(),
     }
 }
 
@@ -71,6 +72,8 @@ fn op(plan: Plan) -> Operation {
         approved: Vec::new(),
         awaiting_approval: None,
         failed_because: None,
+        verifying: None,
+        passed_gates: Vec::new(),
         tally: Default::default(),
     }
 }
@@ -636,4 +639,190 @@ fn an_unanswered_gate_fails_at_its_deadline_and_on_failure_decides() {
         o.approve(&mut e, 1, 62_000).is_err(),
         "an ended operation takes no approval"
     );
+}
+
+/// Waves `waves` with one analysis gate before wave 2 (0-based 1): `count`
+/// measurements, `failure_limit` and `inconclusive_limit` tolerated.
+fn analysed(waves: &[&[&str]], count: u32, failure_limit: u32, inconclusive_limit: u32) -> Operation {
+    let mut p = plan(waves);
+    p.gates = vec![crate::model::GateSpec {
+        name: "error-rate".into(),
+        before: vec![1],
+        check: crate::model::GateCheckSpec::Analysis {
+            provider: "main".into(),
+            query: "errors".into(),
+            interval: Duration::from_secs(10),
+            count,
+            success: "result < 0.05".into(),
+            failure_limit,
+            inconclusive_limit,
+        },
+    }];
+    op(p)
+}
+
+fn measured(o: &mut Operation, e: &mut FakeEnv, verdict: Verdict, detail: &str, at: Millis) -> Step {
+    let m = Measurement {
+        at,
+        verdict,
+        detail: detail.into(),
+    };
+    o.on_measurement(e, 1, 0, m, at)
+}
+
+#[test]
+fn an_analysis_gate_measures_then_starts_the_wave() {
+    let mut e = env(&["a", "b"]);
+    let mut o = analysed(&[&["a"], &["b"]], 3, 1, 0);
+    o.start(&mut e, 0);
+    let step = healthy(&mut o, &mut e, "a", 1_000);
+    assert!(sends(&step).is_empty(), "wave 2 waits for the analysis");
+    let v = o.verifying.clone().expect("measuring");
+    assert_eq!((v.wave, v.gate, v.since, v.measurements.len()), (1, 0, 1_000, 0));
+    assert!(
+        o.message.contains("analysis error-rate before wave 2: measuring"),
+        "{}",
+        o.message
+    );
+    // Ticks do not restart it, nor does a measurement for another gate.
+    o.on_tick(&mut e, 5_000);
+    assert_eq!(o.verifying.as_ref().map(|v| v.since), Some(1_000));
+    assert!(
+        sends(&o.on_measurement(
+            &mut e,
+            1,
+            3,
+            Measurement {
+                at: 1,
+                verdict: Verdict::Failed,
+                detail: String::new()
+            },
+            1
+        ))
+        .is_empty()
+    );
+    assert_eq!(o.phase, OperationPhase::Running);
+
+    measured(&mut o, &mut e, Verdict::Passed, "0.01 (result < 0.05)", 2_000);
+    // One failure is tolerated (failureLimit 1).
+    measured(
+        &mut o,
+        &mut e,
+        Verdict::Failed,
+        "`errors` = 0.2, expected result < 0.05",
+        12_000,
+    );
+    assert_eq!(o.phase, OperationPhase::Running);
+    assert!(o.message.contains("measurement 2 of 3"), "{}", o.message);
+    let step = measured(&mut o, &mut e, Verdict::Passed, "0.02 (result < 0.05)", 22_000);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+    assert_eq!(o.verifying, None);
+    assert_eq!(o.passed_gates, vec![(1, 0)]);
+    healthy(&mut o, &mut e, "b", 23_000);
+    assert_eq!(o.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn a_failed_analysis_rolls_the_fleet_back_naming_the_query_and_value() {
+    let mut e = env(&["a", "b", "c"]);
+    let mut o = analysed(&[&["a", "b"], &["c"]], 3, 0, 0);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    healthy(&mut o, &mut e, "b", 1_000);
+    let step = measured(
+        &mut o,
+        &mut e,
+        Verdict::Failed,
+        "in b: `errors{region=\"west\"}` = 0.31, expected result < 0.05",
+        2_000,
+    );
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    let mut rolled: Vec<String> = sends(&step).into_iter().map(|(c, _)| c).collect();
+    rolled.sort();
+    assert_eq!(
+        rolled,
+        vec!["a".to_string(), "b".to_string()],
+        "every updated context"
+    );
+    assert_eq!(o.contexts["c"].phase, ContextPhase::Skipped);
+    assert_eq!(o.verifying, None);
+    let why = o.failed_because.clone().unwrap_or_default();
+    assert!(
+        why.starts_with("analysis error-rate before wave 2 failed: in b: `errors{region=\"west\"}` = 0.31, expected result < 0.05 (measurement 1 of 3; 1 failed, 0 tolerated)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn an_inconclusive_analysis_waits_for_an_operator() {
+    let mut e = env(&["a", "b"]);
+    let mut o = analysed(&[&["a"], &["b"]], 2, 0, 0);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    let step = measured(
+        &mut o,
+        &mut e,
+        Verdict::Inconclusive,
+        "`errors`: no series",
+        2_000,
+    );
+    assert!(sends(&step).is_empty());
+    assert_eq!(o.verifying, None);
+    assert_eq!(o.awaiting_approval.map(|a| (a.wave, a.gate)), Some((1, Some(0))));
+    assert!(
+        o.message.contains("was inconclusive: `errors`: no series"),
+        "{}",
+        o.message
+    );
+    // Ticks keep it waiting (no new measurement), until an operator passes it.
+    o.on_tick(&mut e, 30_000);
+    assert_eq!(o.verifying, None);
+    let step = o.approve(&mut e, 1, 31_000).unwrap();
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+    assert!(
+        o.message.contains("passed by an operator") || o.message.starts_with("wave 2"),
+        "{}",
+        o.message
+    );
+    assert_eq!(o.passed_gates, vec![(1, 0)]);
+
+    // Nobody answers: the gate fails at the default deadline (1h) and onFailure applies.
+    let mut e = env(&["a", "b"]);
+    let mut o = analysed(&[&["a"], &["b"]], 2, 0, 0);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    measured(
+        &mut o,
+        &mut e,
+        Verdict::Inconclusive,
+        "Prometheus did not answer",
+        2_000,
+    );
+    o.on_tick(&mut e, 3_601_999);
+    assert_eq!(o.phase, OperationPhase::Running);
+    o.on_tick(&mut e, 3_602_000);
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert!(
+        o.message
+            .starts_with("analysis error-rate before wave 2 was inconclusive and nobody decided within 1h"),
+        "{}",
+        o.message
+    );
+}
+
+#[test]
+fn a_restored_operation_keeps_its_measurements() {
+    let mut e = env(&["a", "b"]);
+    let mut o = analysed(&[&["a"], &["b"]], 3, 0, 0);
+    o.start(&mut e, 0);
+    healthy(&mut o, &mut e, "a", 1_000);
+    measured(&mut o, &mut e, Verdict::Passed, "0.01", 2_000);
+    // As stored and read back by a restarted coordinator.
+    let mut o: Operation = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+    o.on_tick(&mut e, 9_000);
+    let v = o.verifying.clone().expect("still measuring");
+    assert_eq!((v.since, v.measurements.len()), (1_000, 1));
+    measured(&mut o, &mut e, Verdict::Passed, "0.01", 12_000);
+    let step = measured(&mut o, &mut e, Verdict::Passed, "0.01", 22_000);
+    assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
 }

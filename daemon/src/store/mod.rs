@@ -543,6 +543,7 @@ mod tests {
             min_ready_window: std::time::Duration::ZERO,
             preflight: false,
             approval: Default::default(),
+            gates: Vec::new(),
         };
         let req = crate::model::Requested {
             by: "t",

@@ -335,6 +335,7 @@ impl Core {
                 .map_or(Duration::from_secs(30), |p| p.min_ready_window),
             preflight: false,
             approval: Default::default(),
+            gates: Vec::new(),
         };
         let seq = self.next_seq();
         let id = format!("op-{seq:06}");

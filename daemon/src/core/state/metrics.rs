@@ -143,6 +143,7 @@ mod metrics_tests {
             min_ready_window: std::time::Duration::ZERO,
             preflight: false,
             approval: Default::default(),
+            gates: Vec::new(),
         };
         let req = Requested {
             by: "jenkins",

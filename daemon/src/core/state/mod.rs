@@ -98,6 +98,8 @@ pub(super) struct Core {
     capability_sets: HashMap<String, std::sync::Weak<ClusterCapabilities>>,
     /// Renders queued deploys again before they start (see [`RenderJob`]).
     renderer: Option<mpsc::UnboundedSender<RenderJob>>,
+    /// Measures the automatic gates operations are checking.
+    gate_runner: Option<crate::gates::GateRunner>,
     /// Queued deploys being rendered again; they start when the render is back.
     rendering: HashSet<String>,
     /// Queued deploys rendered again for the facts at their start: they start as they are.
@@ -202,6 +204,7 @@ impl Core {
             capabilities: BTreeMap::new(),
             capability_sets: HashMap::new(),
             renderer: None,
+            gate_runner: None,
             rendering: HashSet::new(),
             rerendered: HashSet::new(),
             silent_agents: HashSet::new(),
@@ -295,6 +298,22 @@ impl Core {
 
     pub fn set_renderer(&mut self, renderer: mpsc::UnboundedSender<RenderJob>) {
         self.renderer = Some(renderer);
+    }
+
+    pub fn set_gate_runner(&mut self, runner: crate::gates::GateRunner) {
+        self.gate_runner = Some(runner);
+    }
+
+    /// Starts or stops operation `id`'s gate measurements to match its `verifying`.
+    fn reconcile_gate(&mut self, id: &str) {
+        let Some(runner) = self.gate_runner.as_mut() else {
+            return;
+        };
+        let op = self.ops.get(id);
+        let namespace = op
+            .and_then(|o| self.releases.get(&o.release))
+            .map_or("", |r| r.record.namespace.as_str());
+        runner.reconcile(id, op, namespace, &self.registry);
     }
 
     /// What a revision recorded its contexts were rendered with, the capabilities read
@@ -739,6 +758,17 @@ impl Core {
                     self.wait_for_secrets(&op_id, &why);
                 }
             }
+            Msg::Measured {
+                op_id,
+                wave,
+                gate,
+                measurement,
+            } => {
+                let step = self.step(&op_id, |op, env, now| {
+                    op.on_measurement(env, wave, gate, measurement, now)
+                });
+                self.apply_step(&op_id, step);
+            }
             Msg::Shutdown => self.stop = true,
         }
     }
@@ -1166,6 +1196,7 @@ impl Core {
         if self.ops.get(id).is_some_and(|o| o.phase.is_final()) {
             self.finish_op(id);
         }
+        self.reconcile_gate(id);
     }
 
     fn out_command(&self, id: &str, context: &str, command: Command) -> Option<OutCommand> {
@@ -1348,6 +1379,7 @@ impl Core {
         let running = self.started_ops(|o| !o.phase.is_final());
         for id in running {
             let step = self.step(&id, |op, env, now| op.on_tick(env, now));
+            // (which also starts measuring for an operation restored mid-gate)
             self.apply_step(&id, step);
         }
     }
