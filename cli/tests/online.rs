@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use convoy_tests::convoy::{AgentProcess, Convoyd};
 
@@ -932,4 +933,269 @@ async fn approval_gates_wait_for_an_operator() {
             .contains("nobody approved wave 2 within 2s"),
         "{op:#}"
     );
+}
+
+/// Sets `region`'s error ratio and waits until Prometheus scraped it.
+async fn set_ratio(
+    exporter: &convoy_tests::prometheus::Exporter,
+    prometheus: &convoy_tests::prometheus::Prometheus,
+    region: &str,
+    ratio: f64,
+) {
+    exporter.set(region, ratio);
+    let query = format!("app_error_ratio{{region=\"{region}\"}}");
+    prometheus
+        .wait_for(&query, ratio, Duration::from_secs(30))
+        .await
+        .unwrap();
+}
+
+/// Automatic gates between waves, with a real Prometheus scraping an exporter whose
+/// error ratio per region the test sets, and webhook gates: an analysis and a webhook
+/// that pass let every wave through; an error ratio that rises in one region fails the
+/// analysis there and the fleet is rolled back (the later wave never starts), naming the
+/// query, the value and the condition; a webhook that keeps failing does the same; an
+/// analysis without data waits for an operator; a coordinator SIGKILLed in the middle
+/// of an analysis resumes it at the same measurement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_and_webhook_gates_decide_between_waves() {
+    let exporter = convoy_tests::prometheus::Exporter::start().await.unwrap();
+    for (_, region) in CONTEXTS {
+        exporter.set(region, 0.01);
+    }
+    let prometheus = convoy_tests::prometheus::Prometheus::start(&[&exporter.host])
+        .await
+        .expect("prometheus starts");
+    set_ratio(&exporter, &prometheus, "us-west1", 0.01).await;
+    let smoke = convoy_tests::webhook::Receiver::start(1).await.unwrap();
+    let down = convoy_tests::webhook::Receiver::start(usize::MAX).await.unwrap();
+    let mut fleet = fleet_with(
+        "\"/kv/dev/shop/db#password\": dev-only-password\n",
+        &format!(
+            "gates:\n  prometheus:\n    - {{name: main, url: \"{}\"}}\n  webhooks:\n    - {{name: smoke, url: \"{}\"}}\n    - {{name: down, url: \"{}\"}}\n",
+            prometheus.url, smoke.url, down.url
+        ),
+    )
+    .await;
+    let analysis = |name: &str, waves: &str, count: u32, query: &str| {
+        format!(
+            "{{name: {name}, beforeWaves: {waves}, analysis: {{provider: main, query: '{query}', successCondition: result < 0.05, count: {count}, interval: 1s}}}}"
+        )
+    };
+    let per_region = "max(app_error_ratio{region=\"{{region}}\"})";
+    let gate_states = |op: &serde_json::Value| -> Vec<(String, u64, String)> {
+        op["gates"]
+            .as_array()
+            .map(|gs| {
+                gs.iter()
+                    .map(|g| {
+                        (
+                            g["name"].as_str().unwrap_or_default().to_string(),
+                            g["beforeWave"].as_u64().unwrap_or_default(),
+                            g["state"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // A release naming a Prometheus the coordinator does not know is refused.
+    fleet.release_with(
+        "unknown.yaml",
+        "registry.example/web:0.9",
+        "healthy,after=200ms",
+        None,
+        &format!(
+            ", gates: [{}]",
+            analysis("e", "[2]", 1, "up").replace("provider: main", "provider: nope")
+        ),
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "unknown.yaml", "--reason", "typo"]);
+    assert_exit(&out, 2, Some(&fleet));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.strategy.gates[0].analysis.provider: \"nope\" is not in the coordinator's `gates.prometheus` (known: main)"),
+        "{err}"
+    );
+
+    // Both gates pass: the analysis before waves 2 and 3, the webhook (after one 500,
+    // retried) before wave 2.
+    fleet.release_with(
+        "v1.yaml",
+        "registry.example/web:1.0",
+        "healthy,after=200ms",
+        None,
+        &format!(
+            ", gates: [{}, {{name: smoke-tests, beforeWaves: [2], webhook: {{name: smoke, timeout: 5s, retries: 2}}}}]",
+            analysis("error-rate", "[2, 3]", 3, per_region)
+        ),
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v1.yaml", "--reason", "gated"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v1 measuring before wave 2", |op| {
+        gate_states(op).contains(&("error-rate".into(), 2, "MEASURING".into()))
+    });
+    assert_eq!(op["currentWave"], 0, "wave 2 waits for the gate: {op:#}");
+    let op = operation_until(&fleet, "v1 succeeded", |op| op["phase"] == "SUCCEEDED");
+    assert_eq!(
+        gate_states(&op),
+        vec![
+            ("error-rate".to_string(), 2, "PASSED".to_string()),
+            ("error-rate".to_string(), 3, "PASSED".to_string()),
+            ("smoke-tests".to_string(), 2, "PASSED".to_string()),
+        ],
+        "{op:#}"
+    );
+    let told: serde_json::Value = serde_json::from_str(&smoke.bodies()[0]).unwrap();
+    assert_eq!(
+        (
+            told["gate"].as_str(),
+            told["wave"].as_u64(),
+            told["revision"].as_u64()
+        ),
+        (Some("smoke-tests"), Some(2), Some(1)),
+        "{told:#}"
+    );
+    assert_eq!(told["contexts"], serde_json::json!(["east"]));
+    assert_eq!(smoke.refused(), 1, "the first call got a 500 and was retried");
+
+    // The error ratio rises in us-west1 (wave 2): the gate before wave 3 measures east
+    // and west, fails in west, and the fleet rolls back; south never gets revision 2.
+    set_ratio(&exporter, &prometheus, "us-west1", 0.3).await;
+    fleet.release_with(
+        "v2.yaml",
+        "registry.example/web:2.0",
+        "healthy,after=200ms",
+        None,
+        &format!(", gates: [{}]", analysis("error-rate", "[3]", 3, per_region)),
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v2.yaml", "--reason", "bad in west"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v2 rolled back", |op| op["phase"] == "FAILED");
+    let msg = op["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(
+            "analysis error-rate before wave 3 failed: in west: `max(app_error_ratio{region=\"us-west1\"})` = 0.3, expected result < 0.05 (measurement 1 of 3"
+        ) && msg.contains("rolled 2 context(s) back to revision 1"),
+        "{op:#}"
+    );
+    assert_eq!(
+        gate_states(&op),
+        vec![("error-rate".to_string(), 3, "FAILED".to_string())]
+    );
+    let out = fleet.convoy("t-view", &["status", "web.shop", "-o", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for c in status["contexts"].as_array().unwrap() {
+        let expected = if c["context"] == "south" {
+            "SKIPPED"
+        } else {
+            "ROLLED_BACK"
+        };
+        assert_eq!(c["phase"], expected, "{status:#}");
+    }
+    let out = fleet.convoy("t-view", &["status", "web.shop"]);
+    assert!(
+        stdout(&out).contains("gate:      analysis error-rate before wave 3: FAILED (max(app_error_ratio{region=\"{{region}}\"}) on main: result < 0.05)"),
+        "{}",
+        stdout(&out)
+    );
+    set_ratio(&exporter, &prometheus, "us-west1", 0.01).await;
+
+    // A webhook that keeps answering 500: the gate fails after its retries.
+    fleet.release_with(
+        "v4.yaml",
+        "registry.example/web:4.0",
+        "healthy,after=200ms",
+        None,
+        ", gates: [{name: smoke-tests, beforeWaves: [2], webhook: {name: down, timeout: 2s, retries: 1}}]",
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v4.yaml", "--reason", "hook down"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v4 rolled back", |op| op["phase"] == "FAILED");
+    assert!(
+        op["message"].as_str().unwrap_or_default().contains(
+            "webhook gate smoke-tests before wave 2 failed: down answered 500 Internal Server Error: (empty body) (after 2 attempt(s))"
+        ),
+        "{op:#}"
+    );
+    assert_eq!(down.refused(), 2);
+
+    // No data: the analysis is inconclusive and waits; an operator passes it.
+    fleet.release_with(
+        "v6.yaml",
+        "registry.example/web:6.0",
+        "healthy,after=200ms",
+        None,
+        &format!(
+            ", gates: [{}]",
+            analysis("error-rate", "[2]", 1, "max(app_error_ratio{region=\"nowhere\"})")
+        ),
+    );
+    let out = fleet.convoy("t-admin", &["submit", "-f", "v6.yaml", "--reason", "no data"]);
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v6 inconclusive", |op| {
+        gate_states(op).contains(&("error-rate".into(), 2, "INCONCLUSIVE".into()))
+    });
+    assert_eq!(op["awaitingApprovalWave"], 2, "{op:#}");
+    assert!(
+        op["message"].as_str().unwrap_or_default().contains("no series"),
+        "{op:#}"
+    );
+    let out = fleet.convoy(
+        "t-admin",
+        &[
+            "approve",
+            "web.shop",
+            "--reason",
+            "exporter not deployed there yet",
+        ],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let op = operation_until(&fleet, "v6 succeeded", |op| op["phase"] == "SUCCEEDED");
+    assert_eq!(
+        gate_states(&op),
+        vec![("error-rate".to_string(), 2, "PASSED".to_string())]
+    );
+
+    // SIGKILL in the middle of an analysis: the restarted coordinator resumes it with
+    // the measurements already taken, then starts wave 2.
+    fleet.release_with(
+        "v7.yaml",
+        "registry.example/web:7.0",
+        "healthy,after=200ms",
+        None,
+        &format!(
+            ", gates: [{}]",
+            analysis("error-rate", "[2]", 4, per_region).replace("interval: 1s", "interval: 3s")
+        ),
+    );
+    let out = fleet.convoy(
+        "t-admin",
+        &["submit", "-f", "v7.yaml", "--reason", "killed mid-gate"],
+    );
+    assert_exit(&out, 0, Some(&fleet));
+    let measured = |op: &serde_json::Value| op["gates"][0]["measurements"].as_array().map_or(0, Vec::len);
+    let before = operation_until(&fleet, "v7 measured twice", |op| measured(op) >= 2);
+    let taken = measured(&before);
+    fleet.convoyd.kill();
+    fleet.convoyd.restart().await.expect("convoyd restarts");
+    let after = operation_until(&fleet, "v7 measuring again", |op| {
+        op["phase"] == "RUNNING" && !op["gates"][0]["measurements"].is_null()
+    });
+    assert!(
+        measured(&after) >= taken,
+        "the measurements taken before the kill are kept: {before:#} then {after:#}"
+    );
+    assert_eq!(
+        after["gates"][0]["measurements"][0], before["gates"][0]["measurements"][0],
+        "the same first measurement"
+    );
+    let op = operation_until(&fleet, "v7 succeeded", |op| op["phase"] == "SUCCEEDED");
+    assert_eq!(
+        gate_states(&op),
+        vec![("error-rate".to_string(), 2, "PASSED".to_string())]
+    );
+    let logs = fleet.convoyd.logs();
+    assert!(!logs.contains("panicked"), "{logs}");
 }

@@ -371,6 +371,9 @@ pub struct Operation {
     /// Automatic gates passed so far: (gated wave, gate index), both 0-based.
     #[serde(default)]
     pub passed_gates: Vec<(usize, usize)>,
+    /// The automatic gate that failed the rollout, if one did: (gated wave, gate index).
+    #[serde(default)]
+    pub failed_gate: Option<(usize, usize)>,
     /// Running counts of the contexts by phase (derived, never stored).
     #[serde(skip)]
     pub tally: crate::orchestrator::tally::TallyCache,
@@ -421,6 +424,7 @@ impl Operation {
             failed_because: None,
             verifying: None,
             passed_gates: Vec::new(),
+            failed_gate: None,
             tally: Default::default(),
         }
     }

@@ -31,6 +31,7 @@ pub mod kube;
 pub mod openbao;
 pub mod podsim;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod tools;
 pub mod webhook;

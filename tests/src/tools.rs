@@ -76,6 +76,11 @@ pub fn docker_registry() -> Result<PathBuf, ServiceError> {
     find("docker-registry", "docker-registry", &[])
 }
 
+/// Debian's `prometheus`.
+pub fn prometheus() -> Result<PathBuf, ServiceError> {
+    find("prometheus", "prometheus", &[])
+}
+
 /// OpenBao's `bao`.
 pub fn bao() -> Result<PathBuf, ServiceError> {
     find("openbao", "bao", &[cache_dir().join("openbao/bin")])

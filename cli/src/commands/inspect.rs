@@ -102,7 +102,12 @@ pub async fn status(a: StatusArgs) -> Result<()> {
             deployed(r.deployed_revision)
         )?;
         match &r.current_operation {
-            Some(o) => writeln!(out, "operation: {}", describe_op(o))?,
+            Some(o) => {
+                writeln!(out, "operation: {}", describe_op(o))?;
+                for g in &o.gates {
+                    writeln!(out, "gate:      {}", describe_gate(g))?;
+                }
+            }
             None => writeln!(out, "operation: none running")?,
         }
         writeln!(out, "queued:    {}", r.queued_operations)?;
@@ -128,6 +133,24 @@ pub async fn status(a: StatusArgs) -> Result<()> {
         "CONTEXT", "REGION", "WAVE", "PHASE", "REVISION", "READY", "AGENT", "MESSAGE",
     ];
     Ok(output::rows(&mut out, fmt, &header, &rows)?)
+}
+
+/// `analysis error-rate before wave 2: MEASURING 1/3, last PASSED: 0.01 (result < 0.05)`.
+fn describe_gate(g: &pb::GateStatus) -> String {
+    let progress = match g.measurements.last() {
+        Some(m) if g.state == "MEASURING" => format!(
+            " {}/{}, last {}: {}",
+            g.measurements.len(),
+            g.measurements_wanted,
+            m.verdict,
+            m.detail
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} before wave {}: {}{progress} ({})",
+        g.kind, g.name, g.before_wave, g.state, g.check
+    )
 }
 
 fn deployed(n: u64) -> String {

@@ -29,6 +29,31 @@ pub fn operation(o: &pb::Operation) -> Value {
         v["awaitingApprovalWave"] = json!(o.awaiting_approval_wave);
         v["approvalDeadline"] = json!(ts(o.approval_deadline.as_ref()));
     }
+    if !o.gates.is_empty() {
+        if o.awaiting_approval_wave != 0 {
+            v["awaitingApprovalWave"] = json!(o.awaiting_approval_wave);
+            v["approvalDeadline"] = json!(ts(o.approval_deadline.as_ref()));
+        }
+        v["gates"] = o
+            .gates
+            .iter()
+            .map(|g| {
+                json!({
+                    "name": g.name,
+                    "kind": g.kind,
+                    "beforeWave": g.before_wave,
+                    "state": g.state,
+                    "check": g.check,
+                    "measurementsWanted": g.measurements_wanted,
+                    "measurements": g.measurements.iter().map(|m| json!({
+                        "at": ts(m.at.as_ref()),
+                        "verdict": m.verdict,
+                        "detail": m.detail,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+    }
     v
 }
 

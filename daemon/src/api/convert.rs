@@ -66,13 +66,61 @@ pub fn operation(op: &Operation) -> pb::Operation {
         current_wave: op.current_wave as u32,
         waves: op.plan.waves.len() as u32,
         awaiting_approval_wave: op.awaiting_approval.map_or(0, |a| a.wave as u32 + 1),
-        approval_deadline: op.awaiting_approval.and_then(|a| {
-            ts(a.since
-                .saturating_add(op.plan.approval.deadline.as_millis() as u64))
-        }),
+        approval_deadline: op
+            .awaiting_approval
+            .and_then(|a| ts(a.since.saturating_add(op.approval_deadline().as_millis() as u64))),
         gated_waves: op.plan.approval.before.iter().map(|w| *w as u32 + 1).collect(),
         approved_waves: op.approved.iter().map(|w| *w as u32 + 1).collect(),
+        gates: gates(op),
     }
+}
+
+/// Each automatic gate per gated wave, with the measurements of the one being checked.
+fn gates(op: &Operation) -> Vec<pb::GateStatus> {
+    op.gate_states()
+        .into_iter()
+        .map(|(wave, g, state)| {
+            let spec = &op.plan.gates[g];
+            let (kind, check) = match &spec.check {
+                crate::model::GateCheckSpec::Analysis {
+                    provider,
+                    query,
+                    success,
+                    ..
+                } => ("analysis", format!("{query} on {provider}: {success}")),
+                crate::model::GateCheckSpec::Webhook { name, .. } => ("webhook", name.clone()),
+            };
+            let measurements = op
+                .verifying
+                .as_ref()
+                .filter(|v| v.wave == wave && v.gate == g)
+                .map(|v| {
+                    v.measurements
+                        .iter()
+                        .map(|m| pb::GateMeasurement {
+                            at: ts(m.at),
+                            verdict: match m.verdict {
+                                crate::model::Verdict::Passed => "PASSED",
+                                crate::model::Verdict::Failed => "FAILED",
+                                crate::model::Verdict::Inconclusive => "INCONCLUSIVE",
+                            }
+                            .into(),
+                            detail: m.detail.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            pb::GateStatus {
+                name: spec.name.clone(),
+                kind: kind.into(),
+                before_wave: wave as u32 + 1,
+                state: state.name().into(),
+                measurements_wanted: spec.limits().0,
+                measurements,
+                check,
+            }
+        })
+        .collect()
 }
 
 pub fn context(c: &ContextState, revision: u64, region: &str, connected: bool) -> pb::ContextState {

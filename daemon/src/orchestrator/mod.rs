@@ -29,6 +29,29 @@ use crate::model::{
     OperationPhase, Verdict, Verifying,
 };
 
+/// Where an automatic gate stands before one wave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateState {
+    Pending,
+    Measuring,
+    Passed,
+    Failed,
+    /// Waiting for an operator.
+    Inconclusive,
+}
+
+impl GateState {
+    pub fn name(self) -> &'static str {
+        match self {
+            GateState::Pending => "PENDING",
+            GateState::Measuring => "MEASURING",
+            GateState::Passed => "PASSED",
+            GateState::Failed => "FAILED",
+            GateState::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
 /// Which command a report answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -688,11 +711,14 @@ impl Operation {
         if now >= since.saturating_add(deadline.as_millis() as u64) {
             let within = convoy_release::duration::format_duration(deadline);
             let why = match self.awaiting_approval.and_then(|a| a.gate) {
-                Some(g) => format!(
-                    "{} before wave {} was inconclusive and nobody decided within {within}",
-                    self.plan.gates[g].title(),
-                    next + 1
-                ),
+                Some(g) => {
+                    self.failed_gate = Some((next, g));
+                    format!(
+                        "{} before wave {} was inconclusive and nobody decided within {within}",
+                        self.plan.gates[g].title(),
+                        next + 1
+                    )
+                }
                 None => format!("nobody approved wave {} within {within}", next + 1),
             };
             self.fail_gate(env, now, step, why);
@@ -701,12 +727,41 @@ impl Operation {
 
     /// How long an operator has to answer a gate: the release's approval deadline, or
     /// an hour (an inconclusive analysis in a release without approval gates).
-    fn approval_deadline(&self) -> std::time::Duration {
+    pub fn approval_deadline(&self) -> std::time::Duration {
         if self.plan.approval.deadline.is_zero() {
             convoy_release::DEFAULT_APPROVAL_DEADLINE
         } else {
             self.plan.approval.deadline
         }
+    }
+
+    /// Where each automatic gate stands, per gated wave (0-based), in plan order.
+    pub fn gate_states(&self) -> Vec<(usize, usize, GateState)> {
+        let mut out = Vec::new();
+        for (g, spec) in self.plan.gates.iter().enumerate() {
+            for &w in &spec.before {
+                let state = if self.passed_gates.contains(&(w, g)) {
+                    GateState::Passed
+                } else if self.failed_gate == Some((w, g)) {
+                    GateState::Failed
+                } else if self
+                    .verifying
+                    .as_ref()
+                    .is_some_and(|v| v.wave == w && v.gate == g)
+                {
+                    GateState::Measuring
+                } else if self
+                    .awaiting_approval
+                    .is_some_and(|a| a.wave == w && a.gate == Some(g))
+                {
+                    GateState::Inconclusive
+                } else {
+                    GateState::Pending
+                };
+                out.push((w, g, state));
+            }
+        }
+        out
     }
 
     /// The first automatic gate before wave `wave` (0-based) not passed yet.
@@ -779,6 +834,7 @@ impl Operation {
         let title = spec.title();
         let shown = wave + 1;
         if failed > failure_limit {
+            self.failed_gate = Some((wave, gate));
             let why = format!(
                 "{title} before wave {shown} failed: {detail} (measurement {taken} of {count}; {failed} failed, {failure_limit} tolerated)"
             );
@@ -880,6 +936,13 @@ impl Operation {
     pub fn refuse(&mut self, env: &mut dyn Env, wave: usize, why: &str, now: Millis) -> Result<Step, String> {
         self.check_gate(wave)?;
         let mut step = Step::default();
+        if let Some(g) = self
+            .awaiting_approval
+            .filter(|a| a.wave == wave)
+            .and_then(|a| a.gate)
+        {
+            self.failed_gate = Some((wave, g));
+        }
         self.fail_gate(env, now, &mut step, format!("wave {} refused: {why}", wave + 1));
         Ok(step)
     }

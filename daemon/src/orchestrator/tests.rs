@@ -74,6 +74,7 @@ fn op(plan: Plan) -> Operation {
         failed_because: None,
         verifying: None,
         passed_gates: Vec::new(),
+        failed_gate: None,
         tally: Default::default(),
     }
 }
