@@ -310,6 +310,12 @@ async fn the_status_page_shows_the_fleet_live_and_operators_roll_back_from_it() 
     for (c, _) in CONTEXTS {
         cfg.push_str(&format!("    - {{context: {c}, token: a-{c}}}\n"));
     }
+    // A smoke-test webhook the gated release below checks before its wave 2.
+    let smoke = convoy_tests::webhook::Receiver::start(0).await.unwrap();
+    cfg.push_str(&format!(
+        "gates:\n  webhooks:\n    - {{name: smoke, url: \"{}\"}}\n",
+        smoke.url
+    ));
     let convoyd = Convoyd::start(&cfg).await.expect("convoyd starts");
     let mut agents = Vec::new();
     for (c, _) in CONTEXTS {
@@ -656,15 +662,19 @@ async fn the_status_page_shows_the_fleet_live_and_operators_roll_back_from_it() 
     assert!(refused.as_str().unwrap().contains("refused"), "{refused}");
     assert_eq!(js(&b, "return window.__noReload").await, json!("still here"));
 
-    // An approval gate, answered from the page: the rollout waits after wave 1, the
-    // operator sees "Approve wave 2", confirms with a reason, and wave 2 runs.
+    // An approval gate, answered from the page: the smoke-test webhook passes, then the
+    // rollout waits after wave 1, the operator sees "Approve wave 2", confirms with a
+    // reason, and wave 2 runs.
     let gated = release("web:5.0", "healthy,after=200ms", "rollback").replace(
         "soak: 0s}",
-        "soak: 0s, approval: {beforeWaves: [2], deadline: 5m}}",
+        "soak: 0s, approval: {beforeWaves: [2], deadline: 5m}, gates: [{name: smoke, beforeWaves: [2], webhook: {name: smoke}}]}",
     );
     submit(&mut api, gated, "gated from the page").await;
     wait_for(&b, "the approve button", Duration::from_secs(40),
         "const a = document.getElementById('act-approve'); return a && !a.classList.contains('hidden') && a.textContent === 'Approve wave 2' && /waiting for an approval to start wave 2/.test(document.getElementById('op-message').innerText)").await;
+    let gate = js(&b, "const g = document.querySelector('#op-summary .gate[data-gate=\"webhook gate smoke\"]'); return g && g.dataset.state + ': ' + g.innerText").await;
+    assert_eq!(gate, json!("PASSED: webhook gate smoke before wave 2: PASSED"));
+    assert_eq!(smoke.bodies().len(), 1, "the webhook was called once");
     screenshot(&b, "approval-gate.png").await;
     b.find(Locator::Css("#act-approve"))
         .await

@@ -361,6 +361,17 @@ fn operation_json(op: &Operation, regions: &HashMap<String, String>) -> Value {
         "current_wave": op.current_wave,
         "paused": op.paused,
         "awaiting_approval_wave": op.awaiting_approval.map(|a| a.wave + 1),
+        "gates": op.gate_states().into_iter().map(|(wave, g, state)| {
+            let measured = op.verifying.as_ref().filter(|v| v.wave == wave && v.gate == g);
+            json!({
+                "name": op.plan.gates[g].title(),
+                "before_wave": wave + 1,
+                "state": state.name(),
+                "taken": measured.map_or(0, |v| v.measurements.len()),
+                "wanted": op.plan.gates[g].limits().0,
+                "last": measured.and_then(|v| v.measurements.last()).map(|m| m.detail.clone()),
+            })
+        }).collect::<Vec<_>>(),
         "created_at": op.created_at,
         "started_at": op.started_at,
         "finished_at": op.finished_at,
