@@ -93,6 +93,7 @@ pub fn plan_gate(g: &convoy_release::Gate) -> GateSpec {
                 interval: a.interval,
                 count: a.count,
                 success: a.success.to_string(),
+                failure: a.failure.map(|c| c.to_string()),
                 failure_limit: a.failure_limit,
                 inconclusive_limit: a.inconclusive_limit,
             },
@@ -179,8 +180,12 @@ impl Gates {
                 provider,
                 query,
                 success,
+                failure,
                 ..
-            } => self.analyse(job, provider, query, success).await,
+            } => {
+                self.analyse(job, provider, query, success, failure.as_deref())
+                    .await
+            }
             GateCheckSpec::Webhook {
                 name,
                 timeout,
@@ -196,10 +201,22 @@ impl Gates {
 
     /// One measurement: the query per context (once when it names no context fact;
     /// contexts whose query reads the same share one), each value judged.
-    async fn analyse(&self, job: &GateJob, provider: &str, query: &str, success: &str) -> (Verdict, String) {
+    async fn analyse(
+        &self,
+        job: &GateJob,
+        provider: &str,
+        query: &str,
+        success: &str,
+        failure: Option<&str>,
+    ) -> (Verdict, String) {
         let condition = match convoy_release::Condition::parse(success) {
             Ok(c) => c,
             Err(e) => return (Verdict::Inconclusive, format!("successCondition {e}")),
+        };
+        let failure = match failure.map(convoy_release::Condition::parse) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => return (Verdict::Inconclusive, format!("failureCondition {e}")),
         };
         let Some(endpoint) = self.prometheus.get(provider) else {
             return (
@@ -223,11 +240,16 @@ impl Gates {
             } else {
                 format!("in {}: ", contexts.join(", "))
             };
-            match self.instant_query(endpoint, q).await {
-                Ok(v) if condition.holds(v) => passed.push(format!("{place}{}", number(v))),
-                Ok(v) if v.is_nan() => inconclusive.push(format!("{place}`{q}` = NaN")),
-                Ok(v) => failed.push(format!("{place}`{q}` = {}, expected {condition}", number(v))),
-                Err(e) => inconclusive.push(format!("{place}`{q}`: {e}")),
+            let answer = self.instant_query(endpoint, q).await;
+            let (verdict, what) = judge(&answer, &condition, failure.as_ref());
+            let line = match (&answer, verdict) {
+                (Ok(v), Verdict::Passed) => format!("{place}{}", number(*v)),
+                _ => format!("{place}`{q}`{what}"),
+            };
+            match verdict {
+                Verdict::Passed => passed.push(line),
+                Verdict::Failed => failed.push(line),
+                Verdict::Inconclusive => inconclusive.push(line),
             }
         }
         if !failed.is_empty() {
@@ -467,6 +489,30 @@ impl GateRunner {
     }
 }
 
+/// Judges one query's answer: what the verdict is, and how to say it after the query.
+fn judge(
+    answer: &Result<f64, String>,
+    success: &convoy_release::Condition,
+    failure: Option<&convoy_release::Condition>,
+) -> (Verdict, String) {
+    match *answer {
+        Err(ref e) => (Verdict::Inconclusive, format!(": {e}")),
+        Ok(v) if v.is_nan() => (Verdict::Inconclusive, " = NaN".into()),
+        Ok(v) if success.holds(v) => (Verdict::Passed, format!(" = {}", number(v))),
+        Ok(v) => match failure {
+            Some(f) if f.holds(v) => (
+                Verdict::Failed,
+                format!(" = {}, meets failureCondition {f}", number(v)),
+            ),
+            Some(f) => (
+                Verdict::Inconclusive,
+                format!(" = {}, meets neither {success} nor {f}", number(v)),
+            ),
+            None => (Verdict::Failed, format!(" = {}, expected {success}", number(v))),
+        },
+    }
+}
+
 /// A number as people write it: `0.05`, `12`.
 fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -581,6 +627,7 @@ mod tests {
                     interval: Duration::from_secs(1),
                     count: 1,
                     success: "result < 1".into(),
+                    failure: None,
                     failure_limit: 0,
                     inconclusive_limit: 0,
                 },
@@ -601,6 +648,37 @@ mod tests {
             "sum(rate(e{region=\"us-east1\",cluster=\"east-1\",ns=\"shop\"}[1m])) # east prod gcp web.shop"
         );
         assert_eq!(ctx.fill("up", &job), "up");
+    }
+
+    #[test]
+    fn answers_are_judged_by_both_conditions() {
+        let ok = convoy_release::Condition::parse("result < 0.05").unwrap();
+        let bad = convoy_release::Condition::parse("result >= 0.1").unwrap();
+        let j = |a: Result<f64, String>, f| judge(&a, &ok, f);
+        assert_eq!(j(Ok(0.01), None), (Verdict::Passed, " = 0.01".into()));
+        assert_eq!(
+            j(Ok(0.07), None),
+            (Verdict::Failed, " = 0.07, expected result < 0.05".into())
+        );
+        assert_eq!(
+            j(Ok(0.07), Some(&bad)),
+            (
+                Verdict::Inconclusive,
+                " = 0.07, meets neither result < 0.05 nor result >= 0.1".into()
+            )
+        );
+        assert_eq!(
+            j(Ok(0.2), Some(&bad)),
+            (
+                Verdict::Failed,
+                " = 0.2, meets failureCondition result >= 0.1".into()
+            )
+        );
+        assert_eq!(j(Ok(f64::NAN), None).0, Verdict::Inconclusive);
+        assert_eq!(
+            j(Err("no series".into()), None),
+            (Verdict::Inconclusive, ": no series".into())
+        );
     }
 
     #[test]

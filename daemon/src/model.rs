@@ -173,6 +173,9 @@ pub enum GateCheckSpec {
         count: u32,
         /// `result < 0.05`, as written (checked at submit).
         success: String,
+        /// `result >= 0.1`: when given, a value meeting neither is inconclusive.
+        #[serde(default)]
+        failure: Option<String>,
         failure_limit: u32,
         inconclusive_limit: u32,
     },

@@ -217,6 +217,8 @@ pub struct Analysis {
     pub interval: Duration,
     pub count: u32,
     pub success: Condition,
+    /// When given, a value meeting neither condition is inconclusive (not failed).
+    pub failure: Option<Condition>,
     /// Failed measurements tolerated; one more fails the gate.
     pub failure_limit: u32,
     /// Measurements without an answer (no series, NaN, Prometheus unreachable)

@@ -30,6 +30,7 @@ const ANALYSIS: &[&str] = &[
     "interval",
     "count",
     "successCondition",
+    "failureCondition",
     "failureLimit",
     "inconclusiveLimit",
 ];
@@ -417,6 +418,24 @@ fn read_analysis(r: &mut Reader, node: &Node, path: &str) -> Option<Analysis> {
                 .map_err(|e| r.error(n.pos, &f.at("successCondition"), e))
                 .ok()
         });
+    let mut failure = None;
+    if let Some(n) = f.optional("failureCondition") {
+        match r
+            .string(
+                n,
+                &f.at("failureCondition"),
+                "a condition such as `result >= 0.1`",
+            )
+            .map(|text| Condition::parse(&text))
+        {
+            Some(Ok(c)) => failure = Some(c),
+            Some(Err(e)) => {
+                r.error(n.pos, &f.at("failureCondition"), e);
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
     let mut interval = DEFAULT_ANALYSIS_INTERVAL;
     if let Some(n) = f.optional("interval") {
         match r.duration(n, &f.at("interval")) {
@@ -449,6 +468,7 @@ fn read_analysis(r: &mut Reader, node: &Node, path: &str) -> Option<Analysis> {
         interval,
         count,
         success: success?,
+        failure,
         failure_limit,
         inconclusive_limit,
     };

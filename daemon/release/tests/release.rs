@@ -637,7 +637,7 @@ fn gates_read_analysis_and_webhook_checks_with_defaults() {
         "{MINIMAL}  strategy:\n    canary: dev-us-central1-0\n    gates:\n\
          \x20     - name: error-rate\n        beforeWaves: [2]\n        analysis:\n\
          \x20         provider: main\n          query: 'sum(rate(errors{{region=\"{{{{region}}}}\"}}[1m]))'\n\
-         \x20         successCondition: result <= 0.05\n          count: 3\n          interval: 10s\n          inconclusiveLimit: 1\n\
+         \x20         successCondition: result <= 0.05\n          failureCondition: result > 0.2\n          count: 3\n          interval: 10s\n          inconclusiveLimit: 1\n\
          \x20     - {{name: smoke, beforeWaves: [2], webhook: {{name: smoke-tests}}}}\n"
     );
     let rel = Release::parse_str(&text, "release.yaml").unwrap();
@@ -659,6 +659,7 @@ fn gates_read_analysis_and_webhook_checks_with_defaults() {
     assert_eq!(a.query, "sum(rate(errors{region=\"{{region}}\"}[1m]))");
     assert!(a.success.holds(0.05) && !a.success.holds(0.051) && !a.success.holds(f64::NAN));
     assert_eq!(a.success.to_string(), "result <= 0.05");
+    assert_eq!(a.failure.map(|c| c.to_string()).as_deref(), Some("result > 0.2"));
     let GateCheck::Webhook(w) = &gates[1].check else {
         panic!("{gates:?}")
     };

@@ -655,6 +655,7 @@ fn analysed(waves: &[&[&str]], count: u32, failure_limit: u32, inconclusive_limi
             interval: Duration::from_secs(10),
             count,
             success: "result < 0.05".into(),
+            failure: None,
             failure_limit,
             inconclusive_limit,
         },
