@@ -1094,6 +1094,12 @@ async fn analysis_and_webhook_gates_decide_between_waves() {
         };
         assert_eq!(c["phase"], expected, "{status:#}");
     }
+    let out = fleet.convoy("t-view", &["history", "web.shop", "--show", "2"]);
+    assert!(
+        stdout(&out).contains("ended: revision 2 failed (analysis error-rate before wave 3 failed: in west: `max(app_error_ratio{region=\"us-west1\"})` = 0.3"),
+        "{}",
+        stdout(&out)
+    );
     let out = fleet.convoy("t-view", &["status", "web.shop"]);
     assert!(
         stdout(&out).contains("gate:      analysis error-rate before wave 3: FAILED (max(app_error_ratio{region=\"{{region}}\"}) on main: result < 0.05)"),

@@ -513,6 +513,10 @@ pub struct RevisionRecord {
     /// The values it was submitted with (a rollback's: its target's).
     #[serde(default)]
     pub values: ValuesRecord,
+    /// How its operation ended, in one sentence (a failed gate names its query, value
+    /// and condition); empty while it runs.
+    #[serde(default)]
+    pub message: String,
 }
 
 impl RevisionRecord {
@@ -538,6 +542,7 @@ impl RevisionRecord {
             outcomes: Vec::new(),
             phase: OperationPhase::Queued,
             contexts: Vec::new(),
+            message: String::new(),
             rendered_with: RenderRecord::default(),
             images: base.map(|b| b.images.clone()).unwrap_or_default(),
             values: base.map(|b| b.values.clone()).unwrap_or_default(),

@@ -477,6 +477,9 @@ fn show_revision(out: &mut impl Write, release: &str, r: &pb::Revision) -> std::
             )?;
         }
     }
+    if !r.message.is_empty() {
+        writeln!(out, "ended: {}", r.message)?;
+    }
     writeln!(out, "outcomes:")?;
     for o in &r.outcomes {
         let why = if o.message.is_empty() {

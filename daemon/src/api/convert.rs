@@ -165,6 +165,7 @@ pub fn revision(r: &RevisionRecord, previous: Option<&RevisionRecord>) -> pb::Re
     pb::Revision {
         // Filled in by the history call (it needs the core and the caller's scope).
         chart_ran_healthy: Vec::new(),
+        message: r.message.clone(),
         images: r
             .images
             .iter()

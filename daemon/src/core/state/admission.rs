@@ -162,6 +162,7 @@ impl Core {
             rendered_with: RenderRecord::of(&prepared.facts),
             images: prepared.images.clone(),
             values: prepared.values.clone(),
+            message: String::new(),
         };
         self.batch.put(Table::Releases, name.clone(), &record);
         self.batch

@@ -1308,6 +1308,7 @@ impl Core {
         if let Some(r) = revs.iter_mut().find(|r| r.number == op.revision) {
             r.phase = op.phase;
             r.outcomes = outcomes.clone();
+            r.message = op.message.clone();
             let r = r.clone();
             self.batch
                 .put(Table::Revisions, revision_key(&release, r.number), &r);
