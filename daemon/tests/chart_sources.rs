@@ -18,7 +18,9 @@ use convoy_agent::runtime::{AgentRuntime, Credentials, RuntimeConfig, Token};
 use convoy_agent::sim::backend::{SimBackend, SimConfig};
 use convoy_daemon::config::DaemonConfig;
 use convoy_proto::v1 as pb;
-use convoy_tests::charts::{ChartServer, GitServer, Registry, git, index_yaml};
+use convoy_tests::certs::TestCa;
+use convoy_tests::charts::{ChartServer, GitServer, Registry, RegistryOptions, RegistryTls, git, index_yaml};
+use convoy_tests::openbao::OpenBao;
 use tokio_util::sync::CancellationToken;
 
 type Client = pb::release_service_client::ReleaseServiceClient<tonic::transport::Channel>;
@@ -128,13 +130,28 @@ async fn history(c: &mut Client, release: &str) -> Vec<pb::Revision> {
 /// flow entries), contexts `sim-a` and `sim-b`, state in `dir`; on `addr` when given
 /// (a restart keeps its address for the agents).
 async fn coordinator(dir: &Path, sources: &str, addr: Option<SocketAddr>) -> convoy_daemon::server::Running {
+    coordinator_with(dir, sources, "", addr).await
+}
+
+/// The coordinator's config: as [`coordinator`]'s, plus the top-level YAML `extra`.
+fn config(dir: &Path, sources: &str, extra: &str) -> DaemonConfig {
     let cfg = format!(
-        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\nchart_sources:\n{sources}contexts:\n  - {{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}}\n  - {{name: sim-b, region: r1, env: dev, cloud: sim, clusterName: b}}\n",
+        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\nchart_sources:\n{sources}contexts:\n  - {{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}}\n  - {{name: sim-b, region: r1, env: dev, cloud: sim, clusterName: b}}\n{extra}",
         dir.join("state.redb").display()
     );
     let path = dir.join("convoyd.yaml");
     std::fs::write(&path, cfg).unwrap();
-    let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
+    DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap()
+}
+
+/// [`coordinator`] with the top-level YAML `extra` in its config (a `vault:` section).
+async fn coordinator_with(
+    dir: &Path,
+    sources: &str,
+    extra: &str,
+    addr: Option<SocketAddr>,
+) -> convoy_daemon::server::Running {
+    let cfg = config(dir, sources, extra);
     // A coordinator just stopped may hold its store file for a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -870,4 +887,358 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
     );
     stop.cancel();
     running.stop().await.unwrap();
+}
+
+/// An OCI registry that requires a client certificate (docker-registry with
+/// `http.tls.clientcas`, its certificate from a private CA): convoyd pulls by version
+/// range and by digest with the entry's `client_cert_file`/`client_key_file` and
+/// `ca_file`; an entry without a client certificate is refused at the handshake, the
+/// error naming the source; a malformed certificate file stops convoyd naming its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server_ca = TestCa::new("registry").unwrap();
+    let client_ca = TestCa::new("registry clients").unwrap();
+    let server_cert = server_ca.server_cert("registry", &[]).unwrap();
+    let client_cert = client_ca.client_cert("convoyd", None).unwrap();
+    let client_ca_pem = client_ca.cert_pem();
+    // Charts are pushed through a plain registry on the same storage: the mutual-TLS
+    // one answers nothing without a client certificate, and the push client has none.
+    let data = d.join("registry-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let plain = Registry::start_with(RegistryOptions {
+        data_dir: Some(&data),
+        ..RegistryOptions::default()
+    })
+    .await
+    .unwrap();
+    let mutual = Registry::start_with(RegistryOptions {
+        data_dir: Some(&data),
+        tls: Some(RegistryTls {
+            server: &server_cert,
+            client_ca_pem: &client_ca_pem,
+        }),
+        ..RegistryOptions::default()
+    })
+    .await
+    .unwrap();
+    let pushing =
+        convoy_daemon::sources::ChartSources::direct(convoy_daemon::sources::Credentials::Anonymous, true);
+    let archive = chart(d, "1.0.0", "mutual");
+    let pushed =
+        convoy_daemon::sources::push_chart(&archive, &format!("oci://{}/team", plain.host()), &pushing)
+            .await
+            .unwrap();
+    convoy_daemon::sources::push_chart(&archive, &format!("oci://{}/nocert", plain.host()), &pushing)
+        .await
+        .unwrap();
+
+    let ca = secret_file(d, "registry-ca.pem", &server_ca.cert_pem());
+    let cert = secret_file(d, "convoyd.pem", &client_cert.cert_pem);
+    let key = secret_file(d, "convoyd-key.pem", &client_cert.key_pem);
+    let host = mutual.host();
+    let sources = format!(
+        "  - {{url: \"oci://{host}/team\", ca_file: {}, client_cert_file: {}, client_key_file: {}}}\n  - {{url: \"oci://{host}/nocert\", ca_file: {}}}\n",
+        ca.display(),
+        cert.display(),
+        key.display(),
+        ca.display()
+    );
+    let running = coordinator(d, &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+
+    // By version range: the tags are listed over mutual TLS too.
+    let by_range = format!("{{oci: \"oci://{host}/team/app\", version: \"~1.0\"}}");
+    let r = c
+        .submit_release(release("web.team", "sim-a", &by_range, "red"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(&mut c, "web.team", &r.operation_id).await;
+    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    assert_eq!(
+        config_map(&a, "web.team").unwrap(),
+        ("1.0.0".into(), "mutual".into(), "red".into())
+    );
+    let h = history(&mut c, "web.team").await;
+    assert_eq!(
+        h[0].chart_digest,
+        format!("sha256:{}", convoy_tests::charts::sha256_hex(&archive))
+    );
+    assert_eq!(
+        h[0].chart_source,
+        format!("oci://{host}/team/app:1.0.0@{}", pushed.digest)
+    );
+
+    // By digest.
+    let by_digest = format!(
+        "{{oci: \"oci://{host}/team/app\", digest: \"{}\"}}",
+        pushed.digest
+    );
+    let r = c
+        .submit_release(release("pin.team", "sim-a", &by_digest, "blue"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        wait_op(&mut c, "pin.team", &r.operation_id).await.phase,
+        pb::OperationPhase::Succeeded as i32
+    );
+
+    // The entry without a client certificate: the registry refuses the handshake.
+    let no_cert = format!("{{oci: \"oci://{host}/nocert/app\", version: 1.0.0}}");
+    let e = c
+        .submit_release(release("bare.team", "sim-a", &no_cert, "red"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    assert!(
+        e.message()
+            .contains(&format!("OCI registry oci://{host}/nocert/app"))
+            && e.message().contains("TLS handshake")
+            && e.message().contains("client certificate"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        c.get_history(pb::GetHistoryRequest {
+            release: "bare.team".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap_err()
+        .code(),
+        tonic::Code::NotFound,
+        "nothing is recorded"
+    );
+    stop.cancel();
+    drop(running);
+
+    // A certificate file that is not one: convoyd (and --check-config) refuse to start.
+    let garbage = secret_file(d, "not-a-cert.pem", "not a certificate");
+    let bad = format!(
+        "  - {{url: \"oci://{host}/team\", client_cert_file: {}, client_key_file: {}}}\n",
+        garbage.display(),
+        key.display()
+    );
+    let e = convoy_daemon::server::pipeline(&config(d, &bad, ""))
+        .err()
+        .expect("refused");
+    let e = e.to_string();
+    assert!(
+        e.contains("chart_sources[0].client_cert_file") && e.contains(&garbage.display().to_string()),
+        "{e}"
+    );
+}
+
+/// Everything this test process logs (at debug, the libraries' HTTP internals at
+/// info), from the first call on: a canary is looked for in it.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info")
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init()
+            .expect("the first global subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `convoy` CLI against `addr`: (success, stdout + stderr).
+fn convoy_cli(dir: &Path, addr: SocketAddr, args: &[&str]) -> (bool, String) {
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(convoy_tests::convoy::binary("convoy").unwrap())
+            .current_dir(dir)
+            .args(args)
+            .env("CONVOY_SERVER", format!("http://{addr}"))
+            .env_remove("CONVOY_TOKEN")
+            .env("COLUMNS", "200")
+            .output()
+            .expect("convoy runs")
+    });
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A chart repository whose password convoyd reads from OpenBao (`password_from_vault`,
+/// through its `vault:` session): a submit works; the password is then rotated in the
+/// repository and in OpenBao, and a later submit works without a restart; an entry
+/// naming a key the secret lacks fails naming the entry, the path and the key. Neither
+/// password appears in a log line, an error, an API answer or the CLI's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_password_held_in_openbao_is_rotated_without_a_restart() {
+    const OLD: &str = "CANARY-charts-pw-1-5f1e";
+    const NEW: &str = "CANARY-charts-pw-2-a7c3";
+    let logs = captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (bao, server) = tokio::join!(OpenBao::start(), ChartServer::start(Some(("ci", OLD))));
+    let (bao, server) = (bao.unwrap(), server.unwrap());
+    bao.wait_kv2_ready("secret").await.unwrap();
+    bao.kv2_put(
+        "secret",
+        "ci/charts",
+        serde_json::json!({"password": OLD, "user": "ci"}),
+    )
+    .await
+    .unwrap();
+    let (v100, v110) = (chart(d, "1.0.0", "vault-one"), chart(d, "1.1.0", "vault-two"));
+    for prefix in ["/stable", "/broken"] {
+        server.put(
+            &format!("{prefix}/index.yaml"),
+            index_yaml(&[("app", "1.0.0", &v100)]).into_bytes(),
+        );
+        server.put(&format!("{prefix}/app-1.0.0.tgz"), v100.clone());
+    }
+    let (repo, broken) = (
+        format!("{}/stable", server.url()),
+        format!("{}/broken", server.url()),
+    );
+    let sources = format!(
+        "  - {{url: \"{repo}\", username: ci, password_from_vault: {{vault_path: /secret/ci/charts, vault_key: password, cache_seconds: 1}}}}\n  - {{url: \"{broken}\", username: ci, password_from_vault: {{vault_path: /secret/ci/charts, vault_key: pasword}}}}\n"
+    );
+    let vault = format!(
+        "vault: {{address: \"{}\", auth: {{method: token, token: \"{}\"}}}}\n",
+        bao.addr(),
+        bao.root_token()
+    );
+    let running = coordinator_with(d, &sources, &vault, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+    let spec = format!("{{repo: \"{repo}\", name: app, version: \"^1\"}}");
+    std::fs::write(
+        d.join("web.yaml"),
+        release("web.team", "sim-a", &spec, "red").release_yaml,
+    )
+    .unwrap();
+
+    let mut outputs = Vec::new();
+    let (ok, out) = convoy_cli(
+        d,
+        running.addr,
+        &["submit", "-f", "web.yaml", "--wait", "--reason", "vault"],
+    );
+    assert!(ok, "{out}");
+    outputs.push(out);
+    assert_eq!(config_map(&a, "web.team").unwrap().1, "vault-one");
+
+    // Rotation: the repository takes only the new password, OpenBao holds it, and a
+    // new version is published. The next submit (once the 1 s cache has passed) works.
+    server.set_basic("ci", NEW);
+    bao.kv2_put(
+        "secret",
+        "ci/charts",
+        serde_json::json!({"password": NEW, "user": "ci"}),
+    )
+    .await
+    .unwrap();
+    server.put(
+        "/stable/index.yaml",
+        index_yaml(&[("app", "1.0.0", &v100), ("app", "1.1.0", &v110)]).into_bytes(),
+    );
+    server.put("/stable/app-1.1.0.tgz", v110.clone());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (ok, out) = convoy_cli(
+        d,
+        running.addr,
+        &["submit", "-f", "web.yaml", "--wait", "--reason", "rotated"],
+    );
+    assert!(ok, "{out}");
+    outputs.push(out);
+    assert_eq!(
+        config_map(&a, "web.team").unwrap(),
+        ("1.1.0".into(), "vault-two".into(), "red".into())
+    );
+
+    // The entry naming a key the secret does not have.
+    let broken_spec = format!("{{repo: \"{broken}\", name: app, version: \"^1\"}}");
+    let e = c
+        .submit_release(release("bad.team", "sim-a", &broken_spec, "red"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    assert!(
+        e.message().contains("chart_sources[1].password_from_vault")
+            && e.message().contains("/secret/ci/charts")
+            && e.message().contains("\"pasword\"")
+            && e.message().contains("no such key"),
+        "{}",
+        e.message()
+    );
+    outputs.push(e.message().to_string());
+    std::fs::write(
+        d.join("bad.yaml"),
+        release("bad.team", "sim-a", &broken_spec, "red").release_yaml,
+    )
+    .unwrap();
+    let (ok, out) = convoy_cli(
+        d,
+        running.addr,
+        &["submit", "-f", "bad.yaml", "--reason", "broken"],
+    );
+    assert!(
+        !ok && out.contains("chart_sources[1].password_from_vault"),
+        "{out}"
+    );
+    outputs.push(out);
+    for args in [
+        &["history", "web.team"][..],
+        &["history", "web.team", "-o", "json"],
+        &["history", "web.team", "--show", "2"],
+        &["status", "web.team"],
+    ] {
+        let (ok, out) = convoy_cli(d, running.addr, args);
+        assert!(ok, "{args:?}: {out}");
+        outputs.push(out);
+    }
+    outputs.push(format!("{:?}", history(&mut c, "web.team").await));
+    outputs.push(format!(
+        "{:?}",
+        c.get_history(pb::GetHistoryRequest {
+            release: "bad.team".into(),
+            limit: 0,
+        })
+        .await
+    ));
+    stop.cancel();
+    drop(running);
+
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    // The capture works: the Vault reads of the chart source are logged (paths only).
+    assert!(logs.contains("chart_sources"), "{logs}");
+    outputs.push(logs);
+    for out in &outputs {
+        assert!(
+            !out.contains(OLD) && !out.contains(NEW),
+            "a password leaked: {out}"
+        );
+    }
 }

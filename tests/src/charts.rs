@@ -24,7 +24,16 @@ pub struct ChartServer {
     files: Files,
     /// Requests answered, per path.
     hits: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// The `Authorization` header required, if any.
+    expected: Arc<Mutex<Option<String>>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn basic_header(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 impl ChartServer {
@@ -34,16 +43,12 @@ impl ChartServer {
         let url = format!("http://{}", listener.local_addr()?);
         let files: Files = Arc::default();
         let hits: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-        let expected = basic.map(|(u, p)| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        });
-        let (f, h) = (files.clone(), hits.clone());
+        let expected = Arc::new(Mutex::new(basic.map(|(u, p)| basic_header(u, p))));
+        let (f, h, e) = (files.clone(), hits.clone(), expected.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (f, h, expected) = (f.clone(), h.clone(), expected.clone());
+                let (f, h) = (f.clone(), h.clone());
+                let expected = e.lock().expect("credentials").clone();
                 tokio::spawn(async move {
                     let _ = serve_one(stream, &f, &h, expected.as_deref()).await;
                 });
@@ -53,6 +58,7 @@ impl ChartServer {
             url,
             files,
             hits,
+            expected,
             task: Some(task),
         })
     }
@@ -68,6 +74,11 @@ impl ChartServer {
             .lock()
             .expect("files")
             .insert(path.to_string(), content);
+    }
+
+    /// From now on, requires `user` and `password` (a rotated password).
+    pub fn set_basic(&self, user: &str, password: &str) {
+        *self.expected.lock().expect("credentials") = Some(basic_header(user, password));
     }
 
     /// How many requests for `path` were answered.
@@ -168,21 +179,51 @@ pub struct Registry {
     _dir: WorkDir,
 }
 
+/// How to start a [`Registry`] beyond the defaults (plain HTTP, no authentication,
+/// storage of its own).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RegistryOptions<'a> {
+    /// The only user and password it accepts (htpasswd).
+    pub basic: Option<(&'a str, &'a str)>,
+    /// Storage shared with another registry (e.g. a plain one to push to, with
+    /// [`RegistryOptions::tls`] on this one); default: its own.
+    pub data_dir: Option<&'a std::path::Path>,
+    /// Serve HTTPS with this certificate, requiring client certificates signed by
+    /// `client_ca_pem` (mutual TLS, `http.tls.clientcas`).
+    pub tls: Option<RegistryTls<'a>>,
+}
+
+/// The TLS of a [`Registry`].
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryTls<'a> {
+    pub server: &'a crate::certs::CertPair,
+    pub client_ca_pem: &'a str,
+}
+
 impl Registry {
     /// Starts a registry; `basic`: the only user and password it accepts.
     pub async fn start(basic: Option<(&str, &str)>) -> Result<Self, ServiceError> {
+        Self::start_with(RegistryOptions {
+            basic,
+            ..RegistryOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a registry as `opts` says.
+    pub async fn start_with(opts: RegistryOptions<'_>) -> Result<Self, ServiceError> {
         let bin = crate::tools::docker_registry()?;
         let dir = WorkDir::new("registry")?;
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
-        let auth = match basic {
+        let setup = |e: std::io::Error| ServiceError::setup("docker-registry", e);
+        let auth = match opts.basic {
             Some((user, password)) => {
                 let hash = bcrypt::hash_with_result(password, 4)
                     .map_err(|e| ServiceError::setup("docker-registry", e))?
                     .format_for_version(bcrypt::Version::TwoA);
                 let path = dir.path().join("htpasswd");
-                std::fs::write(&path, format!("{user}:{hash}\n"))
-                    .map_err(|e| ServiceError::setup("docker-registry", e))?;
+                std::fs::write(&path, format!("{user}:{hash}\n")).map_err(setup)?;
                 format!(
                     "auth:\n  htpasswd:\n    realm: convoy-test\n    path: {}\n",
                     path.display()
@@ -190,21 +231,49 @@ impl Registry {
             }
             None => String::new(),
         };
+        let tls = match opts.tls {
+            Some(t) => {
+                let (cert, key, ca) = (
+                    dir.path().join("server.pem"),
+                    dir.path().join("server-key.pem"),
+                    dir.path().join("client-ca.pem"),
+                );
+                std::fs::write(&cert, &t.server.cert_pem).map_err(setup)?;
+                std::fs::write(&key, &t.server.key_pem).map_err(setup)?;
+                std::fs::write(&ca, t.client_ca_pem).map_err(setup)?;
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+                    cert.display(),
+                    key.display(),
+                    ca.display()
+                )
+            }
+            None => String::new(),
+        };
+        let data = opts
+            .data_dir
+            .map_or_else(|| dir.path().join("data"), std::path::Path::to_path_buf);
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: convoy-test-secret\n{auth}",
-            dir.path().join("data").display()
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: convoy-test-secret\n{tls}{auth}",
+            data.display()
         );
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).map_err(|e| ServiceError::setup("docker-registry", e))?;
+        std::fs::write(&config_path, config).map_err(setup)?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve").arg(&config_path);
         let mut service = Service::spawn("docker-registry", cmd, dir.path().join("docker-registry.log"))?;
         let probe = format!("http://{host}/v2/");
+        let mutual = opts.tls.is_some();
         let startup = service
             .wait_ready(Duration::from_secs(30), || async {
-                http::request("GET", &probe, &[], None)
-                    .await
-                    .is_ok_and(|r| r.status == 200 || r.status == 401)
+                if mutual {
+                    // Without a client certificate no request gets an answer: listening is ready.
+                    tokio::net::TcpStream::connect(&host).await.is_ok()
+                } else {
+                    http::request("GET", &probe, &[], None)
+                        .await
+                        .is_ok_and(|r| r.status == 200 || r.status == 401)
+                }
             })
             .await?;
         Ok(Registry {
