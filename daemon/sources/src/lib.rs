@@ -538,7 +538,7 @@ impl ChartSources {
         .await
         .map_err(|_| format!("{shown}: fetching {} timed out", from.reference))?
         .map_err(|e| format!("{shown}: the fetch failed: {e}"))?
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| git_error(&shown, &from.git, e))?;
         let origin = format!("{} {}@{commit} {}", redact(&from.git), from.reference, from.path);
         let text = String::from_utf8(data).map_err(|_| format!("{origin}: not UTF-8 text"))?;
         Ok((origin, text))
@@ -560,7 +560,7 @@ impl ChartSources {
         .await
         .map_err(|_| format!("{shown}: fetching {reference} timed out"))?
         .map_err(|e| format!("{shown}: the fetch failed: {e}"))?
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| git_error(&shown, url, e))?;
         Ok(FetchedChart {
             archive,
             origin: format!("{} {reference}@{commit} {dir}", redact(url)),
@@ -598,7 +598,12 @@ impl ChartSources {
         let (version, archive) = found.map_err(|e| {
             let e = e.to_string();
             let e = tls::describe_tls_failure(&e).unwrap_or(e);
-            format!("{shown}: chart {name} {range}: {e}")
+            let e = format!("{shown}: chart {name} {range}: {e}");
+            if repo.starts_with("https://") {
+                tls::hint_dropped_connection(e)
+            } else {
+                e
+            }
         })?;
         Ok(FetchedChart {
             archive,
@@ -607,6 +612,24 @@ impl ChartSources {
     }
 
     async fn fetch_oci(
+        &self,
+        oci: &str,
+        version: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<FetchedChart, String> {
+        let plain = match &self.direct {
+            Some((_, plain)) => *plain,
+            None => self.entry(oci).is_some_and(|(_, s)| s.plain_http),
+        };
+        let pulled = self.pull_oci(oci, version, digest).await;
+        if plain {
+            pulled
+        } else {
+            pulled.map_err(tls::hint_dropped_connection)
+        }
+    }
+
+    async fn pull_oci(
         &self,
         oci: &str,
         version: Option<&str>,
@@ -708,6 +731,16 @@ fn helm_chart(oci: &str, shown: &str, pulled: oci_tls::Pulled) -> Result<Fetched
             None => format!("{}@{manifest}", redact(oci)),
         },
     })
+}
+
+/// A git fetch's error, with the hint for an HTTPS source that dropped the connection.
+fn git_error(shown: &str, url: &str, e: String) -> String {
+    let e = format!("{shown}: {e}");
+    if url.starts_with("https://") {
+        tls::hint_dropped_connection(e)
+    } else {
+        e
+    }
 }
 
 /// Entry `i`'s credentials when they come from files (`None`: from Vault, or none).

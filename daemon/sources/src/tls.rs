@@ -169,3 +169,46 @@ pub(crate) fn describe_tls_failure(text: &str) -> Option<String> {
         None
     }
 }
+
+/// `e` with a hint when a source reached over TLS dropped the connection without
+/// saying why: a server requiring a client certificate may close (or reset) it at or
+/// right after the handshake, before its alert reaches the client (TLS 1.3 checks the
+/// client certificate after the client's side of the handshake is done).
+pub(crate) fn hint_dropped_connection(e: String) -> String {
+    let lower = e.to_ascii_lowercase();
+    let dropped = [
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "unexpected eof",
+        "peer closed connection",
+    ]
+    .iter()
+    .any(|s| lower.contains(s));
+    if dropped && !lower.contains("tls handshake failed") {
+        format!(
+            "{e} (the source closed the connection at or right after the TLS handshake, as one that requires a client certificate does without an accepted one: check chart_sources client_cert_file/client_key_file for this source)"
+        )
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_failures_are_said_plainly() {
+        let refused =
+            describe_tls_failure("error sending request: received fatal alert: CertificateRequired").unwrap();
+        assert!(refused.contains("refused the client certificate"), "{refused}");
+        let untrusted = describe_tls_failure("invalid peer certificate: UnknownIssuer").unwrap();
+        assert!(untrusted.contains("ca_file"), "{untrusted}");
+        assert!(describe_tls_failure("HTTP 404").is_none());
+        let dropped = hint_dropped_connection("client error (Canceled): connection closed".into());
+        assert!(dropped.contains("client_cert_file"), "{dropped}");
+        assert_eq!(hint_dropped_connection("HTTP 500".into()), "HTTP 500");
+        assert_eq!(hint_dropped_connection(refused.clone()), refused);
+    }
+}
