@@ -19,7 +19,9 @@ use convoy_agent::sim::backend::{SimBackend, SimConfig};
 use convoy_daemon::config::DaemonConfig;
 use convoy_proto::v1 as pb;
 use convoy_tests::certs::TestCa;
-use convoy_tests::charts::{ChartServer, GitServer, Registry, RegistryOptions, RegistryTls, git, index_yaml};
+use convoy_tests::charts::{
+    ChartServer, GitServer, Registry, RegistryOptions, RegistryTls, ServerTls, git, index_yaml,
+};
 use convoy_tests::openbao::OpenBao;
 use tokio_util::sync::CancellationToken;
 
@@ -889,6 +891,83 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
     running.stop().await.unwrap();
 }
 
+/// Submits a release of `name` to sim-a with `chart` and waits for it to succeed.
+async fn deploy(c: &mut Client, name: &str, chart: &str, flavor: &str) {
+    let r = c
+        .submit_release(release(name, "sim-a", chart, flavor))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(c, name, &r.operation_id).await;
+    assert_eq!(
+        op.phase,
+        pb::OperationPhase::Succeeded as i32,
+        "{name}: {}",
+        op.message
+    );
+}
+
+/// Submits a release of `name` with `chart` and expects the source to refuse the TLS
+/// handshake (no client certificate): FAILED_PRECONDITION naming `shown`, nothing recorded.
+async fn refused_at_handshake(c: &mut Client, name: &str, chart: &str, shown: &str) {
+    let e = c
+        .submit_release(release(name, "sim-a", chart, "red"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    // The source's alert says so, or (when the connection is reset before the alert
+    // is read) the hint for a dropped connection does.
+    assert!(
+        e.message().contains(shown)
+            && e.message().contains("TLS handshake")
+            && e.message().contains("client_cert_file"),
+        "{}",
+        e.message()
+    );
+    let history = c
+        .get_history(pb::GetHistoryRequest {
+            release: name.into(),
+            limit: 0,
+        })
+        .await;
+    assert_eq!(
+        history.unwrap_err().code(),
+        tonic::Code::NotFound,
+        "nothing is recorded"
+    );
+}
+
+/// A server certificate from one private CA and a client certificate (convoyd's) from
+/// another, whose certificate the servers require.
+struct MutualTls {
+    server_ca: TestCa,
+    client_ca_pem: String,
+    server: convoy_tests::certs::CertPair,
+    client: convoy_tests::certs::CertPair,
+}
+
+impl MutualTls {
+    fn new(name: &str) -> Self {
+        let server_ca = TestCa::new(name).unwrap();
+        let client_ca = TestCa::new(&format!("{name} clients")).unwrap();
+        MutualTls {
+            server: server_ca.server_cert(name, &[]).unwrap(),
+            client: client_ca.client_cert("convoyd", None).unwrap(),
+            client_ca_pem: client_ca.cert_pem(),
+            server_ca,
+        }
+    }
+
+    /// The files of a `chart_sources` entry: (ca_file, client_cert_file, client_key_file).
+    fn files(&self, d: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            secret_file(d, "source-ca.pem", &self.server_ca.cert_pem()),
+            secret_file(d, "convoyd.pem", &self.client.cert_pem),
+            secret_file(d, "convoyd-key.pem", &self.client.key_pem),
+        )
+    }
+}
+
 /// An OCI registry that requires a client certificate (docker-registry with
 /// `http.tls.clientcas`, its certificate from a private CA): convoyd pulls by version
 /// range and by digest with the entry's `client_cert_file`/`client_key_file` and
@@ -898,11 +977,7 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
 async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let server_ca = TestCa::new("registry").unwrap();
-    let client_ca = TestCa::new("registry clients").unwrap();
-    let server_cert = server_ca.server_cert("registry", &[]).unwrap();
-    let client_cert = client_ca.client_cert("convoyd", None).unwrap();
-    let client_ca_pem = client_ca.cert_pem();
+    let mtls = MutualTls::new("registry");
     // Charts are pushed through a plain registry on the same storage: the mutual-TLS
     // one answers nothing without a client certificate, and the push client has none.
     let data = d.join("registry-data");
@@ -916,8 +991,8 @@ async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
     let mutual = Registry::start_with(RegistryOptions {
         data_dir: Some(&data),
         tls: Some(RegistryTls {
-            server: &server_cert,
-            client_ca_pem: &client_ca_pem,
+            server: &mtls.server,
+            client_ca_pem: &mtls.client_ca_pem,
         }),
         ..RegistryOptions::default()
     })
@@ -934,9 +1009,7 @@ async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
         .await
         .unwrap();
 
-    let ca = secret_file(d, "registry-ca.pem", &server_ca.cert_pem());
-    let cert = secret_file(d, "convoyd.pem", &client_cert.cert_pem);
-    let key = secret_file(d, "convoyd-key.pem", &client_cert.key_pem);
+    let (ca, cert, key) = mtls.files(d);
     let host = mutual.host();
     let sources = format!(
         "  - {{url: \"oci://{host}/team\", ca_file: {}, client_cert_file: {}, client_key_file: {}}}\n  - {{url: \"oci://{host}/nocert\", ca_file: {}}}\n",
@@ -952,13 +1025,7 @@ async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
 
     // By version range: the tags are listed over mutual TLS too.
     let by_range = format!("{{oci: \"oci://{host}/team/app\", version: \"~1.0\"}}");
-    let r = c
-        .submit_release(release("web.team", "sim-a", &by_range, "red"))
-        .await
-        .unwrap()
-        .into_inner();
-    let op = wait_op(&mut c, "web.team", &r.operation_id).await;
-    assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
+    deploy(&mut c, "web.team", &by_range, "red").await;
     assert_eq!(
         config_map(&a, "web.team").unwrap(),
         ("1.0.0".into(), "mutual".into(), "red".into())
@@ -978,42 +1045,17 @@ async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
         "{{oci: \"oci://{host}/team/app\", digest: \"{}\"}}",
         pushed.digest
     );
-    let r = c
-        .submit_release(release("pin.team", "sim-a", &by_digest, "blue"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        wait_op(&mut c, "pin.team", &r.operation_id).await.phase,
-        pb::OperationPhase::Succeeded as i32
-    );
+    deploy(&mut c, "pin.team", &by_digest, "blue").await;
 
     // The entry without a client certificate: the registry refuses the handshake.
     let no_cert = format!("{{oci: \"oci://{host}/nocert/app\", version: 1.0.0}}");
-    let e = c
-        .submit_release(release("bare.team", "sim-a", &no_cert, "red"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
-    assert!(
-        e.message()
-            .contains(&format!("OCI registry oci://{host}/nocert/app"))
-            && e.message().contains("TLS handshake")
-            && e.message().contains("client certificate"),
-        "{}",
-        e.message()
-    );
-    assert_eq!(
-        c.get_history(pb::GetHistoryRequest {
-            release: "bare.team".into(),
-            limit: 0,
-        })
-        .await
-        .unwrap_err()
-        .code(),
-        tonic::Code::NotFound,
-        "nothing is recorded"
-    );
+    refused_at_handshake(
+        &mut c,
+        "bare.team",
+        &no_cert,
+        &format!("OCI registry oci://{host}/nocert/app"),
+    )
+    .await;
     stop.cancel();
     drop(running);
 
@@ -1241,4 +1283,86 @@ async fn a_repository_password_held_in_openbao_is_rotated_without_a_restart() {
             "a password leaked: {out}"
         );
     }
+}
+
+/// A chart repository and a git server over HTTPS that require client certificates
+/// (their certificates from a private CA): convoyd fetches from both with an entry's
+/// `ca_file` and client certificate; an entry with only `ca_file` is refused at the
+/// handshake, the error naming the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_and_git_charts_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mtls = MutualTls::new("sources");
+    let tls = ServerTls {
+        server: &mtls.server,
+        client_ca_pem: Some(&mtls.client_ca_pem),
+    };
+    let charts = ChartServer::start_with(None, Some(tls)).await.unwrap();
+    let gits = GitServer::start_with(None, Some(tls)).await.unwrap();
+    let archive = chart(d, "1.0.0", "repo-mtls");
+    for prefix in ["/stable", "/nocert"] {
+        charts.put(
+            &format!("{prefix}/index.yaml"),
+            index_yaml(&[("app", "1.0.0", &archive)]).into_bytes(),
+        );
+        charts.put(&format!("{prefix}/app-1.0.0.tgz"), archive.clone());
+    }
+    let (work, other) = (d.join("work"), d.join("other"));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let commit = git_repo(&gits, &work, "charts", "git-mtls");
+    git_repo(&gits, &other, "other", "git-mtls");
+
+    let (ca, cert, key) = mtls.files(d);
+    let mutual = format!(
+        "ca_file: {}, client_cert_file: {}, client_key_file: {}",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    let (repo, bare_repo) = (
+        format!("{}/stable", charts.url()),
+        format!("{}/nocert", charts.url()),
+    );
+    let (git_url, bare_git) = (
+        format!("{}/charts.git", gits.url()),
+        format!("{}/other.git", gits.url()),
+    );
+    let sources = format!(
+        "  - {{url: \"{repo}\", {mutual}}}\n  - {{url: \"{bare_repo}\", ca_file: {ca}}}\n  - {{url: \"{git_url}\", {mutual}}}\n  - {{url: \"{bare_git}\", ca_file: {ca}}}\n",
+        ca = ca.display()
+    );
+    let running = coordinator(d, &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+
+    let from_repo = format!("{{repo: \"{repo}\", name: app, version: \"^1\"}}");
+    deploy(&mut c, "repo.team", &from_repo, "red").await;
+    assert_eq!(config_map(&a, "repo.team").unwrap().1, "repo-mtls");
+
+    let from_git = format!("{{git: \"{git_url}\", ref: v1, path: charts/app}}");
+    deploy(&mut c, "git.team", &from_git, "red").await;
+    assert_eq!(config_map(&a, "git.team").unwrap().1, "git-mtls");
+    assert_eq!(
+        history(&mut c, "git.team").await[0].chart_source,
+        format!("{git_url} v1@{commit} charts/app")
+    );
+
+    refused_at_handshake(
+        &mut c,
+        "barerepo.team",
+        &format!("{{repo: \"{bare_repo}\", name: app, version: \"^1\"}}"),
+        &format!("chart repository {bare_repo}"),
+    )
+    .await;
+    refused_at_handshake(
+        &mut c,
+        "baregit.team",
+        &format!("{{git: \"{bare_git}\", ref: v1, path: charts/app}}"),
+        &format!("git repository {bare_git}"),
+    )
+    .await;
+    stop.cancel();
 }

@@ -36,11 +36,66 @@ fn basic_header(user: &str, password: &str) -> String {
     )
 }
 
+/// HTTPS for a [`ChartServer`] or [`GitServer`]: its certificate, and the CA whose
+/// client certificates it requires (mutual TLS), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTls<'a> {
+    pub server: &'a crate::certs::CertPair,
+    pub client_ca_pem: Option<&'a str>,
+}
+
+impl ServerTls<'_> {
+    fn acceptor(&self) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs = CertificateDer::pem_slice_iter(self.server.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.server.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?;
+        let builder = match self.client_ca_pem {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                    roots
+                        .add(c.map_err(|e| bad(e.to_string()))?)
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|e| bad(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
 impl ChartServer {
     /// Starts serving (no files yet); `basic`: the user and password required.
     pub async fn start(basic: Option<(&str, &str)>) -> std::io::Result<Self> {
+        Self::start_with(basic, None).await
+    }
+
+    /// [`ChartServer::start`], over HTTPS when `tls` is given.
+    pub async fn start_with(
+        basic: Option<(&str, &str)>,
+        tls: Option<ServerTls<'_>>,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let acceptor = tls.map(|t| t.acceptor()).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         let files: Files = Arc::default();
         let hits: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
         let expected = Arc::new(Mutex::new(basic.map(|(u, p)| basic_header(u, p))));
@@ -49,8 +104,15 @@ impl ChartServer {
             while let Ok((stream, _)) = listener.accept().await {
                 let (f, h) = (f.clone(), h.clone());
                 let expected = e.lock().expect("credentials").clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let _ = serve_one(stream, &f, &h, expected.as_deref()).await;
+                    let _ = match acceptor {
+                        Some(a) => match a.accept(stream).await {
+                            Ok(tls) => serve_one(tls, &f, &h, expected.as_deref()).await,
+                            Err(e) => Err(e),
+                        },
+                        None => serve_one(stream, &f, &h, expected.as_deref()).await,
+                    };
                 });
             }
         });
@@ -100,8 +162,8 @@ impl Drop for ChartServer {
     }
 }
 
-async fn serve_one(
-    stream: tokio::net::TcpStream,
+async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
     files: &Files,
     hits: &Mutex<BTreeMap<String, usize>>,
     expected: Option<&str>,
@@ -309,9 +371,19 @@ pub struct GitServer {
 impl GitServer {
     /// Starts serving; `basic`: the user and password required.
     pub async fn start(basic: Option<(&str, &str)>) -> std::io::Result<Self> {
+        Self::start_with(basic, None).await
+    }
+
+    /// [`GitServer::start`], over HTTPS when `tls` is given.
+    pub async fn start_with(
+        basic: Option<(&str, &str)>,
+        tls: Option<ServerTls<'_>>,
+    ) -> std::io::Result<Self> {
         let root = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let acceptor = tls.map(|t| t.acceptor()).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         let expected = basic.map(|(u, p)| {
             format!(
                 "Basic {}",
@@ -321,9 +393,15 @@ impl GitServer {
         let dir = root.path().to_path_buf();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (dir, expected) = (dir.clone(), expected.clone());
+                let (dir, expected, acceptor) = (dir.clone(), expected.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    let _ = serve_git(stream, &dir, expected.as_deref()).await;
+                    let _ = match acceptor {
+                        Some(a) => match a.accept(stream).await {
+                            Ok(tls) => serve_git(tls, &dir, expected.as_deref()).await,
+                            Err(e) => Err(e),
+                        },
+                        None => serve_git(stream, &dir, expected.as_deref()).await,
+                    };
                 });
             }
         });
@@ -358,8 +436,8 @@ impl Drop for GitServer {
     }
 }
 
-async fn serve_git(
-    stream: tokio::net::TcpStream,
+async fn serve_git<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
     root: &std::path::Path,
     expected: Option<&str>,
 ) -> std::io::Result<()> {
