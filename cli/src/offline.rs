@@ -491,6 +491,7 @@ fn repo_options() -> RepoOptions {
         auth,
         cache_dir,
         timeout: None,
+        tls: None,
     }
 }
 

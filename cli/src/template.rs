@@ -202,6 +202,7 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
             auth,
             cache_dir: cache_dir(),
             timeout: None,
+            tls: None,
         },
     };
     match req.run() {

@@ -512,6 +512,14 @@ impl DaemonConfig {
             }
         }
         crate::sources::validate(&self.chart_sources)?;
+        if self.vault.is_none()
+            && let Some(key) = crate::sources::first_vault_reference(&self.chart_sources)
+        {
+            return bad(
+                &key,
+                "names a Vault secret, but the coordinator has no `vault:` section to read it with (configure `vault`, or use a file)".into(),
+            );
+        }
         if let Some(m) = &self.metrics_listen
             && m.parse::<SocketAddr>().is_err()
         {
@@ -844,6 +852,26 @@ mod tests {
             err.contains("store.etcd_tls.cert_file /c.pem") && err.contains("cannot read"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_chart_source_naming_vault_needs_the_vault_section() {
+        let source = "chart_sources:\n  - {url: oci://r.example.com/team, username: ci, password_from_vault: {vault_path: /kv/ci/registry, vault_key: password}}\n";
+        let err = load(source, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("chart_sources[0].password_from_vault") && err.contains("no `vault:` section"),
+            "{err}"
+        );
+        let token = "chart_sources:\n  - {url: https://c.example.com}\n  - {url: https://d.example.com, token_from_vault: {vault_path: /kv/ci/d, vault_key: token}}\n";
+        let err = load(token, &[]).unwrap_err().to_string();
+        assert!(err.contains("chart_sources[1].token_from_vault"), "{err}");
+        let with_vault =
+            format!("{source}vault: {{address: http://127.0.0.1:8200, auth: {{method: token, token: t}}}}\n");
+        let cfg = load(&with_vault, &[]).unwrap();
+        let shown = format!("{:?}", cfg.chart_sources);
+        assert!(shown.contains("/kv/ci/registry"), "{shown}");
+        let typo = "chart_sources:\n  - {url: https://c.example.com, token_from_vault: {path: /kv/ci/d, key: token}}\n";
+        assert!(load(typo, &[]).is_err());
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub enum ServerError {
     /// (the reason names the file).
     #[error("{reason}")]
     DevSecrets { path: PathBuf, reason: String },
-    /// A credential file of `chart_sources` could not be read (the reason names the
-    /// entry, the key and the file).
+    /// A credential or certificate file of `chart_sources` could not be read or is
+    /// malformed (the reason names the entry, the key and the file).
     #[error("{reason}")]
     ChartSources { reason: String },
     /// The `auth` section is invalid (the reason names the key).
@@ -208,10 +208,12 @@ pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
     use crate::pipeline::{Pipeline, SecretSource};
     let reg = convoy_release::Registry::from_contexts(registry(cfg)?)
         .map_err(|reason| ServerError::Registry { reason })?;
+    let mut chart_sources = crate::sources::ChartSources::new(cfg.chart_sources.clone());
     let secrets = match (&cfg.vault, &cfg.dev_secrets_file) {
         (Some(v), _) => {
             let vault = std::sync::Arc::new(convoy_secrets::Vault::new(v)?);
             vault.spawn_renewal();
+            chart_sources = chart_sources.with_vault(std::sync::Arc::new(SourceVault(vault.clone())));
             SecretSource::Vault(vault)
         }
         (None, Some(f)) => {
@@ -230,7 +232,6 @@ pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
             "secret_paths is not configured: a release may name any Vault path its environment's Vault role can read; configure prefixes such as `kv/{{env}}/{{namespace}}/`"
         );
     }
-    let chart_sources = crate::sources::ChartSources::new(cfg.chart_sources.clone());
     chart_sources
         .check_credential_files()
         .map_err(|reason| ServerError::ChartSources { reason })?;
@@ -239,6 +240,27 @@ pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
         .with_limits(cfg.render.limits())
         .with_chart_sources(chart_sources)
         .with_gates(cfg.gates.clone()))
+}
+
+/// The chart sources' `password_from_vault` / `token_from_vault`, read with the
+/// coordinator's own Vault auth (`vault.auth`).
+struct SourceVault(std::sync::Arc<convoy_secrets::Vault>);
+
+impl crate::sources::VaultReader for SourceVault {
+    fn read<'a>(&'a self, path: &'a str, key: &'a str) -> crate::sources::ReadFuture<'a> {
+        Box::pin(async move {
+            use convoy_secrets::SecretsError;
+            match self.0.read_own("chart_sources", path, key).await {
+                Ok(value) => Ok(value.expose().to_string()),
+                // The caller names the entry, path and key: only why is said here.
+                Err(SecretsError::Secret(f)) => Err(f.cause.to_string()),
+                Err(SecretsError::Login { auth, cause, .. }) => {
+                    Err(format!("Vault login with {auth} failed: {cause}"))
+                }
+                Err(other) => Err(other.to_string()),
+            }
+        })
+    }
 }
 
 /// Opens the configured store. The etcd backend needs this coordinator's leadership:

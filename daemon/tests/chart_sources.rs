@@ -18,7 +18,11 @@ use convoy_agent::runtime::{AgentRuntime, Credentials, RuntimeConfig, Token};
 use convoy_agent::sim::backend::{SimBackend, SimConfig};
 use convoy_daemon::config::DaemonConfig;
 use convoy_proto::v1 as pb;
-use convoy_tests::charts::{ChartServer, GitServer, Registry, git, index_yaml};
+use convoy_tests::certs::TestCa;
+use convoy_tests::charts::{
+    ChartServer, GitServer, Registry, RegistryOptions, RegistryTls, ServerTls, git, index_yaml,
+};
+use convoy_tests::openbao::OpenBao;
 use tokio_util::sync::CancellationToken;
 
 type Client = pb::release_service_client::ReleaseServiceClient<tonic::transport::Channel>;
@@ -128,13 +132,28 @@ async fn history(c: &mut Client, release: &str) -> Vec<pb::Revision> {
 /// flow entries), contexts `sim-a` and `sim-b`, state in `dir`; on `addr` when given
 /// (a restart keeps its address for the agents).
 async fn coordinator(dir: &Path, sources: &str, addr: Option<SocketAddr>) -> convoy_daemon::server::Running {
+    coordinator_with(dir, sources, "", addr).await
+}
+
+/// The coordinator's config: as [`coordinator`]'s, plus the top-level YAML `extra`.
+fn config(dir: &Path, sources: &str, extra: &str) -> DaemonConfig {
     let cfg = format!(
-        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\nchart_sources:\n{sources}contexts:\n  - {{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}}\n  - {{name: sim-b, region: r1, env: dev, cloud: sim, clusterName: b}}\n",
+        "listen: 127.0.0.1:0\nstore: {{backend: embedded, path: {}}}\nauth: {{allow_anonymous: true}}\nheartbeat_seconds: 5\nchart_sources:\n{sources}contexts:\n  - {{name: sim-a, region: r1, env: dev, cloud: sim, clusterName: a}}\n  - {{name: sim-b, region: r1, env: dev, cloud: sim, clusterName: b}}\n{extra}",
         dir.join("state.redb").display()
     );
     let path = dir.join("convoyd.yaml");
     std::fs::write(&path, cfg).unwrap();
-    let cfg = DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap();
+    DaemonConfig::load_with_env(Some(&path), Vec::new()).unwrap()
+}
+
+/// [`coordinator`] with the top-level YAML `extra` in its config (a `vault:` section).
+async fn coordinator_with(
+    dir: &Path,
+    sources: &str,
+    extra: &str,
+    addr: Option<SocketAddr>,
+) -> convoy_daemon::server::Running {
+    let cfg = config(dir, sources, extra);
     // A coordinator just stopped may hold its store file for a moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -870,4 +889,480 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
     );
     stop.cancel();
     running.stop().await.unwrap();
+}
+
+/// Submits a release of `name` to sim-a with `chart` and waits for it to succeed.
+async fn deploy(c: &mut Client, name: &str, chart: &str, flavor: &str) {
+    let r = c
+        .submit_release(release(name, "sim-a", chart, flavor))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = wait_op(c, name, &r.operation_id).await;
+    assert_eq!(
+        op.phase,
+        pb::OperationPhase::Succeeded as i32,
+        "{name}: {}",
+        op.message
+    );
+}
+
+/// Submits a release of `name` with `chart` and expects the source to refuse the TLS
+/// handshake (no client certificate): FAILED_PRECONDITION naming `shown`, nothing recorded.
+async fn refused_at_handshake(c: &mut Client, name: &str, chart: &str, shown: &str) {
+    let e = c
+        .submit_release(release(name, "sim-a", chart, "red"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    // The source's alert says so, or (when the connection is reset before the alert
+    // is read) the hint for a dropped connection does.
+    assert!(
+        e.message().contains(shown)
+            && e.message().contains("TLS handshake")
+            && e.message().contains("client_cert_file"),
+        "{}",
+        e.message()
+    );
+    let history = c
+        .get_history(pb::GetHistoryRequest {
+            release: name.into(),
+            limit: 0,
+        })
+        .await;
+    assert_eq!(
+        history.unwrap_err().code(),
+        tonic::Code::NotFound,
+        "nothing is recorded"
+    );
+}
+
+/// A server certificate from one private CA and a client certificate (convoyd's) from
+/// another, whose certificate the servers require.
+struct MutualTls {
+    server_ca: TestCa,
+    client_ca_pem: String,
+    server: convoy_tests::certs::CertPair,
+    client: convoy_tests::certs::CertPair,
+}
+
+impl MutualTls {
+    fn new(name: &str) -> Self {
+        let server_ca = TestCa::new(name).unwrap();
+        let client_ca = TestCa::new(&format!("{name} clients")).unwrap();
+        MutualTls {
+            server: server_ca.server_cert(name, &[]).unwrap(),
+            client: client_ca.client_cert("convoyd", None).unwrap(),
+            client_ca_pem: client_ca.cert_pem(),
+            server_ca,
+        }
+    }
+
+    /// The files of a `chart_sources` entry: (ca_file, client_cert_file, client_key_file).
+    fn files(&self, d: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            secret_file(d, "source-ca.pem", &self.server_ca.cert_pem()),
+            secret_file(d, "convoyd.pem", &self.client.cert_pem),
+            secret_file(d, "convoyd-key.pem", &self.client.key_pem),
+        )
+    }
+}
+
+/// An OCI registry that requires a client certificate (docker-registry with
+/// `http.tls.clientcas`, its certificate from a private CA): convoyd pulls by version
+/// range and by digest with the entry's `client_cert_file`/`client_key_file` and
+/// `ca_file`; an entry without a client certificate is refused at the handshake, the
+/// error naming the source; a malformed certificate file stops convoyd naming its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_charts_from_a_registry_requiring_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mtls = MutualTls::new("registry");
+    // Charts are pushed through a plain registry on the same storage: the mutual-TLS
+    // one answers nothing without a client certificate, and the push client has none.
+    let data = d.join("registry-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let plain = Registry::start_with(RegistryOptions {
+        data_dir: Some(&data),
+        ..RegistryOptions::default()
+    })
+    .await
+    .unwrap();
+    let mutual = Registry::start_with(RegistryOptions {
+        data_dir: Some(&data),
+        tls: Some(RegistryTls {
+            server: &mtls.server,
+            client_ca_pem: &mtls.client_ca_pem,
+        }),
+        ..RegistryOptions::default()
+    })
+    .await
+    .unwrap();
+    let pushing =
+        convoy_daemon::sources::ChartSources::direct(convoy_daemon::sources::Credentials::Anonymous, true);
+    let archive = chart(d, "1.0.0", "mutual");
+    let pushed =
+        convoy_daemon::sources::push_chart(&archive, &format!("oci://{}/team", plain.host()), &pushing)
+            .await
+            .unwrap();
+    convoy_daemon::sources::push_chart(&archive, &format!("oci://{}/nocert", plain.host()), &pushing)
+        .await
+        .unwrap();
+
+    let (ca, cert, key) = mtls.files(d);
+    let host = mutual.host();
+    let sources = format!(
+        "  - {{url: \"oci://{host}/team\", ca_file: {}, client_cert_file: {}, client_key_file: {}}}\n  - {{url: \"oci://{host}/nocert\", ca_file: {}}}\n",
+        ca.display(),
+        cert.display(),
+        key.display(),
+        ca.display()
+    );
+    let running = coordinator(d, &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+
+    // By version range: the tags are listed over mutual TLS too.
+    let by_range = format!("{{oci: \"oci://{host}/team/app\", version: \"~1.0\"}}");
+    deploy(&mut c, "web.team", &by_range, "red").await;
+    assert_eq!(
+        config_map(&a, "web.team").unwrap(),
+        ("1.0.0".into(), "mutual".into(), "red".into())
+    );
+    let h = history(&mut c, "web.team").await;
+    assert_eq!(
+        h[0].chart_digest,
+        format!("sha256:{}", convoy_tests::charts::sha256_hex(&archive))
+    );
+    assert_eq!(
+        h[0].chart_source,
+        format!("oci://{host}/team/app:1.0.0@{}", pushed.digest)
+    );
+
+    // By digest.
+    let by_digest = format!(
+        "{{oci: \"oci://{host}/team/app\", digest: \"{}\"}}",
+        pushed.digest
+    );
+    deploy(&mut c, "pin.team", &by_digest, "blue").await;
+
+    // The entry without a client certificate: the registry refuses the handshake.
+    let no_cert = format!("{{oci: \"oci://{host}/nocert/app\", version: 1.0.0}}");
+    refused_at_handshake(
+        &mut c,
+        "bare.team",
+        &no_cert,
+        &format!("OCI registry oci://{host}/nocert/app"),
+    )
+    .await;
+    stop.cancel();
+    drop(running);
+
+    // A certificate file that is not one: convoyd (and --check-config) refuse to start.
+    let garbage = secret_file(d, "not-a-cert.pem", "not a certificate");
+    let bad = format!(
+        "  - {{url: \"oci://{host}/team\", client_cert_file: {}, client_key_file: {}}}\n",
+        garbage.display(),
+        key.display()
+    );
+    let e = convoy_daemon::server::pipeline(&config(d, &bad, ""))
+        .err()
+        .expect("refused");
+    let e = e.to_string();
+    assert!(
+        e.contains("chart_sources[0].client_cert_file") && e.contains(&garbage.display().to_string()),
+        "{e}"
+    );
+}
+
+/// Everything this test process logs (at debug, the libraries' HTTP internals at
+/// info), from the first call on: a canary is looked for in it.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info")
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init()
+            .expect("the first global subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `convoy` CLI against `addr`: (success, stdout + stderr).
+fn convoy_cli(dir: &Path, addr: SocketAddr, args: &[&str]) -> (bool, String) {
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(convoy_tests::convoy::binary("convoy").unwrap())
+            .current_dir(dir)
+            .args(args)
+            .env("CONVOY_SERVER", format!("http://{addr}"))
+            .env_remove("CONVOY_TOKEN")
+            .env("COLUMNS", "200")
+            .output()
+            .expect("convoy runs")
+    });
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A chart repository whose password convoyd reads from OpenBao (`password_from_vault`,
+/// through its `vault:` session): a submit works; the password is then rotated in the
+/// repository and in OpenBao, and a later submit works without a restart; an entry
+/// naming a key the secret lacks fails naming the entry, the path and the key. Neither
+/// password appears in a log line, an error, an API answer or the CLI's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_password_held_in_openbao_is_rotated_without_a_restart() {
+    const OLD: &str = "CANARY-charts-pw-1-5f1e";
+    const NEW: &str = "CANARY-charts-pw-2-a7c3";
+    let logs = captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (bao, server) = tokio::join!(OpenBao::start(), ChartServer::start(Some(("ci", OLD))));
+    let (bao, server) = (bao.unwrap(), server.unwrap());
+    bao.wait_kv2_ready("secret").await.unwrap();
+    bao.kv2_put(
+        "secret",
+        "ci/charts",
+        serde_json::json!({"password": OLD, "user": "ci"}),
+    )
+    .await
+    .unwrap();
+    let (v100, v110) = (chart(d, "1.0.0", "vault-one"), chart(d, "1.1.0", "vault-two"));
+    for prefix in ["/stable", "/broken"] {
+        server.put(
+            &format!("{prefix}/index.yaml"),
+            index_yaml(&[("app", "1.0.0", &v100)]).into_bytes(),
+        );
+        server.put(&format!("{prefix}/app-1.0.0.tgz"), v100.clone());
+    }
+    let (repo, broken) = (
+        format!("{}/stable", server.url()),
+        format!("{}/broken", server.url()),
+    );
+    let sources = format!(
+        "  - {{url: \"{repo}\", username: ci, password_from_vault: {{vault_path: /secret/ci/charts, vault_key: password, cache_seconds: 1}}}}\n  - {{url: \"{broken}\", username: ci, password_from_vault: {{vault_path: /secret/ci/charts, vault_key: pasword}}}}\n"
+    );
+    let vault = format!(
+        "vault: {{address: \"{}\", auth: {{method: token, token: \"{}\"}}}}\n",
+        bao.addr(),
+        bao.root_token()
+    );
+    let running = coordinator_with(d, &sources, &vault, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+    let spec = format!("{{repo: \"{repo}\", name: app, version: \"^1\"}}");
+    std::fs::write(
+        d.join("web.yaml"),
+        release("web.team", "sim-a", &spec, "red").release_yaml,
+    )
+    .unwrap();
+
+    let mut outputs = Vec::new();
+    let (ok, out) = convoy_cli(
+        d,
+        running.addr,
+        &["submit", "-f", "web.yaml", "--wait", "--reason", "vault"],
+    );
+    assert!(ok, "{out}");
+    outputs.push(out);
+    assert_eq!(config_map(&a, "web.team").unwrap().1, "vault-one");
+
+    // Rotation: the repository takes only the new password, OpenBao holds it, and a
+    // new version is published. The next submit (once the 1 s cache has passed) works.
+    server.set_basic("ci", NEW);
+    bao.kv2_put(
+        "secret",
+        "ci/charts",
+        serde_json::json!({"password": NEW, "user": "ci"}),
+    )
+    .await
+    .unwrap();
+    server.put(
+        "/stable/index.yaml",
+        index_yaml(&[("app", "1.0.0", &v100), ("app", "1.1.0", &v110)]).into_bytes(),
+    );
+    server.put("/stable/app-1.1.0.tgz", v110.clone());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (ok, out) = convoy_cli(
+        d,
+        running.addr,
+        &["submit", "-f", "web.yaml", "--wait", "--reason", "rotated"],
+    );
+    assert!(ok, "{out}");
+    outputs.push(out);
+    assert_eq!(
+        config_map(&a, "web.team").unwrap(),
+        ("1.1.0".into(), "vault-two".into(), "red".into())
+    );
+
+    // The entry naming a key the secret does not have.
+    let broken_spec = format!("{{repo: \"{broken}\", name: app, version: \"^1\"}}");
+    let e = c
+        .submit_release(release("bad.team", "sim-a", &broken_spec, "red"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    assert!(
+        e.message().contains("chart_sources[1].password_from_vault")
+            && e.message().contains("/secret/ci/charts")
+            && e.message().contains("\"pasword\"")
+            && e.message().contains("no such key"),
+        "{}",
+        e.message()
+    );
+    outputs.push(e.message().to_string());
+    std::fs::write(
+        d.join("bad.yaml"),
+        release("bad.team", "sim-a", &broken_spec, "red").release_yaml,
+    )
+    .unwrap();
+    let (ok, out) = convoy_cli(
+        d,
+        running.addr,
+        &["submit", "-f", "bad.yaml", "--reason", "broken"],
+    );
+    assert!(
+        !ok && out.contains("chart_sources[1].password_from_vault"),
+        "{out}"
+    );
+    outputs.push(out);
+    for args in [
+        &["history", "web.team"][..],
+        &["history", "web.team", "-o", "json"],
+        &["history", "web.team", "--show", "2"],
+        &["status", "web.team"],
+    ] {
+        let (ok, out) = convoy_cli(d, running.addr, args);
+        assert!(ok, "{args:?}: {out}");
+        outputs.push(out);
+    }
+    outputs.push(format!("{:?}", history(&mut c, "web.team").await));
+    outputs.push(format!(
+        "{:?}",
+        c.get_history(pb::GetHistoryRequest {
+            release: "bad.team".into(),
+            limit: 0,
+        })
+        .await
+    ));
+    stop.cancel();
+    drop(running);
+
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    // The capture works: the Vault reads of the chart source are logged (paths only).
+    assert!(logs.contains("chart_sources"), "{logs}");
+    outputs.push(logs);
+    for out in &outputs {
+        assert!(
+            !out.contains(OLD) && !out.contains(NEW),
+            "a password leaked: {out}"
+        );
+    }
+}
+
+/// A chart repository and a git server over HTTPS that require client certificates
+/// (their certificates from a private CA): convoyd fetches from both with an entry's
+/// `ca_file` and client certificate; an entry with only `ca_file` is refused at the
+/// handshake, the error naming the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_and_git_charts_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mtls = MutualTls::new("sources");
+    let tls = ServerTls {
+        server: &mtls.server,
+        client_ca_pem: Some(&mtls.client_ca_pem),
+    };
+    let charts = ChartServer::start_with(None, Some(tls)).await.unwrap();
+    let gits = GitServer::start_with(None, Some(tls)).await.unwrap();
+    let archive = chart(d, "1.0.0", "repo-mtls");
+    for prefix in ["/stable", "/nocert"] {
+        charts.put(
+            &format!("{prefix}/index.yaml"),
+            index_yaml(&[("app", "1.0.0", &archive)]).into_bytes(),
+        );
+        charts.put(&format!("{prefix}/app-1.0.0.tgz"), archive.clone());
+    }
+    let (work, other) = (d.join("work"), d.join("other"));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let commit = git_repo(&gits, &work, "charts", "git-mtls");
+    git_repo(&gits, &other, "other", "git-mtls");
+
+    let (ca, cert, key) = mtls.files(d);
+    let mutual = format!(
+        "ca_file: {}, client_cert_file: {}, client_key_file: {}",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    let (repo, bare_repo) = (
+        format!("{}/stable", charts.url()),
+        format!("{}/nocert", charts.url()),
+    );
+    let (git_url, bare_git) = (
+        format!("{}/charts.git", gits.url()),
+        format!("{}/other.git", gits.url()),
+    );
+    let sources = format!(
+        "  - {{url: \"{repo}\", {mutual}}}\n  - {{url: \"{bare_repo}\", ca_file: {ca}}}\n  - {{url: \"{git_url}\", {mutual}}}\n  - {{url: \"{bare_git}\", ca_file: {ca}}}\n",
+        ca = ca.display()
+    );
+    let running = coordinator(d, &sources, None).await;
+    let stop = CancellationToken::new();
+    let a = agent(&running, "sim-a", &stop).await;
+    let mut c = Client::connect(format!("http://{}", running.addr)).await.unwrap();
+
+    let from_repo = format!("{{repo: \"{repo}\", name: app, version: \"^1\"}}");
+    deploy(&mut c, "repo.team", &from_repo, "red").await;
+    assert_eq!(config_map(&a, "repo.team").unwrap().1, "repo-mtls");
+
+    let from_git = format!("{{git: \"{git_url}\", ref: v1, path: charts/app}}");
+    deploy(&mut c, "git.team", &from_git, "red").await;
+    assert_eq!(config_map(&a, "git.team").unwrap().1, "git-mtls");
+    assert_eq!(
+        history(&mut c, "git.team").await[0].chart_source,
+        format!("{git_url} v1@{commit} charts/app")
+    );
+
+    refused_at_handshake(
+        &mut c,
+        "barerepo.team",
+        &format!("{{repo: \"{bare_repo}\", name: app, version: \"^1\"}}"),
+        &format!("chart repository {bare_repo}"),
+    )
+    .await;
+    refused_at_handshake(
+        &mut c,
+        "baregit.team",
+        &format!("{{git: \"{bare_git}\", ref: v1, path: charts/app}}"),
+        &format!("git repository {bare_git}"),
+    )
+    .await;
+    stop.cancel();
 }

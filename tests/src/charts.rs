@@ -24,28 +24,95 @@ pub struct ChartServer {
     files: Files,
     /// Requests answered, per path.
     hits: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// The `Authorization` header required, if any.
+    expected: Arc<Mutex<Option<String>>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn basic_header(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// HTTPS for a [`ChartServer`] or [`GitServer`]: its certificate, and the CA whose
+/// client certificates it requires (mutual TLS), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTls<'a> {
+    pub server: &'a crate::certs::CertPair,
+    pub client_ca_pem: Option<&'a str>,
+}
+
+impl ServerTls<'_> {
+    fn acceptor(&self) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs = CertificateDer::pem_slice_iter(self.server.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.server.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?;
+        let builder = match self.client_ca_pem {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                    roots
+                        .add(c.map_err(|e| bad(e.to_string()))?)
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|e| bad(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl ChartServer {
     /// Starts serving (no files yet); `basic`: the user and password required.
     pub async fn start(basic: Option<(&str, &str)>) -> std::io::Result<Self> {
+        Self::start_with(basic, None).await
+    }
+
+    /// [`ChartServer::start`], over HTTPS when `tls` is given.
+    pub async fn start_with(
+        basic: Option<(&str, &str)>,
+        tls: Option<ServerTls<'_>>,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let acceptor = tls.map(|t| t.acceptor()).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         let files: Files = Arc::default();
         let hits: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-        let expected = basic.map(|(u, p)| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        });
-        let (f, h) = (files.clone(), hits.clone());
+        let expected = Arc::new(Mutex::new(basic.map(|(u, p)| basic_header(u, p))));
+        let (f, h, e) = (files.clone(), hits.clone(), expected.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (f, h, expected) = (f.clone(), h.clone(), expected.clone());
+                let (f, h) = (f.clone(), h.clone());
+                let expected = e.lock().expect("credentials").clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let _ = serve_one(stream, &f, &h, expected.as_deref()).await;
+                    let _ = match acceptor {
+                        Some(a) => match a.accept(stream).await {
+                            Ok(tls) => serve_one(tls, &f, &h, expected.as_deref()).await,
+                            Err(e) => Err(e),
+                        },
+                        None => serve_one(stream, &f, &h, expected.as_deref()).await,
+                    };
                 });
             }
         });
@@ -53,6 +120,7 @@ impl ChartServer {
             url,
             files,
             hits,
+            expected,
             task: Some(task),
         })
     }
@@ -68,6 +136,11 @@ impl ChartServer {
             .lock()
             .expect("files")
             .insert(path.to_string(), content);
+    }
+
+    /// From now on, requires `user` and `password` (a rotated password).
+    pub fn set_basic(&self, user: &str, password: &str) {
+        *self.expected.lock().expect("credentials") = Some(basic_header(user, password));
     }
 
     /// How many requests for `path` were answered.
@@ -89,8 +162,8 @@ impl Drop for ChartServer {
     }
 }
 
-async fn serve_one(
-    stream: tokio::net::TcpStream,
+async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
     files: &Files,
     hits: &Mutex<BTreeMap<String, usize>>,
     expected: Option<&str>,
@@ -168,21 +241,51 @@ pub struct Registry {
     _dir: WorkDir,
 }
 
+/// How to start a [`Registry`] beyond the defaults (plain HTTP, no authentication,
+/// storage of its own).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RegistryOptions<'a> {
+    /// The only user and password it accepts (htpasswd).
+    pub basic: Option<(&'a str, &'a str)>,
+    /// Storage shared with another registry (e.g. a plain one to push to, with
+    /// [`RegistryOptions::tls`] on this one); default: its own.
+    pub data_dir: Option<&'a std::path::Path>,
+    /// Serve HTTPS with this certificate, requiring client certificates signed by
+    /// `client_ca_pem` (mutual TLS, `http.tls.clientcas`).
+    pub tls: Option<RegistryTls<'a>>,
+}
+
+/// The TLS of a [`Registry`].
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryTls<'a> {
+    pub server: &'a crate::certs::CertPair,
+    pub client_ca_pem: &'a str,
+}
+
 impl Registry {
     /// Starts a registry; `basic`: the only user and password it accepts.
     pub async fn start(basic: Option<(&str, &str)>) -> Result<Self, ServiceError> {
+        Self::start_with(RegistryOptions {
+            basic,
+            ..RegistryOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a registry as `opts` says.
+    pub async fn start_with(opts: RegistryOptions<'_>) -> Result<Self, ServiceError> {
         let bin = crate::tools::docker_registry()?;
         let dir = WorkDir::new("registry")?;
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
-        let auth = match basic {
+        let setup = |e: std::io::Error| ServiceError::setup("docker-registry", e);
+        let auth = match opts.basic {
             Some((user, password)) => {
                 let hash = bcrypt::hash_with_result(password, 4)
                     .map_err(|e| ServiceError::setup("docker-registry", e))?
                     .format_for_version(bcrypt::Version::TwoA);
                 let path = dir.path().join("htpasswd");
-                std::fs::write(&path, format!("{user}:{hash}\n"))
-                    .map_err(|e| ServiceError::setup("docker-registry", e))?;
+                std::fs::write(&path, format!("{user}:{hash}\n")).map_err(setup)?;
                 format!(
                     "auth:\n  htpasswd:\n    realm: convoy-test\n    path: {}\n",
                     path.display()
@@ -190,21 +293,49 @@ impl Registry {
             }
             None => String::new(),
         };
+        let tls = match opts.tls {
+            Some(t) => {
+                let (cert, key, ca) = (
+                    dir.path().join("server.pem"),
+                    dir.path().join("server-key.pem"),
+                    dir.path().join("client-ca.pem"),
+                );
+                std::fs::write(&cert, &t.server.cert_pem).map_err(setup)?;
+                std::fs::write(&key, &t.server.key_pem).map_err(setup)?;
+                std::fs::write(&ca, t.client_ca_pem).map_err(setup)?;
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+                    cert.display(),
+                    key.display(),
+                    ca.display()
+                )
+            }
+            None => String::new(),
+        };
+        let data = opts
+            .data_dir
+            .map_or_else(|| dir.path().join("data"), std::path::Path::to_path_buf);
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: convoy-test-secret\n{auth}",
-            dir.path().join("data").display()
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: convoy-test-secret\n{tls}{auth}",
+            data.display()
         );
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).map_err(|e| ServiceError::setup("docker-registry", e))?;
+        std::fs::write(&config_path, config).map_err(setup)?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve").arg(&config_path);
         let mut service = Service::spawn("docker-registry", cmd, dir.path().join("docker-registry.log"))?;
         let probe = format!("http://{host}/v2/");
+        let mutual = opts.tls.is_some();
         let startup = service
             .wait_ready(Duration::from_secs(30), || async {
-                http::request("GET", &probe, &[], None)
-                    .await
-                    .is_ok_and(|r| r.status == 200 || r.status == 401)
+                if mutual {
+                    // Without a client certificate no request gets an answer: listening is ready.
+                    tokio::net::TcpStream::connect(&host).await.is_ok()
+                } else {
+                    http::request("GET", &probe, &[], None)
+                        .await
+                        .is_ok_and(|r| r.status == 200 || r.status == 401)
+                }
             })
             .await?;
         Ok(Registry {
@@ -240,9 +371,19 @@ pub struct GitServer {
 impl GitServer {
     /// Starts serving; `basic`: the user and password required.
     pub async fn start(basic: Option<(&str, &str)>) -> std::io::Result<Self> {
+        Self::start_with(basic, None).await
+    }
+
+    /// [`GitServer::start`], over HTTPS when `tls` is given.
+    pub async fn start_with(
+        basic: Option<(&str, &str)>,
+        tls: Option<ServerTls<'_>>,
+    ) -> std::io::Result<Self> {
         let root = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let acceptor = tls.map(|t| t.acceptor()).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         let expected = basic.map(|(u, p)| {
             format!(
                 "Basic {}",
@@ -252,9 +393,15 @@ impl GitServer {
         let dir = root.path().to_path_buf();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (dir, expected) = (dir.clone(), expected.clone());
+                let (dir, expected, acceptor) = (dir.clone(), expected.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    let _ = serve_git(stream, &dir, expected.as_deref()).await;
+                    let _ = match acceptor {
+                        Some(a) => match a.accept(stream).await {
+                            Ok(tls) => serve_git(tls, &dir, expected.as_deref()).await,
+                            Err(e) => Err(e),
+                        },
+                        None => serve_git(stream, &dir, expected.as_deref()).await,
+                    };
                 });
             }
         });
@@ -289,8 +436,8 @@ impl Drop for GitServer {
     }
 }
 
-async fn serve_git(
-    stream: tokio::net::TcpStream,
+async fn serve_git<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
     root: &std::path::Path,
     expected: Option<&str>,
 ) -> std::io::Result<()> {

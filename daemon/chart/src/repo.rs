@@ -54,6 +54,56 @@ pub struct RepoOptions {
     pub cache_dir: Option<PathBuf>,
     /// Per-request timeout (default 30 s).
     pub timeout: Option<Duration>,
+    /// The repository's own CA and a client certificate (mutual TLS), if any.
+    pub tls: Option<RepoTls>,
+}
+
+/// TLS settings of one repository, as PEM.
+#[derive(Clone, Default)]
+pub struct RepoTls {
+    /// CA certificates: the only roots trusted for the repository (none: the built-in roots).
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate chain and its private key.
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl fmt::Debug for RepoTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepoTls")
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_pem", &self.client_pem.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl RepoTls {
+    /// ureq's TLS config; errors say which part is not PEM.
+    fn config(&self) -> std::result::Result<ureq::tls::TlsConfig, String> {
+        use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+        let certs = |pem: &[u8], what: &str| {
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(format!("{what}: {e}"))),
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            if certs.is_empty() {
+                return Err(format!("{what}: no PEM certificate"));
+            }
+            Ok(certs)
+        };
+        let mut b = TlsConfig::builder();
+        if let Some(ca) = &self.ca_pem {
+            b = b.root_certs(RootCerts::new_with_certs(&certs(ca, "CA certificates")?));
+        }
+        if let Some((cert, key)) = &self.client_pem {
+            let chain = certs(cert, "client certificate")?;
+            let key = PrivateKey::from_pem(key).map_err(|e| format!("client key: {e}"))?;
+            b = b.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        Ok(b.build())
+    }
 }
 
 /// One chart version listed in `index.yaml`.
@@ -168,11 +218,13 @@ pub fn resolve_url(repo: &str, chart_url: &str) -> String {
 }
 
 fn get(url: &str, repo: &str, opts: &RepoOptions) -> Result<Vec<u8>> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(opts.timeout.unwrap_or(Duration::from_secs(30))))
-        .http_status_as_error(false)
-        .build()
-        .into();
+        .http_status_as_error(false);
+    if let Some(tls) = &opts.tls {
+        config = config.tls_config(tls.config().map_err(|e| repo_err(repo, e))?);
+    }
+    let agent: ureq::Agent = config.build().into();
     let mut req = agent.get(url);
     if origin(url).is_some() && origin(url) == origin(repo) {
         req = match &opts.auth {

@@ -21,7 +21,7 @@ use crate::config::VaultConfig;
 use crate::error::{Cause, Result, SecretFailure, SecretsError};
 use crate::kv::{self, KvVersion, MountKind, SecretData, SecretPath};
 use crate::session::{AuthStats, Session};
-use crate::{Resolved, SecretRequest, SecretVersion};
+use crate::{Resolved, SecretRequest, SecretValue, SecretVersion};
 
 /// A connection to Vault with one auth session per configured identity. Cheap to
 /// share behind an `Arc`; holds no secret values, only tokens.
@@ -140,15 +140,46 @@ impl Vault {
         self.resolve_wanted(release, environment, wanted).await
     }
 
+    /// Reads one secret at its latest version with the coordinator's own auth
+    /// (`vault.auth`), whatever `require_environment_auth` says: for the coordinator's
+    /// own credentials (a chart source's password), which belong to no release's
+    /// environment. `owner` names what asks (`chart_sources[0].password_from_vault`) in
+    /// logs and errors; errors are as [`Vault::resolve`]'s.
+    pub async fn read_own(&self, owner: &str, vault_path: &str, vault_key: &str) -> Result<SecretValue> {
+        let request = SecretRequest {
+            context: "coordinator".into(),
+            secret_id: owner.to_string(),
+            vault_path: vault_path.to_string(),
+            vault_key: vault_key.to_string(),
+        };
+        let mut resolved = self
+            .resolve_with(owner, self.default.clone(), vec![(&request, None)])
+            .await?;
+        resolved
+            .values
+            .remove(&(request.context.clone(), request.secret_id.clone()))
+            .ok_or_else(|| fail(owner, &request, Cause::Unexpected("no value resolved".into())))
+    }
+
     /// Both entry points: each request with its pin (None: the latest version).
     async fn resolve_wanted(
         &self,
         release: &str,
         environment: Option<&str>,
+        wanted: Vec<Wanted<'_>>,
+    ) -> Result<Resolved> {
+        let session = self.session_for(release, environment)?;
+        self.resolve_with(release, session, wanted).await
+    }
+
+    /// Resolves `wanted` with `session`'s auth.
+    async fn resolve_with(
+        &self,
+        release: &str,
+        session: Arc<Session>,
         mut wanted: Vec<Wanted<'_>>,
     ) -> Result<Resolved> {
         let started = Instant::now();
-        let session = self.session_for(release, environment)?;
         wanted.sort();
         wanted.dedup();
 

@@ -8,15 +8,18 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use crate::tls::SourceTls;
+
 /// The packaged chart at `dir` of `url` at `reference`, and the commit id it came from.
 pub(super) fn fetch(
     url: &str,
     reference: &str,
     dir: &str,
     credentials: Option<gix::sec::identity::Credentials>,
+    tls: &SourceTls,
 ) -> Result<(Vec<u8>, String), String> {
     let scratch = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
-    let repo = checkout(url, reference, credentials, scratch.path())?;
+    let repo = checkout(url, reference, credentials, tls, scratch.path())?;
     read_chart(&repo, reference, dir)
 }
 
@@ -26,9 +29,10 @@ pub(super) fn fetch_file(
     reference: &str,
     path: &str,
     credentials: Option<gix::sec::identity::Credentials>,
+    tls: &SourceTls,
 ) -> Result<(Vec<u8>, String), String> {
     let scratch = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
-    let repo = checkout(url, reference, credentials, scratch.path())?;
+    let repo = checkout(url, reference, credentials, tls, scratch.path())?;
     let head = repo
         .head_commit()
         .map_err(|e| format!("{reference}: no commit fetched: {e}"))?;
@@ -52,6 +56,7 @@ fn checkout(
     url: &str,
     reference: &str,
     credentials: Option<gix::sec::identity::Credentials>,
+    tls: &SourceTls,
     scratch: &Path,
 ) -> Result<gix::Repository, String> {
     // A full commit id is fetched as is; a name is tried as a tag, then as a branch.
@@ -66,7 +71,13 @@ fn checkout(
     };
     let mut last = String::new();
     for (i, revision) in candidates.iter().enumerate() {
-        match fetch_revision(url, revision, credentials.clone(), &scratch.join(i.to_string())) {
+        match fetch_revision(
+            url,
+            revision,
+            credentials.clone(),
+            tls,
+            &scratch.join(i.to_string()),
+        ) {
             Ok(repo) => return Ok(repo),
             Err(e) => last = e,
         }
@@ -80,12 +91,17 @@ fn fetch_revision(
     url: &str,
     revision: &str,
     credentials: Option<gix::sec::identity::Credentials>,
+    tls: &SourceTls,
     into: &Path,
 ) -> Result<gix::Repository, String> {
     use gix::credentials::helper::Action;
     let prepare = gix::prepare_clone_bare(url, into).map_err(|e| e.to_string())?;
+    let tls = (!tls.is_empty()).then(|| tls.clone());
     let mut prepare = prepare
         .configure_connection(move |conn| {
+            if let Some(tls) = &tls {
+                conn.set_transport_options(Box::new(transport_options(tls)));
+            }
             let credentials = credentials.clone();
             conn.set_credentials(move |action| match (action, &credentials) {
                 (Action::Get(ctx), Some(c)) => Ok(Some(gix::credentials::protocol::Outcome {
@@ -102,27 +118,43 @@ fn fetch_revision(
         .map_err(|e| e.to_string())?;
     let (repo, _) = prepare
         .fetch_only(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| describe(&chain(&e)))?;
+        .map_err(|e| describe(&crate::error_chain(&e)))?;
     Ok(repo)
 }
 
-/// An error with its causes: `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+/// gix's HTTP options carrying the source's CA and client certificate to the reqwest
+/// client it builds.
+fn transport_options(tls: &SourceTls) -> gix_transport::client::blocking_io::http::Options {
+    use gix::error::ErrorExt as _;
+    use gix_transport::client::blocking_io::http;
+    let tls = tls.clone();
+    let configure: Box<http::reqwest::ConfigureClientFn> = Box::new(move |mut builder| {
+        let (roots, identity) = tls
+            .reqwest_parts()
+            .map_err(|e| std::io::Error::other(e).raise())?;
+        if let Some(roots) = roots {
+            builder = builder.tls_certs_only(roots);
         }
-        source = s.source();
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        Ok(builder)
+    });
+    let backend = http::reqwest::Options {
+        configure_client: Some(configure),
+        configure_request: None,
+    };
+    http::Options {
+        backend: Some(std::sync::Arc::new(std::sync::Mutex::new(backend))),
+        ..Default::default()
     }
-    out
 }
 
-/// gix's error, with an authentication failure said plainly.
+/// gix's error, with an authentication or TLS failure said plainly.
 fn describe(e: &str) -> String {
+    if let Some(tls) = crate::tls::describe_tls_failure(e) {
+        return tls;
+    }
     let lower = e.to_ascii_lowercase();
     if e.contains("401")
         || e.contains("403")

@@ -16,8 +16,10 @@
 //! by its URL (user info removed) and the config entry, never a secret.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject as _;
 use serde::Deserialize;
 
 /// Helm's OCI media types.
@@ -44,9 +46,27 @@ pub struct ChartSourceConfig {
     /// Basic authentication: a file holding the password (one trailing newline ignored).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Basic authentication: the password held in Vault instead of `password_file`,
+    /// read through the coordinator's `vault:` session at fetch time (cached briefly).
+    #[serde(default)]
+    pub password_from_vault: Option<VaultSecretRef>,
     /// Bearer authentication: a file holding the token. Not with `username`.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Bearer authentication: the token held in Vault instead of `token_file`.
+    #[serde(default)]
+    pub token_from_vault: Option<VaultSecretRef>,
+    /// A client certificate (PEM, chain allowed) presented to the source over TLS,
+    /// with `client_key_file`: for sources that require mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// The CA certificates (PEM) that verify the source's certificate, instead of the
+    /// built-in roots: for a source with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// `oci://` only: talk plain HTTP to the registry (a registry on loopback or
     /// behind a TLS-terminating proxy), as Helm's `--plain-http`.
     #[serde(default)]
@@ -63,7 +83,12 @@ impl std::fmt::Debug for ChartSourceConfig {
             .field("url", &redact(&self.url))
             .field("username", &self.username)
             .field("password_file", &self.password_file)
+            .field("password_from_vault", &self.password_from_vault)
             .field("token_file", &self.token_file)
+            .field("token_from_vault", &self.token_from_vault)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("ca_file", &self.ca_file)
             .field("plain_http", &self.plain_http)
             .field("environments", &self.environments)
             .finish()
@@ -84,21 +109,72 @@ pub fn validate(sources: &[ChartSourceConfig]) -> Result<(), (String, String)> {
                 "must not carry credentials; use `username` + `password_file` or `token_file`".into(),
             ));
         }
-        if s.username.is_some() != s.password_file.is_some() {
+        let password = s.password_file.is_some() || s.password_from_vault.is_some();
+        let token = s.token_file.is_some() || s.token_from_vault.is_some();
+        if s.password_file.is_some() && s.password_from_vault.is_some() {
+            return Err((
+                key("password_from_vault"),
+                "give the password either in `password_file` or in `password_from_vault`, not both".into(),
+            ));
+        }
+        if s.token_file.is_some() && s.token_from_vault.is_some() {
+            return Err((
+                key("token_from_vault"),
+                "give the token either in `token_file` or in `token_from_vault`, not both".into(),
+            ));
+        }
+        if s.username.is_some() != password {
             return Err((
                 key(if s.username.is_some() {
                     "password_file"
                 } else {
                     "username"
                 }),
-                "basic authentication needs both `username` and `password_file`".into(),
+                "basic authentication needs both `username` and `password_file` (or `password_from_vault`)"
+                    .into(),
             ));
         }
-        if s.token_file.is_some() && s.username.is_some() {
+        if token && s.username.is_some() {
             return Err((
-                key("token_file"),
-                "give either `token_file` (bearer) or `username` + `password_file` (basic), not both".into(),
+                key(if s.token_file.is_some() {
+                    "token_file"
+                } else {
+                    "token_from_vault"
+                }),
+                "give either a token (bearer) or `username` + a password (basic), not both".into(),
             ));
+        }
+        for (k, r) in [
+            ("password_from_vault", &s.password_from_vault),
+            ("token_from_vault", &s.token_from_vault),
+        ] {
+            if let Some(r) = r {
+                r.validate().map_err(|reason| (key(k), reason))?;
+            }
+        }
+        if s.client_cert_file.is_some() != s.client_key_file.is_some() {
+            return Err((
+                key(if s.client_cert_file.is_some() {
+                    "client_key_file"
+                } else {
+                    "client_cert_file"
+                }),
+                "a client certificate needs both `client_cert_file` and `client_key_file`".into(),
+            ));
+        }
+        let tls = s.url.starts_with("https://") || (oci && !s.plain_http);
+        if !tls {
+            for (k, set) in [
+                ("ca_file", s.ca_file.is_some()),
+                ("client_cert_file", s.client_cert_file.is_some()),
+            ] {
+                if set {
+                    return Err((
+                        key(k),
+                        "only for sources reached over TLS (https:// or oci:// without `plain_http`)".into(),
+                    ));
+                }
+            }
         }
         let git = s.url.starts_with("git://");
         if !(oci || git || s.url.starts_with("https://") || s.url.starts_with("http://")) {
@@ -173,6 +249,22 @@ pub struct ChartSources {
     sources: Vec<ChartSourceConfig>,
     /// For the CLI's own fetches: credentials and plain HTTP for any source.
     direct: Option<(Credentials, bool)>,
+    /// The coordinator's Vault, for `password_from_vault` / `token_from_vault`.
+    vault: Option<Arc<vault::VaultCredentials>>,
+}
+
+/// The `chart_sources[i].KEY` of the first entry naming a Vault secret, if any: such
+/// an entry needs the coordinator's `vault:` section.
+pub fn first_vault_reference(sources: &[ChartSourceConfig]) -> Option<String> {
+    sources.iter().enumerate().find_map(|(i, s)| {
+        if s.password_from_vault.is_some() {
+            Some(format!("chart_sources[{i}].password_from_vault"))
+        } else if s.token_from_vault.is_some() {
+            Some(format!("chart_sources[{i}].token_from_vault"))
+        } else {
+            None
+        }
+    })
 }
 
 impl ChartSources {
@@ -180,7 +272,15 @@ impl ChartSources {
         ChartSources {
             sources,
             direct: None,
+            vault: None,
         }
+    }
+
+    /// Reads `password_from_vault` / `token_from_vault` through `reader` (convoyd's
+    /// Vault session).
+    pub fn with_vault(mut self, reader: Arc<dyn VaultReader>) -> Self {
+        self.vault = Some(Arc::new(vault::VaultCredentials::new(reader)));
+        self
     }
 
     /// One set of credentials for whatever is fetched (the CLI's `lint`, `render`,
@@ -189,6 +289,7 @@ impl ChartSources {
         ChartSources {
             sources: Vec::new(),
             direct: Some((credentials, plain_http)),
+            vault: None,
         }
     }
 
@@ -205,36 +306,57 @@ impl ChartSources {
             .max_by_key(|(_, s)| s.url.trim_end_matches('/').len())
     }
 
-    fn credentials(&self, url: &str) -> Result<Credentials, String> {
+    /// The credentials for `url`: from the files of its entry (read at each fetch, so
+    /// a rotated file is picked up) or from Vault (cached for `cache_seconds`).
+    async fn credentials(&self, url: &str) -> Result<Credentials, String> {
         if let Some((c, _)) = &self.direct {
             return Ok(c.clone());
         }
         let Some((i, s)) = self.entry(url) else {
             return Ok(Credentials::Anonymous);
         };
-        let read = |key: &str, path: &Path| {
-            std::fs::read_to_string(path)
-                .map(|t| t.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| {
-                    format!(
-                        "the coordinator's chart_sources[{i}].{key} {}: cannot read it: {e}",
-                        path.display()
-                    )
-                })
-        };
-        Ok(match (&s.username, &s.password_file, &s.token_file) {
-            (Some(u), Some(p), _) => Credentials::Basic(u.clone(), read("password_file", p)?),
-            (_, _, Some(t)) => Credentials::Bearer(read("token_file", t)?),
+        if let Some(c) = file_credentials(i, s)? {
+            return Ok(c);
+        }
+        Ok(match (&s.username, &s.password_from_vault, &s.token_from_vault) {
+            (Some(u), Some(r), _) => {
+                Credentials::Basic(u.clone(), self.vault_secret(i, "password_from_vault", r).await?)
+            }
+            (_, _, Some(r)) => Credentials::Bearer(self.vault_secret(i, "token_from_vault", r).await?),
             _ => Credentials::Anonymous,
         })
     }
 
-    /// Reads every configured credential file once: an unreadable one is named
-    /// (`chart_sources[i].password_file PATH: ...`) so convoyd refuses to start rather
-    /// than failing submits later. The contents are dropped.
+    /// The value `r` (entry `i`'s `key`) names; errors name the entry, the Vault path
+    /// and key, never a value.
+    async fn vault_secret(&self, i: usize, key: &str, r: &VaultSecretRef) -> Result<String, String> {
+        let at = format!(
+            "the coordinator's chart_sources[{i}].{key} (Vault path {}, key {:?})",
+            r.vault_path, r.vault_key
+        );
+        match &self.vault {
+            None => Err(format!("{at}: the coordinator has no `vault:` section")),
+            Some(v) => v.get(r).await.map_err(|e| format!("{at}: {e}")),
+        }
+    }
+
+    /// The TLS material of `url`'s entry (`ca_file`, `client_cert_file`), read now.
+    fn tls(&self, url: &str) -> Result<SourceTls, String> {
+        match self.entry(url) {
+            Some((i, s)) if self.direct.is_none() => SourceTls::load(i, s),
+            _ => Ok(SourceTls::default()),
+        }
+    }
+
+    /// Reads every configured credential and certificate file once: an unreadable or
+    /// malformed one is named (`chart_sources[i].password_file PATH: ...`,
+    /// `chart_sources[i].client_cert_file PATH: ...`) so convoyd refuses to start
+    /// rather than failing submits later. The contents are dropped. Vault is not asked
+    /// (it may be down while the coordinator starts).
     pub fn check_credential_files(&self) -> Result<(), String> {
-        for s in &self.sources {
-            self.credentials(&s.url)?;
+        for (i, s) in self.sources.iter().enumerate() {
+            file_credentials(i, s)?;
+            SourceTls::load(i, s)?;
         }
         Ok(())
     }
@@ -375,8 +497,8 @@ impl ChartSources {
     }
 
     /// gix's form of the credentials for `url`.
-    fn git_credentials(&self, url: &str) -> Result<Option<gix::sec::identity::Credentials>, String> {
-        Ok(match self.credentials(url)? {
+    async fn git_credentials(&self, url: &str) -> Result<Option<gix::sec::identity::Credentials>, String> {
+        Ok(match self.credentials(url).await? {
             Credentials::Anonymous => None,
             Credentials::Basic(username, password) => {
                 Some(gix::sec::identity::Credentials::UsernamePassword {
@@ -404,17 +526,19 @@ impl ChartSources {
         let shown = format!("git repository {}", redact(&from.git));
         let credentials = self
             .git_credentials(&from.git)
+            .await
             .map_err(|e| format!("{shown}: {e}"))?;
+        let tls = self.tls(&from.git).map_err(|e| format!("{shown}: {e}"))?;
         ensure_tls_provider();
         let (u, r, p) = (from.git.clone(), from.reference.clone(), from.path.clone());
         let (data, commit) = tokio::time::timeout(
             FETCH_TIMEOUT,
-            tokio::task::spawn_blocking(move || crate::git::fetch_file(&u, &r, &p, credentials)),
+            tokio::task::spawn_blocking(move || crate::git::fetch_file(&u, &r, &p, credentials, &tls)),
         )
         .await
         .map_err(|_| format!("{shown}: fetching {} timed out", from.reference))?
         .map_err(|e| format!("{shown}: the fetch failed: {e}"))?
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| git_error(&shown, &from.git, e))?;
         let origin = format!("{} {}@{commit} {}", redact(&from.git), from.reference, from.path);
         let text = String::from_utf8(data).map_err(|_| format!("{origin}: not UTF-8 text"))?;
         Ok((origin, text))
@@ -422,17 +546,21 @@ impl ChartSources {
 
     async fn fetch_git(&self, url: &str, reference: &str, dir: &str) -> Result<FetchedChart, String> {
         let shown = format!("git repository {}", redact(url));
-        let credentials = self.git_credentials(url).map_err(|e| format!("{shown}: {e}"))?;
+        let credentials = self
+            .git_credentials(url)
+            .await
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let tls = self.tls(url).map_err(|e| format!("{shown}: {e}"))?;
         ensure_tls_provider();
         let (u, r, d) = (url.to_string(), reference.to_string(), dir.to_string());
         let (archive, commit) = tokio::time::timeout(
             FETCH_TIMEOUT,
-            tokio::task::spawn_blocking(move || crate::git::fetch(&u, &r, &d, credentials)),
+            tokio::task::spawn_blocking(move || crate::git::fetch(&u, &r, &d, credentials, &tls)),
         )
         .await
         .map_err(|_| format!("{shown}: fetching {reference} timed out"))?
         .map_err(|e| format!("{shown}: the fetch failed: {e}"))?
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|e| git_error(&shown, url, e))?;
         Ok(FetchedChart {
             archive,
             origin: format!("{} {reference}@{commit} {dir}", redact(url)),
@@ -442,15 +570,21 @@ impl ChartSources {
     async fn fetch_repo(&self, repo: &str, name: &str, range: &str) -> Result<FetchedChart, String> {
         use convoy_chart::repo::{Auth, RepoOptions};
         let shown = format!("chart repository {}", redact(repo));
-        let auth = match self.credentials(repo).map_err(|e| format!("{shown}: {e}"))? {
+        let auth = match self
+            .credentials(repo)
+            .await
+            .map_err(|e| format!("{shown}: {e}"))?
+        {
             Credentials::Anonymous => None,
             Credentials::Basic(username, password) => Some(Auth::Basic { username, password }),
             Credentials::Bearer(t) => Some(Auth::Bearer(t)),
         };
+        let tls = self.tls(repo).map_err(|e| format!("{shown}: {e}"))?;
         let opts = RepoOptions {
             auth,
             cache_dir: None,
             timeout: Some(FETCH_TIMEOUT),
+            tls: tls.repo_tls(),
         };
         let (r, n, v) = (repo.to_string(), name.to_string(), range.to_string());
         let found = tokio::task::spawn_blocking(move || {
@@ -461,7 +595,16 @@ impl ChartSources {
         })
         .await
         .map_err(|e| format!("{shown}: the fetch failed: {e}"))?;
-        let (version, archive) = found.map_err(|e| format!("{shown}: chart {name} {range}: {e}"))?;
+        let (version, archive) = found.map_err(|e| {
+            let e = e.to_string();
+            let e = tls::describe_tls_failure(&e).unwrap_or(e);
+            let e = format!("{shown}: chart {name} {range}: {e}");
+            if repo.starts_with("https://") {
+                tls::hint_dropped_connection(e)
+            } else {
+                e
+            }
+        })?;
         Ok(FetchedChart {
             archive,
             origin: format!("{} {name} {version}", redact(repo)),
@@ -474,9 +617,33 @@ impl ChartSources {
         version: Option<&str>,
         digest: Option<&str>,
     ) -> Result<FetchedChart, String> {
+        let plain = match &self.direct {
+            Some((_, plain)) => *plain,
+            None => self.entry(oci).is_some_and(|(_, s)| s.plain_http),
+        };
+        let pulled = self.pull_oci(oci, version, digest).await;
+        if plain {
+            pulled
+        } else {
+            pulled.map_err(tls::hint_dropped_connection)
+        }
+    }
+
+    async fn pull_oci(
+        &self,
+        oci: &str,
+        version: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<FetchedChart, String> {
         let shown = format!("OCI registry {}", redact(oci));
         let repo = oci.trim_start_matches("oci://").trim_end_matches('/');
-        let auth = self.oci_auth(oci).map_err(|e| format!("{shown}: {e}"))?;
+        let auth = self.oci_auth(oci).await.map_err(|e| format!("{shown}: {e}"))?;
+        let tls = self.tls(oci).map_err(|e| format!("{shown}: {e}"))?;
+        if tls.identity.is_some() {
+            // oci-client cannot present a client certificate: convoy's own pull.
+            let pulled = oci_tls::pull(oci, version, digest, &auth, &tls, &shown).await?;
+            return helm_chart(oci, &shown, pulled);
+        }
         let client = self.oci_client(oci).map_err(|e| format!("{shown}: {e}"))?;
         let (reference, tag) = match (digest, version) {
             (Some(d), _) => (format!("{repo}@{d}"), None),
@@ -500,50 +667,108 @@ impl ChartSources {
         .await
         .map_err(|_| format!("{shown}: pulling {reference} timed out"))?
         .map_err(|e| format!("{shown}: pulling {reference}: {}", oci_error(&e)))?;
-        if pulled.config.media_type != HELM_CONFIG_MEDIA_TYPE {
-            return Err(format!(
-                "{shown}: {reference} is not a Helm chart: its config is {:?}, expected {HELM_CONFIG_MEDIA_TYPE}",
-                pulled.config.media_type
-            ));
-        }
-        let mut charts = pulled
-            .layers
-            .into_iter()
-            .filter(|l| l.media_type == HELM_CHART_LAYER_MEDIA_TYPE);
-        let (Some(layer), None) = (charts.next(), charts.next()) else {
-            return Err(format!(
-                "{shown}: {reference}: expected exactly one {HELM_CHART_LAYER_MEDIA_TYPE} layer"
-            ));
-        };
-        let manifest = pulled.digest.unwrap_or_default();
-        Ok(FetchedChart {
-            archive: layer.data.to_vec(),
-            origin: match tag {
-                Some(t) => format!("{}:{t}@{manifest}", redact(oci)),
-                None => format!("{}@{manifest}", redact(oci)),
+        helm_chart(
+            oci,
+            &shown,
+            oci_tls::Pulled {
+                reference,
+                tag,
+                config_media_type: pulled.config.media_type,
+                layers: pulled
+                    .layers
+                    .into_iter()
+                    .map(|l| (l.media_type, l.data.to_vec()))
+                    .collect(),
+                digest: pulled.digest.unwrap_or_default(),
             },
-        })
+        )
     }
 
-    pub fn oci_auth(&self, url: &str) -> Result<oci_client::secrets::RegistryAuth, String> {
+    pub async fn oci_auth(&self, url: &str) -> Result<oci_client::secrets::RegistryAuth, String> {
         use oci_client::secrets::RegistryAuth;
-        Ok(match self.credentials(url)? {
+        Ok(match self.credentials(url).await? {
             Credentials::Anonymous => RegistryAuth::Anonymous,
             Credentials::Basic(u, p) => RegistryAuth::Basic(u, p),
             Credentials::Bearer(t) => RegistryAuth::Bearer(t),
         })
     }
 
+    /// An OCI client for `url`: plain HTTP, and its entry's `ca_file`, as configured.
     pub fn oci_client(&self, url: &str) -> Result<oci_client::Client, String> {
         let plain = match &self.direct {
             Some((_, plain)) => *plain,
             None => self.entry(url).is_some_and(|(_, s)| s.plain_http),
         };
-        oci_client_for(plain)
+        let ca = self.tls(url)?.ca;
+        oci_client_with(plain, ca.as_deref())
     }
 }
 
+/// The Helm chart in what a registry answered: the config must be Helm's, with exactly
+/// one chart layer.
+fn helm_chart(oci: &str, shown: &str, pulled: oci_tls::Pulled) -> Result<FetchedChart, String> {
+    let reference = &pulled.reference;
+    if pulled.config_media_type != HELM_CONFIG_MEDIA_TYPE {
+        return Err(format!(
+            "{shown}: {reference} is not a Helm chart: its config is {:?}, expected {HELM_CONFIG_MEDIA_TYPE}",
+            pulled.config_media_type
+        ));
+    }
+    let mut charts = pulled
+        .layers
+        .into_iter()
+        .filter(|(media_type, _)| media_type == HELM_CHART_LAYER_MEDIA_TYPE);
+    let (Some((_, archive)), None) = (charts.next(), charts.next()) else {
+        return Err(format!(
+            "{shown}: {reference}: expected exactly one {HELM_CHART_LAYER_MEDIA_TYPE} layer"
+        ));
+    };
+    let manifest = &pulled.digest;
+    Ok(FetchedChart {
+        archive,
+        origin: match pulled.tag {
+            Some(t) => format!("{}:{t}@{manifest}", redact(oci)),
+            None => format!("{}@{manifest}", redact(oci)),
+        },
+    })
+}
+
+/// A git fetch's error, with the hint for an HTTPS source that dropped the connection.
+fn git_error(shown: &str, url: &str, e: String) -> String {
+    let e = format!("{shown}: {e}");
+    if url.starts_with("https://") {
+        tls::hint_dropped_connection(e)
+    } else {
+        e
+    }
+}
+
+/// Entry `i`'s credentials when they come from files (`None`: from Vault, or none).
+fn file_credentials(i: usize, s: &ChartSourceConfig) -> Result<Option<Credentials>, String> {
+    let read = |key: &str, path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| {
+                format!(
+                    "the coordinator's chart_sources[{i}].{key} {}: cannot read it: {e}",
+                    path.display()
+                )
+            })
+    };
+    Ok(match (&s.username, &s.password_file, &s.token_file) {
+        (Some(u), Some(p), _) => Some(Credentials::Basic(u.clone(), read("password_file", p)?)),
+        (_, _, Some(t)) => Some(Credentials::Bearer(read("token_file", t)?)),
+        _ => None,
+    })
+}
+
 mod git;
+mod oci_tls;
+mod tls;
+mod vault;
+
+use tls::SourceTls;
+pub use vault::{ReadFuture, VaultReader, VaultSecretRef};
 
 /// reqwest (under oci-client and gix) is built without a TLS provider of its own:
 /// ring, as everywhere in convoy, installed process-wide (an error only means one is
@@ -554,8 +779,28 @@ fn ensure_tls_provider() {
 
 /// An OCI client for Helm charts, plain HTTP when `plain_http`.
 pub fn oci_client_for(plain_http: bool) -> Result<oci_client::Client, String> {
+    oci_client_with(plain_http, None)
+}
+
+/// An OCI client for Helm charts: plain HTTP when `plain_http`, trusting only the
+/// certificates of `ca_pem` when given.
+fn oci_client_with(plain_http: bool, ca_pem: Option<&[u8]>) -> Result<oci_client::Client, String> {
+    use oci_client::client::{Certificate, CertificateEncoding};
     ensure_tls_provider();
+    let tls_certs_only = match ca_pem {
+        Some(pem) => rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+            .map(|c| {
+                c.map(|der| Certificate {
+                    encoding: CertificateEncoding::Der,
+                    data: der.to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("ca_file: {e}"))?,
+        None => Vec::new(),
+    };
     let config = oci_client::client::ClientConfig {
+        tls_certs_only,
         protocol: if plain_http {
             oci_client::client::ClientProtocol::Http
         } else {
@@ -597,7 +842,10 @@ pub async fn push_chart(archive: &[u8], dest: &str, sources: &ChartSources) -> R
     let reference: oci_client::Reference = format!("{base}/{}:{tag}", chart.name())
         .parse()
         .map_err(|e| format!("{shown}: not an OCI reference: {e}"))?;
-    let auth = sources.oci_auth(&url).map_err(|e| format!("{shown}: {e}"))?;
+    let auth = sources
+        .oci_auth(&url)
+        .await
+        .map_err(|e| format!("{shown}: {e}"))?;
     let client = sources.oci_client(&url).map_err(|e| format!("{shown}: {e}"))?;
     let m = chart.metadata();
     let mut config = serde_json::Map::new();
@@ -657,11 +905,9 @@ async fn resolve_tag(
     auth: &oci_client::secrets::RegistryAuth,
     shown: &str,
 ) -> Result<String, String> {
-    if semver::Version::parse(version.trim_start_matches('v')).is_ok() {
-        return Ok(version.replace('+', "_"));
+    if let Some(tag) = exact_tag(version) {
+        return Ok(tag);
     }
-    let constraint = convoy_chart::constraint::Constraint::parse(version)
-        .map_err(|e| format!("{shown}: version {version:?}: {e}"))?;
     let reference: oci_client::Reference = format!("{repo}:latest")
         .parse()
         .map_err(|e| format!("{shown}: not an OCI reference: {e}"))?;
@@ -669,9 +915,23 @@ async fn resolve_tag(
         .await
         .map_err(|_| format!("{shown}: listing tags timed out"))?
         .map_err(|e| format!("{shown}: listing tags: {}", oci_error(&e)))?;
+    pick_tag(version, &tags.tags, shown)
+}
+
+/// The tag of an exact version (`+` written `_`); `None` for a range.
+fn exact_tag(version: &str) -> Option<String> {
+    semver::Version::parse(version.trim_start_matches('v'))
+        .is_ok()
+        .then(|| version.replace('+', "_"))
+}
+
+/// The tag of the highest version among `tags` matching the range `version`
+/// (pre-releases only when the range names one).
+fn pick_tag(version: &str, tags: &[String], shown: &str) -> Result<String, String> {
+    let constraint = convoy_chart::constraint::Constraint::parse(version)
+        .map_err(|e| format!("{shown}: version {version:?}: {e}"))?;
     let allow_pre = version.contains('-');
-    tags.tags
-        .iter()
+    tags.iter()
         .filter_map(|t| {
             let v = semver::Version::parse(&t.replace('_', "+")).ok()?;
             ((allow_pre || v.pre.is_empty()) && constraint.matches(&v)).then_some((v, t))
@@ -690,8 +950,10 @@ fn oci_error(e: &oci_client::errors::OciDistributionError) -> String {
                 .to_string()
         }
         other => {
-            let text = other.to_string();
-            if text.contains("401") || text.to_ascii_lowercase().contains("unauthorized") {
+            let text = error_chain(other);
+            if let Some(tls) = tls::describe_tls_failure(&text) {
+                tls
+            } else if text.contains("401") || text.to_ascii_lowercase().contains("unauthorized") {
                 format!(
                     "authentication failed (check the coordinator's chart_sources credentials for this registry): {text}"
                 )
@@ -700,6 +962,21 @@ fn oci_error(e: &oci_client::errors::OciDistributionError) -> String {
             }
         }
     }
+}
+
+/// An error with its causes: `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// A URL safe to show: user info removed.
@@ -732,7 +1009,12 @@ mod tests {
             url: url.into(),
             username: None,
             password_file: None,
+            password_from_vault: None,
             token_file: None,
+            token_from_vault: None,
+            client_cert_file: None,
+            client_key_file: None,
+            ca_file: None,
             plain_http: false,
             environments: None,
         }
@@ -797,8 +1079,8 @@ mod tests {
         assert_eq!(validate(&[plain]).unwrap_err().0, "chart_sources[0].plain_http");
     }
 
-    #[test]
-    fn credentials_come_from_files_and_a_missing_file_is_named() {
+    #[tokio::test]
+    async fn credentials_come_from_files_and_a_missing_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
         let mut basic = src("oci://r.example.com/team");
@@ -808,15 +1090,19 @@ mod tests {
         missing.token_file = Some(dir.path().join("absent"));
         let s = ChartSources::new(vec![basic, missing]);
         assert!(
-            matches!(s.credentials("oci://r.example.com/team/app").unwrap(), Credentials::Basic(u, p) if u == "ci" && p == "s3cret")
+            matches!(s.credentials("oci://r.example.com/team/app").await.unwrap(), Credentials::Basic(u, p) if u == "ci" && p == "s3cret")
         );
-        let e = s.credentials("oci://r.example.com/other/app").err().unwrap();
+        let e = s
+            .credentials("oci://r.example.com/other/app")
+            .await
+            .err()
+            .unwrap();
         assert!(
             e.contains("chart_sources[1].token_file") && e.contains("absent"),
             "{e}"
         );
         assert!(matches!(
-            s.credentials("oci://elsewhere.example.com/app").unwrap(),
+            s.credentials("oci://elsewhere.example.com/app").await.unwrap(),
             Credentials::Anonymous
         ));
     }
@@ -842,6 +1128,179 @@ mod tests {
             e.contains("chart_sources[1].password_file") && e.contains("missing"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn vault_and_tls_entries_are_checked_with_their_key() {
+        let secret = || VaultSecretRef {
+            vault_path: "/kv/ci/registry".into(),
+            vault_key: "password".into(),
+            cache_seconds: 60,
+        };
+        let key = |s: ChartSourceConfig| validate(&[s]).unwrap_err().0;
+        let mut ok = src("oci://r.example.com");
+        ok.username = Some("ci".into());
+        ok.password_from_vault = Some(secret());
+        ok.ca_file = Some("ca.pem".into());
+        ok.client_cert_file = Some("c.pem".into());
+        ok.client_key_file = Some("k.pem".into());
+        assert!(validate(std::slice::from_ref(&ok)).is_ok());
+        assert_eq!(
+            first_vault_reference(&[src("https://a.example.com"), ok.clone()]).as_deref(),
+            Some("chart_sources[1].password_from_vault")
+        );
+        assert_eq!(first_vault_reference(&[src("https://a.example.com")]), None);
+
+        let mut both = ok.clone();
+        both.password_file = Some("pw".into());
+        assert_eq!(key(both), "chart_sources[0].password_from_vault");
+        let mut no_user = src("https://c.example.com");
+        no_user.password_from_vault = Some(secret());
+        assert_eq!(key(no_user), "chart_sources[0].username");
+        let mut token_and_basic = ok.clone();
+        token_and_basic.token_from_vault = Some(secret());
+        assert_eq!(key(token_and_basic), "chart_sources[0].token_from_vault");
+        let mut two_tokens = src("https://c.example.com");
+        two_tokens.token_file = Some("t".into());
+        two_tokens.token_from_vault = Some(secret());
+        assert_eq!(key(two_tokens), "chart_sources[0].token_from_vault");
+        let mut bad_path = src("https://c.example.com");
+        bad_path.token_from_vault = Some(VaultSecretRef {
+            vault_path: "registry".into(),
+            ..secret()
+        });
+        let (k, reason) = validate(&[bad_path]).unwrap_err();
+        assert_eq!(k, "chart_sources[0].token_from_vault");
+        assert!(reason.contains("vault_path"), "{reason}");
+
+        let mut cert_only = ok.clone();
+        cert_only.client_key_file = None;
+        assert_eq!(key(cert_only), "chart_sources[0].client_key_file");
+        let mut key_only = ok.clone();
+        key_only.client_cert_file = None;
+        assert_eq!(key(key_only), "chart_sources[0].client_cert_file");
+        let mut plain = ok.clone();
+        plain.plain_http = true;
+        plain.client_cert_file = None;
+        plain.client_key_file = None;
+        assert_eq!(key(plain), "chart_sources[0].ca_file");
+        let mut http = src("http://c.example.com");
+        http.client_cert_file = Some("c.pem".into());
+        http.client_key_file = Some("k.pem".into());
+        assert_eq!(key(http), "chart_sources[0].client_cert_file");
+    }
+
+    /// A Vault that fails every read, or answers one value.
+    struct FakeVault(Result<String, String>);
+
+    impl VaultReader for FakeVault {
+        fn read<'a>(&'a self, _path: &'a str, _key: &'a str) -> ReadFuture<'a> {
+            let answer = self.0.clone();
+            Box::pin(async move { answer })
+        }
+    }
+
+    #[tokio::test]
+    async fn vault_credentials_are_read_through_the_reader_and_failures_name_entry_path_and_key() {
+        let mut basic = src("oci://r.example.com/team");
+        basic.username = Some("ci".into());
+        basic.password_from_vault = Some(VaultSecretRef {
+            vault_path: "/kv/ci/registry".into(),
+            vault_key: "password".into(),
+            cache_seconds: 0,
+        });
+        let url = "oci://r.example.com/team/app";
+        let s =
+            ChartSources::new(vec![basic.clone()]).with_vault(Arc::new(FakeVault(Ok("from-vault".into()))));
+        assert!(
+            matches!(s.credentials(url).await.unwrap(), Credentials::Basic(u, p) if u == "ci" && p == "from-vault")
+        );
+        // Vault is not asked at start.
+        assert!(
+            ChartSources::new(vec![basic.clone()])
+                .with_vault(Arc::new(FakeVault(Err("unreachable".into()))))
+                .check_credential_files()
+                .is_ok()
+        );
+        let failing = ChartSources::new(vec![basic.clone()]).with_vault(Arc::new(FakeVault(Err(
+            "the secret has no such key (it has: user)".into(),
+        ))));
+        let e = failing.credentials(url).await.unwrap_err();
+        assert!(
+            e.contains("chart_sources[0].password_from_vault")
+                && e.contains("/kv/ci/registry")
+                && e.contains("\"password\"")
+                && e.contains("no such key"),
+            "{e}"
+        );
+        let e = ChartSources::new(vec![basic]).credentials(url).await.unwrap_err();
+        assert!(e.contains("no `vault:` section"), "{e}");
+        assert!(!format!("{s:?}").contains("from-vault"));
+    }
+
+    fn pem_pair(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn unreadable_or_malformed_tls_files_are_named_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::Issuer::new(ca_params, ca_key);
+        let (cert, key) = pem_pair(&ca, "convoyd");
+        let (_, other_key) = pem_pair(&ca, "someone-else");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let mut s = src("oci://r.example.com");
+        s.client_cert_file = Some(write("cert.pem", &cert));
+        s.client_key_file = Some(write("key.pem", &key));
+        s.ca_file = Some(write("ca.pem", &cert));
+        let check = |s: &ChartSourceConfig| ChartSources::new(vec![s.clone()]).check_credential_files();
+        assert!(check(&s).is_ok(), "{:?}", check(&s));
+
+        let mut missing = s.clone();
+        missing.client_cert_file = Some(dir.path().join("absent.pem"));
+        let e = check(&missing).unwrap_err();
+        assert!(
+            e.contains("chart_sources[0].client_cert_file") && e.contains("absent.pem"),
+            "{e}"
+        );
+        let mut not_pem = s.clone();
+        not_pem.client_cert_file = Some(write("garbage.pem", "not a certificate\n"));
+        let e = check(&not_pem).unwrap_err();
+        assert!(
+            e.contains("chart_sources[0].client_cert_file")
+                && e.contains("garbage.pem")
+                && e.contains("no certificate"),
+            "{e}"
+        );
+        let mut bad_key = s.clone();
+        bad_key.client_key_file = Some(write("cert-as-key.pem", &cert));
+        let e = check(&bad_key).unwrap_err();
+        assert!(e.contains("chart_sources[0].client_key_file"), "{e}");
+        let mut mismatch = s.clone();
+        mismatch.client_key_file = Some(write("other-key.pem", &other_key));
+        let e = check(&mismatch).unwrap_err();
+        assert!(
+            e.contains("chart_sources[0].client_key_file") && e.contains("does not match"),
+            "{e}"
+        );
+        let mut bad_ca = s.clone();
+        bad_ca.ca_file = Some(write("empty-ca.pem", ""));
+        let e = check(&bad_ca).unwrap_err();
+        assert!(e.contains("chart_sources[0].ca_file"), "{e}");
+        let tls = SourceTls::load(0, &s).unwrap();
+        assert!(!format!("{tls:?}").contains("PRIVATE KEY"));
     }
 
     #[test]
