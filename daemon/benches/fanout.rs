@@ -216,8 +216,13 @@ fn raise_fd_limit() -> BenchResult<u64> {
 /// the bench does not run a `cargo build --release --bin convoyd` of its own: with the
 /// dev-dependencies' features resolved differently, that build and `cargo bench`
 /// rebuilt `convoy-daemon` and its dependencies for each other every time.
+///
+/// `FANOUT_CONVOYD`, when set, names another executable to start instead (a script that
+/// runs the built `convoyd` under `heaptrack` or `perf`, for profiling; the peak RSS
+/// printed is then that executable's).
 fn convoyd_binary() -> BenchResult<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_convoyd"));
+    let path = std::env::var_os("FANOUT_CONVOYD")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_convoyd")), PathBuf::from);
     if path.is_file() {
         Ok(path)
     } else {

@@ -47,12 +47,12 @@ pub fn images_of(manifests: &[RenderedManifest]) -> Vec<(String, String, String)
 /// Per-context images grouped: one entry per (workload, container, image) with the
 /// contexts that run it, none listed when every one of the `targets` does.
 pub fn group_images(
-    per_context: &BTreeMap<String, Vec<(String, String, String)>>,
+    per_context: &BTreeMap<String, impl AsRef<Vec<(String, String, String)>>>,
     targets: usize,
 ) -> Vec<WorkloadImage> {
     let mut by: BTreeMap<&(String, String, String), Vec<String>> = BTreeMap::new();
     for (ctx, images) in per_context {
-        for i in images {
+        for i in images.as_ref() {
             let entry = by.entry(i).or_default();
             if entry.last() != Some(ctx) {
                 entry.push(ctx.clone());

@@ -2,7 +2,7 @@
 //! resolve every target context's secrets (Vault, or a development secrets file), and
 //! render the chart for every context, before any cluster is touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,26 +17,38 @@ use crate::prepare::{
 use crate::store::SubmitInputs;
 
 /// Rendered objects (and Helm hooks) of some contexts.
-type ContextManifests = Vec<(String, Rendered)>;
+type ContextManifests = Vec<(String, Arc<Rendered>)>;
 
-/// One context's render: the objects to apply, and the hooks the agent runs around them.
+/// One render's outcome, shared by every context whose render wrote the same objects
+/// (most of a fleet, in practice: contexts that differ only in values the chart does not
+/// use): the objects to apply, the hooks the agent runs around them, their images.
 struct Rendered {
-    manifests: Vec<RenderedManifest>,
-    hooks: Vec<RenderedManifest>,
+    manifests: Arc<Vec<RenderedManifest>>,
+    hooks: Arc<Vec<RenderedManifest>>,
     /// Its workloads' images, for the revision's history.
-    images: Vec<(String, String, String)>,
+    images: Images,
 }
+
+/// (workload, container, image) of each container of a render.
+type Images = Arc<Vec<(String, String, String)>>;
+
+/// What a chart's render wrote (template path and YAML of each object, then each hook),
+/// the key under which identical renders share one [`Rendered`]: converting to JSON and
+/// reading the images is done once per distinct render, and its objects are kept once
+/// however many contexts ship them. Compared whole, so a match is exact. In memory only
+/// (it may hold secrets), for the length of one submit.
+type RenderKey = Vec<(String, String)>;
 
 /// What [`Pipeline::render_all`] gives: objects and hooks per context, and each
 /// context's images.
 struct RenderedAll {
     manifests: PerContext,
     hooks: PerContext,
-    images: BTreeMap<String, Vec<(String, String, String)>>,
+    images: BTreeMap<String, Images>,
 }
 
-/// Rendered objects per context.
-type PerContext = BTreeMap<String, Vec<RenderedManifest>>;
+/// Rendered objects per context (contexts with the same render share one list).
+type PerContext = BTreeMap<String, Arc<Vec<RenderedManifest>>>;
 
 /// `e` with every resolved secret masked in its message.
 pub fn mask_error(e: PrepareError, masker: &convoy_release::mask::Masker) -> PrepareError {
@@ -674,6 +686,8 @@ impl Pipeline {
     }
 
     /// Renders every target context with its facts, spread over a few threads.
+    /// Contexts whose renders wrote the same objects share one converted result
+    /// ([`RenderKey`]).
     fn render_all(
         &self,
         release: &Release,
@@ -684,6 +698,46 @@ impl Pipeline {
         let targets: Vec<&str> = release.targets().collect();
         let empty = BTreeMap::new();
         let install = RenderFacts::of_revision(1, false, None);
+        let seen: std::sync::Mutex<HashMap<RenderKey, Arc<Rendered>>> = std::sync::Mutex::default();
+        let render_one = |ctx: &str| -> Result<Arc<Rendered>, PrepareError> {
+            let context = self
+                .registry
+                .get(ctx)
+                .ok_or_else(|| PrepareError::Invalid(format!("{}: unknown context {ctx}", release.source)))?;
+            let secrets = values.get(ctx).unwrap_or(&empty);
+            let mut env = facts.get(ctx).unwrap_or(&install).env();
+            env.limits = self.limits.render;
+            let r = convoy_release::render_context_in(release, chart, context, secrets, &env)
+                .map_err(render_error)?;
+            let objects = r.crds.len() + r.manifests.len();
+            let key: RenderKey = r
+                .crds
+                .into_iter()
+                .chain(r.manifests)
+                .chain(r.hooks)
+                .map(|m| (m.source, m.content))
+                .collect();
+            let shared = seen
+                .lock()
+                .map_err(|_| PrepareError::Render("a render thread panicked".into()))?
+                .get(&key)
+                .cloned();
+            if let Some(shared) = shared {
+                return Ok(shared);
+            }
+            let manifests = as_kube_json(&key[..objects], ctx)?;
+            let rendered = Arc::new(Rendered {
+                images: Arc::new(crate::deployed::images_of(&manifests)),
+                manifests: Arc::new(manifests),
+                hooks: Arc::new(as_kube_json(&key[objects..], ctx)?),
+            });
+            let mut seen = seen
+                .lock()
+                .map_err(|_| PrepareError::Render("a render thread panicked".into()))?;
+            // Another thread may have converted the same render meanwhile: theirs wins,
+            // so that every context with this render shares one copy.
+            Ok(seen.entry(key).or_insert(rendered).clone())
+        };
         let chunk = targets.len().div_ceil(self.render_threads.max(1)).max(1);
         let results: Vec<Result<ContextManifests, PrepareError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = targets
@@ -691,27 +745,7 @@ impl Pipeline {
                 .map(|part| {
                     scope.spawn(|| {
                         part.iter()
-                            .map(|ctx| {
-                                let context = self.registry.get(ctx).ok_or_else(|| {
-                                    PrepareError::Invalid(format!(
-                                        "{}: unknown context {ctx}",
-                                        release.source
-                                    ))
-                                })?;
-                                let secrets = values.get(*ctx).unwrap_or(&empty);
-                                let mut env = facts.get(*ctx).unwrap_or(&install).env();
-                                env.limits = self.limits.render;
-                                let r =
-                                    convoy_release::render_context_in(release, chart, context, secrets, &env)
-                                        .map_err(render_error)?;
-                                let manifests = as_kube_json(r.objects(), ctx)?;
-                                let rendered = Rendered {
-                                    images: crate::deployed::images_of(&manifests),
-                                    manifests,
-                                    hooks: as_kube_json(r.hooks.iter(), ctx)?,
-                                };
-                                Ok((ctx.to_string(), rendered))
-                            })
+                            .map(|ctx| Ok((ctx.to_string(), render_one(ctx)?)))
                             .collect()
                     })
                 })
@@ -732,10 +766,10 @@ impl Pipeline {
         for r in results {
             for (ctx, rendered) in r? {
                 if !rendered.hooks.is_empty() {
-                    all.hooks.insert(ctx.clone(), rendered.hooks);
+                    all.hooks.insert(ctx.clone(), rendered.hooks.clone());
                 }
-                all.images.insert(ctx.clone(), rendered.images);
-                all.manifests.insert(ctx, rendered.manifests);
+                all.images.insert(ctx.clone(), rendered.images.clone());
+                all.manifests.insert(ctx, rendered.manifests.clone());
             }
         }
         Ok(all)
@@ -821,17 +855,16 @@ impl Preparer for Pipeline {
 /// would read those scalars differently; JSON reads the same in both, so what reaches the
 /// API server is what `helm install` would have sent. `source` stays the template's path;
 /// a document that cannot be converted fails the submit naming it.
-fn as_kube_json<'a>(
-    manifests: impl Iterator<Item = &'a convoy_release::Manifest>,
+fn as_kube_json(
+    manifests: &[(String, String)],
     context: &str,
 ) -> Result<Vec<RenderedManifest>, PrepareError> {
     let mut out = Vec::new();
-    for m in manifests {
-        let docs = convoy_chart::manifest_documents_to_json(&m.content).map_err(|e| {
-            PrepareError::Render(format!("{}: rendered for context {context}: {e}", m.source))
-        })?;
+    for (source, content) in manifests {
+        let docs = convoy_chart::manifest_documents_to_json(content)
+            .map_err(|e| PrepareError::Render(format!("{source}: rendered for context {context}: {e}")))?;
         out.extend(docs.into_iter().map(|content| RenderedManifest {
-            source: m.source.clone(),
+            source: source.clone(),
             content,
         }));
     }
@@ -996,6 +1029,42 @@ mod tests {
         assert_eq!(
             as_agent_reads["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"].as_u64(),
             Some(420)
+        );
+    }
+
+    /// Contexts whose renders wrote the same objects ship one shared list (converted once);
+    /// a context whose render differs (here its region) gets its own, with its own values.
+    #[tokio::test]
+    async fn identical_renders_share_one_list_and_different_ones_do_not() {
+        const THREE: &str = "contexts:\n  - {name: dev-a, region: r1, env: dev, cloud: gcp, clusterName: a}\n  - {name: dev-b, region: r1, env: dev, cloud: gcp, clusterName: b}\n  - {name: dev-c, region: r2, env: dev, cloud: gcp, clusterName: c}\n";
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {region: {{ .Values.global.region | quote }}}\n";
+        let hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {helm.sh/hook: pre-upgrade}\nspec: {backoffLimit: 1}\n";
+        let base = submit(&[("templates/cm.yaml", cm), ("templates/hook.yaml", hook)]);
+        let registry = Registry::parse(THREE, "contexts.yaml").expect("registry");
+        let prepared = Pipeline::new(registry, SecretSource::None)
+            .run(
+                &with_contexts(&base, "dev-a, dev-b, dev-c", ""),
+                None,
+                &crate::capabilities::HelmDefaults,
+            )
+            .await
+            .expect("prepares");
+        let m = &prepared.manifests;
+        assert!(Arc::ptr_eq(&m["dev-a"], &m["dev-b"]), "same render, one list");
+        assert!(Arc::ptr_eq(&prepared.hooks["dev-a"], &prepared.hooks["dev-b"]));
+        assert!(!Arc::ptr_eq(&m["dev-a"], &m["dev-c"]));
+        let region = |ctx: &str| -> Value {
+            let o: Value = serde_json::from_str(&m[ctx][0].content).expect("JSON");
+            o["data"]["region"].clone()
+        };
+        assert_eq!(
+            (region("dev-a"), region("dev-b"), region("dev-c")),
+            ("r1".into(), "r1".into(), "r2".into())
+        );
+        assert_eq!(
+            prepared.hooks["dev-c"].len(),
+            1,
+            "the hook is shipped to each context"
         );
     }
 

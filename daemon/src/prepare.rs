@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::capabilities::{FactsSource, RenderFacts};
 use crate::model::{Plan, SecretVersion};
@@ -53,10 +54,12 @@ pub struct ApplyOptions {
 pub struct Prepared {
     pub meta: ReleaseMeta,
     pub plan: Plan,
-    /// Per target context, its objects.
-    pub manifests: BTreeMap<String, Vec<RenderedManifest>>,
-    /// Per target context with any, its Helm hooks (run by the agent around the apply).
-    pub hooks: BTreeMap<String, Vec<RenderedManifest>>,
+    /// Per target context, its objects. Contexts whose renders wrote the same objects
+    /// share one list (and an apply command takes another reference, not a copy).
+    pub manifests: BTreeMap<String, Arc<Vec<RenderedManifest>>>,
+    /// Per target context with any, its Helm hooks (run by the agent around the apply),
+    /// shared like `manifests`.
+    pub hooks: BTreeMap<String, Arc<Vec<RenderedManifest>>>,
     pub chart_name: String,
     pub chart_version: String,
     /// sha256 of the merged values without secrets.

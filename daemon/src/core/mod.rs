@@ -20,7 +20,7 @@ mod tests;
 mod views;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -143,9 +143,8 @@ pub struct ApplyBody {
 impl ApplyBody {
     /// What the agent of `context` gets for `prepared`, judged by `health`.
     pub(crate) fn of(prepared: &Prepared, context: &str, health: (Duration, Duration)) -> Self {
-        let of_context = |m: &BTreeMap<String, Vec<RenderedManifest>>| {
-            Arc::new(m.get(context).cloned().unwrap_or_default())
-        };
+        let of_context =
+            |m: &BTreeMap<String, Arc<Vec<RenderedManifest>>>| m.get(context).cloned().unwrap_or_default();
         ApplyBody {
             namespace: prepared.meta.namespace.clone(),
             manifests: of_context(&prepared.manifests),
@@ -787,15 +786,21 @@ impl Coordinator {
             );
             return Err(CoreError::Invalid(why));
         }
+        // Contexts that share a render share its digest: hashed once per render.
+        let mut digests: HashMap<RenderId, String> = HashMap::new();
         let summary: Vec<RenderSummary> = prepared
             .manifests
             .iter()
             .map(|(ctx, ms)| {
-                let hooks = prepared.hooks.get(ctx).map_or(&[][..], Vec::as_slice);
+                let hooks = prepared.hooks.get(ctx);
+                let digest = digests
+                    .entry(render_id(ms, hooks))
+                    .or_insert_with(|| digest(ms.iter().chain(hooks.into_iter().flat_map(|h| h.iter()))))
+                    .clone();
                 RenderSummary {
                     context: ctx.clone(),
                     objects: ms.len(),
-                    digest: digest(ms.iter().chain(hooks)),
+                    digest,
                     facts: prepared.facts.get(ctx).cloned().unwrap_or_default(),
                 }
             })
@@ -1072,7 +1077,17 @@ pub(crate) fn fits_the_link(prepared: &Prepared, limit: usize) -> Result<(), Str
     use convoy_proto::v1 as pb;
     use prost::Message;
     // The largest operation id, revision and health: an upper bound of what is sent.
+    // The context's name is not in the command: contexts that share a render (the same
+    // lists) make the same command, measured once.
+    let mut measured = std::collections::HashSet::new();
     for context in prepared.manifests.keys().chain(prepared.hooks.keys()) {
+        let manifests = prepared.manifests.get(context);
+        let hooks = prepared.hooks.get(context);
+        if let Some(m) = manifests
+            && !measured.insert(render_id(m, hooks))
+        {
+            continue;
+        }
         let cmd = OutCommand {
             release: prepared.meta.name.clone(),
             revision: u64::MAX,
@@ -1095,6 +1110,18 @@ pub(crate) fn fits_the_link(prepared: &Prepared, limit: usize) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// Which shared render a context ships: its object list and its hook list, by identity
+/// (contexts whose renders wrote the same objects hold the same lists, see
+/// [`Prepared::manifests`]).
+type RenderId = (usize, Option<usize>);
+
+fn render_id(manifests: &Arc<Vec<RenderedManifest>>, hooks: Option<&Arc<Vec<RenderedManifest>>>) -> RenderId {
+    (
+        Arc::as_ptr(manifests) as usize,
+        hooks.map(|h| Arc::as_ptr(h) as usize),
+    )
 }
 
 /// `16.0 MiB (16777216 bytes)`.
