@@ -692,6 +692,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_token_file_names_its_key_and_path() {
+        let cfg: GatesConfig = serde_yaml::from_str(
+            "webhooks: [{name: w, url: 'http://127.0.0.1:1/x', token_file: /nonexistent/token}]",
+        )
+        .unwrap();
+        let err = Gates::new(&cfg).unwrap_err();
+        assert!(
+            err.starts_with("gates.webhooks[0].token_file /nonexistent/token: "),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cr3t-token\n").unwrap();
+        let cfg = GatesConfig {
+            prometheus: vec![EndpointConfig {
+                name: "p".into(),
+                url: "http://127.0.0.1:1".into(),
+                token_file: Some(token),
+            }],
+            webhooks: Vec::new(),
+        };
+        let gates = Gates::new(&cfg).unwrap();
+        assert_eq!(gates.prometheus["p"].token.as_deref(), Some("s3cr3t-token"));
+        assert!(
+            !format!("{gates:?} {cfg:?}").contains("s3cr3t"),
+            "no token in Debug"
+        );
+    }
+
+    #[test]
     fn config_refuses_duplicates_and_bad_urls() {
         let cfg = |yaml: &str| serde_yaml::from_str::<GatesConfig>(yaml).unwrap().validate();
         assert!(cfg("prometheus: [{name: p, url: 'http://127.0.0.1:9090'}]").is_ok());

@@ -235,6 +235,10 @@ pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
     chart_sources
         .check_credential_files()
         .map_err(|reason| ServerError::ChartSources { reason })?;
+    // The gates' token files, read at start (and by `--check-config`).
+    if !(cfg.gates.prometheus.is_empty() && cfg.gates.webhooks.is_empty()) {
+        crate::gates::Gates::new(&cfg.gates).map_err(|reason| ServerError::Gates { reason })?;
+    }
     Ok(Pipeline::new(reg, secrets)
         .with_secret_paths(cfg.secret_paths.clone())
         .with_limits(cfg.render.limits())
