@@ -663,10 +663,7 @@ impl Operation {
             }
             let next = wave + 1;
             if let Some(g) = self.pending_gate(next) {
-                if self
-                    .awaiting_approval
-                    .is_some_and(|a| a.wave == next && a.gate == Some(g))
-                {
+                if self.inconclusive_gate(next) == Some(g) {
                     self.wait_for_approval(env, wave, now, step);
                 } else {
                     self.verify(wave, g, now, step);
@@ -710,7 +707,7 @@ impl Operation {
         let deadline = self.approval_deadline();
         if now >= since.saturating_add(deadline.as_millis() as u64) {
             let within = convoy_release::duration::format_duration(deadline);
-            let why = match self.awaiting_approval.and_then(|a| a.gate) {
+            let why = match self.inconclusive_gate(next) {
                 Some(g) => {
                     self.failed_gate = Some((next, g));
                     format!(
@@ -750,10 +747,7 @@ impl Operation {
                     .is_some_and(|v| v.wave == w && v.gate == g)
                 {
                     GateState::Measuring
-                } else if self
-                    .awaiting_approval
-                    .is_some_and(|a| a.wave == w && a.gate == Some(g))
-                {
+                } else if self.inconclusive_gate(w) == Some(g) {
                     GateState::Inconclusive
                 } else {
                     GateState::Pending
@@ -762,6 +756,14 @@ impl Operation {
             }
         }
         out
+    }
+
+    /// The automatic gate before wave `wave` (0-based) that was inconclusive and waits for
+    /// an operator's decision, if the rollout waits at one.
+    fn inconclusive_gate(&self, wave: usize) -> Option<usize> {
+        self.awaiting_approval
+            .filter(|a| a.wave == wave)
+            .and_then(|a| a.gate)
     }
 
     /// The first automatic gate before wave `wave` (0-based) not passed yet.
@@ -870,9 +872,7 @@ impl Operation {
         if self.phase.is_final() {
             return Err(format!("the operation has ended ({:?})", self.phase));
         }
-        let inconclusive = self
-            .awaiting_approval
-            .is_some_and(|a| a.wave == wave && a.gate.is_some());
+        let inconclusive = self.inconclusive_gate(wave).is_some();
         if !self.plan.approval.before.contains(&wave) && !inconclusive {
             let gated: Vec<String> = self
                 .plan
@@ -905,11 +905,7 @@ impl Operation {
     pub fn approve(&mut self, env: &mut dyn Env, wave: usize, now: Millis) -> Result<Step, String> {
         self.check_gate(wave)?;
         let mut step = Step::default();
-        if let Some(g) = self
-            .awaiting_approval
-            .filter(|a| a.wave == wave)
-            .and_then(|a| a.gate)
-        {
+        if let Some(g) = self.inconclusive_gate(wave) {
             self.awaiting_approval = None;
             self.passed_gates.push((wave, g));
             self.message = format!(
@@ -936,11 +932,7 @@ impl Operation {
     pub fn refuse(&mut self, env: &mut dyn Env, wave: usize, why: &str, now: Millis) -> Result<Step, String> {
         self.check_gate(wave)?;
         let mut step = Step::default();
-        if let Some(g) = self
-            .awaiting_approval
-            .filter(|a| a.wave == wave)
-            .and_then(|a| a.gate)
-        {
+        if let Some(g) = self.inconclusive_gate(wave) {
             self.failed_gate = Some((wave, g));
         }
         self.fail_gate(env, now, &mut step, format!("wave {} refused: {why}", wave + 1));
