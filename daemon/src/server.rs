@@ -235,15 +235,22 @@ pub fn pipeline(cfg: &DaemonConfig) -> Result<crate::pipeline::Pipeline> {
     chart_sources
         .check_credential_files()
         .map_err(|reason| ServerError::ChartSources { reason })?;
-    // The gates' token files, read at start (and by `--check-config`).
-    if !(cfg.gates.prometheus.is_empty() && cfg.gates.webhooks.is_empty()) {
-        crate::gates::Gates::new(&cfg.gates).map_err(|reason| ServerError::Gates { reason })?;
-    }
     Ok(Pipeline::new(reg, secrets)
         .with_secret_paths(cfg.secret_paths.clone())
         .with_limits(cfg.render.limits())
         .with_chart_sources(chart_sources)
         .with_gates(cfg.gates.clone()))
+}
+
+/// What automatic gates are measured with (`None` when none is configured): their token
+/// files read, once at start (`convoyd --check-config` calls it too).
+pub fn gates(cfg: &DaemonConfig) -> Result<Option<crate::gates::Gates>, ServerError> {
+    if cfg.gates.prometheus.is_empty() && cfg.gates.webhooks.is_empty() {
+        return Ok(None);
+    }
+    crate::gates::Gates::new(&cfg.gates)
+        .map(Some)
+        .map_err(|reason| ServerError::Gates { reason })
 }
 
 /// The chart sources' `password_from_vault` / `token_from_vault`, read with the
@@ -510,11 +517,7 @@ pub async fn start(
         (None, listener, metrics_listener)
     };
     let store = open_store(cfg, leadership.as_ref())?;
-    let gates = if cfg.gates.prometheus.is_empty() && cfg.gates.webhooks.is_empty() {
-        None
-    } else {
-        Some(crate::gates::Gates::new(&cfg.gates).map_err(|reason| ServerError::Gates { reason })?)
-    };
+    let gates = gates(cfg)?;
     let core = Coordinator::start(
         store,
         preparer,

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         if cfg.store.backend == "etcd" {
             convoy_daemon::server::etcd_settings(&cfg).context("refusing to start")?;
         }
+        convoy_daemon::server::gates(&cfg).context("refusing to start")?;
         println!("configuration ok");
         return Ok(());
     }
