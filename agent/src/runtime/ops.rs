@@ -55,6 +55,11 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
             health: wire::health_from_wire(r.health),
         },
         Some(Cmd::Abort(a)) => return abort(shared, &op, a.reason),
+        // Replaced by the canary's implementation (issue 18, in progress).
+        Some(Cmd::Canary(_)) => {
+            let f = Failure::new(FailureReason::Internal, "this agent does not run canaries yet");
+            return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
+        }
         None => {
             let f = Failure::new(
                 FailureReason::Internal,
