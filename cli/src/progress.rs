@@ -581,6 +581,7 @@ mod tests {
                 message: msg.into(),
                 updated_at: None,
                 agent_connected: true,
+                canary_weight: 0,
             })),
         }
     }

@@ -16,6 +16,7 @@ use crate::model::{
     ContextPhase, GateCheckSpec, GateSpec, Measurement, Millis, Operation, OperationPhase, Verdict,
     now_millis,
 };
+use crate::orchestrator::GateAt;
 
 /// The `gates` section of the coordinator's config.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -334,6 +335,7 @@ impl Gates {
             "revision": job.revision,
             "gate": job.gate.name,
             "wave": job.wave + 1,
+            "canaryStep": job.step.map(|k| k + 1),
             "contexts": job.contexts.iter().map(|c| &c.context).collect::<Vec<_>>(),
         });
         let mut last = String::new();
@@ -385,8 +387,8 @@ impl std::fmt::Debug for Gates {
     }
 }
 
-/// Hands a measurement back: (operation id, gated wave, gate index, measurement).
-pub type Report = Arc<dyn Fn(String, usize, usize, Measurement) + Send + Sync>;
+/// Hands a measurement back: (operation id, which gate, measurement).
+pub type Report = Arc<dyn Fn(String, GateAt, Measurement) + Send + Sync>;
 
 enum GateCmd {
     Start(String, Box<GateJob>),
@@ -398,8 +400,8 @@ enum GateCmd {
 /// pause or a restart: it resumes at the next measurement), stopped when it goes.
 pub struct GateRunner {
     tx: tokio::sync::mpsc::UnboundedSender<GateCmd>,
-    /// Per operation, the (wave, gate) its task checks.
-    running: HashMap<String, (usize, usize)>,
+    /// Per operation, the gate its task checks.
+    running: HashMap<String, GateAt>,
 }
 
 impl GateRunner {
@@ -414,8 +416,8 @@ impl GateRunner {
                     GateCmd::Start(op_id, job) => {
                         let (gates, report, id) = (gates.clone(), report.clone(), op_id.clone());
                         let task = tokio::spawn(async move {
-                            let (wave, gate) = (job.wave, job.gate_index);
-                            gates.run(*job, |m| report(id.clone(), wave, gate, m)).await;
+                            let at = job.at();
+                            gates.run(*job, |m| report(id.clone(), at, m)).await;
                         });
                         if let Some(old) = tasks.insert(op_id, task.abort_handle()) {
                             old.abort();
@@ -449,7 +451,12 @@ impl GateRunner {
             .filter(|o| o.phase == OperationPhase::Running)
             .and_then(|o| o.verifying.as_ref().map(|v| (o, v)));
         let have = self.running.get(id).copied();
-        if want.map(|(_, v)| (v.wave, v.gate)) == have {
+        let wanted = want.map(|(_, v)| GateAt {
+            wave: v.wave,
+            gate: v.gate,
+            step: v.step,
+        });
+        if wanted == have {
             return;
         }
         if have.is_some() {
@@ -462,14 +469,26 @@ impl GateRunner {
         let Some(gate) = op.plan.gates.get(v.gate) else {
             return;
         };
-        let contexts = op.plan.waves[..v.wave.min(op.plan.waves.len())]
-            .iter()
-            .flatten()
-            .filter(|c| {
+        // Between waves: the contexts the revision reached and made healthy. At a
+        // canary step: the wave's contexts running the canary.
+        let reached: Box<dyn Iterator<Item = &String>> = match v.step {
+            None => Box::new(
+                op.plan.waves[..v.wave.min(op.plan.waves.len())]
+                    .iter()
+                    .flatten()
+                    .filter(|c| {
+                        op.contexts
+                            .get(*c)
+                            .is_some_and(|s| s.phase == ContextPhase::Healthy)
+                    }),
+            ),
+            Some(_) => Box::new(op.plan.waves.get(v.wave).into_iter().flatten().filter(|c| {
                 op.contexts
                     .get(*c)
-                    .is_some_and(|s| s.phase == ContextPhase::Healthy)
-            })
+                    .is_some_and(|s| s.canary.is_some() && !s.phase.is_settled())
+            })),
+        };
+        let contexts = reached
             .filter_map(|c| registry.get(c))
             .map(GateContext::of)
             .collect();
@@ -479,12 +498,13 @@ impl GateRunner {
             revision: op.revision,
             wave: v.wave,
             gate_index: v.gate,
+            step: v.step,
             gate: gate.clone(),
             contexts,
             taken: v.measurements.len(),
             last_at: v.measurements.last().map(|m| m.at),
         };
-        self.running.insert(id.to_string(), (v.wave, v.gate));
+        self.running.insert(id.to_string(), job.at());
         let _ = self.tx.send(GateCmd::Start(id.to_string(), Box::new(job)));
     }
 }
@@ -544,12 +564,25 @@ pub struct GateJob {
     pub wave: usize,
     /// The gate's index in the plan.
     pub gate_index: usize,
+    /// At a step of the wave's canary (0-based), not before the wave.
+    pub step: Option<usize>,
     pub gate: GateSpec,
     /// The contexts the revision reached so far (the query runs per context).
     pub contexts: Vec<GateContext>,
     /// Measurements already taken (before a restart), and when the last was.
     pub taken: usize,
     pub last_at: Option<Millis>,
+}
+
+impl GateJob {
+    /// Which gate this job measures.
+    pub fn at(&self) -> GateAt {
+        GateAt {
+            wave: self.wave,
+            gate: self.gate_index,
+            step: self.step,
+        }
+    }
 }
 
 /// A context's facts a query may name.
@@ -618,6 +651,7 @@ mod tests {
             revision: 3,
             wave: 1,
             gate_index: 0,
+            step: None,
             gate: GateSpec {
                 name: "g".into(),
                 before: vec![1],

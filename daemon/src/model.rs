@@ -149,6 +149,67 @@ pub struct Plan {
     /// Automatic checks before some waves (`spec.strategy.gates`), in order.
     #[serde(default)]
     pub gates: Vec<GateSpec>,
+    /// The in-cluster canary's steps (`spec.strategy.inCluster.canary`); empty: a
+    /// rolling update.
+    #[serde(default)]
+    pub canary: Vec<CanaryStepSpec>,
+}
+
+/// One in-cluster canary step, as the plan keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CanaryStepSpec {
+    /// The canary holds about `weight` percent of the pods.
+    SetWeight { weight: u32 },
+    Pause {
+        #[serde(with = "duration_ms")]
+        duration: Duration,
+    },
+    /// Waits for an operator (`convoy approve`), until the approval deadline.
+    Approval,
+    /// Runs the plan's gate `gate` against the wave's contexts.
+    Gate { gate: usize },
+}
+
+impl CanaryStepSpec {
+    /// `setWeight 10`, `pause 2m`, `approval`, `gate error-rate`.
+    pub fn describe(&self, gates: &[GateSpec]) -> String {
+        match self {
+            CanaryStepSpec::SetWeight { weight } => format!("setWeight {weight}"),
+            CanaryStepSpec::Pause { duration } => {
+                format!("pause {}", convoy_release::duration::format_duration(*duration))
+            }
+            CanaryStepSpec::Approval => "approval".into(),
+            CanaryStepSpec::Gate { gate } => {
+                format!("gate {}", gates.get(*gate).map_or("?", |g| g.name.as_str()))
+            }
+        }
+    }
+}
+
+/// Where a wave's in-cluster canary stands: its steps run in step across the wave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryAt {
+    /// The wave, 0-based.
+    pub wave: usize,
+    /// The step being run, 0-based; the number of steps once promoting.
+    pub step: usize,
+    /// When the step began (a pause runs from here, an approval's deadline too).
+    pub since: Millis,
+    /// The step's gate passed or its approval was given: the step is done.
+    #[serde(default)]
+    pub cleared: bool,
+}
+
+/// A context's canary, while one runs there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextCanary {
+    /// The step whose command the context was sent (0-based).
+    pub step: usize,
+    /// The weight it runs at.
+    pub weight: u32,
+    /// That command reported healthy.
+    pub ready: bool,
 }
 
 /// One automatic gate (`spec.strategy.gates[i]`), as the plan keeps it.
@@ -241,6 +302,10 @@ pub struct Verifying {
     pub gate: usize,
     pub since: Millis,
     pub measurements: Vec<Measurement>,
+    /// A gate of the wave's canary: the step (0-based); the gate then runs against
+    /// the wave's own contexts, not the ones before it.
+    #[serde(default)]
+    pub step: Option<usize>,
 }
 
 /// Manual approval gates before waves (`spec.strategy.approval`).
@@ -263,6 +328,10 @@ pub struct AwaitingApproval {
     /// inconclusive: an approval passes it, a refusal fails it.
     #[serde(default)]
     pub gate: Option<usize>,
+    /// Waiting at this step of the wave's in-cluster canary (0-based), not before
+    /// the wave.
+    #[serde(default)]
+    pub step: Option<usize>,
 }
 
 impl Plan {
@@ -307,6 +376,9 @@ pub struct ContextState {
     pub updated_at: Millis,
     /// The dry run passed here.
     pub preflight_ok: bool,
+    /// The in-cluster canary running here, until promoted or rolled back.
+    #[serde(default)]
+    pub canary: Option<ContextCanary>,
 }
 
 impl ContextState {
@@ -325,6 +397,7 @@ impl ContextState {
             finished_at: None,
             updated_at: now,
             preflight_ok: false,
+            canary: None,
         }
     }
 }
@@ -377,6 +450,9 @@ pub struct Operation {
     /// The automatic gate that failed the rollout, if one did: (gated wave, gate index).
     #[serde(default)]
     pub failed_gate: Option<(usize, usize)>,
+    /// The current wave's in-cluster canary, while it runs.
+    #[serde(default)]
+    pub canary: Option<CanaryAt>,
     /// Running counts of the contexts by phase (derived, never stored).
     #[serde(skip)]
     pub tally: crate::orchestrator::tally::TallyCache,
@@ -428,6 +504,7 @@ impl Operation {
             verifying: None,
             passed_gates: Vec::new(),
             failed_gate: None,
+            canary: None,
             tally: Default::default(),
         }
     }

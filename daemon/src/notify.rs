@@ -533,6 +533,7 @@ mod tests {
             preflight: true,
             approval: Default::default(),
             gates: Vec::new(),
+            canary: Vec::new(),
         };
         let mut o = Operation::queued(
             "op-1".into(),
@@ -594,6 +595,7 @@ mod tests {
             wave: 1,
             since: 5,
             gate: None,
+            step: None,
         });
         let before = Seen {
             phase: Running,

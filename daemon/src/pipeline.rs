@@ -438,6 +438,7 @@ impl Pipeline {
                 })
                 .unwrap_or_default(),
             gates: s.gates.iter().map(crate::gates::plan_gate).collect(),
+            canary: plan_canary(s),
         };
         let o = &release.spec.options;
         Ok(Prepared {
@@ -898,6 +899,28 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
     p.components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
         .then(|| p.to_path_buf())
+}
+
+/// The in-cluster canary's steps as the plan keeps them (gates by index).
+fn plan_canary(s: &convoy_release::Strategy) -> Vec<crate::model::CanaryStepSpec> {
+    use crate::model::CanaryStepSpec;
+    let Some(convoy_release::InCluster::Canary(c)) = &s.in_cluster else {
+        return Vec::new();
+    };
+    c.steps
+        .iter()
+        .filter_map(|step| {
+            Some(match step {
+                convoy_release::CanaryStep::SetWeight(w) => CanaryStepSpec::SetWeight { weight: *w },
+                convoy_release::CanaryStep::Pause(d) => CanaryStepSpec::Pause { duration: *d },
+                convoy_release::CanaryStep::Approval => CanaryStepSpec::Approval,
+                // Validated: every step's gate is one of the release's.
+                convoy_release::CanaryStep::Gate { name, .. } => CanaryStepSpec::Gate {
+                    gate: s.gates.iter().position(|g| g.name == *name)?,
+                },
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -104,6 +104,9 @@ pub async fn status(a: StatusArgs) -> Result<()> {
         match &r.current_operation {
             Some(o) => {
                 writeln!(out, "operation: {}", describe_op(o))?;
+                if !o.canary.is_empty() {
+                    writeln!(out, "canary:    {}", o.canary)?;
+                }
                 for g in &o.gates {
                     writeln!(out, "gate:      {}", describe_gate(g))?;
                 }
@@ -147,9 +150,13 @@ fn describe_gate(g: &pb::GateStatus) -> String {
         ),
         _ => String::new(),
     };
+    let place = match g.canary_step {
+        0 => format!("before wave {}", g.before_wave),
+        k => format!("at canary step {k} in wave {}", g.before_wave),
+    };
     format!(
-        "{} {} before wave {}: {}{progress} ({})",
-        g.kind, g.name, g.before_wave, g.state, g.check
+        "{} {} {place}: {}{progress} ({})",
+        g.kind, g.name, g.state, g.check
     )
 }
 

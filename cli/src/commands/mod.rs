@@ -64,11 +64,13 @@ pub enum Online {
     #[command(after_help = control::ABORT_EXAMPLES)]
     Abort(control::ControlArgs),
     /// Approve a gated wave (`strategy.approval`): it starts once the waves before it
-    /// settled; default: the wave the rollout waits at. Recorded in the audit log.
+    /// settled; or pass an inconclusive gate, or an in-cluster canary's `approval` step
+    /// in the wave (`--wave` names the wave whose canary waits). Default: the wave the
+    /// rollout waits at. Recorded in the audit log.
     #[command(after_help = control::APPROVE_EXAMPLES)]
     Approve(control::GateArgs),
-    /// Refuse a gated wave: the gate fails and the release's onFailure applies (a
-    /// fleet-wide rollback by default).
+    /// Refuse a gated wave, an inconclusive gate or a canary's `approval` step: the gate
+    /// fails and the release's onFailure applies (a fleet-wide rollback by default).
     #[command(after_help = control::REFUSE_EXAMPLES)]
     Refuse(control::GateArgs),
     /// List the running operation and those queued behind it.

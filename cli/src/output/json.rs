@@ -22,6 +22,9 @@ pub fn ts(t: Option<&prost_types::Timestamp>) -> Value {
 /// One operation.
 pub fn operation(o: &pb::Operation) -> Value {
     let mut v = operation_fields(o);
+    if !o.canary.is_empty() {
+        v["canary"] = json!(o.canary);
+    }
     // Approval gates, for releases that have them.
     if !o.gated_waves.is_empty() {
         v["gatedWaves"] = json!(o.gated_waves);
@@ -42,6 +45,7 @@ pub fn operation(o: &pb::Operation) -> Value {
                     "name": g.name,
                     "kind": g.kind,
                     "beforeWave": g.before_wave,
+                    "canaryStep": g.canary_step,
                     "state": g.state,
                     "check": g.check,
                     "measurementsWanted": g.measurements_wanted,
@@ -88,6 +92,7 @@ pub fn context(c: &pb::ContextState) -> Value {
         "message": c.message,
         "updatedAt": ts(c.updated_at.as_ref()),
         "agentConnected": c.agent_connected,
+        "canaryWeight": c.canary_weight,
     })
 }
 

@@ -107,6 +107,55 @@ pub(crate) fn check_self_consistency(r: &mut Reader, rel: &Release) {
         }
         names.push(&g.name);
     }
+    let steps: &[CanaryStep] = match &spec.strategy.in_cluster {
+        Some(InCluster::Canary(c)) => &c.steps,
+        None => &[],
+    };
+    for (i, step) in steps.iter().enumerate() {
+        if let CanaryStep::Gate { name, pos } = step
+            && !names.contains(&name.as_str())
+        {
+            let known = if names.is_empty() {
+                "the release has no `spec.strategy.gates`".to_string()
+            } else {
+                format!("known: {}", names.join(", "))
+            };
+            r.error(
+                *pos,
+                &format!("spec.strategy.inCluster.canary.steps[{i}].gate"),
+                format!("{name:?} is not a gate of `spec.strategy.gates` ({known})"),
+            );
+        }
+    }
+    for (i, g) in spec.strategy.gates.iter().enumerate() {
+        let named = steps
+            .iter()
+            .any(|s| matches!(s, CanaryStep::Gate { name, .. } if *name == g.name));
+        if g.before_waves.is_empty() && !named {
+            r.error(
+                g.pos,
+                &format!("spec.strategy.gates[{i}].beforeWaves"),
+                format!(
+                    "gate {:?} runs nowhere: give the waves it runs before (`beforeWaves: [2]`) or name it in a canary step (`gate: {}`)",
+                    g.name, g.name
+                ),
+            );
+        }
+    }
+    if let (Some(InCluster::Canary(c)), Some(limit)) =
+        (&spec.strategy.in_cluster, spec.strategy.max_concurrency)
+    {
+        let widest = rel.waves().iter().map(Vec::len).max().unwrap_or(0);
+        if (limit as usize) < widest {
+            r.error(
+                c.pos,
+                "spec.strategy.maxConcurrency",
+                format!(
+                    "{limit} is less than the widest wave ({widest} contexts), but an in-cluster canary runs its steps in step across a wave, every context at once; raise maxConcurrency to {widest} or split the wave"
+                ),
+            );
+        }
+    }
 
     if let Some(pos) = spec.strategy.max_failures_pos {
         let n = targets.len();

@@ -184,6 +184,52 @@ pub struct Strategy {
     pub approval: Option<Approval>,
     /// Checks that must pass before some waves start (`spec.strategy.gates`), in order.
     pub gates: Vec<Gate>,
+    /// How each cluster takes the revision (`spec.strategy.inCluster`): a rolling
+    /// update of the release's workloads when absent.
+    pub in_cluster: Option<InCluster>,
+}
+
+/// `spec.strategy.inCluster`: how the revision is rolled out inside each cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InCluster {
+    /// `canary: {steps: [...]}`: a canary of each Deployment runs beside the primary,
+    /// through the steps, then the primary is upgraded and the canary removed.
+    Canary(CanaryStrategy),
+}
+
+/// `spec.strategy.inCluster.canary`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryStrategy {
+    pub steps: Vec<CanaryStep>,
+    pub pos: Pos,
+}
+
+/// One step of an in-cluster canary. The steps run in step across a wave: every
+/// context of the wave finishes one before the next starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CanaryStep {
+    /// `setWeight: 10`: the canary holds about this percentage of the pods (1 to 99).
+    SetWeight(u32),
+    /// `pause: 2m`: wait.
+    Pause(Duration),
+    /// `approval: {}`: wait for `convoy approve RELEASE --wave N` (or a refusal, or
+    /// the approval deadline).
+    Approval,
+    /// `gate: error-rate`: run the named `spec.strategy.gates` entry against the
+    /// wave's contexts (per context when its query names a context's facts).
+    Gate { name: String, pos: Pos },
+}
+
+impl CanaryStep {
+    /// As written in the release: `setWeight 10`, `pause 2m`, `gate error-rate`.
+    pub fn describe(&self) -> String {
+        match self {
+            CanaryStep::SetWeight(w) => format!("setWeight {w}"),
+            CanaryStep::Pause(d) => format!("pause {}", crate::duration::format_duration(*d)),
+            CanaryStep::Approval => "approval".into(),
+            CanaryStep::Gate { name, .. } => format!("gate {name}"),
+        }
+    }
 }
 
 /// `spec.strategy.gates[i]`: an automatic check run once the waves before a gated wave
@@ -192,7 +238,7 @@ pub struct Strategy {
 pub struct Gate {
     /// Names the gate in status, history and errors.
     pub name: String,
-    /// The gated waves, 1-based (2 and up).
+    /// The gated waves, 1-based (2 and up); empty for a gate only named by canary steps.
     pub before_waves: Vec<u32>,
     pub check: GateCheck,
     pub pos: Pos,

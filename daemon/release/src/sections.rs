@@ -22,7 +22,11 @@ const STRATEGY: &[&str] = &[
     "offlineAgent",
     "approval",
     "gates",
+    "inCluster",
 ];
+const IN_CLUSTER: &[&str] = &["canary"];
+const CANARY: &[&str] = &["steps"];
+const CANARY_STEP: &[&str] = &["setWeight", "pause", "approval", "gate"];
 const GATE: &[&str] = &["name", "beforeWaves", "analysis", "webhook"];
 const ANALYSIS: &[&str] = &[
     "provider",
@@ -186,6 +190,7 @@ pub(crate) fn default_strategy() -> Strategy {
         offline_agent_deadline: DEFAULT_OFFLINE_AGENT_DEADLINE,
         approval: None,
         gates: Vec::new(),
+        in_cluster: None,
     }
 }
 
@@ -299,7 +304,101 @@ pub(crate) fn read_strategy(r: &mut Reader, node: &Node) -> Option<Strategy> {
             None => ok = false,
         }
     }
+    if let Some(n) = f.optional("inCluster") {
+        match read_in_cluster(r, n) {
+            Some(c) => s.in_cluster = Some(c),
+            None => ok = false,
+        }
+    }
     ok.then_some(s)
+}
+
+/// `spec.strategy.inCluster: {canary: {steps: [...]}}`.
+fn read_in_cluster(r: &mut Reader, node: &Node) -> Option<InCluster> {
+    let path = "spec.strategy.inCluster";
+    let f = r.fields(node, path, IN_CLUSTER)?;
+    let Some(c) = f.optional("canary") else {
+        r.error(node.pos, path, "expected `canary: {steps: [...]}`");
+        return None;
+    };
+    let cf = r.fields(c, "spec.strategy.inCluster.canary", CANARY)?;
+    let steps_path = "spec.strategy.inCluster.canary.steps";
+    let list = cf.required(
+        r,
+        "steps",
+        "a list of steps such as `[{setWeight: 10}, {pause: 2m}, {gate: error-rate}]`",
+    )?;
+    let steps = read_list(r, list, steps_path, "steps", read_canary_step)?;
+    if !matches!(steps.first(), Some(CanaryStep::SetWeight(_))) {
+        r.error(
+            list.pos,
+            steps_path,
+            "expected a `setWeight` first step: it starts the canary the other steps watch",
+        );
+        return None;
+    }
+    Some(InCluster::Canary(CanaryStrategy { steps, pos: c.pos }))
+}
+
+/// One canary step: a map with exactly one of `setWeight`, `pause`, `approval`, `gate`.
+fn read_canary_step(r: &mut Reader, node: &Node, path: &str) -> Option<CanaryStep> {
+    let before = r.diags.len();
+    let f = r.fields(node, path, CANARY_STEP)?;
+    if r.diags.len() > before {
+        // An unknown field, reported: saying what a step may be again adds nothing.
+        return None;
+    }
+    let given: Vec<&str> = CANARY_STEP
+        .iter()
+        .copied()
+        .filter(|k| f.optional(k).is_some() || (*k == "approval" && f.get(k).is_some()))
+        .collect();
+    let [kind] = given.as_slice() else {
+        r.error(
+            node.pos,
+            path,
+            if given.is_empty() {
+                "expected one of `setWeight: 10`, `pause: 2m`, `approval: {}`, `gate: NAME`".to_string()
+            } else {
+                format!(
+                    "a step does one thing, found {}: write one step each",
+                    given.join(" and ")
+                )
+            },
+        );
+        return None;
+    };
+    let at = f.at(kind);
+    match *kind {
+        "setWeight" => {
+            let n = f.optional(kind)?;
+            r.count(n, &at, 1, 99).map(CanaryStep::SetWeight)
+        }
+        "pause" => {
+            let n = f.optional(kind)?;
+            let d = r.duration(n, &at)?;
+            if d.is_zero() {
+                r.error(
+                    n.pos,
+                    &at,
+                    "expected a duration above zero (`approval: {}` waits for an operator)",
+                );
+                return None;
+            }
+            Some(CanaryStep::Pause(d))
+        }
+        "approval" => {
+            if let Some(n) = f.optional(kind) {
+                r.fields(n, &at, &[])?;
+            }
+            Some(CanaryStep::Approval)
+        }
+        _ => {
+            let n = f.optional(kind)?;
+            let name = r.string(n, &at, "the name of a gate in `spec.strategy.gates`")?;
+            Some(CanaryStep::Gate { name, pos: n.pos })
+        }
+    }
 }
 
 /// Reads `beforeWaves` (at `path`): wave numbers from 2, each once, at least one; sorted.
@@ -334,9 +433,11 @@ fn read_gate(r: &mut Reader, node: &Node, path: &str) -> Option<Gate> {
     let name = f
         .required(r, "name", "a name for the gate, such as `error-rate`")
         .and_then(|n| r.string(n, &f.at("name"), "a name for the gate"));
-    let before_waves = f
-        .required(r, "beforeWaves", "the waves the gate runs before, such as `[2]`")
-        .and_then(|n| read_before_waves(r, n, &f.at("beforeWaves"), "gate"));
+    // Optional: a gate may be named only by canary steps (checked with the steps).
+    let before_waves = match f.optional("beforeWaves") {
+        Some(n) => read_before_waves(r, n, &f.at("beforeWaves"), "gate"),
+        None => Some(Vec::new()),
+    };
     let check = match (f.optional("analysis"), f.optional("webhook")) {
         (Some(a), None) => read_analysis(r, a, &f.at("analysis")).map(GateCheck::Analysis),
         (None, Some(w)) => read_webhook_gate(r, w, &f.at("webhook")).map(GateCheck::Webhook),

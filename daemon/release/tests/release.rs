@@ -719,3 +719,75 @@ fn gates_read_analysis_and_webhook_checks_with_defaults() {
         assert!(e.iter().any(|e| e.contains(expected)), "{text}: {e:?}");
     }
 }
+
+#[test]
+fn an_in_cluster_canary_reads_its_steps_and_checks_them() {
+    let text = format!(
+        "{MINIMAL}  strategy:\n    canary: dev-us-central1-0\n    gates:\n\
+         \x20     - {{name: error-rate, analysis: {{provider: main, query: up, successCondition: result > 0}}}}\n\
+         \x20   inCluster:\n      canary:\n        steps:\n\
+         \x20         - setWeight: 10\n          - pause: 2m\n          - gate: error-rate\n          - approval: {{}}\n          - setWeight: 50\n"
+    );
+    let rel = Release::parse_str(&text, "release.yaml").unwrap();
+    let Some(InCluster::Canary(c)) = &rel.spec.strategy.in_cluster else {
+        panic!("{:?}", rel.spec.strategy.in_cluster)
+    };
+    let shown: Vec<String> = c.steps.iter().map(CanaryStep::describe).collect();
+    assert_eq!(
+        shown,
+        [
+            "setWeight 10",
+            "pause 2m",
+            "gate error-rate",
+            "approval",
+            "setWeight 50"
+        ]
+    );
+    assert!(
+        rel.spec.strategy.gates[0].before_waves.is_empty(),
+        "run by a step only"
+    );
+
+    let with = |steps: &str, extra: &str| {
+        format!(
+            "{MINIMAL}  strategy: {{canary: dev-us-central1-0{extra}, inCluster: {{canary: {{steps: {steps}}}}}}}\n"
+        )
+    };
+    for (text, expected) in [
+        (
+            with("[{setWeight: 100}]", ""),
+            "spec.strategy.inCluster.canary.steps[0].setWeight: expected a whole number from 1 to 99, found `100`",
+        ),
+        (
+            with("[{pause: 1m}, {setWeight: 10}]", ""),
+            "spec.strategy.inCluster.canary.steps: expected a `setWeight` first step",
+        ),
+        (
+            with("[{setWeight: 10, pause: 1m}]", ""),
+            "spec.strategy.inCluster.canary.steps[0]: a step does one thing, found setWeight and pause",
+        ),
+        (
+            with("[{setWeight: 10}, {wait: 1m}]", ""),
+            "spec.strategy.inCluster.canary.steps[1].wait: unknown field `wait`",
+        ),
+        (
+            with("[{setWeight: 10}, {gate: error-rat}]", ""),
+            "spec.strategy.inCluster.canary.steps[1].gate: \"error-rat\" is not a gate of `spec.strategy.gates` (the release has no `spec.strategy.gates`)",
+        ),
+        (
+            with("[{setWeight: 10}, {pause: 0s}]", ""),
+            "spec.strategy.inCluster.canary.steps[1].pause: expected a duration above zero",
+        ),
+        (
+            with("[{setWeight: 10}]", ", gates: [{name: g, webhook: {name: w}}]"),
+            "spec.strategy.gates[0].beforeWaves: gate \"g\" runs nowhere",
+        ),
+        (
+            format!("{MINIMAL}  strategy: {{inCluster: {{canary: {{}}}}}}\n"),
+            "spec.strategy.inCluster.canary: missing field `steps`",
+        ),
+    ] {
+        let e = errors(&text);
+        assert!(e.len() == 1 && e[0].contains(expected), "{text}: {e:?}");
+    }
+}

@@ -72,6 +72,7 @@ pub fn operation(op: &Operation) -> pb::Operation {
         gated_waves: op.plan.approval.before.iter().map(|w| *w as u32 + 1).collect(),
         approved_waves: op.approved.iter().map(|w| *w as u32 + 1).collect(),
         gates: gates(op),
+        canary: op.canary_status().unwrap_or_default(),
     }
 }
 
@@ -79,7 +80,8 @@ pub fn operation(op: &Operation) -> pb::Operation {
 fn gates(op: &Operation) -> Vec<pb::GateStatus> {
     op.gate_states()
         .into_iter()
-        .map(|(wave, g, state)| {
+        .map(|(at, state)| {
+            let (wave, g) = (at.wave, at.gate);
             let spec = &op.plan.gates[g];
             let (kind, check) = match &spec.check {
                 crate::model::GateCheckSpec::Analysis {
@@ -93,7 +95,7 @@ fn gates(op: &Operation) -> Vec<pb::GateStatus> {
             let measurements = op
                 .verifying
                 .as_ref()
-                .filter(|v| v.wave == wave && v.gate == g)
+                .filter(|v| v.wave == wave && v.gate == g && v.step == at.step)
                 .map(|v| {
                     v.measurements
                         .iter()
@@ -118,6 +120,7 @@ fn gates(op: &Operation) -> Vec<pb::GateStatus> {
                 measurements_wanted: spec.limits().0,
                 measurements,
                 check,
+                canary_step: at.step.map_or(0, |k| k as u32 + 1),
             }
         })
         .collect()
@@ -135,6 +138,7 @@ pub fn context(c: &ContextState, revision: u64, region: &str, connected: bool) -
         message: c.message.clone(),
         updated_at: ts(c.updated_at),
         agent_connected: connected,
+        canary_weight: c.canary.map_or(0, |k| k.weight),
     }
 }
 

@@ -117,6 +117,8 @@ pub type CommandReceiver = mpsc::UnboundedReceiver<Box<OutCommand>>;
 pub enum OutBody {
     Apply(ApplyBody),
     DryRun(ApplyBody),
+    /// One step of an in-cluster canary: the revision's render, and the weight.
+    Canary(ApplyBody, u32),
     Rollback {
         target: u64,
         health: (Duration, Duration),
@@ -379,8 +381,7 @@ pub(crate) enum Msg {
     /// A measurement of the gate an operation is checking (see [`crate::gates`]).
     Measured {
         op_id: String,
-        wave: usize,
-        gate: usize,
+        at: crate::orchestrator::GateAt,
         measurement: crate::model::Measurement,
     },
     Shutdown,
@@ -489,12 +490,11 @@ impl Coordinator {
         ));
         if let Some(gates) = settings.gates.clone() {
             let to_core = std::sync::Mutex::new(tx.clone());
-            let report: crate::gates::Report = Arc::new(move |op_id, wave, gate, measurement| {
+            let report: crate::gates::Report = Arc::new(move |op_id, at, measurement| {
                 let tx = to_core.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = tx.send(Msg::Measured {
                     op_id,
-                    wave,
-                    gate,
+                    at,
                     measurement,
                 });
             });

@@ -195,6 +195,7 @@ mod tests {
             preflight: false,
             approval: Default::default(),
             gates: Vec::new(),
+            canary: Vec::new(),
         };
         let mut o = crate::model::Operation::queued(
             op.into(),

@@ -57,6 +57,10 @@ pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
         OutBody::DryRun(b) => pb::command::Command::DryRun(pb::DryRun {
             apply: Some(apply(b)),
         }),
+        OutBody::Canary(b, weight) => pb::command::Command::Canary(pb::ApplyCanary {
+            apply: Some(apply(b)),
+            weight_percent: *weight,
+        }),
         OutBody::Rollback { target, health: h } => pb::command::Command::Rollback(pb::RollbackToRevision {
             target_revision: *target,
             health: Some(health(*h)),

@@ -25,8 +25,8 @@ mod tests;
 use tally::{Tally, TallyCache};
 
 use crate::model::{
-    AwaitingApproval, ContextPhase, ContextState, Measurement, Millis, OnFailure, Operation, OperationKind,
-    OperationPhase, Verdict, Verifying,
+    AwaitingApproval, CanaryAt, CanaryStepSpec, ContextCanary, ContextPhase, ContextState, Measurement,
+    Millis, OnFailure, Operation, OperationKind, OperationPhase, Verdict, Verifying,
 };
 
 /// Where an automatic gate stands before one wave.
@@ -52,6 +52,15 @@ impl GateState {
     }
 }
 
+/// Which gate a measurement is for: the gated wave (or the wave whose canary runs
+/// it), the gate's index in the plan, and the canary step for a step's gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GateAt {
+    pub wave: usize,
+    pub gate: usize,
+    pub step: Option<usize>,
+}
+
 /// Which command a report answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -61,6 +70,8 @@ pub enum Stage {
     Main,
     /// The automatic rollback of a failed deploy.
     Rollback,
+    /// Step `k` (0-based) of an in-cluster canary: its own command per step.
+    Canary(usize),
 }
 
 /// A command for one context's agent.
@@ -70,6 +81,9 @@ pub enum Command {
     DryRun { revision: u64 },
     /// Apply the operation's revision.
     Apply { revision: u64 },
+    /// Run step `step` of the in-cluster canary of the operation's revision: its
+    /// workloads beside the live ones, at `weight` percent of the pods.
+    Canary { revision: u64, step: usize, weight: u32 },
     /// Re-apply `target` from the cluster's history, recorded as `revision`.
     Rollback { revision: u64, target: u64 },
     /// Stop the command running for `revision`.
@@ -219,7 +233,8 @@ impl Operation {
             c.phase,
             ContextPhase::Dispatched | ContextPhase::Applying | ContextPhase::Progressing
         );
-        if rolling_back && stage == Stage::Main && main_final && c.received && applying {
+        let main_or_canary = matches!(stage, Stage::Main | Stage::Canary(_));
+        if rolling_back && main_or_canary && main_final && c.received && applying {
             c.phase = ContextPhase::Failed;
             c.message = match &report {
                 Report::Healthy => "finished just as the fleet-wide rollback began".into(),
@@ -233,8 +248,55 @@ impl Operation {
             return step;
         }
         // Late reports of a deploy's apply for a context already rolling back are stale.
-        if stage == Stage::Main && kind == OperationKind::Deploy && c.phase == ContextPhase::RollingBack {
+        if main_or_canary && kind == OperationKind::Deploy && c.phase == ContextPhase::RollingBack {
             return step;
+        }
+        if let Stage::Canary(k) = stage {
+            // Only the step the context was last sent counts; a promotion ends it.
+            let Some(canary) = c.canary.as_mut().filter(|x| x.step == k) else {
+                return step;
+            };
+            if c.phase.is_settled() {
+                return step;
+            }
+            let weight = canary.weight;
+            c.updated_at = now;
+            match report {
+                Report::Healthy => {
+                    canary.ready = true;
+                    c.ready = c.desired.max(c.ready);
+                    c.message = format!("canary at {weight}%: healthy");
+                    note(&mut self.tally, &mut step, c);
+                    self.pump(env, now, &mut step);
+                    return step;
+                }
+                Report::Applied if matches!(c.phase, ContextPhase::Dispatched | ContextPhase::Applying) => {
+                    c.phase = ContextPhase::Progressing;
+                    c.message = format!("canary at {weight}%: applied; waiting for healthy");
+                    note(&mut self.tally, &mut step, c);
+                    return step;
+                }
+                Report::Progress {
+                    ready,
+                    desired,
+                    message,
+                } => {
+                    c.ready = ready;
+                    c.desired = desired;
+                    c.message = format!("canary at {weight}%: {message}");
+                    step.actions.push(Action::ContextChanged(Box::new(c.clone())));
+                    return step;
+                }
+                Report::Failed { reason, message } => {
+                    c.phase = ContextPhase::Failed;
+                    c.message = format!("canary at {weight}%: {reason}: {message}");
+                    c.finished_at = Some(now);
+                    note(&mut self.tally, &mut step, c);
+                    self.pump(env, now, &mut step);
+                    return step;
+                }
+                _ => {}
+            }
         }
         c.updated_at = now;
         match (stage, report) {
@@ -503,6 +565,8 @@ impl Operation {
                     Stage::Rollback
                 } else if self.phase == OperationPhase::Preflight {
                     Stage::Preflight
+                } else if let Some(k) = c.canary {
+                    Stage::Canary(k.step)
                 } else {
                     Stage::Main
                 };
@@ -575,8 +639,15 @@ impl Operation {
                 target: c.previous_revision.unwrap_or_default(),
             },
             _ => match self.kind {
-                OperationKind::Deploy => Command::Apply {
-                    revision: self.revision,
+                OperationKind::Deploy => match c.canary {
+                    Some(k) => Command::Canary {
+                        revision: self.revision,
+                        step: k.step,
+                        weight: k.weight,
+                    },
+                    None => Command::Apply {
+                        revision: self.revision,
+                    },
                 },
                 OperationKind::Rollback => Command::Rollback {
                     revision: self.revision,
@@ -639,8 +710,10 @@ impl Operation {
                 self.finish_rollout(now, step);
                 return;
             }
+            self.start_canary(wave, now);
             self.dispatch_wave(env, wave, now, step);
             if !self.tally().wave_settled(wave) {
+                self.pump_canary(env, wave, now, step);
                 return;
             }
             if wave + 1 >= self.plan.waves.len() {
@@ -692,6 +765,7 @@ impl Operation {
                     wave: next,
                     since: now,
                     gate: None,
+                    step: None,
                 });
                 self.message = format!(
                     "wave {} settled; waiting for an approval to start wave {} (`convoy approve {} --wave {}`)",
@@ -732,8 +806,9 @@ impl Operation {
         }
     }
 
-    /// Where each automatic gate stands, per gated wave (0-based), in plan order.
-    pub fn gate_states(&self) -> Vec<(usize, usize, GateState)> {
+    /// Where each automatic gate stands, per gated wave (0-based), in plan order; then
+    /// the gate steps of the current wave's in-cluster canary, in step order.
+    pub fn gate_states(&self) -> Vec<(GateAt, GateState)> {
         let mut out = Vec::new();
         for (g, spec) in self.plan.gates.iter().enumerate() {
             for &w in &spec.before {
@@ -752,17 +827,78 @@ impl Operation {
                 } else {
                     GateState::Pending
                 };
-                out.push((w, g, state));
+                out.push((
+                    GateAt {
+                        wave: w,
+                        gate: g,
+                        step: None,
+                    },
+                    state,
+                ));
+            }
+        }
+        if let Some(at) = self.canary {
+            for (k, s) in self.plan.canary.iter().enumerate() {
+                let CanaryStepSpec::Gate { gate: g } = *s else {
+                    continue;
+                };
+                let here = GateAt {
+                    wave: at.wave,
+                    gate: g,
+                    step: Some(k),
+                };
+                let state = if k < at.step || (k == at.step && at.cleared) {
+                    GateState::Passed
+                } else if k > at.step {
+                    GateState::Pending
+                } else if self.failed_gate == Some((at.wave, g)) {
+                    GateState::Failed
+                } else if self
+                    .verifying
+                    .as_ref()
+                    .is_some_and(|v| v.wave == at.wave && v.gate == g && v.step == Some(k))
+                {
+                    GateState::Measuring
+                } else if self
+                    .awaiting_approval
+                    .is_some_and(|a| a.step == Some(k) && a.gate == Some(g))
+                {
+                    GateState::Inconclusive
+                } else {
+                    GateState::Pending
+                };
+                out.push((here, state));
             }
         }
         out
+    }
+
+    /// Where the current wave's in-cluster canary stands (`wave 1: step 2 of 5 (pause
+    /// 2m)`), while one runs.
+    pub fn canary_status(&self) -> Option<String> {
+        let at = self.canary?;
+        if self.phase.is_final() || self.phase == OperationPhase::RollingBack || at.wave != self.current_wave
+        {
+            return None;
+        }
+        let settled = self.plan.waves[at.wave]
+            .iter()
+            .all(|m| self.contexts.get(m).is_none_or(|c| c.phase.is_settled()));
+        if settled {
+            return None;
+        }
+        Some(format!(
+            "wave {}: {}",
+            at.wave + 1,
+            self.canary_step_title(at.step)
+        ))
     }
 
     /// The automatic gate before wave `wave` (0-based) that was inconclusive and waits for
     /// an operator's decision, if the rollout waits at one.
     fn inconclusive_gate(&self, wave: usize) -> Option<usize> {
         self.awaiting_approval
-            .filter(|a| a.wave == wave)
+            .filter(|a| a.wave == wave && a.step.is_none())
             .and_then(|a| a.gate)
     }
 
@@ -793,6 +929,7 @@ impl Operation {
             gate,
             since: now,
             measurements: Vec::new(),
+            step: None,
         });
         self.message = format!(
             "wave {} settled; {} before wave {}: measuring",
@@ -810,8 +947,7 @@ impl Operation {
     pub fn on_measurement(
         &mut self,
         env: &mut dyn Env,
-        wave: usize,
-        gate: usize,
+        at: GateAt,
         measurement: Measurement,
         now: Millis,
     ) -> Step {
@@ -819,10 +955,19 @@ impl Operation {
         if self.phase != OperationPhase::Running {
             return step;
         }
+        let GateAt {
+            wave,
+            gate,
+            step: canary_step,
+        } = at;
+        let place = match canary_step {
+            Some(k) => format!("at canary {} in wave {}", self.canary_step_title(k), wave + 1),
+            None => format!("before wave {}", wave + 1),
+        };
         let Some(v) = self
             .verifying
             .as_mut()
-            .filter(|v| v.wave == wave && v.gate == gate)
+            .filter(|v| v.wave == wave && v.gate == gate && v.step == canary_step)
         else {
             return step;
         };
@@ -838,7 +983,7 @@ impl Operation {
         if failed > failure_limit {
             self.failed_gate = Some((wave, gate));
             let why = format!(
-                "{title} before wave {shown} failed: {detail} (measurement {taken} of {count}; {failed} failed, {failure_limit} tolerated)"
+                "{title} {place} failed: {detail} (measurement {taken} of {count}; {failed} failed, {failure_limit} tolerated)"
             );
             self.fail_gate(env, now, &mut step, why);
         } else if inconclusive > inconclusive_limit {
@@ -847,23 +992,41 @@ impl Operation {
                 wave,
                 since: now,
                 gate: Some(gate),
+                step: canary_step,
             });
             self.message = format!(
-                "{title} before wave {shown} was inconclusive: {detail}; waiting for an operator: `convoy approve {} --wave {shown}` passes the gate, `convoy refuse` fails it",
+                "{title} {place} was inconclusive: {detail}; waiting for an operator: `convoy approve {} --wave {shown}` passes the gate, `convoy refuse` fails it",
                 self.release
             );
             step.op_changed();
         } else if taken >= count {
             self.verifying = None;
-            self.passed_gates.push((wave, gate));
-            self.message = format!("{title} before wave {shown} passed: {detail}");
+            match canary_step {
+                Some(k) => self.clear_canary_step(wave, k),
+                None => self.passed_gates.push((wave, gate)),
+            }
+            self.message = format!("{title} {place} passed: {detail}");
             step.op_changed();
             self.pump(env, now, &mut step);
         } else {
-            self.message = format!("{title} before wave {shown}: measurement {taken} of {count}: {detail}");
+            self.message = format!("{title} {place}: measurement {taken} of {count}: {detail}");
             step.op_changed();
         }
         step
+    }
+
+    /// Step `k` of wave `wave`'s canary is done (its gate passed, or it was approved).
+    fn clear_canary_step(&mut self, wave: usize, k: usize) {
+        if let Some(at) = self.canary.as_mut().filter(|a| a.wave == wave && a.step == k) {
+            at.cleared = true;
+        }
+    }
+
+    /// The canary step of wave `wave` (0-based) waiting for an operator, if one does.
+    fn step_awaiting(&self, wave: usize) -> Option<usize> {
+        self.awaiting_approval
+            .filter(|a| a.wave == wave)
+            .and_then(|a| a.step)
     }
 
     /// Whether gated wave `wave` (0-based) may be approved or refused now.
@@ -871,6 +1034,9 @@ impl Operation {
         let shown = wave + 1;
         if self.phase.is_final() {
             return Err(format!("the operation has ended ({:?})", self.phase));
+        }
+        if self.step_awaiting(wave).is_some() {
+            return Ok(());
         }
         let inconclusive = self.inconclusive_gate(wave).is_some();
         if !self.plan.approval.before.contains(&wave) && !inconclusive {
@@ -905,6 +1071,18 @@ impl Operation {
     pub fn approve(&mut self, env: &mut dyn Env, wave: usize, now: Millis) -> Result<Step, String> {
         self.check_gate(wave)?;
         let mut step = Step::default();
+        if let Some(k) = self.step_awaiting(wave) {
+            self.awaiting_approval = None;
+            self.clear_canary_step(wave, k);
+            self.message = format!(
+                "wave {}: canary {} approved by an operator",
+                wave + 1,
+                self.canary_step_title(k)
+            );
+            step.op_changed();
+            self.pump(env, now, &mut step);
+            return Ok(step);
+        }
         if let Some(g) = self.inconclusive_gate(wave) {
             self.awaiting_approval = None;
             self.passed_gates.push((wave, g));
@@ -932,6 +1110,18 @@ impl Operation {
     pub fn refuse(&mut self, env: &mut dyn Env, wave: usize, why: &str, now: Millis) -> Result<Step, String> {
         self.check_gate(wave)?;
         let mut step = Step::default();
+        if let Some(k) = self.step_awaiting(wave) {
+            if let Some(g) = self.awaiting_approval.and_then(|a| a.gate) {
+                self.failed_gate = Some((wave, g));
+            }
+            let what = format!(
+                "wave {}: canary {} refused: {why}",
+                wave + 1,
+                self.canary_step_title(k)
+            );
+            self.fail_gate(env, now, &mut step, what);
+            return Ok(step);
+        }
         if let Some(g) = self.inconclusive_gate(wave) {
             self.failed_gate = Some((wave, g));
         }
@@ -963,6 +1153,218 @@ impl Operation {
         }
     }
 
+    /// Begins wave `wave`'s in-cluster canary at its first step, once (a deploy with
+    /// canary steps only).
+    fn start_canary(&mut self, wave: usize, now: Millis) {
+        if self.kind != OperationKind::Deploy || self.plan.canary.is_empty() {
+            return;
+        }
+        if self.canary.is_none_or(|a| a.wave != wave) {
+            self.canary = Some(CanaryAt {
+                wave,
+                step: 0,
+                since: now,
+                cleared: false,
+            });
+        }
+    }
+
+    /// The step and weight a context of wave `wave` joining its canary runs at now:
+    /// the last `setWeight` at or before the current step; None once promoting (or
+    /// without a canary).
+    fn canary_weight(&self, wave: usize) -> Option<(usize, u32)> {
+        let at = self
+            .canary
+            .filter(|a| a.wave == wave && a.step < self.plan.canary.len())?;
+        self.plan.canary[..=at.step]
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(k, s)| match s {
+                CanaryStepSpec::SetWeight { weight } => Some((k, *weight)),
+                _ => None,
+            })
+    }
+
+    /// `step 2 of 5 (pause 2m)`.
+    fn canary_step_title(&self, k: usize) -> String {
+        let steps = &self.plan.canary;
+        match steps.get(k) {
+            Some(s) => format!(
+                "step {} of {} ({})",
+                k + 1,
+                steps.len(),
+                s.describe(&self.plan.gates)
+            ),
+            None => "promoting".into(),
+        }
+    }
+
+    /// Drives wave `wave`'s in-cluster canary: a step is done when every context of
+    /// the wave running the canary reported healthy at its weight (a `setWeight`), its
+    /// time passed (a `pause`), an operator approved (an `approval`) or its gate passed
+    /// (a `gate`); then the next begins. After the last, each context is promoted: the
+    /// revision is applied to the primaries, which removes the canary once healthy.
+    fn pump_canary(&mut self, env: &mut dyn Env, wave: usize, now: Millis, step: &mut Step) {
+        let Some(mut at) = self.canary.filter(|a| a.wave == wave) else {
+            return;
+        };
+        loop {
+            let Some(current) = self.plan.canary.get(at.step).cloned() else {
+                return;
+            };
+            let done = match current {
+                CanaryStepSpec::SetWeight { weight } => self.plan.waves[wave].iter().all(|m| {
+                    let c = &self.contexts[m];
+                    match c.canary {
+                        // A failure is the budget's business; a context without a
+                        // canary (new to the release) goes on its own.
+                        _ if c.phase.is_settled() => true,
+                        None => !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent),
+                        Some(k) => k.ready && k.weight == weight,
+                    }
+                }),
+                CanaryStepSpec::Pause { duration } => {
+                    now >= at.since.saturating_add(duration.as_millis() as u64)
+                }
+                CanaryStepSpec::Approval => {
+                    if !at.cleared {
+                        self.wait_for_step_approval(env, wave, at, now, step);
+                    }
+                    at.cleared
+                }
+                CanaryStepSpec::Gate { gate } => {
+                    if !at.cleared
+                        && self
+                            .verifying
+                            .as_ref()
+                            .is_none_or(|v| v.wave != wave || v.step != Some(at.step))
+                    {
+                        self.verifying = Some(Verifying {
+                            wave,
+                            gate,
+                            since: now,
+                            measurements: Vec::new(),
+                            step: Some(at.step),
+                        });
+                        self.message = format!(
+                            "wave {}: canary {}: measuring",
+                            wave + 1,
+                            self.canary_step_title(at.step)
+                        );
+                        step.op_changed();
+                    }
+                    at.cleared
+                }
+            };
+            if !done {
+                return;
+            }
+            at = CanaryAt {
+                wave,
+                step: at.step + 1,
+                since: now,
+                cleared: false,
+            };
+            self.canary = Some(at);
+            step.op_changed();
+            let promote = at.step >= self.plan.canary.len();
+            let weight = match self.plan.canary.get(at.step) {
+                Some(CanaryStepSpec::SetWeight { weight }) => Some(*weight),
+                _ => None,
+            };
+            self.message = if promote {
+                format!("wave {}: canary steps passed; promoting", wave + 1)
+            } else {
+                format!("wave {}: canary {}", wave + 1, self.canary_step_title(at.step))
+            };
+            if !promote && weight.is_none() {
+                continue;
+            }
+            for m in &self.plan.waves[wave] {
+                let c = self
+                    .contexts
+                    .get_mut(m)
+                    .expect("plan contexts are operation contexts");
+                if c.canary.is_none() || c.phase.is_settled() {
+                    continue;
+                }
+                c.updated_at = now;
+                let command = match weight {
+                    Some(weight) => {
+                        c.canary = Some(ContextCanary {
+                            step: at.step,
+                            weight,
+                            ready: false,
+                        });
+                        c.message = format!("canary to {weight}%");
+                        Command::Canary {
+                            revision: self.revision,
+                            step: at.step,
+                            weight,
+                        }
+                    }
+                    None => {
+                        c.canary = None;
+                        c.phase = ContextPhase::Dispatched;
+                        c.message = "canary passed; promoting: applying the revision to the primaries".into();
+                        Command::Apply {
+                            revision: self.revision,
+                        }
+                    }
+                };
+                note(&mut self.tally, step, c);
+                if env.is_online(m) {
+                    step.send(m, command);
+                }
+            }
+            if promote {
+                return;
+            }
+        }
+    }
+
+    /// Wave `wave`'s canary waits at an `approval` step: for an operator, until the
+    /// approval deadline (then the gate fails and `onFailure` applies).
+    fn wait_for_step_approval(
+        &mut self,
+        env: &mut dyn Env,
+        wave: usize,
+        at: CanaryAt,
+        now: Millis,
+        step: &mut Step,
+    ) {
+        let waiting = self
+            .awaiting_approval
+            .is_some_and(|a| a.wave == wave && a.step == Some(at.step));
+        if !waiting {
+            self.awaiting_approval = Some(AwaitingApproval {
+                wave,
+                since: at.since,
+                gate: None,
+                step: Some(at.step),
+            });
+            self.message = format!(
+                "wave {}: canary {}: waiting for an approval (`convoy approve {} --wave {}`)",
+                wave + 1,
+                self.canary_step_title(at.step),
+                self.release,
+                wave + 1
+            );
+            step.op_changed();
+        }
+        let deadline = self.approval_deadline();
+        if now >= at.since.saturating_add(deadline.as_millis() as u64) {
+            let why = format!(
+                "nobody approved canary {} in wave {} within {}",
+                self.canary_step_title(at.step),
+                wave + 1,
+                convoy_release::duration::format_duration(deadline)
+            );
+            self.fail_gate(env, now, step, why);
+        }
+    }
+
     /// Starts the wave's pending members, in plan order, up to `maxConcurrency` in
     /// flight. Only members that may start are visited (from the tally, a few at a time),
     /// so a report in a wave of 10,000 does not walk the other 9,999.
@@ -981,6 +1383,8 @@ impl Operation {
                 target: self.rollback_to.unwrap_or_default(),
             },
         };
+        // The weight a context joining the wave's canary now runs at.
+        let canary_weight = self.canary_weight(wave);
         let mut in_flight = self.tally().in_flight();
         let mut from = 0;
         while in_flight < limit {
@@ -1007,7 +1411,27 @@ impl Operation {
                     c.message = "dispatched".into();
                     c.updated_at = now;
                     in_flight += 1;
-                    step.send(m, cmd.clone());
+                    // An in-cluster canary needs a primary to run beside: a context new
+                    // to the release takes the revision at once.
+                    match canary_weight.filter(|_| c.previous_revision.is_some()) {
+                        Some((k, weight)) => {
+                            c.canary = Some(ContextCanary {
+                                step: k,
+                                weight,
+                                ready: false,
+                            });
+                            c.message = format!("canary at {weight}%: dispatched");
+                            step.send(
+                                m,
+                                Command::Canary {
+                                    revision: self.revision,
+                                    step: k,
+                                    weight,
+                                },
+                            );
+                        }
+                        None => step.send(m, cmd.clone()),
+                    }
                     note(&mut self.tally, step, c);
                 } else if c.phase == ContextPhase::Pending {
                     c.phase = ContextPhase::WaitingForAgent;
@@ -1097,16 +1521,25 @@ impl Operation {
                 }
                 continue;
             }
-            if c.phase.is_in_flight() {
+            // A canary that reported healthy runs no command: nothing to stop.
+            let idle_canary = c.canary.is_some_and(|k| k.ready);
+            if c.phase.is_in_flight() && !idle_canary {
                 // Stop the apply first; its Aborted report triggers the rollback.
+                let stage = c.canary.map_or(Stage::Main, |k| Stage::Canary(k.step));
                 step.send(
                     &name,
                     Command::Abort {
                         revision: self.revision,
-                        stage: Stage::Main,
+                        stage,
                     },
                 );
                 continue;
+            }
+            if idle_canary {
+                c.message = format!(
+                    "canary at {}%: removed by the fleet-wide rollback",
+                    c.canary.map_or(0, |k| k.weight)
+                );
             }
             self.roll_back_context(env, &name, now, step);
         }

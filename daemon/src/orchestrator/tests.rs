@@ -44,6 +44,7 @@ fn plan(waves: &[&[&str]]) -> Plan {
         preflight: false,
         approval: Default::default(),
         gates: Vec::new(),
+        canary: Vec::new(),
     }
 }
 
@@ -75,6 +76,7 @@ fn op(plan: Plan) -> Operation {
         verifying: None,
         passed_gates: Vec::new(),
         failed_gate: None,
+        canary: None,
         tally: Default::default(),
     }
 }
@@ -669,7 +671,16 @@ fn measured(o: &mut Operation, e: &mut FakeEnv, verdict: Verdict, detail: &str, 
         verdict,
         detail: detail.into(),
     };
-    o.on_measurement(e, 1, 0, m, at)
+    o.on_measurement(
+        e,
+        GateAt {
+            wave: 1,
+            gate: 0,
+            step: None,
+        },
+        m,
+        at,
+    )
 }
 
 #[test]
@@ -692,8 +703,11 @@ fn an_analysis_gate_measures_then_starts_the_wave() {
     assert!(
         sends(&o.on_measurement(
             &mut e,
-            1,
-            3,
+            GateAt {
+                wave: 1,
+                gate: 3,
+                step: None,
+            },
             Measurement {
                 at: 1,
                 verdict: Verdict::Failed,
@@ -827,4 +841,304 @@ fn a_restored_operation_keeps_its_measurements() {
     measured(&mut o, &mut e, Verdict::Passed, "0.01", 12_000);
     let step = measured(&mut o, &mut e, Verdict::Passed, "0.01", 22_000);
     assert_eq!(sends(&step), vec![("b".into(), Command::Apply { revision: 5 })]);
+}
+
+/// Waves `waves` with an in-cluster canary of `steps`, and the analysis gate
+/// `error-rate` (index 0, run only by steps) of one measurement.
+fn canaried(waves: &[&[&str]], steps: Vec<crate::model::CanaryStepSpec>) -> Operation {
+    let mut o = analysed(waves, 1, 0, 0);
+    o.plan.gates[0].before.clear();
+    o.plan.canary = steps;
+    o
+}
+
+fn canary_report(o: &mut Operation, e: &mut FakeEnv, ctx: &str, k: usize, report: Report, now: u64) -> Step {
+    o.on_report(e, ctx, Stage::Canary(k), report, now)
+}
+
+fn canary_healthy(o: &mut Operation, e: &mut FakeEnv, ctx: &str, k: usize, now: u64) -> Step {
+    canary_report(o, e, ctx, k, Report::Accepted, now);
+    canary_report(o, e, ctx, k, Report::Applied, now);
+    canary_report(o, e, ctx, k, Report::Healthy, now)
+}
+
+fn step_measured(
+    o: &mut Operation,
+    e: &mut FakeEnv,
+    wave: usize,
+    k: usize,
+    verdict: Verdict,
+    at: Millis,
+) -> Step {
+    let m = Measurement {
+        at,
+        verdict,
+        detail: "in b: `errors` = 0.3, expected result < 0.05".into(),
+    };
+    o.on_measurement(
+        e,
+        GateAt {
+            wave,
+            gate: 0,
+            step: Some(k),
+        },
+        m,
+        at,
+    )
+}
+
+fn sorted_sends(step: &Step) -> Vec<(String, Command)> {
+    let mut s = sends(step);
+    s.sort_by(|x, y| x.0.cmp(&y.0));
+    s
+}
+
+#[test]
+fn an_in_cluster_canary_steps_in_step_across_a_wave_then_promotes() {
+    use crate::model::CanaryStepSpec::*;
+    let mut e = env(&["a", "b", "c"]);
+    let mut o = canaried(
+        &[&["a", "b"], &["c"]],
+        vec![
+            SetWeight { weight: 20 },
+            Pause {
+                duration: Duration::from_secs(10),
+            },
+            Gate { gate: 0 },
+            SetWeight { weight: 50 },
+            Approval,
+        ],
+    );
+    let canary = |step, weight| Command::Canary {
+        revision: 5,
+        step,
+        weight,
+    };
+    let step = o.start(&mut e, 0);
+    assert_eq!(
+        sorted_sends(&step),
+        vec![("a".into(), canary(0, 20)), ("b".into(), canary(0, 20))]
+    );
+    assert!(sends(&canary_healthy(&mut o, &mut e, "a", 0, 100)).is_empty());
+    assert_eq!(o.contexts["a"].message, "canary at 20%: healthy");
+    assert_eq!(
+        o.contexts["a"].phase,
+        ContextPhase::Progressing,
+        "not settled: the canary runs on"
+    );
+    // A late report of another step is ignored.
+    canary_report(&mut o, &mut e, "b", 3, Report::Healthy, 150);
+    assert_eq!(o.canary.map(|a| a.step), Some(0));
+    canary_healthy(&mut o, &mut e, "b", 0, 200);
+    assert_eq!(o.canary.map(|a| (a.step, a.since)), Some((1, 200)));
+    assert!(
+        o.message.contains("canary step 2 of 5 (pause 10s)"),
+        "{}",
+        o.message
+    );
+    assert!(o.verifying.is_none());
+    o.on_tick(&mut e, 10_199);
+    assert_eq!(o.canary.map(|a| a.step), Some(1), "the pause runs 10s");
+    o.on_tick(&mut e, 10_200);
+    let v = o.verifying.clone().expect("the step's gate measures");
+    assert_eq!((v.wave, v.gate, v.step), (0, 0, Some(2)));
+    // A measurement for the same gate between waves is not this one.
+    measured(&mut o, &mut e, Verdict::Failed, "x", 10_300);
+    assert_eq!(o.phase, OperationPhase::Running);
+    let step = step_measured(&mut o, &mut e, 0, 2, Verdict::Passed, 10_400);
+    assert_eq!(
+        sorted_sends(&step),
+        vec![("a".into(), canary(3, 50)), ("b".into(), canary(3, 50))]
+    );
+    assert_eq!(
+        o.contexts["a"].canary.map(|k| (k.step, k.weight, k.ready)),
+        Some((3, 50, false))
+    );
+    // After a reconnect the context is sent its current step again.
+    assert_eq!(
+        sends(&o.on_agent_online(&mut e, "a", 10_500)),
+        vec![("a".into(), canary(3, 50))]
+    );
+    canary_healthy(&mut o, &mut e, "a", 3, 11_000);
+    canary_healthy(&mut o, &mut e, "b", 3, 11_000);
+    let waiting = o.awaiting_approval.expect("the approval step waits");
+    assert_eq!((waiting.wave, waiting.step), (0, Some(4)));
+    assert!(
+        o.message.contains("convoy approve app1.ns1 --wave 1"),
+        "{}",
+        o.message
+    );
+    let step = o.approve(&mut e, 0, 12_000).expect("approvable");
+    assert_eq!(
+        sorted_sends(&step),
+        vec![
+            ("a".into(), Command::Apply { revision: 5 }),
+            ("b".into(), Command::Apply { revision: 5 })
+        ]
+    );
+    assert!(o.contexts["a"].canary.is_none());
+    healthy(&mut o, &mut e, "a", 13_000);
+    let step = healthy(&mut o, &mut e, "b", 13_000);
+    assert_eq!(
+        sends(&step),
+        vec![("c".into(), canary(0, 20))],
+        "wave 2 starts its own canary"
+    );
+    assert_eq!(o.canary.map(|a| (a.wave, a.step)), Some((1, 0)));
+}
+
+#[test]
+fn a_failed_canary_gate_rolls_the_fleet_back_and_leaves_primaries_as_they_were() {
+    use crate::model::CanaryStepSpec::*;
+    let mut e = env(&["a", "b", "c"]);
+    let mut o = canaried(
+        &[&["a"], &["b", "c"]],
+        vec![SetWeight { weight: 10 }, Gate { gate: 0 }],
+    );
+    o.start(&mut e, 0);
+    canary_healthy(&mut o, &mut e, "a", 0, 100);
+    step_measured(&mut o, &mut e, 0, 1, Verdict::Passed, 200);
+    healthy(&mut o, &mut e, "a", 300);
+    assert_eq!(o.current_wave, 1);
+    canary_healthy(&mut o, &mut e, "b", 0, 400);
+    canary_healthy(&mut o, &mut e, "c", 0, 450);
+    let step = step_measured(&mut o, &mut e, 1, 1, Verdict::Failed, 500);
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert!(
+        o.message.contains("analysis error-rate at canary step 2 of 2 (gate error-rate) in wave 2 failed: in b: `errors` = 0.3"),
+        "{}",
+        o.message
+    );
+    // The promoted context and both idle canaries go back to revision 4: a rollback to
+    // the revision the primaries run, which removes the canaries.
+    assert_eq!(
+        sorted_sends(&step),
+        vec![
+            (
+                "a".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
+            (
+                "b".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
+            (
+                "c".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
+        ]
+    );
+    assert!(o.contexts["b"].message.contains("rolling back to revision 4"));
+}
+
+#[test]
+fn a_failing_canary_stops_the_others_and_a_new_context_skips_the_canary() {
+    use crate::model::CanaryStepSpec::*;
+    let mut e = env(&["a", "b", "n"]);
+    let mut p = plan(&[&["a", "b", "n"]]);
+    p.canary = vec![SetWeight { weight: 25 }];
+    let mut contexts = initial_contexts(&p, &|c| (c != "n").then_some(4), 0);
+    let mut o = op(p);
+    std::mem::swap(&mut o.contexts, &mut contexts);
+    let step = o.start(&mut e, 0);
+    let canary = Command::Canary {
+        revision: 5,
+        step: 0,
+        weight: 25,
+    };
+    assert_eq!(
+        sorted_sends(&step),
+        vec![
+            ("a".into(), canary.clone()),
+            ("b".into(), canary.clone()),
+            // New to the release: no primary to run a canary beside.
+            ("n".into(), Command::Apply { revision: 5 }),
+        ]
+    );
+    canary_report(&mut o, &mut e, "a", 0, Report::Accepted, 10);
+    let step = canary_report(
+        &mut o,
+        &mut e,
+        "b",
+        0,
+        Report::Failed {
+            reason: "CrashLoopBackOff".into(),
+            message: "deployment/ns1/web-canary: pod web-canary-1 back-off".into(),
+        },
+        20,
+    );
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert_eq!(
+        o.contexts["b"].message, "rolling back to revision 4",
+        "b's canary is removed by the rollback"
+    );
+    let got = sorted_sends(&step);
+    assert!(got.contains(&(
+        "a".into(),
+        Command::Abort {
+            revision: 5,
+            stage: Stage::Canary(0)
+        }
+    )));
+    assert!(got.contains(&(
+        "b".into(),
+        Command::Rollback {
+            revision: 6,
+            target: 4
+        }
+    )));
+    // a's aborted canary is then rolled back too.
+    let step = canary_report(&mut o, &mut e, "a", 0, Report::Aborted, 30);
+    assert_eq!(
+        sends(&step),
+        vec![(
+            "a".into(),
+            Command::Rollback {
+                revision: 6,
+                target: 4
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_canary_approval_refused_or_unanswered_fails_the_gate() {
+    use crate::model::CanaryStepSpec::*;
+    let mut e = env(&["a"]);
+    let mut o = canaried(&[&["a"]], vec![SetWeight { weight: 10 }, Approval]);
+    o.plan.approval.deadline = Duration::from_secs(60);
+    o.start(&mut e, 0);
+    canary_healthy(&mut o, &mut e, "a", 0, 1_000);
+    assert!(o.awaiting_approval.is_some());
+    let mut refused = o.clone();
+    refused
+        .refuse(&mut e, 0, "error budget spent", 2_000)
+        .expect("refusable");
+    assert_eq!(refused.phase, OperationPhase::RollingBack);
+    assert!(
+        refused
+            .message
+            .contains("canary step 2 of 2 (approval) refused: error budget spent"),
+        "{}",
+        refused.message
+    );
+    o.on_tick(&mut e, 60_999);
+    assert_eq!(o.phase, OperationPhase::Running);
+    o.on_tick(&mut e, 61_000);
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert!(
+        o.message
+            .contains("nobody approved canary step 2 of 2 (approval) in wave 1 within 1m"),
+        "{}",
+        o.message
+    );
 }

@@ -544,6 +544,7 @@ mod tests {
             preflight: false,
             approval: Default::default(),
             gates: Vec::new(),
+            canary: Vec::new(),
         };
         let req = crate::model::Requested {
             by: "t",

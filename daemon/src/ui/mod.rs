@@ -361,11 +361,14 @@ fn operation_json(op: &Operation, regions: &HashMap<String, String>) -> Value {
         "current_wave": op.current_wave,
         "paused": op.paused,
         "awaiting_approval_wave": op.awaiting_approval.map(|a| a.wave + 1),
-        "gates": op.gate_states().into_iter().map(|(wave, g, state)| {
-            let measured = op.verifying.as_ref().filter(|v| v.wave == wave && v.gate == g);
+        "canary": op.canary_status(),
+        "gates": op.gate_states().into_iter().map(|(at, state)| {
+            let (wave, g) = (at.wave, at.gate);
+            let measured = op.verifying.as_ref().filter(|v| v.wave == wave && v.gate == g && v.step == at.step);
             json!({
                 "name": op.plan.gates[g].title(),
                 "before_wave": wave + 1,
+                "canary_step": at.step.map(|k| k + 1),
                 "state": state.name(),
                 "taken": measured.map_or(0, |v| v.measurements.len()),
                 "wanted": op.plan.gates[g].limits().0,

@@ -337,6 +337,7 @@ impl Core {
             preflight: false,
             approval: Default::default(),
             gates: Vec::new(),
+            canary: Vec::new(),
         };
         let seq = self.next_seq();
         let id = format!("op-{seq:06}");

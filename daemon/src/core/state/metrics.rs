@@ -144,6 +144,7 @@ mod metrics_tests {
             preflight: false,
             approval: Default::default(),
             gates: Vec::new(),
+            canary: Vec::new(),
         };
         let req = Requested {
             by: "jenkins",

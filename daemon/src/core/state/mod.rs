@@ -140,6 +140,19 @@ impl Env for StepEnv<'_> {
 }
 
 const PREFLIGHT_SUFFIX: &str = "-preflight";
+/// An in-cluster canary step's operation id: `<operation>~canary-<step>` (0-based), so
+/// that each step is its own command for the agent's idempotence.
+const CANARY_INFIX: &str = "~canary-";
+
+fn canary_operation_id(op_id: &str, step: usize) -> String {
+    format!("{op_id}{CANARY_INFIX}{step}")
+}
+
+/// The operation and canary step an agent's operation id names.
+fn split_canary_id(oid: &str) -> Option<(&str, usize)> {
+    let (base, k) = oid.rsplit_once(CANARY_INFIX)?;
+    Some((base, k.parse().ok()?))
+}
 
 /// How the status of an operation waiting for Vault after a restart begins.
 pub(super) const WAITING_FOR_VAULT: &str = "waiting for Vault: ";
@@ -760,12 +773,11 @@ impl Core {
             }
             Msg::Measured {
                 op_id,
-                wave,
-                gate,
+                at,
                 measurement,
             } => {
                 let step = self.step(&op_id, |op, env, now| {
-                    op.on_measurement(env, wave, gate, measurement, now)
+                    op.on_measurement(env, at, measurement, now)
                 });
                 self.apply_step(&op_id, step);
             }
@@ -1205,6 +1217,15 @@ impl Core {
         let apply_body = || Some(ApplyBody::of(self.prepared.get(id)?, context, health));
         let (revision, operation_id, body) = match command {
             Command::Apply { revision } => (revision, op.id.clone(), OutBody::Apply(apply_body()?)),
+            Command::Canary {
+                revision,
+                step,
+                weight,
+            } => (
+                revision,
+                canary_operation_id(&op.id, step),
+                OutBody::Canary(apply_body()?, weight),
+            ),
             Command::DryRun { revision } => (
                 revision,
                 format!("{}{PREFLIGHT_SUFFIX}", op.id),
@@ -1214,10 +1235,10 @@ impl Core {
                 (revision, op.id.clone(), OutBody::Rollback { target, health })
             }
             Command::Abort { revision, stage } => {
-                let oid = if stage == Stage::Preflight {
-                    format!("{}{PREFLIGHT_SUFFIX}", op.id)
-                } else {
-                    op.id.clone()
+                let oid = match stage {
+                    Stage::Preflight => format!("{}{PREFLIGHT_SUFFIX}", op.id),
+                    Stage::Canary(k) => canary_operation_id(&op.id, k),
+                    Stage::Main | Stage::Rollback => op.id.clone(),
                 };
                 (
                     revision,

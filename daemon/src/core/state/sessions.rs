@@ -111,9 +111,12 @@ impl Core {
         if let Some(a) = self.agents.get_mut(context) {
             a.last_seen = now_millis();
         }
-        let (op_id, preflight) = match report.operation_id.strip_suffix(PREFLIGHT_SUFFIX) {
-            Some(base) => (base.to_string(), true),
-            None => (report.operation_id.clone(), false),
+        let (op_id, preflight, canary) = match report.operation_id.strip_suffix(PREFLIGHT_SUFFIX) {
+            Some(base) => (base.to_string(), true, None),
+            None => match split_canary_id(&report.operation_id) {
+                Some((base, k)) => (base.to_string(), false, Some(k)),
+                None => (report.operation_id.clone(), false, None),
+            },
         };
         let Some(op) = self.ops.get(&op_id) else {
             tracing::debug!(context, operation = %report.operation_id, "report for an unknown or finished operation");
@@ -125,6 +128,11 @@ impl Core {
         }
         let stage = if preflight {
             Stage::Preflight
+        } else if let Some(k) = canary {
+            if report.revision != op.revision {
+                return;
+            }
+            Stage::Canary(k)
         } else if op.kind == OperationKind::Deploy && op.rollback_revision == Some(report.revision) {
             Stage::Rollback
         } else if report.revision == op.revision {
