@@ -165,8 +165,12 @@ pub enum CanaryStepSpec {
         #[serde(with = "duration_ms")]
         duration: Duration,
     },
-    /// Waits for an operator (`convoy approve`), until the approval deadline.
-    Approval,
+    /// Waits for an operator (`convoy approve`), until its deadline (in ms; None: the
+    /// release's approval deadline).
+    Approval {
+        #[serde(default)]
+        deadline_ms: Option<u64>,
+    },
     /// Runs the plan's gate `gate` against the wave's contexts.
     Gate { gate: usize },
 }
@@ -179,7 +183,13 @@ impl CanaryStepSpec {
             CanaryStepSpec::Pause { duration } => {
                 format!("pause {}", convoy_release::duration::format_duration(*duration))
             }
-            CanaryStepSpec::Approval => "approval".into(),
+            CanaryStepSpec::Approval { deadline_ms: None } => "approval".into(),
+            CanaryStepSpec::Approval {
+                deadline_ms: Some(ms),
+            } => format!(
+                "approval within {}",
+                convoy_release::duration::format_duration(Duration::from_millis(*ms))
+            ),
             CanaryStepSpec::Gate { gate } => {
                 format!("gate {}", gates.get(*gate).map_or("?", |g| g.name.as_str()))
             }

@@ -913,7 +913,9 @@ fn plan_canary(s: &convoy_release::Strategy) -> Vec<crate::model::CanaryStepSpec
             Some(match step {
                 convoy_release::CanaryStep::SetWeight(w) => CanaryStepSpec::SetWeight { weight: *w },
                 convoy_release::CanaryStep::Pause(d) => CanaryStepSpec::Pause { duration: *d },
-                convoy_release::CanaryStep::Approval => CanaryStepSpec::Approval,
+                convoy_release::CanaryStep::Approval(d) => CanaryStepSpec::Approval {
+                    deadline_ms: d.map(|d| d.as_millis() as u64),
+                },
                 // Validated: every step's gate is one of the release's.
                 convoy_release::CanaryStep::Gate { name, .. } => CanaryStepSpec::Gate {
                     gate: s.gates.iter().position(|g| g.name == *name)?,

@@ -212,9 +212,10 @@ pub enum CanaryStep {
     SetWeight(u32),
     /// `pause: 2m`: wait.
     Pause(Duration),
-    /// `approval: {}`: wait for `convoy approve RELEASE --wave N` (or a refusal, or
-    /// the approval deadline).
-    Approval,
+    /// `approval: {}` or `approval: {deadline: 30m}`: wait for `convoy approve RELEASE
+    /// --wave N` (or a refusal), until the deadline (default: `approval.deadline`, else
+    /// an hour); unanswered, the step fails and `onFailure` applies.
+    Approval(Option<Duration>),
     /// `gate: error-rate`: run the named `spec.strategy.gates` entry against the
     /// wave's contexts (per context when its query names a context's facts).
     Gate { name: String, pos: Pos },
@@ -226,7 +227,10 @@ impl CanaryStep {
         match self {
             CanaryStep::SetWeight(w) => format!("setWeight {w}"),
             CanaryStep::Pause(d) => format!("pause {}", crate::duration::format_duration(*d)),
-            CanaryStep::Approval => "approval".into(),
+            CanaryStep::Approval(None) => "approval".into(),
+            CanaryStep::Approval(Some(d)) => {
+                format!("approval within {}", crate::duration::format_duration(*d))
+            }
             CanaryStep::Gate { name, .. } => format!("gate {name}"),
         }
     }

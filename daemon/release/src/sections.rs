@@ -388,10 +388,22 @@ fn read_canary_step(r: &mut Reader, node: &Node, path: &str) -> Option<CanarySte
             Some(CanaryStep::Pause(d))
         }
         "approval" => {
-            if let Some(n) = f.optional(kind) {
-                r.fields(n, &at, &[])?;
+            let Some(n) = f.optional(kind) else {
+                return Some(CanaryStep::Approval(None));
+            };
+            let a = r.fields(n, &at, &["deadline"])?;
+            match a.optional("deadline") {
+                None => Some(CanaryStep::Approval(None)),
+                Some(d) => {
+                    let path = a.at("deadline");
+                    let d = r.duration(d, &path)?;
+                    if d.is_zero() {
+                        r.error(n.pos, &path, "expected a duration above zero, such as `30m`");
+                        return None;
+                    }
+                    Some(CanaryStep::Approval(Some(d)))
+                }
             }
-            Some(CanaryStep::Approval)
         }
         _ => {
             let n = f.optional(kind)?;

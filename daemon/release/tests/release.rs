@@ -726,7 +726,7 @@ fn an_in_cluster_canary_reads_its_steps_and_checks_them() {
         "{MINIMAL}  strategy:\n    canary: dev-us-central1-0\n    gates:\n\
          \x20     - {{name: error-rate, analysis: {{provider: main, query: up, successCondition: result > 0}}}}\n\
          \x20   inCluster:\n      canary:\n        steps:\n\
-         \x20         - setWeight: 10\n          - pause: 2m\n          - gate: error-rate\n          - approval: {{}}\n          - setWeight: 50\n"
+         \x20         - setWeight: 10\n          - pause: 2m\n          - gate: error-rate\n          - approval: {{}}\n          - approval: {{deadline: 30m}}\n          - setWeight: 50\n"
     );
     let rel = Release::parse_str(&text, "release.yaml").unwrap();
     let Some(InCluster::Canary(c)) = &rel.spec.strategy.in_cluster else {
@@ -740,6 +740,7 @@ fn an_in_cluster_canary_reads_its_steps_and_checks_them() {
             "pause 2m",
             "gate error-rate",
             "approval",
+            "approval within 30m",
             "setWeight 50"
         ]
     );

@@ -1227,9 +1227,11 @@ impl Operation {
                 CanaryStepSpec::Pause { duration } => {
                     now >= at.since.saturating_add(duration.as_millis() as u64)
                 }
-                CanaryStepSpec::Approval => {
+                CanaryStepSpec::Approval { deadline_ms } => {
                     if !at.cleared {
-                        self.wait_for_step_approval(env, wave, at, now, step);
+                        let deadline = deadline_ms
+                            .map_or_else(|| self.approval_deadline(), std::time::Duration::from_millis);
+                        self.wait_for_step_approval(env, wave, at, deadline, now, step);
                     }
                     at.cleared
                 }
@@ -1331,6 +1333,7 @@ impl Operation {
         env: &mut dyn Env,
         wave: usize,
         at: CanaryAt,
+        deadline: std::time::Duration,
         now: Millis,
         step: &mut Step,
     ) {
@@ -1353,7 +1356,6 @@ impl Operation {
             );
             step.op_changed();
         }
-        let deadline = self.approval_deadline();
         if now >= at.since.saturating_add(deadline.as_millis() as u64) {
             let why = format!(
                 "nobody approved canary {} in wave {} within {}",

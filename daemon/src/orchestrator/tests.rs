@@ -906,7 +906,7 @@ fn an_in_cluster_canary_steps_in_step_across_a_wave_then_promotes() {
             },
             Gate { gate: 0 },
             SetWeight { weight: 50 },
-            Approval,
+            Approval { deadline_ms: None },
         ],
     );
     let canary = |step, weight| Command::Canary {
@@ -1114,8 +1114,15 @@ fn a_failing_canary_stops_the_others_and_a_new_context_skips_the_canary() {
 fn a_canary_approval_refused_or_unanswered_fails_the_gate() {
     use crate::model::CanaryStepSpec::*;
     let mut e = env(&["a"]);
-    let mut o = canaried(&[&["a"]], vec![SetWeight { weight: 10 }, Approval]);
-    o.plan.approval.deadline = Duration::from_secs(60);
+    let mut o = canaried(
+        &[&["a"]],
+        vec![
+            SetWeight { weight: 10 },
+            Approval {
+                deadline_ms: Some(60_000),
+            },
+        ],
+    );
     o.start(&mut e, 0);
     canary_healthy(&mut o, &mut e, "a", 0, 1_000);
     assert!(o.awaiting_approval.is_some());
@@ -1127,7 +1134,7 @@ fn a_canary_approval_refused_or_unanswered_fails_the_gate() {
     assert!(
         refused
             .message
-            .contains("canary step 2 of 2 (approval) refused: error budget spent"),
+            .contains("canary step 2 of 2 (approval within 1m) refused: error budget spent"),
         "{}",
         refused.message
     );
@@ -1137,7 +1144,7 @@ fn a_canary_approval_refused_or_unanswered_fails_the_gate() {
     assert_eq!(o.phase, OperationPhase::RollingBack);
     assert!(
         o.message
-            .contains("nobody approved canary step 2 of 2 (approval) in wave 1 within 1m"),
+            .contains("nobody approved canary step 2 of 2 (approval within 1m) in wave 1 within 1m"),
         "{}",
         o.message
     );
