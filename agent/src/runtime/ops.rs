@@ -55,8 +55,8 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
             health: wire::health_from_wire(r.health),
         },
         Some(Cmd::Abort(a)) => return abort(shared, &op, a.reason),
-        // Replaced by the canary's implementation (issue 18, in progress).
-        Some(Cmd::Canary(_)) => {
+        // Replaced by the canary's and blue/green's implementations (issue 18, in progress).
+        Some(Cmd::Canary(_) | Cmd::SwitchSlot(_)) => {
             let f = Failure::new(FailureReason::Internal, "this agent does not run canaries yet");
             return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
         }

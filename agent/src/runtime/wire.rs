@@ -196,6 +196,9 @@ pub fn deployed_to_wire(d: &DeployedRevision) -> pb::DeployedRevision {
         revision: d.revision,
         healthy: d.healthy,
         kept: d.kept.clone(),
+        // Filled in by the blue/green implementation (issue 18, in progress).
+        slot: String::new(),
+        switched: false,
     }
 }
 

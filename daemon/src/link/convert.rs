@@ -51,6 +51,7 @@ pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
         chart: b.chart.clone(),
         secret_digests: Some(secret_digests(&b.masker)),
         allow_mass_deletion: b.options.allow_mass_deletion,
+        blue_green: None,
     };
     let command = match &cmd.body {
         OutBody::Apply(b) => pb::command::Command::Apply(apply(b)),
