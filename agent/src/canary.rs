@@ -86,7 +86,12 @@ pub fn check_weight(weight: u32) -> Result<(), Failure> {
 pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<CanaryPlan, Failure> {
     check_weight(weight)?;
     let rendered = manifest::parse(manifests)?;
-    let ns_of = |o: &Object| o.namespace().filter(|n| !n.is_empty()).unwrap_or(namespace).to_string();
+    let ns_of = |o: &Object| {
+        o.namespace()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(namespace)
+            .to_string()
+    };
     // The render's ConfigMaps and Secrets, by (namespace, name).
     let mut configs: BTreeMap<(String, String), &Object> = BTreeMap::new();
     let mut secrets: BTreeMap<(String, String), &Object> = BTreeMap::new();
@@ -411,7 +416,10 @@ spec: {replicas: 1, selector: {matchLabels: {app: db}}, template: {metadata: {la
         let cm = find(&p, "ConfigMap", "web-conf-canary").unwrap();
         assert_eq!(cm.body["data"]["a"], "new");
         assert_eq!(cm.body["metadata"]["labels"][TRACK_LABEL], "canary");
-        assert_eq!(cm.body["metadata"]["annotations"][CANARY_OF_ANNOTATION], "web-conf");
+        assert_eq!(
+            cm.body["metadata"]["annotations"][CANARY_OF_ANNOTATION],
+            "web-conf"
+        );
         let s = find(&p, "Secret", "web-tls-canary").unwrap();
         assert_eq!(s.body["stringData"]["b"], "hunter2");
     }
@@ -434,7 +442,10 @@ spec: {replicas: 1, selector: {matchLabels: {app: db}}, template: {metadata: {la
         let c = &pod["containers"][0];
         assert_eq!(c["envFrom"][0]["configMapRef"]["name"], "web-conf-canary");
         assert_eq!(c["envFrom"][1]["configMapRef"]["name"], "platform");
-        assert_eq!(c["env"][0]["valueFrom"]["configMapKeyRef"]["name"], "web-conf-canary");
+        assert_eq!(
+            c["env"][0]["valueFrom"]["configMapKeyRef"]["name"],
+            "web-conf-canary"
+        );
         assert_eq!(c["env"][1]["valueFrom"]["secretKeyRef"]["name"], "web-tls-canary");
         assert_eq!(c["env"][2]["valueFrom"]["secretKeyRef"]["name"], "vault-made");
     }
@@ -474,7 +485,8 @@ spec: {replicas: 1, selector: {matchLabels: {app: db}}, template: {metadata: {la
 
     #[test]
     fn a_non_numeric_replica_count_is_refused_naming_the_object_only() {
-        let render = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: \"hunter2\"}\n";
+        let render =
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: \"hunter2\"}\n";
         let err = plan(&[m(render)], "ns1", 10).unwrap_err();
         assert_eq!(err.reason, FailureReason::ApplyRefused);
         assert!(err.message.contains("web"), "{}", err.message);

@@ -33,7 +33,10 @@ async fn list_kind<K>(
     kind: &str,
 ) -> Result<Vec<ObjectRef>, Failure>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let what = ObjectRef {
@@ -80,7 +83,10 @@ pub(super) async fn delete(client: &Client, objects: Vec<ObjectRef>) -> Result<V
 
 async fn delete_one<K>(client: &Client, namespace: &str, o: &ObjectRef) -> Result<bool, Failure>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let dp = DeleteParams {

@@ -58,9 +58,9 @@ use self::history::{History, HookManifest, RevisionRecord, RevisionStatus};
 use self::lock::Locks;
 use self::manifest::Object;
 use crate::backend::{
-    ApplyRequest, Backend, CanaryRequest, ChangeError, ClusterCapabilities, DeployedRevision, Failure, FailureReason,
-    HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate,
-    StoredHooks,
+    ApplyRequest, Backend, CanaryRequest, ChangeError, ClusterCapabilities, DeployedRevision, Failure,
+    FailureReason, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef,
+    ProgressUpdate, StoredHooks,
 };
 use crate::hooks::{Hook, HookEvent};
 

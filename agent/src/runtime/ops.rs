@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, CanaryRequest, ChangeError, Failure, FailureReason, HealthOutcome, HealthPolicy, HookOutcome,
-    LockToken, ObjectAction, ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, CanaryRequest, ChangeError, Failure, FailureReason, HealthOutcome, HealthPolicy,
+    HookOutcome, LockToken, ObjectAction, ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
 };
 use crate::hooks::{self, Hook, HookEvent};
 use crate::runtime::ledger::{AbortFound, Admission};
@@ -197,7 +197,15 @@ async fn run<B: Backend>(
             locked_op(shared, op, cancel, started, health, Change::Rollback(target)).await
         }
         Work::Canary(req) => {
-            locked_op(shared, op, cancel, started, req.apply.health, Change::Canary(&req)).await
+            locked_op(
+                shared,
+                op,
+                cancel,
+                started,
+                req.apply.health,
+                Change::Canary(&req),
+            )
+            .await
         }
     };
     match result {
@@ -350,7 +358,9 @@ async fn change_and_watch<B: Backend>(
             .filter(|r| r.action != ObjectAction::Pruned && r.object.kind == "Deployment")
             .map(|r| r.object.clone())
             .collect();
-        let watch = shared.backend.watch_canary(op, &workloads, health, tx, cancel.clone());
+        let watch = shared
+            .backend
+            .watch_canary(op, &workloads, health, tx, cancel.clone());
         let (outcome, _) = tokio::join!(watch, forward_progress(shared, op, rx));
         return match outcome {
             HealthOutcome::Healthy { .. } => Ok(Event::Healthy(pb::Healthy {
@@ -378,15 +388,17 @@ async fn change_and_watch<B: Backend>(
     // A healthy deploy promotes: the release's canary objects go before it is
     // reported (and recorded) healthy.
     let verdict = match (verdict, &change) {
-        (Ok(()), Change::Apply(_)) => match shared.backend.remove_canary(&op.release, &plan.namespace).await {
-            Ok(removed) => {
-                if !removed.is_empty() {
-                    tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, removed = removed.len(), "canary promoted: its objects were deleted");
+        (Ok(()), Change::Apply(_)) => {
+            match shared.backend.remove_canary(&op.release, &plan.namespace).await {
+                Ok(removed) => {
+                    if !removed.is_empty() {
+                        tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, removed = removed.len(), "canary promoted: its objects were deleted");
+                    }
+                    Ok(())
                 }
-                Ok(())
+                Err(f) => Err(f),
             }
-            Err(f) => Err(f),
-        },
+        }
         (v, _) => v,
     };
     if let Err(e) = shared.backend.record_outcome(op, verdict.is_ok()).await {

@@ -23,9 +23,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, CanaryRequest, ChangeError, ClusterCapabilities, DeployedRevision, Failure, FailureReason,
-    FieldChange, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction, ObjectRef,
-    ObjectResult, OpRef, ProgressUpdate, StoredHooks,
+    ApplyRequest, Backend, CanaryRequest, ChangeError, ClusterCapabilities, DeployedRevision, Failure,
+    FailureReason, FieldChange, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction,
+    ObjectRef, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
 };
 use crate::canary;
 use crate::diff;
@@ -416,7 +416,12 @@ impl SimBackend {
         let now = Instant::now();
         let mut guard = self.cluster();
         let cluster = &mut *guard;
-        check_ownership(cluster, &op.release, objects.iter().map(|(o, _)| o), req.apply.adopt)?;
+        check_ownership(
+            cluster,
+            &op.release,
+            objects.iter().map(|(o, _)| o),
+            req.apply.adopt,
+        )?;
         let mut planned = Vec::with_capacity(objects.len());
         for (object, body) in sorted(objects) {
             let action = match cluster.objects.get(&object) {
