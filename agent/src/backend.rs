@@ -10,7 +10,11 @@
 //! ```text
 //! lock(release) -> apply_until(req)      -> watch_rollout(..) -> record_outcome -> unlock  (deploy)
 //! lock(release) -> rollback_until(op, N) -> watch_rollout(..) -> record_outcome -> unlock  (rollback)
+//! lock(release) -> apply_canary_until(req) -> watch_canary(..)            -> unlock  (canary step)
 //! ```
+//!
+//! A deploy calls [`Backend::remove_canary`] once healthy (before `record_outcome`), a
+//! rollback right after `rollback_until`.
 //!
 //! Helm hooks ([`crate::hooks`]) run around the change through [`Backend::run_hook`]:
 //! the pre-event hooks after `lock`, the post-event hooks once the rollout is healthy

@@ -12,6 +12,9 @@
 //! watch_rollout history v<op.revision> -> its workloads -> watch + 2s resync ->
 //!               health::verdict::Judge (pure) -> progress, outcome
 //! record_outcome  history labels: healthy, or failed
+//! canary        crate::canary's copies -> the same apply path, no previous objects (no
+//!               prune, no history) -> delete the release's canary objects (by label)
+//!               the step no longer has; watch_canary: the copies' Deployments only
 //! lock          Lease convoy-lock.<release>, renewed; taken over once expired
 //! capabilities  /version, /api, /apis and every group version's resources (the hello)
 //! ```
@@ -23,6 +26,7 @@
 //! | [`discovery`] | GVK -> resource, CRD establishment, the cluster's capabilities |
 //! | [`apply`] | server-side apply, dry run (diffed by [`crate::diff`]), conflicts, pruning |
 //! | [`history`] | revision Secrets (with the revision's hooks) |
+//! | `canary` | listing (by label, metadata only) and deleting a release's canary objects |
 //! | `hooks` | running one Helm hook: create, wait for the Job or Pod, delete policy |
 //! | [`lock`] | per-release Lease |
 //! | [`health`] | verdict (pure) and watcher (adapter) |
