@@ -18,6 +18,10 @@ use crate::canary::{CANARY_TRACK, TRACK_LABEL};
 /// Every canary object of `release` in `namespace`: Deployments first (what is
 /// deleted first), then ConfigMaps and Secrets.
 pub(super) async fn list(client: &Client, release: &str, namespace: &str) -> Result<Vec<ObjectRef>, Failure> {
+    // No namespace, no namespaced canary object to find (and no all-namespaces list).
+    if namespace.is_empty() {
+        return Ok(Vec::new());
+    }
     let selector = format!("{RELEASE_LABEL}={release},{TRACK_LABEL}={CANARY_TRACK}");
     let mut out = list_kind::<Deployment>(client, namespace, &selector, "apps/v1", "Deployment").await?;
     out.extend(list_kind::<ConfigMap>(client, namespace, &selector, "v1", "ConfigMap").await?);
