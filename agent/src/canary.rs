@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::backend::{Failure, FailureReason, Manifest};
-use crate::kube::manifest::{self, Object};
+use crate::kube::manifest::Object;
 
 /// The label that marks a canary object (and its pods).
 pub const TRACK_LABEL: &str = "convoy.dev/track";
@@ -85,7 +85,7 @@ pub fn check_weight(weight: u32) -> Result<(), Failure> {
 /// `namespace` where an object names none) at `weight` percent.
 pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<CanaryPlan, Failure> {
     check_weight(weight)?;
-    let rendered = manifest::parse(manifests)?;
+    let rendered = parse(manifests)?;
     let ns_of = |o: &Object| {
         o.namespace()
             .filter(|n| !n.is_empty())
@@ -184,6 +184,50 @@ pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<Cana
         }
     }
     Ok(CanaryPlan { objects })
+}
+
+/// The render's objects. Unlike [`manifest::parse`], a document that does not parse
+/// is named by its source, position and place only: the parser's message could quote
+/// a value from it.
+fn parse(manifests: &[Manifest]) -> Result<Vec<Object>, Failure> {
+    let mut out = Vec::new();
+    for m in manifests {
+        for (i, doc) in serde_yaml::Deserializer::from_str(&m.content).enumerate() {
+            let refuse = |what: String| {
+                Failure::new(
+                    FailureReason::ApplyRefused,
+                    format!("{} (document {}): {what}", m.source, i + 1),
+                )
+            };
+            let body = <Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
+                let at = e.location().map_or_else(String::new, |l| {
+                    format!(" at line {} column {}", l.line(), l.column())
+                });
+                refuse(format!("not a valid YAML or JSON document{at}"))
+            })?;
+            if body.is_null() {
+                continue;
+            }
+            if !body.is_object() {
+                return Err(refuse("expected a Kubernetes object (a mapping)".into()));
+            }
+            let obj = Object {
+                source: m.source.clone(),
+                body,
+            };
+            for (field, v) in [
+                ("apiVersion", obj.api_version()),
+                ("kind", obj.kind()),
+                ("metadata.name", obj.name()),
+            ] {
+                if v.is_empty() {
+                    return Err(refuse(format!("missing {field}")));
+                }
+            }
+            out.push(obj);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Copy)]
@@ -492,6 +536,22 @@ spec: {replicas: 1, selector: {matchLabels: {app: db}}, template: {metadata: {la
         assert!(err.message.contains("web"), "{}", err.message);
         assert!(!err.message.contains("hunter2"), "{}", err.message);
         assert!(!format!("{:?}", plan(&[m(RENDER)], "ns1", 10).unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_document_that_does_not_parse_is_named_not_quoted() {
+        let bad = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: [hunter2\n";
+        let err = plan(&[m(RENDER), m(bad)], "ns1", 10).unwrap_err();
+        assert_eq!(err.reason, FailureReason::ApplyRefused);
+        assert!(
+            err.message
+                .starts_with("app/templates/x.yaml (document 1): not a valid YAML"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
+        let err = plan(&[m("kind: ConfigMap\nmetadata: {name: c}\n")], "ns1", 10).unwrap_err();
+        assert!(err.message.contains("missing apiVersion"), "{}", err.message);
     }
 
     #[test]
