@@ -10,7 +10,11 @@
 //! ```text
 //! lock(release) -> apply_until(req)      -> watch_rollout(..) -> record_outcome -> unlock  (deploy)
 //! lock(release) -> rollback_until(op, N) -> watch_rollout(..) -> record_outcome -> unlock  (rollback)
+//! lock(release) -> apply_canary_until(req) -> watch_canary(..)            -> unlock  (canary step)
 //! ```
+//!
+//! A deploy calls [`Backend::remove_canary`] once healthy (before `record_outcome`), a
+//! rollback right after `rollback_until`.
 //!
 //! Helm hooks ([`crate::hooks`]) run around the change through [`Backend::run_hook`]:
 //! the pre-event hooks after `lock`, the post-event hooks once the rollout is healthy
@@ -106,6 +110,16 @@ pub struct ApplyRequest {
     /// The render's secrets as salted digests: what the runtime masks in this
     /// command's messages.
     pub secret_digests: crate::mask::SecretDigests,
+}
+
+/// One step of an in-cluster canary (see [`crate::canary`]): the revision's render,
+/// and the share of the pods its canary copies should hold.
+#[derive(Debug, Clone)]
+pub struct CanaryRequest {
+    /// The revision as for a deploy (`op`, namespace, manifests, health, digests).
+    pub apply: ApplyRequest,
+    /// 1 to 99.
+    pub weight_percent: u32,
 }
 
 /// What happened to one object.
@@ -212,6 +226,8 @@ pub enum FailureReason {
     RevisionNotInHistory,
     /// Another operation holds the release's lock in this cluster.
     LockHeld,
+    /// A canary step for a render without a Deployment: an in-cluster canary needs one.
+    NoCanaryWorkload,
     /// A Helm hook failed (its Job or Pod failed, or it did not complete in time).
     HookFailed,
     /// Anything else (API unreachable, ...).
@@ -236,6 +252,7 @@ impl FailureReason {
             FailureReason::MassDeletion => "MassDeletion",
             FailureReason::RevisionNotInHistory => "RevisionNotInHistory",
             FailureReason::LockHeld => "LockHeld",
+            FailureReason::NoCanaryWorkload => "NoCanaryWorkload",
             FailureReason::HookFailed => "HookFailed",
             FailureReason::Internal => "Internal",
         }
@@ -464,6 +481,44 @@ pub trait Backend: Send + Sync + 'static {
             outcome
         }
     }
+
+    /// Applies one canary step (see [`crate::canary`]): the canary copies of the
+    /// render's Deployments (and of the ConfigMaps and Secrets they name), labelled as
+    /// the release's (the ownership labels of [`Backend::apply_until`], so another
+    /// release cannot take them) and `convoy.dev/track: canary`; then deletes the
+    /// release's canary objects in its namespace that this step no longer has
+    /// (reported `Pruned`). Records nothing in the history: the live revision stays
+    /// what it was, and no normal apply prunes (or lists) a canary object. Fails with
+    /// `NoCanaryWorkload` for a render without a Deployment. `cancel` stops it before
+    /// it starts or between tiers ([`ChangeError::Cancelled`]).
+    fn apply_canary_until(
+        &self,
+        req: &CanaryRequest,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, ChangeError>> + Send;
+
+    /// Watches the canary Deployments `workloads` (as [`Backend::apply_canary_until`]
+    /// reported them) until healthy and held so for the ready window, or failed, or
+    /// cancelled: the verdict of [`Backend::watch_rollout`] with the same policy, on
+    /// the canary's pods only. Records nothing.
+    fn watch_canary(
+        &self,
+        op: &OpRef,
+        workloads: &[ObjectRef],
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = HealthOutcome> + Send;
+
+    /// Deletes every canary object of `release` in `namespace` (labelled as the
+    /// release's and `convoy.dev/track: canary`), workloads first, and returns them as
+    /// `Pruned`; none is success. A promotion (a deploy, once healthy) and a rollback
+    /// (at once) call it.
+    fn remove_canary(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
 
     /// Whether the history holds a revision of `release` other than `revision`: a
     /// deploy of `revision` is then an upgrade (its pre-upgrade and post-upgrade hooks

@@ -18,9 +18,9 @@ use crate::process::{Service, WorkDir};
 use crate::{ServiceError, free_port};
 
 /// The controllers the control plane runs: enough for real Deployment, ReplicaSet,
-/// StatefulSet, DaemonSet and Job status, namespace deletion, service accounts (and
-/// their token secrets) and garbage collection.
-pub const CONTROLLERS: &str = "deployment,replicaset,statefulset,daemonset,job,namespace,serviceaccount,serviceaccount-token,garbagecollector";
+/// StatefulSet, DaemonSet and Job status, Service Endpoints, namespace deletion,
+/// service accounts (and their token secrets) and garbage collection.
+pub const CONTROLLERS: &str = "deployment,replicaset,statefulset,daemonset,job,endpoint,namespace,serviceaccount,serviceaccount-token,garbagecollector";
 
 /// How long each part took to start.
 #[derive(Debug, Clone, Copy, Default)]

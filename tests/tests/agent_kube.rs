@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convoy_agent::backend::{
-    ApplyRequest, Backend, FailureReason, HealthOutcome, HealthPolicy, HookOutcome, Manifest, ObjectAction,
-    ObjectResult, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, CanaryRequest, FailureReason, HealthOutcome, HealthPolicy, HookOutcome, Manifest,
+    ObjectAction, ObjectResult, OpRef, ProgressUpdate,
 };
 use convoy_agent::hooks::HookEvent;
 use convoy_agent::kube::{KubeBackend, KubeBackendConfig};
@@ -21,7 +21,7 @@ use convoy_proto::v1 as pb;
 use convoy_tests::kube::{ControlPlane, TestCluster, client_from_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -1461,4 +1461,320 @@ async fn an_apply_killed_midway_leaves_nothing_unowned() {
         "objects of the killed apply outlived the rollback"
     );
     assert_eq!(color_of(&client, "intent", "base").await.as_deref(), Some("blue"));
+}
+
+// ---------------------------------------------------------------- in-cluster canary
+
+/// `web` with 4 replicas mounting the ConfigMap `web-conf`.
+fn canary_web(behavior: &str, image: &str) -> Value {
+    let mut d = deployment("web", 4, behavior, image);
+    d["spec"]["template"]["spec"]["volumes"] = json!([{"name": "conf", "configMap": {"name": "web-conf"}}]);
+    d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "conf", "mountPath": "/etc/web"}]);
+    d
+}
+
+fn canary_render(behavior: &str, image: &str, color: &str) -> Vec<Value> {
+    vec![
+        configmap("web-conf", color),
+        canary_web(behavior, image),
+        service("web", "ClusterIP"),
+    ]
+}
+
+fn canary_step(
+    release: &str,
+    revision: u64,
+    step: u32,
+    namespace: &str,
+    objects: &[Value],
+    weight: u32,
+) -> CanaryRequest {
+    let mut apply = request(release, revision, namespace, objects);
+    apply.op.operation_id = format!("op-{release}-{revision}~canary-{step}");
+    CanaryRequest {
+        apply,
+        weight_percent: weight,
+    }
+}
+
+/// Applies a canary step and watches it, as the runtime does.
+async fn run_canary(b: &KubeBackend, req: &CanaryRequest) -> (Vec<ObjectResult>, HealthOutcome) {
+    let results = b.apply_canary_until(req, CancellationToken::new()).await.unwrap();
+    let workloads: Vec<_> = results
+        .iter()
+        .filter(|r| r.object.kind == "Deployment" && r.action != ObjectAction::Pruned)
+        .map(|r| r.object.clone())
+        .collect();
+    let (tx, mut rx) = mpsc::channel(256);
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let outcome = b
+        .watch_canary(
+            &req.apply.op,
+            &workloads,
+            policy(60, 1),
+            tx,
+            CancellationToken::new(),
+        )
+        .await;
+    drain.await.unwrap();
+    (results, outcome)
+}
+
+/// The generation, image and pod template of `name`.
+async fn deployment_state(client: &Client, ns: &str, name: &str) -> Option<(i64, String, Value)> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = api.get_opt(name).await.unwrap()?;
+    let spec = d.spec.unwrap();
+    let image = spec.template.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    Some((
+        d.metadata.generation.unwrap(),
+        image,
+        serde_json::to_value(&spec.template).unwrap(),
+    ))
+}
+
+async fn ready_replicas(client: &Client, ns: &str, name: &str) -> (i32, i32) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = api.get(name).await.unwrap();
+    let status = d.status.unwrap_or_default();
+    (
+        d.spec.unwrap().replicas.unwrap_or(1),
+        status.ready_replicas.unwrap_or(0),
+    )
+}
+
+/// The IPs of the running pods matching `selector` (not being deleted).
+async fn pod_ips(client: &Client, ns: &str, selector: &str) -> std::collections::BTreeSet<String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.status?.pod_ip)
+        .collect()
+}
+
+async fn endpoint_ips(client: &Client, ns: &str, name: &str) -> std::collections::BTreeSet<String> {
+    let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
+    let Some(e) = api.get_opt(name).await.unwrap() else {
+        return Default::default();
+    };
+    e.subsets
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|s| s.addresses.unwrap_or_default())
+        .map(|a| a.ip)
+        .collect()
+}
+
+/// The canary Deployments and ConfigMaps in `ns`, as `kind/name`.
+async fn canary_objects(client: &Client, ns: &str) -> Vec<String> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let mut names: Vec<String> = deployments
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|d| format!("deployment/{}", d.name_any()))
+        .collect();
+    names.extend(
+        names_in(client, ns)
+            .await
+            .into_iter()
+            .map(|n| format!("configmap/{n}")),
+    );
+    names.retain(|n| n.ends_with("-canary"));
+    names
+}
+
+async fn canary_lifecycle(b: &KubeBackend, client: &Client) {
+    let (rel, ns) = ("web.canary", "canary");
+    b.apply(&request(
+        rel,
+        1,
+        ns,
+        &canary_render("healthy,after=300ms", "registry.example/web:1", "blue"),
+    ))
+    .await
+    .unwrap();
+    let (outcome, _) = watch(b, &op(rel, 1), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    let primary = deployment_state(client, ns, "web").await.unwrap();
+    assert_eq!(primary.1, "registry.example/web:1");
+
+    // Revision 2 as a canary at 25 %: ceil(4 * 25 / 75) = 2 pods beside the 4.
+    let v2 = canary_render("healthy,after=300ms", "registry.example/web:2", "green");
+    let (results, outcome) = run_canary(b, &canary_step(rel, 2, 1, ns, &v2, 25)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(
+        actions(&results),
+        vec![
+            ("configmap/canary/web-conf-canary".into(), ObjectAction::Created),
+            ("deployment/canary/web-canary".into(), ObjectAction::Created),
+        ]
+    );
+    assert_eq!(ready_replicas(client, ns, "web-canary").await, (2, 2));
+    let canary = deployment_state(client, ns, "web-canary").await.unwrap();
+    assert_eq!(canary.1, "registry.example/web:2");
+    assert_eq!(
+        canary.2["spec"]["volumes"][0]["configMap"]["name"],
+        "web-conf-canary"
+    );
+    assert_eq!(canary.2["metadata"]["labels"]["convoy.dev/track"], "canary");
+    assert_eq!(
+        color_of(client, ns, "web-conf-canary").await.as_deref(),
+        Some("green")
+    );
+    assert_eq!(color_of(client, ns, "web-conf").await.as_deref(), Some("blue"));
+    // The primary is untouched: same generation, image and pod template.
+    assert_eq!(deployment_state(client, ns, "web").await.unwrap(), primary);
+    // The Service (its selector as rendered) sends traffic to both.
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    let selector = services.get("web").await.unwrap().spec.unwrap().selector.unwrap();
+    assert_eq!(
+        selector.into_iter().collect::<Vec<_>>(),
+        [("app".to_string(), "web".to_string())]
+    );
+    let primary_ips = pod_ips(client, ns, "app=web,convoy.dev/track!=canary").await;
+    let canary_ips = pod_ips(client, ns, "app=web,convoy.dev/track=canary").await;
+    assert_eq!((primary_ips.len(), canary_ips.len()), (4, 2));
+    let want: std::collections::BTreeSet<String> = primary_ips.union(&canary_ips).cloned().collect();
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = endpoint_ips(client, ns, "web").await;
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < give_up, "endpoints {got:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The history still says revision 1.
+    let d = b
+        .deployed()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.release == rel)
+        .unwrap();
+    assert_eq!((d.revision, d.healthy, d.kept.clone()), (1, true, vec![1]));
+
+    // At 50 %: rescaled to 4.
+    let (results, outcome) = run_canary(b, &canary_step(rel, 2, 2, ns, &v2, 50)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(
+        result_for(&results, "deployment/canary/web-canary").action,
+        ObjectAction::Configured
+    );
+    assert_eq!(ready_replicas(client, ns, "web-canary").await, (4, 4));
+    assert_eq!(deployment_state(client, ns, "web").await.unwrap(), primary);
+
+    // Rollback to 1, recorded as 3: the runtime removes the canary right after it.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let spec_before = serde_json::to_value(deployments.get("web").await.unwrap().spec).unwrap();
+    let results = b.rollback(&op(rel, 3), 1).await.unwrap();
+    assert!(
+        results.iter().all(|r| r.action != ObjectAction::Pruned),
+        "{results:#?}"
+    );
+    let removed = b.remove_canary(rel, ns).await.unwrap();
+    assert_eq!(
+        actions(&removed),
+        vec![
+            ("configmap/canary/web-conf-canary".into(), ObjectAction::Pruned),
+            ("deployment/canary/web-canary".into(), ObjectAction::Pruned),
+        ]
+    );
+    assert_eq!(canary_objects(client, ns).await, Vec::<String>::new());
+    let (outcome, _) = watch(b, &op(rel, 3), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    // `web` is unchanged: the same spec, image and pod template (no pod rolled). Its
+    // generation moved on: the rollback stamps `convoy.dev/revision: 3` on its
+    // metadata, and the API server bumps a Deployment's generation on any change to
+    // its annotations (as for every rollback, canary or not).
+    let after = deployment_state(client, ns, "web").await.unwrap();
+    assert_eq!((&after.1, &after.2), (&primary.1, &primary.2));
+    let spec_after = serde_json::to_value(deployments.get("web").await.unwrap().spec).unwrap();
+    assert_eq!(spec_after, spec_before);
+    let d = b
+        .deployed()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.release == rel)
+        .unwrap();
+    assert_eq!((d.revision, d.kept.clone()), (3, vec![1, 3]));
+
+    // A canary of revision 4, then its promotion: revision 4 deployed, healthy, and
+    // the canary removed (as the runtime does before reporting healthy).
+    let v4 = canary_render("healthy,after=300ms", "registry.example/web:4", "purple");
+    let (_, outcome) = run_canary(b, &canary_step(rel, 4, 1, ns, &v4, 25)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(canary_objects(client, ns).await.len(), 2);
+    let results = b.apply(&request(rel, 4, ns, &v4)).await.unwrap();
+    assert!(
+        results.iter().all(|r| !r.object.name.contains("-canary")),
+        "a deploy neither applies nor prunes canary objects: {results:#?}"
+    );
+    let (outcome, _) = watch(b, &op(rel, 4), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(b.remove_canary(rel, ns).await.unwrap().len(), 2);
+    assert_eq!(canary_objects(client, ns).await, Vec::<String>::new());
+    let promoted = deployment_state(client, ns, "web").await.unwrap();
+    assert_eq!(promoted.1, "registry.example/web:4");
+    assert_eq!(color_of(client, ns, "web-conf").await.as_deref(), Some("purple"));
+    assert!(b.remove_canary(rel, ns).await.unwrap().is_empty());
+}
+
+async fn crashing_canary(b: &KubeBackend, client: &Client) {
+    let (rel, ns) = ("web.canary-crash", "canary-crash");
+    b.apply(&request(
+        rel,
+        1,
+        ns,
+        &canary_render("healthy,after=300ms", "registry.example/web:1", "blue"),
+    ))
+    .await
+    .unwrap();
+    let (outcome, _) = watch(b, &op(rel, 1), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    let primary = deployment_state(client, ns, "web").await.unwrap();
+    let v2 = canary_render("crashloop,after=500ms", "registry.example/web:2", "green");
+    let (_, outcome) = run_canary(b, &canary_step(rel, 2, 1, ns, &v2, 10)).await;
+    let message = expect_failure(&outcome, FailureReason::CrashLoopBackOff);
+    assert!(message.contains("web-canary"), "{message}");
+    match &outcome {
+        HealthOutcome::Failed(f) => assert_eq!(f.object.as_ref().unwrap().name, "web-canary"),
+        _ => unreachable!(),
+    }
+    assert_eq!(deployment_state(client, ns, "web").await.unwrap(), primary);
+    // No Deployment in the render: refused before anything changes.
+    let err = b
+        .apply_canary_until(
+            &canary_step(rel, 3, 1, ns, &[configmap("web-conf", "red")], 10),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err()
+        .into_failure();
+    assert_eq!(err.reason, FailureReason::NoCanaryWorkload);
+    assert_eq!(b.remove_canary(rel, ns).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_canary_on_the_real_controllers() {
+    let cluster = TestCluster::start("agent-canary").await.unwrap();
+    let client = cluster.client().await;
+    for ns in ["canary", "canary-crash"] {
+        create_namespace(&client, ns).await;
+    }
+    let b = backend(client.clone(), "agent-canary", 10, Duration::from_secs(30));
+    tokio::join!(canary_lifecycle(&b, &client), crashing_canary(&b, &client));
+    assert!(cluster.pods.errors().is_empty(), "{:?}", cluster.pods.errors());
 }

@@ -12,6 +12,9 @@
 //! watch_rollout history v<op.revision> -> its workloads -> watch + 2s resync ->
 //!               health::verdict::Judge (pure) -> progress, outcome
 //! record_outcome  history labels: healthy, or failed
+//! canary        crate::canary's copies -> the same apply path, no previous objects (no
+//!               prune, no history) -> delete the release's canary objects (by label)
+//!               the step no longer has; watch_canary: the copies' Deployments only
 //! lock          Lease convoy-lock.<release>, renewed; taken over once expired
 //! capabilities  /version, /api, /apis and every group version's resources (the hello)
 //! ```
@@ -23,6 +26,7 @@
 //! | [`discovery`] | GVK -> resource, CRD establishment, the cluster's capabilities |
 //! | [`apply`] | server-side apply, dry run (diffed by [`crate::diff`]), conflicts, pruning |
 //! | [`history`] | revision Secrets (with the revision's hooks) |
+//! | `canary` | listing (by label, metadata only) and deleting a release's canary objects |
 //! | `hooks` | running one Helm hook: create, wait for the Job or Pod, delete policy |
 //! | [`lock`] | per-release Lease |
 //! | [`health`] | verdict (pure) and watcher (adapter) |
@@ -32,6 +36,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
+mod canary;
 pub mod discovery;
 pub mod health;
 pub mod history;
@@ -57,9 +62,9 @@ use self::history::{History, HookManifest, RevisionRecord, RevisionStatus};
 use self::lock::Locks;
 use self::manifest::Object;
 use crate::backend::{
-    ApplyRequest, Backend, ChangeError, ClusterCapabilities, DeployedRevision, Failure, FailureReason,
-    HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef, ProgressUpdate,
-    StoredHooks,
+    ApplyRequest, Backend, CanaryRequest, ChangeError, ClusterCapabilities, DeployedRevision, Failure,
+    FailureReason, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef,
+    ProgressUpdate, StoredHooks,
 };
 use crate::hooks::{Hook, HookEvent};
 
@@ -464,6 +469,73 @@ impl Backend for KubeBackend {
             })
             .collect();
         health::watch::watch(&self.client, workloads, health, progress, cancel).await
+    }
+
+    async fn apply_canary_until(
+        &self,
+        req: &CanaryRequest,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        let a = &req.apply;
+        is_valid_release(&a.op.release)?;
+        let plan = crate::canary::plan(&a.manifests, &a.namespace, req.weight_percent)?;
+        check_duplicates(&plan.objects, &a.namespace)?;
+        if cancel.is_cancelled() {
+            return Err(ChangeError::Cancelled);
+        }
+        // No previous objects: nothing of the release is pruned by the apply itself
+        // (and no mass-deletion check applies); only stale canary objects go, below.
+        let ctx = ApplyCtx {
+            release: &a.op.release,
+            revision: a.op.revision,
+            namespace: &a.namespace,
+            force_conflicts: a.force_conflicts,
+            adopt: a.adopt,
+            force_roll: a.force_roll,
+            dry_run: false,
+            field_manager: &self.config.field_manager,
+            allow_mass_deletion: true,
+            max_prune_percent: self.config.max_prune_percent,
+        };
+        let applied = self
+            .applier()
+            .run(&ctx, plan.objects, &[], &cancel)
+            .await
+            .map_err(|(e, _)| e)?;
+        let mut results = applied.results;
+        let keep: HashSet<(String, String)> = results
+            .iter()
+            .map(|r| (r.object.kind.clone(), r.object.name.clone()))
+            .collect();
+        let stale: Vec<_> = canary::list(&self.client, &a.op.release, &a.namespace)
+            .await?
+            .into_iter()
+            .filter(|o| !keep.contains(&(o.kind.clone(), o.name.clone())))
+            .collect();
+        results.extend(canary::delete(&self.client, stale).await?);
+        Ok(results)
+    }
+
+    async fn watch_canary(
+        &self,
+        _op: &OpRef,
+        workloads: &[crate::backend::ObjectRef],
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> HealthOutcome {
+        let workloads: Vec<_> = workloads
+            .iter()
+            .filter(|o| o.kind == "Deployment")
+            .map(|o| (o.clone(), WorkloadKind::Deployment))
+            .collect();
+        health::watch::watch(&self.client, workloads, health, progress, cancel).await
+    }
+
+    async fn remove_canary(&self, release: &str, namespace: &str) -> Result<Vec<ObjectResult>, Failure> {
+        is_valid_release(release)?;
+        let found = canary::list(&self.client, release, namespace).await?;
+        canary::delete(&self.client, found).await
     }
 
     async fn recover(&self) -> Result<Vec<(String, u64)>, Failure> {

@@ -7,6 +7,11 @@
 //! serializes operations on one release inside this agent (an abort followed at once
 //! by a rollback must not race it for the lock), the lock guards against other
 //! agents. Different releases run in parallel.
+//!
+//! A canary step (`ApplyCanary`) runs under the same gate and lock: `apply canary
+//! objects -> watch the canary Deployments` (no hooks, nothing recorded in history).
+//! A deploy removes the release's canary objects once healthy (a promotion), before
+//! its Healthy; a rollback removes them at once, right after its apply.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, ChangeError, Failure, FailureReason, HealthOutcome, HealthPolicy, HookOutcome,
-    LockToken, ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
+    ApplyRequest, Backend, CanaryRequest, ChangeError, Failure, FailureReason, HealthOutcome, HealthPolicy,
+    HookOutcome, LockToken, ObjectAction, ObjectProgress, ObjectRef, OpRef, ProgressUpdate,
 };
 use crate::hooks::{self, Hook, HookEvent};
 use crate::runtime::ledger::{AbortFound, Admission};
@@ -32,6 +37,7 @@ enum Work {
     Apply(ApplyRequest),
     DryRun(ApplyRequest),
     Rollback { target: u64, health: HealthPolicy },
+    Canary(CanaryRequest),
 }
 
 /// How an operation ended, before it becomes a final event.
@@ -55,15 +61,19 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
             health: wire::health_from_wire(r.health),
         },
         Some(Cmd::Abort(a)) => return abort(shared, &op, a.reason),
-        // Replaced by the canary's and blue/green's implementations (issue 18, in progress).
-        Some(Cmd::Canary(_) | Cmd::SwitchSlot(_)) => {
-            let f = Failure::new(FailureReason::Internal, "this agent does not run canaries yet");
+        Some(Cmd::Canary(c)) => Work::Canary(CanaryRequest {
+            apply: wire::apply_from_wire(op.clone(), c.apply.unwrap_or_default()),
+            weight_percent: c.weight_percent,
+        }),
+        // Replaced by the blue/green implementation (issue 18, in progress).
+        Some(Cmd::SwitchSlot(_)) => {
+            let f = Failure::new(FailureReason::Internal, "this agent does not run blue/green yet");
             return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
         }
         None => {
             let f = Failure::new(
                 FailureReason::Internal,
-                "the command carries no apply, rollback, abort or dry_run (is the coordinator newer than this agent?)",
+                "the command carries no apply, rollback, abort, dry_run or canary (is the coordinator newer than this agent?)",
             );
             tracing::warn!(release = %op.release, revision = op.revision, operation = %op.operation_id, "empty command");
             // Answered, not recorded: a well-formed command for this operation may follow.
@@ -71,7 +81,7 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
             return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
         }
     };
-    if let Work::Apply(req) | Work::DryRun(req) = &work {
+    if let Work::Apply(req) | Work::DryRun(req) | Work::Canary(CanaryRequest { apply: req, .. }) = &work {
         let masker = crate::mask::DigestMasker::new(&req.secret_digests);
         locked(&shared.maskers).insert(op.release.clone(), masker);
     }
@@ -115,6 +125,7 @@ impl Work {
             Work::Apply(_) => "apply",
             Work::DryRun(_) => "dry_run",
             Work::Rollback { .. } => "rollback",
+            Work::Canary(_) => "canary",
         }
     }
 }
@@ -190,6 +201,17 @@ async fn run<B: Backend>(
         Work::Rollback { target, health } => {
             locked_op(shared, op, cancel, started, health, Change::Rollback(target)).await
         }
+        Work::Canary(req) => {
+            locked_op(
+                shared,
+                op,
+                cancel,
+                started,
+                req.apply.health,
+                Change::Canary(&req),
+            )
+            .await
+        }
     };
     match result {
         Ok(event) => End::Event(event),
@@ -207,6 +229,8 @@ struct Stop;
 enum Change<'a> {
     Apply(&'a ApplyRequest),
     Rollback(u64),
+    /// One canary step: no hooks, nothing recorded in the history.
+    Canary(&'a CanaryRequest),
 }
 
 /// gate -> lock -> change -> watch -> unlock.
@@ -305,12 +329,21 @@ async fn change_and_watch<B: Backend>(
     let changed = match change {
         Change::Apply(req) => shared.backend.apply_until(req, cancel.clone()).await,
         Change::Rollback(target) => shared.backend.rollback_until(op, target, cancel.clone()).await,
+        Change::Canary(req) => shared.backend.apply_canary_until(req, cancel.clone()).await,
     };
-    let objects = match changed {
+    let mut objects = match changed {
         Ok(objects) => objects,
         Err(ChangeError::Failed(f)) => return Ok(wire::failed(&f)),
         Err(ChangeError::Cancelled) => return Err(Stop),
     };
+    // A rollback aborts a canary: its objects go at once (the rollback re-applied the
+    // live revision, which left the primaries as they were).
+    if let Change::Rollback(_) = change {
+        match shared.backend.remove_canary(&op.release, &plan.namespace).await {
+            Ok(removed) => objects.extend(removed),
+            Err(f) => return Ok(wire::failed(&f)),
+        }
+    }
     let applied = wire::event(
         op,
         Event::Applied(pb::Applied {
@@ -323,6 +356,25 @@ async fn change_and_watch<B: Backend>(
         return Err(Stop);
     }
     let (tx, rx) = mpsc::channel(64);
+    if let Change::Canary(_) = change {
+        // The canary's Deployments only; the history learns nothing of a canary.
+        let workloads: Vec<ObjectRef> = objects
+            .iter()
+            .filter(|r| r.action != ObjectAction::Pruned && r.object.kind == "Deployment")
+            .map(|r| r.object.clone())
+            .collect();
+        let watch = shared
+            .backend
+            .watch_canary(op, &workloads, health, tx, cancel.clone());
+        let (outcome, _) = tokio::join!(watch, forward_progress(shared, op, rx));
+        return match outcome {
+            HealthOutcome::Healthy { .. } => Ok(Event::Healthy(pb::Healthy {
+                seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
+            })),
+            HealthOutcome::Failed(f) => Ok(wire::failed(&f)),
+            HealthOutcome::Cancelled => Err(Stop),
+        };
+    }
     let watch = shared.backend.watch_rollout(op, health, tx, cancel.clone());
     let (outcome, totals) = tokio::join!(watch, forward_progress(shared, op, rx));
     // The history learns the verdict only after the post hooks: a revision whose post
@@ -337,6 +389,22 @@ async fn change_and_watch<B: Backend>(
         }
         HealthOutcome::Failed(f) => Err(f),
         HealthOutcome::Cancelled => return Err(Stop),
+    };
+    // A healthy deploy promotes: the release's canary objects go before it is
+    // reported (and recorded) healthy.
+    let verdict = match (verdict, &change) {
+        (Ok(()), Change::Apply(_)) => {
+            match shared.backend.remove_canary(&op.release, &plan.namespace).await {
+                Ok(removed) => {
+                    if !removed.is_empty() {
+                        tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, removed = removed.len(), "canary promoted: its objects were deleted");
+                    }
+                    Ok(())
+                }
+                Err(f) => Err(f),
+            }
+        }
+        (v, _) => v,
     };
     if let Err(e) = shared.backend.record_outcome(op, verdict.is_ok()).await {
         tracing::warn!(release = %op.release, revision = op.revision, error = %e, "recording the outcome in the cluster's history failed");
@@ -390,6 +458,13 @@ async fn hook_plan<B: Backend>(
                 post: HookEvent::PostRollback,
             })
         }
+        // A canary step runs no hooks (the events are never reached: no hook).
+        Change::Canary(req) => Ok(HookPlan {
+            namespace: req.apply.namespace.clone(),
+            hooks: Vec::new(),
+            pre: HookEvent::for_deploy(true, true),
+            post: HookEvent::for_deploy(true, false),
+        }),
     }
 }
 

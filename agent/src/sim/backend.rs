@@ -23,10 +23,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{
-    ApplyRequest, Backend, ChangeError, ClusterCapabilities, DeployedRevision, Failure, FailureReason,
-    FieldChange, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction, ObjectRef,
-    ObjectResult, OpRef, ProgressUpdate, StoredHooks,
+    ApplyRequest, Backend, CanaryRequest, ChangeError, ClusterCapabilities, DeployedRevision, Failure,
+    FailureReason, FieldChange, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction,
+    ObjectRef, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
 };
+use crate::canary;
 use crate::diff;
 use crate::hooks::{Hook, HookEvent};
 use crate::sim::objects::{self, Parsed};
@@ -135,6 +136,9 @@ struct Release {
     lock: Option<String>,
     /// The workloads of the current revision, by object.
     rollouts: BTreeMap<ObjectRef, Rollout>,
+    /// The canary Deployments of the last canary step, by object (their objects are
+    /// in `Cluster::objects`, labelled `convoy.dev/track: canary`, never in history).
+    canary: BTreeMap<ObjectRef, Rollout>,
     /// Hook objects left in the cluster (their delete policy kept them): apart from
     /// `Cluster::objects`, as hooks are neither pruned nor judged for health.
     hook_objects: BTreeMap<ObjectRef, Arc<Value>>,
@@ -354,6 +358,126 @@ fn into_stored(parsed: Vec<Parsed>) -> Vec<(ObjectRef, Arc<Value>)> {
     parsed.into_iter().map(|p| (p.object, Arc::new(p.body))).collect()
 }
 
+/// Whether a live object is a canary object of `release` in `namespace`.
+fn is_canary_of(object: &ObjectRef, live: &Live, release: &str, namespace: &str) -> bool {
+    live.release == release
+        && object.namespace.as_deref() == Some(namespace)
+        && live.body["metadata"]["labels"][canary::TRACK_LABEL] == canary::CANARY_TRACK
+}
+
+/// Follows `rollouts` on tokio's clock until they settle or `cancel` fires.
+async fn run_watch(
+    rollouts: Vec<Rollout>,
+    health: HealthPolicy,
+    progress: mpsc::Sender<ProgressUpdate>,
+    cancel: CancellationToken,
+) -> HealthOutcome {
+    let mut watch = Watch::new(rollouts, health, Instant::now());
+    loop {
+        if cancel.is_cancelled() {
+            return HealthOutcome::Cancelled;
+        }
+        let step = watch.step(Instant::now());
+        if let Some(update) = step.progress {
+            // A gone receiver only means nobody listens to progress any more.
+            let _ = progress.send(update).await;
+        }
+        if let Some(outcome) = step.outcome {
+            return outcome;
+        }
+        match step.next {
+            Some(at) => {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return HealthOutcome::Cancelled,
+                    _ = tokio::time::sleep_until(at) => {}
+                }
+            }
+            None => {
+                cancel.cancelled().await;
+                return HealthOutcome::Cancelled;
+            }
+        }
+    }
+}
+
+impl SimBackend {
+    /// Applies a canary step's objects (see [`Backend::apply_canary_until`]): decided
+    /// before anything changes, so a refusal leaves no trace.
+    fn commit_canary(&self, req: &CanaryRequest) -> Result<Vec<ObjectResult>, Failure> {
+        let op = &req.apply.op;
+        let namespace = req.apply.namespace.as_str();
+        let plan = canary::plan(&req.apply.manifests, namespace, req.weight_percent)?;
+        let mut objects = Vec::with_capacity(plan.objects.len());
+        for o in plan.objects {
+            let parsed = objects::place_and_label(o.body, &o.source, namespace, &op.release)?;
+            objects.push((parsed.object, Arc::new(parsed.body)));
+        }
+        let now = Instant::now();
+        let mut guard = self.cluster();
+        let cluster = &mut *guard;
+        check_ownership(
+            cluster,
+            &op.release,
+            objects.iter().map(|(o, _)| o),
+            req.apply.adopt,
+        )?;
+        let mut planned = Vec::with_capacity(objects.len());
+        for (object, body) in sorted(objects) {
+            let action = match cluster.objects.get(&object) {
+                None => ObjectAction::Created,
+                Some(l) if l.body == body && l.release == op.release => ObjectAction::Unchanged,
+                Some(_) => ObjectAction::Configured,
+            };
+            let spec = objects::pod_spec(&object, &body, action == ObjectAction::Created)
+                .map_err(|m| Failure::new(FailureReason::ApplyRefused, m).with_object(object.clone()))?;
+            planned.push((object, body, action, spec));
+        }
+        let release = cluster.releases.entry(op.release.clone()).or_default();
+        let mut results = Vec::with_capacity(planned.len());
+        let mut rollouts = BTreeMap::new();
+        for (object, body, action, spec) in planned {
+            if let Some(spec) = spec {
+                // An unchanged canary keeps rolling (or stays rolled out).
+                let kept = release
+                    .canary
+                    .get(&object)
+                    .filter(|_| action == ObjectAction::Unchanged);
+                let rollout = match kept {
+                    Some(r) => r.clone(),
+                    None => Rollout {
+                        object: object.clone(),
+                        pod_prefix: format!("{}-{}", object.name, objects::template_hash(&body)),
+                        spec,
+                        started: now,
+                    },
+                };
+                rollouts.insert(object.clone(), rollout);
+            }
+            let live = Live {
+                release: op.release.clone(),
+                body,
+            };
+            cluster.objects.insert(object.clone(), live);
+            results.push(result(object, action, Vec::new()));
+        }
+        release.canary = rollouts;
+        let keep: std::collections::BTreeSet<ObjectRef> = results.iter().map(|r| r.object.clone()).collect();
+        let mut stale: Vec<ObjectRef> = cluster
+            .objects
+            .iter()
+            .filter(|(o, l)| !keep.contains(*o) && is_canary_of(o, l, &op.release, namespace))
+            .map(|(o, _)| o.clone())
+            .collect();
+        stale.sort_by_key(|o| std::cmp::Reverse(objects::tier(&o.kind)));
+        for object in stale {
+            cluster.objects.remove(&object);
+            results.push(result(object, ObjectAction::Pruned, Vec::new()));
+        }
+        Ok(results)
+    }
+}
+
 impl Backend for SimBackend {
     fn kind(&self) -> &'static str {
         "simulated"
@@ -509,33 +633,58 @@ impl Backend for SimBackend {
                 }
             }
         };
-        let mut watch = Watch::new(rollouts, health, Instant::now());
-        loop {
-            if cancel.is_cancelled() {
-                return HealthOutcome::Cancelled;
-            }
-            let step = watch.step(Instant::now());
-            if let Some(update) = step.progress {
-                // A gone receiver only means nobody listens to progress any more.
-                let _ = progress.send(update).await;
-            }
-            if let Some(outcome) = step.outcome {
-                return outcome;
-            }
-            match step.next {
-                Some(at) => {
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => return HealthOutcome::Cancelled,
-                        _ = tokio::time::sleep_until(at) => {}
-                    }
-                }
-                None => {
-                    cancel.cancelled().await;
-                    return HealthOutcome::Cancelled;
-                }
-            }
+        run_watch(rollouts, health, progress, cancel).await
+    }
+
+    async fn apply_canary_until(
+        &self,
+        req: &CanaryRequest,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        self.latency_until(&cancel).await?;
+        Ok(self.commit_canary(req)?)
+    }
+
+    async fn watch_canary(
+        &self,
+        op: &OpRef,
+        workloads: &[ObjectRef],
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> HealthOutcome {
+        let rollouts: Vec<Rollout> = {
+            let cluster = self.cluster();
+            let canary = cluster.releases.get(&op.release).map(|r| &r.canary);
+            workloads
+                .iter()
+                .filter_map(|w| canary.and_then(|c| c.get(w)).cloned())
+                .collect()
+        };
+        run_watch(rollouts, health, progress, cancel).await
+    }
+
+    async fn remove_canary(&self, release: &str, namespace: &str) -> Result<Vec<ObjectResult>, Failure> {
+        self.latency().await;
+        let mut guard = self.cluster();
+        let cluster = &mut *guard;
+        let mut gone: Vec<ObjectRef> = cluster
+            .objects
+            .iter()
+            .filter(|(o, l)| is_canary_of(o, l, release, namespace))
+            .map(|(o, _)| o.clone())
+            .collect();
+        gone.sort_by_key(|o| std::cmp::Reverse(objects::tier(&o.kind)));
+        for object in &gone {
+            cluster.objects.remove(object);
         }
+        if let Some(r) = cluster.releases.get_mut(release) {
+            r.canary.retain(|o, _| o.namespace.as_deref() != Some(namespace));
+        }
+        Ok(gone
+            .into_iter()
+            .map(|o| result(o, ObjectAction::Pruned, Vec::new()))
+            .collect())
     }
 
     /// Records on `op.revision` itself, whether or not a later revision has replaced
@@ -668,6 +817,29 @@ impl Backend for Arc<SimBackend> {
 
     async fn record_outcome(&self, op: &OpRef, healthy: bool) -> Result<(), Failure> {
         SimBackend::record_outcome(self, op, healthy).await
+    }
+
+    async fn apply_canary_until(
+        &self,
+        req: &CanaryRequest,
+        cancel: CancellationToken,
+    ) -> Result<Vec<ObjectResult>, ChangeError> {
+        SimBackend::apply_canary_until(self, req, cancel).await
+    }
+
+    async fn watch_canary(
+        &self,
+        op: &OpRef,
+        workloads: &[ObjectRef],
+        health: HealthPolicy,
+        progress: mpsc::Sender<ProgressUpdate>,
+        cancel: CancellationToken,
+    ) -> HealthOutcome {
+        SimBackend::watch_canary(self, op, workloads, health, progress, cancel).await
+    }
+
+    async fn remove_canary(&self, release: &str, namespace: &str) -> Result<Vec<ObjectResult>, Failure> {
+        SimBackend::remove_canary(self, release, namespace).await
     }
 
     async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {

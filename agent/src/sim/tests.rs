@@ -775,3 +775,272 @@ async fn a_cancelled_apply_or_rollback_stops_during_its_latency_and_changes_noth
     let deployed = sim.deployed().await.unwrap();
     assert_eq!((deployed[0].revision, deployed[0].kept.clone()), (1, vec![1]));
 }
+
+// ---------------------------------------------------------------- canary
+
+/// `web` with `replicas`, mounting the ConfigMap `web-conf` and reading `ext-conf`
+/// (not in the render) from the environment.
+fn web_with_conf(replicas: u32, behavior: &str, image: &str) -> Manifest {
+    Manifest {
+        source: "app1/templates/web.yaml".into(),
+        content: format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, labels: {{app: web}}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata:\n      labels: {{app: web}}\n      annotations: {{sim.convoy.dev/behavior: \"{behavior}\"}}\n    spec:\n      volumes: [{{name: conf, configMap: {{name: web-conf}}}}]\n      containers:\n        - name: app\n          image: {image}\n          envFrom: [{{configMapRef: {{name: ext-conf}}}}]\n"
+        ),
+    }
+}
+
+fn canary_request(
+    revision: u64,
+    step: u32,
+    weight: u32,
+    manifests: Vec<Manifest>,
+) -> crate::backend::CanaryRequest {
+    let mut apply = request(revision, manifests);
+    apply.op.operation_id = format!("op-{revision}~canary-{step}");
+    crate::backend::CanaryRequest {
+        apply,
+        weight_percent: weight,
+    }
+}
+
+async fn watch_canary(
+    sim: &SimBackend,
+    req: &crate::backend::CanaryRequest,
+    applied: &[crate::backend::ObjectResult],
+) -> (HealthOutcome, Duration) {
+    let (tx, _rx) = mpsc::channel(1024);
+    let workloads: Vec<ObjectRef> = applied
+        .iter()
+        .filter(|r| r.object.kind == "Deployment" && r.action != ObjectAction::Pruned)
+        .map(|r| r.object.clone())
+        .collect();
+    let start = Instant::now();
+    let outcome = sim
+        .watch_canary(
+            &req.apply.op,
+            &workloads,
+            req.apply.health,
+            tx,
+            CancellationToken::new(),
+        )
+        .await;
+    (outcome, start.elapsed())
+}
+
+fn actions_of(results: &[crate::backend::ObjectResult]) -> Vec<(String, ObjectAction)> {
+    results
+        .iter()
+        .map(|r| (r.object.name.clone(), r.action))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_step_runs_beside_the_primary_rescales_and_is_removed() {
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![
+            web_with_conf(4, "healthy,after=1s", "web:1"),
+            config_map("web-conf", "old"),
+        ],
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(
+        watch(&sim, 1, policy(600, 5)).await.0,
+        HealthOutcome::Healthy { .. }
+    ));
+    let primary = sim.object(&obj("Deployment", "web")).unwrap();
+    let live_conf = sim.object(&obj("ConfigMap", "web-conf")).unwrap();
+
+    let revision2 = || {
+        vec![
+            web_with_conf(4, "healthy,after=2s", "web:2"),
+            config_map("web-conf", "new"),
+        ]
+    };
+    let step1 = canary_request(2, 1, 25, revision2());
+    let applied = sim
+        .apply_canary_until(&step1, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        actions_of(&applied),
+        [
+            ("web-conf-canary".to_string(), ObjectAction::Created),
+            ("web-canary".to_string(), ObjectAction::Created)
+        ]
+    );
+    let canary = sim.object(&obj("Deployment", "web-canary")).unwrap();
+    assert_eq!(canary["spec"]["replicas"], 2, "ceil(4 * 25 / 75)");
+    assert_eq!(canary["metadata"]["labels"]["convoy.dev/track"], "canary");
+    assert_eq!(canary["metadata"]["labels"]["convoy.dev/release"], RELEASE);
+    assert_eq!(
+        canary["spec"]["selector"]["matchLabels"]["convoy.dev/track"],
+        "canary"
+    );
+    assert_eq!(
+        canary["spec"]["template"]["metadata"]["labels"]["convoy.dev/track"],
+        "canary"
+    );
+    let pod = &canary["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "web-conf-canary");
+    assert_eq!(
+        pod["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+        "ext-conf"
+    );
+    assert_eq!(pod["containers"][0]["image"], "web:2");
+    let conf = sim.object(&obj("ConfigMap", "web-conf-canary")).unwrap();
+    assert_eq!(conf["data"]["k"], "new");
+    // The primary and its configuration are untouched; the history still says 1.
+    assert_eq!(sim.object(&obj("Deployment", "web")).unwrap(), primary);
+    assert_eq!(sim.object(&obj("ConfigMap", "web-conf")).unwrap(), live_conf);
+    let deployed = sim.deployed().await.unwrap();
+    assert_eq!(
+        (
+            deployed[0].revision,
+            deployed[0].healthy,
+            deployed[0].kept.clone()
+        ),
+        (1, true, vec![1])
+    );
+    let (outcome, took) = watch_canary(&sim, &step1, &applied).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(took, Duration::from_secs(7), "ready at 2s, then the 5s window");
+
+    // A heavier step rescales the canary (its configuration unchanged).
+    let step2 = canary_request(2, 2, 50, revision2());
+    let applied = sim
+        .apply_canary_until(&step2, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        actions_of(&applied),
+        [
+            ("web-conf-canary".to_string(), ObjectAction::Unchanged),
+            ("web-canary".to_string(), ObjectAction::Configured)
+        ]
+    );
+    assert_eq!(
+        sim.object(&obj("Deployment", "web-canary")).unwrap()["spec"]["replicas"],
+        4
+    );
+    assert!(matches!(
+        watch_canary(&sim, &step2, &applied).await.0,
+        HealthOutcome::Healthy { .. }
+    ));
+    assert_eq!(sim.object(&obj("Deployment", "web")).unwrap(), primary);
+
+    // Removal: every canary object, workloads first; the primary stays.
+    let removed = sim.remove_canary(RELEASE, "ns1").await.unwrap();
+    assert_eq!(
+        actions_of(&removed),
+        [
+            ("web-canary".to_string(), ObjectAction::Pruned),
+            ("web-conf-canary".to_string(), ObjectAction::Pruned)
+        ]
+    );
+    assert_eq!(
+        sim.objects_of(RELEASE),
+        [obj("Deployment", "web"), obj("ConfigMap", "web-conf")]
+    );
+    assert!(sim.remove_canary(RELEASE, "ns1").await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashing_canary_fails_naming_the_canary_and_the_primary_is_untouched() {
+    let sim = SimBackend::default();
+    sim.apply(&request(
+        1,
+        vec![deployment("web", 3, "healthy,after=1s", "web:1")],
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(
+        watch(&sim, 1, policy(600, 0)).await.0,
+        HealthOutcome::Healthy { .. }
+    ));
+    let step = canary_request(
+        2,
+        1,
+        10,
+        vec![deployment("web", 3, "crashloop,after=2s", "web:2")],
+    );
+    let applied = sim
+        .apply_canary_until(&step, CancellationToken::new())
+        .await
+        .unwrap();
+    let (outcome, took) = watch_canary(&sim, &step, &applied).await;
+    assert_eq!(took, Duration::from_secs(2));
+    let f = failure(outcome);
+    assert_eq!(f.reason, FailureReason::CrashLoopBackOff);
+    assert_eq!(f.object, Some(obj("Deployment", "web-canary")));
+    assert!(f.message.contains("web-canary"), "{}", f.message);
+    let deployed = sim.deployed().await.unwrap();
+    assert_eq!((deployed[0].revision, deployed[0].healthy), (1, true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_step_deletes_the_canary_objects_it_no_longer_has_and_deploys_keep_them() {
+    let sim = SimBackend::default();
+    let both = vec![
+        deployment("web", 2, "healthy", "web:1"),
+        deployment("api", 2, "healthy", "api:1"),
+    ];
+    sim.apply(&request(1, both.clone())).await.unwrap();
+    sim.apply_canary_until(&canary_request(2, 1, 50, both.clone()), CancellationToken::new())
+        .await
+        .unwrap();
+    let applied = sim
+        .apply_canary_until(
+            &canary_request(2, 2, 50, vec![deployment("web", 2, "healthy", "web:2")]),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        actions_of(&applied),
+        [
+            ("web-canary".to_string(), ObjectAction::Configured),
+            ("api-canary".to_string(), ObjectAction::Pruned)
+        ]
+    );
+    // A deploy neither prunes nor lists the canary objects (the runtime removes them
+    // once the deploy is healthy).
+    let applied = sim.apply(&request(2, both)).await.unwrap();
+    assert!(
+        applied.iter().all(|r| !r.object.name.ends_with("-canary")),
+        "{applied:?}"
+    );
+    assert!(sim.object(&obj("Deployment", "web-canary")).is_some());
+    // Another release cannot take a canary object.
+    let mut other = request(1, vec![deployment("web-canary", 1, "healthy", "x:1")]);
+    other.op.release = "other.ns1".into();
+    let f = sim.apply(&other).await.unwrap_err();
+    assert_eq!(f.reason, FailureReason::OwnedByAnotherRelease);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_needs_a_deployment_and_a_weight_from_1_to_99() {
+    let sim = SimBackend::default();
+    let f = sim
+        .apply_canary_until(
+            &canary_request(1, 1, 10, vec![config_map("cfg", "a")]),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err()
+        .into_failure();
+    assert_eq!(f.reason, FailureReason::NoCanaryWorkload);
+    let f = sim
+        .apply_canary_until(
+            &canary_request(1, 1, 100, vec![deployment("web", 1, "healthy", "web:1")]),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err()
+        .into_failure();
+    assert_eq!(f.reason, FailureReason::Internal);
+    assert!(sim.objects_of(RELEASE).is_empty());
+    assert!(sim.deployed().await.unwrap().is_empty());
+}
