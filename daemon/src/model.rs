@@ -153,6 +153,20 @@ pub struct Plan {
     /// rolling update.
     #[serde(default)]
     pub canary: Vec<CanaryStepSpec>,
+    /// A blue/green release (`spec.strategy.inCluster.blueGreen`): `canary` then holds
+    /// its steps, the first a `Stage`.
+    #[serde(default)]
+    pub blue_green: Option<BlueGreenPlan>,
+}
+
+/// How a blue/green release is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueGreenPlan {
+    /// A `<service>-preview` selects the new slot.
+    pub preview_service: bool,
+    /// The previous slot stays up this long after the switch.
+    #[serde(with = "duration_ms")]
+    pub keep_previous_for: Duration,
 }
 
 /// One in-cluster canary step, as the plan keeps it.
@@ -161,6 +175,8 @@ pub struct Plan {
 pub enum CanaryStepSpec {
     /// The canary holds about `weight` percent of the pods.
     SetWeight { weight: u32 },
+    /// A blue/green's first step: the revision deployed into the idle slot.
+    Stage,
     Pause {
         #[serde(with = "duration_ms")]
         duration: Duration,
@@ -180,6 +196,7 @@ impl CanaryStepSpec {
     pub fn describe(&self, gates: &[GateSpec]) -> String {
         match self {
             CanaryStepSpec::SetWeight { weight } => format!("setWeight {weight}"),
+            CanaryStepSpec::Stage => "deploy the new slot".into(),
             CanaryStepSpec::Pause { duration } => {
                 format!("pause {}", convoy_release::duration::format_duration(*duration))
             }

@@ -534,6 +534,7 @@ mod tests {
             approval: Default::default(),
             gates: Vec::new(),
             canary: Vec::new(),
+            blue_green: None,
         };
         let mut o = Operation::queued(
             "op-1".into(),

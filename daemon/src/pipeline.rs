@@ -439,6 +439,13 @@ impl Pipeline {
                 .unwrap_or_default(),
             gates: s.gates.iter().map(crate::gates::plan_gate).collect(),
             canary: plan_canary(s),
+            blue_green: match &s.in_cluster {
+                Some(convoy_release::InCluster::BlueGreen(b)) => Some(crate::model::BlueGreenPlan {
+                    preview_service: b.preview_service,
+                    keep_previous_for: b.keep_previous_for,
+                }),
+                _ => None,
+            },
         };
         let o = &release.spec.options;
         Ok(Prepared {
@@ -901,15 +908,20 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
         .then(|| p.to_path_buf())
 }
 
-/// The in-cluster canary's steps as the plan keeps them (gates by index).
+/// The in-cluster steps as the plan keeps them (gates by index): a canary's, or a
+/// blue/green's after its `Stage`.
 fn plan_canary(s: &convoy_release::Strategy) -> Vec<crate::model::CanaryStepSpec> {
     use crate::model::CanaryStepSpec;
-    let Some(convoy_release::InCluster::Canary(c)) = &s.in_cluster else {
+    let Some(in_cluster) = &s.in_cluster else {
         return Vec::new();
     };
-    c.steps
-        .iter()
-        .filter_map(|step| {
+    let first = match in_cluster {
+        convoy_release::InCluster::BlueGreen(_) => Some(CanaryStepSpec::Stage),
+        convoy_release::InCluster::Canary(_) => None,
+    };
+    first
+        .into_iter()
+        .chain(in_cluster.steps().iter().filter_map(|step| {
             Some(match step {
                 convoy_release::CanaryStep::SetWeight(w) => CanaryStepSpec::SetWeight { weight: *w },
                 convoy_release::CanaryStep::Pause(d) => CanaryStepSpec::Pause { duration: *d },
@@ -921,7 +933,7 @@ fn plan_canary(s: &convoy_release::Strategy) -> Vec<crate::model::CanaryStepSpec
                     gate: s.gates.iter().position(|g| g.name == *name)?,
                 },
             })
-        })
+        }))
         .collect()
 }
 

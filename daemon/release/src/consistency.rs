@@ -107,9 +107,10 @@ pub(crate) fn check_self_consistency(r: &mut Reader, rel: &Release) {
         }
         names.push(&g.name);
     }
-    let steps: &[CanaryStep] = match &spec.strategy.in_cluster {
-        Some(InCluster::Canary(c)) => &c.steps,
-        None => &[],
+    let steps: &[CanaryStep] = spec.strategy.in_cluster.as_ref().map_or(&[], InCluster::steps);
+    let kind = match &spec.strategy.in_cluster {
+        Some(InCluster::BlueGreen(_)) => "blueGreen",
+        _ => "canary",
     };
     for (i, step) in steps.iter().enumerate() {
         if let CanaryStep::Gate { name, pos } = step
@@ -122,7 +123,7 @@ pub(crate) fn check_self_consistency(r: &mut Reader, rel: &Release) {
             };
             r.error(
                 *pos,
-                &format!("spec.strategy.inCluster.canary.steps[{i}].gate"),
+                &format!("spec.strategy.inCluster.{kind}.steps[{i}].gate"),
                 format!("{name:?} is not a gate of `spec.strategy.gates` ({known})"),
             );
         }
@@ -136,22 +137,24 @@ pub(crate) fn check_self_consistency(r: &mut Reader, rel: &Release) {
                 g.pos,
                 &format!("spec.strategy.gates[{i}].beforeWaves"),
                 format!(
-                    "gate {:?} runs nowhere: give the waves it runs before (`beforeWaves: [2]`) or name it in a canary step (`gate: {}`)",
+                    "gate {:?} runs nowhere: give the waves it runs before (`beforeWaves: [2]`) or name it in an in-cluster step (`gate: {}`)",
                     g.name, g.name
                 ),
             );
         }
     }
-    if let (Some(InCluster::Canary(c)), Some(limit)) =
-        (&spec.strategy.in_cluster, spec.strategy.max_concurrency)
-    {
+    if let (Some(in_cluster), Some(limit)) = (&spec.strategy.in_cluster, spec.strategy.max_concurrency) {
+        let pos = match in_cluster {
+            InCluster::Canary(c) => c.pos,
+            InCluster::BlueGreen(b) => b.pos,
+        };
         let widest = rel.waves().iter().map(Vec::len).max().unwrap_or(0);
         if (limit as usize) < widest {
             r.error(
-                c.pos,
+                pos,
                 "spec.strategy.maxConcurrency",
                 format!(
-                    "{limit} is less than the widest wave ({widest} contexts), but an in-cluster canary runs its steps in step across a wave, every context at once; raise maxConcurrency to {widest} or split the wave"
+                    "{limit} is less than the widest wave ({widest} contexts), but in-cluster steps run in step across a wave, every context at once; raise maxConcurrency to {widest} or split the wave"
                 ),
             );
         }

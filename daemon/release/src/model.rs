@@ -195,6 +195,33 @@ pub enum InCluster {
     /// `canary: {steps: [...]}`: a canary of each Deployment runs beside the primary,
     /// through the steps, then the primary is upgraded and the canary removed.
     Canary(CanaryStrategy),
+    /// `blueGreen: {...}`: the revision is deployed into the idle slot beside the live
+    /// one, through the steps, then the Services are switched to it.
+    BlueGreen(BlueGreenStrategy),
+}
+
+impl InCluster {
+    /// The steps: a canary's, or those a blue/green runs between staging and switching.
+    pub fn steps(&self) -> &[CanaryStep] {
+        match self {
+            InCluster::Canary(c) => &c.steps,
+            InCluster::BlueGreen(b) => &b.steps,
+        }
+    }
+}
+
+/// `spec.strategy.inCluster.blueGreen`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlueGreenStrategy {
+    /// `previewService`: a `<service>-preview` selecting the new slot, for tests.
+    pub preview_service: bool,
+    /// `keepPreviousFor`: how long the previous slot stays up after the switch, so
+    /// that a rollback is a selector switch; then it is deleted.
+    pub keep_previous_for: Duration,
+    /// Steps between staging the new slot and switching to it: `pause`, `approval`,
+    /// `gate` (no `setWeight`).
+    pub steps: Vec<CanaryStep>,
+    pub pos: Pos,
 }
 
 /// `spec.strategy.inCluster.canary`.

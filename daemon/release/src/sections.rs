@@ -24,8 +24,11 @@ const STRATEGY: &[&str] = &[
     "gates",
     "inCluster",
 ];
-const IN_CLUSTER: &[&str] = &["canary"];
+const IN_CLUSTER: &[&str] = &["canary", "blueGreen"];
 const CANARY: &[&str] = &["steps"];
+const BLUE_GREEN: &[&str] = &["previewService", "keepPreviousFor", "steps"];
+/// How long the previous slot stays up after a blue/green switch by default (README).
+pub const DEFAULT_KEEP_PREVIOUS_FOR: Duration = Duration::from_secs(600);
 const CANARY_STEP: &[&str] = &["setWeight", "pause", "approval", "gate"];
 const GATE: &[&str] = &["name", "beforeWaves", "analysis", "webhook"];
 const ANALYSIS: &[&str] = &[
@@ -317,9 +320,21 @@ pub(crate) fn read_strategy(r: &mut Reader, node: &Node) -> Option<Strategy> {
 fn read_in_cluster(r: &mut Reader, node: &Node) -> Option<InCluster> {
     let path = "spec.strategy.inCluster";
     let f = r.fields(node, path, IN_CLUSTER)?;
-    let Some(c) = f.optional("canary") else {
-        r.error(node.pos, path, "expected `canary: {steps: [...]}`");
-        return None;
+    let c = match (f.optional("canary"), f.optional("blueGreen")) {
+        (Some(c), None) => c,
+        (None, Some(b)) => return read_blue_green(r, b),
+        (Some(_), Some(b)) => {
+            r.error(b.pos, path, "give either `canary` or `blueGreen`, not both");
+            return None;
+        }
+        (None, None) => {
+            r.error(
+                node.pos,
+                path,
+                "expected `canary: {steps: [...]}` or `blueGreen: {previewService, keepPreviousFor, steps}`",
+            );
+            return None;
+        }
     };
     let cf = r.fields(c, "spec.strategy.inCluster.canary", CANARY)?;
     let steps_path = "spec.strategy.inCluster.canary.steps";
@@ -338,6 +353,50 @@ fn read_in_cluster(r: &mut Reader, node: &Node) -> Option<InCluster> {
         return None;
     }
     Some(InCluster::Canary(CanaryStrategy { steps, pos: c.pos }))
+}
+
+/// `spec.strategy.inCluster.blueGreen: {previewService, keepPreviousFor, steps}`.
+fn read_blue_green(r: &mut Reader, node: &Node) -> Option<InCluster> {
+    let path = "spec.strategy.inCluster.blueGreen";
+    // `blueGreen: {}` is a blue/green with the defaults.
+    let f = r.fields(node, path, BLUE_GREEN)?;
+    let mut ok = true;
+    let mut b = BlueGreenStrategy {
+        preview_service: false,
+        keep_previous_for: DEFAULT_KEEP_PREVIOUS_FOR,
+        steps: Vec::new(),
+        pos: node.pos,
+    };
+    if let Some(n) = f.optional("previewService") {
+        match r.bool(n, &f.at("previewService")) {
+            Some(v) => b.preview_service = v,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.optional("keepPreviousFor") {
+        match r.duration(n, &f.at("keepPreviousFor")) {
+            Some(d) => b.keep_previous_for = d,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.optional("steps") {
+        let steps_path = f.at("steps");
+        match read_list(r, n, &steps_path, "steps", read_canary_step) {
+            Some(steps) => {
+                if let Some(i) = steps.iter().position(|s| matches!(s, CanaryStep::SetWeight(_))) {
+                    r.error(
+                        n.pos,
+                        &index(&steps_path, i),
+                        "a blue/green has no weights: the new slot takes all the traffic at the switch; expected `pause`, `approval` or `gate` steps",
+                    );
+                    ok = false;
+                }
+                b.steps = steps;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(InCluster::BlueGreen(b))
 }
 
 /// One canary step: a map with exactly one of `setWeight`, `pause`, `approval`, `gate`.

@@ -792,3 +792,51 @@ fn an_in_cluster_canary_reads_its_steps_and_checks_them() {
         assert!(e.len() == 1 && e[0].contains(expected), "{text}: {e:?}");
     }
 }
+
+#[test]
+fn a_blue_green_reads_its_slot_options_and_steps() {
+    let text = format!(
+        "{MINIMAL}  strategy: {{canary: dev-us-central1-0, gates: [{{name: smoke, webhook: {{name: smoke}}}}], inCluster: {{blueGreen: {{previewService: true, keepPreviousFor: 15m, steps: [{{gate: smoke}}, {{approval: {{}}}}]}}}}}}\n"
+    );
+    let rel = Release::parse_str(&text, "release.yaml").unwrap();
+    let Some(InCluster::BlueGreen(b)) = &rel.spec.strategy.in_cluster else {
+        panic!("{:?}", rel.spec.strategy.in_cluster)
+    };
+    assert!(b.preview_service);
+    assert_eq!(b.keep_previous_for, Duration::from_secs(900));
+    let shown: Vec<String> = b.steps.iter().map(CanaryStep::describe).collect();
+    assert_eq!(shown, ["gate smoke", "approval"]);
+    let rel = Release::parse_str(
+        &format!("{MINIMAL}  strategy: {{inCluster: {{blueGreen: {{}}}}}}\n"),
+        "release.yaml",
+    )
+    .unwrap();
+    let Some(InCluster::BlueGreen(b)) = &rel.spec.strategy.in_cluster else {
+        panic!("{:?}", rel.spec.strategy.in_cluster)
+    };
+    assert_eq!(
+        (b.preview_service, b.keep_previous_for, b.steps.len()),
+        (false, Duration::from_secs(600), 0)
+    );
+    for (strategy, expected) in [
+        (
+            "{inCluster: {blueGreen: {steps: [{setWeight: 10}]}}}",
+            "spec.strategy.inCluster.blueGreen.steps[0]: a blue/green has no weights",
+        ),
+        (
+            "{inCluster: {blueGreen: {steps: [{gate: smoke}]}}}",
+            "spec.strategy.inCluster.blueGreen.steps[0].gate: \"smoke\" is not a gate",
+        ),
+        (
+            "{inCluster: {blueGreen: {}, canary: {steps: [{setWeight: 5}]}}}",
+            "spec.strategy.inCluster: give either `canary` or `blueGreen`, not both",
+        ),
+        (
+            "{inCluster: {blueGreen: {previewService: yes-please}}}",
+            "spec.strategy.inCluster.blueGreen.previewService: expected true or false",
+        ),
+    ] {
+        let e = errors(&format!("{MINIMAL}  strategy: {strategy}\n"));
+        assert!(e.len() == 1 && e[0].contains(expected), "{strategy}: {e:?}");
+    }
+}

@@ -119,6 +119,11 @@ pub enum OutBody {
     DryRun(ApplyBody),
     /// One step of an in-cluster canary: the revision's render, and the weight.
     Canary(ApplyBody, u32),
+    /// A blue/green promotion: the Services switch to the revision's slot; the old
+    /// slot goes this many seconds later.
+    Switch {
+        retire_after_seconds: u32,
+    },
     Rollback {
         target: u64,
         health: (Duration, Duration),
@@ -140,6 +145,8 @@ pub struct ApplyBody {
     pub chart: String,
     /// The render's secrets, sent to the agent only as salted digests.
     pub masker: convoy_release::mask::Masker,
+    /// Blue/green: deploy into the idle slot (with a preview Service when true).
+    pub blue_green: Option<bool>,
 }
 
 impl ApplyBody {
@@ -155,6 +162,7 @@ impl ApplyBody {
             options: prepared.options,
             chart: format!("{}-{}", prepared.chart_name, prepared.chart_version),
             masker: prepared.masker.clone(),
+            blue_green: None,
         }
     }
 }

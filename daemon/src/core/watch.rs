@@ -196,6 +196,7 @@ mod tests {
             approval: Default::default(),
             gates: Vec::new(),
             canary: Vec::new(),
+            blue_green: None,
         };
         let mut o = crate::model::Operation::queued(
             op.into(),

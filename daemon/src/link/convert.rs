@@ -51,7 +51,9 @@ pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
         chart: b.chart.clone(),
         secret_digests: Some(secret_digests(&b.masker)),
         allow_mass_deletion: b.options.allow_mass_deletion,
-        blue_green: None,
+        blue_green: b
+            .blue_green
+            .map(|preview_service| pb::BlueGreen { preview_service }),
     };
     let command = match &cmd.body {
         OutBody::Apply(b) => pb::command::Command::Apply(apply(b)),
@@ -61,6 +63,9 @@ pub fn command_to_wire(cmd: &OutCommand) -> pb::Command {
         OutBody::Canary(b, weight) => pb::command::Command::Canary(pb::ApplyCanary {
             apply: Some(apply(b)),
             weight_percent: *weight,
+        }),
+        OutBody::Switch { retire_after_seconds } => pb::command::Command::SwitchSlot(pb::SwitchSlot {
+            retire_after_seconds: *retire_after_seconds,
         }),
         OutBody::Rollback { target, health: h } => pb::command::Command::Rollback(pb::RollbackToRevision {
             target_revision: *target,

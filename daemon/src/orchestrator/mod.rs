@@ -84,6 +84,8 @@ pub enum Command {
     /// Run step `step` of the in-cluster canary of the operation's revision: its
     /// workloads beside the live ones, at `weight` percent of the pods.
     Canary { revision: u64, step: usize, weight: u32 },
+    /// Point a blue/green revision's Services at its slot (its promotion).
+    Switch { revision: u64 },
     /// Re-apply `target` from the cluster's history, recorded as `revision`.
     Rollback { revision: u64, target: u64 },
     /// Stop the command running for `revision`.
@@ -251,6 +253,7 @@ impl Operation {
         if main_or_canary && kind == OperationKind::Deploy && c.phase == ContextPhase::RollingBack {
             return step;
         }
+        let blue_green = self.plan.blue_green.is_some();
         if let Stage::Canary(k) = stage {
             // Only the step the context was last sent counts; a promotion ends it.
             let Some(canary) = c.canary.as_mut().filter(|x| x.step == k) else {
@@ -259,20 +262,20 @@ impl Operation {
             if c.phase.is_settled() {
                 return step;
             }
-            let weight = canary.weight;
+            let label = in_cluster_label(blue_green, canary.weight);
             c.updated_at = now;
             match report {
                 Report::Healthy => {
                     canary.ready = true;
                     c.ready = c.desired.max(c.ready);
-                    c.message = format!("canary at {weight}%: healthy");
+                    c.message = format!("{label}: healthy");
                     note(&mut self.tally, &mut step, c);
                     self.pump(env, now, &mut step);
                     return step;
                 }
                 Report::Applied if matches!(c.phase, ContextPhase::Dispatched | ContextPhase::Applying) => {
                     c.phase = ContextPhase::Progressing;
-                    c.message = format!("canary at {weight}%: applied; waiting for healthy");
+                    c.message = format!("{label}: applied; waiting for healthy");
                     note(&mut self.tally, &mut step, c);
                     return step;
                 }
@@ -283,13 +286,13 @@ impl Operation {
                 } => {
                     c.ready = ready;
                     c.desired = desired;
-                    c.message = format!("canary at {weight}%: {message}");
+                    c.message = format!("{label}: {message}");
                     step.actions.push(Action::ContextChanged(Box::new(c.clone())));
                     return step;
                 }
                 Report::Failed { reason, message } => {
                     c.phase = ContextPhase::Failed;
-                    c.message = format!("canary at {weight}%: {reason}: {message}");
+                    c.message = format!("{label}: {reason}: {message}");
                     c.finished_at = Some(now);
                     note(&mut self.tally, &mut step, c);
                     self.pump(env, now, &mut step);
@@ -644,6 +647,9 @@ impl Operation {
                         revision: self.revision,
                         step: k.step,
                         weight: k.weight,
+                    },
+                    None if self.plan.blue_green.is_some() => Command::Switch {
+                        revision: self.revision,
                     },
                     None => Command::Apply {
                         revision: self.revision,
@@ -1182,6 +1188,7 @@ impl Operation {
             .rev()
             .find_map(|(k, s)| match s {
                 CanaryStepSpec::SetWeight { weight } => Some((k, *weight)),
+                CanaryStepSpec::Stage => Some((k, 100)),
                 _ => None,
             })
     }
@@ -1214,16 +1221,18 @@ impl Operation {
                 return;
             };
             let done = match current {
-                CanaryStepSpec::SetWeight { weight } => self.plan.waves[wave].iter().all(|m| {
-                    let c = &self.contexts[m];
-                    match c.canary {
-                        // A failure is the budget's business; a context without a
-                        // canary (new to the release) goes on its own.
-                        _ if c.phase.is_settled() => true,
-                        None => !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent),
-                        Some(k) => k.ready && k.weight == weight,
-                    }
-                }),
+                CanaryStepSpec::SetWeight { .. } | CanaryStepSpec::Stage => {
+                    self.plan.waves[wave].iter().all(|m| {
+                        let c = &self.contexts[m];
+                        match c.canary {
+                            // A failure is the budget's business; a context without a
+                            // canary (new to the release) goes on its own.
+                            _ if c.phase.is_settled() => true,
+                            None => !matches!(c.phase, ContextPhase::Pending | ContextPhase::WaitingForAgent),
+                            Some(k) => k.ready && k.step == at.step,
+                        }
+                    })
+                }
                 CanaryStepSpec::Pause { duration } => {
                     now >= at.since.saturating_add(duration.as_millis() as u64)
                 }
@@ -1275,7 +1284,13 @@ impl Operation {
                 Some(CanaryStepSpec::SetWeight { weight }) => Some(*weight),
                 _ => None,
             };
-            self.message = if promote {
+            let blue_green = self.plan.blue_green.is_some();
+            self.message = if promote && blue_green {
+                format!(
+                    "wave {}: steps passed; switching the Services to the new slot",
+                    wave + 1
+                )
+            } else if promote {
                 format!("wave {}: canary steps passed; promoting", wave + 1)
             } else {
                 format!("wave {}: canary {}", wave + 1, self.canary_step_title(at.step))
@@ -1304,6 +1319,14 @@ impl Operation {
                             revision: self.revision,
                             step: at.step,
                             weight,
+                        }
+                    }
+                    None if blue_green => {
+                        c.canary = None;
+                        c.phase = ContextPhase::Dispatched;
+                        c.message = "new slot passed; switching the Services to it".into();
+                        Command::Switch {
+                            revision: self.revision,
                         }
                     }
                     None => {
@@ -1387,6 +1410,7 @@ impl Operation {
         };
         // The weight a context joining the wave's canary now runs at.
         let canary_weight = self.canary_weight(wave);
+        let blue_green = self.plan.blue_green.is_some();
         let mut in_flight = self.tally().in_flight();
         let mut from = 0;
         while in_flight < limit {
@@ -1415,14 +1439,16 @@ impl Operation {
                     in_flight += 1;
                     // An in-cluster canary needs a primary to run beside: a context new
                     // to the release takes the revision at once.
-                    match canary_weight.filter(|_| c.previous_revision.is_some()) {
+                    // A blue/green stages every context (a new one has no live slot, and
+                    // its Services get one at the switch).
+                    match canary_weight.filter(|_| c.previous_revision.is_some() || blue_green) {
                         Some((k, weight)) => {
                             c.canary = Some(ContextCanary {
                                 step: k,
                                 weight,
                                 ready: false,
                             });
-                            c.message = format!("canary at {weight}%: dispatched");
+                            c.message = format!("{}: dispatched", in_cluster_label(blue_green, weight));
                             step.send(
                                 m,
                                 Command::Canary {
@@ -1537,10 +1563,10 @@ impl Operation {
                 );
                 continue;
             }
-            if idle_canary {
+            if let Some(k) = c.canary.filter(|_| idle_canary) {
                 c.message = format!(
-                    "canary at {}%: removed by the fleet-wide rollback",
-                    c.canary.map_or(0, |k| k.weight)
+                    "{}: removed by the fleet-wide rollback",
+                    in_cluster_label(self.plan.blue_green.is_some(), k.weight)
                 );
             }
             self.roll_back_context(env, &name, now, step);
@@ -1647,6 +1673,16 @@ impl Operation {
             }
         }
         step.op_changed();
+    }
+}
+
+/// How a context's in-cluster step is named in its messages: `canary at 10%`, or
+/// `new slot` (blue/green).
+fn in_cluster_label(blue_green: bool, weight: u32) -> String {
+    if blue_green {
+        "new slot".into()
+    } else {
+        format!("canary at {weight}%")
     }
 }
 

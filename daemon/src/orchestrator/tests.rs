@@ -45,6 +45,7 @@ fn plan(waves: &[&[&str]]) -> Plan {
         approval: Default::default(),
         gates: Vec::new(),
         canary: Vec::new(),
+        blue_green: None,
     }
 }
 
@@ -895,7 +896,7 @@ fn sorted_sends(step: &Step) -> Vec<(String, Command)> {
 
 #[test]
 fn an_in_cluster_canary_steps_in_step_across_a_wave_then_promotes() {
-    use crate::model::CanaryStepSpec::*;
+    use crate::model::CanaryStepSpec::{Approval, Gate, Pause, SetWeight};
     let mut e = env(&["a", "b", "c"]);
     let mut o = canaried(
         &[&["a", "b"], &["c"]],
@@ -989,7 +990,7 @@ fn an_in_cluster_canary_steps_in_step_across_a_wave_then_promotes() {
 
 #[test]
 fn a_failed_canary_gate_rolls_the_fleet_back_and_leaves_primaries_as_they_were() {
-    use crate::model::CanaryStepSpec::*;
+    use crate::model::CanaryStepSpec::{Gate, SetWeight};
     let mut e = env(&["a", "b", "c"]);
     let mut o = canaried(
         &[&["a"], &["b", "c"]],
@@ -1042,7 +1043,7 @@ fn a_failed_canary_gate_rolls_the_fleet_back_and_leaves_primaries_as_they_were()
 
 #[test]
 fn a_failing_canary_stops_the_others_and_a_new_context_skips_the_canary() {
-    use crate::model::CanaryStepSpec::*;
+    use crate::model::CanaryStepSpec::SetWeight;
     let mut e = env(&["a", "b", "n"]);
     let mut p = plan(&[&["a", "b", "n"]]);
     p.canary = vec![SetWeight { weight: 25 }];
@@ -1112,7 +1113,7 @@ fn a_failing_canary_stops_the_others_and_a_new_context_skips_the_canary() {
 
 #[test]
 fn a_canary_approval_refused_or_unanswered_fails_the_gate() {
-    use crate::model::CanaryStepSpec::*;
+    use crate::model::CanaryStepSpec::{Approval, SetWeight};
     let mut e = env(&["a"]);
     let mut o = canaried(
         &[&["a"]],
@@ -1147,5 +1148,77 @@ fn a_canary_approval_refused_or_unanswered_fails_the_gate() {
             .contains("nobody approved canary step 2 of 2 (approval within 1m) in wave 1 within 1m"),
         "{}",
         o.message
+    );
+}
+
+#[test]
+fn a_blue_green_stages_every_context_then_switches_and_a_failed_gate_rolls_back() {
+    use crate::model::CanaryStepSpec;
+    let mut e = env(&["a", "b", "n"]);
+    let mut o = canaried(
+        &[&["a"], &["b", "n"]],
+        vec![CanaryStepSpec::Stage, CanaryStepSpec::Gate { gate: 0 }],
+    );
+    o.plan.blue_green = Some(crate::model::BlueGreenPlan {
+        preview_service: true,
+        keep_previous_for: Duration::from_secs(600),
+    });
+    o.contexts.get_mut("n").unwrap().previous_revision = None;
+    let stage = Command::Canary {
+        revision: 5,
+        step: 0,
+        weight: 100,
+    };
+    assert_eq!(sends(&o.start(&mut e, 0)), vec![("a".into(), stage.clone())]);
+    canary_healthy(&mut o, &mut e, "a", 0, 100);
+    assert_eq!(o.contexts["a"].message, "new slot: healthy");
+    assert!(o.verifying.is_some(), "the gate runs before the switch");
+    let step = step_measured(&mut o, &mut e, 0, 1, Verdict::Passed, 200);
+    assert_eq!(sends(&step), vec![("a".into(), Command::Switch { revision: 5 })]);
+    assert!(
+        o.message.contains("switching the Services to the new slot"),
+        "{}",
+        o.message
+    );
+    // A reconnect re-sends the switch.
+    assert_eq!(
+        sends(&o.on_agent_online(&mut e, "a", 250)),
+        vec![("a".into(), Command::Switch { revision: 5 })]
+    );
+    let step = healthy(&mut o, &mut e, "a", 300);
+    // A context new to the release is staged too: its Services get a slot at the switch.
+    assert_eq!(
+        sorted_sends(&step),
+        vec![("b".into(), stage.clone()), ("n".into(), stage)]
+    );
+    canary_healthy(&mut o, &mut e, "b", 0, 400);
+    canary_healthy(&mut o, &mut e, "n", 0, 400);
+    let step = step_measured(&mut o, &mut e, 1, 1, Verdict::Failed, 500);
+    assert_eq!(o.phase, OperationPhase::RollingBack);
+    assert_eq!(
+        sorted_sends(&step),
+        vec![
+            (
+                "a".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
+            (
+                "b".into(),
+                Command::Rollback {
+                    revision: 6,
+                    target: 4
+                }
+            ),
+        ]
+    );
+    assert!(
+        o.contexts["n"]
+            .message
+            .contains("no previous revision here to roll back to"),
+        "{}",
+        o.contexts["n"].message
     );
 }

@@ -545,6 +545,7 @@ mod tests {
             approval: Default::default(),
             gates: Vec::new(),
             canary: Vec::new(),
+            blue_green: None,
         };
         let req = crate::model::Requested {
             by: "t",

@@ -338,6 +338,7 @@ impl Core {
             approval: Default::default(),
             gates: Vec::new(),
             canary: Vec::new(),
+            blue_green: None,
         };
         let seq = self.next_seq();
         let id = format!("op-{seq:06}");

@@ -145,6 +145,7 @@ mod metrics_tests {
             approval: Default::default(),
             gates: Vec::new(),
             canary: Vec::new(),
+            blue_green: None,
         };
         let req = Requested {
             by: "jenkins",

@@ -1217,14 +1217,29 @@ impl Core {
         let apply_body = || Some(ApplyBody::of(self.prepared.get(id)?, context, health));
         let (revision, operation_id, body) = match command {
             Command::Apply { revision } => (revision, op.id.clone(), OutBody::Apply(apply_body()?)),
+            // A blue/green's stage is an apply into the idle slot, as its own command.
             Command::Canary {
                 revision,
                 step,
                 weight,
-            } => (
+            } => {
+                let body = match op.plan.blue_green {
+                    Some(bg) => OutBody::Apply(ApplyBody {
+                        blue_green: Some(bg.preview_service),
+                        ..apply_body()?
+                    }),
+                    None => OutBody::Canary(apply_body()?, weight),
+                };
+                (revision, canary_operation_id(&op.id, step), body)
+            }
+            Command::Switch { revision } => (
                 revision,
-                canary_operation_id(&op.id, step),
-                OutBody::Canary(apply_body()?, weight),
+                op.id.clone(),
+                OutBody::Switch {
+                    retire_after_seconds: op.plan.blue_green.map_or(0, |bg| {
+                        u32::try_from(bg.keep_previous_for.as_secs()).unwrap_or(u32::MAX)
+                    }),
+                },
             ),
             Command::DryRun { revision } => (
                 revision,
