@@ -32,11 +32,12 @@ pub fn operation(o: &pb::Operation) -> Value {
         v["awaitingApprovalWave"] = json!(o.awaiting_approval_wave);
         v["approvalDeadline"] = json!(ts(o.approval_deadline.as_ref()));
     }
+    // Waiting at an inconclusive gate or a canary's approval step, without approval gates.
+    if o.awaiting_approval_wave != 0 {
+        v["awaitingApprovalWave"] = json!(o.awaiting_approval_wave);
+        v["approvalDeadline"] = json!(ts(o.approval_deadline.as_ref()));
+    }
     if !o.gates.is_empty() {
-        if o.awaiting_approval_wave != 0 {
-            v["awaitingApprovalWave"] = json!(o.awaiting_approval_wave);
-            v["approvalDeadline"] = json!(ts(o.approval_deadline.as_ref()));
-        }
         v["gates"] = o
             .gates
             .iter()

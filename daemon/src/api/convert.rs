@@ -66,9 +66,7 @@ pub fn operation(op: &Operation) -> pb::Operation {
         current_wave: op.current_wave as u32,
         waves: op.plan.waves.len() as u32,
         awaiting_approval_wave: op.awaiting_approval.map_or(0, |a| a.wave as u32 + 1),
-        approval_deadline: op
-            .awaiting_approval
-            .and_then(|a| ts(a.since.saturating_add(op.approval_deadline().as_millis() as u64))),
+        approval_deadline: op.awaiting_deadline().and_then(ts),
         gated_waves: op.plan.approval.before.iter().map(|w| *w as u32 + 1).collect(),
         approved_waves: op.approved.iter().map(|w| *w as u32 + 1).collect(),
         gates: gates(op),

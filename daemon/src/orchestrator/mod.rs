@@ -812,6 +812,18 @@ impl Operation {
         }
     }
 
+    /// When the gate the rollout waits at fails unanswered: an approval step's own
+    /// deadline, else the release's approval deadline.
+    pub fn awaiting_deadline(&self) -> Option<Millis> {
+        let a = self.awaiting_approval?;
+        let own = a.step.and_then(|k| match self.plan.canary.get(k) {
+            Some(CanaryStepSpec::Approval { deadline_ms }) => *deadline_ms,
+            _ => None,
+        });
+        let ms = own.unwrap_or(self.approval_deadline().as_millis() as u64);
+        Some(a.since.saturating_add(ms))
+    }
+
     /// Where each automatic gate stands, per gated wave (0-based), in plan order; then
     /// the gate steps of the current wave's in-cluster canary, in step order.
     pub fn gate_states(&self) -> Vec<(GateAt, GateState)> {
