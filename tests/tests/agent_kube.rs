@@ -63,6 +63,7 @@ fn request(release: &str, revision: u64, namespace: &str, objects: &[Value]) -> 
         hooks: Vec::new(),
         allow_mass_deletion: false,
         secret_digests: Default::default(),
+        blue_green: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn request(revision: u64, manifests: Vec<Manifest>) -> ApplyRequest {
         hooks: Vec::new(),
         allow_mass_deletion: false,
         secret_digests: Default::default(),
+        blue_green: None,
     }
 }
 
@@ -151,7 +152,9 @@ async fn healthy_rollout_reports_progress_and_holds_the_window() {
             release: RELEASE.into(),
             revision: 1,
             healthy: true,
-            kept: vec![1]
+            kept: vec![1],
+            slot: None,
+            switched: false,
         }
     );
 }
