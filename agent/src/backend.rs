@@ -11,7 +11,12 @@
 //! lock(release) -> apply_until(req)      -> watch_rollout(..) -> record_outcome -> unlock  (deploy)
 //! lock(release) -> rollback_until(op, N) -> watch_rollout(..) -> record_outcome -> unlock  (rollback)
 //! lock(release) -> apply_canary_until(req) -> watch_canary(..)            -> unlock  (canary step)
+//! lock(release) -> switch_slot(op, retire_after)                          -> unlock  (blue/green switch)
+//! lock(release) -> retire(release, revision)                              -> unlock  (retirement task)
 //! ```
+//!
+//! A blue/green revision is a deploy whose [`ApplyRequest::blue_green`] is set: the
+//! backend transforms the render ([`crate::bluegreen`]) and keeps the live slot.
 //!
 //! A deploy calls [`Backend::remove_canary`] once healthy (before `record_outcome`), a
 //! rollback right after `rollback_until`.

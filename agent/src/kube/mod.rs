@@ -15,6 +15,11 @@
 //! canary        crate::canary's copies -> the same apply path, no previous objects (no
 //!               prune, no history) -> delete the release's canary objects (by label)
 //!               the step no longer has; watch_canary: the copies' Deployments only
+//! blue/green    crate::bluegreen's transform (live slot from the replaced revision's
+//!               record) -> the same apply path; the live slot's objects are kept
+//!               (recorded with the revision, not pruned); switch_slot: the slot
+//!               Services re-applied selecting the slot, the record updated (switched,
+//!               retire deadline); retire: the kept objects deleted once due
 //! lock          Lease convoy-lock.<release>, renewed; taken over once expired
 //! capabilities  /version, /api, /apis and every group version's resources (the hello)
 //! ```
@@ -320,6 +325,15 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// `after` from now, in unix seconds rounded up: a deadline never earlier than asked.
+fn unix_deadline(after: Duration) -> u64 {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        + after;
+    at.as_secs() + u64::from(at.subsec_nanos() > 0)
 }
 
 /// An unexpected API error while doing `what`, as the Backend's failure.
@@ -713,7 +727,7 @@ impl Backend for KubeBackend {
             }
         }
         if !record.switched || record.retire_at.is_none() {
-            record.retire_at = Some(unix_now() + retire_after.as_secs());
+            record.retire_at = Some(unix_deadline(retire_after));
         }
         record.switched = true;
         self.history.update(&record).await?;

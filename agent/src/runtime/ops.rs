@@ -12,6 +12,11 @@
 //! objects -> watch the canary Deployments` (no hooks, nothing recorded in history).
 //! A deploy removes the release's canary objects once healthy (a promotion), before
 //! its Healthy; a rollback removes them at once, right after its apply.
+//!
+//! A blue/green switch (`SwitchSlot`) runs under the same gate and lock: `switch the
+//! Services -> Applied -> Healthy` (no hooks, no rollout: the slot was healthy
+//! already). The retirement task ([`retire_loop`]) deletes old slots whose window has
+//! passed, under the gate and lock too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -72,7 +77,7 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
         None => {
             let f = Failure::new(
                 FailureReason::Internal,
-                "the command carries no apply, rollback, abort, dry_run or canary (is the coordinator newer than this agent?)",
+                "the command carries no apply, rollback, abort, dry_run, canary or switch_slot (is the coordinator newer than this agent?)",
             );
             tracing::warn!(release = %op.release, revision = op.revision, operation = %op.operation_id, "empty command");
             // Answered, not recorded: a well-formed command for this operation may follow.
