@@ -189,8 +189,8 @@ fn current_of(revs: &[RevisionInfo]) -> Option<&RevisionInfo> {
         .or(revs.last())
 }
 
-fn info(s: &Secret) -> Option<RevisionInfo> {
-    let labels = s.metadata.labels.as_ref()?;
+fn info(meta: &ObjectMeta) -> Option<RevisionInfo> {
+    let labels = meta.labels.as_ref()?;
     Some(RevisionInfo {
         release: labels.get(RELEASE_LABEL)?.clone(),
         revision: labels.get(REVISION_LABEL)?.parse().ok()?,
@@ -198,8 +198,7 @@ fn info(s: &Secret) -> Option<RevisionInfo> {
         healthy: labels.get(HEALTHY_LABEL).is_some_and(|h| h == "true"),
         slot: labels.get(SLOT_LABEL).cloned(),
         switched: labels.get(SWITCHED_LABEL).is_some_and(|h| h == "true"),
-        retire_at: s
-            .metadata
+        retire_at: meta
             .annotations
             .as_ref()
             .and_then(|a| a.get(RETIRE_AT_ANNOTATION))
@@ -218,13 +217,15 @@ impl History {
         }
     }
 
+    /// Metadata only: listing the history (every hello, every retirement scan) never
+    /// transfers a revision's body.
     async fn list_selected(&self, selector: &str) -> Result<Vec<RevisionInfo>, Failure> {
         let list = self
             .secrets
-            .list(&ListParams::default().labels(selector))
+            .list_metadata(&ListParams::default().labels(selector))
             .await
             .map_err(|e| internal(format!("listing history in namespace {}", self.namespace), e))?;
-        let mut out: Vec<RevisionInfo> = list.items.iter().filter_map(info).collect();
+        let mut out: Vec<RevisionInfo> = list.items.iter().filter_map(|s| info(&s.metadata)).collect();
         out.sort_by_key(|i| (i.release.clone(), i.revision));
         Ok(out)
     }
