@@ -2046,5 +2046,27 @@ async fn blue_green_on_the_real_controllers() {
     // Revision 3's retirement (of blue) was cancelled by the rollback.
     assert!(b.retirements_due().await.unwrap().is_empty());
     assert!(b.retire(rel, 3).await.unwrap().is_empty());
+
+    // The next blue/green revision goes into green again, beside blue.
+    b.apply(&bg_request(
+        rel,
+        5,
+        ns,
+        &bg_render("registry.example/web:5", "five"),
+    ))
+    .await
+    .unwrap();
+    let (outcome, _) = watch(&b, &op(rel, 5), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(slot_state(&b, rel).await, (5, Some("green".into()), false));
+    assert_eq!(selector_of(&client, ns, "web").await["convoy.dev/slot"], "blue");
+    assert_eq!(
+        pod_uids(&client, ns, "app=web,convoy.dev/slot=blue").await,
+        blue_pods
+    );
+    assert_eq!(
+        pod_ips(&client, ns, "app=web,convoy.dev/slot=green").await.len(),
+        2
+    );
     assert!(cluster.pods.errors().is_empty(), "{:?}", cluster.pods.errors());
 }
