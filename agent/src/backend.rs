@@ -11,7 +11,12 @@
 //! lock(release) -> apply_until(req)      -> watch_rollout(..) -> record_outcome -> unlock  (deploy)
 //! lock(release) -> rollback_until(op, N) -> watch_rollout(..) -> record_outcome -> unlock  (rollback)
 //! lock(release) -> apply_canary_until(req) -> watch_canary(..)            -> unlock  (canary step)
+//! lock(release) -> switch_slot(op, retire_after)                          -> unlock  (blue/green switch)
+//! lock(release) -> retire(release, revision)                              -> unlock  (retirement task)
 //! ```
+//!
+//! A blue/green revision is a deploy whose [`ApplyRequest::blue_green`] is set: the
+//! backend transforms the render ([`crate::bluegreen`]) and keeps the live slot.
 //!
 //! A deploy calls [`Backend::remove_canary`] once healthy (before `record_outcome`), a
 //! rollback right after `rollback_until`.
@@ -110,6 +115,15 @@ pub struct ApplyRequest {
     /// The render's secrets as salted digests: what the runtime masks in this
     /// command's messages.
     pub secret_digests: crate::mask::SecretDigests,
+    /// Deploy into the idle slot beside the live one (see [`crate::bluegreen`]).
+    pub blue_green: Option<BlueGreen>,
+}
+
+/// How a blue/green revision is applied (`BlueGreen` in `agent.proto`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlueGreen {
+    /// Also apply `<service>-preview` copies selecting the new slot.
+    pub preview_service: bool,
 }
 
 /// One step of an in-cluster canary (see [`crate::canary`]): the revision's render,
@@ -230,6 +244,8 @@ pub enum FailureReason {
     NoCanaryWorkload,
     /// A Helm hook failed (its Job or Pod failed, or it did not complete in time).
     HookFailed,
+    /// A `SwitchSlot` for a revision that was not applied with blue/green.
+    NotBlueGreen,
     /// Anything else (API unreachable, ...).
     Internal,
 }
@@ -254,6 +270,7 @@ impl FailureReason {
             FailureReason::LockHeld => "LockHeld",
             FailureReason::NoCanaryWorkload => "NoCanaryWorkload",
             FailureReason::HookFailed => "HookFailed",
+            FailureReason::NotBlueGreen => "NotBlueGreen",
             FailureReason::Internal => "Internal",
         }
     }
@@ -354,6 +371,10 @@ pub struct DeployedRevision {
     pub healthy: bool,
     /// Revisions kept for rollback, oldest first.
     pub kept: Vec<u64>,
+    /// Blue/green: the slot the current revision runs in (None otherwise).
+    pub slot: Option<String>,
+    /// Blue/green: whether the release's Services select that slot.
+    pub switched: bool,
 }
 
 /// What the cluster's API server serves, as Helm's `GetVersionSet` reads it from a live
@@ -518,6 +539,33 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         release: &str,
         namespace: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+
+    /// Switches a blue/green revision (`SwitchSlot` in `agent.proto`): `op.revision`
+    /// must be the release's current revision (else `RevisionNotInHistory`) and applied
+    /// with blue/green (else `NotBlueGreen`). Points its slot Services at its slot (a
+    /// server-side apply of the recorded Service with the slot selector, so the record
+    /// and the cluster agree), records that (`switched`) with the deadline after
+    /// `retire_after` at which the objects it kept (the old slot) are deleted, and
+    /// returns the Services (`Configured`, or `Unchanged` when already switched).
+    fn switch_slot(
+        &self,
+        op: &OpRef,
+        retire_after: Duration,
+    ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
+
+    /// The (release, revision) pairs whose current revision has a retire deadline
+    /// that has passed and whose kept objects are not yet deleted.
+    fn retirements_due(&self) -> impl Future<Output = Result<Vec<(String, u64)>, Failure>> + Send;
+
+    /// Deletes the objects `revision` of `release` kept (its old slot), if it is still
+    /// the current revision and its deadline has passed, and records that it is done;
+    /// returns them as `Pruned` (none: nothing was due). The caller holds the release's
+    /// lock.
+    fn retire(
+        &self,
+        release: &str,
+        revision: u64,
     ) -> impl Future<Output = Result<Vec<ObjectResult>, Failure>> + Send;
 
     /// Whether the history holds a revision of `release` other than `revision`: a

@@ -86,16 +86,73 @@ pub fn check_weight(weight: u32) -> Result<(), Failure> {
 pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<CanaryPlan, Failure> {
     check_weight(weight)?;
     let rendered = parse(manifests)?;
-    let ns_of = |o: &Object| {
-        o.namespace()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(namespace)
-            .to_string()
-    };
+    let copies = copy_workloads(
+        &rendered,
+        namespace,
+        &CopySpec {
+            suffix: SUFFIX,
+            label: (TRACK_LABEL, CANARY_TRACK),
+            annotation: Some(CANARY_OF_ANNOTATION),
+            replicas: Some(&|primary| canary_replicas(primary, weight)),
+            what: "canary copy",
+        },
+    )?;
+    if copies.objects.is_empty() {
+        return Err(Failure::new(
+            FailureReason::NoCanaryWorkload,
+            "the render has no Deployment to run a canary of; in-cluster canary needs one",
+        ));
+    }
+    Ok(CanaryPlan {
+        objects: copies.objects,
+    })
+}
+
+/// How [`copy_workloads`] copies: shared by the canary and blue/green
+/// ([`crate::bluegreen`]).
+pub(crate) struct CopySpec<'a> {
+    /// Appended to every copy's name (`-canary`, `-blue`).
+    pub suffix: &'a str,
+    /// Added to the copies' labels, to the Deployments' selectors and pod labels.
+    pub label: (&'a str, &'a str),
+    /// Set on every copy to the name of what it copies.
+    pub annotation: Option<&'a str>,
+    /// A copied Deployment's replicas from the original's (None: unchanged).
+    pub replicas: Option<&'a dyn Fn(u64) -> u64>,
+    /// In the copies' sources (`canary copy`), for error messages.
+    pub what: &'a str,
+}
+
+/// What [`copy_workloads`] made.
+pub(crate) struct Copies {
+    /// The Deployments' copies, then the copies of the ConfigMaps and Secrets their
+    /// pod templates name.
+    pub objects: Vec<Object>,
+    /// The render's ConfigMaps and Secrets that were copied: (kind, namespace, name),
+    /// the namespace as placed.
+    pub copied: BTreeSet<(&'static str, String, String)>,
+}
+
+/// The namespace `o` lands in: its own, or `namespace`.
+pub(crate) fn placed_ns(o: &Object, namespace: &str) -> String {
+    o.namespace()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(namespace)
+        .to_string()
+}
+
+/// Copies every `apps/v1` Deployment of `rendered` (and the ConfigMaps and Secrets of
+/// `rendered` its pod template names, rewriting the references) as `spec` says.
+pub(crate) fn copy_workloads(
+    rendered: &[Object],
+    namespace: &str,
+    spec: &CopySpec<'_>,
+) -> Result<Copies, Failure> {
+    let ns_of = |o: &Object| placed_ns(o, namespace);
     // The render's ConfigMaps and Secrets, by (namespace, name).
     let mut configs: BTreeMap<(String, String), &Object> = BTreeMap::new();
     let mut secrets: BTreeMap<(String, String), &Object> = BTreeMap::new();
-    for o in &rendered {
+    for o in rendered {
         if o.api_version() != "v1" {
             continue;
         }
@@ -110,6 +167,7 @@ pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<Cana
             _ => {}
         }
     }
+    let (label_key, label_value) = spec.label;
     let mut deployments = Vec::new();
     let mut used_configs = BTreeSet::new();
     let mut used_secrets = BTreeSet::new();
@@ -119,31 +177,34 @@ pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<Cana
     {
         let ns = ns_of(o);
         let mut body = o.body.clone();
-        let primary = match body.pointer("/spec/replicas") {
-            None | Some(Value::Null) => 1,
-            Some(v) => v.as_u64().ok_or_else(|| {
-                Failure::new(
-                    FailureReason::ApplyRefused,
-                    format!(
-                        "{} ({}): spec.replicas must be a whole number to run a canary of it",
-                        o.object_ref(),
-                        o.source
-                    ),
-                )
-                .with_object(o.object_ref())
-            })?,
-        };
-        copy_metadata(&mut body, o.name());
+        if let Some(replicas) = spec.replicas {
+            let primary = match body.pointer("/spec/replicas") {
+                None | Some(Value::Null) => 1,
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    Failure::new(
+                        FailureReason::ApplyRefused,
+                        format!(
+                            "{} ({}): spec.replicas must be a whole number to run a {} of it",
+                            o.object_ref(),
+                            o.source,
+                            spec.what
+                        ),
+                    )
+                    .with_object(o.object_ref())
+                })?,
+            };
+            if let Some(s) = object_at(&mut body, &["spec"]) {
+                s.insert("replicas".into(), replicas(primary).into());
+            }
+        }
+        copy_metadata(&mut body, o.name(), spec);
         for path in [
             &["spec", "selector", "matchLabels"][..],
             &["spec", "template", "metadata", "labels"][..],
         ] {
             if let Some(labels) = object_at(&mut body, path) {
-                labels.insert(TRACK_LABEL.into(), CANARY_TRACK.into());
+                labels.insert(label_key.into(), label_value.into());
             }
-        }
-        if let Some(spec) = object_at(&mut body, &["spec"]) {
-            spec.insert("replicas".into(), canary_replicas(primary, weight).into());
         }
         if let Some(pod) = body.pointer_mut("/spec/template/spec") {
             let mut rewrite = |kind: RefKind, name: &mut Value| {
@@ -154,42 +215,57 @@ pub fn plan(manifests: &[Manifest], namespace: &str, weight: u32) -> Result<Cana
                     RefKind::Secret => (secrets.contains_key(&key), &mut used_secrets),
                 };
                 if known {
-                    *name = Value::String(canary_name(n));
+                    *name = Value::String(format!("{n}{}", spec.suffix));
                     used.insert(key);
                 }
             };
             rewrite_refs(pod, &mut rewrite);
         }
         deployments.push(Object {
-            source: format!("{} (canary copy)", o.source),
+            source: format!("{} ({})", o.source, spec.what),
             body,
         });
     }
-    if deployments.is_empty() {
-        return Err(Failure::new(
-            FailureReason::NoCanaryWorkload,
-            "the render has no Deployment to run a canary of; in-cluster canary needs one",
-        ));
-    }
     let mut objects = deployments;
-    for (used, all) in [(&used_configs, &configs), (&used_secrets, &secrets)] {
+    let mut copied = BTreeSet::new();
+    for (kind, used, all) in [
+        ("ConfigMap", &used_configs, &configs),
+        ("Secret", &used_secrets, &secrets),
+    ] {
         for key in used {
             let o = all[key];
             let mut body = o.body.clone();
-            copy_metadata(&mut body, o.name());
+            copy_metadata(&mut body, o.name(), spec);
             objects.push(Object {
-                source: format!("{} (canary copy)", o.source),
+                source: format!("{} ({})", o.source, spec.what),
                 body,
             });
+            copied.insert((kind, key.0.clone(), key.1.clone()));
         }
     }
-    Ok(CanaryPlan { objects })
+    Ok(Copies { objects, copied })
+}
+
+/// The ConfigMaps and Secrets (kind, name) a pod spec names.
+pub(crate) fn pod_refs(pod: &Value) -> BTreeSet<(&'static str, String)> {
+    let mut pod = pod.clone();
+    let mut out = BTreeSet::new();
+    rewrite_refs(&mut pod, &mut |kind, name| {
+        if let Some(n) = name.as_str() {
+            let kind = match kind {
+                RefKind::ConfigMap => "ConfigMap",
+                RefKind::Secret => "Secret",
+            };
+            out.insert((kind, n.to_string()));
+        }
+    });
+    out
 }
 
 /// The render's objects. Unlike [`manifest::parse`], a document that does not parse
 /// is named by its source, position and place only: the parser's message could quote
 /// a value from it.
-fn parse(manifests: &[Manifest]) -> Result<Vec<Object>, Failure> {
+pub(crate) fn parse(manifests: &[Manifest]) -> Result<Vec<Object>, Failure> {
     let mut out = Vec::new();
     for m in manifests {
         for (i, doc) in serde_yaml::Deserializer::from_str(&m.content).enumerate() {
@@ -236,11 +312,11 @@ enum RefKind {
     Secret,
 }
 
-/// Renames a copy of `name`, labels it as a canary and names what it copies. Drops
-/// what only the server sets.
-fn copy_metadata(body: &mut Value, name: &str) {
+/// Renames a copy of `name`, labels it (and names what it copies) as `spec` says.
+/// Drops what only the server sets.
+fn copy_metadata(body: &mut Value, name: &str, spec: &CopySpec<'_>) {
     if let Some(meta) = object_at(body, &["metadata"]) {
-        meta.insert("name".into(), canary_name(name).into());
+        meta.insert("name".into(), format!("{name}{}", spec.suffix).into());
         for server_set in [
             "uid",
             "resourceVersion",
@@ -253,10 +329,12 @@ fn copy_metadata(body: &mut Value, name: &str) {
         }
     }
     if let Some(labels) = object_at(body, &["metadata", "labels"]) {
-        labels.insert(TRACK_LABEL.into(), CANARY_TRACK.into());
+        labels.insert(spec.label.0.into(), spec.label.1.into());
     }
-    if let Some(ann) = object_at(body, &["metadata", "annotations"]) {
-        ann.insert(CANARY_OF_ANNOTATION.into(), name.into());
+    if let Some(key) = spec.annotation
+        && let Some(ann) = object_at(body, &["metadata", "annotations"])
+    {
+        ann.insert(key.into(), name.into());
     }
     if let Some(m) = body.as_object_mut() {
         m.remove("status");
@@ -308,7 +386,7 @@ fn array_mut(v: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
 }
 
 /// The mapping at `path`, created where missing or null.
-fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
+pub(crate) fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
     let mut cur = v;
     for key in path {
         let map = cur.as_object_mut()?;

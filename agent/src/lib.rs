@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod bluegreen;
 pub mod canary;
 pub mod config;
 pub mod diff;

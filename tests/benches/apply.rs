@@ -118,6 +118,7 @@ async fn run_convoy(
         hooks: Vec::new(),
         allow_mass_deletion: false,
         secret_digests: Default::default(),
+        blue_green: None,
     };
     let start = Instant::now();
     let results = b.apply(&req).await.map_err(|e| e.to_string())?;

@@ -63,6 +63,7 @@ fn request(release: &str, revision: u64, namespace: &str, objects: &[Value]) -> 
         hooks: Vec::new(),
         allow_mass_deletion: false,
         secret_digests: Default::default(),
+        blue_green: None,
     }
 }
 
@@ -1776,5 +1777,296 @@ async fn in_cluster_canary_on_the_real_controllers() {
     }
     let b = backend(client.clone(), "agent-canary", 10, Duration::from_secs(30));
     tokio::join!(canary_lifecycle(&b, &client), crashing_canary(&b, &client));
+    assert!(cluster.pods.errors().is_empty(), "{:?}", cluster.pods.errors());
+}
+
+// ---------------------------------------------------------------- in-cluster blue/green
+
+/// `web` with 2 replicas mounting `web-conf`, and the Service `web` selecting it.
+fn bg_render(image: &str, color: &str) -> Vec<Value> {
+    let mut web = canary_web("healthy,after=300ms", image);
+    web["spec"]["replicas"] = json!(2);
+    vec![configmap("web-conf", color), web, service("web", "ClusterIP")]
+}
+
+fn bg_request(release: &str, revision: u64, namespace: &str, objects: &[Value]) -> ApplyRequest {
+    let mut r = request(release, revision, namespace, objects);
+    r.blue_green = Some(convoy_agent::backend::BlueGreen {
+        preview_service: true,
+    });
+    r
+}
+
+/// Waits until the Endpoints of `name` are exactly `want`; returns how long it took.
+async fn wait_endpoints(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    want: &std::collections::BTreeSet<String>,
+) -> Duration {
+    let start = Instant::now();
+    let give_up = start + Duration::from_secs(30);
+    loop {
+        let got = endpoint_ips(client, ns, name).await;
+        if &got == want {
+            return start.elapsed();
+        }
+        assert!(
+            Instant::now() < give_up,
+            "endpoints of {name}: {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pods matching `selector`, name to uid (not being deleted).
+async fn pod_uids(client: &Client, ns: &str, selector: &str) -> std::collections::BTreeMap<String, String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect()
+}
+
+/// What the agent's retirement task does, once.
+async fn retire_due(b: &KubeBackend, release: &str) -> Vec<ObjectResult> {
+    let mut out = Vec::new();
+    for (r, revision) in b.retirements_due().await.unwrap() {
+        if r == release {
+            out.extend(b.retire(&r, revision).await.unwrap());
+        }
+    }
+    out
+}
+
+async fn slot_state(b: &KubeBackend, release: &str) -> (u64, Option<String>, bool) {
+    let d = b
+        .deployed()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.release == release)
+        .unwrap();
+    (d.revision, d.slot, d.switched)
+}
+
+async fn selector_of(client: &Client, ns: &str, name: &str) -> std::collections::BTreeMap<String, String> {
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    services.get(name).await.unwrap().spec.unwrap().selector.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_on_the_real_controllers() {
+    let cluster = TestCluster::start("agent-bluegreen").await.unwrap();
+    let client = cluster.client().await;
+    let (rel, ns) = ("web.bg", "bg");
+    create_namespace(&client, ns).await;
+    let b = backend(client.clone(), "agent-bluegreen", 10, Duration::from_secs(30));
+
+    // Revision 1 without slots.
+    b.apply(&request(rel, 1, ns, &bg_render("registry.example/web:1", "one")))
+        .await
+        .unwrap();
+    let (outcome, _) = watch(&b, &op(rel, 1), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    let old_ips = pod_ips(&client, ns, "app=web").await;
+    assert_eq!(old_ips.len(), 2);
+    wait_endpoints(&client, ns, "web", &old_ips).await;
+    let old_web = deployment_state(&client, ns, "web").await.unwrap();
+
+    // Revision 2 staged into blue, beside the old objects (kept, not pruned).
+    let results = b
+        .apply(&bg_request(
+            rel,
+            2,
+            ns,
+            &bg_render("registry.example/web:2", "two"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        actions(&results),
+        vec![
+            ("configmap/bg/web-conf-blue".into(), ObjectAction::Created),
+            ("deployment/bg/web-blue".into(), ObjectAction::Created),
+            // The revision stamp on its metadata only: the selector is as it was.
+            ("service/bg/web".into(), ObjectAction::Configured),
+            ("service/bg/web-preview".into(), ObjectAction::Created),
+        ]
+    );
+    let (outcome, _) = watch(&b, &op(rel, 2), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(ready_replicas(&client, ns, "web-blue").await, (2, 2));
+    let blue = deployment_state(&client, ns, "web-blue").await.unwrap();
+    assert_eq!(blue.2["spec"]["volumes"][0]["configMap"]["name"], "web-conf-blue");
+    assert_eq!(blue.2["metadata"]["labels"]["convoy.dev/slot"], "blue");
+    assert_eq!(
+        color_of(&client, ns, "web-conf-blue").await.as_deref(),
+        Some("two")
+    );
+    assert_eq!(color_of(&client, ns, "web-conf").await.as_deref(), Some("one"));
+    assert_eq!(deployment_state(&client, ns, "web").await.unwrap(), old_web);
+    let blue_ips = pod_ips(&client, ns, "app=web,convoy.dev/slot=blue").await;
+    assert_eq!(blue_ips.len(), 2);
+    assert_eq!(pod_ips(&client, ns, "app=web,!convoy.dev/slot").await, old_ips);
+    // With no live slot (the release ran without slots), the Service's selector stays
+    // as rendered (`agent.proto`): it selects the old pods AND the blue ones until the
+    // switch. The preview selects blue only.
+    assert_eq!(
+        selector_of(&client, ns, "web")
+            .await
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("app".to_string(), "web".to_string())]
+    );
+    let both: std::collections::BTreeSet<String> = old_ips.union(&blue_ips).cloned().collect();
+    wait_endpoints(&client, ns, "web", &both).await;
+    wait_endpoints(&client, ns, "web-preview", &blue_ips).await;
+    assert_eq!(slot_state(&b, rel).await, (2, Some("blue".into()), false));
+    let err = b.switch_slot(&op(rel, 1), Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::RevisionNotInHistory);
+
+    // Switch to blue, retiring the old objects after 3 s.
+    let results = b.switch_slot(&op(rel, 2), Duration::from_secs(3)).await.unwrap();
+    let switched_at = Instant::now();
+    assert_eq!(
+        actions(&results),
+        vec![("service/bg/web".into(), ObjectAction::Configured)]
+    );
+    let took = wait_endpoints(&client, ns, "web", &blue_ips).await;
+    eprintln!("blue/green: Endpoints on blue {took:?} after the switch");
+    assert_eq!(slot_state(&b, rel).await, (2, Some("blue".into()), true));
+    assert!(retire_due(&b, rel).await.is_empty(), "not yet");
+    assert!(deployment_state(&client, ns, "web").await.is_some());
+    let retired = loop {
+        let retired = retire_due(&b, rel).await;
+        if !retired.is_empty() {
+            break retired;
+        }
+        assert!(
+            switched_at.elapsed() < Duration::from_secs(15),
+            "web was not retired"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let after = switched_at.elapsed();
+    assert!(after >= Duration::from_secs(3), "retired after {after:?}");
+    eprintln!("blue/green: the old objects retired {after:?} after the switch (window 3 s)");
+    assert_eq!(
+        actions(&retired),
+        vec![
+            ("configmap/bg/web-conf".into(), ObjectAction::Pruned),
+            ("deployment/bg/web".into(), ObjectAction::Pruned),
+        ]
+    );
+    assert!(deployment_state(&client, ns, "web").await.is_none());
+    assert!(color_of(&client, ns, "web-conf").await.is_none());
+    assert!(retire_due(&b, rel).await.is_empty(), "done once");
+
+    // Revision 3 into green beside blue; the Service stays on blue.
+    let results = b
+        .apply(&bg_request(
+            rel,
+            3,
+            ns,
+            &bg_render("registry.example/web:3", "three"),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| r.action != ObjectAction::Pruned),
+        "{results:#?}"
+    );
+    let (outcome, _) = watch(&b, &op(rel, 3), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    let green_ips = pod_ips(&client, ns, "app=web,convoy.dev/slot=green").await;
+    assert_eq!(green_ips.len(), 2);
+    wait_endpoints(&client, ns, "web-preview", &green_ips).await;
+    assert_eq!(endpoint_ips(&client, ns, "web").await, blue_ips);
+    assert_eq!(selector_of(&client, ns, "web").await["convoy.dev/slot"], "blue");
+    assert_eq!(
+        color_of(&client, ns, "web-conf-green").await.as_deref(),
+        Some("three")
+    );
+    assert_eq!(
+        color_of(&client, ns, "web-conf-blue").await.as_deref(),
+        Some("two")
+    );
+    assert_eq!(
+        deployment_state(&client, ns, "web-blue").await.unwrap(),
+        blue,
+        "blue untouched"
+    );
+    b.switch_slot(&op(rel, 3), Duration::from_secs(600))
+        .await
+        .unwrap();
+    wait_endpoints(&client, ns, "web", &green_ips).await;
+    assert_eq!(slot_state(&b, rel).await, (3, Some("green".into()), true));
+
+    // Roll back to 2, recorded as 4: a selector switch back to blue.
+    let blue_pods = pod_uids(&client, ns, "app=web,convoy.dev/slot=blue").await;
+    let start = Instant::now();
+    let results = b.rollback(&op(rel, 4), 2).await.unwrap();
+    // As the runtime does after a rollback: nothing of blue/green is a canary object.
+    assert!(b.remove_canary(rel, ns).await.unwrap().is_empty());
+    wait_endpoints(&client, ns, "web", &blue_ips).await;
+    let switch_back = start.elapsed();
+    eprintln!(
+        "blue/green: switch-back by rollback took {switch_back:?} (rollback command to Endpoints on the blue pods)"
+    );
+    assert_eq!(
+        result_for(&results, "service/bg/web").action,
+        ObjectAction::Configured
+    );
+    assert_eq!(
+        result_for(&results, "deployment/bg/web-green").action,
+        ObjectAction::Pruned
+    );
+    assert_eq!(
+        result_for(&results, "configmap/bg/web-conf-green").action,
+        ObjectAction::Pruned
+    );
+    assert_eq!(selector_of(&client, ns, "web").await["convoy.dev/slot"], "blue");
+    wait_endpoints(&client, ns, "web-preview", &blue_ips).await;
+    let (outcome, _) = watch(&b, &op(rel, 4), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    // Blue's pods were never restarted: the same pods, the same template.
+    assert_eq!(
+        pod_uids(&client, ns, "app=web,convoy.dev/slot=blue").await,
+        blue_pods
+    );
+    let after = deployment_state(&client, ns, "web-blue").await.unwrap();
+    assert_eq!((&after.1, &after.2), (&blue.1, &blue.2));
+    assert!(deployment_state(&client, ns, "web-green").await.is_none());
+    assert_eq!(slot_state(&b, rel).await, (4, Some("blue".into()), true));
+    // Revision 3's retirement (of blue) was cancelled by the rollback.
+    assert!(b.retirements_due().await.unwrap().is_empty());
+    assert!(b.retire(rel, 3).await.unwrap().is_empty());
+
+    // The next blue/green revision goes into green again, beside blue.
+    b.apply(&bg_request(
+        rel,
+        5,
+        ns,
+        &bg_render("registry.example/web:5", "five"),
+    ))
+    .await
+    .unwrap();
+    let (outcome, _) = watch(&b, &op(rel, 5), policy(60, 1)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }), "{outcome:?}");
+    assert_eq!(slot_state(&b, rel).await, (5, Some("green".into()), false));
+    assert_eq!(selector_of(&client, ns, "web").await["convoy.dev/slot"], "blue");
+    assert_eq!(
+        pod_uids(&client, ns, "app=web,convoy.dev/slot=blue").await,
+        blue_pods
+    );
+    assert_eq!(
+        pod_ips(&client, ns, "app=web,convoy.dev/slot=green").await.len(),
+        2
+    );
     assert!(cluster.pods.errors().is_empty(), "{:?}", cluster.pods.errors());
 }

@@ -37,6 +37,13 @@ const HEALTHY_LABEL: &str = "convoy.dev/healthy";
 const DATA_KEY: &str = "release";
 const PARTS_ANNOTATION: &str = "convoy.dev/parts";
 const PART_LABEL: &str = "convoy.dev/part";
+/// Blue/green: the revision's slot, and whether its Services select it (labels, so a
+/// hello reads them without decompressing anything).
+const SLOT_LABEL: &str = "convoy.dev/slot";
+const SWITCHED_LABEL: &str = "convoy.dev/switched";
+/// Blue/green: when the objects the revision kept (the old slot) are deleted (unix
+/// seconds); removed once they are.
+const RETIRE_AT_ANNOTATION: &str = "convoy.dev/retire-at";
 
 /// The most compressed bytes one history Secret holds: well below Kubernetes' 1 MiB
 /// limit of a Secret's data, leaving room for its metadata.
@@ -78,7 +85,7 @@ impl RevisionStatus {
 
 /// The stored body of one revision. Holds rendered objects, secrets included: it only
 /// ever lives inside a Kubernetes Secret, and is never logged.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct RevisionRecord {
     pub release: String,
     pub revision: u64,
@@ -91,6 +98,47 @@ pub struct RevisionRecord {
     /// runs its rollback hooks. Absent in records written before hooks were kept.
     #[serde(default)]
     pub hooks: Vec<HookManifest>,
+    /// Blue/green (absent otherwise): the slot the revision runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// Blue/green: the slot the Services selected when it was applied (None: as
+    /// rendered, the release ran without slots or was new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_slot: Option<String>,
+    /// Blue/green: whether the slot Services select `slot` (a `SwitchSlot` ran).
+    #[serde(default)]
+    pub switched: bool,
+    /// Blue/green: the slot Services' names (what a switch points at `slot`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slot_services: Vec<String>,
+    /// Blue/green: the objects of the release this revision kept, serving, rather than
+    /// pruning (the live slot, or the previous revision's Deployments and what they
+    /// name), as they were applied; deleted at `retire_at` or by the next revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Value>,
+    /// Blue/green: when `kept` is deleted (unix seconds), once switched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<u64>,
+    /// Blue/green: `kept` was deleted.
+    #[serde(default)]
+    pub retired: bool,
+}
+
+impl RevisionRecord {
+    /// The slot the release's slot Services select while this revision is current.
+    pub fn serving_slot(&self) -> Option<&str> {
+        self.slot.as_ref()?;
+        if self.switched {
+            self.slot.as_deref()
+        } else {
+            self.live_slot.as_deref()
+        }
+    }
+
+    /// The kept objects that are still in the cluster.
+    pub fn kept_live(&self) -> &[Value] {
+        if self.retired { &[] } else { &self.kept }
+    }
 }
 
 /// One hook manifest as kept with its revision.
@@ -107,6 +155,11 @@ pub struct RevisionInfo {
     pub revision: u64,
     pub status: RevisionStatus,
     pub healthy: bool,
+    /// Blue/green: the revision's slot and whether it is switched.
+    pub slot: Option<String>,
+    pub switched: bool,
+    /// Blue/green: when its kept objects are due for deletion (unix seconds).
+    pub retire_at: Option<u64>,
 }
 
 pub struct History {
@@ -127,13 +180,29 @@ pub fn part_name(release: &str, revision: u64, part: usize) -> String {
     format!("convoy.{release}.v{revision}.part{part}")
 }
 
-fn info(s: &Secret) -> Option<RevisionInfo> {
-    let labels = s.metadata.labels.as_ref()?;
+/// The current revision of one release's revisions (oldest first): the latest
+/// deployed one, else the latest.
+fn current_of(revs: &[RevisionInfo]) -> Option<&RevisionInfo> {
+    revs.iter()
+        .rev()
+        .find(|i| i.status == RevisionStatus::Deployed)
+        .or(revs.last())
+}
+
+fn info(meta: &ObjectMeta) -> Option<RevisionInfo> {
+    let labels = meta.labels.as_ref()?;
     Some(RevisionInfo {
         release: labels.get(RELEASE_LABEL)?.clone(),
         revision: labels.get(REVISION_LABEL)?.parse().ok()?,
         status: RevisionStatus::parse(labels.get(STATUS_LABEL).map_or("", String::as_str)),
         healthy: labels.get(HEALTHY_LABEL).is_some_and(|h| h == "true"),
+        slot: labels.get(SLOT_LABEL).cloned(),
+        switched: labels.get(SWITCHED_LABEL).is_some_and(|h| h == "true"),
+        retire_at: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RETIRE_AT_ANNOTATION))
+            .and_then(|v| v.parse().ok()),
     })
 }
 
@@ -148,13 +217,15 @@ impl History {
         }
     }
 
+    /// Metadata only: listing the history (every hello, every retirement scan) never
+    /// transfers a revision's body.
     async fn list_selected(&self, selector: &str) -> Result<Vec<RevisionInfo>, Failure> {
         let list = self
             .secrets
-            .list(&ListParams::default().labels(selector))
+            .list_metadata(&ListParams::default().labels(selector))
             .await
             .map_err(|e| internal(format!("listing history in namespace {}", self.namespace), e))?;
-        let mut out: Vec<RevisionInfo> = list.items.iter().filter_map(info).collect();
+        let mut out: Vec<RevisionInfo> = list.items.iter().filter_map(|s| info(&s.metadata)).collect();
         out.sort_by_key(|i| (i.release.clone(), i.revision));
         Ok(out)
     }
@@ -232,6 +303,45 @@ impl History {
     /// Stores `record` as the release's deployed revision (replacing a same-numbered
     /// one: a retried command), supersedes the others, and trims to the limit.
     pub async fn record(&self, record: &RevisionRecord, status: RevisionStatus) -> Result<(), Failure> {
+        self.write(record, status, false).await?;
+        if status == RevisionStatus::Pending {
+            // Only the intent: the history changes when the outcome is recorded.
+            return Ok(());
+        }
+        let list = self.list(&record.release).await?;
+        for i in &list {
+            if i.revision != record.revision && i.status == RevisionStatus::Deployed {
+                self.set_labels(&record.release, i.revision, &[(STATUS_LABEL, "superseded")])
+                    .await?;
+            }
+        }
+        let excess = list.len().saturating_sub(self.limit as usize);
+        for i in list.iter().filter(|i| i.revision != record.revision).take(excess) {
+            self.delete(&secret_name(&i.release, i.revision)).await?;
+            self.delete_parts(&i.release, i.revision, 1).await?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites a recorded revision's body (a blue/green switch or retirement),
+    /// keeping its status and health.
+    pub async fn update(&self, record: &RevisionRecord) -> Result<(), Failure> {
+        let info = self
+            .list(&record.release)
+            .await?
+            .into_iter()
+            .find(|i| i.revision == record.revision);
+        let (status, healthy) = info.map_or((RevisionStatus::Deployed, false), |i| (i.status, i.healthy));
+        self.write(record, status, healthy).await
+    }
+
+    /// Writes a revision's Secret (and its parts) with the labels of `status`.
+    async fn write(
+        &self,
+        record: &RevisionRecord,
+        status: RevisionStatus,
+        healthy: bool,
+    ) -> Result<(), Failure> {
         let json = serde_json::to_vec(record)
             .map_err(|e| internal(format!("encoding revision {}", record.revision), e))?;
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
@@ -253,53 +363,54 @@ impl History {
             let secret = self.secret(
                 part_name(&record.release, record.revision, part),
                 &labels,
-                None,
+                BTreeMap::new(),
                 chunk,
             );
             self.put(&secret).await?;
         }
-        let labels = [
+        let mut labels = vec![
             (OWNER_LABEL, OWNER.to_string()),
             (RELEASE_LABEL, record.release.clone()),
             (REVISION_LABEL, record.revision.to_string()),
             (STATUS_LABEL, status.as_str().to_string()),
-            (HEALTHY_LABEL, "false".to_string()),
+            (HEALTHY_LABEL, healthy.to_string()),
         ];
-        let parts = (chunks.len() > 1).then(|| chunks.len().to_string());
+        if let Some(slot) = &record.slot {
+            labels.push((SLOT_LABEL, slot.clone()));
+            labels.push((SWITCHED_LABEL, record.switched.to_string()));
+        }
+        let mut annotations = BTreeMap::new();
+        if chunks.len() > 1 {
+            annotations.insert(PARTS_ANNOTATION.to_string(), chunks.len().to_string());
+        }
+        if let Some(at) = record
+            .retire_at
+            .filter(|_| !record.retired && !record.kept.is_empty())
+        {
+            annotations.insert(RETIRE_AT_ANNOTATION.to_string(), at.to_string());
+        }
         let first = chunks.first().copied().unwrap_or_default();
-        let secret = self.secret(name, &labels, parts, first);
+        let secret = self.secret(name, &labels, annotations, first);
         self.put(&secret).await?;
         // A retried command may have written more parts before.
         self.delete_parts(&record.release, record.revision, chunks.len())
-            .await?;
-
-        if status == RevisionStatus::Pending {
-            // Only the intent: the history changes when the outcome is recorded.
-            return Ok(());
-        }
-        let list = self.list(&record.release).await?;
-        for i in &list {
-            if i.revision != record.revision && i.status == RevisionStatus::Deployed {
-                self.set_labels(&record.release, i.revision, &[(STATUS_LABEL, "superseded")])
-                    .await?;
-            }
-        }
-        let excess = list.len().saturating_sub(self.limit as usize);
-        for i in list.iter().filter(|i| i.revision != record.revision).take(excess) {
-            self.delete(&secret_name(&i.release, i.revision)).await?;
-            self.delete_parts(&i.release, i.revision, 1).await?;
-        }
-        Ok(())
+            .await
     }
 
     /// A history Secret holding `data` (gzip, or a part of it).
-    fn secret(&self, name: String, labels: &[(&str, String)], parts: Option<String>, data: &[u8]) -> Secret {
+    fn secret(
+        &self,
+        name: String,
+        labels: &[(&str, String)],
+        annotations: BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Secret {
         Secret {
             metadata: ObjectMeta {
                 name: Some(name),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
-                annotations: parts.map(|n| BTreeMap::from([(PARTS_ANNOTATION.to_string(), n)])),
+                annotations: (!annotations.is_empty()).then_some(annotations),
                 ..ObjectMeta::default()
             },
             type_: Some(SECRET_TYPE.to_string()),
@@ -409,6 +520,29 @@ impl History {
             .map_err(|e| internal(format!("updating history secret {}/{name}", self.namespace), e))
     }
 
+    /// `release`'s current revision: the latest deployed one, else the latest.
+    pub async fn current(&self, release: &str) -> Result<Option<RevisionInfo>, Failure> {
+        let revs = self.list(release).await?;
+        Ok(current_of(&revs).cloned())
+    }
+
+    /// Every release whose current revision has a retire deadline (see
+    /// [`RevisionRecord::retire_at`]): (release, revision, deadline).
+    pub async fn retire_deadlines(&self) -> Result<Vec<(String, u64, u64)>, Failure> {
+        let all = self.list_all().await?;
+        let mut by_release: BTreeMap<String, Vec<RevisionInfo>> = BTreeMap::new();
+        for i in all {
+            by_release.entry(i.release.clone()).or_default().push(i);
+        }
+        Ok(by_release
+            .into_values()
+            .filter_map(|revs| {
+                let c = current_of(&revs)?;
+                Some((c.release.clone(), c.revision, c.retire_at?))
+            })
+            .collect())
+    }
+
     /// Every release the history knows, with its current revision.
     pub async fn deployed(&self) -> Result<Vec<DeployedRevision>, Failure> {
         let all = self.list_all().await?;
@@ -419,16 +553,14 @@ impl History {
         Ok(by_release
             .into_iter()
             .filter_map(|(release, revs)| {
-                let current = revs
-                    .iter()
-                    .rev()
-                    .find(|i| i.status == RevisionStatus::Deployed)
-                    .or(revs.last())?;
+                let current = current_of(&revs)?;
                 Some(DeployedRevision {
                     release,
                     revision: current.revision,
                     healthy: current.healthy,
                     kept: revs.iter().map(|i| i.revision).collect(),
+                    slot: current.slot.clone(),
+                    switched: current.switched,
                 })
             })
             .collect())

@@ -15,6 +15,11 @@
 //! canary        crate::canary's copies -> the same apply path, no previous objects (no
 //!               prune, no history) -> delete the release's canary objects (by label)
 //!               the step no longer has; watch_canary: the copies' Deployments only
+//! blue/green    crate::bluegreen's transform (live slot from the replaced revision's
+//!               record) -> the same apply path; the live slot's objects are kept
+//!               (recorded with the revision, not pruned); switch_slot: the slot
+//!               Services re-applied selecting the slot, the record updated (switched,
+//!               retire deadline); retire: the kept objects deleted once due
 //! lock          Lease convoy-lock.<release>, renewed; taken over once expired
 //! capabilities  /version, /api, /apis and every group version's resources (the hello)
 //! ```
@@ -66,6 +71,7 @@ use crate::backend::{
     FailureReason, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectResult, OpRef,
     ProgressUpdate, StoredHooks,
 };
+use crate::bluegreen;
 use crate::hooks::{Hook, HookEvent};
 
 /// How the Kubernetes backend is set up.
@@ -155,6 +161,9 @@ impl KubeBackend {
     /// Applies `objects` as `op`'s revision and records it in history (failed when
     /// the apply fails or is cancelled part way, so the next revision still prunes
     /// what it left behind). Cancelled before it started, it records nothing.
+    ///
+    /// `previous` is the revision this one replaces; `slots` the blue/green state to
+    /// record (default: none), whose `kept` objects are neither applied nor pruned.
     #[allow(clippy::too_many_arguments)]
     async fn apply_and_record(
         &self,
@@ -164,13 +173,14 @@ impl KubeBackend {
         objects: Vec<Object>,
         flags: (bool, bool, bool, bool),
         hooks: Vec<HookManifest>,
+        previous: Option<RevisionRecord>,
+        slots: RevisionRecord,
         cancel: &CancellationToken,
     ) -> Result<Vec<ObjectResult>, ChangeError> {
         if cancel.is_cancelled() {
             return Err(ChangeError::Cancelled);
         }
         let (force_conflicts, adopt, force_roll, allow_mass_deletion) = flags;
-        let previous = self.history.previous(&op.release, op.revision).await?;
         let ctx = ApplyCtx {
             release: &op.release,
             revision: op.revision,
@@ -183,14 +193,39 @@ impl KubeBackend {
             allow_mass_deletion,
             max_prune_percent: self.config.max_prune_percent,
         };
-        let prev_objects = previous.map(|p| p.objects).unwrap_or_default();
+        // What the previous revision left in the cluster: its objects and what it kept
+        // (an old slot not yet retired), less what this revision keeps in turn.
+        let planned = self.applier().placed(&objects, namespace).await?;
+        let planned_keys: HashSet<String> = planned.iter().map(body_key).collect();
+        let mut kept = slots.kept.clone();
+        kept.retain(|b| !planned_keys.contains(&body_key(b)));
+        let kept_keys: HashSet<String> = kept.iter().map(body_key).collect();
+        let mut prev_objects: Vec<serde_json::Value> = Vec::new();
+        let mut prev_keys = HashSet::new();
+        if let Some(p) = &previous {
+            for b in p.objects.iter().chain(p.kept_live()) {
+                let key = body_key(b);
+                if !kept_keys.contains(&key) && prev_keys.insert(key) {
+                    prev_objects.push(b.clone());
+                }
+            }
+        }
+        let with_slots = |r: RevisionRecord| RevisionRecord {
+            slot: slots.slot.clone(),
+            live_slot: slots.live_slot.clone(),
+            switched: slots.switched,
+            slot_services: slots.slot_services.clone(),
+            kept: kept.clone(),
+            retire_at: None,
+            retired: false,
+            ..r
+        };
         // The intent, before anything changes: a pending revision owning everything
         // this apply may create and everything the previous revision owns. An agent
         // killed before the outcome below is written leaves no object that no revision
         // owns; at its next start it marks the revision failed (see `recover`), so the
         // coordinator's re-sent command or rollback, or the next revision, prunes from it.
-        let planned = self.applier().placed(&objects, namespace).await?;
-        let seen: HashSet<String> = planned.iter().map(body_key).collect();
+        let seen = planned_keys;
         let mut owned = planned;
         owned.extend(
             prev_objects
@@ -198,7 +233,7 @@ impl KubeBackend {
                 .filter(|b| !seen.contains(&body_key(b)))
                 .cloned(),
         );
-        let intent = RevisionRecord {
+        let intent = with_slots(RevisionRecord {
             release: op.release.clone(),
             revision: op.revision,
             namespace: namespace.to_string(),
@@ -206,7 +241,8 @@ impl KubeBackend {
             operation_id: op.operation_id.clone(),
             objects: owned,
             hooks: hooks.clone(),
-        };
+            ..RevisionRecord::default()
+        });
         self.history.record(&intent, RevisionStatus::Pending).await?;
         let (outcome, applied) = match self.applier().run(&ctx, objects, &prev_objects, cancel).await {
             Ok(a) => (Ok(()), a),
@@ -224,7 +260,7 @@ impl KubeBackend {
             let seen: HashSet<String> = bodies.iter().map(body_key).collect();
             bodies.extend(prev_objects.into_iter().filter(|b| !seen.contains(&body_key(b))));
         }
-        let record = RevisionRecord {
+        let record = with_slots(RevisionRecord {
             release: op.release.clone(),
             revision: op.revision,
             namespace: namespace.to_string(),
@@ -232,10 +268,72 @@ impl KubeBackend {
             operation_id: op.operation_id.clone(),
             objects: bodies,
             hooks,
-        };
+            ..RevisionRecord::default()
+        });
         self.history.record(&record, status).await?;
         outcome.map(|()| applied.results)
     }
+}
+
+impl KubeBackend {
+    /// A request's objects: the render, or its blue/green transform (see
+    /// [`crate::bluegreen`]) with the slot state to record and the objects of
+    /// `previous` to keep.
+    fn revision_objects(
+        &self,
+        req: &ApplyRequest,
+        previous: Option<&RevisionRecord>,
+    ) -> Result<(Vec<Object>, RevisionRecord), Failure> {
+        let Some(bg) = req.blue_green else {
+            return Ok((manifest::parse(&req.manifests)?, RevisionRecord::default()));
+        };
+        let live = previous.and_then(RevisionRecord::serving_slot);
+        let plan = bluegreen::plan(&req.manifests, &req.namespace, live, bg.preview_service)?;
+        let kept = match previous {
+            None => Vec::new(),
+            Some(p) => {
+                let objects: Vec<&serde_json::Value> = p.objects.iter().collect();
+                let kept: Vec<&serde_json::Value> = p.kept_live().iter().collect();
+                bluegreen::to_keep(&objects, &kept, p.slot.is_some(), live)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            }
+        };
+        let slots = RevisionRecord {
+            slot: Some(plan.slot),
+            live_slot: live.map(str::to_string),
+            switched: false,
+            slot_services: plan.services,
+            kept,
+            ..RevisionRecord::default()
+        };
+        Ok((plan.objects, slots))
+    }
+
+    /// The release's current revision's record, if it is `revision`.
+    async fn current_record(&self, release: &str, revision: u64) -> Result<Option<RevisionRecord>, Failure> {
+        match self.history.current(release).await? {
+            Some(c) if c.revision == revision => self.history.load(release, revision).await,
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Now, in unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `after` from now, in unix seconds rounded up: a deadline never earlier than asked.
+fn unix_deadline(after: Duration) -> u64 {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        + after;
+    at.as_secs() + u64::from(at.subsec_nanos() > 0)
 }
 
 /// An unexpected API error while doing `what`, as the Backend's failure.
@@ -338,7 +436,8 @@ impl Backend for KubeBackend {
         cancel: CancellationToken,
     ) -> Result<Vec<ObjectResult>, ChangeError> {
         is_valid_release(&req.op.release)?;
-        let objects = manifest::parse(&req.manifests)?;
+        let previous = self.history.previous(&req.op.release, req.op.revision).await?;
+        let (objects, slots) = self.revision_objects(req, previous.as_ref())?;
         check_duplicates(&objects, &req.namespace)?;
         self.apply_and_record(
             &req.op,
@@ -358,6 +457,8 @@ impl Backend for KubeBackend {
                     content: m.content.clone(),
                 })
                 .collect(),
+            previous,
+            slots,
             &cancel,
         )
         .await
@@ -365,14 +466,20 @@ impl Backend for KubeBackend {
 
     async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
         is_valid_release(&req.op.release)?;
-        let objects = manifest::parse(&req.manifests)?;
+        let prev = self.history.previous(&req.op.release, req.op.revision).await?;
+        let (objects, slots) = self.revision_objects(req, prev.as_ref())?;
         check_duplicates(&objects, &req.namespace)?;
-        let previous = self
-            .history
-            .previous(&req.op.release, req.op.revision)
-            .await?
-            .map(|p| p.objects)
-            .unwrap_or_default();
+        let kept: HashSet<String> = slots.kept.iter().map(body_key).collect();
+        let previous: Vec<serde_json::Value> = prev
+            .map(|p| {
+                let mut all = p.objects.clone();
+                all.extend(p.kept_live().iter().cloned());
+                all
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| !kept.contains(&body_key(b)))
+            .collect();
         let ctx = ApplyCtx {
             release: &req.op.release,
             revision: req.op.revision,
@@ -413,14 +520,31 @@ impl Backend for KubeBackend {
                     ),
                 )
             })?;
-        let objects: Vec<Object> = target
-            .objects
+        let mut target = target;
+        let objects: Vec<Object> = std::mem::take(&mut target.objects)
             .into_iter()
             .map(|body| Object {
                 source: format!("history of {} revision {target_revision}", op.release),
                 body,
             })
             .collect();
+        // Blue/green: the restored revision's slot and switch state, so the next
+        // blue/green revision goes into the right idle slot. A switched one keeps
+        // nothing (its slot Services select its own slot; whatever else ran goes); an
+        // unswitched one keeps what it kept, if still there (its Services select it).
+        let slots = RevisionRecord {
+            slot: target.slot.clone(),
+            live_slot: target.live_slot.clone(),
+            switched: target.switched,
+            slot_services: target.slot_services.clone(),
+            kept: if target.slot.is_some() && !target.switched {
+                target.kept_live().to_vec()
+            } else {
+                Vec::new()
+            },
+            ..RevisionRecord::default()
+        };
+        let previous = self.history.previous(&op.release, op.revision).await?;
         // The stored objects keep their pod-template stamps, so pods roll back to the
         // very template they had. Conflicts are forced: these fields were ours. A
         // rollback restores a revision that was deployed, whatever it prunes: it is not
@@ -432,6 +556,8 @@ impl Backend for KubeBackend {
             objects,
             (true, false, false, true),
             target.hooks,
+            previous,
+            slots,
             &cancel,
         )
         .await
@@ -536,6 +662,115 @@ impl Backend for KubeBackend {
         is_valid_release(release)?;
         let found = canary::list(&self.client, release, namespace).await?;
         canary::delete(&self.client, found).await
+    }
+
+    async fn switch_slot(&self, op: &OpRef, retire_after: Duration) -> Result<Vec<ObjectResult>, Failure> {
+        is_valid_release(&op.release)?;
+        let Some(mut record) = self.current_record(&op.release, op.revision).await? else {
+            return Err(Failure::new(
+                FailureReason::RevisionNotInHistory,
+                format!(
+                    "release {} revision {} is not the current revision in this cluster's history: only the current one can be switched to",
+                    op.release, op.revision
+                ),
+            ));
+        };
+        let Some(slot) = record.slot.clone() else {
+            return Err(Failure::new(
+                FailureReason::NotBlueGreen,
+                format!(
+                    "release {} revision {} was not applied with blue/green: it has no slot to switch to",
+                    op.release, op.revision
+                ),
+            ));
+        };
+        let mut services = Vec::new();
+        for body in record.objects.iter_mut() {
+            let name = body["metadata"]["name"].as_str().unwrap_or_default();
+            if body["apiVersion"] == "v1"
+                && body["kind"] == "Service"
+                && record.slot_services.iter().any(|s| s == name)
+            {
+                bluegreen::select_slot(body, &slot);
+                services.push(Object {
+                    source: format!("history of {} revision {}", op.release, op.revision),
+                    body: body.clone(),
+                });
+            }
+        }
+        // The same field manager and stamps as the revision's apply; our own fields, so
+        // conflicts are forced; nothing is pruned.
+        let ctx = ApplyCtx {
+            release: &op.release,
+            revision: op.revision,
+            namespace: &record.namespace,
+            force_conflicts: true,
+            adopt: false,
+            force_roll: false,
+            dry_run: false,
+            field_manager: &self.config.field_manager,
+            allow_mass_deletion: true,
+            max_prune_percent: self.config.max_prune_percent,
+        };
+        let applied = self
+            .applier()
+            .run(&ctx, services, &[], &CancellationToken::new())
+            .await
+            .map_err(|(e, _)| e.into_failure())?;
+        // The recorded Services as applied (stamped), so a rollback to this revision
+        // restores the switch.
+        let by_key: std::collections::HashMap<String, serde_json::Value> =
+            applied.bodies.into_iter().map(|b| (body_key(&b), b)).collect();
+        for body in record.objects.iter_mut() {
+            if let Some(b) = by_key.get(&body_key(body)) {
+                *body = b.clone();
+            }
+        }
+        if !record.switched || record.retire_at.is_none() {
+            record.retire_at = Some(unix_deadline(retire_after));
+        }
+        record.switched = true;
+        self.history.update(&record).await?;
+        Ok(applied.results)
+    }
+
+    async fn retirements_due(&self) -> Result<Vec<(String, u64)>, Failure> {
+        let now = unix_now();
+        Ok(self
+            .history
+            .retire_deadlines()
+            .await?
+            .into_iter()
+            .filter(|(_, _, at)| *at <= now)
+            .map(|(release, revision, _)| (release, revision))
+            .collect())
+    }
+
+    async fn retire(&self, release: &str, revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+        is_valid_release(release)?;
+        let Some(mut record) = self.current_record(release, revision).await? else {
+            return Ok(Vec::new());
+        };
+        if record.retired || record.retire_at.is_none_or(|at| at > unix_now()) {
+            return Ok(Vec::new());
+        }
+        let mut refs: Vec<crate::backend::ObjectRef> = record
+            .kept
+            .iter()
+            .map(|b| {
+                Object {
+                    source: String::new(),
+                    body: b.clone(),
+                }
+                .object_ref()
+            })
+            .collect();
+        // Workloads first, then what they mount.
+        refs.sort_by_key(|o| o.kind != "Deployment");
+        let retired = canary::delete(&self.client, refs).await?;
+        record.retired = true;
+        self.history.update(&record).await?;
+        Ok(retired)
     }
 
     async fn recover(&self) -> Result<Vec<(String, u64)>, Failure> {

@@ -110,6 +110,9 @@ pub struct RuntimeConfig {
     pub unacked_capacity: usize,
     /// On shutdown, how long running operations get to release their locks.
     pub shutdown_grace: Duration,
+    /// How often the agent looks for old blue/green slots whose retire deadline has
+    /// passed (and once at start).
+    pub retire_interval: Duration,
 }
 
 impl RuntimeConfig {
@@ -131,6 +134,7 @@ impl RuntimeConfig {
             ledger_capacity: 4096,
             unacked_capacity: 256,
             shutdown_grace: Duration::from_secs(5),
+            retire_interval: Duration::from_secs(5),
         }
     }
 
@@ -348,6 +352,7 @@ impl<B: Backend> AgentRuntime<B> {
                 tracing::warn!(error = %f.message, "could not settle interrupted applies at start: they stay pending, and the next revision still prunes from their records")
             }
         }
+        let retire = tokio::spawn(ops::retire_loop(self.shared.clone(), stopping.clone()));
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = link::run(self.shared.clone(), stopping.clone()) => {}
@@ -355,6 +360,7 @@ impl<B: Backend> AgentRuntime<B> {
         tracing::info!("agent stopping");
         stopping.cancel();
         ops::drain(&self.shared).await;
+        let _ = retire.await;
         if let Some(h) = http {
             let _ = h.await;
         }

@@ -12,6 +12,11 @@
 //! objects -> watch the canary Deployments` (no hooks, nothing recorded in history).
 //! A deploy removes the release's canary objects once healthy (a promotion), before
 //! its Healthy; a rollback removes them at once, right after its apply.
+//!
+//! A blue/green switch (`SwitchSlot`) runs under the same gate and lock: `switch the
+//! Services -> Applied -> Healthy` (no hooks, no rollout: the slot was healthy
+//! already). The retirement task ([`retire_loop`]) deletes old slots whose window has
+//! passed, under the gate and lock too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +43,7 @@ enum Work {
     DryRun(ApplyRequest),
     Rollback { target: u64, health: HealthPolicy },
     Canary(CanaryRequest),
+    Switch { retire_after: Duration },
 }
 
 /// How an operation ended, before it becomes a final event.
@@ -65,15 +71,13 @@ pub(crate) fn dispatch<B: Backend>(shared: &Arc<Shared<B>>, command: pb::Command
             apply: wire::apply_from_wire(op.clone(), c.apply.unwrap_or_default()),
             weight_percent: c.weight_percent,
         }),
-        // Replaced by the blue/green implementation (issue 18, in progress).
-        Some(Cmd::SwitchSlot(_)) => {
-            let f = Failure::new(FailureReason::Internal, "this agent does not run blue/green yet");
-            return locked(&shared.outbox).send(wire::event(&op, wire::failed(&f)));
-        }
+        Some(Cmd::SwitchSlot(s)) => Work::Switch {
+            retire_after: Duration::from_secs(u64::from(s.retire_after_seconds)),
+        },
         None => {
             let f = Failure::new(
                 FailureReason::Internal,
-                "the command carries no apply, rollback, abort, dry_run or canary (is the coordinator newer than this agent?)",
+                "the command carries no apply, rollback, abort, dry_run, canary or switch_slot (is the coordinator newer than this agent?)",
             );
             tracing::warn!(release = %op.release, revision = op.revision, operation = %op.operation_id, "empty command");
             // Answered, not recorded: a well-formed command for this operation may follow.
@@ -126,6 +130,7 @@ impl Work {
             Work::DryRun(_) => "dry_run",
             Work::Rollback { .. } => "rollback",
             Work::Canary(_) => "canary",
+            Work::Switch { .. } => "switch_slot",
         }
     }
 }
@@ -212,6 +217,14 @@ async fn run<B: Backend>(
             )
             .await
         }
+        Work::Switch { retire_after } => {
+            // No rollout to watch: the new slot was healthy already.
+            let health = HealthPolicy {
+                progress_deadline: wire::DEFAULT_PROGRESS_DEADLINE,
+                min_ready_window: Duration::ZERO,
+            };
+            locked_op(shared, op, cancel, started, health, Change::Switch(retire_after)).await
+        }
     };
     match result {
         Ok(event) => End::Event(event),
@@ -231,6 +244,9 @@ enum Change<'a> {
     Rollback(u64),
     /// One canary step: no hooks, nothing recorded in the history.
     Canary(&'a CanaryRequest),
+    /// A blue/green switch: no hooks, no rollout; healthy once the Services point at
+    /// the revision's slot.
+    Switch(Duration),
 }
 
 /// gate -> lock -> change -> watch -> unlock.
@@ -330,6 +346,11 @@ async fn change_and_watch<B: Backend>(
         Change::Apply(req) => shared.backend.apply_until(req, cancel.clone()).await,
         Change::Rollback(target) => shared.backend.rollback_until(op, target, cancel.clone()).await,
         Change::Canary(req) => shared.backend.apply_canary_until(req, cancel.clone()).await,
+        Change::Switch(retire_after) => shared
+            .backend
+            .switch_slot(op, retire_after)
+            .await
+            .map_err(ChangeError::Failed),
     };
     let mut objects = match changed {
         Ok(objects) => objects,
@@ -352,6 +373,12 @@ async fn change_and_watch<B: Backend>(
     );
     locked(&shared.ledger).record(op, &applied, true);
     locked(&shared.outbox).emit(applied);
+    if let Change::Switch(retire_after) = change {
+        tracing::info!(release = %op.release, revision = op.revision, operation = %op.operation_id, retire_after_s = retire_after.as_secs(), "slot switched: the Services select the revision's slot");
+        return Ok(Event::Healthy(pb::Healthy {
+            seconds: u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX),
+        }));
+    }
     if cancel.is_cancelled() {
         return Err(Stop);
     }
@@ -461,6 +488,13 @@ async fn hook_plan<B: Backend>(
         // A canary step runs no hooks (the events are never reached: no hook).
         Change::Canary(req) => Ok(HookPlan {
             namespace: req.apply.namespace.clone(),
+            hooks: Vec::new(),
+            pre: HookEvent::for_deploy(true, true),
+            post: HookEvent::for_deploy(true, false),
+        }),
+        // Nor does a switch; it has no namespace of its own to place one in.
+        Change::Switch(_) => Ok(HookPlan {
+            namespace: String::new(),
             hooks: Vec::new(),
             pre: HookEvent::for_deploy(true, true),
             post: HookEvent::for_deploy(true, false),
@@ -585,6 +619,69 @@ fn send_progress<B: Backend>(shared: &Shared<B>, op: &OpRef, pending: Option<Pen
     let event = wire::event(op, progress);
     locked(&shared.ledger).record(op, &event, false);
     locked(&shared.outbox).emit(event);
+}
+
+/// Blue/green retirement: at once, then every `retire_interval` until `stopping`,
+/// deletes the old slot of every release whose current revision's retire deadline
+/// has passed (see [`Backend::retire`]), under the release's gate and lock like a
+/// command. A release locked by someone else is tried again next time.
+pub(crate) async fn retire_loop<B: Backend>(shared: Arc<Shared<B>>, stopping: CancellationToken) {
+    loop {
+        match shared.backend.retirements_due().await {
+            Ok(due) => {
+                for (release, revision) in due {
+                    retire_one(&shared, &release, revision).await;
+                }
+            }
+            Err(f) => {
+                tracing::warn!(error = %f, "could not look for old blue/green slots to retire");
+            }
+        }
+        tokio::select! {
+            _ = stopping.cancelled() => return,
+            _ = tokio::time::sleep(shared.config.retire_interval) => {}
+        }
+    }
+}
+
+async fn retire_one<B: Backend>(shared: &Arc<Shared<B>>, release: &str, revision: u64) {
+    let gate = {
+        let mut gates = locked(&shared.gates);
+        gates.entry(release.to_string()).or_default().clone()
+    };
+    // A release with a command running is tried again next time, not waited for: a
+    // long rollout must not hold up the other releases' retirements.
+    if let Ok(_turn) = gate.clone().try_lock_owned() {
+        let op = OpRef {
+            release: release.to_string(),
+            revision,
+            operation_id: format!("retire-slot.v{revision}"),
+        };
+        match shared.backend.lock(&op).await {
+            Ok(token) => {
+                match shared.backend.retire(release, revision).await {
+                    Ok(retired) if !retired.is_empty() => {
+                        let names: Vec<String> = retired.iter().map(|r| r.object.to_string()).collect();
+                        tracing::info!(%release, revision, retired = %names.join(", "), "old blue/green slot retired");
+                    }
+                    Ok(_) => {}
+                    Err(f) => {
+                        tracing::warn!(%release, revision, error = %f, "retiring the old blue/green slot failed; tried again later");
+                    }
+                }
+                if let Err(f) = shared.backend.unlock(token).await {
+                    tracing::warn!(%release, error = %f, "could not release the release lock (it expires on its own)");
+                }
+            }
+            Err(f) => {
+                tracing::info!(%release, revision, reason = %f.reason.as_str(), "release busy: its old blue/green slot is retired later");
+            }
+        }
+    }
+    let mut gates = locked(&shared.gates);
+    if Arc::strong_count(&gate) <= 2 {
+        gates.remove(release);
+    }
 }
 
 /// After shutdown fired: waits (bounded) for running operations to release their locks.

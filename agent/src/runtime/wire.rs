@@ -140,6 +140,9 @@ pub fn apply_from_wire(op: OpRef, a: pb::ApplyRevision) -> ApplyRequest {
         hooks: a.hooks.into_iter().map(manifest_from_wire).collect(),
         allow_mass_deletion: a.allow_mass_deletion,
         secret_digests: digests_from_wire(a.secret_digests),
+        blue_green: a.blue_green.map(|b| crate::backend::BlueGreen {
+            preview_service: b.preview_service,
+        }),
     }
 }
 
@@ -196,9 +199,8 @@ pub fn deployed_to_wire(d: &DeployedRevision) -> pb::DeployedRevision {
         revision: d.revision,
         healthy: d.healthy,
         kept: d.kept.clone(),
-        // Filled in by the blue/green implementation (issue 18, in progress).
-        slot: String::new(),
-        switched: false,
+        slot: d.slot.clone().unwrap_or_default(),
+        switched: d.switched,
     }
 }
 

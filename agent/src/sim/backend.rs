@@ -27,6 +27,7 @@ use crate::backend::{
     FailureReason, FieldChange, HealthOutcome, HealthPolicy, HookOutcome, LockToken, Manifest, ObjectAction,
     ObjectRef, ObjectResult, OpRef, ProgressUpdate, StoredHooks,
 };
+use crate::bluegreen;
 use crate::canary;
 use crate::diff;
 use crate::hooks::{Hook, HookEvent};
@@ -136,6 +137,9 @@ struct Release {
     lock: Option<String>,
     /// The workloads of the current revision, by object.
     rollouts: BTreeMap<ObjectRef, Rollout>,
+    /// Blue/green: the workloads the current revision kept (the old slot), by object,
+    /// so a rollback re-applying one unchanged finds it rolled out already.
+    kept_rollouts: BTreeMap<ObjectRef, Rollout>,
     /// The canary Deployments of the last canary step, by object (their objects are
     /// in `Cluster::objects`, labelled `convoy.dev/track: canary`, never in history).
     canary: BTreeMap<ObjectRef, Rollout>,
@@ -155,6 +159,39 @@ struct Revision {
     /// The revision's hooks as sent, for a rollback to it.
     hooks: Arc<Vec<Manifest>>,
     healthy: bool,
+    /// Blue/green state (see `kube::history::RevisionRecord`'s fields of the names).
+    slots: Slots,
+}
+
+/// Objects as stored: identity and body.
+type Stored = Vec<(ObjectRef, Arc<Value>)>;
+
+/// A revision's blue/green state; the default: none.
+#[derive(Debug, Clone, Default)]
+struct Slots {
+    slot: Option<String>,
+    live_slot: Option<String>,
+    switched: bool,
+    services: Vec<String>,
+    /// What the revision kept of the one it replaced (not pruned, not its own).
+    kept: Arc<Vec<(ObjectRef, Arc<Value>)>>,
+    retire_at: Option<Instant>,
+    retired: bool,
+}
+
+impl Slots {
+    fn serving(&self) -> Option<&str> {
+        self.slot.as_ref()?;
+        if self.switched {
+            self.slot.as_deref()
+        } else {
+            self.live_slot.as_deref()
+        }
+    }
+
+    fn kept_live(&self) -> &[(ObjectRef, Arc<Value>)] {
+        if self.retired { &[] } else { &self.kept }
+    }
 }
 
 impl Default for SimBackend {
@@ -214,22 +251,41 @@ impl SimBackend {
     /// Applies `objects` as `op.revision` of `op.release`: the shared core of apply
     /// and rollback. Fails before changing anything when an object belongs to another
     /// release and `adopt` is off.
+    ///
+    /// `slots`: the blue/green state to record; its `kept` objects (of the current
+    /// revision) are neither applied nor pruned. Or a function of the current
+    /// revision computing the objects and the state (blue/green reads its live slot).
     fn commit(
         &self,
         op: &OpRef,
         stored: (&str, &str, Arc<Vec<Manifest>>),
-        objects: Vec<(ObjectRef, Arc<Value>)>,
+        make: impl FnOnce(Option<&Revision>) -> Result<(Stored, Slots), Failure>,
         adopt: bool,
     ) -> Result<Vec<ObjectResult>, Failure> {
         let (chart, namespace, hooks) = stored;
         let now = Instant::now();
         let mut guard = self.cluster();
         let cluster = &mut *guard;
+        let (objects, mut slots) = make(cluster.releases.get(&op.release).and_then(current_revision))?;
         check_ownership(cluster, &op.release, objects.iter().map(|(o, _)| o), adopt)?;
         let release = cluster.releases.entry(op.release.clone()).or_default();
-        let previous: Vec<ObjectRef> = current_revision(release)
-            .map(|r| r.objects.iter().map(|(o, _)| o.clone()).collect())
-            .unwrap_or_default();
+        let new: std::collections::BTreeSet<&ObjectRef> = objects.iter().map(|(o, _)| o).collect();
+        let kept: Vec<(ObjectRef, Arc<Value>)> = slots
+            .kept
+            .iter()
+            .filter(|(o, _)| !new.contains(o))
+            .cloned()
+            .collect();
+        let kept_refs: std::collections::BTreeSet<ObjectRef> = kept.iter().map(|(o, _)| o.clone()).collect();
+        slots.kept = Arc::new(kept);
+        let mut previous: Vec<ObjectRef> = Vec::new();
+        if let Some(r) = current_revision(release) {
+            for (o, _) in r.objects.iter().chain(r.slots.kept_live()) {
+                if !kept_refs.contains(o) && !previous.contains(o) {
+                    previous.push(o.clone());
+                }
+            }
+        }
 
         // Decide everything before changing anything, so a refusal leaves no trace.
         let mut planned = Vec::with_capacity(objects.len());
@@ -253,6 +309,7 @@ impl SimBackend {
                 let kept = release
                     .rollouts
                     .get(&object)
+                    .or_else(|| release.kept_rollouts.get(&object))
                     .filter(|_| action == ObjectAction::Unchanged);
                 let rollout = match kept {
                     Some(r) => r.clone(),
@@ -286,7 +343,13 @@ impl SimBackend {
             results.push(result(object, ObjectAction::Pruned, Vec::new()));
         }
 
-        release.rollouts = rollouts;
+        let old_rollouts = std::mem::replace(&mut release.rollouts, rollouts);
+        let old_kept = std::mem::take(&mut release.kept_rollouts);
+        release.kept_rollouts = old_rollouts
+            .into_iter()
+            .chain(old_kept)
+            .filter(|(o, _)| kept_refs.contains(o))
+            .collect();
         release.current = Some(op.revision);
         let record = Revision {
             revision: op.revision,
@@ -295,6 +358,7 @@ impl SimBackend {
             objects: Arc::new(objects),
             hooks,
             healthy: false,
+            slots,
         };
         match release.history.iter_mut().find(|r| r.revision == op.revision) {
             Some(existing) => *existing = record,
@@ -305,6 +369,42 @@ impl SimBackend {
         }
         Ok(results)
     }
+}
+
+/// A request's objects: the render, or its blue/green transform (see
+/// [`crate::bluegreen`]) beside `current`, with the slot state to record.
+fn revision_objects(req: &ApplyRequest, current: Option<&Revision>) -> Result<(Stored, Slots), Failure> {
+    let Some(bg) = req.blue_green else {
+        return Ok((into_stored(objects::parse_request(req)?), Slots::default()));
+    };
+    let live = current.and_then(|r| r.slots.serving());
+    let plan = bluegreen::plan(&req.manifests, &req.namespace, live, bg.preview_service)?;
+    let docs = plan.objects.into_iter().map(|o| (o.source, o.body)).collect();
+    let parsed = into_stored(objects::parse_bodies(req, docs)?);
+    let kept = match current {
+        None => Vec::new(),
+        Some(r) => {
+            let objects: Vec<&Value> = r.objects.iter().map(|(_, b)| &**b).collect();
+            let kept_bodies: Vec<&Value> = r.slots.kept_live().iter().map(|(_, b)| &**b).collect();
+            let keep = bluegreen::to_keep(&objects, &kept_bodies, r.slots.slot.is_some(), live);
+            r.objects
+                .iter()
+                .chain(r.slots.kept_live())
+                .filter(|(_, b)| keep.iter().any(|k| std::ptr::eq(*k, &**b)))
+                .cloned()
+                .collect()
+        }
+    };
+    let slots = Slots {
+        slot: Some(plan.slot),
+        live_slot: live.map(str::to_string),
+        switched: false,
+        services: plan.services,
+        kept: Arc::new(kept),
+        retire_at: None,
+        retired: false,
+    };
+    Ok((parsed, slots))
 }
 
 fn current_revision(release: &Release) -> Option<&Revision> {
@@ -519,27 +619,37 @@ impl Backend for SimBackend {
         cancel: CancellationToken,
     ) -> Result<Vec<ObjectResult>, ChangeError> {
         self.latency_until(&cancel).await?;
-        let parsed = objects::parse_request(req)?;
         let stored = (
             req.chart.as_str(),
             req.namespace.as_str(),
             Arc::new(req.hooks.clone()),
         );
-        Ok(self.commit(&req.op, stored, into_stored(parsed), req.adopt)?)
+        Ok(self.commit(
+            &req.op,
+            stored,
+            |current| revision_objects(req, current),
+            req.adopt,
+        )?)
     }
 
     async fn dry_run(&self, req: &ApplyRequest) -> Result<Vec<ObjectResult>, Failure> {
         self.latency().await;
-        let parsed = objects::parse_request(req)?;
         let cluster = self.cluster();
-        let previous: Vec<ObjectRef> = cluster
-            .releases
-            .get(&req.op.release)
-            .and_then(current_revision)
-            .map(|r| r.objects.iter().map(|(o, _)| o.clone()).collect())
+        let current = cluster.releases.get(&req.op.release).and_then(current_revision);
+        let (objects, slots) = revision_objects(req, current)?;
+        let kept: std::collections::BTreeSet<&ObjectRef> = slots.kept.iter().map(|(o, _)| o).collect();
+        let previous: Vec<ObjectRef> = current
+            .map(|r| {
+                r.objects
+                    .iter()
+                    .chain(r.slots.kept_live())
+                    .map(|(o, _)| o.clone())
+                    .filter(|o| !kept.contains(o))
+                    .collect()
+            })
             .unwrap_or_default();
-        let mut results = Vec::with_capacity(parsed.len());
-        let stored = sorted(into_stored(parsed));
+        let mut results = Vec::with_capacity(objects.len());
+        let stored = sorted(objects);
         for (object, body) in &stored {
             let r = match cluster.objects.get(object) {
                 Some(live) if live.release != req.op.release && !req.adopt => ObjectResult {
@@ -604,7 +714,16 @@ impl Backend for SimBackend {
             target.namespace.as_str(),
             target.hooks.clone(),
         );
-        Ok(self.commit(op, stored, (*target.objects).clone(), false)?)
+        // Blue/green: the restored revision's slot and switch state; a switched one
+        // keeps nothing, an unswitched one what it kept (its Services select that).
+        let mut slots = target.slots.clone();
+        if slots.slot.is_none() || slots.switched {
+            slots.kept = Arc::new(Vec::new());
+        }
+        slots.retire_at = None;
+        slots.retired = false;
+        let objects = (*target.objects).clone();
+        Ok(self.commit(op, stored, move |_| Ok((objects, slots)), false)?)
     }
 
     async fn watch_rollout(
@@ -687,6 +806,112 @@ impl Backend for SimBackend {
             .collect())
     }
 
+    async fn switch_slot(&self, op: &OpRef, retire_after: Duration) -> Result<Vec<ObjectResult>, Failure> {
+        self.latency().await;
+        let now = Instant::now();
+        let mut guard = self.cluster();
+        let cluster = &mut *guard;
+        let release = cluster.releases.get_mut(&op.release);
+        let current = release.and_then(|r| {
+            let c = r.current?;
+            r.history.iter_mut().find(|h| h.revision == c)
+        });
+        let Some(rev) = current.filter(|r| r.revision == op.revision) else {
+            return Err(Failure::new(
+                FailureReason::RevisionNotInHistory,
+                format!(
+                    "release {} revision {} is not the current revision in this cluster's history: only the current one can be switched to",
+                    op.release, op.revision
+                ),
+            ));
+        };
+        let Some(slot) = rev.slots.slot.clone() else {
+            return Err(Failure::new(
+                FailureReason::NotBlueGreen,
+                format!(
+                    "release {} revision {} was not applied with blue/green: it has no slot to switch to",
+                    op.release, op.revision
+                ),
+            ));
+        };
+        let mut objects = (*rev.objects).clone();
+        let mut results = Vec::new();
+        for (object, body) in objects.iter_mut() {
+            if object.kind != "Service" || !rev.slots.services.contains(&object.name) {
+                continue;
+            }
+            let mut switched = (**body).clone();
+            bluegreen::select_slot(&mut switched, &slot);
+            let action = if switched == **body {
+                ObjectAction::Unchanged
+            } else {
+                ObjectAction::Configured
+            };
+            *body = Arc::new(switched);
+            cluster.objects.insert(
+                object.clone(),
+                Live {
+                    release: op.release.clone(),
+                    body: body.clone(),
+                },
+            );
+            results.push(result(object.clone(), action, Vec::new()));
+        }
+        rev.objects = Arc::new(objects);
+        if !rev.slots.switched || rev.slots.retire_at.is_none() {
+            rev.slots.retire_at = Some(now + retire_after);
+        }
+        rev.slots.switched = true;
+        Ok(results)
+    }
+
+    async fn retirements_due(&self) -> Result<Vec<(String, u64)>, Failure> {
+        let now = Instant::now();
+        let cluster = self.cluster();
+        let mut due: Vec<(String, u64)> = cluster
+            .releases
+            .iter()
+            .filter_map(|(name, r)| {
+                let c = current_revision(r)?;
+                let at = c.slots.retire_at?;
+                (at <= now && !c.slots.retired && !c.slots.kept.is_empty())
+                    .then(|| (name.clone(), c.revision))
+            })
+            .collect();
+        due.sort();
+        Ok(due)
+    }
+
+    async fn retire(&self, release: &str, revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+        let now = Instant::now();
+        let mut guard = self.cluster();
+        let cluster = &mut *guard;
+        let Some(r) = cluster.releases.get_mut(release) else {
+            return Ok(Vec::new());
+        };
+        if r.current != Some(revision) {
+            return Ok(Vec::new());
+        }
+        let Some(rev) = r.history.iter_mut().find(|h| h.revision == revision) else {
+            return Ok(Vec::new());
+        };
+        if rev.slots.retired || rev.slots.retire_at.is_none_or(|at| at > now) {
+            return Ok(Vec::new());
+        }
+        rev.slots.retired = true;
+        let mut gone: Vec<ObjectRef> = rev.slots.kept.iter().map(|(o, _)| o.clone()).collect();
+        gone.sort_by_key(|o| std::cmp::Reverse(objects::tier(&o.kind)));
+        let mut out = Vec::new();
+        for object in gone {
+            r.kept_rollouts.remove(&object);
+            if cluster.objects.get(&object).is_some_and(|l| l.release == release) {
+                cluster.objects.remove(&object);
+                out.push(result(object, ObjectAction::Pruned, Vec::new()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records on `op.revision` itself, whether or not a later revision has replaced
     /// it since (that one gets its own verdict).
     async fn record_outcome(&self, op: &OpRef, healthy: bool) -> Result<(), Failure> {
@@ -750,6 +975,8 @@ impl Backend for SimBackend {
                     revision: current.revision,
                     healthy: current.healthy,
                     kept: r.history.iter().map(|h| h.revision).collect(),
+                    slot: current.slots.slot.clone(),
+                    switched: current.slots.switched,
                 })
             })
             .collect();
@@ -840,6 +1067,18 @@ impl Backend for Arc<SimBackend> {
 
     async fn remove_canary(&self, release: &str, namespace: &str) -> Result<Vec<ObjectResult>, Failure> {
         SimBackend::remove_canary(self, release, namespace).await
+    }
+
+    async fn switch_slot(&self, op: &OpRef, retire_after: Duration) -> Result<Vec<ObjectResult>, Failure> {
+        SimBackend::switch_slot(self, op, retire_after).await
+    }
+
+    async fn retirements_due(&self) -> Result<Vec<(String, u64)>, Failure> {
+        SimBackend::retirements_due(self).await
+    }
+
+    async fn retire(&self, release: &str, revision: u64) -> Result<Vec<ObjectResult>, Failure> {
+        SimBackend::retire(self, release, revision).await
     }
 
     async fn installed(&self, release: &str, revision: u64) -> Result<bool, Failure> {

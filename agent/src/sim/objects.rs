@@ -72,8 +72,7 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// Parses every manifest of `req` into an object with its identity, labels it as the
 /// release's, and (with `force_roll`) stamps pod templates with the revision.
 pub(crate) fn parse_request(req: &ApplyRequest) -> Result<Vec<Parsed>, Failure> {
-    let mut seen: BTreeMap<ObjectRef, String> = BTreeMap::new();
-    let mut out = Vec::with_capacity(req.manifests.len());
+    let mut docs = Vec::with_capacity(req.manifests.len());
     for m in &req.manifests {
         let body: Value = serde_yaml::from_str(&m.content).map_err(|e| {
             // serde's message could quote a value from the document: name the place only.
@@ -82,11 +81,22 @@ pub(crate) fn parse_request(req: &ApplyRequest) -> Result<Vec<Parsed>, Failure> 
             });
             refused(&m.source, format_args!("not a valid YAML or JSON document{at}"))
         })?;
-        let parsed = place_and_label(body, &m.source, &req.namespace, &req.op.release)?;
-        if let Some(first) = seen.insert(parsed.object.clone(), m.source.clone()) {
+        docs.push((m.source.clone(), body));
+    }
+    parse_bodies(req, docs)
+}
+
+/// [`parse_request`] for bodies already parsed (a blue/green transform's), with their
+/// sources.
+pub(crate) fn parse_bodies(req: &ApplyRequest, docs: Vec<(String, Value)>) -> Result<Vec<Parsed>, Failure> {
+    let mut seen: BTreeMap<ObjectRef, String> = BTreeMap::new();
+    let mut out = Vec::with_capacity(docs.len());
+    for (source, body) in docs {
+        let parsed = place_and_label(body, &source, &req.namespace, &req.op.release)?;
+        if let Some(first) = seen.insert(parsed.object.clone(), source.clone()) {
             let object = parsed.object;
             return Err(
-                refused(&m.source, format_args!("{object} is also defined in {first}")).with_object(object),
+                refused(&source, format_args!("{object} is also defined in {first}")).with_object(object),
             );
         }
         let Parsed { object, mut body } = parsed;
@@ -96,7 +106,7 @@ pub(crate) fn parse_request(req: &ApplyRequest) -> Result<Vec<Parsed>, Failure> 
             set_in(&mut body, &annotations, REVISION_ANNOTATION, revision);
         }
         // Refuse a broken workload now, as an API server refuses an invalid object.
-        pod_spec(&object, &body, true).map_err(|e| refused(&m.source, e).with_object(object.clone()))?;
+        pod_spec(&object, &body, true).map_err(|e| refused(&source, e).with_object(object.clone()))?;
         out.push(Parsed { object, body });
     }
     Ok(out)

@@ -61,6 +61,7 @@ fn request(revision: u64, manifests: Vec<Manifest>) -> ApplyRequest {
         hooks: Vec::new(),
         allow_mass_deletion: false,
         secret_digests: Default::default(),
+        blue_green: None,
     }
 }
 
@@ -151,7 +152,9 @@ async fn healthy_rollout_reports_progress_and_holds_the_window() {
             release: RELEASE.into(),
             revision: 1,
             healthy: true,
-            kept: vec![1]
+            kept: vec![1],
+            slot: None,
+            switched: false,
         }
     );
 }
@@ -1043,4 +1046,202 @@ async fn a_canary_needs_a_deployment_and_a_weight_from_1_to_99() {
     assert_eq!(f.reason, FailureReason::Internal);
     assert!(sim.objects_of(RELEASE).is_empty());
     assert!(sim.deployed().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- blue/green
+
+fn web_service() -> Manifest {
+    Manifest {
+        source: "app1/templates/svc.yaml".into(),
+        content: "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
+            .into(),
+    }
+}
+
+fn bg_request(revision: u64, image: &str, conf: &str) -> ApplyRequest {
+    let mut req = request(
+        revision,
+        vec![
+            web_with_conf(2, "healthy,after=1s", image),
+            config_map("web-conf", conf),
+            web_service(),
+        ],
+    );
+    req.blue_green = Some(crate::backend::BlueGreen {
+        preview_service: true,
+    });
+    req
+}
+
+fn selector_slot(sim: &SimBackend, name: &str) -> serde_json::Value {
+    sim.object(&obj("Service", name)).expect("the Service")["spec"]["selector"][crate::bluegreen::SLOT_LABEL]
+        .clone()
+}
+
+fn names_of(sim: &SimBackend) -> Vec<String> {
+    let mut v: Vec<String> = sim
+        .objects_of(RELEASE)
+        .into_iter()
+        .map(|o| format!("{}/{}", o.kind, o.name))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn deployed_slot(sim: &SimBackend) -> (u64, Option<String>, bool) {
+    let d = sim.deployed().await.unwrap().remove(0);
+    (d.revision, d.slot, d.switched)
+}
+
+#[tokio::test(start_paused = true)]
+async fn blue_green_stages_switches_alternates_rolls_back_and_retires() {
+    let sim = SimBackend::default();
+    // Revision 1 without slots.
+    let mut plain = request(
+        1,
+        vec![
+            web_with_conf(2, "healthy,after=1s", "web:1"),
+            config_map("web-conf", "one"),
+            web_service(),
+        ],
+    );
+    plain.health = policy(60, 0);
+    sim.apply(&plain).await.unwrap();
+    assert!(matches!(
+        watch(&sim, 1, policy(60, 0)).await.0,
+        HealthOutcome::Healthy { .. }
+    ));
+    assert_eq!(deployed_slot(&sim).await, (1, None, false));
+
+    // Revision 2 into blue: the old objects are kept, the Service as rendered.
+    let r2 = sim.apply(&bg_request(2, "web:2", "two")).await.unwrap();
+    assert!(
+        !r2.iter().any(|r| r.action == ObjectAction::Pruned),
+        "{:?}",
+        actions_of(&r2)
+    );
+    assert_eq!(
+        names_of(&sim),
+        [
+            "ConfigMap/web-conf",
+            "ConfigMap/web-conf-blue",
+            "Deployment/web",
+            "Deployment/web-blue",
+            "Service/web",
+            "Service/web-preview",
+        ]
+    );
+    assert!(selector_slot(&sim, "web").is_null());
+    assert_eq!(selector_slot(&sim, "web-preview"), "blue");
+    let (outcome, took, _) = watch(&sim, 2, policy(60, 0)).await;
+    assert!(matches!(outcome, HealthOutcome::Healthy { .. }));
+    assert_eq!(took, Duration::from_secs(1), "the new slot's workloads only");
+    assert_eq!(deployed_slot(&sim).await, (2, Some("blue".into()), false));
+
+    // A switch for a revision that is not the current one fails; so does one for a
+    // revision without slots.
+    let err = sim
+        .switch_slot(&op(1), Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, FailureReason::RevisionNotInHistory);
+
+    // Switch 2: the Service selects blue; the old objects go after the window.
+    let switched = sim.switch_slot(&op(2), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        actions_of(&switched),
+        [("web".to_string(), ObjectAction::Configured)]
+    );
+    assert_eq!(selector_slot(&sim, "web"), "blue");
+    assert_eq!(deployed_slot(&sim).await, (2, Some("blue".into()), true));
+    assert!(sim.retirements_due().await.unwrap().is_empty());
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(sim.retirements_due().await.unwrap(), [(RELEASE.to_string(), 2)]);
+    let retired = sim.retire(RELEASE, 2).await.unwrap();
+    let mut gone: Vec<String> = retired
+        .iter()
+        .map(|r| format!("{}/{}", r.object.kind, r.object.name))
+        .collect();
+    gone.sort();
+    assert_eq!(gone, ["ConfigMap/web-conf", "Deployment/web"]);
+    assert!(sim.retirements_due().await.unwrap().is_empty());
+    assert!(sim.retire(RELEASE, 2).await.unwrap().is_empty(), "done once");
+
+    // Revision 3 into green beside blue; the Service stays on blue.
+    let r3 = sim.apply(&bg_request(3, "web:3", "three")).await.unwrap();
+    assert!(
+        !r3.iter().any(|r| r.action == ObjectAction::Pruned),
+        "{:?}",
+        actions_of(&r3)
+    );
+    assert!(sim.object(&obj("Deployment", "web-blue")).is_some());
+    assert!(sim.object(&obj("Deployment", "web-green")).is_some());
+    assert_eq!(
+        sim.object(&obj("ConfigMap", "web-conf-green")).unwrap()["data"]["k"],
+        "three"
+    );
+    assert_eq!(
+        sim.object(&obj("ConfigMap", "web-conf-blue")).unwrap()["data"]["k"],
+        "two"
+    );
+    assert_eq!(selector_slot(&sim, "web"), "blue");
+    assert_eq!(selector_slot(&sim, "web-preview"), "green");
+    assert!(matches!(
+        watch(&sim, 3, policy(60, 0)).await.0,
+        HealthOutcome::Healthy { .. }
+    ));
+    sim.switch_slot(&op(3), Duration::from_secs(600)).await.unwrap();
+    assert_eq!(selector_slot(&sim, "web"), "green");
+    assert_eq!(deployed_slot(&sim).await, (3, Some("green".into()), true));
+
+    // Roll back to 2 as 4: the Service selects blue again, blue is unchanged, green goes.
+    let blue_before = sim.object(&obj("Deployment", "web-blue")).unwrap();
+    let r4 = sim.rollback(&op(4), 2).await.unwrap();
+    let action = |name: &str| r4.iter().find(|r| r.object.name == name).map(|r| r.action);
+    assert_eq!(action("web-blue"), Some(ObjectAction::Unchanged));
+    assert_eq!(action("web"), Some(ObjectAction::Configured));
+    assert_eq!(action("web-green"), Some(ObjectAction::Pruned));
+    assert_eq!(action("web-conf-green"), Some(ObjectAction::Pruned));
+    assert_eq!(selector_slot(&sim, "web"), "blue");
+    assert_eq!(sim.object(&obj("Deployment", "web-blue")).unwrap(), blue_before);
+    let (_, took, _) = watch(&sim, 4, policy(60, 0)).await;
+    assert_eq!(took, Duration::ZERO, "blue was rolled out already");
+    assert_eq!(deployed_slot(&sim).await, (4, Some("blue".into()), true));
+    // Revision 3's retirement (of blue) is cancelled by the rollback.
+    tokio::time::advance(Duration::from_secs(700)).await;
+    assert!(sim.retirements_due().await.unwrap().is_empty());
+    assert!(sim.retire(RELEASE, 3).await.unwrap().is_empty());
+    assert!(sim.object(&obj("Deployment", "web-blue")).is_some());
+
+    // The next blue/green revision goes into green again.
+    sim.apply(&bg_request(5, "web:5", "five")).await.unwrap();
+    assert!(sim.object(&obj("Deployment", "web-green")).is_some());
+    assert_eq!(selector_slot(&sim, "web"), "blue");
+    assert_eq!(deployed_slot(&sim).await, (5, Some("green".into()), false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switch_needs_the_current_blue_green_revision() {
+    let sim = SimBackend::default();
+    let err = sim.switch_slot(&op(1), Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::RevisionNotInHistory);
+    sim.apply(&request(
+        1,
+        vec![web_with_conf(1, "healthy", "web:1"), web_service()],
+    ))
+    .await
+    .unwrap();
+    let err = sim.switch_slot(&op(1), Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::NotBlueGreen);
+    sim.apply(&bg_request(2, "web:2", "two")).await.unwrap();
+    sim.apply(&bg_request(3, "web:3", "three")).await.unwrap();
+    // 2 was never switched: blue is still the idle slot, and 3 replaces 2 there.
+    assert_eq!(deployed_slot(&sim).await, (3, Some("blue".into()), false));
+    let err = sim.switch_slot(&op(2), Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.reason, FailureReason::RevisionNotInHistory);
+    // The plain revision 1's objects are still kept, serving.
+    assert!(sim.object(&obj("Deployment", "web")).is_some());
+    sim.switch_slot(&op(3), Duration::ZERO).await.unwrap();
+    let retired = sim.retire(RELEASE, 3).await.unwrap();
+    assert_eq!(actions_of(&retired), [("web".to_string(), ObjectAction::Pruned)]);
 }
