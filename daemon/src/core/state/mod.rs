@@ -1241,10 +1241,15 @@ impl Core {
                     }),
                 },
             ),
+            // A blue/green's preflight dry-runs the stage (the slot objects, the live
+            // slot kept), not a plain apply, which would prune the slots.
             Command::DryRun { revision } => (
                 revision,
                 format!("{}{PREFLIGHT_SUFFIX}", op.id),
-                OutBody::DryRun(apply_body()?),
+                OutBody::DryRun(ApplyBody {
+                    blue_green: op.plan.blue_green.map(|bg| bg.preview_service),
+                    ..apply_body()?
+                }),
             ),
             Command::Rollback { revision, target } => {
                 (revision, op.id.clone(), OutBody::Rollback { target, health })
