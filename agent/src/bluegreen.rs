@@ -20,6 +20,8 @@
 //!   new slot: type ClusterIP, without `clusterIP(s)`, node ports, `loadBalancerIP`,
 //!   `externalTrafficPolicy`, `healthCheckNodePort` (nor other fields only valid for
 //!   other types), so it never competes with the original for a fixed address or port.
+//! - A HorizontalPodAutoscaler whose `scaleTargetRef` names one of the render's
+//!   Deployments scales that Deployment's copy in the new slot.
 //! - Everything else is applied as rendered.
 //!
 //! Manifests may hold secret values: no error here quotes an object's content.
@@ -96,6 +98,12 @@ pub fn plan(
             (ns_of(o), labels)
         })
         .collect();
+    // The Deployments that become slot copies: (namespace, name).
+    let deployments: BTreeSet<(String, String)> = rendered
+        .iter()
+        .filter(|o| is_deployment(o))
+        .map(|o| (ns_of(o), o.name().to_string()))
+        .collect();
     // What the objects that are not copied still name (namespace, kind, name).
     let mut still_named = BTreeSet::new();
     for o in rendered.iter().filter(|o| !is_deployment(o)) {
@@ -139,6 +147,13 @@ pub fn plan(
             }
             continue;
         }
+        if let Some(body) = retargeted_autoscaler(o, &ns, slot, &deployments) {
+            objects.push(Object {
+                source: o.source.clone(),
+                body,
+            });
+            continue;
+        }
         objects.push(o.clone());
     }
     objects.extend(copies.objects);
@@ -148,6 +163,31 @@ pub fn plan(
         objects,
         services,
     })
+}
+
+/// A HorizontalPodAutoscaler of the render whose `scaleTargetRef` names one of its
+/// Deployments, pointed at that Deployment's copy in the new slot (it would otherwise
+/// scale an object that no longer exists); None for any other object. The previous
+/// slot keeps the replicas it had until it is retired.
+fn retargeted_autoscaler(
+    o: &Object,
+    ns: &str,
+    slot: &str,
+    deployments: &BTreeSet<(String, String)>,
+) -> Option<Value> {
+    if o.kind() != "HorizontalPodAutoscaler" || !o.api_version().starts_with("autoscaling/") {
+        return None;
+    }
+    let target = &o.body["spec"]["scaleTargetRef"];
+    let name = target["name"].as_str()?;
+    let is_deployment =
+        target["kind"] == "Deployment" && target["apiVersion"].as_str().is_none_or(|v| v == "apps/v1");
+    if !is_deployment || !deployments.contains(&(ns.to_string(), name.to_string())) {
+        return None;
+    }
+    let mut body = o.body.clone();
+    body["spec"]["scaleTargetRef"]["name"] = Value::String(format!("{name}-{slot}"));
+    Some(body)
 }
 
 /// Points a Service's selector at `slot`.
@@ -535,6 +575,28 @@ spec:
         select_slot(&mut web, GREEN);
         assert_eq!(web["spec"]["selector"][SLOT_LABEL], GREEN);
         assert_eq!(web["spec"]["selector"]["app"], "web");
+    }
+
+    #[test]
+    fn an_autoscaler_of_a_deployment_follows_the_new_slot() {
+        let hpa = |target: &str| {
+            m(&format!(
+                "apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {target}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {target}}}\n  minReplicas: 1\n  maxReplicas: 5\n"
+            ))
+        };
+        let render = vec![
+            m(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: web:2}]}\n",
+            ),
+            hpa("web"),
+            hpa("elsewhere"),
+        ];
+        let p = plan(&render, "shop", Some(BLUE), false).unwrap();
+        let target = |name: &str| {
+            find(&p, "HorizontalPodAutoscaler", name).unwrap().body["spec"]["scaleTargetRef"]["name"].clone()
+        };
+        assert_eq!(target("web"), "web-green");
+        assert_eq!(target("elsewhere"), "elsewhere", "not a Deployment of the render");
     }
 
     #[test]
