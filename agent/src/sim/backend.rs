@@ -288,47 +288,10 @@ impl SimBackend {
         }
 
         // Decide everything before changing anything, so a refusal leaves no trace.
-        let mut planned = Vec::with_capacity(objects.len());
-        for (object, body) in sorted(objects.clone()) {
-            let action = match cluster.objects.get(&object) {
-                None => ObjectAction::Created,
-                Some(l) if l.body == body && l.release == op.release => ObjectAction::Unchanged,
-                Some(_) => ObjectAction::Configured,
-            };
-            let spec = objects::pod_spec(&object, &body, action == ObjectAction::Created)
-                .map_err(|m| Failure::new(FailureReason::ApplyRefused, m).with_object(object.clone()))?;
-            planned.push((object, body, action, spec));
-        }
-
-        let mut results = Vec::with_capacity(planned.len());
-        let mut rollouts = BTreeMap::new();
-        for (object, body, action, spec) in planned {
-            if let Some(spec) = spec {
-                // An unchanged workload keeps rolling (or stays rolled out) from when
-                // it last changed, as its controller would.
-                let kept = release
-                    .rollouts
-                    .get(&object)
-                    .or_else(|| release.kept_rollouts.get(&object))
-                    .filter(|_| action == ObjectAction::Unchanged);
-                let rollout = match kept {
-                    Some(r) => r.clone(),
-                    None => Rollout {
-                        object: object.clone(),
-                        pod_prefix: format!("{}-{}", object.name, objects::template_hash(&body)),
-                        spec,
-                        started: now,
-                    },
-                };
-                rollouts.insert(object.clone(), rollout);
-            }
-            let live = Live {
-                release: op.release.clone(),
-                body,
-            };
-            cluster.objects.insert(object.clone(), live);
-            results.push(result(object, action, Vec::new()));
-        }
+        let planned = plan_changes(&cluster.objects, &op.release, objects.clone())?;
+        let (mut results, rollouts) = write_planned(&mut cluster.objects, &op.release, planned, now, |o| {
+            release.rollouts.get(o).or_else(|| release.kept_rollouts.get(o))
+        });
         let keep: std::collections::BTreeSet<&ObjectRef> = objects.iter().map(|(o, _)| o).collect();
         let mut pruned: Vec<ObjectRef> = previous.into_iter().filter(|o| !keep.contains(o)).collect();
         pruned.sort_by_key(|o| std::cmp::Reverse(objects::tier(&o.kind)));
@@ -419,6 +382,71 @@ fn result(object: ObjectRef, action: ObjectAction, changes: Vec<FieldChange>) ->
         changes,
         message: String::new(),
     }
+}
+
+/// One object an apply will write: its body, what happens to it, and its pod spec when
+/// it is a workload.
+type Planned = (
+    ObjectRef,
+    Arc<Value>,
+    ObjectAction,
+    Option<crate::sim::rollout::PodSpec>,
+);
+
+/// What applying `objects` for `release` would do to each, in apply order, decided
+/// against the live objects before anything changes (a refusal leaves no trace).
+fn plan_changes(
+    live: &BTreeMap<ObjectRef, Live>,
+    release: &str,
+    objects: Vec<(ObjectRef, Arc<Value>)>,
+) -> Result<Vec<Planned>, Failure> {
+    let mut planned = Vec::with_capacity(objects.len());
+    for (object, body) in sorted(objects) {
+        let action = match live.get(&object) {
+            None => ObjectAction::Created,
+            Some(l) if l.body == body && l.release == release => ObjectAction::Unchanged,
+            Some(_) => ObjectAction::Configured,
+        };
+        let spec = objects::pod_spec(&object, &body, action == ObjectAction::Created)
+            .map_err(|m| Failure::new(FailureReason::ApplyRefused, m).with_object(object.clone()))?;
+        planned.push((object, body, action, spec));
+    }
+    Ok(planned)
+}
+
+/// Writes `planned` into the cluster as `release`'s; returns the results and each
+/// workload's rollout. An unchanged workload keeps rolling (or stays rolled out) from
+/// when it last changed, as its controller would: the rollout `previous` gives for it.
+fn write_planned<'r>(
+    live: &mut BTreeMap<ObjectRef, Live>,
+    release: &str,
+    planned: Vec<Planned>,
+    now: Instant,
+    previous: impl Fn(&ObjectRef) -> Option<&'r Rollout>,
+) -> (Vec<ObjectResult>, BTreeMap<ObjectRef, Rollout>) {
+    let mut results = Vec::with_capacity(planned.len());
+    let mut rollouts = BTreeMap::new();
+    for (object, body, action, spec) in planned {
+        if let Some(spec) = spec {
+            let rollout = match previous(&object).filter(|_| action == ObjectAction::Unchanged) {
+                Some(r) => r.clone(),
+                None => Rollout {
+                    object: object.clone(),
+                    pod_prefix: format!("{}-{}", object.name, objects::template_hash(&body)),
+                    spec,
+                    started: now,
+                },
+            };
+            rollouts.insert(object.clone(), rollout);
+        }
+        let l = Live {
+            release: release.to_string(),
+            body,
+        };
+        live.insert(object.clone(), l);
+        results.push(result(object, action, Vec::new()));
+    }
+    (results, rollouts)
 }
 
 /// Namespaces and CRDs first, then Helm's kind order; stable inside a tier.
@@ -522,45 +550,11 @@ impl SimBackend {
             objects.iter().map(|(o, _)| o),
             req.apply.adopt,
         )?;
-        let mut planned = Vec::with_capacity(objects.len());
-        for (object, body) in sorted(objects) {
-            let action = match cluster.objects.get(&object) {
-                None => ObjectAction::Created,
-                Some(l) if l.body == body && l.release == op.release => ObjectAction::Unchanged,
-                Some(_) => ObjectAction::Configured,
-            };
-            let spec = objects::pod_spec(&object, &body, action == ObjectAction::Created)
-                .map_err(|m| Failure::new(FailureReason::ApplyRefused, m).with_object(object.clone()))?;
-            planned.push((object, body, action, spec));
-        }
+        let planned = plan_changes(&cluster.objects, &op.release, objects)?;
         let release = cluster.releases.entry(op.release.clone()).or_default();
-        let mut results = Vec::with_capacity(planned.len());
-        let mut rollouts = BTreeMap::new();
-        for (object, body, action, spec) in planned {
-            if let Some(spec) = spec {
-                // An unchanged canary keeps rolling (or stays rolled out).
-                let kept = release
-                    .canary
-                    .get(&object)
-                    .filter(|_| action == ObjectAction::Unchanged);
-                let rollout = match kept {
-                    Some(r) => r.clone(),
-                    None => Rollout {
-                        object: object.clone(),
-                        pod_prefix: format!("{}-{}", object.name, objects::template_hash(&body)),
-                        spec,
-                        started: now,
-                    },
-                };
-                rollouts.insert(object.clone(), rollout);
-            }
-            let live = Live {
-                release: op.release.clone(),
-                body,
-            };
-            cluster.objects.insert(object.clone(), live);
-            results.push(result(object, action, Vec::new()));
-        }
+        let (mut results, rollouts) = write_planned(&mut cluster.objects, &op.release, planned, now, |o| {
+            release.canary.get(o)
+        });
         release.canary = rollouts;
         let keep: std::collections::BTreeSet<ObjectRef> = results.iter().map(|r| r.object.clone()).collect();
         let mut stale: Vec<ObjectRef> = cluster
