@@ -707,6 +707,8 @@ impl Pipeline {
         let empty = BTreeMap::new();
         let install = RenderFacts::of_revision(1, false, None);
         let seen: std::sync::Mutex<HashMap<RenderKey, Arc<Rendered>>> = std::sync::Mutex::default();
+        let memo = convoy_chart::RenderMemo::new(chart);
+        let started = std::time::Instant::now();
         let render_one = |ctx: &str| -> Result<Arc<Rendered>, PrepareError> {
             let context = self
                 .registry
@@ -715,7 +717,8 @@ impl Pipeline {
             let secrets = values.get(ctx).unwrap_or(&empty);
             let mut env = facts.get(ctx).unwrap_or(&install).env();
             env.limits = self.limits.render;
-            let r = convoy_release::render_context_in(release, chart, context, secrets, &env)
+            let renderer = convoy_release::Renderer::Memo(&memo);
+            let r = convoy_release::render_context_with(release, renderer, context, secrets, &env)
                 .map_err(render_error)?;
             let objects = r.crds.len() + r.manifests.len();
             let key: RenderKey = r
@@ -766,6 +769,18 @@ impl Pipeline {
                 })
                 .collect()
         });
+        let counts = memo.counts();
+        tracing::info!(
+            release = %release.metadata.name,
+            contexts = targets.len(),
+            executed = counts.executed,
+            shared = counts.shared,
+            distinct = seen.lock().map(|s| s.len()).unwrap_or_default(),
+            ms = started.elapsed().as_millis() as u64,
+            "rendered: templates ran for {} context(s); {} shared an earlier render whose values agree on everything the templates read",
+            counts.executed,
+            counts.shared
+        );
         let mut all = RenderedAll {
             manifests: BTreeMap::new(),
             hooks: BTreeMap::new(),

@@ -4,12 +4,15 @@
 //! * the median render time of each conformance chart (Helm's own test charts),
 //! * the median render time of a generated chart with 150 templates,
 //! * renders per second for one chart over 100 contexts (different values per context),
+//! * a fleet's renders with and without the render memo: the 150-template chart over
+//!   1,000 contexts whose values differ in an unread cluster name (7 regions), and the same
+//!   with the cluster name printed (every render different: the memo's overhead),
 //! * peak resident memory (VmHWM).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use convoy_chart::{Chart, ChartFile, RenderOptions, render};
+use convoy_chart::{Chart, ChartFile, RenderMemo, RenderOptions, render};
 use serde_json::json;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -42,6 +45,10 @@ fn file(name: &str, data: String) -> ChartFile {
 
 /// A chart shaped like a real service chart, `n` templates sharing helpers.
 fn generated_chart(n: usize) -> Chart {
+    Chart::from_files(generated_files(n), "generated").expect("generated chart loads")
+}
+
+fn generated_files(n: usize) -> Vec<ChartFile> {
     let mut files = vec![
         file("Chart.yaml", "apiVersion: v2\nname: big\nversion: 1.0.0\nappVersion: \"3.2\"\n".into()),
         file(
@@ -89,7 +96,7 @@ spec:
             ),
         ));
     }
-    Chart::from_files(files, "generated").expect("generated chart loads")
+    files
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -158,11 +165,58 @@ fn main() {
         elapsed,
         100.0 / elapsed.as_secs_f64()
     );
+    fleet_with_and_without_the_memo();
     match peak_rss_kib() {
         Some(kib) => println!("peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak RSS: /proc/self/status not available"),
     }
     side_by_side_with_go();
+}
+
+/// One release's renders for a fleet of 1,000 contexts, every render run vs through one
+/// [`RenderMemo`], the outputs checked equal.
+fn fleet_with_and_without_the_memo() {
+    const FLEET: usize = 1000;
+    let contexts: Vec<_> = (0..FLEET)
+        .map(|i| {
+            json!({"global": {"region": format!("region-{}", i % 7), "clusterName": format!("cluster-{i}")}})
+        })
+        .collect();
+    let opts = RenderOptions {
+        release_name: "app1".into(),
+        namespace: "ns1".into(),
+        ..Default::default()
+    };
+    let big = generated_chart(150);
+    let mut files = generated_files(150);
+    files.push(file(
+        "templates/cluster.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cluster}\ndata: {name: {{ .Values.global.clusterName | quote }}}\n".into(),
+    ));
+    let printing = Chart::from_files(files, "generated").expect("generated chart loads");
+    for (what, chart) in [("cluster name unread", &big), ("cluster name printed", &printing)] {
+        let start = Instant::now();
+        let plain: Vec<String> = contexts
+            .iter()
+            .map(|v| render(chart, v, &opts).expect("context renders").to_helm_output())
+            .collect();
+        let plain_time = start.elapsed();
+        let memo = RenderMemo::new(chart);
+        let start = Instant::now();
+        let memoized: Vec<String> = contexts
+            .iter()
+            .map(|v| memo.render(v, &opts).expect("context renders").to_helm_output())
+            .collect();
+        let memo_time = start.elapsed();
+        assert!(plain == memoized, "the memo changed a render");
+        let c = memo.counts();
+        println!(
+            "150 templates over {FLEET} contexts, {what}: every render {plain_time:.2?}, memo {memo_time:.2?} ({:.1}x; templates ran {} times, {} shared)",
+            plain_time.as_secs_f64() / memo_time.as_secs_f64(),
+            c.executed,
+            c.shared
+        );
+    }
 }
 
 /// The chart idioms of the differential corpus, rendered by convoy and by Go's own

@@ -65,13 +65,18 @@ pub const DEFAULT_KUBE_VERSION: &str = "v1.20.0";
 /// `1e+06`); parse values files with [`crate::values::parse_values`] to get the same output
 /// as `helm template`. Integers (as `--set` produces) print as integers.
 pub fn render(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rendered> {
-    // Deep include/tpl chains recurse through the template executor; a big stack keeps
-    // them (and hostile templates) from overflowing the caller's thread.
+    on_render_thread(|| render_inner(chart, values, opts))
+}
+
+/// Runs `f` on a thread of its own. Deep include/tpl chains recurse through the template
+/// executor; a big stack keeps them (and hostile templates) from overflowing the caller's
+/// thread.
+pub(crate) fn on_render_thread<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("chart-render".into())
             .stack_size(256 * 1024 * 1024)
-            .spawn_scoped(scope, || render_inner(chart, values, opts))
+            .spawn_scoped(scope, f)
             .map_err(|e| ChartError::Invalid(format!("cannot start render thread: {e}")))?
             .join()
             .map_err(|_| ChartError::Invalid("template rendering panicked".into()))?
@@ -82,15 +87,7 @@ pub fn render(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rend
 /// `.Capabilities`), outside any chart: for previews, `convoy lint`-style checks and the
 /// fuzz target. Errors are Helm's template errors.
 pub fn render_str(name: &str, src: &str, values: &Json) -> Result<String> {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("chart-render".into())
-            .stack_size(256 * 1024 * 1024)
-            .spawn_scoped(scope, || StrTemplate::new(name, src, values)?.execute())
-            .map_err(|e| ChartError::Invalid(format!("cannot start render thread: {e}")))?
-            .join()
-            .map_err(|_| ChartError::Invalid("template rendering panicked".into()))?
-    })
+    on_render_thread(|| StrTemplate::new(name, src, values)?.execute())
 }
 
 /// One template text parsed with the data [`render_str`] gives it, ready to execute any
@@ -154,6 +151,19 @@ impl StrTemplate {
 
 fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Rendered> {
     let started = std::time::Instant::now();
+    let prepared = prepare(chart, values, opts)?;
+    execute(&prepared, opts, started, false)
+}
+
+/// A chart ready to execute: its dependencies processed for the values, the values
+/// coalesced and checked against its schemas, its Kubernetes version checked.
+pub(crate) struct Prepared {
+    pub(crate) chart: Chart,
+    pub(crate) values: Map<String, Json>,
+    kube: KubeVersion,
+}
+
+pub(crate) fn prepare(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Prepared> {
     let user = match values {
         Json::Object(m) => m.clone(),
         Json::Null => Map::new(),
@@ -188,6 +198,22 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
             chart.metadata.kube_version, kube.version
         )));
     }
+    Ok(Prepared {
+        chart,
+        values: vals,
+        kube,
+    })
+}
+
+/// Executes every template of a prepared chart; with `traced`, the values record what
+/// the templates observe ([`crate::tmpl::trace`]: the caller started the trace).
+pub(crate) fn execute(
+    prepared: &Prepared,
+    opts: &RenderOptions,
+    started: std::time::Instant,
+    traced: bool,
+) -> Result<Rendered> {
+    let Prepared { chart, values, kube } = prepared;
     let namespace = if opts.namespace.is_empty() {
         "default"
     } else {
@@ -206,11 +232,15 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
     ]);
     let common = Common {
         release,
-        capabilities: capabilities_object(&kube, &opts.api_versions, !opts.replace_default_api_versions),
+        capabilities: capabilities_object(kube, &opts.api_versions, !opts.replace_default_api_versions),
     };
     let mut tpls = Vec::new();
-    let root_values = map_value(&vals);
-    collect(&chart, &common, root_values, "", true, &mut tpls);
+    let root_values = if traced {
+        crate::tmpl::trace::traced_value(values)
+    } else {
+        map_value(values)
+    };
+    collect(chart, &common, root_values, "", true, &mut tpls);
 
     // Helm's sortTemplates: deepest paths first, then reverse lexical order, so that a
     // parent's `define` (parsed later) overrides a subchart's.
@@ -244,7 +274,7 @@ fn render_inner(chart: &Chart, values: &Json, opts: &RenderOptions) -> Result<Re
         limits.max_output = limits.max_output.map(|m| m.saturating_sub(out.len()));
         outputs.insert(t.name.clone(), out);
     }
-    manifest::assemble(&chart, outputs, opts)
+    manifest::assemble(chart, outputs, opts)
 }
 
 struct Common {

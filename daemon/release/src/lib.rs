@@ -33,7 +33,10 @@ pub use error::{Diagnostic, Diagnostics, ReleaseError, Result};
 pub use model::*;
 pub use parse::parse_values_text;
 pub use registry::{Context, Registry};
-pub use render::{Manifest, RenderEnv, RenderLimits, RenderedContext, render_context, render_context_in};
+pub use render::{
+    Manifest, RenderEnv, RenderLimits, RenderedContext, Renderer, render_context, render_context_in,
+    render_context_with,
+};
 pub use sections::{
     DEFAULT_ANALYSIS_INTERVAL, DEFAULT_APPROVAL_DEADLINE, DEFAULT_MIN_READY_WINDOW,
     DEFAULT_OFFLINE_AGENT_DEADLINE, DEFAULT_PROGRESS_DEADLINE, DEFAULT_WEBHOOK_RETRIES,

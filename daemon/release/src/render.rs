@@ -148,6 +148,27 @@ pub fn render_context_in(
     secrets: &BTreeMap<String, Value>,
     env: &RenderEnv<'_>,
 ) -> Result<RenderedContext> {
+    render_context_with(release, Renderer::Chart(chart), context, secrets, env)
+}
+
+/// What renders a context's chart: the chart itself, or a memo of its renders that
+/// shares the output of renders that cannot differ ([`convoy_chart::RenderMemo`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Renderer<'a> {
+    /// Every render runs the templates.
+    Chart(&'a Chart),
+    /// Renders of one chart for many contexts.
+    Memo(&'a convoy_chart::RenderMemo<'a>),
+}
+
+/// [`render_context_in`] through `renderer`.
+pub fn render_context_with(
+    release: &Release,
+    renderer: Renderer<'_>,
+    context: &Context,
+    secrets: &BTreeMap<String, Value>,
+    env: &RenderEnv<'_>,
+) -> Result<RenderedContext> {
     let revision = env.revision;
     // A `valuesFrom` file not fetched would silently drop its values: refused.
     let missing: Vec<crate::error::Diagnostic> = release
@@ -184,7 +205,11 @@ pub fn render_context_in(
         no_network_functions: true,
         ..RenderOptions::default()
     };
-    let rendered = convoy_chart::render(chart, &values, &opts).map_err(|source| ReleaseError::Render {
+    let rendered = match renderer {
+        Renderer::Chart(chart) => convoy_chart::render(chart, &values, &opts),
+        Renderer::Memo(memo) => memo.render(&values, &opts),
+    };
+    let rendered = rendered.map_err(|source| ReleaseError::Render {
         context: context.name.clone(),
         source,
     })?;

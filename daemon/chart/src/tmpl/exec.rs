@@ -953,6 +953,7 @@ impl<'s> Exec<'s> {
     ) -> EResult<Val> {
         let args = &cmd.args[1..];
         if let Some(func) = self.set.funcs.get(name).cloned() {
+            super::trace::called(name);
             let mut vals = Vec::with_capacity(args.len() + 1);
             for a in args {
                 vals.push(self.eval_arg(f, dot, a)?);

@@ -15,6 +15,7 @@ mod exec;
 mod fmt;
 mod lex;
 mod parse;
+pub mod trace;
 pub mod value;
 
 pub use exec::{Limits, MissingKey, Set};

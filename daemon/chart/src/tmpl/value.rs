@@ -95,13 +95,47 @@ pub enum Value {
 ///
 /// The flag says whether this handle is typed as Helm's `chartutil.Values` (`.Values`),
 /// whose methods (`AsMap`, `YAML`, `Table`, `PathValue`) templates can call.
+///
+/// A map built from a traced render's values ([`super::trace`]) records each observation
+/// of its entries: [`Map::get`], [`Map::contains_key`] and [`Map::remove`] one key,
+/// everything else that reads it the whole map.
 #[derive(Clone, Default)]
-pub struct Map(Rc<RefCell<Dict>>, bool);
+pub struct Map(Rc<Inner>, bool);
+
+#[derive(Default)]
+struct Inner {
+    entries: RefCell<Dict>,
+    /// The traced path's id, for maps built from a traced render's values.
+    traced: Option<u32>,
+}
 
 impl Map {
     /// A map holding `entries`.
     pub fn new(entries: Dict) -> Map {
-        Map(Rc::new(RefCell::new(entries)), false)
+        Map(
+            Rc::new(Inner {
+                entries: RefCell::new(entries),
+                traced: None,
+            }),
+            false,
+        )
+    }
+
+    /// A values map whose observations the render's trace records under path `id`.
+    pub(super) fn traced(entries: Dict, id: u32) -> Map {
+        Map(
+            Rc::new(Inner {
+                entries: RefCell::new(entries),
+                traced: Some(id),
+            }),
+            false,
+        )
+    }
+
+    fn observe(&self, key: Option<&str>) {
+        if let Some(id) = self.0.traced {
+            super::trace::observe(id, key);
+        }
     }
 
     /// The same map, typed as Helm's `chartutil.Values`.
@@ -121,52 +155,57 @@ impl Map {
 
     /// Reads the entries. Never held across a call that may mutate maps.
     pub fn borrow(&self) -> Ref<'_, Dict> {
-        self.0.borrow()
+        self.observe(None);
+        self.0.entries.borrow()
     }
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<Value> {
-        self.0.borrow().get(key).cloned()
+        self.observe(Some(key));
+        self.0.entries.borrow().get(key).cloned()
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.borrow().contains_key(key)
+        self.observe(Some(key));
+        self.0.entries.borrow().contains_key(key)
     }
 
     /// Sets `key` (what `set` and assignments into maps do).
     pub fn insert(&self, key: Arc<str>, value: Value) {
-        self.0.borrow_mut().insert(key, value);
+        self.0.entries.borrow_mut().insert(key, value);
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &str) -> Option<Value> {
-        self.0.borrow_mut().remove(key)
+        self.observe(Some(key));
+        self.0.entries.borrow_mut().remove(key)
     }
 
     /// Changes the entries in place. `f` must not read this map through another handle.
     pub fn update<R>(&self, f: impl FnOnce(&mut Dict) -> R) -> R {
-        f(&mut self.0.borrow_mut())
+        self.observe(None);
+        f(&mut self.0.entries.borrow_mut())
     }
 
     /// A copy of the entries (the values themselves are shared).
     pub fn snapshot(&self) -> Dict {
-        self.0.borrow().clone()
+        self.borrow().clone()
     }
 
     /// The keys, sorted.
     pub fn keys(&self) -> Vec<Arc<str>> {
-        self.0.borrow().keys().cloned().collect()
+        self.borrow().keys().cloned().collect()
     }
 
     /// The number of entries.
     pub fn len(&self) -> usize {
-        self.0.borrow().len()
+        self.borrow().len()
     }
 
     /// Whether the map has no entries.
     pub fn is_empty(&self) -> bool {
-        self.0.borrow().is_empty()
+        self.borrow().is_empty()
     }
 
     /// Whether both handles are the same map.
@@ -177,13 +216,14 @@ impl Map {
 
 impl PartialEq for Map {
     fn eq(&self, other: &Map) -> bool {
-        self.ptr_eq(other) || *self.0.borrow() == *other.0.borrow()
+        self.ptr_eq(other) || *self.borrow() == *other.borrow()
     }
 }
 
 impl fmt::Debug for Map {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.try_borrow() {
+        self.observe(None);
+        match self.0.entries.try_borrow() {
             Ok(m) => f.debug_map().entries(m.iter()).finish(),
             Err(_) => f.write_str("{<borrowed>}"),
         }
