@@ -18,11 +18,11 @@ use crate::auth::AuthError;
 
 /// A request refused: the error for the caller, and the audit entry that records the
 /// refusal (role and scope refusals are audited; a malformed request or one the
-/// release's state does not allow is not).
+/// release's state does not allow is not). Boxed: a refusal is the rare path.
 #[derive(Debug)]
 pub(super) struct Refused {
     pub error: CoreError,
-    pub audit: Option<AuditNote>,
+    pub audit: Option<Box<AuditNote>>,
 }
 
 impl From<CoreError> for Refused {
@@ -131,7 +131,7 @@ fn denied(who: &Principal, about: Audit<'_>, reason: &str, e: AuthError) -> Refu
     let audit = AuditNote::new(who, about, reason, &format!("refused: {e}"));
     Refused {
         error: CoreError::Denied(e),
-        audit: Some(audit),
+        audit: Some(Box::new(audit)),
     }
 }
 
@@ -204,7 +204,7 @@ impl Core {
     /// Records a refusal's audit entry; returns its error.
     pub(super) fn refuse(&mut self, refused: Refused) -> CoreError {
         if let Some(note) = refused.audit {
-            self.record_audit(note);
+            self.record_audit(*note);
         }
         refused.error
     }
