@@ -32,6 +32,8 @@ use crate::store::{
 };
 
 mod admission;
+#[cfg(test)]
+mod admission_tests;
 mod events;
 mod metrics;
 mod sessions;
