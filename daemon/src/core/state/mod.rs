@@ -1,5 +1,7 @@
 //! The core thread's state and its handlers. Each handler changes memory, writes the
 //! change to the store, and only then lets commands and events out (see `flush`).
+//! Admission (submit, rollback, control, cancel) is first decided on the state read
+//! only, then applied (see `admission`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
