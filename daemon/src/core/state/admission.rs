@@ -1,43 +1,173 @@
 //! Admission: submits, rollbacks, operator controls and cancels, each checked against
 //! the caller's role and scope and audited, then recorded and queued.
+//!
+//! Each is split in two, the way the orchestrator's steps are. A pure decision
+//! ([`Core::decide_submit`], [`Core::decide_rollback`], [`Core::decide_control`],
+//! [`Core::decide_cancel`]) reads the core, with the clock and the next sequence number
+//! passed in, and returns what to do: the records to write, the operation, the audit
+//! entry and the effects ([`NewOperation`], [`Controlled`], [`Cancellation`]), or a
+//! [`Refused`]: the error, and the audit entry of a role or scope refusal. Then one
+//! applying step ([`Core::apply_new_operation`], [`Core::apply_control`],
+//! [`Core::apply_cancel`], or [`Core::refuse`] for a refusal) is the only place that
+//! changes memory and the pending store batch: records, audits, queue, starts. The
+//! entry points (`submit`, `rollback`, `control`, `cancel`) decide, then apply. The
+//! decisions are tested in memory in `admission_tests.rs`.
 
 use super::*;
+use crate::auth::AuthError;
+
+/// A request refused: the error for the caller, and the audit entry that records the
+/// refusal (role and scope refusals are audited; a malformed request or one the
+/// release's state does not allow is not). Boxed: a refusal is the rare path.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub error: CoreError,
+    pub audit: Option<Box<AuditNote>>,
+}
+
+impl From<CoreError> for Refused {
+    fn from(error: CoreError) -> Self {
+        Refused { error, audit: None }
+    }
+}
+
+/// A submit's inputs, kept for a restart to render its revision again.
+pub(super) struct KeptInputs {
+    pub inputs: SubmitInputs,
+    /// The chart archive is stored already (or there is none): only the inputs are
+    /// written.
+    pub chart_kept: bool,
+}
+
+/// A preempting rollback's abort of the operation running before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Preemption {
+    pub operation: String,
+    pub message: String,
+}
+
+/// What an accepted submit or rollback does: a new revision of the release and the
+/// operation that ships it.
+pub(super) struct NewOperation {
+    /// The release's record with its latest revision counted up: written, and kept.
+    pub release: ReleaseRecord,
+    /// The revision's history record: written, and added to the history.
+    pub revision: RevisionRecord,
+    /// The new operation, queued.
+    pub operation: Operation,
+    /// The sequence number the operation's storage key is ordered by.
+    pub seq: u64,
+    /// A submit's inputs (a rollback renders nothing).
+    pub inputs: Option<KeptInputs>,
+    /// A submit's rendered objects, kept in memory only.
+    pub prepared: Option<Prepared>,
+    pub audit: AuditNote,
+    /// A preempting rollback first aborts the running operation.
+    pub abort: Option<Preemption>,
+    /// Queued next, behind the running operation (a preempting rollback), rather than
+    /// at the back.
+    pub next: bool,
+    /// How many operations the queue holds ahead of where it goes, as the queue stands:
+    /// 0, it starts at once (the release's next queued operation is started after it
+    /// is queued); more, it waits.
+    pub ahead: usize,
+    /// When it was decided (a preempted operation's abort is stamped with it).
+    pub now: Millis,
+}
+
+/// What an accepted operator control does: the running operation as the
+/// orchestrator's step left it, and that step.
+pub(super) struct Controlled {
+    /// The operation after the step; it replaces the running one.
+    pub operation: Operation,
+    /// The orchestrator's step: the commands to agents, what to persist and announce.
+    pub step: Step,
+    /// The release's record after each revision the step took (an approval's or a
+    /// refusal's automatic rollback), written in turn; the last one is kept.
+    pub release_writes: Vec<ReleaseRecord>,
+    pub audit: AuditNote,
+}
+
+/// What an accepted cancel does: the queued operation, cancelled, replaces it and
+/// leaves the queue.
+pub(super) struct Cancellation {
+    pub operation: Operation,
+    pub audit: AuditNote,
+}
+
+/// The orchestrator's view during a decided step: the agents, and the revisions the
+/// step takes counted on a copy of the release's record.
+struct DecideEnv<'a> {
+    agents: &'a BTreeMap<String, AgentState>,
+    record: ReleaseRecord,
+    writes: Vec<ReleaseRecord>,
+}
+
+impl Env for DecideEnv<'_> {
+    fn is_online(&self, context: &str) -> bool {
+        is_online(self.agents, context)
+    }
+
+    fn allocate_revision(&mut self) -> u64 {
+        self.record.latest_revision += 1;
+        self.writes.push(self.record.clone());
+        self.record.latest_revision
+    }
+}
+
+/// The verb a control is audited and refused as.
+fn control_action(control: Control) -> &'static str {
+    match control {
+        Control::Pause => "pause",
+        Control::Resume => "resume",
+        Control::Abort => "abort",
+        Control::Approve(_) => "approve",
+        Control::Refuse(_) => "refuse",
+    }
+}
+
+/// A role or scope refusal, with its audit entry (`about`).
+fn denied(who: &Principal, about: Audit<'_>, reason: &str, e: AuthError) -> Refused {
+    let audit = AuditNote::new(who, about, reason, &format!("refused: {e}"));
+    Refused {
+        error: CoreError::Denied(e),
+        audit: Some(Box::new(audit)),
+    }
+}
 
 impl Core {
-    /// Refuses (and audits the refusal) unless `release` and `contexts` lie in `who`'s
-    /// scope; `verb` is what it was doing (`roll back`).
-    pub(super) fn check_scope(
-        &mut self,
+    /// Refuses unless `release` and `contexts` lie in `who`'s scope; `verb` is what it
+    /// was doing (`roll back`), `action` what the refusal is audited as.
+    fn scope_refusal(
+        &self,
         who: &Principal,
         verb: &str,
         action: &str,
         release: &str,
         contexts: &[String],
         reason: &str,
-    ) -> Result<(), CoreError> {
+    ) -> Result<(), Refused> {
         let namespace = self
             .releases
             .get(release)
             .map(|r| r.record.namespace.clone())
             .unwrap_or_default();
-        let checked = who.check_scope(
+        who.check_scope(
             verb,
             release,
             &namespace,
             contexts.iter().map(String::as_str),
             &self.registry,
-        );
-        if let Err(e) = checked {
-            let what = Audit {
+        )
+        .map_err(|e| {
+            let about = Audit {
                 action,
                 release,
                 revision: None,
                 op: None,
             };
-            self.audit(who, what, reason, &format!("refused: {e}"));
-            return Err(CoreError::Denied(e));
-        }
-        Ok(())
+            denied(who, about, reason, e)
+        })
     }
 
     /// Every context a release runs or ran in.
@@ -54,20 +184,41 @@ impl Core {
         contexts
     }
 
-    /// `who` must hold `role` for `what`; a refusal is audited (as `about`) and
-    /// returned as [`CoreError::Denied`].
-    fn require_role(
-        &mut self,
+    /// Refuses unless `who` holds `role` for `what`; the refusal is audited as `about`.
+    fn role_refusal(
+        &self,
         who: &Principal,
         role: Role,
         what: &str,
         about: Audit<'_>,
         reason: &str,
-    ) -> Result<(), CoreError> {
-        who.require(role, what).map_err(|e| {
-            self.audit(who, about, reason, &format!("refused: {e}"));
-            CoreError::Denied(e)
-        })
+    ) -> Result<(), Refused> {
+        who.require(role, what).map_err(|e| denied(who, about, reason, e))
+    }
+
+    /// The sequence number the next operation or audit entry takes.
+    pub(super) fn upcoming_seq(&self) -> u64 {
+        self.seq + 1
+    }
+
+    /// Records a refusal's audit entry; returns its error.
+    pub(super) fn refuse(&mut self, refused: Refused) -> CoreError {
+        if let Some(note) = refused.audit {
+            self.record_audit(*note);
+        }
+        refused.error
+    }
+
+    /// Applies a decision, or records its refusal.
+    fn settle<T, A>(
+        &mut self,
+        decided: Result<T, Refused>,
+        apply: impl FnOnce(&mut Self, T) -> A,
+    ) -> Result<A, CoreError> {
+        match decided {
+            Ok(admitted) => Ok(apply(self, admitted)),
+            Err(refused) => Err(self.refuse(refused)),
+        }
     }
 
     pub(super) fn submit(
@@ -77,8 +228,24 @@ impl Core {
         inputs: SubmitInputs,
         reason: &str,
     ) -> Result<Accepted, CoreError> {
+        let seq = self.upcoming_seq();
+        let decided = self.decide_submit(who, prepared, inputs, reason, now_millis(), seq);
+        self.settle(decided, Self::apply_new_operation)
+    }
+
+    /// Decides a submit: `who` must be a deployer and every context of its plan known;
+    /// the release's next revision deploys it, as operation `seq`.
+    pub(super) fn decide_submit(
+        &self,
+        who: &Principal,
+        prepared: Prepared,
+        inputs: SubmitInputs,
+        reason: &str,
+        now: Millis,
+        seq: u64,
+    ) -> Result<NewOperation, Refused> {
         let name = prepared.meta.name.clone();
-        self.require_role(
+        self.role_refusal(
             who,
             Role::Deployer,
             "submit",
@@ -101,44 +268,42 @@ impl Core {
                 inputs.source_name,
                 unknown,
                 self.registry.keys().collect::<Vec<_>>()
-            )));
+            ))
+            .into());
         }
-        let now = now_millis();
-        let rel = self.releases.entry(name.clone()).or_insert_with(|| ReleaseState {
-            record: ReleaseRecord {
-                name: name.clone(),
-                namespace: prepared.meta.namespace.clone(),
-                environment: prepared.meta.environment.clone(),
-                latest_revision: 0,
-                deployed: BTreeMap::new(),
-                contexts: Vec::new(),
-                applied: BTreeMap::new(),
-            },
-            queue: VecDeque::new(),
-            last_op: None,
-            op_keys: HashMap::new(),
-        });
-        rel.record.latest_revision += 1;
-        let revision = rel.record.latest_revision;
-        rel.record.contexts = prepared.plan.contexts().cloned().collect();
-        rel.record.namespace = prepared.meta.namespace.clone();
-        rel.record.environment = prepared.meta.environment.clone();
-        let deployed = rel.record.deployed.clone();
-        let record = rel.record.clone();
-        let seq = self.next_seq();
+        let (mut record, ahead) = match self.releases.get(&name) {
+            Some(rel) => (rel.record.clone(), rel.queue.len()),
+            None => (
+                ReleaseRecord {
+                    name: name.clone(),
+                    namespace: prepared.meta.namespace.clone(),
+                    environment: prepared.meta.environment.clone(),
+                    latest_revision: 0,
+                    deployed: BTreeMap::new(),
+                    contexts: Vec::new(),
+                    applied: BTreeMap::new(),
+                },
+                0,
+            ),
+        };
+        record.latest_revision += 1;
+        let revision = record.latest_revision;
+        record.contexts = prepared.plan.contexts().cloned().collect();
+        record.namespace = prepared.meta.namespace.clone();
+        record.environment = prepared.meta.environment.clone();
         let id = format!("op-{seq:06}");
         let req = Requested {
             by: &who.name,
             reason,
             at: now,
         };
-        let op = Operation::queued(
+        let operation = Operation::queued(
             id.clone(),
             name.clone(),
             OperationKind::Deploy,
             revision,
             prepared.plan.clone(),
-            &deployed,
+            &record.deployed,
             req,
         );
         let rev = RevisionRecord {
@@ -164,19 +329,12 @@ impl Core {
             values: prepared.values.clone(),
             message: String::new(),
         };
-        self.batch.put(Table::Releases, name.clone(), &record);
-        self.batch
-            .put(Table::Revisions, revision_key(&name, revision), &rev);
         // The archive once per digest: a revision that re-ships a kept chart (a new
         // image, new values) stores only its inputs.
-        let kept = inputs.chart_digest.is_empty()
+        let chart_kept = inputs.chart_digest.is_empty()
             || self.store.has_chart(&inputs.chart_digest).unwrap_or(false)
             || self.batch.writes(Table::Charts, &inputs.chart_digest);
-        StateStore::put_inputs(&mut self.batch, &revision_key(&name, revision), &inputs, kept);
-        self.revisions.entry(name.clone()).or_default().push(rev);
-        self.remember_masker(&prepared);
-        self.prepared.insert(id.clone(), Arc::new(prepared));
-        self.audit(
+        let audit = AuditNote::new(
             who,
             Audit {
                 action: "submit",
@@ -187,17 +345,83 @@ impl Core {
             reason,
             "accepted",
         );
-        let position = self.enqueue(op, seq, false);
+        Ok(NewOperation {
+            release: record,
+            revision: rev,
+            operation,
+            seq,
+            inputs: Some(KeptInputs { inputs, chart_kept }),
+            prepared: Some(prepared),
+            audit,
+            abort: None,
+            next: false,
+            ahead,
+            now,
+        })
+    }
+
+    /// Records a new revision and its operation, queues it and starts the release's
+    /// next operation; answers where it stands.
+    pub(super) fn apply_new_operation(&mut self, n: NewOperation) -> Accepted {
+        let seq = self.next_seq();
+        assert_eq!(seq, n.seq, "an admission is applied right after it is decided");
+        let name = n.release.name.clone();
+        let revision = n.revision.number;
+        let rollback_to = n.revision.rollback_to;
+        let id = n.operation.id.clone();
+        self.batch.put(Table::Releases, name.clone(), &n.release);
+        self.batch
+            .put(Table::Revisions, revision_key(&name, revision), &n.revision);
+        if let Some(kept) = &n.inputs {
+            StateStore::put_inputs(
+                &mut self.batch,
+                &revision_key(&name, revision),
+                &kept.inputs,
+                kept.chart_kept,
+            );
+        }
+        match self.releases.get_mut(&name) {
+            Some(rel) => rel.record = n.release,
+            None => {
+                let rel = ReleaseState {
+                    record: n.release,
+                    queue: VecDeque::new(),
+                    last_op: None,
+                    op_keys: HashMap::new(),
+                };
+                self.releases.insert(name.clone(), rel);
+            }
+        }
+        self.revisions.entry(name.clone()).or_default().push(n.revision);
+        if let Some(prepared) = n.prepared {
+            self.remember_masker(&prepared);
+            self.prepared.insert(id.clone(), Arc::new(prepared));
+        }
+        self.record_audit(n.audit);
+        if let Some(p) = &n.abort {
+            let step = self.ops.get_mut(&p.operation).map(|o| o.abort(&p.message, n.now));
+            if let Some(step) = step {
+                self.apply_step(&p.operation, step);
+            }
+        }
+        let position = self.enqueue(n.operation, seq, n.next);
+        debug_assert!(
+            n.abort.is_some() || position as usize == n.ahead,
+            "queued where it was decided"
+        );
         self.start_next(&name);
-        let phase = self.ops[&id].phase;
-        Ok(Accepted {
+        let op = &self.ops[&id];
+        // A rollback that started at once answers position 0; a submit, where it was
+        // queued.
+        let started_rollback = op.kind == OperationKind::Rollback && op.phase != OperationPhase::Queued;
+        Accepted {
             release: name,
             revision,
-            rollback_to: None,
+            rollback_to,
             operation_id: id,
-            phase,
-            queue_position: position,
-        })
+            phase: op.phase,
+            queue_position: if started_rollback { 0 } else { position },
+        }
     }
 
     /// Adds an operation to its release's queue (at the front, behind the running one,
@@ -243,7 +467,37 @@ impl Core {
         preempt: bool,
         only: &[String],
     ) -> Result<Accepted, CoreError> {
-        self.require_role(
+        let seq = self.upcoming_seq();
+        let request = RollbackRequest {
+            release,
+            to_revision,
+            reason,
+            preempt,
+            only,
+        };
+        let decided = self.decide_rollback(who, &request, now_millis(), seq);
+        self.settle(decided, Self::apply_new_operation)
+    }
+
+    /// Decides a rollback: `who` must be an operator whose scope holds the contexts it
+    /// touches, and give a reason; the target is `to_revision` or, when 0, the
+    /// [previous revision](Core::previous_revision). The release's next revision ships
+    /// the target's objects, as operation `seq`.
+    pub(super) fn decide_rollback(
+        &self,
+        who: &Principal,
+        request: &RollbackRequest<'_>,
+        now: Millis,
+        seq: u64,
+    ) -> Result<NewOperation, Refused> {
+        let RollbackRequest {
+            release,
+            to_revision,
+            reason,
+            preempt,
+            only,
+        } = *request;
+        self.role_refusal(
             who,
             Role::Operator,
             "rollback",
@@ -258,20 +512,23 @@ impl Core {
         if reason.trim().is_empty() {
             return Err(CoreError::Invalid(
                 "rollback needs a reason (recorded in history and the audit log)".into(),
-            ));
+            )
+            .into());
         }
-        if !self.releases.contains_key(release) {
+        let Some(rel) = self.releases.get(release) else {
             return Err(CoreError::NotFound {
                 release: release.to_string(),
-            });
-        }
+            }
+            .into());
+        };
         // Only what it touches must lie in the scope: an operator may roll back the
         // contexts of its scope (`--context`) of a release that spans more.
-        let mut touched = self.release_contexts(release);
+        let mut contexts = self.release_contexts(release);
+        let mut touched = contexts.clone();
         if !only.is_empty() {
             touched.retain(|c| only.contains(c));
         }
-        self.check_scope(who, "roll back", "rollback", release, &touched, reason)?;
+        self.scope_refusal(who, "roll back", "rollback", release, &touched, reason)?;
         let target = if to_revision == 0 {
             self.previous_revision(release).ok_or_else(|| {
                 CoreError::FailedPrecondition(format!(
@@ -284,13 +541,10 @@ impl Core {
                 .get(release)
                 .is_some_and(|rs| rs.iter().any(|r| r.number == to_revision));
             if !exists {
-                return Err(CoreError::Invalid(format!(
-                    "{release} has no revision {to_revision}"
-                )));
+                return Err(CoreError::Invalid(format!("{release} has no revision {to_revision}")).into());
             }
             to_revision
         };
-        let now = now_millis();
         // The health policy of the revision being restored.
         let plan_template = self
             .ops
@@ -298,13 +552,6 @@ impl Core {
             .filter(|o| o.release == release)
             .max_by_key(|o| o.created_at)
             .map(|o| o.plan.clone());
-        let rel = self.releases.get_mut(release).expect("checked");
-        let mut contexts: Vec<String> = rel.record.contexts.clone();
-        for c in rel.record.deployed.keys() {
-            if !contexts.contains(c) {
-                contexts.push(c.clone());
-            }
-        }
         if !only.is_empty() {
             // On-call's narrower lever: only the named contexts go back; the others
             // stay where they are.
@@ -312,13 +559,14 @@ impl Core {
                 return Err(CoreError::Invalid(format!(
                     "{release} is not deployed to context {unknown:?}; its contexts are {}",
                     contexts.join(", ")
-                )));
+                ))
+                .into());
             }
             contexts.retain(|c| only.contains(c));
         }
-        rel.record.latest_revision += 1;
-        let revision = rel.record.latest_revision;
-        let record = rel.record.clone();
+        let mut record = rel.record.clone();
+        record.latest_revision += 1;
+        let revision = record.latest_revision;
         let plan = Plan {
             waves: vec![contexts.clone()],
             max_concurrency: 0,
@@ -340,15 +588,13 @@ impl Core {
             canary: Vec::new(),
             blue_green: None,
         };
-        let seq = self.next_seq();
         let id = format!("op-{seq:06}");
-        let deployed = record.deployed.clone();
         let req = Requested {
             by: &who.name,
             reason,
             at: now,
         };
-        let op = Operation {
+        let operation = Operation {
             rollback_to: Some(target),
             ..Operation::queued(
                 id.clone(),
@@ -356,15 +602,14 @@ impl Core {
                 OperationKind::Rollback,
                 revision,
                 plan,
-                &deployed,
+                &record.deployed,
                 req,
             )
         };
         let base = self
             .revisions
             .get(release)
-            .and_then(|rs| rs.iter().find(|r| r.number == target))
-            .cloned();
+            .and_then(|rs| rs.iter().find(|r| r.number == target));
         let rev = RevisionRecord {
             release: release.to_string(),
             number: revision,
@@ -374,13 +619,9 @@ impl Core {
             reason: reason.to_string(),
             submitted_at: now,
             contexts,
-            ..RevisionRecord::rollback_shipping(base.as_ref())
+            ..RevisionRecord::rollback_shipping(base)
         };
-        self.batch.put(Table::Releases, release.to_string(), &record);
-        self.batch
-            .put(Table::Revisions, revision_key(release, revision), &rev);
-        self.revisions.entry(release.to_string()).or_default().push(rev);
-        self.audit(
+        let audit = AuditNote::new(
             who,
             Audit {
                 action: "rollback",
@@ -391,32 +632,26 @@ impl Core {
             reason,
             &format!("accepted: to revision {target}"),
         );
-        if preempt {
-            let running = self.releases[release].queue.front().cloned();
-            if let Some(run) = running {
-                let step = self
-                    .ops
-                    .get_mut(&run)
-                    .map(|o| o.abort(&format!("preempted by rollback {id}"), now_millis()));
-                if let Some(step) = step {
-                    self.apply_step(&run, step);
-                }
-            }
-        }
-        let position = self.enqueue(op, seq, preempt);
-        self.start_next(release);
-        let op = &self.ops[&id];
-        Ok(Accepted {
-            release: release.to_string(),
-            revision,
-            rollback_to: Some(target),
-            operation_id: id,
-            phase: op.phase,
-            queue_position: if op.phase == OperationPhase::Queued {
-                position
+        let running = rel.queue.front().filter(|_| preempt);
+        Ok(NewOperation {
+            release: record,
+            revision: rev,
+            operation,
+            seq,
+            inputs: None,
+            prepared: None,
+            audit,
+            abort: running.map(|run| Preemption {
+                operation: run.clone(),
+                message: format!("preempted by rollback {id}"),
+            }),
+            next: preempt,
+            ahead: if preempt {
+                rel.queue.len().min(1)
             } else {
-                0
+                rel.queue.len()
             },
+            now,
         })
     }
 
@@ -427,14 +662,23 @@ impl Core {
         control: Control,
         reason: &str,
     ) -> Result<Operation, CoreError> {
-        let action = match control {
-            Control::Pause => "pause",
-            Control::Resume => "resume",
-            Control::Abort => "abort",
-            Control::Approve(_) => "approve",
-            Control::Refuse(_) => "refuse",
-        };
-        self.require_role(
+        let decided = self.decide_control(who, release, control, reason, now_millis());
+        self.settle(decided, Self::apply_control)
+    }
+
+    /// Decides an operator's control of a release's running operation: `who` must be an
+    /// operator whose scope holds the release's contexts. The orchestrator's step runs
+    /// on a copy of the operation; a control that would change nothing is refused.
+    pub(super) fn decide_control(
+        &self,
+        who: &Principal,
+        release: &str,
+        control: Control,
+        reason: &str,
+        now: Millis,
+    ) -> Result<Controlled, Refused> {
+        let action = control_action(control);
+        self.role_refusal(
             who,
             Role::Operator,
             action,
@@ -446,84 +690,103 @@ impl Core {
             },
             reason,
         )?;
-        if !self.releases.contains_key(release) {
+        let Some(rel) = self.releases.get(release) else {
             return Err(CoreError::NotFound {
                 release: release.to_string(),
-            });
-        }
+            }
+            .into());
+        };
         let contexts = self.release_contexts(release);
-        self.check_scope(who, action, action, release, &contexts, reason)?;
-        let rel = &self.releases[release];
-        let Some(id) = rel.queue.front().cloned() else {
+        self.scope_refusal(who, action, action, release, &contexts, reason)?;
+        let Some(id) = rel.queue.front() else {
             return Err(CoreError::FailedPrecondition(format!(
                 "{release} has no running operation to {action}"
-            )));
+            ))
+            .into());
         };
-        if control == Control::Resume && self.vault_wait.contains_key(&id) {
+        if control == Control::Resume && self.vault_wait.contains_key(id) {
             return Err(CoreError::FailedPrecondition(format!(
                 "{id} is waiting for Vault to render it again after a restart ({}); it goes on by itself when Vault answers (abort it to stop)",
-                self.ops[&id].message
-            )));
+                self.ops[id].message
+            ))
+            .into());
         }
-        let now = now_millis();
+        let mut op = self.ops.get(id).expect("queued ops are known").clone();
+        let mut env = DecideEnv {
+            agents: &self.agents,
+            record: rel.record.clone(),
+            writes: Vec::new(),
+        };
         let mut outcome = "accepted".to_string();
-        let step = {
-            let op = self.ops.get_mut(&id).expect("queued ops are known");
-            let rel = self.releases.get_mut(release).expect("checked");
-            let mut env = StepEnv {
-                agents: &self.agents,
-                record: &mut rel.record,
-                batch: &mut self.batch,
-            };
-            match control {
-                Control::Pause if op.phase == OperationPhase::Queued => {
-                    return Err(CoreError::FailedPrecondition(format!(
-                        "{id} has not started; cancel it instead"
-                    )));
-                }
-                Control::Pause => op.pause(now),
-                Control::Resume => op.resume(&mut env, now),
-                Control::Abort => op.abort(reason, now),
-                Control::Approve(wave) | Control::Refuse(wave) => {
-                    let gate = wave.or(op.awaiting_approval.map(|a| a.wave)).ok_or_else(|| {
-                        CoreError::FailedPrecondition(format!(
-                            "{id} is not waiting at an approval gate; name the wave to {action} ahead of time"
-                        ))
-                    })?;
-                    outcome = format!("accepted: wave {}", gate + 1);
-                    let step = if matches!(control, Control::Approve(_)) {
-                        op.approve(&mut env, gate, now)
+        let step = match control {
+            Control::Pause if op.phase == OperationPhase::Queued => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "{id} has not started; cancel it instead"
+                ))
+                .into());
+            }
+            Control::Pause => op.pause(now),
+            Control::Resume => op.resume(&mut env, now),
+            Control::Abort => op.abort(reason, now),
+            Control::Approve(wave) | Control::Refuse(wave) => {
+                let gate = wave.or(op.awaiting_approval.map(|a| a.wave)).ok_or_else(|| {
+                    CoreError::FailedPrecondition(format!(
+                        "{id} is not waiting at an approval gate; name the wave to {action} ahead of time"
+                    ))
+                })?;
+                outcome = format!("accepted: wave {}", gate + 1);
+                let step = if matches!(control, Control::Approve(_)) {
+                    op.approve(&mut env, gate, now)
+                } else {
+                    let why = if reason.is_empty() {
+                        "no reason given"
                     } else {
-                        let why = if reason.is_empty() {
-                            "no reason given"
-                        } else {
-                            reason
-                        };
-                        op.refuse(&mut env, gate, &format!("{why} ({})", who.name), now)
+                        reason
                     };
-                    step.map_err(|e| CoreError::FailedPrecondition(format!("{id}: {e}")))?
-                }
+                    op.refuse(&mut env, gate, &format!("{why} ({})", who.name), now)
+                };
+                step.map_err(|e| CoreError::FailedPrecondition(format!("{id}: {e}")))?
             }
         };
         if step.actions.is_empty() && !step.persist {
-            let phase = self.ops[&id].phase;
-            return Err(CoreError::FailedPrecondition(format!(
-                "{id} is {phase:?}; cannot {action} it"
-            )));
+            let phase = op.phase;
+            return Err(
+                CoreError::FailedPrecondition(format!("{id} is {phase:?}; cannot {action} it")).into(),
+            );
         }
-        self.audit(
+        let audit = AuditNote::new(
             who,
             Audit {
                 action,
                 release,
-                revision: Some(self.ops[&id].revision),
-                op: Some(&id),
+                revision: Some(op.revision),
+                op: Some(id),
             },
             reason,
             &outcome,
         );
-        self.apply_step(&id, step);
-        Ok(self.ops[&id].clone())
+        Ok(Controlled {
+            operation: op,
+            step,
+            release_writes: env.writes,
+            audit,
+        })
+    }
+
+    /// Puts a control's step into effect; answers the operation as it left it.
+    pub(super) fn apply_control(&mut self, c: Controlled) -> Operation {
+        let id = c.operation.id.clone();
+        if let Some(last) = c.release_writes.last() {
+            for record in &c.release_writes {
+                self.batch.put(Table::Releases, record.name.clone(), record);
+            }
+            let rel = self.releases.get_mut(&c.operation.release).expect("checked");
+            rel.record = last.clone();
+        }
+        self.ops.insert(id.clone(), c.operation);
+        self.record_audit(c.audit);
+        self.apply_step(&id, c.step);
+        self.ops[&id].clone()
     }
 
     pub(super) fn cancel(
@@ -533,62 +796,91 @@ impl Core {
         op_id: &str,
         reason: &str,
     ) -> Result<Operation, CoreError> {
-        if !self.releases.contains_key(release) {
+        let decided = self.decide_cancel(who, release, op_id, reason, now_millis());
+        self.settle(decided, Self::apply_cancel)
+    }
+
+    /// Decides a cancel of a queued operation that has not started: `who`'s scope must
+    /// hold the release's contexts, and another user's operation needs an operator.
+    pub(super) fn decide_cancel(
+        &self,
+        who: &Principal,
+        release: &str,
+        op_id: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<Cancellation, Refused> {
+        let Some(rel) = self.releases.get(release) else {
             return Err(CoreError::NotFound {
                 release: release.to_string(),
-            });
-        }
+            }
+            .into());
+        };
         let contexts = self.release_contexts(release);
-        self.check_scope(who, "cancel operations in", "cancel", release, &contexts, reason)?;
-        let rel = &self.releases[release];
+        self.scope_refusal(who, "cancel operations in", "cancel", release, &contexts, reason)?;
         let Some(pos) = rel.queue.iter().position(|id| id == op_id) else {
-            return Err(CoreError::FailedPrecondition(format!(
-                "{op_id} is not queued for {release}"
-            )));
+            return Err(CoreError::FailedPrecondition(format!("{op_id} is not queued for {release}")).into());
         };
         let op = &self.ops[op_id];
         let own = op.requested_by == who.name && who.role >= Role::Deployer;
         if !own {
-            let revision = Some(op.revision);
-            self.require_role(
+            self.role_refusal(
                 who,
                 Role::Operator,
                 "cancel another user's operation",
                 Audit {
                     action: "cancel",
                     release,
-                    revision,
+                    revision: Some(op.revision),
                     op: Some(op_id),
                 },
                 reason,
             )?;
         }
-        let op = &self.ops[op_id];
         if pos == 0 && op.phase != OperationPhase::Queued {
             return Err(CoreError::FailedPrecondition(format!(
                 "{op_id} is already running; abort it instead"
-            )));
+            ))
+            .into());
         }
-        let now = now_millis();
-        let op = self.ops.get_mut(op_id).expect("known");
-        op.phase = OperationPhase::Cancelled;
-        op.finished_at = Some(now);
-        op.message = format!("cancelled by {} before it started", who.name);
-        let revision = op.revision;
-        self.audit(
+        let mut operation = op.clone();
+        operation.phase = OperationPhase::Cancelled;
+        operation.finished_at = Some(now);
+        operation.message = format!("cancelled by {} before it started", who.name);
+        let audit = AuditNote::new(
             who,
             Audit {
                 action: "cancel",
                 release,
-                revision: Some(revision),
+                revision: Some(operation.revision),
                 op: Some(op_id),
             },
             reason,
             "accepted",
         );
-        self.dirty_ops.push(op_id.to_string());
-        self.push_op_event(op_id);
-        self.finish_op(op_id);
-        Ok(self.ops[op_id].clone())
+        Ok(Cancellation { operation, audit })
     }
+
+    /// Records a cancelled operation and takes it off its release's queue; answers it.
+    pub(super) fn apply_cancel(&mut self, c: Cancellation) -> Operation {
+        let id = c.operation.id.clone();
+        self.ops.insert(id.clone(), c.operation);
+        self.record_audit(c.audit);
+        self.dirty_ops.push(id.clone());
+        self.push_op_event(&id);
+        self.finish_op(&id);
+        self.ops[&id].clone()
+    }
+}
+
+/// A rollback as asked: of which release, to which revision (0: the previous one), why,
+/// whether it goes ahead of the queue (aborting what runs), and in which contexts only
+/// (none: all).
+#[derive(Clone, Copy)]
+pub(super) struct RollbackRequest<'a> {
+    pub release: &'a str,
+    pub to_revision: u64,
+    pub reason: &'a str,
+    pub preempt: bool,
+    pub only: &'a [String],
 }

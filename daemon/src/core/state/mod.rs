@@ -1,5 +1,7 @@
 //! The core thread's state and its handlers. Each handler changes memory, writes the
 //! change to the store, and only then lets commands and events out (see `flush`).
+//! Admission (submit, rollback, control, cancel) is first decided on the state read
+//! only, then applied (see `admission`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -32,6 +34,8 @@ use crate::store::{
 };
 
 mod admission;
+#[cfg(test)]
+mod admission_tests;
 mod events;
 mod metrics;
 mod sessions;
@@ -126,9 +130,14 @@ struct StepEnv<'a> {
     batch: &'a mut Batch,
 }
 
+/// Whether an agent serving `context` is connected.
+fn is_online(agents: &BTreeMap<String, AgentState>, context: &str) -> bool {
+    agents.get(context).is_some_and(|a| a.tx.is_some())
+}
+
 impl Env for StepEnv<'_> {
     fn is_online(&self, context: &str) -> bool {
-        self.agents.get(context).is_some_and(|a| a.tx.is_some())
+        is_online(self.agents, context)
     }
 
     fn allocate_revision(&mut self) -> u64 {
@@ -173,6 +182,33 @@ struct Audit<'a> {
     release: &'a str,
     revision: Option<u64>,
     op: Option<&'a str>,
+}
+
+/// An audit entry to record: who did what, why, and how it ended (`accepted`,
+/// `refused: ...`). Its number and time are given when it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AuditNote {
+    pub who: String,
+    pub action: String,
+    pub release: String,
+    pub revision: Option<u64>,
+    pub op: Option<String>,
+    pub reason: String,
+    pub outcome: String,
+}
+
+impl AuditNote {
+    fn new(who: &Principal, what: Audit<'_>, reason: &str, outcome: &str) -> Self {
+        AuditNote {
+            who: who.name.clone(),
+            action: what.action.to_string(),
+            release: what.release.to_string(),
+            revision: what.revision,
+            op: what.op.map(str::to_string),
+            reason: reason.to_string(),
+            outcome: outcome.to_string(),
+        }
+    }
 }
 
 /// An operation to prepare again after a restart: its submit inputs, the secret
@@ -986,25 +1022,41 @@ impl Core {
     }
 
     fn audit(&mut self, who: &Principal, what: Audit<'_>, reason: &str, outcome: &str) {
+        self.record_audit(AuditNote::new(who, what, reason, outcome));
+    }
+
+    /// Writes an audit entry (numbered, and stamped with the time now).
+    fn record_audit(&mut self, note: AuditNote) {
         let seq = self.next_seq();
-        let Audit {
+        let AuditNote {
+            who,
             action,
             release,
             revision,
             op,
-        } = what;
+            reason,
+            outcome,
+        } = note;
+        tracing::info!(
+            who = %who,
+            action = action.as_str(),
+            release = release.as_str(),
+            ?revision,
+            reason = reason.as_str(),
+            outcome = outcome.as_str(),
+            "audit"
+        );
         let entry = AuditEntry {
             seq,
             at: now_millis(),
-            who: who.name.clone(),
-            action: action.to_string(),
-            release: release.to_string(),
+            who,
+            action,
+            release,
             revision,
-            operation_id: op.map(str::to_string),
-            reason: reason.to_string(),
-            outcome: outcome.to_string(),
+            operation_id: op,
+            reason,
+            outcome,
         };
-        tracing::info!(who = %who.name, action, release, ?revision, reason, outcome, "audit");
         self.batch.put(Table::Audit, format!("{seq:020}"), &entry);
     }
 
