@@ -11,7 +11,8 @@
 //! (`null` deletes, globals flow down), `values.schema.json`, Go templates with sprig and
 //! Helm's functions (see [`funcs`] and the engine module), document splitting, hooks, kind
 //! ordering, CRDs, `--show-only`. `strvals` parses `--set`; `repo` fetches charts from
-//! HTTP chart repositories.
+//! HTTP chart repositories. [`RenderMemo`] renders one chart for many value sets (a
+//! fleet's contexts), sharing the output of renders that cannot differ.
 #![forbid(unsafe_code)]
 
 mod chart;
