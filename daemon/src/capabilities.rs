@@ -217,14 +217,10 @@ mod tests {
         );
     }
 
-    /// The simulated agents report Helm's default list, so a simulated cluster renders
-    /// as `helm template` does; the agent keeps its own copy of the list.
+    /// The simulated agents report Helm's default version, so a simulated cluster renders
+    /// as `helm template` does (the API list is one constant in convoy-common).
     #[test]
-    fn the_simulated_clusters_report_helms_default_list() {
-        assert_eq!(
-            convoy_agent::sim::HELM_DEFAULT_API_VERSIONS,
-            convoy_chart::DEFAULT_API_VERSIONS
-        );
+    fn the_simulated_clusters_report_helms_default_version() {
         assert_eq!(
             convoy_agent::sim::DEFAULT_SIM_KUBE_VERSION,
             convoy_chart::DEFAULT_KUBE_VERSION

@@ -124,51 +124,7 @@ impl KubeVersion {
     }
 }
 
-/// The API group/versions `helm template` reports without a cluster (client-go's scheme
-/// plus apiextensions), so `.Capabilities.APIVersions.Has "apps/v1"` is true offline.
-pub const DEFAULT_API_VERSIONS: &[&str] = &[
-    "v1",
-    "admissionregistration.k8s.io/v1",
-    "admissionregistration.k8s.io/v1beta1",
-    "apiextensions.k8s.io/v1",
-    "apiextensions.k8s.io/v1beta1",
-    "apps/v1",
-    "apps/v1beta1",
-    "apps/v1beta2",
-    "authentication.k8s.io/v1",
-    "authentication.k8s.io/v1beta1",
-    "authorization.k8s.io/v1",
-    "authorization.k8s.io/v1beta1",
-    "autoscaling/v1",
-    "autoscaling/v2",
-    "autoscaling/v2beta1",
-    "autoscaling/v2beta2",
-    "batch/v1",
-    "batch/v1beta1",
-    "certificates.k8s.io/v1",
-    "certificates.k8s.io/v1beta1",
-    "coordination.k8s.io/v1",
-    "coordination.k8s.io/v1beta1",
-    "discovery.k8s.io/v1",
-    "discovery.k8s.io/v1beta1",
-    "events.k8s.io/v1",
-    "events.k8s.io/v1beta1",
-    "extensions/v1beta1",
-    "flowcontrol.apiserver.k8s.io/v1",
-    "flowcontrol.apiserver.k8s.io/v1beta1",
-    "networking.k8s.io/v1",
-    "networking.k8s.io/v1beta1",
-    "node.k8s.io/v1",
-    "node.k8s.io/v1beta1",
-    "policy/v1",
-    "policy/v1beta1",
-    "rbac.authorization.k8s.io/v1",
-    "rbac.authorization.k8s.io/v1beta1",
-    "scheduling.k8s.io/v1",
-    "scheduling.k8s.io/v1beta1",
-    "storage.k8s.io/v1",
-    "storage.k8s.io/v1beta1",
-];
+pub use convoy_common::DEFAULT_API_VERSIONS;
 
 /// `.Capabilities`: Helm's `*chartutil.Capabilities`, with `api_versions` after Helm's
 /// default list when `with_defaults`, else `api_versions` alone (a live cluster's list).
