@@ -361,6 +361,33 @@ pub struct AwaitingApproval {
     pub step: Option<usize>,
 }
 
+#[cfg(test)]
+impl Plan {
+    /// A plan for tests: `waves` of contexts, no failures allowed, rollback on failure, no
+    /// soak, 60 s offline and 600 s progress deadlines, a 30 s ready window, no preflight,
+    /// gates or in-cluster steps. Tests change what they need with `..Plan::for_tests(..)`.
+    pub(crate) fn for_tests(waves: &[&[&str]]) -> Plan {
+        Plan {
+            waves: waves
+                .iter()
+                .map(|w| w.iter().map(|s| s.to_string()).collect())
+                .collect(),
+            max_concurrency: 0,
+            max_failures: FailureBudget::Count(0),
+            on_failure: OnFailure::Rollback,
+            soak: Duration::ZERO,
+            offline_deadline: Duration::from_secs(60),
+            progress_deadline: Duration::from_secs(600),
+            min_ready_window: Duration::from_secs(30),
+            preflight: false,
+            approval: Default::default(),
+            gates: Vec::new(),
+            canary: Vec::new(),
+            blue_green: None,
+        }
+    }
+}
+
 impl Plan {
     /// Every target context, wave order.
     pub fn contexts(&self) -> impl Iterator<Item = &String> {

@@ -518,23 +518,14 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ContextState, FailureBudget, OnFailure, Plan};
+    use crate::model::{ContextState, Plan};
 
     fn op(phase: OperationPhase, wave: usize) -> Operation {
         let plan = Plan {
-            waves: vec![vec!["a".into()], vec!["b".into()]],
-            max_concurrency: 0,
-            max_failures: FailureBudget::Count(0),
-            on_failure: OnFailure::Rollback,
-            soak: Duration::ZERO,
-            offline_deadline: Duration::from_secs(60),
             progress_deadline: Duration::from_secs(60),
             min_ready_window: Duration::ZERO,
             preflight: true,
-            approval: Default::default(),
-            gates: Vec::new(),
-            canary: Vec::new(),
-            blue_green: None,
+            ..Plan::for_tests(&[&["a"], &["b"]])
         };
         let mut o = Operation::queued(
             "op-1".into(),

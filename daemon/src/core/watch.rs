@@ -184,19 +184,10 @@ mod tests {
 
     fn op_event(op: &str, phase: OperationPhase, message: &str) -> WatchEvent {
         let plan = crate::model::Plan {
-            waves: vec![vec!["a".into()]],
-            max_concurrency: 0,
-            max_failures: crate::model::FailureBudget::Count(0),
-            on_failure: crate::model::OnFailure::Rollback,
-            soak: std::time::Duration::ZERO,
             offline_deadline: std::time::Duration::ZERO,
             progress_deadline: std::time::Duration::ZERO,
             min_ready_window: std::time::Duration::ZERO,
-            preflight: false,
-            approval: Default::default(),
-            gates: Vec::new(),
-            canary: Vec::new(),
-            blue_green: None,
+            ..crate::model::Plan::for_tests(&[&["a"]])
         };
         let mut o = crate::model::Operation::queued(
             op.into(),

@@ -29,24 +29,7 @@ fn env(online: &[&str]) -> FakeEnv {
 }
 
 fn plan(waves: &[&[&str]]) -> Plan {
-    Plan {
-        waves: waves
-            .iter()
-            .map(|w| w.iter().map(|s| s.to_string()).collect())
-            .collect(),
-        max_concurrency: 0,
-        max_failures: FailureBudget::Count(0),
-        on_failure: OnFailure::Rollback,
-        soak: Duration::ZERO,
-        offline_deadline: Duration::from_secs(60),
-        progress_deadline: Duration::from_secs(600),
-        min_ready_window: Duration::from_secs(30),
-        preflight: false,
-        approval: Default::default(),
-        gates: Vec::new(),
-        canary: Vec::new(),
-        blue_green: None,
-    }
+    Plan::for_tests(waves)
 }
 
 fn op(plan: Plan) -> Operation {

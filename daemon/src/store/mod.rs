@@ -533,19 +533,10 @@ mod tests {
     #[test]
     fn an_operation_is_written_as_a_record_and_one_per_context_and_read_back_whole() {
         let plan = crate::model::Plan {
-            waves: vec![vec!["east".into(), "west".into()]],
-            max_concurrency: 0,
-            max_failures: crate::model::FailureBudget::Count(0),
-            on_failure: crate::model::OnFailure::Rollback,
-            soak: std::time::Duration::ZERO,
             offline_deadline: std::time::Duration::ZERO,
             progress_deadline: std::time::Duration::ZERO,
             min_ready_window: std::time::Duration::ZERO,
-            preflight: false,
-            approval: Default::default(),
-            gates: Vec::new(),
-            canary: Vec::new(),
-            blue_green: None,
+            ..crate::model::Plan::for_tests(&[&["east", "west"]])
         };
         let req = crate::model::Requested {
             by: "t",

@@ -38,7 +38,6 @@ fn principal(name: &str, role: Role) -> Principal {
 /// A release rendered for `contexts` (in one wave) as its revision `revision`, the
 /// first there: what the core finds current, so it starts without rendering again.
 fn prepared(contexts: &[&str], revision: u64) -> Prepared {
-    let contexts: Vec<String> = contexts.iter().map(|c| c.to_string()).collect();
     Prepared {
         meta: ReleaseMeta {
             name: RELEASE.into(),
@@ -46,19 +45,9 @@ fn prepared(contexts: &[&str], revision: u64) -> Prepared {
             environment: "dev".into(),
         },
         plan: Plan {
-            waves: vec![contexts.clone()],
-            max_concurrency: 0,
-            max_failures: FailureBudget::Count(0),
-            on_failure: OnFailure::Rollback,
-            soak: Duration::ZERO,
-            offline_deadline: Duration::from_secs(60),
             progress_deadline: Duration::from_secs(60),
             min_ready_window: Duration::ZERO,
-            preflight: false,
-            approval: Default::default(),
-            gates: Vec::new(),
-            canary: Vec::new(),
-            blue_green: None,
+            ..Plan::for_tests(&[contexts])
         },
         manifests: BTreeMap::new(),
         hooks: BTreeMap::new(),
@@ -72,7 +61,7 @@ fn prepared(contexts: &[&str], revision: u64) -> Prepared {
         masker: Default::default(),
         facts: contexts
             .iter()
-            .map(|c| (c.clone(), RenderFacts::of_revision(revision, false, None)))
+            .map(|c| (c.to_string(), RenderFacts::of_revision(revision, false, None)))
             .collect(),
     }
 }

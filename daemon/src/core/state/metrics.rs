@@ -128,24 +128,14 @@ impl Metrics {
 #[cfg(test)]
 mod metrics_tests {
     use super::*;
-    use crate::model::{FailureBudget, OnFailure, Plan, Requested};
+    use crate::model::{Plan, Requested};
 
     #[test]
     fn metrics_keep_their_names_and_labels_in_openmetrics_text() {
         let plan = Plan {
-            waves: vec![vec!["east".into()]],
-            max_concurrency: 0,
-            max_failures: FailureBudget::Count(0),
-            on_failure: OnFailure::Rollback,
-            soak: std::time::Duration::ZERO,
-            offline_deadline: std::time::Duration::from_secs(60),
             progress_deadline: std::time::Duration::from_secs(60),
             min_ready_window: std::time::Duration::ZERO,
-            preflight: false,
-            approval: Default::default(),
-            gates: Vec::new(),
-            canary: Vec::new(),
-            blue_green: None,
+            ..Plan::for_tests(&[&["east"]])
         };
         let req = Requested {
             by: "jenkins",
