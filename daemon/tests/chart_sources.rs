@@ -91,6 +91,21 @@ fn config_map(b: &SimBackend, release: &str) -> Option<(String, String, String)>
     Some((s("chart"), s("marker"), s("flavor")))
 }
 
+/// Rolls `release` back to revision 1 and waits for the rollback to end.
+async fn roll_back_to_first(c: &mut Client, release: &str) -> pb::Operation {
+    let rb = c
+        .rollback_release(pb::RollbackReleaseRequest {
+            release: release.into(),
+            to_revision: 1,
+            reason: "back".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wait_op(c, release, &rb.operation_id).await
+}
+
 async fn wait_op(c: &mut Client, release: &str, op: &str) -> pb::Operation {
     let mut s = c
         .watch_release(pb::WatchReleaseRequest {
@@ -427,17 +442,7 @@ async fn repository_charts_by_version_range_with_and_without_authentication() {
         "{}",
         e.message()
     );
-    let rb = c
-        .rollback_release(pb::RollbackReleaseRequest {
-            release: "app.team".into(),
-            to_revision: 1,
-            reason: "back".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let op = wait_op(&mut c, "app.team", &rb.operation_id).await;
+    let op = roll_back_to_first(&mut c, "app.team").await;
     assert_eq!(op.phase, pb::OperationPhase::Succeeded as i32, "{}", op.message);
     assert_eq!(config_map(&a, "app.team").unwrap().1, "one");
     let h = history(&mut c, "app.team").await;
@@ -562,18 +567,8 @@ async fn oci_charts_keep_their_digest_through_a_moved_tag_a_dead_registry_and_a_
     // ...and with the registry down, rolling back to revision 1 ships revision 1's
     // archive, not what the tag names now.
     registry.kill();
-    let rb = c
-        .rollback_release(pb::RollbackReleaseRequest {
-            release: "web.team".into(),
-            to_revision: 1,
-            reason: "back".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        wait_op(&mut c, "web.team", &rb.operation_id).await.phase,
+        roll_back_to_first(&mut c, "web.team").await.phase,
         pb::OperationPhase::Succeeded as i32
     );
     assert_eq!(config_map(&a, "web.team").unwrap().1, "first");
@@ -857,18 +852,8 @@ async fn git_charts_by_tag_branch_and_commit_with_and_without_authentication() {
 
     // The private server goes down: rolling back to revision 1 still works.
     private.stop();
-    let rb = c
-        .rollback_release(pb::RollbackReleaseRequest {
-            release: "app.team".into(),
-            to_revision: 1,
-            reason: "back".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        wait_op(&mut c, "app.team", &rb.operation_id).await.phase,
+        roll_back_to_first(&mut c, "app.team").await.phase,
         pb::OperationPhase::Succeeded as i32
     );
     assert_eq!(config_map(&a, "app.team").unwrap().1, "v1");
