@@ -17,6 +17,7 @@ use convoy_daemon::config::DaemonConfig;
 /// jemalloc rather than glibc's allocator: each agent connection holds HTTP/2 buffers of
 /// 16 KiB that are mostly never written; jemalloc gives allocations of that size whole
 /// pages, which stay unbacked until written, where glibc's heap backs them.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
