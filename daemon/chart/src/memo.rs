@@ -57,8 +57,8 @@ enum Check {
     Key(Vec<Arc<str>>, Arc<str>, Option<Json>),
     /// Under the map at the path, the key held a map (its entries are checked apart).
     KeyIsMap(Vec<Arc<str>>, Arc<str>),
-    /// The map at the path, whole.
-    Whole(Vec<Arc<str>>, Option<Json>),
+    /// The map at the path, whole (nothing: the path held no map, and never matches).
+    Whole(Vec<Arc<str>>, Option<Map<String, Json>>),
 }
 
 impl std::fmt::Debug for RenderMemo<'_> {
@@ -199,26 +199,20 @@ impl Check {
                     other => Check::Key(path, key, other.cloned()),
                 }
             }
-            Observed::Whole(path) => {
-                let found = map_at(values, &path).map(|m| Json::Object(m.clone()));
-                Check::Whole(path, found)
-            }
+            Observed::Whole(path) => Check::Whole(path.clone(), map_at(values, &path).cloned()),
         }
     }
 
     fn holds(&self, values: &Map<String, Json>) -> bool {
         match self {
             Check::Key(path, key, seen) => match map_at(values, path) {
-                Some(m) => m.get(&**key) == seen.as_ref() && !matches!(seen, Some(Json::Object(_))),
+                Some(m) => m.get(&**key) == seen.as_ref(),
                 None => false,
             },
             Check::KeyIsMap(path, key) => {
                 map_at(values, path).is_some_and(|m| matches!(m.get(&**key), Some(Json::Object(_))))
             }
-            Check::Whole(path, seen) => match (map_at(values, path), seen) {
-                (Some(m), Some(Json::Object(s))) => m == s,
-                _ => false,
-            },
+            Check::Whole(path, seen) => seen.is_some() && map_at(values, path) == seen.as_ref(),
         }
     }
 }
