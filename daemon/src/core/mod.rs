@@ -448,6 +448,21 @@ pub struct CoreSettings {
     pub link_message_limit: usize,
 }
 
+#[cfg(test)]
+impl CoreSettings {
+    /// Settings for tests: `registry`'s contexts, 5 s heartbeats, a 50 ms tick, no gates,
+    /// the agent link's own message limit.
+    pub(crate) fn for_tests(registry: &convoy_release::Registry) -> CoreSettings {
+        CoreSettings {
+            registry: registry.contexts().cloned().collect(),
+            heartbeat: Duration::from_secs(5),
+            tick: Duration::from_millis(50),
+            gates: None,
+            link_message_limit: convoy_proto::AGENT_LINK_MESSAGE_LIMIT,
+        }
+    }
+}
+
 impl Coordinator {
     /// Loads the state from `store`, re-prepares the operations that were running or
     /// queued (their rendered objects are never stored), and starts the core thread.

@@ -67,11 +67,8 @@ async fn start(store: StateStore) -> Coordinator {
 async fn start_with_limit(store: StateStore, link_message_limit: usize) -> Coordinator {
     let registry = convoy_release::Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
     let settings = CoreSettings {
-        registry: registry.contexts().cloned().collect(),
-        heartbeat: Duration::from_secs(5),
-        tick: Duration::from_millis(50),
-        gates: None,
         link_message_limit,
+        ..CoreSettings::for_tests(&registry)
     };
     Coordinator::start(
         store,

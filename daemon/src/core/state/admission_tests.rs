@@ -14,15 +14,8 @@ const NOW: Millis = 1_000_000;
 /// A core on a memory store, with contexts dev-a and dev-b and no agent connected.
 fn core() -> Core {
     let registry = convoy_release::Registry::parse(REGISTRY, "contexts.yaml").expect("registry");
-    let settings = CoreSettings {
-        registry: registry.contexts().cloned().collect(),
-        heartbeat: Duration::from_secs(5),
-        tick: Duration::from_millis(50),
-        gates: None,
-        link_message_limit: convoy_proto::AGENT_LINK_MESSAGE_LIMIT,
-    };
     let store = StateStore::new(Box::new(MemoryStore::default()));
-    Core::restore(store, &settings)
+    Core::restore(store, &CoreSettings::for_tests(&registry))
         .expect("an empty store restores")
         .0
 }
